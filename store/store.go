@@ -1,0 +1,314 @@
+package store
+
+import (
+	"context"
+	"crypto/subtle"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3" // the SQLite driver
+)
+
+// Sentinel errors callers branch on.
+var (
+	ErrNotFound = errors.New("store: not found")
+	ErrConflict = errors.New("store: conflict")
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// SQLite is the store on one SQLite file.
+type SQLite struct {
+	db *sql.DB
+}
+
+// Open opens (creating if needed) the database at path and applies any
+// migrations it lacks. A database newer than this code is refused.
+func Open(path string) (*SQLite, error) {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("store: create folder: %w", err)
+		}
+	}
+	dsn := "file:" + path + "?_journal_mode=WAL&_busy_timeout=5000&_foreign_keys=on&_txlock=immediate&_synchronous=NORMAL"
+	db, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	// One connection: SQLite has one writer anyway, and a single connection
+	// makes every statement see the previous one's writes without BUSY
+	// games. Reads are fast enough for a gateway's rates.
+	db.SetMaxOpenConns(1)
+	s := &SQLite{db: db}
+	if err := s.migrate(context.Background()); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *SQLite) Close() error { return s.db.Close() }
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+func loadMigrations() ([]migration, error) {
+	entries, err := fs.ReadDir(migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	var out []migration
+	for _, e := range entries {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("migration %s: name must start with a number and '_'", e.Name())
+		}
+		b, err := migrations.ReadFile("migrations/" + e.Name())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, migration{version: v, name: e.Name(), sql: string(b)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
+	return out, nil
+}
+
+// migrate applies, each in its own transaction, the migrations newer than
+// the database's schema_version.
+func (s *SQLite) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
+		version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("schema_version: %w", err)
+	}
+	var current int
+	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&current); err != nil {
+		return fmt.Errorf("schema_version: %w", err)
+	}
+	ms, err := loadMigrations()
+	if err != nil {
+		return err
+	}
+	latest := 0
+	if len(ms) > 0 {
+		latest = ms[len(ms)-1].version
+	}
+	if current > latest {
+		return fmt.Errorf("database schema version %d is newer than this program knows (%d): upgrade rr", current, latest)
+	}
+	for _, m := range ms {
+		if m.version <= current {
+			continue
+		}
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+				return fmt.Errorf("migration %s: %w", m.name, err)
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version, applied_at) VALUES (?, ?)`,
+				m.version, time.Now().UnixNano())
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SchemaVersion returns the database's schema version.
+func (s *SQLite) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&v)
+	return v, err
+}
+
+func (s *SQLite) tx(ctx context.Context, f func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := f(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// Host is a machine an agent serves.
+type Host struct {
+	Name      string
+	AgentKey  string // authorized_keys line of the agent's key; "" until enrolled
+	CreatedAt time.Time
+	LastSeen  time.Time // zero if never
+}
+
+// UpsertHost creates host if it does not exist; it never clears its key.
+func (s *SQLite) UpsertHost(ctx context.Context, name string) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO hosts (name, created_at) VALUES (?, ?) ON CONFLICT(name) DO NOTHING`,
+		name, time.Now().UnixNano())
+	if err != nil {
+		return fmt.Errorf("store: upsert host %s: %w", name, err)
+	}
+	return nil
+}
+
+// SetAgentKey binds an agent key to host.
+func (s *SQLite) SetAgentKey(ctx context.Context, host, authorizedKey string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE hosts SET agent_key = ? WHERE name = ?`, authorizedKey, host)
+	if err != nil {
+		return fmt.Errorf("store: set agent key of %s: %w", host, err)
+	}
+	return mustAffect(res, "host "+host)
+}
+
+func mustAffect(res sql.Result, what string) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: %s", ErrNotFound, what)
+	}
+	return nil
+}
+
+const hostCols = `name, agent_key, created_at, last_seen`
+
+func scanHost(sc interface{ Scan(...any) error }) (Host, error) {
+	var h Host
+	var created, seen int64
+	if err := sc.Scan(&h.Name, &h.AgentKey, &created, &seen); err != nil {
+		return Host{}, err
+	}
+	h.CreatedAt, h.LastSeen = fromNanos(created), fromNanos(seen)
+	return h, nil
+}
+
+// Host returns one host.
+func (s *SQLite) Host(ctx context.Context, name string) (Host, error) {
+	h, err := scanHost(s.db.QueryRowContext(ctx, `SELECT `+hostCols+` FROM hosts WHERE name = ?`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Host{}, fmt.Errorf("%w: host %s", ErrNotFound, name)
+	}
+	if err != nil {
+		return Host{}, fmt.Errorf("store: host %s: %w", name, err)
+	}
+	return h, nil
+}
+
+// Hosts returns every host, ordered by name.
+func (s *SQLite) Hosts(ctx context.Context) ([]Host, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+hostCols+` FROM hosts ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("store: hosts: %w", err)
+	}
+	defer rows.Close()
+	var out []Host
+	for rows.Next() {
+		h, err := scanHost(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: hosts: %w", err)
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+// TouchHost records that host's agent was seen at t.
+func (s *SQLite) TouchHost(ctx context.Context, name string, t time.Time) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE hosts SET last_seen = ? WHERE name = ?`, nanos(t), name)
+	if err != nil {
+		return fmt.Errorf("store: touch host %s: %w", name, err)
+	}
+	return mustAffect(res, "host "+name)
+}
+
+// CreateEnrollToken stores the SHA-256 of a one-time token for host.
+func (s *SQLite) CreateEnrollToken(ctx context.Context, host string, tokenHash []byte, expires time.Time) error {
+	if _, err := s.Host(ctx, host); err != nil {
+		return err
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO enroll_tokens (host, token_hash, expires_at) VALUES (?, ?, ?)`,
+		host, tokenHash, nanos(expires))
+	if err != nil {
+		return fmt.Errorf("store: create token for %s: %w", host, err)
+	}
+	return nil
+}
+
+// HasEnrollToken reports whether host has an unused, unexpired token.
+func (s *SQLite) HasEnrollToken(ctx context.Context, host string, now time.Time) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM enroll_tokens WHERE host = ? AND used_at = 0 AND expires_at > ?`,
+		host, nanos(now)).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("store: tokens of %s: %w", host, err)
+	}
+	return n > 0, nil
+}
+
+// UseEnrollToken spends the unused, unexpired token of host whose hash is
+// tokenHash and binds authorizedKey to host, in one transaction. No such
+// token: ErrNotFound.
+func (s *SQLite) UseEnrollToken(ctx context.Context, host string, tokenHash []byte, authorizedKey string, now time.Time) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id, token_hash FROM enroll_tokens WHERE host = ? AND used_at = 0 AND expires_at > ?`,
+			host, nanos(now))
+		if err != nil {
+			return fmt.Errorf("store: tokens of %s: %w", host, err)
+		}
+		match := int64(-1)
+		for rows.Next() {
+			var id int64
+			var h []byte
+			if err := rows.Scan(&id, &h); err != nil {
+				rows.Close()
+				return err
+			}
+			// Compare every candidate, constant-time each.
+			if subtle.ConstantTimeCompare(h, tokenHash) == 1 {
+				match = id
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if match < 0 {
+			return fmt.Errorf("%w: enrollment token for %s", ErrNotFound, host)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE enroll_tokens SET used_at = ? WHERE id = ?`, nanos(now), match); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE hosts SET agent_key = ? WHERE name = ?`, authorizedKey, host)
+		return err
+	})
+}
