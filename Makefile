@@ -1,0 +1,34 @@
+# rr: the two commands a newcomer runs are `make demo` and `make test`.
+GO           ?= go
+GATEWAY_PORT ?= 2222
+AGENT_PORT   ?= 2223
+export CGO_ENABLED = 1
+
+.PHONY: all build demo test unit e2e lint clean
+
+all: build
+
+build:
+	$(GO) build -o bin/ ./cmd/rr-gateway ./cmd/rr-agent
+
+# Build, then run a gateway and an agent for "demo-host" on this machine
+# until Ctrl-C. State (keys, database, configs) lives in demo/.
+demo: build
+	GATEWAY_PORT=$(GATEWAY_PORT) AGENT_PORT=$(AGENT_PORT) scripts/demo.sh
+
+# The whole suite: lint, unit tests under -race, then end-to-end tests with
+# the real OpenSSH client (installed when missing). .ci/run calls this.
+test:
+	scripts/test.sh
+
+unit:
+	scripts/test.sh unit
+
+e2e:
+	scripts/test.sh e2e
+
+lint:
+	scripts/test.sh lint
+
+clean:
+	rm -rf bin

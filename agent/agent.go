@@ -1,0 +1,219 @@
+package agent
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/user"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Config configures an Agent. Gateways, GatewayHostKey, Host and Signer
+// are required; the rest have defaults (see New).
+type Config struct {
+	Gateways       []string   // "host:port" of each gateway's agent port
+	GatewayHostKey string     // "SHA256:…" fingerprint every gateway must present
+	Host           string     // this host's name, the SSH user the agent logs in as
+	Signer         ssh.Signer // the agent's own key
+	// EnrollToken is a one-time token offered (as a password) after the key
+	// when the gateway does not know the key yet. Never logged.
+	EnrollToken string
+	// User is the OS user sessions run as ("" = the agent's own user).
+	User string
+	// Shell is the shell sessions run ("" = User's shell from
+	// /etc/passwd, else /bin/sh).
+	Shell string
+
+	KeepaliveInterval  time.Duration // 5s
+	KeepaliveMaxMissed int           // 3
+	BackoffMin         time.Duration // 500ms
+	BackoffMax         time.Duration // 30s
+	KillGrace          time.Duration // 2s: SIGHUP → SIGKILL
+	HandshakeTimeout   time.Duration // 20s
+	Logger             *slog.Logger
+
+	// OnState, if set, is called on every tunnel state change, with the
+	// error that caused a disconnection.
+	OnState func(gateway string, s State, err error)
+	// Dial, if set, replaces net.Dialer.DialContext.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// State is a tunnel's state.
+type State int
+
+// The tunnel states.
+const (
+	StateDialing State = iota
+	StateConnected
+	StateDisconnected
+)
+
+func (s State) String() string {
+	switch s {
+	case StateDialing:
+		return "dialing"
+	case StateConnected:
+		return "connected"
+	case StateDisconnected:
+		return "disconnected"
+	}
+	return "State(" + strconv.Itoa(int(s)) + ")"
+}
+
+// account is the OS user sessions run as.
+type account struct {
+	name, home, shell string
+	uid, gid          uint32
+	groups            []uint32
+	switchUser        bool // uid differs from the agent's: set credentials
+}
+
+// Agent is a running rr-agent. Create it with New and start it with Run.
+type Agent struct {
+	cfg  Config
+	log  *slog.Logger
+	acct account
+}
+
+// New checks cfg and fills in its defaults.
+func New(cfg Config) (*Agent, error) {
+	var errs []error
+	if len(cfg.Gateways) == 0 {
+		errs = append(errs, errors.New("agent: no gateways"))
+	}
+	for _, g := range cfg.Gateways {
+		if _, _, err := net.SplitHostPort(g); err != nil {
+			errs = append(errs, fmt.Errorf("agent: gateway %q: want host:port", g))
+		}
+	}
+	if !strings.HasPrefix(cfg.GatewayHostKey, "SHA256:") {
+		errs = append(errs, errors.New(`agent: gateway_host_key: want the gateway's "SHA256:…" fingerprint (rr-gateway fingerprint)`))
+	}
+	if cfg.Host == "" {
+		errs = append(errs, errors.New("agent: no host name"))
+	}
+	if cfg.Signer == nil {
+		errs = append(errs, errors.New("agent: no key"))
+	}
+	acct, err := lookupAccount(cfg.User, cfg.Shell)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	setDefault(&cfg.KeepaliveInterval, 5*time.Second)
+	setDefault(&cfg.BackoffMin, 500*time.Millisecond)
+	setDefault(&cfg.BackoffMax, 30*time.Second)
+	setDefault(&cfg.KillGrace, 2*time.Second)
+	setDefault(&cfg.HandshakeTimeout, 20*time.Second)
+	if cfg.BackoffMax < cfg.BackoffMin {
+		cfg.BackoffMax = cfg.BackoffMin
+	}
+	if cfg.KeepaliveMaxMissed <= 0 {
+		cfg.KeepaliveMaxMissed = 3
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Dial == nil {
+		cfg.Dial = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 15 * time.Second}).DialContext
+	}
+	return &Agent{cfg: cfg, log: cfg.Logger, acct: acct}, nil
+}
+
+func setDefault(d *time.Duration, v time.Duration) {
+	if *d <= 0 {
+		*d = v
+	}
+}
+
+// Run holds a tunnel to every gateway until ctx is done, then ends every
+// session (killing its process group) and returns nil once every goroutine
+// it started has exited.
+func (a *Agent) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, gw := range a.cfg.Gateways {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.tunnel(ctx, gw)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// lookupAccount resolves the user sessions run as.
+func lookupAccount(name, shell string) (account, error) {
+	var u *user.User
+	var err error
+	if name == "" {
+		u, err = user.Current()
+	} else {
+		u, err = user.Lookup(name)
+	}
+	if err != nil {
+		return account{}, fmt.Errorf("agent: user %q: %w", name, err)
+	}
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err1 != nil || err2 != nil {
+		return account{}, fmt.Errorf("agent: user %q: non-numeric ids", u.Username)
+	}
+	acct := account{name: u.Username, home: u.HomeDir, uid: uint32(uid), gid: uint32(gid)}
+	acct.switchUser = int(uid) != os.Getuid()
+	if acct.switchUser {
+		if os.Geteuid() != 0 {
+			return account{}, fmt.Errorf("agent: sessions as %q need the agent to run as root", u.Username)
+		}
+		gids, err := u.GroupIds()
+		if err != nil {
+			return account{}, fmt.Errorf("agent: groups of %q: %w", u.Username, err)
+		}
+		for _, g := range gids {
+			if n, err := strconv.ParseUint(g, 10, 32); err == nil {
+				acct.groups = append(acct.groups, uint32(n))
+			}
+		}
+	}
+	acct.shell = shell
+	if acct.shell == "" {
+		acct.shell = passwdShell(u.Username)
+	}
+	if acct.shell == "" {
+		acct.shell = "/bin/sh"
+	}
+	if _, err := os.Stat(acct.shell); err != nil {
+		return account{}, fmt.Errorf("agent: shell: %w", err)
+	}
+	return acct, nil
+}
+
+// passwdShell reads name's login shell from /etc/passwd (os/user has no
+// field for it), or returns "".
+func passwdShell(name string) string {
+	f, err := os.Open("/etc/passwd")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Split(sc.Text(), ":")
+		if len(fields) == 7 && fields[0] == name {
+			return fields[6]
+		}
+	}
+	return ""
+}

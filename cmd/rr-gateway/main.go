@@ -1,0 +1,321 @@
+// Command rr-gateway is rr's SSH gateway: people connect to it with stock
+// OpenSSH, agents on hosts dial out to it, and it bridges the two.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/rr-gateway/rr/gateway"
+	"github.com/rr-gateway/rr/internal/sshkit"
+	"github.com/rr-gateway/rr/store"
+)
+
+const usage = `rr-gateway: the rr SSH gateway.
+
+Usage:
+  rr-gateway [-config FILE] [flags]           run the gateway
+  rr-gateway enroll [-config FILE] [-ttl D] HOST
+                                              print a one-time token with which HOST's
+                                              agent enrolls its key (agent: enroll_token)
+  rr-gateway fingerprint [-config FILE]       print the gateway's host key fingerprint,
+                                              for the agents' gateway_host_key
+  rr-gateway keygen FILE                      create an ed25519 key pair FILE, FILE.pub
+                                              (kept if it exists) and print the public key
+
+The configuration file is YAML; configs/gateway.yaml documents every field.
+Flags given on the command line override the file.
+
+Flags of the gateway:
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "enroll":
+			return cmdEnroll(args[1:], stdout, stderr)
+		case "fingerprint":
+			return cmdFingerprint(args[1:], stdout, stderr)
+		case "keygen":
+			return cmdKeygen(args[1:], stdout, stderr)
+		case "serve":
+			args = args[1:]
+		case "help":
+			args = []string{"-h"}
+		}
+	}
+	return cmdServe(args, stdout, stderr)
+}
+
+func fail(stderr io.Writer, err error) int {
+	fmt.Fprintf(stderr, "rr-gateway: %v\n", err)
+	return 1
+}
+
+func cmdServe(args []string, _, stderr io.Writer) int {
+	fs := flag.NewFlagSet("rr-gateway", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	path := fs.String("config", "", "YAML configuration `file`")
+	listen := fs.String("listen", "", "people's SSH `address` (overrides listen)")
+	agentListen := fs.String("agent-listen", "", "agents' SSH `address` (overrides agent_listen)")
+	hostKey := fs.String("host-key", "", "host key `file` (overrides host_key)")
+	database := fs.String("database", "", "SQLite database `file` (overrides database)")
+	logFormat := fs.String("log-format", "", "json or text (overrides log.format)")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error (overrides log.level)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "rr-gateway: unexpected argument %q (see rr-gateway -h)\n", fs.Arg(0))
+		return 2
+	}
+	c, err := loadConfig(*path)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	override(&c.Listen, *listen)
+	override(&c.AgentListen, *agentListen)
+	override(&c.HostKey, *hostKey)
+	override(&c.Database, *database)
+	override(&c.Log.Format, *logFormat)
+	override(&c.Log.Level, *logLevel)
+	if err := c.check(); err != nil {
+		return fail(stderr, fmt.Errorf("config: %w", err))
+	}
+	log, err := c.Log.Logger(stderr)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, c, log); err != nil {
+		log.Error("gateway stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func override(dst *string, v string) {
+	if v != "" {
+		*dst = v
+	}
+}
+
+// serve builds the parts, serves until ctx is done, then shuts down.
+func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
+	people, err := c.people()
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	signer, err := sshkit.LoadOrCreateKey(c.HostKey)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(c.Database)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := applyHosts(ctx, st, c.Hosts); err != nil {
+		return err
+	}
+	ids, err := st.InterruptLiveSessions(ctx, time.Now())
+	if err != nil {
+		return err
+	}
+	if len(ids) > 0 {
+		log.Warn("sessions left live by an earlier run marked interrupted", "sessions", ids)
+	}
+	srv, err := gateway.New(gateway.Config{
+		HostKey:            signer,
+		Store:              st,
+		People:             people,
+		Logger:             log,
+		Name:               c.Name,
+		LoginGraceTime:     c.LoginGraceTime,
+		ShutdownGrace:      c.ShutdownGrace,
+		AgentKeepalive:     c.AgentKeepalive,
+		ClientKeepalive:    c.ClientKeepalive,
+		KeepaliveMaxMissed: c.KeepaliveMaxMissed,
+	})
+	if err != nil {
+		return err
+	}
+	pl, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return err
+	}
+	al, err := net.Listen("tcp", c.AgentListen)
+	if err != nil {
+		pl.Close()
+		return err
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- srv.ServePeople(pl) }()
+	go func() { errc <- srv.ServeAgents(al) }()
+	log.Info("gateway listening", "people", pl.Addr().String(), "agents", al.Addr().String(),
+		"host_key", ssh.FingerprintSHA256(signer.PublicKey()))
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case serveErr = <-errc:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownGrace()+15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown incomplete", "err", err)
+	}
+	if serveErr != nil && !errors.Is(serveErr, gateway.ErrServerClosed) {
+		return serveErr
+	}
+	log.Info("gateway stopped")
+	return nil
+}
+
+func (c *fileConfig) shutdownGrace() time.Duration {
+	if c.ShutdownGrace > 0 {
+		return c.ShutdownGrace
+	}
+	return 10 * time.Second
+}
+
+// applyHosts makes the store hold every host the file declares, with its
+// pre-registered agent key. It is idempotent.
+func applyHosts(ctx context.Context, st *store.SQLite, hosts []fileHost) error {
+	for _, h := range hosts {
+		key, err := h.agentKey()
+		if err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		if err := st.UpsertHost(ctx, h.Name); err != nil {
+			return err
+		}
+		if key != "" {
+			if err := st.SetAgentKey(ctx, h.Name, key); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func cmdEnroll(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("rr-gateway enroll", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "YAML configuration `file`")
+	database := fs.String("database", "", "SQLite database `file` (overrides database)")
+	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token stays valid")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: rr-gateway enroll [-config FILE] [-ttl D] HOST\n\n"+
+			"Prints a one-time token for HOST's agent (agent config: enroll_token_file or\n"+
+			"RR_ENROLL_TOKEN). Its first connection binds the agent's key to HOST.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() != 1 || !gateway.ValidName(fs.Arg(0)) || *ttl <= 0 {
+		fs.Usage()
+		return 2
+	}
+	host := fs.Arg(0)
+	c, err := loadConfig(*path)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	override(&c.Database, *database)
+	st, err := store.Open(c.Database)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	if err := st.UpsertHost(ctx, host); err != nil {
+		return fail(stderr, err)
+	}
+	var raw [32]byte
+	rand.Read(raw[:])
+	token := base64.RawURLEncoding.EncodeToString(raw[:])
+	sum := sha256.Sum256([]byte(token))
+	expires := time.Now().Add(*ttl)
+	if err := st.CreateEnrollToken(ctx, host, sum[:], expires); err != nil {
+		return fail(stderr, err)
+	}
+	if err := st.Audit(ctx, store.AuditEvent{Time: time.Now(), Actor: "cli", Action: "agent.token",
+		Target: host, Outcome: "ok", Detail: "expires " + expires.UTC().Format(time.RFC3339)}); err != nil {
+		return fail(stderr, err)
+	}
+	fmt.Fprintln(stdout, token)
+	fmt.Fprintf(stderr, "one-time enrollment token for %s, valid until %s\n", host, expires.Format(time.RFC3339))
+	return 0
+}
+
+func cmdFingerprint(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("rr-gateway fingerprint", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "YAML configuration `file`")
+	hostKey := fs.String("host-key", "", "host key `file` (overrides host_key)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	c, err := loadConfig(*path)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	override(&c.HostKey, *hostKey)
+	signer, err := sshkit.LoadOrCreateKey(c.HostKey)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	fmt.Fprintln(stdout, ssh.FingerprintSHA256(signer.PublicKey()))
+	return 0
+}
+
+func cmdKeygen(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 || args[0] == "" || args[0][0] == '-' {
+		fmt.Fprint(stderr, "Usage: rr-gateway keygen FILE\n\nCreates an ed25519 key pair FILE and FILE.pub unless FILE exists, and prints\nthe public key (an authorized_keys line).\n")
+		if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+			return 0
+		}
+		return 2
+	}
+	signer, err := sshkit.LoadOrCreateKey(args[0])
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if err := sshkit.WritePublicKey(args[0]+".pub", signer); err != nil {
+		return fail(stderr, err)
+	}
+	stdout.Write(ssh.MarshalAuthorizedKey(signer.PublicKey()))
+	return 0
+}

@@ -1,0 +1,34 @@
+// Package gateway is rr's SSH server: the port people connect to with stock
+// OpenSSH, the port agents dial out to, and the bridge between the two.
+//
+// It owns:
+//   - the people's listener: authentication (until the auth issue lands, a
+//     registered public key per person declared in the config), the host
+//     menu, the refusal of every kind of forwarding, and one session per
+//     "session" channel;
+//   - the agents' listener: agent authentication (a key bound to a host, or
+//     a one-time enrollment token that binds one), keepalives, and the
+//     registry of online hosts;
+//   - the bridge: a person's channel forwarded as a wire.ChannelSession
+//     channel over the host's tunnel, data and requests both ways, both data
+//     directions teed into a SessionRecorder;
+//   - the session lifecycle: one row in the store per session, finalized on
+//     every exit path (exit, client gone, agent gone, kill, shutdown).
+//
+// Lifecycle of a session (one goroutine owns it, runSession):
+//
+//	channel accepted ─▶ setup requests buffered (pty-req, env, window-change)
+//	  ─▶ shell/exec/subsystem names the host (login name, command, or menu)
+//	  ─▶ policy: may this person reach it? is it online?
+//	  ─▶ store row (live) + recorder started (fail closed)
+//	  ─▶ agent channel opened, buffered requests replayed, shell/exec sent
+//	  ─▶ bridge until the host side exits, the person leaves, or the
+//	     session context is cancelled (its cause is what the person is told)
+//	  ─▶ recorder closed, store row finished, channels closed
+//
+// The gateway never runs a shell itself and never forwards TCP, X11 or the
+// SSH agent: those would carry traffic the recorder cannot see.
+//
+// Imports: wire, store (types and the SQLite implementation behind a
+// consumer interface) and internal/sshkit; never agent.
+package gateway

@@ -1,0 +1,365 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/rr-gateway/rr/store"
+)
+
+// ErrServerClosed is returned by the Serve methods after Shutdown or Close.
+var ErrServerClosed = errors.New("gateway: server closed")
+
+// Store is the subset of the store the gateway uses.
+type Store interface {
+	Host(ctx context.Context, name string) (store.Host, error)
+	Hosts(ctx context.Context) ([]store.Host, error)
+	TouchHost(ctx context.Context, name string, t time.Time) error
+	HasEnrollToken(ctx context.Context, host string, now time.Time) (bool, error)
+	UseEnrollToken(ctx context.Context, host string, tokenHash []byte, authorizedKey string, now time.Time) error
+	CreateSession(ctx context.Context, s store.Session) error
+	FinishSession(ctx context.Context, id string, end store.SessionEnd) error
+	Audit(ctx context.Context, e store.AuditEvent) error
+}
+
+// Person is someone who may log in, as declared in the gateway's config
+// until people live in the store.
+type Person struct {
+	Name  string
+	Keys  []ssh.PublicKey
+	Hosts []string // host names this person may reach; "*" for every host
+}
+
+// mayReach reports whether p may open a session on host.
+func (p *Person) mayReach(host string) bool {
+	for _, h := range p.Hosts {
+		if h == "*" || h == host {
+			return true
+		}
+	}
+	return false
+}
+
+// Config configures a Server. HostKey and Store are required; every other
+// field has a default (see New).
+type Config struct {
+	HostKey   ssh.Signer
+	Store     Store
+	People    []Person
+	Recorders Recorders // default NopRecorders{}
+	Logger    *slog.Logger
+
+	// Name identifies this gateway in logs and recordings (default: the
+	// machine's host name).
+	Name string
+	// LoginGraceTime bounds the SSH handshake and authentication (60s).
+	LoginGraceTime time.Duration
+	// ShutdownGrace is how long Shutdown lets live sessions run after
+	// telling them the gateway is going away (10s).
+	ShutdownGrace time.Duration
+	// AgentKeepalive and ClientKeepalive are the intervals of keepalive
+	// requests to agents (15s) and to people's clients (30s); a connection
+	// that misses KeepaliveMaxMissed (3) in a row is closed.
+	AgentKeepalive     time.Duration
+	ClientKeepalive    time.Duration
+	KeepaliveMaxMissed int
+	// Now is the clock (time.Now).
+	Now func() time.Time
+}
+
+func (c *Config) checkAndSetDefaults() error {
+	var errs []error
+	if c.HostKey == nil {
+		errs = append(errs, errors.New("gateway: no host key"))
+	}
+	if c.Store == nil {
+		errs = append(errs, errors.New("gateway: no store"))
+	}
+	seenKey := map[string]string{}
+	seenName := map[string]bool{}
+	for i, p := range c.People {
+		if !ValidName(p.Name) || p.Name == ServiceLogin {
+			errs = append(errs, fmt.Errorf("gateway: person %d: bad name %q", i, p.Name))
+		}
+		if seenName[p.Name] {
+			errs = append(errs, fmt.Errorf("gateway: person %q declared twice", p.Name))
+		}
+		seenName[p.Name] = true
+		for _, k := range p.Keys {
+			fp := ssh.FingerprintSHA256(k)
+			if other, ok := seenKey[fp]; ok && other != p.Name {
+				errs = append(errs, fmt.Errorf("gateway: key %s belongs to both %q and %q", fp, other, p.Name))
+			}
+			seenKey[fp] = p.Name
+		}
+	}
+	if c.Recorders == nil {
+		c.Recorders = NopRecorders{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Name == "" {
+		c.Name = hostname()
+	}
+	setDefault(&c.LoginGraceTime, 60*time.Second)
+	setDefault(&c.ShutdownGrace, 10*time.Second)
+	setDefault(&c.AgentKeepalive, 15*time.Second)
+	setDefault(&c.ClientKeepalive, 30*time.Second)
+	if c.KeepaliveMaxMissed <= 0 {
+		c.KeepaliveMaxMissed = 3
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return errors.Join(errs...)
+}
+
+func setDefault(d *time.Duration, v time.Duration) {
+	if *d <= 0 {
+		*d = v
+	}
+}
+
+// Server is an rr gateway. Create it with New, then call ServePeople and
+// ServeAgents, each with its own listener.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	people   *ssh.ServerConfig
+	agents   *ssh.ServerConfig
+	byKey    map[string]*Person // by ssh.PublicKey.Marshal()
+	registry registry
+
+	// ctx is cancelled, with a cause, when the server closes; every
+	// connection's context derives from it.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	mu        sync.Mutex
+	closing   bool
+	listeners map[net.Listener]struct{}
+	conns     map[net.Conn]struct{}
+	sessions  map[string]*session
+	sessionWG sync.WaitGroup // live sessions
+	wg        sync.WaitGroup // every goroutine the server started
+}
+
+// New checks cfg and returns a Server ready to serve.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.checkAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		byKey:     map[string]*Person{},
+		listeners: map[net.Listener]struct{}{},
+		conns:     map[net.Conn]struct{}{},
+		sessions:  map[string]*session{},
+	}
+	s.registry.init()
+	for i := range s.cfg.People {
+		p := &s.cfg.People[i]
+		for _, k := range p.Keys {
+			s.byKey[string(k.Marshal())] = p
+		}
+	}
+	s.ctx, s.cancel = context.WithCancelCause(context.Background())
+	s.people = s.peopleConfig()
+	s.agents = s.agentsConfig()
+	return s, nil
+}
+
+// ServePeople accepts people's connections on ln until the server closes.
+func (s *Server) ServePeople(ln net.Listener) error { return s.serve(ln, s.handlePerson) }
+
+// ServeAgents accepts agents' connections on ln until the server closes.
+func (s *Server) ServeAgents(ln net.Listener) error { return s.serve(ln, s.handleAgent) }
+
+func (s *Server) serve(ln net.Listener, handle func(net.Conn)) error {
+	if !s.track(ln) {
+		ln.Close()
+		return ErrServerClosed
+	}
+	defer s.untrack(ln)
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.isClosing() || errors.Is(err, net.ErrClosed) {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Temporary trouble (out of file descriptors…): back off.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "delay", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return fmt.Errorf("gateway: accept: %w", err)
+		}
+		delay = 0
+		if !s.trackConn(nc) {
+			nc.Close()
+			continue
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.untrackConn(nc)
+			defer nc.Close()
+			defer s.recoverPanic("connection", "remote", nc.RemoteAddr().String())
+			handle(nc)
+		}()
+	}
+}
+
+// Shutdown stops accepting, tells every live session that the gateway is
+// going away, lets them run for Config.ShutdownGrace (or until ctx is
+// done), then ends the rest and closes every connection. It returns when
+// every goroutine has exited, or ctx's error if that comes first.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	live := make([]*session, 0, len(s.sessions))
+	for _, ss := range s.sessions {
+		live = append(live, ss)
+	}
+	s.mu.Unlock()
+
+	grace := s.cfg.ShutdownGrace
+	for _, ss := range live {
+		ss.notify(fmt.Sprintf("rr: the gateway is shutting down; this session will be closed in %s", grace))
+	}
+	done := make(chan struct{})
+	go func() { s.sessionWG.Wait(); close(done) }()
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	s.closeAll(errShutdown)
+	return s.wait(ctx)
+}
+
+// Close ends every session and connection at once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closing = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	s.mu.Unlock()
+	s.closeAll(errShutdown)
+	return s.wait(context.Background())
+}
+
+func (s *Server) closeAll(cause error) {
+	// Sessions first, so each finalizes with the shutdown as its reason,
+	// then the connections under them.
+	s.cancel(cause)
+	done := make(chan struct{})
+	go func() { s.sessionWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		s.log.Warn("sessions slow to end at shutdown; closing connections")
+	}
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+}
+
+func (s *Server) wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+func (s *Server) track(ln net.Listener) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.listeners[ln] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(ln net.Listener) {
+	s.mu.Lock()
+	delete(s.listeners, ln)
+	s.mu.Unlock()
+}
+
+func (s *Server) trackConn(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrackConn(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// recoverPanic keeps the daemon up when one connection or session panics.
+func (s *Server) recoverPanic(what string, args ...any) {
+	if r := recover(); r != nil {
+		s.log.Error("panic in "+what, append(args, "panic", r, "stack", string(debug.Stack()))...)
+	}
+}
+
+func (s *Server) audit(e store.AuditEvent) {
+	if e.Time.IsZero() {
+		e.Time = s.cfg.Now()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.cfg.Store.Audit(ctx, e); err != nil {
+		s.log.Error("audit write failed", "err", err, "action", e.Action, "actor", e.Actor)
+	}
+}
+
+func newSessionID() string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	return hex.EncodeToString(b[:])
+}

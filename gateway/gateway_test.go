@@ -1,0 +1,530 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/rr-gateway/rr/agent"
+	"github.com/rr-gateway/rr/gateway"
+	"github.com/rr-gateway/rr/internal/rrtest"
+	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/wire"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// env is one gateway with one person (alice, who may reach web-01 and
+// web-02) and an agent for web-01.
+type env struct {
+	gw    *rrtest.Gateway
+	alice rrtest.Key
+}
+
+func newEnv(t *testing.T, cfg rrtest.Config) *env {
+	t.Helper()
+	alice := rrtest.NewKey(t, "alice")
+	cfg.People = append(cfg.People, gateway.Person{Name: "alice", Keys: []ssh.PublicKey{alice.Signer.PublicKey()},
+		Hosts: []string{"web-01", "web-02"}})
+	gw := rrtest.StartGateway(t, cfg)
+	web01 := gw.AddHost("web-01")
+	gw.AddHost("web-02") // declared, no agent: offline
+	gw.AddHost("db-01")  // alice may not reach it
+	rrtest.StartAgent(t, gw, "web-01", web01, nil)
+	gw.WaitOnline("web-01")
+	return &env{gw: gw, alice: alice}
+}
+
+func (e *env) dial(t *testing.T, user string, key ssh.Signer) *ssh.Client {
+	t.Helper()
+	c, err := ssh.Dial("tcp", e.gw.PeopleAddr, &ssh.ClientConfig{
+		User:            user,
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(key)},
+		HostKeyCallback: ssh.FixedHostKey(e.gw.HostKey.PublicKey()),
+		Timeout:         10 * time.Second,
+	})
+	if err != nil {
+		t.Fatalf("dial as %s: %v", user, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// run runs cmd as an exec request and returns stdout, stderr and the exit
+// error.
+func run(t *testing.T, c *ssh.Client, cmd string, stdin io.Reader) (string, string, error) {
+	t.Helper()
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var out, errb bytes.Buffer
+	s.Stdout, s.Stderr, s.Stdin = &out, &errb, stdin
+	err = s.Run(cmd)
+	return out.String(), errb.String(), err
+}
+
+func exitStatus(err error) int {
+	var ee *ssh.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitStatus()
+	}
+	if err == nil {
+		return 0
+	}
+	return -1
+}
+
+func TestExecStreamsAndStatus(t *testing.T) {
+	e := newEnv(t, rrtest.Config{})
+	c := e.dial(t, "rr", e.alice.Signer)
+	out, errOut, err := run(t, c, "web-01 -- echo out; echo err >&2; exit 3", nil)
+	if out != "out\n" || errOut != "err\n" || exitStatus(err) != 3 {
+		t.Fatalf("got stdout %q stderr %q err %v; want out, err, status 3", out, errOut, err)
+	}
+	// The same with the host in the login name.
+	c2 := e.dial(t, "rr+web-01", e.alice.Signer)
+	out, _, err = run(t, c2, "echo $RR_SESSION_ID | wc -c", nil)
+	if err != nil || strings.TrimSpace(out) != "17" {
+		t.Fatalf("login-name form: got %q, %v; want a 16-character session id", out, err)
+	}
+}
+
+func TestBinaryStdinRoundTrip(t *testing.T) {
+	e := newEnv(t, rrtest.Config{})
+	c := e.dial(t, "alice", e.alice.Signer)
+	data := make([]byte, 8<<20)
+	rand.Read(data)
+	out, _, err := run(t, c, "web-01 cat", bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sha256.Sum256([]byte(out)) != sha256.Sum256(data) {
+		t.Fatalf("cat returned %d bytes that differ from the %d sent", len(out), len(data))
+	}
+	sessions, err := e.gw.Store.Sessions(context.Background(), store.SessionFilter{})
+	if err != nil || len(sessions) != 1 {
+		t.Fatalf("sessions: %v %v", sessions, err)
+	}
+	s := sessions[0]
+	if s.State != store.StateClosed || s.BytesIn != int64(len(data)) || s.BytesOut != int64(len(data)) ||
+		s.ExitStatus == nil || *s.ExitStatus != 0 || s.Person != "alice" || s.Host != "web-01" || s.Command != "cat" {
+		t.Fatalf("session row %+v", s)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	e := newEnv(t, rrtest.Config{})
+	c := e.dial(t, "rr", e.alice.Signer)
+	tests := []struct {
+		cmd, want string
+	}{
+		{"nosuch -- true", `rr: no host "nosuch" that you may reach`},
+		{"db-01 -- true", `rr: no host "db-01" that you may reach`}, // exists, not allowed: same words
+		{"web-02 -- true", `rr: host "web-02" is offline`},
+		{"-oProxyCommand=x", "rr: the command must start with a host name"},
+	}
+	for _, tt := range tests {
+		out, errOut, err := run(t, c, tt.cmd, nil)
+		if out != "" || !strings.HasPrefix(errOut, tt.want) || strings.Count(errOut, "\n") != 1 || exitStatus(err) < 1 {
+			t.Errorf("%q: stdout %q stderr %q err %v; want one line starting %q and a non-zero exit", tt.cmd, out, errOut, err, tt.want)
+		}
+	}
+}
+
+func TestForwardingRefused(t *testing.T) {
+	e := newEnv(t, rrtest.Config{})
+	c := e.dial(t, "rr", e.alice.Signer)
+	if _, err := c.Dial("tcp", e.gw.AgentAddr); err == nil {
+		t.Fatal("direct-tcpip was allowed")
+	}
+	if _, err := c.Listen("tcp", "127.0.0.1:0"); err == nil {
+		t.Fatal("tcpip-forward was allowed")
+	}
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, req := range []string{wire.ReqX11, wire.ReqAuthAgent} {
+		if ok, err := s.SendRequest(req, true, nil); ok || err != nil {
+			t.Errorf("%s: ok=%v err=%v; want refused", req, ok, err)
+		}
+	}
+	events, err := e.gw.Store.AuditEvents(context.Background(), time.Time{}, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	denied := 0
+	for _, ev := range events {
+		if ev.Action == "forward" && ev.Outcome == "denied" {
+			denied++
+		}
+	}
+	if denied != 4 {
+		t.Fatalf("audit has %d refused forwardings, want 4: %+v", denied, events)
+	}
+}
+
+func TestAuthRefusals(t *testing.T) {
+	e := newEnv(t, rrtest.Config{})
+	stranger := rrtest.NewKey(t, "stranger")
+	dial := func(user string, auth ...ssh.AuthMethod) error {
+		c, err := ssh.Dial("tcp", e.gw.PeopleAddr, &ssh.ClientConfig{User: user, Auth: auth,
+			HostKeyCallback: ssh.FixedHostKey(e.gw.HostKey.PublicKey()), Timeout: 10 * time.Second})
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	if err := dial("rr"); err == nil {
+		t.Error("none auth accepted")
+	}
+	if err := dial("rr", ssh.PublicKeys(stranger.Signer)); err == nil {
+		t.Error("unknown key accepted")
+	}
+	if err := dial("bob", ssh.PublicKeys(e.alice.Signer)); err == nil {
+		t.Error("alice's key accepted for the login name bob")
+	}
+	if err := dial("rr", ssh.Password("x"), ssh.KeyboardInteractive(func(string, string, []string, []bool) ([]string, error) { return nil, nil })); err == nil {
+		t.Error("password accepted")
+	}
+	if err := dial("alice", ssh.PublicKeys(e.alice.Signer)); err != nil {
+		t.Errorf("alice under her own name: %v", err)
+	}
+}
+
+func TestMenuWithoutTerminalListsHosts(t *testing.T) {
+	e := newEnv(t, rrtest.Config{})
+	c := e.dial(t, "rr", e.alice.Signer)
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var out bytes.Buffer
+	s.Stdout = &out
+	if err := s.Shell(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Wait(); err != nil {
+		t.Fatalf("wait: %v", err)
+	}
+	got := out.String()
+	if !strings.Contains(got, "web-01") || !strings.Contains(got, "online") ||
+		!strings.Contains(got, "web-02") || !strings.Contains(got, "offline") || strings.Contains(got, "db-01") {
+		t.Fatalf("host list:\n%s", got)
+	}
+}
+
+func TestMenuWithTerminalPicksHost(t *testing.T) {
+	e := newEnv(t, rrtest.Config{})
+	c := e.dial(t, "rr", e.alice.Signer)
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.RequestPty("xterm", 30, 100, ssh.TerminalModes{}); err != nil {
+		t.Fatal(err)
+	}
+	stdin, _ := s.StdinPipe()
+	out := &syncBuffer{}
+	s.Stdout = out
+	if err := s.Shell(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, out, "Host (number or name")
+	io.WriteString(stdin, "nope\r")
+	waitFor(t, out, `"nope" is not in the list`)
+	io.WriteString(stdin, "web-02\r")
+	waitFor(t, out, "web-02 is offline")
+	io.WriteString(stdin, "1\r")
+	io.WriteString(stdin, "stty size; exit 7\r")
+	waitFor(t, out, "30 100")
+	if err := s.Wait(); exitStatus(err) != 7 {
+		t.Fatalf("exit: %v; output:\n%s", err, out.String())
+	}
+}
+
+func TestPTYShellWindowChange(t *testing.T) {
+	e := newEnv(t, rrtest.Config{})
+	c := e.dial(t, "rr", e.alice.Signer)
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.RequestPty("xterm-256color", 24, 80, ssh.TerminalModes{}); err != nil {
+		t.Fatal(err)
+	}
+	stdin, _ := s.StdinPipe()
+	out := &syncBuffer{}
+	s.Stdout = out
+	if err := s.Start("web-01"); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(stdin, "echo T=$TERM; stty size\r")
+	waitFor(t, out, "24 80")
+	waitFor(t, out, "T=xterm-256color")
+	if err := s.WindowChange(50, 132); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(stdin, "stty size\r")
+	waitFor(t, out, "50 132")
+	io.WriteString(stdin, "exit\r")
+	if err := s.Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// recorder is a SessionRecorder that keeps everything, to check the hook.
+type recorder struct {
+	mu      sync.Mutex
+	in, out bytes.Buffer
+	resizes []string
+	end     *gateway.SessionEnd
+	fail    bool
+}
+
+func (r *recorder) Start(context.Context, gateway.SessionInfo) (gateway.SessionRecorder, error) {
+	if r.fail {
+		return nil, errors.New("disk full")
+	}
+	return r, nil
+}
+func (r *recorder) Input(p []byte) error { r.mu.Lock(); defer r.mu.Unlock(); r.in.Write(p); return nil }
+func (r *recorder) Output(p []byte) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.out.Write(p)
+	return nil
+}
+func (r *recorder) Resize(c, rows uint32) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.resizes = append(r.resizes, string(rune('0'+c%10)))
+	return nil
+}
+func (r *recorder) Close(end gateway.SessionEnd) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.end = &end
+	return nil
+}
+
+func TestRecorderSeesBothDirections(t *testing.T) {
+	rec := &recorder{}
+	e := newEnv(t, rrtest.Config{Recorders: rec})
+	c := e.dial(t, "rr", e.alice.Signer)
+	out, _, err := run(t, c, "web-01 -- cat; echo bye >&2", strings.NewReader("hello\n"))
+	if err != nil || out != "hello\n" {
+		t.Fatalf("got %q %v", out, err)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.in.String() != "hello\n" || rec.out.String() != "hello\nbye\n" {
+		t.Fatalf("recorded in %q out %q", rec.in.String(), rec.out.String())
+	}
+	if rec.end == nil || rec.end.ExitStatus == nil || *rec.end.ExitStatus != 0 || rec.end.Reason != "exit 0" {
+		t.Fatalf("recorder end %+v", rec.end)
+	}
+}
+
+func TestRecorderFailureRefusesSession(t *testing.T) {
+	e := newEnv(t, rrtest.Config{Recorders: &recorder{fail: true}})
+	c := e.dial(t, "rr", e.alice.Signer)
+	out, errOut, err := run(t, c, "web-01 -- echo must-not-run", nil)
+	if out != "" || !strings.Contains(errOut, "cannot be recorded") || exitStatus(err) != 1 {
+		t.Fatalf("stdout %q stderr %q err %v", out, errOut, err)
+	}
+}
+
+func TestAgentLostEndsSession(t *testing.T) {
+	alice := rrtest.NewKey(t, "alice")
+	gw := rrtest.StartGateway(t, rrtest.Config{People: []gateway.Person{{Name: "alice",
+		Keys: []ssh.PublicKey{alice.Signer.PublicKey()}, Hosts: []string{"*"}}}})
+	key := gw.AddHost("web-01")
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := agent.New(agent.Config{Gateways: []string{gw.AgentAddr}, GatewayHostKey: gw.Fingerprint,
+		Host: "web-01", Signer: key.Signer, Logger: rrtest.Logger(t, "agent")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	gw.WaitOnline("web-01")
+
+	e := &env{gw: gw, alice: alice}
+	c := e.dial(t, "rr", alice.Signer)
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, errOut := &syncBuffer{}, &syncBuffer{}
+	s.Stdout, s.Stderr = out, errOut
+	if err := s.Start("web-01 -- echo started; sleep 600"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, out, "started")
+	cancel() // the agent goes away
+	<-done
+	err = s.Wait()
+	if err == nil || !strings.Contains(errOut.String(), "connection to the host was lost") {
+		t.Fatalf("wait: %v, stderr %q", err, errOut.String())
+	}
+	rows, _ := gw.Store.Sessions(context.Background(), store.SessionFilter{})
+	if len(rows) != 1 || rows[0].State != store.StateClosed || rows[0].EndReason != "agent lost" {
+		t.Fatalf("rows %+v", rows)
+	}
+}
+
+func TestShutdownTellsAndEndsSessions(t *testing.T) {
+	e := newEnv(t, rrtest.Config{ShutdownGrace: 300 * time.Millisecond})
+	c := e.dial(t, "rr", e.alice.Signer)
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, errOut := &syncBuffer{}, &syncBuffer{}
+	s.Stdout, s.Stderr = out, errOut
+	if err := s.Start("web-01 -- echo started; sleep 600"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, out, "started")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := e.gw.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.Wait()
+	if !strings.Contains(errOut.String(), "the gateway is shutting down") || !strings.Contains(errOut.String(), "the gateway shut down") {
+		t.Fatalf("stderr %q", errOut.String())
+	}
+	rows, _ := e.gw.Store.Sessions(context.Background(), store.SessionFilter{})
+	if len(rows) != 1 || rows[0].State != store.StateClosed || rows[0].EndReason != "the gateway shut down; session closed" {
+		t.Fatalf("rows %+v", rows)
+	}
+}
+
+func TestAgentEnrollment(t *testing.T) {
+	gw := rrtest.StartGateway(t, rrtest.Config{})
+	ctx := context.Background()
+	if err := gw.Store.UpsertHost(ctx, "web-09"); err != nil {
+		t.Fatal(err)
+	}
+	token := "s3cret-token"
+	sum := sha256.Sum256([]byte(token))
+	if err := gw.Store.CreateEnrollToken(ctx, "web-09", sum[:], time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	dial := func(k rrtest.Key, tok string) error {
+		auth := []ssh.AuthMethod{ssh.PublicKeys(k.Signer)}
+		if tok != "" {
+			auth = append(auth, ssh.Password(tok))
+		}
+		c, err := ssh.Dial("tcp", gw.AgentAddr, &ssh.ClientConfig{User: "web-09", Auth: auth,
+			HostKeyCallback: ssh.FixedHostKey(gw.HostKey.PublicKey()), Timeout: 10 * time.Second})
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	k1, k2 := rrtest.NewKey(t, "k1"), rrtest.NewKey(t, "k2")
+	if err := dial(k1, "wrong"); err == nil {
+		t.Fatal("wrong token accepted")
+	}
+	if err := dial(k1, ""); err == nil {
+		t.Fatal("unbound key accepted without a token")
+	}
+	if err := dial(k1, token); err != nil {
+		t.Fatalf("enrollment: %v", err)
+	}
+	if err := dial(k1, ""); err != nil {
+		t.Fatalf("bound key refused: %v", err)
+	}
+	if err := dial(k2, token); err == nil {
+		t.Fatal("token used twice")
+	}
+	h, _ := gw.Store.Host(ctx, "web-09")
+	if !strings.HasPrefix(h.AgentKey, "ssh-ed25519 ") {
+		t.Fatalf("agent key %q", h.AgentKey)
+	}
+}
+
+func TestAgentOnUnknownHostRefused(t *testing.T) {
+	gw := rrtest.StartGateway(t, rrtest.Config{})
+	k := rrtest.NewKey(t, "k")
+	_, err := ssh.Dial("tcp", gw.AgentAddr, &ssh.ClientConfig{User: "ghost", Auth: []ssh.AuthMethod{ssh.PublicKeys(k.Signer)},
+		HostKeyCallback: ssh.FixedHostKey(gw.HostKey.PublicKey()), Timeout: 10 * time.Second})
+	if err == nil {
+		t.Fatal("agent for an unknown host accepted")
+	}
+	// People cannot use the agents' port, and agents not the people's.
+	web := gw.AddHost("web-01")
+	if _, err := ssh.Dial("tcp", gw.PeopleAddr, &ssh.ClientConfig{User: "web-01", Auth: []ssh.AuthMethod{ssh.PublicKeys(web.Signer)},
+		HostKeyCallback: ssh.FixedHostKey(gw.HostKey.PublicKey()), Timeout: 10 * time.Second}); err == nil {
+		t.Fatal("agent key accepted on the people's port")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader,
+// which can wait for what it expects without polling.
+type syncBuffer struct {
+	mu      sync.Mutex
+	b       bytes.Buffer
+	changed chan struct{}
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitFor waits up to 10 s for want to appear in b.
+func waitFor(t *testing.T, b *syncBuffer, want string) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		b.mu.Lock()
+		if strings.Contains(b.b.String(), want) {
+			b.mu.Unlock()
+			return
+		}
+		if b.changed == nil {
+			b.changed = make(chan struct{})
+		}
+		changed := b.changed
+		b.mu.Unlock()
+		select {
+		case <-changed:
+		case <-timeout:
+			t.Fatalf("timed out waiting for %q in:\n%s", want, b.String())
+		}
+	}
+}

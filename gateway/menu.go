@@ -1,0 +1,172 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// hostEntry is one line of the host menu.
+type hostEntry struct {
+	Name   string
+	Online bool
+}
+
+// reachableHosts lists the hosts in the store this person may reach.
+func (c *personConn) reachableHosts(ctx context.Context) ([]hostEntry, error) {
+	hosts, err := c.srv.cfg.Store.Hosts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []hostEntry
+	for _, h := range hosts {
+		if c.person.mayReach(h.Name) {
+			out = append(out, hostEntry{Name: h.Name, Online: c.srv.Online(h.Name)})
+		}
+	}
+	return out, nil
+}
+
+func writeHostList(w io.Writer, hosts []hostEntry) {
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	for i, h := range hosts {
+		state := "offline"
+		if h.Online {
+			state = "online"
+		}
+		fmt.Fprintf(tw, "  %d\t%s\t%s\n", i+1, h.Name, state)
+	}
+	tw.Flush()
+}
+
+// pickHost shows the hosts this person may reach. Without a terminal it
+// prints the list and ends the session (exit 0); with one it asks which to
+// open. Requests that arrive meanwhile (window changes) update st.
+func (c *personConn) pickHost(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, st *setup) (string, bool) {
+	hosts, err := c.reachableHosts(ctx)
+	if err != nil {
+		c.log.Error("cannot list hosts", "err", err)
+		writeLine(ch, st.pty != nil, "rr: internal error; cannot list hosts")
+		sendExitStatus(ch, 1)
+		return "", false
+	}
+	if len(hosts) == 0 {
+		writeLine(ch, st.pty != nil, "rr: there are no hosts you may reach")
+		sendExitStatus(ch, 1)
+		return "", false
+	}
+	if st.pty == nil {
+		io.WriteString(ch, "Hosts you may reach:\n")
+		writeHostList(ch, hosts)
+		sendExitStatus(ch, 0)
+		return "", false
+	}
+
+	picked := make(chan string, 1)
+	go func() {
+		picked <- menuLoop(ch, hosts, c.srv.Online)
+	}()
+	for {
+		select {
+		case host := <-picked:
+			if host == "" {
+				sendExitStatus(ch, 0)
+				return "", false
+			}
+			return host, true
+		case req, ok := <-reqs:
+			if !ok {
+				ch.Close()
+				<-picked
+				return "", false
+			}
+			if st.handle(c, req) && req.WantReply {
+				req.Reply(false, nil) // a second shell/exec
+			}
+		case <-ctx.Done():
+			ch.Close()
+			<-picked
+			return "", false
+		}
+	}
+}
+
+// menuLoop asks on the person's terminal until they name an online host
+// by number or name, or leave (empty line, Ctrl-C, Ctrl-D): then it
+// returns "". The terminal is raw: this side echoes.
+func menuLoop(rw io.ReadWriter, hosts []hostEntry, online func(string) bool) string {
+	var b strings.Builder
+	b.WriteString("Hosts you may reach:\n")
+	writeHostList(&b, hosts)
+	io.WriteString(rw, strings.ReplaceAll(b.String(), "\n", "\r\n"))
+	for {
+		io.WriteString(rw, "Host (number or name, empty to leave): ")
+		line, ok := readLine(rw, 64)
+		io.WriteString(rw, "\r\n")
+		line = strings.TrimSpace(line)
+		if !ok || line == "" {
+			return ""
+		}
+		name := ""
+		if n, err := strconv.Atoi(line); err == nil && n >= 1 && n <= len(hosts) {
+			name = hosts[n-1].Name
+		} else {
+			for _, h := range hosts {
+				if h.Name == line {
+					name = h.Name
+				}
+			}
+		}
+		switch {
+		case name == "":
+			fmt.Fprintf(rw, "rr: %q is not in the list\r\n", line)
+		case !online(name):
+			fmt.Fprintf(rw, "rr: %s is offline\r\n", name)
+		default:
+			return name
+		}
+	}
+}
+
+// readLine reads one line from a raw terminal a byte at a time, so that
+// nothing typed after Enter is consumed (it goes to the host's shell). It
+// echoes printable ASCII, handles backspace, drops escape sequences and
+// other control bytes, and keeps at most max characters. ok is false on
+// Ctrl-C, Ctrl-D or a read error.
+func readLine(rw io.ReadWriter, max int) (line string, ok bool) {
+	var buf []byte
+	var one [1]byte
+	inEscape := false
+	for {
+		if _, err := io.ReadFull(rw, one[:]); err != nil {
+			return "", false
+		}
+		c := one[0]
+		switch {
+		case inEscape:
+			// CSI and SS3 sequences end with a byte in 0x40–0x7e.
+			if c >= 0x40 && c <= 0x7e && c != '[' && c != 'O' {
+				inEscape = false
+			}
+		case c == 0x1b:
+			inEscape = true
+		case c == '\r' || c == '\n':
+			return string(buf), true
+		case c == 0x03 || c == 0x04:
+			return "", false
+		case c == 0x7f || c == 0x08:
+			if len(buf) > 0 {
+				buf = buf[:len(buf)-1]
+				io.WriteString(rw, "\b \b")
+			}
+		case c >= 0x20 && c < 0x7f && len(buf) < max:
+			buf = append(buf, c)
+			rw.Write(one[:])
+		}
+	}
+}

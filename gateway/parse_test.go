@@ -1,0 +1,122 @@
+package gateway
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseLogin(t *testing.T) {
+	tests := []struct {
+		in       string
+		name     string
+		host     string
+		wantFail bool
+	}{
+		{in: "rr", name: "rr"},
+		{in: "rr+web-01", name: "rr", host: "web-01"},
+		{in: "alice", name: "alice"},
+		{in: "alice+db.prod_2", name: "alice", host: "db.prod_2"},
+		{in: "", wantFail: true},
+		{in: "rr+", wantFail: true},
+		{in: "+web", wantFail: true},
+		{in: "rr+web+01", wantFail: true},
+		{in: "rr+-oProxyCommand", wantFail: true},
+		{in: "rr+../etc", wantFail: true},
+		{in: "al ice", wantFail: true},
+		{in: "rr+" + strings.Repeat("a", 65), wantFail: true},
+	}
+	for _, tt := range tests {
+		got, err := ParseLogin(tt.in)
+		if tt.wantFail {
+			if err == nil {
+				t.Errorf("ParseLogin(%q) = %+v, want an error", tt.in, got)
+			}
+			continue
+		}
+		if err != nil || got.Name != tt.name || got.Host != tt.host {
+			t.Errorf("ParseLogin(%q) = %+v, %v; want {%s %s}", tt.in, got, err, tt.name, tt.host)
+		}
+	}
+}
+
+func TestParseCommand(t *testing.T) {
+	tests := []struct {
+		loginHost, in string
+		host, cmd     string
+		wantFail      bool
+	}{
+		{in: "web-01", host: "web-01"},
+		{in: "  web-01  ", host: "web-01"},
+		{in: "web-01 uptime", host: "web-01", cmd: "uptime"},
+		{in: "web-01 -- uptime", host: "web-01", cmd: "uptime"},
+		{in: "web-01 --", host: "web-01"},
+		{in: "web-01\t--\tls -l  'a  b'", host: "web-01", cmd: "ls -l  'a  b'"},
+		{in: "web-01 --version", host: "web-01", cmd: "--version"},
+		{in: "web-01 echo -- x", host: "web-01", cmd: "echo -- x"},
+		{loginHost: "db", in: "web-01 -- uptime", host: "db", cmd: "web-01 -- uptime"},
+		{loginHost: "db", in: "", host: "db"},
+		{in: "", wantFail: true},
+		{in: "   ", wantFail: true},
+		{in: "web;01 ls", wantFail: true},
+		{in: "-oProxyCommand=x", wantFail: true},
+	}
+	for _, tt := range tests {
+		got, err := ParseCommand(tt.loginHost, tt.in)
+		if tt.wantFail {
+			if err == nil {
+				t.Errorf("ParseCommand(%q, %q) = %+v, want an error", tt.loginHost, tt.in, got)
+			}
+			continue
+		}
+		if err != nil || got.Host != tt.host || got.Command != tt.cmd {
+			t.Errorf("ParseCommand(%q, %q) = %+v, %v; want {%s %q}", tt.loginHost, tt.in, got, err, tt.host, tt.cmd)
+		}
+	}
+}
+
+func FuzzParseLogin(f *testing.F) {
+	for _, s := range []string{"rr", "rr+web-01", "alice+db", "", "+", "a+b+c", "\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		l, err := ParseLogin(s)
+		if err != nil {
+			return
+		}
+		if !ValidName(l.Name) || (l.Host != "" && !ValidName(l.Host)) {
+			t.Fatalf("ParseLogin(%q) accepted invalid parts %+v", s, l)
+		}
+		rebuilt := l.Name
+		if l.Host != "" {
+			rebuilt += "+" + l.Host
+		}
+		if rebuilt != s {
+			t.Fatalf("ParseLogin(%q) = %+v does not rebuild the input", s, l)
+		}
+	})
+}
+
+func FuzzParseCommand(f *testing.F) {
+	for _, s := range []string{"web-01", "web-01 -- uptime", " h\tls", "", "--", "a -- -- b"} {
+		f.Add("", s)
+		f.Add("db", s)
+	}
+	f.Fuzz(func(t *testing.T, loginHost, s string) {
+		if loginHost != "" && !ValidName(loginHost) {
+			return
+		}
+		tg, err := ParseCommand(loginHost, s)
+		if err != nil {
+			return
+		}
+		if !ValidName(tg.Host) {
+			t.Fatalf("ParseCommand(%q) gave invalid host %q", s, tg.Host)
+		}
+		if loginHost != "" && (tg.Host != loginHost || tg.Command != s) {
+			t.Fatalf("with a login host the command must pass unchanged: %+v", tg)
+		}
+		if loginHost == "" && !strings.HasSuffix(s, tg.Command) {
+			t.Fatalf("command %q is not a suffix of %q", tg.Command, s)
+		}
+	})
+}

@@ -1,0 +1,516 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/wire"
+)
+
+// Causes of a session's end; the text of the ones starting "rr:" is what
+// the person is told.
+var (
+	errClientGone = errors.New("client gone")
+	errShutdown   = errors.New("rr: the gateway shut down; session closed")
+	errRecording  = errors.New("rr: recording failed; session closed")
+	errAgentLost  = errors.New("rr: connection to the host was lost")
+	errRecorder   = errors.New("recorder failed")
+)
+
+// maxSetupRequests bounds what a client may send before naming a host.
+const maxSetupRequests = 128
+
+// session is one person's channel from the moment it names a live host.
+type session struct {
+	id     string
+	host   string
+	pty    bool
+	client ssh.Channel
+	log    *slog.Logger
+	cancel context.CancelCauseFunc
+
+	bytesIn  atomic.Int64 // person → host
+	bytesOut atomic.Int64 // host → person
+}
+
+// notify writes a line to the person's terminal (stderr), whatever the
+// session is doing.
+func (ss *session) notify(msg string) {
+	writeLine(ss.client, ss.pty, msg)
+}
+
+func writeLine(ch ssh.Channel, pty bool, msg string) {
+	eol := "\n"
+	if pty {
+		eol = "\r\n" // the client's terminal is raw
+	}
+	ch.Stderr().Write([]byte(msg + eol))
+}
+
+func sendExitStatus(ch ssh.Channel, status uint32) {
+	ch.SendRequest(wire.ReqExitStatus, false, ssh.Marshal(&wire.ExitStatus{Status: status}))
+}
+
+// setup is what a client asked for before naming the host.
+type setup struct {
+	pty *wire.PTYRequest
+	env []wire.Env
+}
+
+// handle applies one pre-start request. It returns true when req starts
+// the session (shell, exec, subsystem); the caller replies to it.
+func (st *setup) handle(c *personConn, req *ssh.Request) bool {
+	ok := false
+	switch req.Type {
+	case wire.ReqShell, wire.ReqExec, wire.ReqSubsystem:
+		return true
+	case wire.ReqPTY:
+		var p wire.PTYRequest
+		if wire.Unmarshal(req.Type, req.Payload, &p) == nil && st.pty == nil {
+			st.pty, ok = &p, true
+		}
+	case wire.ReqEnv:
+		var e wire.Env
+		if wire.Unmarshal(req.Type, req.Payload, &e) == nil && len(st.env) < 64 {
+			// Replayed to the agent, which applies its own allow-list.
+			st.env, ok = append(st.env, e), true
+		}
+	case wire.ReqWindowChange:
+		var w wire.WindowChange
+		if wire.Unmarshal(req.Type, req.Payload, &w) == nil && st.pty != nil {
+			st.pty.Columns, st.pty.Rows, st.pty.Width, st.pty.Height = w.Columns, w.Rows, w.Width, w.Height
+		}
+	case wire.ReqX11, wire.ReqAuthAgent:
+		c.refuse(req.Type)
+	}
+	if req.WantReply {
+		req.Reply(ok, nil)
+	}
+	return false
+}
+
+// refuse logs and audits a refused forwarding request.
+func (c *personConn) refuse(what string) {
+	c.log.Warn("forwarding refused", "request", what)
+	c.srv.audit(store.AuditEvent{Actor: c.person.Name, Action: "forward", Target: what, Outcome: "denied",
+		Source: c.remote, Detail: "forwarding is disabled"})
+}
+
+// runSession owns one session channel from accept to close.
+func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-chan *ssh.Request) {
+	s := c.srv
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	defer ch.Close()
+	id := newSessionID()
+	log := c.log.With("session", id)
+	defer s.recoverPanic("session", "session", id, "person", c.person.Name)
+
+	var st setup
+	var start *ssh.Request
+	for n := 0; start == nil; n++ {
+		select {
+		case <-ctx.Done():
+			return
+		case req, ok := <-reqs:
+			if !ok {
+				return
+			}
+			if n >= maxSetupRequests {
+				if req.WantReply {
+					req.Reply(false, nil)
+				}
+				continue
+			}
+			if st.handle(c, req) {
+				start = req
+			}
+		}
+	}
+	pty := st.pty != nil
+
+	var target Target
+	switch start.Type {
+	case wire.ReqExec:
+		var cmd wire.Command
+		if err := wire.Unmarshal(start.Type, start.Payload, &cmd); err != nil {
+			start.Reply(false, nil)
+			return
+		}
+		start.Reply(true, nil)
+		t, err := ParseCommand(c.loginHost, cmd.Command)
+		if err != nil {
+			writeLine(ch, pty, `rr: the command must start with a host name: ssh rr@GATEWAY HOST [-- COMMAND]`)
+			sendExitStatus(ch, 2)
+			return
+		}
+		target = t
+	case wire.ReqShell:
+		start.Reply(true, nil)
+		target.Host = c.loginHost
+		if target.Host == "" {
+			host, ok := c.pickHost(ctx, ch, reqs, &st)
+			if !ok {
+				return
+			}
+			target.Host = host
+		}
+	case wire.ReqSubsystem:
+		if c.loginHost == "" {
+			// The admin console and recordings download land here later.
+			log.Info("subsystem refused", "request", string(start.Payload))
+			start.Reply(false, nil)
+			return
+		}
+		start.Reply(true, nil)
+		target.Host = c.loginHost
+	}
+	log = log.With("host", target.Host)
+
+	if err := c.mayOpen(ctx, target.Host); err != nil {
+		log.Info("session refused", "reason", err)
+		c.srv.audit(store.AuditEvent{Actor: c.person.Name, Action: "session.open", Target: target.Host,
+			Outcome: "denied", Source: c.remote, Detail: err.Error()})
+		writeLine(ch, pty, c.refusal(target.Host, err))
+		sendExitStatus(ch, 1)
+		return
+	}
+
+	ss := &session{id: id, host: target.Host, pty: pty, client: ch, log: log, cancel: cancel}
+	c.openSession(ctx, ss, &st, start, target, reqs)
+}
+
+// mayOpen decides whether this person may open a session on host now.
+func (c *personConn) mayOpen(ctx context.Context, host string) error {
+	if !c.person.mayReach(host) {
+		return errNoSuchHost
+	}
+	if _, err := c.srv.cfg.Store.Host(ctx, host); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return errNoSuchHost
+		}
+		return err
+	}
+	if !c.srv.Online(host) {
+		return errHostOffline
+	}
+	return nil
+}
+
+var errNoSuchHost = errors.New("no such host for this person")
+
+// refusal is the one line a person reads when a session is refused.
+// Unknown hosts and hosts they may not reach read the same.
+func (c *personConn) refusal(host string, err error) string {
+	switch {
+	case errors.Is(err, errNoSuchHost):
+		return fmt.Sprintf("rr: no host %q that you may reach; \"ssh rr@GATEWAY\" lists yours", host)
+	case errors.Is(err, errHostOffline):
+		return fmt.Sprintf("rr: host %q is offline: its agent is not connected to the gateway", host)
+	default:
+		return "rr: internal error; the session was not started"
+	}
+}
+
+// openSession records the session, opens the host's side and bridges the
+// two until the session ends; every path out finalizes the store row and
+// the recording.
+func (c *personConn) openSession(ctx context.Context, ss *session, st *setup, start *ssh.Request, target Target, reqs <-chan *ssh.Request) {
+	s := c.srv
+	started := s.cfg.Now()
+	info := SessionInfo{ID: ss.id, Person: c.person.Name, Host: target.Host, Command: target.Command,
+		PTY: ss.pty, Started: started}
+	if st.pty != nil {
+		info.Term, info.Cols, info.Rows = st.pty.Term, st.pty.Columns, st.pty.Rows
+	}
+	row := store.Session{ID: ss.id, Person: c.person.Name, Host: target.Host, Command: target.Command,
+		PTY: ss.pty, Source: c.remote, State: store.StateLive, Started: started}
+	if start.Type == wire.ReqSubsystem {
+		row.Command = "subsystem " + string(start.Payload[min(4, len(start.Payload)):])
+	}
+	if err := s.cfg.Store.CreateSession(ctx, row); err != nil {
+		ss.log.Error("cannot record session", "err", err)
+		ss.notify("rr: internal error; the session was not started")
+		sendExitStatus(ss.client, 1)
+		return
+	}
+	end := SessionEnd{Reason: "setup failed"}
+	rec := SessionRecorder(nopRecorder{})
+	defer func() { s.finishSession(ss, rec, end) }()
+
+	r, err := s.cfg.Recorders.Start(ctx, info)
+	if err != nil {
+		ss.log.Error("recorder refused the session", "err", err)
+		ss.notify("rr: the session cannot be recorded, so it was not started")
+		sendExitStatus(ss.client, 1)
+		end.Reason = "recorder failed"
+		return
+	}
+	rec = r
+
+	agent, agentReqs, err := s.openAgentChannel(target.Host, wire.SessionOpen{SessionID: ss.id, Person: c.person.Name})
+	if err != nil {
+		ss.log.Warn("cannot reach host", "err", err)
+		ss.notify(c.refusal(target.Host, errHostOffline))
+		sendExitStatus(ss.client, 1)
+		end.Reason = "host offline"
+		return
+	}
+	if ok := replay(agent, st, start, target); !ok {
+		agent.Close()
+		ss.notify("rr: the host refused to start the session")
+		sendExitStatus(ss.client, 1)
+		end.Reason = "host refused"
+		return
+	}
+
+	s.mu.Lock()
+	s.sessions[ss.id] = ss
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.sessions, ss.id)
+		s.mu.Unlock()
+	}()
+	ss.log.Info("session started", "command", target.Command, "pty", ss.pty)
+	s.audit(store.AuditEvent{Actor: c.person.Name, Action: "session.open", Target: target.Host,
+		Outcome: "allowed", Source: c.remote, SessionID: ss.id})
+	end = ss.bridge(ctx, reqs, agent, agentReqs, rec)
+}
+
+// replay sends the agent what the client asked for before the host was
+// known, then the request that starts the session. It reports whether the
+// host agreed to start it.
+func replay(agent ssh.Channel, st *setup, start *ssh.Request, target Target) bool {
+	if st.pty != nil {
+		if ok, err := agent.SendRequest(wire.ReqPTY, true, ssh.Marshal(st.pty)); err != nil || !ok {
+			return false
+		}
+	}
+	for i := range st.env {
+		if _, err := agent.SendRequest(wire.ReqEnv, true, ssh.Marshal(&st.env[i])); err != nil {
+			return false
+		}
+	}
+	var ok bool
+	var err error
+	switch {
+	case start.Type == wire.ReqSubsystem:
+		ok, err = agent.SendRequest(wire.ReqSubsystem, true, start.Payload)
+	case target.Command == "":
+		ok, err = agent.SendRequest(wire.ReqShell, true, nil)
+	default:
+		ok, err = agent.SendRequest(wire.ReqExec, true, ssh.Marshal(&wire.Command{Command: target.Command}))
+	}
+	return err == nil && ok
+}
+
+// finishSession closes the recording and the store row, whatever ended the
+// session.
+func (s *Server) finishSession(ss *session, rec SessionRecorder, end SessionEnd) {
+	state := store.StateClosed
+	if end.KilledBy != "" {
+		state = store.StateKilled
+	}
+	if err := rec.Close(end); err != nil {
+		ss.log.Error("recording not finalized", "err", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := s.cfg.Store.FinishSession(ctx, ss.id, store.SessionEnd{
+		State: state, Ended: s.cfg.Now(),
+		BytesIn: ss.bytesIn.Load(), BytesOut: ss.bytesOut.Load(),
+		ExitStatus: end.ExitStatus, EndReason: end.Reason, KilledBy: end.KilledBy,
+	})
+	if err != nil {
+		ss.log.Error("session row not finalized", "err", err)
+	}
+	ss.log.Info("session ended", "reason", end.Reason, "bytes_in", ss.bytesIn.Load(), "bytes_out", ss.bytesOut.Load())
+}
+
+// bridge carries data and requests between the person's channel and the
+// host's until the session ends, and says how it ended.
+//
+// Goroutines: three pumps (person→host, host stdout→person, host
+// stderr→person); requests both ways are handled here. The host side
+// ending (its channel closed) ends the session once its output is
+// delivered; the person leaving closes the host side; a cancelled context
+// closes both and tells the person its cause.
+func (ss *session) bridge(ctx context.Context, clientReqs <-chan *ssh.Request, agent ssh.Channel, agentReqs <-chan *ssh.Request, rec SessionRecorder) SessionEnd {
+	client := ss.client
+	var wg sync.WaitGroup
+	outDone := make(chan struct{})
+	var outWG sync.WaitGroup
+	pumpErr := func(err error) {
+		if errors.Is(err, errRecorder) {
+			ss.log.Error("recording failed", "err", err)
+			ss.cancel(errRecording)
+		}
+	}
+	wg.Add(4)
+	outWG.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := pump(agent, client, rec.Input, &ss.bytesIn); err != nil {
+			pumpErr(err)
+			return
+		}
+		agent.CloseWrite() // the person's EOF reaches the host
+	}()
+	go func() {
+		defer wg.Done()
+		defer outWG.Done()
+		pumpErr(pump(client, agent, rec.Output, &ss.bytesOut))
+	}()
+	go func() {
+		defer wg.Done()
+		defer outWG.Done()
+		pumpErr(pump(client.Stderr(), agent.Stderr(), rec.Output, &ss.bytesOut))
+	}()
+	go func() {
+		defer wg.Done()
+		outWG.Wait()
+		close(outDone)
+	}()
+	defer wg.Wait()
+	defer client.Close()
+	defer agent.Close()
+
+	var end SessionEnd
+	exited := false
+	for agentReqs != nil {
+		select {
+		case req, ok := <-agentReqs:
+			if !ok {
+				agentReqs = nil
+				continue
+			}
+			switch req.Type {
+			case wire.ReqExitStatus:
+				var e wire.ExitStatus
+				if wire.Unmarshal(req.Type, req.Payload, &e) == nil {
+					status := int(e.Status)
+					end.ExitStatus, end.Reason, exited = &status, fmt.Sprintf("exit %d", status), true
+				}
+			case wire.ReqExitSignal:
+				var e wire.ExitSignal
+				if wire.Unmarshal(req.Type, req.Payload, &e) == nil {
+					end.Signal, end.Reason, exited = e.Signal, "signal "+e.Signal, true
+				}
+			}
+			forward(client, req)
+		case req, ok := <-clientReqs:
+			if !ok {
+				// The person closed the channel: end the host side too.
+				clientReqs = nil
+				if !exited {
+					end.Reason = errClientGone.Error()
+				}
+				agent.Close()
+				continue
+			}
+			switch req.Type {
+			case wire.ReqWindowChange:
+				var w wire.WindowChange
+				if wire.Unmarshal(req.Type, req.Payload, &w) == nil {
+					if err := rec.Resize(w.Columns, w.Rows); err != nil {
+						pumpErr(fmt.Errorf("%w: %v", errRecorder, err))
+					}
+				}
+				forward(agent, req)
+			case wire.ReqSignal, wire.ReqEOW:
+				forward(agent, req)
+			case wire.ReqX11, wire.ReqAuthAgent:
+				// Refused like the rest of forwarding.
+				if req.WantReply {
+					req.Reply(false, nil)
+				}
+			default:
+				// A second shell/exec/pty-req on a started session.
+				if req.WantReply {
+					req.Reply(false, nil)
+				}
+			}
+		case <-ctx.Done():
+			cause := context.Cause(ctx)
+			if !exited {
+				end.Reason = strings.TrimPrefix(cause.Error(), "rr: ")
+				var k *killError
+				if errors.As(cause, &k) {
+					end.KilledBy = k.by
+				}
+			}
+			if !errors.Is(cause, errClientGone) {
+				ss.notify(cause.Error())
+			}
+			agent.Close()
+			client.Close()
+			ctx = context.Background() // done; now wait for the host side to close
+		}
+	}
+	// The host side has closed. Deliver what it wrote, then close.
+	select {
+	case <-outDone:
+	case <-ctx.Done():
+	}
+	if !exited && end.Reason == "" {
+		end.Reason = "agent lost"
+		ss.notify(errAgentLost.Error())
+	}
+	client.CloseWrite()
+	return end
+}
+
+// killError is the cause of a session killed by someone.
+type killError struct{ by, reason string }
+
+func (k *killError) Error() string {
+	msg := "rr: session closed by " + k.by
+	if k.reason != "" {
+		msg += ": " + k.reason
+	}
+	return msg
+}
+
+// forward sends req to ch and, when req wants a reply, relays ch's answer.
+func forward(ch ssh.Channel, req *ssh.Request) {
+	ok, err := ch.SendRequest(req.Type, req.WantReply, req.Payload)
+	if req.WantReply {
+		req.Reply(ok && err == nil, nil)
+	}
+}
+
+// pump copies src to dst, showing every chunk to tee first: what reaches
+// the other side has been recorded. It returns nil at src's EOF.
+func pump(dst io.Writer, src io.Reader, tee func([]byte) error, n *atomic.Int64) error {
+	buf := make([]byte, 32<<10)
+	for {
+		nr, err := src.Read(buf)
+		if nr > 0 {
+			if terr := tee(buf[:nr]); terr != nil {
+				return fmt.Errorf("%w: %v", errRecorder, terr)
+			}
+			nw, werr := dst.Write(buf[:nr])
+			n.Add(int64(nw))
+			if werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,264 @@
+package rrtest
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/rr-gateway/rr/agent"
+	"github.com/rr-gateway/rr/gateway"
+	"github.com/rr-gateway/rr/store"
+)
+
+// Logger returns a logger that writes through t.Log, so output shows only
+// for failing tests (or with -v), tagged with name.
+func Logger(t testing.TB, name string) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("who", name)
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// Key is a key pair written to disk for the OpenSSH client.
+type Key struct {
+	Signer ssh.Signer
+	Path   string // private key file, mode 0600; Path+".pub" beside it
+}
+
+// NewKey makes an ed25519 key and writes it under t.TempDir().
+func NewKey(t testing.TB, name string) Key {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".pub", ssh.MarshalAuthorizedKey(s.PublicKey()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return Key{Signer: s, Path: path}
+}
+
+// Gateway is a gateway serving on 127.0.0.1.
+type Gateway struct {
+	Srv         *gateway.Server
+	Store       *store.SQLite
+	PeopleAddr  string
+	AgentAddr   string
+	HostKey     ssh.Signer
+	Fingerprint string
+	// KnownHosts is a known_hosts file naming the gateway's host key for
+	// both addresses, for ssh -o UserKnownHostsFile.
+	KnownHosts string
+
+	t      testing.TB
+	cfg    gateway.Config
+	mu     sync.Mutex
+	done   chan struct{}
+	closed bool
+}
+
+// Config is the gateway config StartGateway starts with; HostKey, Store
+// and Logger are filled in when empty.
+type Config = gateway.Config
+
+// StartGateway starts a gateway with cfg on fresh 127.0.0.1 ports and a
+// fresh SQLite database, and stops it when the test ends.
+func StartGateway(t testing.TB, cfg Config) *Gateway {
+	t.Helper()
+	if cfg.HostKey == nil {
+		cfg.HostKey = NewKey(t, "gateway_host_key").Signer
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = Logger(t, "gateway")
+	}
+	if cfg.ShutdownGrace == 0 {
+		cfg.ShutdownGrace = time.Second
+	}
+	st, err := store.Open(filepath.Join(t.TempDir(), "rr.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg.Store = st
+	g := &Gateway{t: t, Store: st, HostKey: cfg.HostKey, cfg: cfg,
+		Fingerprint: ssh.FingerprintSHA256(cfg.HostKey.PublicKey())}
+	pl := listen(t, "127.0.0.1:0")
+	al := listen(t, "127.0.0.1:0")
+	g.PeopleAddr, g.AgentAddr = pl.Addr().String(), al.Addr().String()
+	g.KnownHosts = filepath.Join(t.TempDir(), "known_hosts")
+	var kh strings.Builder
+	for _, a := range []string{g.PeopleAddr, g.AgentAddr} {
+		host, port, _ := net.SplitHostPort(a)
+		fmt.Fprintf(&kh, "[%s]:%s %s", host, port, ssh.MarshalAuthorizedKey(cfg.HostKey.PublicKey()))
+	}
+	if err := os.WriteFile(g.KnownHosts, []byte(kh.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g.serve(pl, al)
+	t.Cleanup(g.Close)
+	return g
+}
+
+func listen(t testing.TB, addr string) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+func (g *Gateway) serve(pl, al net.Listener) {
+	g.t.Helper()
+	srv, err := gateway.New(g.cfg)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	g.mu.Lock()
+	g.Srv, g.done, g.closed = srv, make(chan struct{}), false
+	g.mu.Unlock()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	for _, f := range []func() error{func() error { return srv.ServePeople(pl) }, func() error { return srv.ServeAgents(al) }} {
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil && !errors.Is(err, gateway.ErrServerClosed) {
+				g.t.Errorf("serve: %v", err)
+			}
+		}()
+	}
+	done := g.done
+	go func() { wg.Wait(); close(done) }()
+}
+
+// Close stops the gateway at once (sessions are ended, not drained).
+func (g *Gateway) Close() {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return
+	}
+	g.closed = true
+	srv, done := g.Srv, g.done
+	g.mu.Unlock()
+	srv.Close()
+	<-done
+}
+
+// Shutdown stops the gateway gracefully, as SIGTERM does.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil
+	}
+	g.closed = true
+	srv, done := g.Srv, g.done
+	g.mu.Unlock()
+	err := srv.Shutdown(ctx)
+	<-done
+	return err
+}
+
+// Restart stops the gateway and starts a new one on the same addresses,
+// host key and database, as a restarted daemon would be.
+func (g *Gateway) Restart() {
+	g.t.Helper()
+	g.Close()
+	g.serve(listen(g.t, g.PeopleAddr), listen(g.t, g.AgentAddr))
+}
+
+// AddHost declares host in the store with a fresh agent key bound to it
+// and returns that key.
+func (g *Gateway) AddHost(name string) Key {
+	g.t.Helper()
+	k := NewKey(g.t, name+"_agent")
+	ctx := context.Background()
+	if err := g.Store.UpsertHost(ctx, name); err != nil {
+		g.t.Fatal(err)
+	}
+	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k.Signer.PublicKey())))
+	if err := g.Store.SetAgentKey(ctx, name, line); err != nil {
+		g.t.Fatal(err)
+	}
+	return k
+}
+
+// WaitOnline waits (up to 20 s) until host is online on this gateway.
+func (g *Gateway) WaitOnline(host string) {
+	g.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := g.Srv.WaitHost(ctx, host, true); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+// AgentConfig is the agent config StartAgent starts with.
+type AgentConfig = agent.Config
+
+// StartAgent runs an agent for host against g with key, applying edit to
+// its config first (may be nil), and stops it when the test ends.
+func StartAgent(t testing.TB, g *Gateway, host string, key Key, edit func(*agent.Config)) *agent.Agent {
+	t.Helper()
+	cfg := agent.Config{
+		Gateways:           []string{g.AgentAddr},
+		GatewayHostKey:     g.Fingerprint,
+		Host:               host,
+		Signer:             key.Signer,
+		KeepaliveInterval:  time.Second,
+		KeepaliveMaxMissed: 3,
+		BackoffMin:         50 * time.Millisecond,
+		BackoffMax:         500 * time.Millisecond,
+		KillGrace:          500 * time.Millisecond,
+		Logger:             Logger(t, "agent "+host),
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	a, err := agent.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return a
+}

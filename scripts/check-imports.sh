@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Imports flow one way (STYLE.md §14): cmd → gateway/agent → auth,
+# recorder, store → nothing of ours; gateway and agent share only wire and
+# internal helpers. Fails when a package imports what it must not.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mod=$(go list -m)
+fail=0
+check() { # package, forbidden import prefixes...
+  local pkg=$1; shift
+  [ -d "${pkg#$mod/}" ] || return 0
+  local deps
+  deps=$(go list -deps "$pkg" 2>/dev/null | grep "^$mod/" || true)
+  for bad in "$@"; do
+    if grep -qx "$mod/$bad" <<<"$deps"; then
+      echo "imports: $pkg must not import $mod/$bad"; fail=1
+    fi
+  done
+}
+check "$mod/gateway" agent cmd/rr-gateway cmd/rr-agent
+check "$mod/agent" gateway store recorder auth cmd/rr-gateway cmd/rr-agent
+check "$mod/store" gateway agent auth recorder wire
+check "$mod/wire" gateway agent store auth recorder internal/sshkit internal/config
+check "$mod/auth" gateway agent
+check "$mod/recorder" gateway agent store auth
+exit $fail

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# make test: lint, unit tests (with -race where there is concurrency), then
+# the end-to-end tests that drive the real OpenSSH client. Installs what the
+# end-to-end tests need when it is missing. Usage: scripts/test.sh [lint|unit|e2e]...
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CGO_ENABLED=1
+steps=("$@")
+[ ${#steps[@]} -eq 0 ] && steps=(lint unit e2e)
+
+need_tools() {
+  local missing=()
+  command -v ssh >/dev/null || missing+=(openssh-client)
+  command -v tmux >/dev/null || missing+=(tmux)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "test: installing ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo -n"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+for step in "${steps[@]}"; do
+  case "$step" in
+  lint)
+    echo "== lint"
+    bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+    if [ -n "$bad" ]; then echo "gofmt would change: $bad"; exit 1; fi
+    go vet ./...
+    scripts/check-imports.sh
+    ;;
+  unit)
+    echo "== unit tests (-race)"
+    go test -race -count=1 -timeout 10m $(go list ./... | grep -v /e2e)
+    ;;
+  e2e)
+    echo "== end-to-end tests (real ssh)"
+    need_tools
+    go test -count=1 -timeout 15m ./e2e/...
+    ;;
+  *) echo "test: unknown step $step (lint, unit, e2e)"; exit 2 ;;
+  esac
+done
