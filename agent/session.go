@@ -36,7 +36,7 @@ type session struct {
 	started bool
 
 	cmd    *exec.Cmd
-	ptmx   *os.File      // pty master, with a pty
+	ptmx   *os.File      // pty master (non-blocking, so Close interrupts reads), with a pty
 	exited chan struct{} // closed when the process is reaped and its output drained
 	state  *os.ProcessState
 }
@@ -52,7 +52,7 @@ func (a *Agent) serveSession(ctx context.Context, nch ssh.NewChannel) {
 		return
 	}
 	s := &session{a: a, ch: ch, open: open, exited: make(chan struct{}),
-		log: a.log.With("session", open.SessionID, "person", open.Person, "host", a.cfg.Host)}
+		log: a.log.With("session", open.SessionID, "person", open.Person)}
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("panic in session", "panic", r, "stack", string(debug.Stack()))
@@ -133,7 +133,7 @@ func (s *session) handle(req *ssh.Request, ioWG *sync.WaitGroup) {
 		}
 	case wire.ReqEnv:
 		var e wire.Env
-		if !s.started && wire.Unmarshal(req.Type, req.Payload, &e) == nil && acceptEnv(e.Name) {
+		if !s.started && wire.Unmarshal(req.Type, req.Payload, &e) == nil && wire.AcceptEnv(e.Name) {
 			s.env, ok = append(s.env, e.Name+"="+e.Value), true
 		} else {
 			s.log.Debug("env refused", "name", e.Name)
@@ -143,8 +143,10 @@ func (s *session) handle(req *ssh.Request, ioWG *sync.WaitGroup) {
 		if wire.Unmarshal(req.Type, req.Payload, &w) == nil && s.pty != nil {
 			s.pty.Columns, s.pty.Rows = w.Columns, w.Rows
 			if s.ptmx != nil {
-				pty.Setsize(s.ptmx, &pty.Winsize{Cols: uint16(w.Columns), Rows: uint16(w.Rows),
-					X: uint16(w.Width), Y: uint16(w.Height)})
+				ptmxControl(s.ptmx, func(fd int) {
+					unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(w.Rows), Col: uint16(w.Columns),
+						Xpixel: uint16(w.Width), Ypixel: uint16(w.Height)})
+				})
 			}
 		}
 	case wire.ReqSignal:
@@ -182,11 +184,6 @@ func (s *session) handle(req *ssh.Request, ioWG *sync.WaitGroup) {
 	}
 }
 
-// acceptEnv is the allow-list of env requests, as sshd's AcceptEnv LANG LC_*.
-func acceptEnv(name string) bool {
-	return name == "LANG" || name == "TZ" || strings.HasPrefix(name, "LC_")
-}
-
 // signal delivers a named signal ("INT") to the session's foreground
 // process group: the terminal's, with a pty, else the session's own.
 func (s *session) signal(name string) bool {
@@ -196,9 +193,11 @@ func (s *session) signal(name string) bool {
 	}
 	pgid := s.cmd.Process.Pid
 	if s.ptmx != nil {
-		if fg, err := unix.IoctlGetInt(int(s.ptmx.Fd()), unix.TIOCGPGRP); err == nil && fg > 0 {
-			pgid = fg
-		}
+		ptmxControl(s.ptmx, func(fd int) {
+			if fg, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP); err == nil && fg > 0 {
+				pgid = fg
+			}
+		})
 	}
 	return unix.Kill(-pgid, sig) == nil
 }
@@ -255,6 +254,12 @@ func (s *session) startPTY(attrs *syscall.SysProcAttr, ioWG *sync.WaitGroup) err
 		s.cmd = nil
 		return err
 	}
+	if ptmx, err = pollable(ptmx); err != nil {
+		s.killGroup()
+		s.cmd.Wait()
+		s.cmd = nil
+		return err
+	}
 	s.ptmx = ptmx
 	s.log.Info("session started", "pty", true, "pid", s.cmd.Process.Pid)
 	outDone := make(chan struct{})
@@ -280,11 +285,36 @@ func (s *session) startPTY(attrs *syscall.SysProcAttr, ioWG *sync.WaitGroup) err
 		case <-outDone:
 		case <-time.After(200 * time.Millisecond):
 		}
-		ptmx.Close()
+		ptmx.Close() // interrupts the read if something else holds the terminal
 		<-outDone
 		close(s.exited)
 	}()
 	return nil
+}
+
+// pollable replaces f (creack/pty's master, left in blocking mode by its
+// ioctls) with a non-blocking duplicate that Go's poller manages, so that
+// Close interrupts a pending Read. f is closed.
+func pollable(f *os.File) (*os.File, error) {
+	fd, err := unix.Dup(int(f.Fd()))
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("dup pty: %w", err)
+	}
+	unix.CloseOnExec(fd)
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("pty non-blocking: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "/dev/ptmx"), nil
+}
+
+// ptmxControl runs f on the master's descriptor without putting it back
+// in blocking mode (as File.Fd would), safely against a concurrent Close.
+func ptmxControl(ptmx *os.File, f func(fd int)) {
+	if sc, err := ptmx.SyscallConn(); err == nil {
+		sc.Control(func(fd uintptr) { f(int(fd)) })
+	}
 }
 
 func (s *session) startPipes(attrs *syscall.SysProcAttr, ioWG *sync.WaitGroup) error {

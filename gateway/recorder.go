@@ -36,7 +36,10 @@ type Recorders interface {
 // SessionRecorder receives both directions of one session's bytes in the
 // order each direction crosses the gateway. Input and Output are called
 // from different goroutines and must be safe for concurrent use; p is only
-// valid during the call. An error ends the session (fail closed).
+// valid during the call. An error ends the session (fail closed). Close is
+// called once, after the host side has ended and its output was recorded;
+// a person's keystroke racing the end may still reach Input after Close,
+// which must then record nothing and return an error.
 type SessionRecorder interface {
 	Input(p []byte) error  // person → host
 	Output(p []byte) error // host → person, stdout and stderr alike

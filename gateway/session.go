@@ -81,8 +81,7 @@ func (st *setup) handle(c *personConn, req *ssh.Request) bool {
 		}
 	case wire.ReqEnv:
 		var e wire.Env
-		if wire.Unmarshal(req.Type, req.Payload, &e) == nil && len(st.env) < 64 {
-			// Replayed to the agent, which applies its own allow-list.
+		if wire.Unmarshal(req.Type, req.Payload, &e) == nil && len(st.env) < 64 && wire.AcceptEnv(e.Name) {
 			st.env, ok = append(st.env, e), true
 		}
 	case wire.ReqWindowChange:
@@ -246,7 +245,16 @@ func (c *personConn) openSession(ctx context.Context, ss *session, st *setup, st
 	}
 	end := SessionEnd{Reason: "setup failed"}
 	rec := SessionRecorder(nopRecorder{})
-	defer func() { s.finishSession(ss, rec, end) }()
+	finished := false
+	finish := func(e SessionEnd) {
+		finished = true
+		s.finishSession(ss, rec, e)
+	}
+	defer func() {
+		if !finished {
+			finish(end)
+		}
+	}()
 
 	r, err := s.cfg.Recorders.Start(ctx, info)
 	if err != nil {
@@ -285,7 +293,7 @@ func (c *personConn) openSession(ctx context.Context, ss *session, st *setup, st
 	ss.log.Info("session started", "command", target.Command, "pty", ss.pty)
 	s.audit(store.AuditEvent{Actor: c.person.Name, Action: "session.open", Target: target.Host,
 		Outcome: "allowed", Source: c.remote, SessionID: ss.id})
-	end = ss.bridge(ctx, reqs, agent, agentReqs, rec)
+	ss.bridge(ctx, reqs, agent, agentReqs, rec, finish)
 }
 
 // replay sends the agent what the client asked for before the host was
@@ -339,14 +347,17 @@ func (s *Server) finishSession(ss *session, rec SessionRecorder, end SessionEnd)
 }
 
 // bridge carries data and requests between the person's channel and the
-// host's until the session ends, and says how it ended.
+// host's until the session ends, then calls finish with how it ended —
+// before the person's channel closes, so that when their ssh exits the
+// recording and the session row are final.
 //
 // Goroutines: three pumps (person→host, host stdout→person, host
 // stderr→person); requests both ways are handled here. The host side
 // ending (its channel closed) ends the session once its output is
 // delivered; the person leaving closes the host side; a cancelled context
 // closes both and tells the person its cause.
-func (ss *session) bridge(ctx context.Context, clientReqs <-chan *ssh.Request, agent ssh.Channel, agentReqs <-chan *ssh.Request, rec SessionRecorder) SessionEnd {
+func (ss *session) bridge(ctx context.Context, clientReqs <-chan *ssh.Request, agent ssh.Channel, agentReqs <-chan *ssh.Request,
+	rec SessionRecorder, finish func(SessionEnd)) {
 	client := ss.client
 	var wg sync.WaitGroup
 	outDone := make(chan struct{})
@@ -413,7 +424,7 @@ func (ss *session) bridge(ctx context.Context, clientReqs <-chan *ssh.Request, a
 			if !ok {
 				// The person closed the channel: end the host side too.
 				clientReqs = nil
-				if !exited {
+				if !exited && end.Reason == "" {
 					end.Reason = errClientGone.Error()
 				}
 				agent.Close()
@@ -443,7 +454,7 @@ func (ss *session) bridge(ctx context.Context, clientReqs <-chan *ssh.Request, a
 			}
 		case <-ctx.Done():
 			cause := context.Cause(ctx)
-			if !exited {
+			if !exited && end.Reason == "" {
 				end.Reason = strings.TrimPrefix(cause.Error(), "rr: ")
 				var k *killError
 				if errors.As(cause, &k) {
@@ -468,7 +479,7 @@ func (ss *session) bridge(ctx context.Context, clientReqs <-chan *ssh.Request, a
 		ss.notify(errAgentLost.Error())
 	}
 	client.CloseWrite()
-	return end
+	finish(end)
 }
 
 // killError is the cause of a session killed by someone.

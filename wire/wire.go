@@ -90,3 +90,10 @@ func Unmarshal(req string, payload []byte, v any) error {
 	}
 	return nil
 }
+
+// AcceptEnv is the allow-list of "env" requests, like sshd's AcceptEnv
+// LANG LC_* (and TZ). The gateway answers with it before the host is
+// known; the agent applies it again.
+func AcceptEnv(name string) bool {
+	return name == "LANG" || name == "TZ" || (len(name) > 3 && name[:3] == "LC_")
+}

@@ -110,7 +110,7 @@ func run(args []string, stderr io.Writer) int {
 		BackoffMin:         c.BackoffMin,
 		BackoffMax:         c.BackoffMax,
 		KillGrace:          c.KillGrace,
-		Logger:             log.With("host", c.Host),
+		Logger:             log,
 	})
 	if err != nil {
 		return fail(stderr, fmt.Errorf("config: %w", err))
