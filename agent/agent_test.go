@@ -15,7 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rr-gateway/rr/agent"
-	"github.com/rr-gateway/rr/gateway"
 	"github.com/rr-gateway/rr/internal/rrtest"
 )
 
@@ -28,12 +27,15 @@ func TestMain(m *testing.M) {
 func setup(t *testing.T, edit func(*agent.Config)) (*rrtest.Gateway, *ssh.Client) {
 	t.Helper()
 	alice := rrtest.NewKey(t, "alice")
-	gw := rrtest.StartGateway(t, rrtest.Config{People: []gateway.Person{{Name: "alice",
-		Keys: []ssh.PublicKey{alice.Signer.PublicKey()}, Hosts: []string{"*"}}}})
+	gw := rrtest.StartGateway(t, rrtest.Config{})
+	gw.AddPerson("alice", "advanced", "alice@example.com", "", alice)
 	key := gw.AddHost("web-01")
+	gw.SetPassphrase("web-01", "pp")
+	gw.AddTeam("ops_RR", true, []string{"alice"}, "*")
 	rrtest.StartAgent(t, gw, "web-01", key, edit)
 	gw.WaitOnline("web-01")
-	c, err := ssh.Dial("tcp", gw.PeopleAddr, &ssh.ClientConfig{User: "rr", Auth: []ssh.AuthMethod{ssh.PublicKeys(alice.Signer)},
+	c, err := ssh.Dial("tcp", gw.PeopleAddr, &ssh.ClientConfig{User: "rr+web-01",
+		Auth: []ssh.AuthMethod{ssh.PublicKeys(alice.Signer), rrtest.Answers(t, gw.Outbox, map[string]string{"Passphrase": "pp"})},
 		HostKeyCallback: ssh.FixedHostKey(gw.HostKey.PublicKey())})
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +56,7 @@ func session(t *testing.T, c *ssh.Client) *ssh.Session {
 
 func TestExitSignal(t *testing.T) {
 	_, c := setup(t, nil)
-	err := session(t, c).Run("web-01 -- kill -KILL $$")
+	err := session(t, c).Run("kill -KILL $$")
 	var ee *ssh.ExitError
 	if !errors.As(err, &ee) || ee.Signal() != "KILL" {
 		t.Fatalf("got %v, want exit signal KILL", err)
@@ -65,7 +67,7 @@ func TestSignalRequestReachesProcess(t *testing.T) {
 	_, c := setup(t, nil)
 	s := session(t, c)
 	stdout, _ := s.StdoutPipe()
-	if err := s.Start("web-01 -- echo ready; exec sleep 100"); err != nil {
+	if err := s.Start("echo ready; exec sleep 100"); err != nil {
 		t.Fatal(err)
 	}
 	buf := make([]byte, 6)
@@ -94,7 +96,7 @@ func TestClosingKillsProcessGroup(t *testing.T) {
 			}
 		}
 		stdout, _ := s.StdoutPipe()
-		if err := s.Start("web-01 -- trap '' HUP; sleep 1000 & echo pid=$!; sleep 1000"); err != nil {
+		if err := s.Start("trap '' HUP; sleep 1000 & echo pid=$!; sleep 1000"); err != nil {
 			t.Fatal(err)
 		}
 		var got []byte
@@ -132,7 +134,7 @@ func TestEnvironment(t *testing.T) {
 	if err := s.Setenv("EVIL", "1"); err == nil {
 		t.Fatal("env EVIL accepted")
 	}
-	out, err := s.Output(`web-01 -- echo "$HOME|$USER|$LOGNAME|$SHELL|$PATH|$LANG|$LC_TIME|${EVIL-unset}|${TERM-unset}|$(pwd)"`)
+	out, err := s.Output(`echo "$HOME|$USER|$LOGNAME|$SHELL|$PATH|$LANG|$LC_TIME|${EVIL-unset}|${TERM-unset}|$(pwd)"`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +155,7 @@ func TestBinaryRoundTripAndEOF(t *testing.T) {
 	s.Stdin = bytes.NewReader(data)
 	var errb bytes.Buffer
 	s.Stderr = &errb
-	out, err := s.Output("web-01 -- cat; echo done >&2")
+	out, err := s.Output("cat; echo done >&2")
 	if err != nil || sha256.Sum256(out) != sha256.Sum256(data) || errb.String() != "done\n" {
 		t.Fatalf("round trip: %d bytes, err %v, stderr %q", len(out), err, errb.String())
 	}
@@ -245,7 +247,7 @@ func TestPTYExitWithBackgroundHolder(t *testing.T) {
 	if err := s.RequestPty("xterm", 24, 80, ssh.TerminalModes{}); err != nil {
 		t.Fatal(err)
 	}
-	out, err := s.Output("web-01 -- trap '' HUP; sleep 1000 & echo pid=$!; exit 4")
+	out, err := s.Output("trap '' HUP; sleep 1000 & echo pid=$!; exit 4")
 	var ee *ssh.ExitError
 	if !errors.As(err, &ee) || ee.ExitStatus() != 4 {
 		t.Fatalf("got %v, want exit status 4", err)

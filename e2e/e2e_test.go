@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -20,54 +19,81 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/rr-gateway/rr/agent"
-	"github.com/rr-gateway/rr/gateway"
+	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/internal/rrtest"
 	"github.com/rr-gateway/rr/internal/sshkit"
 	"github.com/rr-gateway/rr/store"
 )
 
-func TestMain(m *testing.M) {
-	if _, err := exec.LookPath("ssh"); err != nil {
-		fmt.Println("e2e: the OpenSSH client is not installed; run `make test`, which installs it")
-		os.Exit(1)
-	}
-	os.Exit(m.Run())
-}
-
-// world is a gateway, a person (alice: web-01 and web-02) and an agent for
-// web-01; web-02 is declared but has no agent.
+// world is a gateway mailing through a real mailpit, a person (alice:
+// key, team ops_RR reaching web-01 and web-02) and an agent for web-01;
+// web-02 is declared but has no agent.
 type world struct {
 	gw    *rrtest.Gateway
+	mail  *mailpit
 	alice rrtest.Key
 	web01 rrtest.Key
+	log   string // the askpass prompt log
 }
+
+const aliceMail = "alice@example.test"
 
 func newWorld(t *testing.T) *world {
-	t.Helper()
-	alice := rrtest.NewKey(t, "alice")
-	gw := rrtest.StartGateway(t, rrtest.Config{People: []gateway.Person{{
-		Name: "alice", Keys: []ssh.PublicKey{alice.Signer.PublicKey()}, Hosts: []string{"web-01", "web-02"},
-	}}})
-	web01 := gw.AddHost("web-01")
-	gw.AddHost("web-02")
-	rrtest.StartAgent(t, gw, "web-01", web01, nil)
-	gw.WaitOnline("web-01")
-	return &world{gw: gw, alice: alice, web01: web01}
+	return newWorldWith(t, auth.Config{}, nil)
 }
 
-// sshArgs are the options every test's ssh uses: no user config, only
-// this key, the gateway's host key pinned, no prompts.
+// newWorldWith builds a world with acfg's auth settings; mp, if not nil,
+// is the mailpit to use (with the SMTP settings in acfg.Mailer).
+func newWorldWith(t *testing.T, acfg auth.Config, mp *mailpit) *world {
+	t.Helper()
+	if mp == nil {
+		mp = startMailpit(t)
+	}
+	if acfg.Mailer == nil {
+		m, err := auth.NewSMTPMailer(auth.SMTPConfig{Host: "127.0.0.1", Port: mp.SMTPPort, TLS: "none", From: "rr@gateway.test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		acfg.Mailer = m
+	}
+	alice := rrtest.NewKey(t, "alice")
+	gw := rrtest.StartGateway(t, rrtest.Config{Auth: acfg})
+	gw.AddPerson("alice", "advanced", aliceMail, "", alice)
+	web01 := gw.AddHost("web-01")
+	gw.AddHost("web-02")
+	gw.SetPassphrase("web-01", "pp-web-01")
+	gw.SetPassphrase("web-02", "pp-web-02")
+	gw.AddTeam("ops_RR", true, []string{"alice"}, "web-01", "web-02")
+	rrtest.StartAgent(t, gw, "web-01", web01, nil)
+	gw.WaitOnline("web-01")
+	return &world{gw: gw, mail: mp, alice: alice, web01: web01, log: filepath.Join(t.TempDir(), "askpass.log")}
+}
+
+// sshArgs are the options every test's ssh uses: no user config, this
+// key, the gateway's host key pinned, one round of keyboard-interactive.
 func (w *world) sshArgs(extra ...string) []string {
 	_, port, _ := net.SplitHostPort(w.gw.PeopleAddr)
 	args := []string{"-F", "none", "-p", port, "-i", w.alice.Path,
-		"-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+		"-o", "IdentitiesOnly=yes", "-o", "NumberOfPasswordPrompts=1",
 		"-o", "UserKnownHostsFile=" + w.gw.KnownHosts, "-o", "StrictHostKeyChecking=yes",
 		"-o", "LogLevel=ERROR"}
 	return append(args, extra...)
 }
 
-func (w *world) ssh(ctx context.Context, extra ...string) *exec.Cmd {
+// answers is the askpass environment that answers as alice would.
+func (w *world) answers(t *testing.T, extra map[string]string) []string {
+	vars := map[string]string{"RR_PASSPHRASE": "pp-web-01", "RR_MAILPIT": w.mail.API, "RR_MAIL_TO": aliceMail,
+		"RR_ASKPASS_LOG": w.log}
+	for k, v := range extra {
+		vars[k] = v
+	}
+	return askpassEnv(t, vars)
+}
+
+// ssh is an ssh command that answers prompts as alice.
+func (w *world) ssh(t *testing.T, ctx context.Context, extra ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, "ssh", w.sshArgs(extra...)...)
+	cmd.Env = w.answers(t, nil)
 	cmd.WaitDelay = 5 * time.Second
 	return cmd
 }
@@ -94,30 +120,29 @@ func TestExecStreamsStatusAndEOF(t *testing.T) {
 	ctx := testCtx(t, time.Minute)
 
 	var out, errb bytes.Buffer
-	cmd := w.ssh(ctx, "rr@127.0.0.1", "web-01", "--", "echo to-out; echo to-err >&2; exit 3")
+	cmd := w.ssh(t, ctx, "rr+web-01@127.0.0.1", "echo to-out; echo to-err >&2; exit 3")
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	if out.String() != "to-out\n" || errb.String() != "to-err\n" || exitCode(err) != 3 {
 		t.Fatalf("stdout %q stderr %q exit %d; want to-out, to-err, 3", out.String(), errb.String(), exitCode(err))
 	}
 
-	// Arguments after the host, without "--", and EOF reaching the host.
-	cmd = w.ssh(ctx, "rr@127.0.0.1", "web-01", "wc", "-c")
+	// Arguments joined as sshd would, and EOF reaching the host.
+	cmd = w.ssh(t, ctx, "rr+web-01@127.0.0.1", "wc", "-c")
 	cmd.Stdin = strings.NewReader("abc")
 	got, err := cmd.Output()
 	if err != nil || strings.TrimSpace(string(got)) != "3" {
 		t.Fatalf("wc -c: %q %v", got, err)
 	}
 
-	// The rr+HOST login form.
-	got, err = w.ssh(ctx, "rr+web-01@127.0.0.1", "echo", "$((6*7))").Output()
+	got, err = w.ssh(t, ctx, "rr+web-01@127.0.0.1", "echo", "$((6*7))").Output()
 	if err != nil || string(got) != "42\n" {
 		t.Fatalf("rr+web-01: %q %v", got, err)
 	}
 
 	// A signal ends the command: the client exits non-zero and the
 	// session row says which signal.
-	err = w.ssh(ctx, "rr@127.0.0.1", "web-01", "kill -TERM $$").Run()
+	err = w.ssh(t, ctx, "rr+web-01@127.0.0.1", "kill -TERM $$").Run()
 	if exitCode(err) == 0 {
 		t.Fatal("killed command: ssh exited 0")
 	}
@@ -142,7 +167,7 @@ func TestExecBinaryBulk(t *testing.T) {
 	rand.Read(data)
 	want := sha256.Sum256(data)
 
-	cmd := w.ssh(ctx, "rr@127.0.0.1", "web-01", "cat")
+	cmd := w.ssh(t, ctx, "rr+web-01@127.0.0.1", "cat")
 	cmd.Stdin = bytes.NewReader(data)
 	h := sha256.New()
 	n := &countWriter{w: h}
@@ -171,9 +196,10 @@ func TestRefusedHostsSayWhy(t *testing.T) {
 	for _, tt := range []struct{ host, want string }{
 		{"nosuch", `rr: no host "nosuch" that you may reach`},
 		{"web-02", `rr: host "web-02" is offline`},
+		{"web-01", `rr: the passphrase for web-01 cannot be asked without a terminal: add -t`},
 	} {
 		var errb bytes.Buffer
-		cmd := w.ssh(ctx, "rr@127.0.0.1", tt.host, "true")
+		cmd := w.ssh(t, ctx, "rr@127.0.0.1", tt.host, "true")
 		cmd.Stderr = &errb
 		err := cmd.Run()
 		if exitCode(err) != 1 || !strings.HasPrefix(errb.String(), tt.want) || strings.Count(errb.String(), "\n") != 1 {
@@ -186,13 +212,13 @@ func TestForwardingRefused(t *testing.T) {
 	w := newWorld(t)
 	ctx := testCtx(t, time.Minute)
 	var errb bytes.Buffer
-	cmd := w.ssh(ctx, "-W", w.gw.AgentAddr, "rr@127.0.0.1")
+	cmd := w.ssh(t, ctx, "-W", w.gw.AgentAddr, "rr@127.0.0.1")
 	cmd.Stderr = &errb
 	if err := cmd.Run(); err == nil || !strings.Contains(errb.String(), "forwarding failed") {
 		t.Fatalf("ssh -W: %v, stderr %q; want refused", err, errb.String())
 	}
 	errb.Reset()
-	cmd = w.ssh(ctx, "-N", "-o", "ExitOnForwardFailure=yes", "-R", "0:127.0.0.1:9", "rr@127.0.0.1")
+	cmd = w.ssh(t, ctx, "-N", "-o", "ExitOnForwardFailure=yes", "-R", "0:127.0.0.1:9", "rr@127.0.0.1")
 	cmd.Stderr = &errb
 	if err := cmd.Run(); err == nil || !strings.Contains(errb.String(), "forwarding failed") {
 		t.Fatalf("ssh -R: %v, stderr %q; want refused", err, errb.String())
@@ -203,7 +229,7 @@ func TestForwardingRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	ln.Close() // a free port for -L
-	cmd = w.ssh(ctx, "-N", "-o", "ExitOnForwardFailure=yes", "-L", ln.Addr().String()+":127.0.0.1:9", "rr@127.0.0.1")
+	cmd = w.ssh(t, ctx, "-N", "-o", "ExitOnForwardFailure=yes", "-L", ln.Addr().String()+":127.0.0.1:9", "rr@127.0.0.1")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +273,7 @@ func TestAgentReconnectsAfterGatewayRestart(t *testing.T) {
 	ctx := testCtx(t, time.Minute)
 	w.gw.Restart()
 	w.gw.WaitOnline("web-01")
-	got, err := w.ssh(ctx, "rr@127.0.0.1", "web-01", "echo back").CombinedOutput()
+	got, err := w.ssh(t, ctx, "rr+web-01@127.0.0.1", "echo back").CombinedOutput()
 	if err != nil || string(got) != "back\n" {
 		t.Fatalf("after restart: %q %v", got, err)
 	}
@@ -360,6 +386,24 @@ func (m *tmux) waitForLast(ok func(string) bool) {
 	}
 }
 
+// terminalFactors answers the passphrase and the code on the terminal,
+// as a person does after ssh -t rr@gw HOST; after is how many mails alice
+// had before.
+func (w *world) terminalFactors(m *tmux, after int) {
+	m.t.Helper()
+	m.waitFor("Team: ops_RR\nPassphrase for web-01:")
+	m.line("pp-web-01")
+	m.waitFor("Code sent to a***@example.test:")
+	code, err := newestCode(w.mail.API, aliceMail, after)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	m.line(code)
+	if s := m.screen(); strings.Contains(s, "pp-web-01") || strings.Contains(s, code) {
+		m.t.Fatalf("a secret was echoed:\n%s", s)
+	}
+}
+
 func shellQuote(args []string) string {
 	q := make([]string, len(args))
 	for i, a := range args {
@@ -372,6 +416,7 @@ func TestInteractiveShell(t *testing.T) {
 	w := newWorld(t)
 	ssh := "ssh " + shellQuote(w.sshArgs("-t", "rr@127.0.0.1", "web-01"))
 	m := startTmux(t, 100, 30, ssh+"; echo EXIT=$?; sleep 600")
+	w.terminalFactors(m, 0)
 
 	m.line("echo T=$TERM; stty size; tput cols")
 	m.waitFor("T=xterm-256color")
@@ -434,6 +479,7 @@ func TestHostMenu(t *testing.T) {
 	m.line("web-02")
 	m.waitFor("web-02 is offline")
 	m.line("1")
+	w.terminalFactors(m, 0)
 	m.line("hostname >/dev/null; echo in-shell-$((1+1))")
 	m.waitFor("in-shell-2")
 	m.line("exit")

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/store"
 )
 
@@ -27,35 +28,21 @@ type Store interface {
 	TouchHost(ctx context.Context, name string, t time.Time) error
 	HasEnrollToken(ctx context.Context, host string, now time.Time) (bool, error)
 	UseEnrollToken(ctx context.Context, host string, tokenHash []byte, authorizedKey string, now time.Time) error
+	PersonByName(ctx context.Context, name string) (store.Person, error)
+	PersonByKey(ctx context.Context, fingerprint string) (store.Person, error)
+	TeamsOf(ctx context.Context, person string) ([]store.Team, error)
 	CreateSession(ctx context.Context, s store.Session) error
 	FinishSession(ctx context.Context, id string, end store.SessionEnd) error
 	Audit(ctx context.Context, e store.AuditEvent) error
 }
 
-// Person is someone who may log in, as declared in the gateway's config
-// until people live in the store.
-type Person struct {
-	Name  string
-	Keys  []ssh.PublicKey
-	Hosts []string // host names this person may reach; "*" for every host
-}
-
-// mayReach reports whether p may open a session on host.
-func (p *Person) mayReach(host string) bool {
-	for _, h := range p.Hosts {
-		if h == "*" || h == host {
-			return true
-		}
-	}
-	return false
-}
-
-// Config configures a Server. HostKey and Store are required; every other
-// field has a default (see New).
+// Config configures a Server. HostKey, Store and Auth are required; every
+// other field has a default (see New).
 type Config struct {
-	HostKey   ssh.Signer
-	Store     Store
-	People    []Person
+	HostKey ssh.Signer
+	Store   Store
+	// Auth runs people's authentication; build it over StoreDirectory.
+	Auth      *auth.Service
 	Recorders Recorders // default NopRecorders{}
 	Logger    *slog.Logger
 
@@ -85,23 +72,8 @@ func (c *Config) checkAndSetDefaults() error {
 	if c.Store == nil {
 		errs = append(errs, errors.New("gateway: no store"))
 	}
-	seenKey := map[string]string{}
-	seenName := map[string]bool{}
-	for i, p := range c.People {
-		if !ValidName(p.Name) || p.Name == ServiceLogin {
-			errs = append(errs, fmt.Errorf("gateway: person %d: bad name %q", i, p.Name))
-		}
-		if seenName[p.Name] {
-			errs = append(errs, fmt.Errorf("gateway: person %q declared twice", p.Name))
-		}
-		seenName[p.Name] = true
-		for _, k := range p.Keys {
-			fp := ssh.FingerprintSHA256(k)
-			if other, ok := seenKey[fp]; ok && other != p.Name {
-				errs = append(errs, fmt.Errorf("gateway: key %s belongs to both %q and %q", fp, other, p.Name))
-			}
-			seenKey[fp] = p.Name
-		}
+	if c.Auth == nil {
+		errs = append(errs, errors.New("gateway: no auth service"))
 	}
 	if c.Recorders == nil {
 		c.Recorders = NopRecorders{}
@@ -138,8 +110,12 @@ type Server struct {
 	log      *slog.Logger
 	people   *ssh.ServerConfig
 	agents   *ssh.ServerConfig
-	byKey    map[string]*Person // by ssh.PublicKey.Marshal()
 	registry registry
+
+	// logins holds each connection's authentication result from the
+	// auth callbacks until its handler takes it, by SSH session id.
+	loginsMu sync.Mutex
+	logins   map[string]*auth.Login
 
 	// ctx is cancelled, with a cause, when the server closes; every
 	// connection's context derives from it.
@@ -163,18 +139,12 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:       cfg,
 		log:       cfg.Logger,
-		byKey:     map[string]*Person{},
+		logins:    map[string]*auth.Login{},
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[net.Conn]struct{}{},
 		sessions:  map[string]*session{},
 	}
 	s.registry.init()
-	for i := range s.cfg.People {
-		p := &s.cfg.People[i]
-		for _, k := range p.Keys {
-			s.byKey[string(k.Marshal())] = p
-		}
-	}
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	s.people = s.peopleConfig()
 	s.agents = s.agentsConfig()
@@ -232,10 +202,7 @@ func (s *Server) serve(ln net.Listener, handle func(net.Conn)) error {
 // every goroutine has exited, or ctx's error if that comes first.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	s.closing = true
-	for ln := range s.listeners {
-		ln.Close()
-	}
+	s.stopAcceptingLocked()
 	live := make([]*session, 0, len(s.sessions))
 	for _, ss := range s.sessions {
 		live = append(live, ss)
@@ -262,13 +229,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Close ends every session and connection at once.
 func (s *Server) Close() error {
 	s.mu.Lock()
+	s.stopAcceptingLocked()
+	s.mu.Unlock()
+	s.closeAll(errShutdown)
+	return s.wait(context.Background())
+}
+
+// stopAcceptingLocked marks the server closing and closes its listeners.
+func (s *Server) stopAcceptingLocked() {
 	s.closing = true
 	for ln := range s.listeners {
 		ln.Close()
 	}
-	s.mu.Unlock()
-	s.closeAll(errShutdown)
-	return s.wait(context.Background())
 }
 
 func (s *Server) closeAll(cause error) {

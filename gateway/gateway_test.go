@@ -33,25 +33,31 @@ type env struct {
 	alice rrtest.Key
 }
 
-func newEnv(t *testing.T, cfg rrtest.Config) *env {
+func newEnv(t *testing.T, cfg gateway.Config) *env {
 	t.Helper()
 	alice := rrtest.NewKey(t, "alice")
-	cfg.People = append(cfg.People, gateway.Person{Name: "alice", Keys: []ssh.PublicKey{alice.Signer.PublicKey()},
-		Hosts: []string{"web-01", "web-02"}})
-	gw := rrtest.StartGateway(t, cfg)
+	gw := rrtest.StartGateway(t, rrtest.Config{Gateway: cfg})
+	gw.AddPerson("alice", "advanced", "alice@example.com", "", alice)
 	web01 := gw.AddHost("web-01")
 	gw.AddHost("web-02") // declared, no agent: offline
-	gw.AddHost("db-01")  // alice may not reach it
+	gw.AddHost("db-01")  // alice's team does not reach it
+	for _, h := range []string{"web-01", "web-02", "db-01"} {
+		gw.SetPassphrase(h, "pp-"+h)
+	}
+	gw.AddTeam("ops_RR", true, []string{"alice"}, "web-01", "web-02")
 	rrtest.StartAgent(t, gw, "web-01", web01, nil)
 	gw.WaitOnline("web-01")
 	return &env{gw: gw, alice: alice}
 }
 
+// dial logs in as user with key, answering the passphrase of web-01 and
+// the mailed code when asked.
 func (e *env) dial(t *testing.T, user string, key ssh.Signer) *ssh.Client {
 	t.Helper()
 	c, err := ssh.Dial("tcp", e.gw.PeopleAddr, &ssh.ClientConfig{
-		User:            user,
-		Auth:            []ssh.AuthMethod{ssh.PublicKeys(key)},
+		User: user,
+		Auth: []ssh.AuthMethod{ssh.PublicKeys(key),
+			rrtest.Answers(t, e.gw.Outbox, map[string]string{"Passphrase for web-01": "pp-web-01"})},
 		HostKeyCallback: ssh.FixedHostKey(e.gw.HostKey.PublicKey()),
 		Timeout:         10 * time.Second,
 	})
@@ -89,26 +95,25 @@ func exitStatus(err error) int {
 }
 
 func TestExecStreamsAndStatus(t *testing.T) {
-	e := newEnv(t, rrtest.Config{})
-	c := e.dial(t, "rr", e.alice.Signer)
-	out, errOut, err := run(t, c, "web-01 -- echo out; echo err >&2; exit 3", nil)
+	e := newEnv(t, gateway.Config{})
+	c := e.dial(t, "rr+web-01", e.alice.Signer)
+	out, errOut, err := run(t, c, "echo out; echo err >&2; exit 3", nil)
 	if out != "out\n" || errOut != "err\n" || exitStatus(err) != 3 {
 		t.Fatalf("got stdout %q stderr %q err %v; want out, err, status 3", out, errOut, err)
 	}
-	// The same with the host in the login name.
-	c2 := e.dial(t, "rr+web-01", e.alice.Signer)
-	out, _, err = run(t, c2, "echo $RR_SESSION_ID | wc -c", nil)
+	// A second session on the same connection.
+	out, _, err = run(t, c, "echo $RR_SESSION_ID | wc -c", nil)
 	if err != nil || strings.TrimSpace(out) != "17" {
 		t.Fatalf("login-name form: got %q, %v; want a 16-character session id", out, err)
 	}
 }
 
 func TestBinaryStdinRoundTrip(t *testing.T) {
-	e := newEnv(t, rrtest.Config{})
-	c := e.dial(t, "alice", e.alice.Signer)
+	e := newEnv(t, gateway.Config{})
+	c := e.dial(t, "alice+web-01", e.alice.Signer)
 	data := make([]byte, 8<<20)
 	rand.Read(data)
-	out, _, err := run(t, c, "web-01 cat", bytes.NewReader(data))
+	out, _, err := run(t, c, "cat", bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,13 +126,13 @@ func TestBinaryStdinRoundTrip(t *testing.T) {
 	}
 	s := sessions[0]
 	if s.State != store.StateClosed || s.BytesIn != int64(len(data)) || s.BytesOut != int64(len(data)) ||
-		s.ExitStatus == nil || *s.ExitStatus != 0 || s.Person != "alice" || s.Host != "web-01" || s.Command != "cat" {
+		s.ExitStatus == nil || *s.ExitStatus != 0 || s.Person != "alice" || s.Team != "ops_RR" || s.Host != "web-01" || s.Command != "cat" {
 		t.Fatalf("session row %+v", s)
 	}
 }
 
 func TestRefusals(t *testing.T) {
-	e := newEnv(t, rrtest.Config{})
+	e := newEnv(t, gateway.Config{})
 	c := e.dial(t, "rr", e.alice.Signer)
 	tests := []struct {
 		cmd, want string
@@ -136,6 +141,7 @@ func TestRefusals(t *testing.T) {
 		{"db-01 -- true", `rr: no host "db-01" that you may reach`}, // exists, not allowed: same words
 		{"web-02 -- true", `rr: host "web-02" is offline`},
 		{"-oProxyCommand=x", "rr: the command must start with a host name"},
+		{"web-01 -- true", "rr: the passphrase for web-01 cannot be asked without a terminal"},
 	}
 	for _, tt := range tests {
 		out, errOut, err := run(t, c, tt.cmd, nil)
@@ -146,7 +152,7 @@ func TestRefusals(t *testing.T) {
 }
 
 func TestForwardingRefused(t *testing.T) {
-	e := newEnv(t, rrtest.Config{})
+	e := newEnv(t, gateway.Config{})
 	c := e.dial(t, "rr", e.alice.Signer)
 	if _, err := c.Dial("tcp", e.gw.AgentAddr); err == nil {
 		t.Fatal("direct-tcpip was allowed")
@@ -180,7 +186,7 @@ func TestForwardingRefused(t *testing.T) {
 }
 
 func TestAuthRefusals(t *testing.T) {
-	e := newEnv(t, rrtest.Config{})
+	e := newEnv(t, gateway.Config{})
 	stranger := rrtest.NewKey(t, "stranger")
 	dial := func(user string, auth ...ssh.AuthMethod) error {
 		c, err := ssh.Dial("tcp", e.gw.PeopleAddr, &ssh.ClientConfig{User: user, Auth: auth,
@@ -202,13 +208,16 @@ func TestAuthRefusals(t *testing.T) {
 	if err := dial("rr", ssh.Password("x"), ssh.KeyboardInteractive(func(string, string, []string, []bool) ([]string, error) { return nil, nil })); err == nil {
 		t.Error("password accepted")
 	}
-	if err := dial("alice", ssh.PublicKeys(e.alice.Signer)); err != nil {
+	if err := dial("alice", rrtest.Answers(t, nil, map[string]string{"Password": ""})); err == nil {
+		t.Error("empty password accepted for a key-only person")
+	}
+	if err := dial("alice", ssh.PublicKeys(e.alice.Signer), rrtest.Answers(t, nil, nil)); err != nil {
 		t.Errorf("alice under her own name: %v", err)
 	}
 }
 
 func TestMenuWithoutTerminalListsHosts(t *testing.T) {
-	e := newEnv(t, rrtest.Config{})
+	e := newEnv(t, gateway.Config{})
 	c := e.dial(t, "rr", e.alice.Signer)
 	s, err := c.NewSession()
 	if err != nil {
@@ -231,7 +240,7 @@ func TestMenuWithoutTerminalListsHosts(t *testing.T) {
 }
 
 func TestMenuWithTerminalPicksHost(t *testing.T) {
-	e := newEnv(t, rrtest.Config{})
+	e := newEnv(t, gateway.Config{})
 	c := e.dial(t, "rr", e.alice.Signer)
 	s, err := c.NewSession()
 	if err != nil {
@@ -252,17 +261,29 @@ func TestMenuWithTerminalPicksHost(t *testing.T) {
 	waitFor(t, out, `"nope" is not in the list`)
 	io.WriteString(stdin, "web-02\r")
 	waitFor(t, out, "web-02 is offline")
+	n := e.gw.Outbox.Count()
 	io.WriteString(stdin, "1\r")
+	waitFor(t, out, "Team: ops_RR\r\nPassphrase for web-01: ")
+	io.WriteString(stdin, "pp-web-01\r")
+	waitFor(t, out, "Code sent to a***@example.com: ")
+	code, err := e.gw.Outbox.CodeAfter(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(stdin, code+"\r")
 	io.WriteString(stdin, "stty size; exit 7\r")
 	waitFor(t, out, "30 100")
+	if strings.Contains(out.String(), "pp-web-01") || strings.Contains(out.String(), code) {
+		t.Fatalf("a secret was echoed:\n%s", out.String())
+	}
 	if err := s.Wait(); exitStatus(err) != 7 {
 		t.Fatalf("exit: %v; output:\n%s", err, out.String())
 	}
 }
 
 func TestPTYShellWindowChange(t *testing.T) {
-	e := newEnv(t, rrtest.Config{})
-	c := e.dial(t, "rr", e.alice.Signer)
+	e := newEnv(t, gateway.Config{})
+	c := e.dial(t, "rr+web-01", e.alice.Signer)
 	s, err := c.NewSession()
 	if err != nil {
 		t.Fatal(err)
@@ -274,7 +295,7 @@ func TestPTYShellWindowChange(t *testing.T) {
 	stdin, _ := s.StdinPipe()
 	out := &syncBuffer{}
 	s.Stdout = out
-	if err := s.Start("web-01"); err != nil {
+	if err := s.Shell(); err != nil {
 		t.Fatal(err)
 	}
 	io.WriteString(stdin, "echo T=$TERM; stty size\r")
@@ -328,15 +349,17 @@ func (r *recorder) Close(end gateway.SessionEnd) error {
 
 func TestRecorderSeesBothDirections(t *testing.T) {
 	rec := &recorder{}
-	e := newEnv(t, rrtest.Config{Recorders: rec})
-	c := e.dial(t, "rr", e.alice.Signer)
-	out, _, err := run(t, c, "web-01 -- cat; echo bye >&2", strings.NewReader("hello\n"))
+	e := newEnv(t, gateway.Config{Recorders: rec})
+	c := e.dial(t, "rr+web-01", e.alice.Signer)
+	out, _, err := run(t, c, "cat; echo bye >&2", strings.NewReader("hello\n"))
 	if err != nil || out != "hello\n" {
 		t.Fatalf("got %q %v", out, err)
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	if rec.in.String() != "hello\n" || rec.out.String() != "hello\nbye\n" {
+	// stdout and stderr are two streams: their order relative to each
+	// other is not defined, only within each.
+	if rec.in.String() != "hello\n" || (rec.out.String() != "hello\nbye\n" && rec.out.String() != "bye\nhello\n") {
 		t.Fatalf("recorded in %q out %q", rec.in.String(), rec.out.String())
 	}
 	if rec.end == nil || rec.end.ExitStatus == nil || *rec.end.ExitStatus != 0 || rec.end.Reason != "exit 0" {
@@ -345,9 +368,9 @@ func TestRecorderSeesBothDirections(t *testing.T) {
 }
 
 func TestRecorderFailureRefusesSession(t *testing.T) {
-	e := newEnv(t, rrtest.Config{Recorders: &recorder{fail: true}})
-	c := e.dial(t, "rr", e.alice.Signer)
-	out, errOut, err := run(t, c, "web-01 -- echo must-not-run", nil)
+	e := newEnv(t, gateway.Config{Recorders: &recorder{fail: true}})
+	c := e.dial(t, "rr+web-01", e.alice.Signer)
+	out, errOut, err := run(t, c, "echo must-not-run", nil)
 	if out != "" || !strings.Contains(errOut, "cannot be recorded") || exitStatus(err) != 1 {
 		t.Fatalf("stdout %q stderr %q err %v", out, errOut, err)
 	}
@@ -355,9 +378,11 @@ func TestRecorderFailureRefusesSession(t *testing.T) {
 
 func TestAgentLostEndsSession(t *testing.T) {
 	alice := rrtest.NewKey(t, "alice")
-	gw := rrtest.StartGateway(t, rrtest.Config{People: []gateway.Person{{Name: "alice",
-		Keys: []ssh.PublicKey{alice.Signer.PublicKey()}, Hosts: []string{"*"}}}})
+	gw := rrtest.StartGateway(t, rrtest.Config{})
+	gw.AddPerson("alice", "advanced", "alice@example.com", "", alice)
 	key := gw.AddHost("web-01")
+	gw.SetPassphrase("web-01", "pp-web-01")
+	gw.AddTeam("ops_RR", true, []string{"alice"}, "*")
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := agent.New(agent.Config{Gateways: []string{gw.AgentAddr}, GatewayHostKey: gw.Fingerprint,
 		Host: "web-01", Signer: key.Signer, Logger: rrtest.Logger(t, "agent")})
@@ -370,14 +395,14 @@ func TestAgentLostEndsSession(t *testing.T) {
 	gw.WaitOnline("web-01")
 
 	e := &env{gw: gw, alice: alice}
-	c := e.dial(t, "rr", alice.Signer)
+	c := e.dial(t, "rr+web-01", alice.Signer)
 	s, err := c.NewSession()
 	if err != nil {
 		t.Fatal(err)
 	}
 	out, errOut := &syncBuffer{}, &syncBuffer{}
 	s.Stdout, s.Stderr = out, errOut
-	if err := s.Start("web-01 -- echo started; sleep 600"); err != nil {
+	if err := s.Start("echo started; sleep 600"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, out, "started")
@@ -394,15 +419,15 @@ func TestAgentLostEndsSession(t *testing.T) {
 }
 
 func TestShutdownTellsAndEndsSessions(t *testing.T) {
-	e := newEnv(t, rrtest.Config{ShutdownGrace: 300 * time.Millisecond})
-	c := e.dial(t, "rr", e.alice.Signer)
+	e := newEnv(t, gateway.Config{ShutdownGrace: 300 * time.Millisecond})
+	c := e.dial(t, "rr+web-01", e.alice.Signer)
 	s, err := c.NewSession()
 	if err != nil {
 		t.Fatal(err)
 	}
 	out, errOut := &syncBuffer{}, &syncBuffer{}
 	s.Stdout, s.Stderr = out, errOut
-	if err := s.Start("web-01 -- echo started; sleep 600"); err != nil {
+	if err := s.Start("echo started; sleep 600"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, out, "started")

@@ -9,6 +9,8 @@ import (
 	"text/tabwriter"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/rr-gateway/rr/auth"
 )
 
 // hostEntry is one line of the host menu.
@@ -17,7 +19,7 @@ type hostEntry struct {
 	Online bool
 }
 
-// reachableHosts lists the hosts in the store this person may reach.
+// reachableHosts lists the hosts in the store this person's team reaches.
 func (c *personConn) reachableHosts(ctx context.Context) ([]hostEntry, error) {
 	hosts, err := c.srv.cfg.Store.Hosts(ctx)
 	if err != nil {
@@ -25,7 +27,7 @@ func (c *personConn) reachableHosts(ctx context.Context) ([]hostEntry, error) {
 	}
 	var out []hostEntry
 	for _, h := range hosts {
-		if c.person.mayReach(h.Name) {
+		if auth.MayReach(c.login.Team, authHost(h)) {
 			out = append(out, hostEntry{Name: h.Name, Online: c.srv.Online(h.Name)})
 		}
 	}
@@ -67,31 +69,44 @@ func (c *personConn) pickHost(ctx context.Context, ch ssh.Channel, reqs <-chan *
 		return "", false
 	}
 
-	picked := make(chan string, 1)
+	var host string
+	if !c.converse(ctx, ch, reqs, st, func() { host = menuLoop(ch, hosts, c.srv.Online) }) {
+		return "", false
+	}
+	if host == "" {
+		sendExitStatus(ch, 0)
+		return "", false
+	}
+	return host, true
+}
+
+// converse runs talk, which reads and writes the person's terminal, while
+// answering the channel's requests (window changes update st; a backlog
+// of unread requests would stall the whole connection). It reports false
+// if the person left or ctx ended first.
+func (c *personConn) converse(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, st *setup, talk func()) bool {
+	done := make(chan struct{})
 	go func() {
-		picked <- menuLoop(ch, hosts, c.srv.Online)
+		defer close(done)
+		talk()
 	}()
 	for {
 		select {
-		case host := <-picked:
-			if host == "" {
-				sendExitStatus(ch, 0)
-				return "", false
-			}
-			return host, true
+		case <-done:
+			return true
 		case req, ok := <-reqs:
 			if !ok {
 				ch.Close()
-				<-picked
-				return "", false
+				<-done
+				return false
 			}
 			if st.handle(c, req) && req.WantReply {
 				req.Reply(false, nil) // a second shell/exec
 			}
 		case <-ctx.Done():
 			ch.Close()
-			<-picked
-			return "", false
+			<-done
+			return false
 		}
 	}
 }
@@ -106,7 +121,7 @@ func menuLoop(rw io.ReadWriter, hosts []hostEntry, online func(string) bool) str
 	io.WriteString(rw, strings.ReplaceAll(b.String(), "\n", "\r\n"))
 	for {
 		io.WriteString(rw, "Host (number or name, empty to leave): ")
-		line, ok := readLine(rw, 64)
+		line, ok := readLine(rw, 64, true)
 		io.WriteString(rw, "\r\n")
 		line = strings.TrimSpace(line)
 		if !ok || line == "" {
@@ -135,10 +150,10 @@ func menuLoop(rw io.ReadWriter, hosts []hostEntry, online func(string) bool) str
 
 // readLine reads one line from a raw terminal a byte at a time, so that
 // nothing typed after Enter is consumed (it goes to the host's shell). It
-// echoes printable ASCII, handles backspace, drops escape sequences and
-// other control bytes, and keeps at most max characters. ok is false on
-// Ctrl-C, Ctrl-D or a read error.
-func readLine(rw io.ReadWriter, max int) (line string, ok bool) {
+// keeps printable bytes (ASCII and UTF-8), echoes them if echo is set,
+// handles backspace, drops escape sequences and other control bytes, and
+// keeps at most max bytes. ok is false on Ctrl-C, Ctrl-D or a read error.
+func readLine(rw io.ReadWriter, max int, echo bool) (line string, ok bool) {
 	var buf []byte
 	var one [1]byte
 	inEscape := false
@@ -162,11 +177,15 @@ func readLine(rw io.ReadWriter, max int) (line string, ok bool) {
 		case c == 0x7f || c == 0x08:
 			if len(buf) > 0 {
 				buf = buf[:len(buf)-1]
-				io.WriteString(rw, "\b \b")
+				if echo {
+					io.WriteString(rw, "\b \b")
+				}
 			}
-		case c >= 0x20 && c < 0x7f && len(buf) < max:
+		case c >= 0x20 && c != 0x7f && len(buf) < max:
 			buf = append(buf, c)
-			rw.Write(one[:])
+			if echo {
+				rw.Write(one[:])
+			}
 		}
 	}
 }

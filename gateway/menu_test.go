@@ -29,11 +29,12 @@ func TestReadLine(t *testing.T) {
 		{in: "\x04", ok: false},
 		{in: "abc", ok: false}, // EOF before Enter
 		{in: "a\tb\x00c\r", line: "abc", ok: true},
+		{in: "pä\r", line: "pä", ok: true},
 		{in: strings.Repeat("x", 100) + "\r", line: strings.Repeat("x", 64), ok: true},
 	}
 	for _, tt := range tests {
 		tm := &term{in: strings.NewReader(tt.in)}
-		line, ok := readLine(tm, 64)
+		line, ok := readLine(tm, 64, true)
 		rest, _ := io.ReadAll(tm.in)
 		if line != tt.line || ok != tt.ok || string(rest) != tt.rest {
 			t.Errorf("readLine(%q) = %q, %v, rest %q; want %q, %v, rest %q", tt.in, line, ok, rest, tt.line, tt.ok, tt.rest)
@@ -65,7 +66,7 @@ func FuzzReadLine(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in string) {
 		tm := &term{in: strings.NewReader(in)}
-		line, ok := readLine(tm, 64)
+		line, ok := readLine(tm, 64, true)
 		if !ok && line != "" {
 			t.Fatal("a line returned with !ok")
 		}
@@ -73,14 +74,21 @@ func FuzzReadLine(f *testing.F) {
 			t.Fatalf("line of %d bytes", len(line))
 		}
 		for i := 0; i < len(line); i++ {
-			if line[i] < 0x20 || line[i] >= 0x7f {
-				t.Fatalf("control or non-ASCII byte %#x in %q", line[i], line)
+			if line[i] < 0x20 || line[i] == 0x7f {
+				t.Fatalf("control byte %#x in %q", line[i], line)
 			}
 		}
 		for _, b := range tm.out.Bytes() {
-			if b < 0x20 && b != '\b' {
+			if (b < 0x20 && b != '\b') || b == 0x7f {
 				t.Fatalf("echoed control byte %#x", b)
 			}
+		}
+		silent := &term{in: strings.NewReader(in)}
+		if l2, _ := readLine(silent, 64, false); l2 != line {
+			t.Fatalf("without echo: %q vs %q", l2, line)
+		}
+		if silent.out.Len() != 0 {
+			t.Fatalf("echo off wrote %q", silent.out.String())
 		}
 	})
 }

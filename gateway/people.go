@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/internal/sshkit"
 	"github.com/rr-gateway/rr/store"
 )
@@ -20,10 +21,12 @@ const (
 
 var errDenied = errors.New("permission denied")
 
-// peopleConfig is the SSH server config of the people's port. Until the
-// authentication issue lands, a person is identified by a registered public
-// key alone; the login name is "rr", "rr+HOST", the person's own name, or
-// NAME+HOST.
+// peopleConfig is the SSH server config of the people's port. A
+// registered key proves who someone is and hands over to
+// keyboard-interactive for the rest (team, passphrase, code); without a
+// key, keyboard-interactive asks for username and password first. Both
+// paths run auth.Service.Interactive; its Login is kept for the
+// connection's handler under the SSH session id.
 func (s *Server) peopleConfig() *ssh.ServerConfig {
 	cfg := &ssh.ServerConfig{
 		ServerVersion: "SSH-2.0-rr-gateway",
@@ -33,18 +36,65 @@ func (s *Server) peopleConfig() *ssh.ServerConfig {
 			if err != nil {
 				return nil, errDenied
 			}
-			p := s.byKey[string(key.Marshal())]
-			if p == nil || (login.Name != ServiceLogin && login.Name != p.Name) {
+			ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+			defer cancel()
+			p, ok, err := s.cfg.Auth.KeyPerson(ctx, ssh.FingerprintSHA256(key), login.Name)
+			if err != nil {
+				s.log.Error("key lookup failed", "err", err)
 				return nil, errDenied
 			}
-			return &ssh.Permissions{Extensions: map[string]string{
-				extPerson:    p.Name,
-				extLoginHost: login.Host,
-			}}, nil
+			if !ok {
+				return nil, errDenied
+			}
+			// Only reached once the client has proven it holds the key.
+			return nil, &ssh.PartialSuccessError{Next: ssh.ServerAuthCallbacks{
+				KeyboardInteractiveCallback: s.interactive(&p),
+			}}
 		},
+		KeyboardInteractiveCallback: s.interactive(nil),
 	}
 	cfg.AddHostKey(s.cfg.HostKey)
 	return cfg
+}
+
+// interactive returns the keyboard-interactive callback that completes a
+// login; known is the person a key identified, or nil.
+func (s *Server) interactive(known *auth.Person) func(ssh.ConnMetadata, ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
+	return func(meta ssh.ConnMetadata, client ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
+		login, err := ParseLogin(meta.User())
+		if err != nil {
+			return nil, errDenied
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.LoginGraceTime)
+		defer cancel()
+		l, err := s.cfg.Auth.Interactive(ctx, auth.KeyboardInteractive(client), known, login.Name, login.Host, meta.RemoteAddr().String())
+		if err != nil {
+			var d *auth.Denied
+			if errors.As(err, &d) && d.Message != "" {
+				return nil, &ssh.BannerError{Err: errDenied, Message: d.Message + "\n"}
+			}
+			if !errors.As(err, &d) {
+				s.log.Info("login abandoned or failed", "err", err, "remote", meta.RemoteAddr().String())
+			}
+			return nil, errDenied
+		}
+		s.loginsMu.Lock()
+		s.logins[string(meta.SessionID())] = l
+		s.loginsMu.Unlock()
+		return &ssh.Permissions{Extensions: map[string]string{
+			extPerson:    l.Person.Name,
+			extLoginHost: login.Host,
+		}}, nil
+	}
+}
+
+// takeLogin hands a connection's Login to its handler, once.
+func (s *Server) takeLogin(sessionID []byte) *auth.Login {
+	s.loginsMu.Lock()
+	defer s.loginsMu.Unlock()
+	l := s.logins[string(sessionID)]
+	delete(s.logins, string(sessionID))
+	return l
 }
 
 func (s *Server) handlePerson(nc net.Conn) {
@@ -52,28 +102,27 @@ func (s *Server) handlePerson(nc net.Conn) {
 	nc.SetDeadline(s.cfg.Now().Add(s.cfg.LoginGraceTime))
 	sc, chans, reqs, err := ssh.NewServerConn(nc, s.people)
 	if err != nil {
-		var authErr *ssh.ServerAuthError
-		if errors.As(err, &authErr) {
-			s.log.Info("login denied", "remote", remote)
-			s.audit(store.AuditEvent{Action: "login", Outcome: "denied", Source: remote, Detail: "no registered key"})
-		} else {
-			s.log.Debug("handshake failed", "remote", remote, "err", err)
-		}
+		s.log.Debug("login failed", "remote", remote, "err", err)
 		return
 	}
 	defer sc.Close()
 	nc.SetDeadline(time.Time{})
-	person := sc.Permissions.Extensions[extPerson]
+	login := s.takeLogin(sc.SessionID())
+	if login == nil {
+		s.log.Error("authenticated connection without a login", "remote", remote)
+		return
+	}
+	person := login.Person.Name
 	c := &personConn{
 		srv:       s,
 		conn:      sc,
-		person:    s.personNamed(person),
+		login:     login,
+		person:    person,
 		loginHost: sc.Permissions.Extensions[extLoginHost],
 		remote:    remote,
-		log:       s.log.With("person", person, "remote", remote),
+		log:       s.log.With("person", person, "team", login.Team.Name, "remote", remote),
 	}
 	c.log.Info("login", "login", sc.User())
-	s.audit(store.AuditEvent{Actor: person, Action: "login", Outcome: "allowed", Source: remote, Detail: "publickey"})
 
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	defer cancel(errClientGone)
@@ -123,20 +172,12 @@ func (s *Server) startSession() bool {
 	return true
 }
 
-func (s *Server) personNamed(name string) *Person {
-	for i := range s.cfg.People {
-		if s.cfg.People[i].Name == name {
-			return &s.cfg.People[i]
-		}
-	}
-	return nil
-}
-
 // personConn is one person's authenticated connection.
 type personConn struct {
 	srv       *Server
 	conn      *ssh.ServerConn
-	person    *Person
+	login     *auth.Login
+	person    string
 	loginHost string
 	remote    string
 	log       *slog.Logger
@@ -149,7 +190,7 @@ func (c *personConn) globalRequests(reqs <-chan *ssh.Request) {
 		switch req.Type {
 		case "tcpip-forward", "cancel-tcpip-forward", "streamlocal-forward@openssh.com", "cancel-streamlocal-forward@openssh.com":
 			c.log.Warn("forwarding refused", "request", req.Type)
-			c.srv.audit(store.AuditEvent{Actor: c.person.Name, Action: "forward", Target: req.Type, Outcome: "denied",
+			c.srv.audit(store.AuditEvent{Actor: c.person, Action: "forward", Target: req.Type, Outcome: "denied",
 				Source: c.remote, Detail: "remote forwarding is disabled"})
 		}
 		if req.WantReply {

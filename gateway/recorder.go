@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"time"
+
+	"github.com/rr-gateway/rr/auth"
 )
 
 // SessionInfo describes a session to its recorder.
@@ -17,6 +19,10 @@ type SessionInfo struct {
 	Cols    uint32
 	Rows    uint32
 	Started time.Time
+	Gateway string
+	// Passphrase is what the person typed for the host; it keys the
+	// recording. The recorder must not keep it beyond deriving its key.
+	Passphrase auth.Secret
 }
 
 // SessionEnd says how a session ended, for its recorder and its store row.

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/store"
 	"github.com/rr-gateway/rr/wire"
 )
@@ -101,7 +102,7 @@ func (st *setup) handle(c *personConn, req *ssh.Request) bool {
 // refuse logs and audits a refused forwarding request.
 func (c *personConn) refuse(what string) {
 	c.log.Warn("forwarding refused", "request", what)
-	c.srv.audit(store.AuditEvent{Actor: c.person.Name, Action: "forward", Target: what, Outcome: "denied",
+	c.srv.audit(store.AuditEvent{Actor: c.person, Action: "forward", Target: what, Outcome: "denied",
 		Source: c.remote, Detail: "forwarding is disabled"})
 }
 
@@ -113,7 +114,7 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 	defer ch.Close()
 	id := newSessionID()
 	log := c.log.With("session", id)
-	defer s.recoverPanic("session", "session", id, "person", c.person.Name)
+	defer s.recoverPanic("session", "session", id, "person", c.person)
 
 	var st setup
 	var start *ssh.Request
@@ -178,24 +179,81 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 
 	if err := c.mayOpen(ctx, target.Host); err != nil {
 		log.Info("session refused", "reason", err)
-		c.srv.audit(store.AuditEvent{Actor: c.person.Name, Action: "session.open", Target: target.Host,
+		c.srv.audit(store.AuditEvent{Actor: c.person, Action: "session.open", Target: target.Host,
 			Outcome: "denied", Source: c.remote, Detail: err.Error()})
 		writeLine(ch, pty, c.refusal(target.Host, err))
 		sendExitStatus(ch, 1)
 		return
 	}
 
+	passphrase, ok := c.hostFactors(ctx, ch, reqs, &st, target.Host, log)
+	if !ok {
+		return
+	}
 	ss := &session{id: id, host: target.Host, pty: pty, client: ch, log: log, cancel: cancel}
-	c.openSession(ctx, ss, &st, start, target, reqs)
+	c.openSession(ctx, ss, &st, start, target, reqs, passphrase)
+}
+
+// hostFactors makes sure this connection has given host's passphrase and
+// the second factor, asking on the session's terminal (echo off) what the
+// keyboard-interactive login did not. Without a terminal they cannot be
+// asked, and the person is told how to do it.
+func (c *personConn) hostFactors(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, st *setup, host string, log *slog.Logger) (auth.Secret, bool) {
+	if pp, ok := c.login.Ready(host); ok {
+		return pp, true
+	}
+	pty := st.pty != nil
+	if !pty {
+		writeLine(ch, false, fmt.Sprintf("rr: the passphrase for %s cannot be asked without a terminal: "+
+			"add -t (ssh -t rr@GATEWAY %s …), or name the host in the login (ssh rr+%s@GATEWAY …)", host, host, host))
+		sendExitStatus(ch, 1)
+		return auth.Secret{}, false
+	}
+	var pp auth.Secret
+	var err error
+	talked := c.converse(ctx, ch, reqs, st, func() {
+		pp, err = c.srv.cfg.Auth.HostFactors(ctx, terminalPrompter{ch}, c.login, host)
+	})
+	if !talked {
+		return auth.Secret{}, false
+	}
+	if err != nil {
+		var d *auth.Denied
+		msg := "rr: permission denied"
+		if errors.As(err, &d) && d.Message != "" {
+			msg = d.Message
+		} else if !errors.As(err, &d) {
+			log.Info("factors not given", "err", err)
+		}
+		writeLine(ch, true, msg)
+		sendExitStatus(ch, 1)
+		return auth.Secret{}, false
+	}
+	return pp, true
+}
+
+// terminalPrompter asks auth's questions on the session's terminal.
+type terminalPrompter struct{ ch ssh.Channel }
+
+var errAbandoned = errors.New("the person left the prompt")
+
+func (t terminalPrompter) Ask(_ context.Context, instruction, prompt string, echo bool) (string, error) {
+	if instruction != "" {
+		io.WriteString(t.ch, instruction+"\r\n")
+	}
+	io.WriteString(t.ch, prompt)
+	line, ok := readLine(t.ch, 256, echo)
+	io.WriteString(t.ch, "\r\n")
+	if !ok {
+		return "", errAbandoned
+	}
+	return line, nil
 }
 
 // mayOpen decides whether this person may open a session on host now.
 func (c *personConn) mayOpen(ctx context.Context, host string) error {
-	if !c.person.mayReach(host) {
-		return errNoSuchHost
-	}
-	if _, err := c.srv.cfg.Store.Host(ctx, host); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
+	if err := c.srv.cfg.Auth.MayOpen(ctx, c.login, host); err != nil {
+		if errors.Is(err, auth.ErrNoSuchHost) {
 			return errNoSuchHost
 		}
 		return err
@@ -224,15 +282,15 @@ func (c *personConn) refusal(host string, err error) string {
 // openSession records the session, opens the host's side and bridges the
 // two until the session ends; every path out finalizes the store row and
 // the recording.
-func (c *personConn) openSession(ctx context.Context, ss *session, st *setup, start *ssh.Request, target Target, reqs <-chan *ssh.Request) {
+func (c *personConn) openSession(ctx context.Context, ss *session, st *setup, start *ssh.Request, target Target, reqs <-chan *ssh.Request, passphrase auth.Secret) {
 	s := c.srv
 	started := s.cfg.Now()
-	info := SessionInfo{ID: ss.id, Person: c.person.Name, Host: target.Host, Command: target.Command,
-		PTY: ss.pty, Started: started}
+	info := SessionInfo{ID: ss.id, Person: c.person, Team: c.login.Team.Name, Host: target.Host, Command: target.Command,
+		PTY: ss.pty, Started: started, Passphrase: passphrase, Gateway: s.cfg.Name}
 	if st.pty != nil {
 		info.Term, info.Cols, info.Rows = st.pty.Term, st.pty.Columns, st.pty.Rows
 	}
-	row := store.Session{ID: ss.id, Person: c.person.Name, Host: target.Host, Command: target.Command,
+	row := store.Session{ID: ss.id, Person: c.person, Team: c.login.Team.Name, Host: target.Host, Command: target.Command,
 		PTY: ss.pty, Source: c.remote, State: store.StateLive, Started: started}
 	if start.Type == wire.ReqSubsystem {
 		row.Command = "subsystem " + string(start.Payload[min(4, len(start.Payload)):])
@@ -266,7 +324,7 @@ func (c *personConn) openSession(ctx context.Context, ss *session, st *setup, st
 	}
 	rec = r
 
-	agent, agentReqs, err := s.openAgentChannel(target.Host, wire.SessionOpen{SessionID: ss.id, Person: c.person.Name})
+	agent, agentReqs, err := s.openAgentChannel(target.Host, wire.SessionOpen{SessionID: ss.id, Person: c.person})
 	if err != nil {
 		ss.log.Warn("cannot reach host", "err", err)
 		ss.notify(c.refusal(target.Host, errHostOffline))
@@ -291,7 +349,7 @@ func (c *personConn) openSession(ctx context.Context, ss *session, st *setup, st
 		s.mu.Unlock()
 	}()
 	ss.log.Info("session started", "command", target.Command, "pty", ss.pty)
-	s.audit(store.AuditEvent{Actor: c.person.Name, Action: "session.open", Target: target.Host,
+	s.audit(store.AuditEvent{Actor: c.person, Action: "session.open", Target: target.Host,
 		Outcome: "allowed", Source: c.remote, SessionID: ss.id})
 	ss.bridge(ctx, reqs, agent, agentReqs, rec, finish)
 }

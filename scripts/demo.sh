@@ -13,6 +13,17 @@ chmod 700 "$d"
 bin/rr-gateway keygen "$d/id_ed25519" >/dev/null
 bin/rr-gateway keygen "$d/agent_ed25519" >/dev/null
 
+# The demo host's passphrase: DEMO_PASSPHRASE, else the one made on the
+# first run (demo/passphrase). Only its verifier goes into the config.
+if [ -n "${DEMO_PASSPHRASE:-}" ]; then
+  printf '%s\n' "$DEMO_PASSPHRASE" >"$d/passphrase"
+elif [ ! -s "$d/passphrase" ]; then
+  (umask 077; od -An -N9 -tx1 /dev/urandom | tr -d ' \n' >"$d/passphrase"; echo >>"$d/passphrase")
+fi
+chmod 600 "$d/passphrase"
+passphrase=$(head -n1 "$d/passphrase")
+verifier=$(printf '%s\n' "$passphrase" | bin/rr-gateway passphrase-hash)
+
 # Configs are written on every run so that ports can change.
 cat >"$d/gateway.yaml" <<YAML
 # Written by scripts/demo.sh; see configs/gateway.yaml for every field.
@@ -23,13 +34,24 @@ database: $d/rr.db
 name: demo-gateway
 log: {format: text, level: info}
 shutdown_grace: 3s
+mail:
+  mode: file          # each code: a .eml file in outbox, and printed below
+  from: rr@demo.localhost
+  outbox: $d/outbox
 people:
   - name: demo
+    email: demo@demo.localhost
+    role: advanced
     key_files: [$d/id_ed25519.pub]
+teams:
+  - name: demo_RR
+    rapid_response: true
+    members: [demo]
     hosts: ["*"]
 hosts:
   - name: demo-host
     agent_key_file: $d/agent_ed25519.pub
+    passphrase_verifier: '$verifier'
 YAML
 fp=$(bin/rr-gateway fingerprint -config "$d/gateway.yaml")
 cat >"$d/agent.yaml" <<YAML
@@ -65,9 +87,12 @@ cat <<MSG
 
     ssh -t -i $d/id_ed25519 -p $GATEWAY_PORT rr@127.0.0.1 demo-host
 
+  It asks "Passphrase for demo-host:" -- the passphrase is  $passphrase
+  (DEMO_PASSPHRASE=... make demo sets another) -- then for the code it
+  mailed: the mail is printed below and saved in $d/outbox/.
   (-o UserKnownHostsFile=$d/known_hosts keeps your own known_hosts clean.)
   Other things to try:
-    ssh -i $d/id_ed25519 -p $GATEWAY_PORT rr@127.0.0.1 demo-host -- uname -a
+    ssh -i $d/id_ed25519 -p $GATEWAY_PORT rr+demo-host@127.0.0.1 uname -a
     ssh -t -i $d/id_ed25519 -p $GATEWAY_PORT rr@127.0.0.1          (host menu)
   The gateway's host key: $fp
 

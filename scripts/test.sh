@@ -20,6 +20,15 @@ need_tools() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+# mailpit, the SMTP server that captures mail in the e2e tests: built once
+# with go install and kept in $(go env GOPATH)/bin.
+need_mailpit() {
+  command -v mailpit >/dev/null && return 0
+  [ -x "$(go env GOPATH)/bin/mailpit" ] && return 0
+  echo "test: installing mailpit (go install, about a minute)"
+  go install github.com/axllent/mailpit@v1.27.11
+}
+
 for step in "${steps[@]}"; do
   case "$step" in
   lint)
@@ -36,6 +45,7 @@ for step in "${steps[@]}"; do
   e2e)
     echo "== end-to-end tests (real ssh)"
     need_tools
+    need_mailpit
     go test -count=1 -timeout 15m ./e2e/...
     ;;
   *) echo "test: unknown step $step (lint, unit, e2e)"; exit 2 ;;

@@ -164,10 +164,12 @@ func fromNanos(n int64) time.Time {
 
 // Host is a machine an agent serves.
 type Host struct {
-	Name      string
-	AgentKey  string // authorized_keys line of the agent's key; "" until enrolled
-	CreatedAt time.Time
-	LastSeen  time.Time // zero if never
+	Name               string
+	AgentKey           string // authorized_keys line of the agent's key; "" until enrolled
+	CreatedAt          time.Time
+	LastSeen           time.Time // zero if never
+	Labels             []string  // "K=V" each, sorted
+	PassphraseVerifier string    // slow verifier of the host's passphrase; "" if none set
 }
 
 // UpsertHost creates host if it does not exist; it never clears its key.
@@ -200,15 +202,19 @@ func mustAffect(res sql.Result, what string) error {
 	return nil
 }
 
-const hostCols = `name, agent_key, created_at, last_seen`
+const hostCols = `name, agent_key, created_at, last_seen, labels, passphrase_verifier`
 
 func scanHost(sc interface{ Scan(...any) error }) (Host, error) {
 	var h Host
 	var created, seen int64
-	if err := sc.Scan(&h.Name, &h.AgentKey, &created, &seen); err != nil {
+	var labels string
+	if err := sc.Scan(&h.Name, &h.AgentKey, &created, &seen, &labels, &h.PassphraseVerifier); err != nil {
 		return Host{}, err
 	}
 	h.CreatedAt, h.LastSeen = fromNanos(created), fromNanos(seen)
+	if labels != "" {
+		h.Labels = strings.Split(labels, ",")
+	}
 	return h, nil
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/gateway"
 	"github.com/rr-gateway/rr/internal/config"
 )
@@ -26,21 +27,70 @@ type fileConfig struct {
 	AgentKeepalive     time.Duration `yaml:"agent_keepalive"`
 	ClientKeepalive    time.Duration `yaml:"client_keepalive"`
 	KeepaliveMaxMissed int           `yaml:"keepalive_max_missed"`
+	Mail               fileMail      `yaml:"mail"`
+	Auth               fileAuth      `yaml:"auth"`
 	People             []filePerson  `yaml:"people"`
+	Teams              []fileTeam    `yaml:"teams"`
 	Hosts              []fileHost    `yaml:"hosts"`
 }
 
+type fileMail struct {
+	Mode   string   `yaml:"mode"` // console, file or smtp
+	From   string   `yaml:"from"`
+	Outbox string   `yaml:"outbox"`
+	SMTP   fileSMTP `yaml:"smtp"`
+}
+
+type fileSMTP struct {
+	Host         string `yaml:"host"`
+	Port         int    `yaml:"port"`
+	TLS          string `yaml:"tls"`
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password_file"`
+	PasswordEnv  string `yaml:"password_env"`
+	CAFile       string `yaml:"ca_file"`
+}
+
+type fileAuth struct {
+	CodeTTL         time.Duration `yaml:"code_ttl"`
+	CodeTries       int           `yaml:"code_tries"`
+	PassphraseTries int           `yaml:"passphrase_tries"`
+	Limits          fileLimits    `yaml:"limits"`
+}
+
+type fileLimits struct {
+	SourceAttempts        int           `yaml:"source_attempts"`
+	SourceWindow          time.Duration `yaml:"source_window"`
+	FailuresBeforeLockout int           `yaml:"failures_before_lockout"`
+	LockoutBase           time.Duration `yaml:"lockout_base"`
+	LockoutMax            time.Duration `yaml:"lockout_max"`
+	MailsPerPerson        int           `yaml:"mails_per_person"`
+	MailWindow            time.Duration `yaml:"mail_window"`
+}
+
 type filePerson struct {
-	Name     string   `yaml:"name"`
-	Keys     []string `yaml:"keys"`
-	KeyFiles []string `yaml:"key_files"`
-	Hosts    []string `yaml:"hosts"`
+	Name           string   `yaml:"name"`
+	Email          string   `yaml:"email"`
+	Role           string   `yaml:"role"`
+	PasswordHash   string   `yaml:"password_hash"`
+	TOTPSecretFile string   `yaml:"totp_secret_file"`
+	Keys           []string `yaml:"keys"`
+	KeyFiles       []string `yaml:"key_files"`
+}
+
+type fileTeam struct {
+	Name          string   `yaml:"name"`
+	RapidResponse bool     `yaml:"rapid_response"`
+	Members       []string `yaml:"members"`
+	Hosts         []string `yaml:"hosts"`
 }
 
 type fileHost struct {
-	Name         string `yaml:"name"`
-	AgentKey     string `yaml:"agent_key"`
-	AgentKeyFile string `yaml:"agent_key_file"`
+	Name               string   `yaml:"name"`
+	Labels             []string `yaml:"labels"`
+	PassphraseVerifier string   `yaml:"passphrase_verifier"`
+	AgentKey           string   `yaml:"agent_key"`
+	AgentKeyFile       string   `yaml:"agent_key_file"`
 }
 
 func defaultConfig() fileConfig {
@@ -49,6 +99,7 @@ func defaultConfig() fileConfig {
 		AgentListen: ":2223",
 		HostKey:     "/var/lib/rr/ssh_host_ed25519_key",
 		Database:    "/var/lib/rr/rr.db",
+		Mail:        fileMail{Mode: "console", From: "rr@localhost"},
 	}
 }
 
@@ -78,8 +129,57 @@ func (c *fileConfig) check() error {
 	if c.Database == "" {
 		errs = append(errs, errors.New("database: empty"))
 	}
+	people := map[string]bool{}
+	for i, p := range c.People {
+		if !gateway.ValidName(p.Name) || p.Name == gateway.ServiceLogin {
+			errs = append(errs, fmt.Errorf("people[%d]: bad name %q", i, p.Name))
+		}
+		if people[p.Name] {
+			errs = append(errs, fmt.Errorf("people[%d]: %q declared twice", i, p.Name))
+		}
+		people[p.Name] = true
+		if !auth.ValidRole(p.Role) {
+			errs = append(errs, fmt.Errorf("people[%d] %s: role %q: want admin, advanced or standard", i, p.Name, p.Role))
+		}
+		if p.PasswordHash != "" && !auth.ValidVerifier(p.PasswordHash) {
+			errs = append(errs, fmt.Errorf("people[%d] %s: password_hash is not an argon2id or bcrypt hash (make one with rr-gateway passphrase-hash)", i, p.Name))
+		}
+		if p.Email != "" && !strings.Contains(p.Email, "@") {
+			errs = append(errs, fmt.Errorf("people[%d] %s: email %q", i, p.Name, p.Email))
+		}
+	}
+	teams := map[string]bool{}
+	for i, t := range c.Teams {
+		if !gateway.ValidName(t.Name) {
+			errs = append(errs, fmt.Errorf("teams[%d]: bad name %q", i, t.Name))
+		}
+		if teams[t.Name] {
+			errs = append(errs, fmt.Errorf("teams[%d]: %q declared twice", i, t.Name))
+		}
+		teams[t.Name] = true
+		for _, m := range t.Members {
+			if !people[m] {
+				errs = append(errs, fmt.Errorf("teams[%d] %s: member %q is not among people", i, t.Name, m))
+			}
+		}
+		for _, h := range t.Hosts {
+			if h != "*" && !strings.HasPrefix(h, "label:") && !gateway.ValidName(h) {
+				errs = append(errs, fmt.Errorf("teams[%d] %s: host %q: want a name, label:K=V or *", i, t.Name, h))
+			}
+		}
+	}
 	seen := map[string]bool{}
 	for i, h := range c.Hosts {
+		if h.PassphraseVerifier != "" && !strings.HasPrefix(h.PassphraseVerifier, "$argon2id$") {
+			errs = append(errs, fmt.Errorf("hosts[%d] %s: passphrase_verifier is not an argon2id hash (make one with rr-gateway passphrase-hash)", i, h.Name))
+		} else if h.PassphraseVerifier != "" && !auth.ValidVerifier(h.PassphraseVerifier) {
+			errs = append(errs, fmt.Errorf("hosts[%d] %s: passphrase_verifier does not parse", i, h.Name))
+		}
+		for _, l := range h.Labels {
+			if k, _, ok := strings.Cut(l, "="); !ok || k == "" || strings.Contains(l, ",") {
+				errs = append(errs, fmt.Errorf("hosts[%d] %s: label %q: want K=V", i, h.Name, l))
+			}
+		}
 		if !gateway.ValidName(h.Name) {
 			errs = append(errs, fmt.Errorf("hosts[%d]: bad name %q", i, h.Name))
 		}
@@ -94,39 +194,30 @@ func (c *fileConfig) check() error {
 	return errors.Join(errs...)
 }
 
-// people turns the people section into gateway.Person values.
-func (c *fileConfig) people() ([]gateway.Person, error) {
+// keys returns a person's declared keys: fingerprint → authorized_keys line.
+func (p *filePerson) keys() (map[string]string, error) {
 	var errs []error
-	var out []gateway.Person
-	for i, p := range c.People {
-		gp := gateway.Person{Name: p.Name, Hosts: p.Hosts}
-		lines := append([]string(nil), p.Keys...)
-		for _, f := range p.KeyFiles {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("people[%d] %s: %w", i, p.Name, err))
-				continue
-			}
-			lines = append(lines, strings.Split(string(b), "\n")...)
+	lines := append([]string(nil), p.Keys...)
+	for _, f := range p.KeyFiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("people %s: %w", p.Name, err))
+			continue
 		}
-		for _, line := range lines {
-			line = strings.TrimSpace(line)
-			if line == "" || strings.HasPrefix(line, "#") {
-				continue
-			}
-			k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
-			if err != nil {
-				errs = append(errs, fmt.Errorf("people[%d] %s: bad key: %w", i, p.Name, err))
-				continue
-			}
-			gp.Keys = append(gp.Keys, k)
+		lines = append(lines, strings.Split(string(b), "\n")...)
+	}
+	out := map[string]string{}
+	for _, line := range lines {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
 		}
-		for _, h := range p.Hosts {
-			if h != "*" && !gateway.ValidName(h) {
-				errs = append(errs, fmt.Errorf("people[%d] %s: bad host %q", i, p.Name, h))
-			}
+		k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("people %s: bad key: %w", p.Name, err))
+			continue
 		}
-		out = append(out, gp)
+		out[ssh.FingerprintSHA256(k)] = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k)))
 	}
 	return out, errors.Join(errs...)
 }

@@ -2,10 +2,16 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/rr-gateway/rr/auth"
+	"github.com/rr-gateway/rr/store"
 )
 
 // TestExampleConfig loads configs/gateway.yaml: it must decode strictly,
@@ -22,7 +28,7 @@ func TestExampleConfig(t *testing.T) {
 	if c.Listen != d.Listen || c.AgentListen != d.AgentListen || c.HostKey != d.HostKey || c.Database != d.Database {
 		t.Fatalf("the example's values differ from the defaults: %+v vs %+v", c, d)
 	}
-	if _, err := c.people(); err != nil {
+	if _, err := c.mailer(nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -45,9 +51,24 @@ func TestConfigErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "bad name") || !strings.Contains(err.Error(), "declared twice") {
 		t.Fatalf("check: %v; want every problem named", err)
 	}
-	c, _ = loadConfig(write("people: [{name: a, keys: ['ssh-ed25519 nonsense'], hosts: ['x y']}]\n"))
-	if _, err := c.people(); err == nil || !strings.Contains(err.Error(), "bad key") || !strings.Contains(err.Error(), "bad host") {
-		t.Fatalf("people: %v", err)
+	c, _ = loadConfig(write("people: [{name: a, role: boss, password_hash: plain}]\nteams: [{name: t, members: [b], hosts: ['x y']}]\n"))
+	err = c.check()
+	for _, want := range []string{"role \"boss\"", "password_hash", "member \"b\"", "host \"x y\""} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("check: %v; want it to name %s", err, want)
+		}
+	}
+	p := filePerson{Name: "a", Keys: []string{"ssh-ed25519 nonsense"}}
+	if _, err := p.keys(); err == nil || !strings.Contains(err.Error(), "bad key") {
+		t.Fatalf("keys: %v", err)
+	}
+	c, _ = loadConfig(write("mail: {mode: smtp, smtp: {host: ''}}\n"))
+	if _, err := c.mailer(nil); err == nil || !strings.Contains(err.Error(), "smtp host") {
+		t.Fatalf("smtp without host: %v", err)
+	}
+	c, _ = loadConfig(write("mail: {mode: pigeon}\n"))
+	if _, err := c.mailer(nil); err == nil {
+		t.Fatal("unknown mail mode accepted")
 	}
 }
 
@@ -83,5 +104,66 @@ func TestEnroll(t *testing.T) {
 	}
 	if code := run([]string{"enroll", "-database", db, "bad name"}, &out, &errb); code != 2 {
 		t.Fatalf("bad host name: exit %d", code)
+	}
+}
+
+func TestPassphraseHashFromPipe(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.WriteString("correct horse\n")
+	w.Close()
+	var out, errb bytes.Buffer
+	if code := cmdPassphraseHash(nil, r, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	v := strings.TrimSpace(out.String())
+	if ok, err := auth.CheckSecret("correct horse", v); !ok || err != nil {
+		t.Fatalf("verifier %q does not check: %v", v, err)
+	}
+	if ok, _ := auth.CheckSecret("wrong horse", v); ok {
+		t.Fatal("verifier accepts anything")
+	}
+}
+
+func TestApplyIsIdempotent(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "k")
+	var out, errb bytes.Buffer
+	run([]string{"keygen", key}, &out, &errb)
+	v, _ := auth.HashSecret("pp")
+	yaml := "people: [{name: alice, email: a@x.test, role: advanced, key_files: [" + key + ".pub]}]\n" +
+		"hosts: [{name: web-01, labels: [env=prod], passphrase_verifier: '" + v + "'}]\n" +
+		"teams: [{name: ops_RR, rapid_response: true, members: [alice], hosts: ['label:env=prod']}]\n"
+	p := filepath.Join(dir, "g.yaml")
+	os.WriteFile(p, []byte(yaml), 0o600)
+	c, err := loadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.check(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(dir, "rr.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	for i := 0; i < 2; i++ {
+		if err := c.apply(ctx, st); err != nil {
+			t.Fatalf("apply %d: %v", i, err)
+		}
+	}
+	teams, _ := st.TeamsOf(ctx, "alice")
+	h, _ := st.Host(ctx, "web-01")
+	if len(teams) != 1 || !teams[0].RapidResponse || len(teams[0].Hosts) != 1 || h.PassphraseVerifier != v || len(h.Labels) != 1 {
+		t.Fatalf("after apply: teams %+v host %+v", teams, h)
+	}
+	pub, _ := os.ReadFile(key + ".pub")
+	k, _, _, _, _ := ssh.ParseAuthorizedKey(pub)
+	if p, err := st.PersonByKey(ctx, ssh.FingerprintSHA256(k)); err != nil || p.Name != "alice" {
+		t.Fatalf("key lookup: %+v %v", p, err)
 	}
 }

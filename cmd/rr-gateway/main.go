@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -15,11 +16,14 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/term"
 
+	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/gateway"
 	"github.com/rr-gateway/rr/internal/sshkit"
 	"github.com/rr-gateway/rr/store"
@@ -34,6 +38,11 @@ Usage:
                                               agent enrolls its key (agent: enroll_token)
   rr-gateway fingerprint [-config FILE]       print the gateway's host key fingerprint,
                                               for the agents' gateway_host_key
+  rr-gateway passphrase-hash                  read a passphrase (or password) without echo,
+                                              twice, and print its argon2id verifier for
+                                              hosts[].passphrase_verifier or
+                                              people[].password_hash; without a terminal it
+                                              reads one line from standard input
   rr-gateway keygen FILE                      create an ed25519 key pair FILE, FILE.pub
                                               (kept if it exists) and print the public key
 
@@ -56,6 +65,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return cmdFingerprint(args[1:], stdout, stderr)
 		case "keygen":
 			return cmdKeygen(args[1:], stdout, stderr)
+		case "passphrase-hash":
+			return cmdPassphraseHash(args[1:], os.Stdin, stdout, stderr)
 		case "serve":
 			args = args[1:]
 		case "help":
@@ -125,7 +136,7 @@ func override(dst *string, v string) {
 
 // serve builds the parts, serves until ctx is done, then shuts down.
 func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
-	people, err := c.people()
+	mailer, err := c.mailer(os.Stderr)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
@@ -138,7 +149,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	if err := applyHosts(ctx, st, c.Hosts); err != nil {
+	if err := c.apply(ctx, st); err != nil {
 		return err
 	}
 	ids, err := st.InterruptLiveSessions(ctx, time.Now())
@@ -148,10 +159,26 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 	if len(ids) > 0 {
 		log.Warn("sessions left live by an earlier run marked interrupted", "sessions", ids)
 	}
+	acfg := c.authConfig()
+	acfg.Directory = gateway.StoreDirectory(st)
+	acfg.Mailer = mailer
+	acfg.Logger = log
+	acfg.Audit = func(e auth.Event) {
+		actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := st.Audit(actx, store.AuditEvent{Time: time.Now(), Actor: e.Person, Action: "auth." + e.Action,
+			Target: e.Target, Outcome: e.Outcome, Detail: e.Reason, Source: e.Source}); err != nil {
+			log.Error("audit write failed", "err", err)
+		}
+	}
+	authSvc, err := auth.New(acfg)
+	if err != nil {
+		return err
+	}
 	srv, err := gateway.New(gateway.Config{
 		HostKey:            signer,
 		Store:              st,
-		People:             people,
+		Auth:               authSvc,
 		Logger:             log,
 		Name:               c.Name,
 		LoginGraceTime:     c.LoginGraceTime,
@@ -201,26 +228,6 @@ func (c *fileConfig) shutdownGrace() time.Duration {
 		return c.ShutdownGrace
 	}
 	return 10 * time.Second
-}
-
-// applyHosts makes the store hold every host the file declares, with its
-// pre-registered agent key. It is idempotent.
-func applyHosts(ctx context.Context, st *store.SQLite, hosts []fileHost) error {
-	for _, h := range hosts {
-		key, err := h.agentKey()
-		if err != nil {
-			return fmt.Errorf("config: %w", err)
-		}
-		if err := st.UpsertHost(ctx, h.Name); err != nil {
-			return err
-		}
-		if key != "" {
-			if err := st.SetAgentKey(ctx, h.Name, key); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 func cmdEnroll(args []string, stdout, stderr io.Writer) int {
@@ -317,5 +324,50 @@ func cmdKeygen(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, err)
 	}
 	stdout.Write(ssh.MarshalAuthorizedKey(signer.PublicKey()))
+	return 0
+}
+
+func cmdPassphraseHash(args []string, stdin *os.File, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		fmt.Fprint(stderr, "Usage: rr-gateway passphrase-hash\n\nReads a passphrase without echo (twice) and prints its argon2id verifier.\n"+
+			"Without a terminal it reads one line from standard input.\n")
+		if args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
+			return 0
+		}
+		return 2
+	}
+	var secret string
+	if term.IsTerminal(int(stdin.Fd())) {
+		fmt.Fprint(stderr, "Passphrase: ")
+		a, err := term.ReadPassword(int(stdin.Fd()))
+		fmt.Fprintln(stderr)
+		if err != nil {
+			return fail(stderr, err)
+		}
+		fmt.Fprint(stderr, "Again: ")
+		b, err := term.ReadPassword(int(stdin.Fd()))
+		fmt.Fprintln(stderr)
+		if err != nil {
+			return fail(stderr, err)
+		}
+		if string(a) != string(b) {
+			return fail(stderr, errors.New("the two passphrases differ"))
+		}
+		secret = string(a)
+	} else {
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fail(stderr, err)
+		}
+		secret = strings.TrimRight(line, "\r\n")
+	}
+	if secret == "" {
+		return fail(stderr, errors.New("empty passphrase"))
+	}
+	h, err := auth.HashSecret(secret)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	fmt.Fprintln(stdout, h)
 	return 0
 }

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/rr-gateway/rr/agent"
+	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/gateway"
 	"github.com/rr-gateway/rr/store"
 )
@@ -79,6 +80,9 @@ type Gateway struct {
 	// KnownHosts is a known_hosts file naming the gateway's host key for
 	// both addresses, for ssh -o UserKnownHostsFile.
 	KnownHosts string
+	// Outbox holds the mail the gateway sent, unless Config.Auth.Mailer
+	// was set.
+	Outbox *Outbox
 
 	t      testing.TB
 	cfg    gateway.Config
@@ -87,14 +91,19 @@ type Gateway struct {
 	closed bool
 }
 
-// Config is the gateway config StartGateway starts with; HostKey, Store
-// and Logger are filled in when empty.
-type Config = gateway.Config
+// Config is what StartGateway starts with. In Gateway, HostKey, Store,
+// Auth and Logger are filled in when empty; in Auth, Directory (the
+// store), Mailer (an Outbox unless set) and Logger.
+type Config struct {
+	Gateway gateway.Config
+	Auth    auth.Config
+}
 
 // StartGateway starts a gateway with cfg on fresh 127.0.0.1 ports and a
 // fresh SQLite database, and stops it when the test ends.
-func StartGateway(t testing.TB, cfg Config) *Gateway {
+func StartGateway(t testing.TB, c Config) *Gateway {
 	t.Helper()
+	cfg := c.Gateway
 	if cfg.HostKey == nil {
 		cfg.HostKey = NewKey(t, "gateway_host_key").Signer
 	}
@@ -110,8 +119,23 @@ func StartGateway(t testing.TB, cfg Config) *Gateway {
 	}
 	t.Cleanup(func() { st.Close() })
 	cfg.Store = st
-	g := &Gateway{t: t, Store: st, HostKey: cfg.HostKey, cfg: cfg,
+	g := &Gateway{t: t, Store: st, HostKey: cfg.HostKey,
 		Fingerprint: ssh.FingerprintSHA256(cfg.HostKey.PublicKey())}
+	acfg := c.Auth
+	acfg.Directory = gateway.StoreDirectory(st)
+	if acfg.Mailer == nil {
+		g.Outbox = NewOutbox()
+		acfg.Mailer = g.Outbox
+	}
+	if acfg.Logger == nil {
+		acfg.Logger = cfg.Logger
+	}
+	a, err := auth.New(acfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Auth = a
+	g.cfg = cfg
 	pl := listen(t, "127.0.0.1:0")
 	al := listen(t, "127.0.0.1:0")
 	g.PeopleAddr, g.AgentAddr = pl.Addr().String(), al.Addr().String()

@@ -1,0 +1,193 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Roles (DESIGN.md §3).
+const (
+	RoleAdmin    = "admin"
+	RoleAdvanced = "advanced"
+	RoleStandard = "standard"
+)
+
+// ValidRole reports whether r is one of the roles.
+func ValidRole(r string) bool { return r == RoleAdmin || r == RoleAdvanced || r == RoleStandard }
+
+// Person is what auth needs to know of someone.
+type Person struct {
+	Name         string
+	Email        string
+	Role         string
+	PasswordHash string
+	TOTPSecret   string
+}
+
+// Team is a team with the hosts it reaches.
+type Team struct {
+	Name          string
+	RapidResponse bool
+	Hosts         []string // names, "label:K=V", or "*"
+}
+
+// Host is what auth needs to know of a host.
+type Host struct {
+	Name               string
+	Labels             []string
+	PassphraseVerifier string
+}
+
+// Directory is the subset of the store auth reads. Lookups of someone or
+// something absent return found == false, not an error.
+type Directory interface {
+	PersonByName(ctx context.Context, name string) (p Person, found bool, err error)
+	PersonByKey(ctx context.Context, fingerprint string) (p Person, found bool, err error)
+	TeamsOf(ctx context.Context, person string) ([]Team, error)
+	Host(ctx context.Context, name string) (h Host, found bool, err error)
+}
+
+// Event is one audited decision.
+type Event struct {
+	Person  string // as claimed; may not exist
+	Action  string // "login", "team", "passphrase", "code", "code.send", "lockout"
+	Target  string // host or team
+	Outcome string // "allowed", "denied", "failed"
+	Reason  string
+	Source  string
+}
+
+// Secret is a string that never prints.
+type Secret struct{ s string }
+
+// NewSecret wraps s.
+func NewSecret(s string) Secret { return Secret{s} }
+
+// Reveal returns the secret.
+func (s Secret) Reveal() string { return s.s }
+
+// IsZero reports whether the secret is empty.
+func (s Secret) IsZero() bool { return s.s == "" }
+
+// String hides the secret.
+func (Secret) String() string { return "REDACTED" }
+
+// LogValue hides the secret from slog.
+func (Secret) LogValue() slog.Value { return slog.StringValue("REDACTED") }
+
+// Config configures a Service. Directory and Mailer are required.
+type Config struct {
+	Directory Directory
+	Mailer    Mailer
+	Audit     func(Event)
+	Logger    *slog.Logger
+	Now       func() time.Time
+
+	CodeTTL         time.Duration // 5m
+	CodeTries       int           // 3
+	PassphraseTries int           // 3
+	// Limits on guessing and on mail; zero values take the defaults of
+	// DefaultLimits.
+	Limits Limits
+}
+
+// Service runs the authentication flow.
+type Service struct {
+	cfg     Config
+	log     *slog.Logger
+	limiter *limiter
+	dummy   string // a password hash to compare against for unknown people
+}
+
+// New checks cfg and returns a Service.
+func New(cfg Config) (*Service, error) {
+	var errs []error
+	if cfg.Directory == nil {
+		errs = append(errs, errors.New("auth: no directory"))
+	}
+	if cfg.Mailer == nil {
+		errs = append(errs, errors.New("auth: no mailer"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Audit == nil {
+		cfg.Audit = func(Event) {}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.CodeTTL <= 0 {
+		cfg.CodeTTL = 5 * time.Minute
+	}
+	if cfg.CodeTries <= 0 {
+		cfg.CodeTries = 3
+	}
+	if cfg.PassphraseTries <= 0 {
+		cfg.PassphraseTries = 3
+	}
+	cfg.Limits = cfg.Limits.withDefaults()
+	dummy, err := HashSecret("not a password of anyone's")
+	if err != nil {
+		return nil, err
+	}
+	return &Service{cfg: cfg, log: cfg.Logger, limiter: newLimiter(cfg.Limits, cfg.Now), dummy: dummy}, nil
+}
+
+// MayReach reports whether team t reaches host h: by name, by one of its
+// labels ("label:K=V"), or "*".
+func MayReach(t Team, h Host) bool {
+	for _, p := range t.Hosts {
+		switch {
+		case p == "*" || p == h.Name:
+			return true
+		case strings.HasPrefix(p, "label:"):
+			for _, l := range h.Labels {
+				if l == p[len("label:"):] {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// MaskEmail shows enough of an address to recognise it: a***@example.com.
+func MaskEmail(addr string) string {
+	local, domain, ok := strings.Cut(addr, "@")
+	if !ok || local == "" {
+		return "***"
+	}
+	return local[:1] + "***@" + domain
+}
+
+// Denied is an authentication failure. Reason is for the audit trail and
+// the logs; Message, when set, is the one line the person may be told (it
+// never says which factor failed for someone who is not known).
+type Denied struct {
+	Reason  string
+	Message string
+}
+
+func (d *Denied) Error() string { return "auth: denied: " + d.Reason }
+
+func denied(reason, message string) error { return &Denied{Reason: reason, Message: message} }
+
+func (s *Service) audit(e Event) {
+	s.cfg.Audit(e)
+	s.log.Info("auth decision", "person", e.Person, "action", e.Action, "target", e.Target,
+		"outcome", e.Outcome, "reason", e.Reason, "source", e.Source)
+}
+
+func (s *Service) fail(who, source, action, target, reason string) {
+	s.audit(Event{Person: who, Action: action, Target: target, Outcome: "denied", Reason: reason, Source: source})
+	if s.limiter.failure(who) {
+		s.audit(Event{Person: who, Action: "lockout", Outcome: "denied", Reason: "too many failures", Source: source})
+	}
+}

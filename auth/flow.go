@@ -1,0 +1,415 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/hotp"
+	"github.com/pquerna/otp/totp"
+)
+
+// ServiceLogin is the login name of the service: ssh rr@gateway.
+const ServiceLogin = "rr"
+
+// Prompter asks one question. instruction, if not empty, is shown first
+// (the keyboard-interactive instruction line, or a line on the terminal);
+// echo says whether the answer may be shown as it is typed.
+type Prompter interface {
+	Ask(ctx context.Context, instruction, prompt string, echo bool) (string, error)
+}
+
+// KeyboardInteractive makes a Prompter of an SSH keyboard-interactive
+// challenge function (ssh.KeyboardInteractiveChallenge has this shape):
+// one round a question.
+type KeyboardInteractive func(name, instruction string, questions []string, echos []bool) ([]string, error)
+
+// Ask asks prompt in one keyboard-interactive round.
+func (k KeyboardInteractive) Ask(_ context.Context, instruction, prompt string, echo bool) (string, error) {
+	answers, err := k("", instruction, []string{prompt}, []bool{echo})
+	if err != nil {
+		return "", err
+	}
+	if len(answers) != 1 {
+		return "", errors.New("auth: wrong number of answers")
+	}
+	return answers[0], nil
+}
+
+// Login is one connection's authentication: who, under which team, and
+// which hosts' passphrases and second factor they have given so far.
+type Login struct {
+	Person Person
+	Team   Team
+	Source string
+
+	hosts      map[string]Secret // host → passphrase given on this connection
+	secondDone bool              // emailed or authenticator code accepted
+	code       *pendingCode
+}
+
+// Passphrase returns the passphrase given for host on this connection.
+func (l *Login) Passphrase(host string) (Secret, bool) {
+	p, ok := l.hosts[host]
+	return p, ok
+}
+
+// Ready returns host's passphrase if this connection has given it and the
+// second factor, so that nothing more needs asking.
+func (l *Login) Ready(host string) (Secret, bool) {
+	p, ok := l.hosts[host]
+	return p, ok && l.secondDone
+}
+
+// Forget drops the passphrase of host from memory once the session no
+// longer needs it.
+func (l *Login) Forget(host string) { delete(l.hosts, host) }
+
+type pendingCode struct {
+	code    string
+	expires time.Time
+	tries   int
+}
+
+// maxAnswer bounds every answer: longer ones are wrong, not processed.
+const maxAnswer = 256
+
+// KeyPerson returns the person a verified key belongs to, when the login
+// name allows it (the service login, or their own name).
+func (s *Service) KeyPerson(ctx context.Context, fingerprint, loginName string) (Person, bool, error) {
+	p, found, err := s.cfg.Directory.PersonByKey(ctx, fingerprint)
+	if err != nil || !found {
+		return Person{}, false, err
+	}
+	if loginName != ServiceLogin && loginName != p.Name {
+		return Person{}, false, nil
+	}
+	return p, true, nil
+}
+
+// Interactive runs the keyboard-interactive part of a login: identity
+// (username and password, unless known says whose key it was), team, and,
+// when the login name named the host, that host's passphrase and the
+// second factor.
+func (s *Service) Interactive(ctx context.Context, p Prompter, known *Person, loginName, loginHost, source string) (*Login, error) {
+	if !s.limiter.attempt(source) {
+		s.audit(Event{Person: loginName, Action: "login", Outcome: "denied", Reason: "rate limit of source", Source: source})
+		return nil, denied("source rate limited", "rr: too many attempts from your address; try again later")
+	}
+	var person Person
+	if known != nil {
+		person = *known
+		if s.limiter.locked(person.Name) {
+			s.audit(Event{Person: person.Name, Action: "login", Outcome: "denied", Reason: "locked out", Source: source})
+			return nil, denied("locked out", "rr: too many failed attempts; try again later")
+		}
+		s.audit(Event{Person: person.Name, Action: "login", Outcome: "allowed", Reason: "publickey", Source: source})
+	} else {
+		var err error
+		if person, err = s.password(ctx, p, loginName, source); err != nil {
+			return nil, err
+		}
+	}
+	if person.Role != RoleAdvanced && person.Role != RoleAdmin {
+		s.audit(Event{Person: person.Name, Action: "login", Outcome: "denied", Reason: "role " + person.Role, Source: source})
+		return nil, denied("role "+person.Role, "rr: your role ("+person.Role+") may not open sessions; an admin can make you an advanced user")
+	}
+	l := &Login{Person: person, Source: source, hosts: map[string]Secret{}}
+	instruction, err := s.chooseTeam(ctx, p, l)
+	if err != nil {
+		return nil, err
+	}
+	if loginHost != "" {
+		if err := s.hostFactors(ctx, p, l, loginHost, instruction); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// password asks for the username (under the service login) and password.
+// Unknown people, people without a password and wrong passwords take the
+// same time and get the same answer.
+func (s *Service) password(ctx context.Context, p Prompter, loginName, source string) (Person, error) {
+	name := loginName
+	if name == ServiceLogin {
+		var err error
+		if name, err = p.Ask(ctx, "", "Username: ", true); err != nil {
+			return Person{}, err
+		}
+		name = strings.TrimSpace(name)
+	}
+	pw, err := p.Ask(ctx, "", "Password: ", false)
+	if err != nil {
+		return Person{}, err
+	}
+	person, found, err := s.cfg.Directory.PersonByName(ctx, name)
+	if err != nil {
+		return Person{}, err
+	}
+	verifier := s.dummy
+	if found && person.PasswordHash != "" {
+		verifier = person.PasswordHash
+	}
+	ok, verr := CheckSecret(limitLen(pw), verifier)
+	locked := s.limiter.locked(name)
+	if !found || person.PasswordHash == "" || !ok || verr != nil || locked {
+		reason := "wrong password"
+		switch {
+		case locked:
+			reason = "locked out"
+		case !found:
+			reason = "unknown person"
+		case person.PasswordHash == "":
+			reason = "no password set"
+		case verr != nil:
+			reason = "bad password verifier: " + verr.Error()
+		}
+		if locked {
+			s.audit(Event{Person: name, Action: "login", Outcome: "denied", Reason: reason, Source: source})
+		} else {
+			s.fail(name, source, "login", "", reason)
+		}
+		return Person{}, denied(reason, "")
+	}
+	s.limiter.success(name)
+	s.audit(Event{Person: name, Action: "login", Outcome: "allowed", Reason: "password", Source: source})
+	return person, nil
+}
+
+func limitLen(s string) string {
+	if len(s) > maxAnswer {
+		return s[:maxAnswer]
+	}
+	return s
+}
+
+// chooseTeam picks the Rapid Response team the person acts under and
+// returns the instruction line that names it.
+func (s *Service) chooseTeam(ctx context.Context, p Prompter, l *Login) (string, error) {
+	teams, err := s.cfg.Directory.TeamsOf(ctx, l.Person.Name)
+	if err != nil {
+		return "", err
+	}
+	var rr []Team
+	for _, t := range teams {
+		if t.RapidResponse {
+			rr = append(rr, t)
+		}
+	}
+	switch len(rr) {
+	case 0:
+		s.audit(Event{Person: l.Person.Name, Action: "team", Outcome: "denied", Reason: "in no Rapid Response team", Source: l.Source})
+		return "", denied("in no Rapid Response team", "rr: you are in no team with Rapid Response enabled; ask an admin to add you to one")
+	case 1:
+		l.Team = rr[0]
+	default:
+		var b strings.Builder
+		b.WriteString("Teams:")
+		for i, t := range rr {
+			fmt.Fprintf(&b, " %d) %s", i+1, t.Name)
+		}
+		answer, err := p.Ask(ctx, b.String(), "Team: ", true)
+		if err != nil {
+			return "", err
+		}
+		t, ok := pickTeam(rr, answer)
+		if !ok {
+			s.fail(l.Person.Name, l.Source, "team", answer, "not one of the choices")
+			return "", denied("bad team choice", "rr: not one of your Rapid Response teams")
+		}
+		l.Team = t
+	}
+	s.audit(Event{Person: l.Person.Name, Action: "team", Target: l.Team.Name, Outcome: "allowed", Source: l.Source})
+	return "Team: " + l.Team.Name, nil
+}
+
+// pickTeam matches an answer to the Team prompt: a number from the list
+// or a team's name.
+func pickTeam(teams []Team, answer string) (Team, bool) {
+	answer = strings.TrimSpace(answer)
+	if n, err := strconv.Atoi(answer); err == nil && n >= 1 && n <= len(teams) {
+		return teams[n-1], true
+	}
+	for _, t := range teams {
+		if t.Name == answer {
+			return t, true
+		}
+	}
+	return Team{}, false
+}
+
+// HostFactors asks, on p, for what opening host still needs on this
+// connection: its passphrase, then — once per connection — the second
+// factor. It returns the passphrase, which keys the session's recording.
+func (s *Service) HostFactors(ctx context.Context, p Prompter, l *Login, host string) (Secret, error) {
+	if pp, ok := l.hosts[host]; ok && l.secondDone {
+		return pp, nil
+	}
+	if err := s.hostFactors(ctx, p, l, host, "Team: "+l.Team.Name); err != nil {
+		return Secret{}, err
+	}
+	return l.hosts[host], nil
+}
+
+// ErrNoSuchHost is the reason for a host that does not exist or that the
+// person's team does not reach; the two are not told apart.
+var ErrNoSuchHost = errors.New("no such host for this team")
+
+// MayOpen checks, without asking anything, whether l's team reaches host.
+func (s *Service) MayOpen(ctx context.Context, l *Login, host string) error {
+	h, found, err := s.cfg.Directory.Host(ctx, host)
+	if err != nil {
+		return err
+	}
+	if !found || !MayReach(l.Team, h) {
+		return ErrNoSuchHost
+	}
+	return nil
+}
+
+func (s *Service) hostFactors(ctx context.Context, p Prompter, l *Login, host, instruction string) error {
+	if _, ok := l.hosts[host]; !ok {
+		h, found, err := s.cfg.Directory.Host(ctx, host)
+		if err != nil {
+			return err
+		}
+		reachable := found && MayReach(l.Team, h) && h.PassphraseVerifier != ""
+		verifier := s.dummy
+		if reachable {
+			verifier = h.PassphraseVerifier
+		}
+		var pp string
+		ok := false
+		for try := 0; try < s.cfg.PassphraseTries && !ok; try++ {
+			if try > 0 {
+				instruction = "Wrong passphrase; try again."
+			}
+			if pp, err = p.Ask(ctx, instruction, "Passphrase for "+host+": ", false); err != nil {
+				return err
+			}
+			instruction = ""
+			match, _ := CheckSecret(limitLen(pp), verifier)
+			ok = match && reachable
+			if !ok {
+				reason := "wrong passphrase"
+				switch {
+				case !found || (found && !MayReach(l.Team, h)):
+					reason = "no such host for this team"
+				case h.PassphraseVerifier == "":
+					reason = "host has no passphrase set"
+				}
+				s.fail(l.Person.Name, l.Source, "passphrase", host, reason)
+				if s.limiter.locked(l.Person.Name) {
+					return denied("locked out", "rr: too many failed attempts; try again later")
+				}
+			}
+		}
+		if !ok {
+			if !reachable && (!found || !MayReach(l.Team, h)) {
+				return denied(ErrNoSuchHost.Error(), fmt.Sprintf("rr: no host %q that you may reach", host))
+			}
+			return denied("wrong passphrase", "rr: wrong passphrase for "+host)
+		}
+		s.limiter.success(l.Person.Name)
+		s.audit(Event{Person: l.Person.Name, Action: "passphrase", Target: host, Outcome: "allowed", Source: l.Source})
+		l.hosts[host] = NewSecret(pp)
+	}
+	if l.secondDone {
+		return nil
+	}
+	if err := s.secondFactor(ctx, p, l, instruction); err != nil {
+		return err
+	}
+	l.secondDone = true
+	return nil
+}
+
+// secondFactor checks an authenticator code for people who enrolled one,
+// else mails a fresh code and checks it: single use, CodeTTL, CodeTries.
+func (s *Service) secondFactor(ctx context.Context, p Prompter, l *Login, instruction string) error {
+	who := l.Person.Name
+	if l.Person.TOTPSecret != "" {
+		for try := 0; try < s.cfg.CodeTries; try++ {
+			answer, err := p.Ask(ctx, instruction, "Authenticator code: ", false)
+			if err != nil {
+				return err
+			}
+			instruction = ""
+			ok, _ := totp.ValidateCustom(strings.TrimSpace(limitLen(answer)), l.Person.TOTPSecret, s.cfg.Now(),
+				totp.ValidateOpts{Period: 30, Skew: 1, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+			if ok {
+				s.audit(Event{Person: who, Action: "code", Outcome: "allowed", Reason: "authenticator", Source: l.Source})
+				return nil
+			}
+			s.fail(who, l.Source, "code", "", "wrong authenticator code")
+		}
+		return denied("wrong authenticator code", "rr: wrong code")
+	}
+	if l.Person.Email == "" {
+		s.audit(Event{Person: who, Action: "code.send", Outcome: "failed", Reason: "no email address on file", Source: l.Source})
+		return denied("no email address", "rr: no email address is on file for you; ask an admin")
+	}
+	if !s.limiter.mail(who) {
+		s.audit(Event{Person: who, Action: "code.send", Outcome: "denied", Reason: "mail rate limit", Source: l.Source})
+		return denied("mail rate limit", "rr: too many codes sent to you recently; try again later")
+	}
+	code, err := newCode()
+	if err != nil {
+		return err
+	}
+	sendCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	err = s.cfg.Mailer.Send(sendCtx, Message{To: l.Person.Email, Subject: "rr login code: " + code,
+		Body: fmt.Sprintf("Your rr code is %s. It is valid for %s, for the login you started from %s.\n"+
+			"If that was not you, tell your security team.\n", code, s.cfg.CodeTTL, l.Source)})
+	cancel()
+	if err != nil {
+		s.log.Error("code not sent", "person", who, "err", err)
+		s.audit(Event{Person: who, Action: "code.send", Outcome: "failed", Reason: err.Error(), Source: l.Source})
+		return denied("mail failed", "rr: the code could not be sent (the mail server did not take it); try again later")
+	}
+	s.audit(Event{Person: who, Action: "code.send", Outcome: "allowed", Target: MaskEmail(l.Person.Email), Source: l.Source})
+	l.code = &pendingCode{code: code, expires: s.cfg.Now().Add(s.cfg.CodeTTL)}
+	defer func() { l.code = nil }() // single use, whatever happens
+	prompt := "Code sent to " + MaskEmail(l.Person.Email) + ": "
+	for l.code.tries < s.cfg.CodeTries {
+		answer, err := p.Ask(ctx, instruction, prompt, false)
+		if err != nil {
+			return err
+		}
+		instruction = ""
+		l.code.tries++
+		if s.cfg.Now().After(l.code.expires) {
+			s.fail(who, l.Source, "code", "", "code expired")
+			return denied("code expired", "rr: the code expired; log in again for a new one")
+		}
+		if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(limitLen(answer))), []byte(l.code.code)) == 1 {
+			s.limiter.success(who)
+			s.audit(Event{Person: who, Action: "code", Outcome: "allowed", Reason: "emailed code", Source: l.Source})
+			return nil
+		}
+		s.fail(who, l.Source, "code", "", "wrong code")
+		if s.limiter.locked(who) {
+			return denied("locked out", "rr: too many failed attempts; try again later")
+		}
+	}
+	return denied("wrong code", "rr: wrong code")
+}
+
+// newCode makes a 6-digit one-time code with pquerna/otp (HOTP over a
+// fresh random secret: every code stands alone).
+func newCode() (string, error) {
+	var secret [20]byte
+	if _, err := rand.Read(secret[:]); err != nil {
+		return "", err
+	}
+	return hotp.GenerateCodeCustom(base32.StdEncoding.EncodeToString(secret[:]), 0,
+		hotp.ValidateOpts{Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/rr-gateway/rr/auth"
+	"github.com/rr-gateway/rr/internal/config"
+	"github.com/rr-gateway/rr/store"
+)
+
+// mailer builds the mailer the mail section describes. A misconfigured
+// SMTP section is an error here, at start, not at the first code.
+func (c *fileConfig) mailer(console io.Writer) (auth.Mailer, error) {
+	m := c.Mail
+	switch m.Mode {
+	case "", "console":
+		return &auth.FileMailer{Console: console, From: m.From}, nil
+	case "file":
+		if m.Outbox == "" {
+			return nil, errors.New("mail: mode file needs outbox (a folder)")
+		}
+		return &auth.FileMailer{Dir: m.Outbox, Console: console, From: m.From}, nil
+	case "smtp":
+		pw, err := config.Secret("", m.SMTP.PasswordFile, m.SMTP.PasswordEnv)
+		if err != nil {
+			return nil, fmt.Errorf("mail: smtp password: %w", err)
+		}
+		if m.SMTP.Username != "" && pw == "" {
+			return nil, errors.New("mail: smtp username set but no password (password_file or password_env)")
+		}
+		cfg := auth.SMTPConfig{Host: m.SMTP.Host, Port: m.SMTP.Port, TLS: m.SMTP.TLS,
+			Username: m.SMTP.Username, Password: auth.NewSecret(pw), From: m.From}
+		if m.SMTP.CAFile != "" {
+			pem, err := os.ReadFile(m.SMTP.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("mail: ca_file: %w", err)
+			}
+			cfg.RootCAs = x509.NewCertPool()
+			if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("mail: ca_file %s holds no PEM certificate", m.SMTP.CAFile)
+			}
+		}
+		return auth.NewSMTPMailer(cfg)
+	default:
+		return nil, fmt.Errorf("mail: mode %q: want console, file or smtp", m.Mode)
+	}
+}
+
+// authConfig is the auth section as auth.Config's knobs.
+func (c *fileConfig) authConfig() auth.Config {
+	a, l := c.Auth, c.Auth.Limits
+	return auth.Config{
+		CodeTTL: a.CodeTTL, CodeTries: a.CodeTries, PassphraseTries: a.PassphraseTries,
+		Limits: auth.Limits{
+			SourceAttempts: l.SourceAttempts, SourceWindow: l.SourceWindow,
+			FailuresBeforeLockout: l.FailuresBeforeLockout, LockoutBase: l.LockoutBase, LockoutMax: l.LockoutMax,
+			MailsPerPerson: l.MailsPerPerson, MailWindow: l.MailWindow,
+		},
+	}
+}
+
+// apply makes the store hold what the file declares: people (with their
+// keys), hosts (labels, passphrase verifier, agent key) and teams (members
+// and hosts). It is idempotent, and leaves alone what the file does not
+// name.
+func (c *fileConfig) apply(ctx context.Context, st *store.SQLite) error {
+	for _, p := range c.People {
+		keys, err := p.keys()
+		if err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		totp := ""
+		if p.TOTPSecretFile != "" {
+			b, err := os.ReadFile(p.TOTPSecretFile)
+			if err != nil {
+				return fmt.Errorf("config: people %s: %w", p.Name, err)
+			}
+			totp = strings.TrimSpace(string(b))
+		}
+		if err := st.UpsertPerson(ctx, store.Person{Name: p.Name, Email: p.Email, Role: p.Role,
+			PasswordHash: p.PasswordHash, TOTPSecret: totp}); err != nil {
+			return err
+		}
+		if err := st.SetPersonKeys(ctx, p.Name, keys); err != nil {
+			return fmt.Errorf("config: people %s: %w", p.Name, err)
+		}
+	}
+	for _, h := range c.Hosts {
+		key, err := h.agentKey()
+		if err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		if err := st.UpsertHost(ctx, h.Name); err != nil {
+			return err
+		}
+		if key != "" {
+			if err := st.SetAgentKey(ctx, h.Name, key); err != nil {
+				return err
+			}
+		}
+		if err := st.SetHostLabels(ctx, h.Name, h.Labels); err != nil {
+			return err
+		}
+		if h.PassphraseVerifier != "" {
+			if err := st.SetHostPassphrase(ctx, h.Name, h.PassphraseVerifier); err != nil {
+				return err
+			}
+		}
+	}
+	for _, t := range c.Teams {
+		if err := st.UpsertTeam(ctx, store.Team{Name: t.Name, RapidResponse: t.RapidResponse,
+			Hosts: t.Hosts, Members: t.Members}); err != nil {
+			return err
+		}
+	}
+	return nil
+}

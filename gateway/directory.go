@@ -1,0 +1,64 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+
+	"github.com/rr-gateway/rr/auth"
+	"github.com/rr-gateway/rr/store"
+)
+
+// DirectoryStore is the part of the store auth reads through the gateway.
+type DirectoryStore interface {
+	PersonByName(ctx context.Context, name string) (store.Person, error)
+	PersonByKey(ctx context.Context, fingerprint string) (store.Person, error)
+	TeamsOf(ctx context.Context, person string) ([]store.Team, error)
+	Host(ctx context.Context, name string) (store.Host, error)
+}
+
+// StoreDirectory adapts the store to auth.Directory.
+func StoreDirectory(st DirectoryStore) auth.Directory { return directory{st} }
+
+type directory struct{ st DirectoryStore }
+
+func found(err error) (bool, error) {
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func person(p store.Person) auth.Person {
+	return auth.Person{Name: p.Name, Email: p.Email, Role: p.Role, PasswordHash: p.PasswordHash, TOTPSecret: p.TOTPSecret}
+}
+
+func (d directory) PersonByName(ctx context.Context, name string) (auth.Person, bool, error) {
+	p, err := d.st.PersonByName(ctx, name)
+	ok, err := found(err)
+	return person(p), ok, err
+}
+
+func (d directory) PersonByKey(ctx context.Context, fp string) (auth.Person, bool, error) {
+	p, err := d.st.PersonByKey(ctx, fp)
+	ok, err := found(err)
+	return person(p), ok, err
+}
+
+func (d directory) TeamsOf(ctx context.Context, name string) ([]auth.Team, error) {
+	ts, err := d.st.TeamsOf(ctx, name)
+	out := make([]auth.Team, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, auth.Team{Name: t.Name, RapidResponse: t.RapidResponse, Hosts: t.Hosts})
+	}
+	return out, err
+}
+
+func (d directory) Host(ctx context.Context, name string) (auth.Host, bool, error) {
+	h, err := d.st.Host(ctx, name)
+	ok, err := found(err)
+	return authHost(h), ok, err
+}
+
+func authHost(h store.Host) auth.Host {
+	return auth.Host{Name: h.Name, Labels: h.Labels, PassphraseVerifier: h.PassphraseVerifier}
+}
