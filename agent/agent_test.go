@@ -35,7 +35,7 @@ func setup(t *testing.T, edit func(*agent.Config)) (*rrtest.Gateway, *ssh.Client
 	rrtest.StartAgent(t, gw, "web-01", key, edit)
 	gw.WaitOnline("web-01")
 	c, err := ssh.Dial("tcp", gw.PeopleAddr, &ssh.ClientConfig{User: "rr+web-01",
-		Auth: []ssh.AuthMethod{ssh.PublicKeys(alice.Signer), rrtest.Answers(t, gw.Outbox, map[string]string{"Passphrase": "pp"})},
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(alice.Signer), rrtest.Answers(t, gw.Outbox, map[string]string{"Passphrase": "pp"})},
 		HostKeyCallback: ssh.FixedHostKey(gw.HostKey.PublicKey())})
 	if err != nil {
 		t.Fatal(err)

@@ -39,7 +39,7 @@ type SMTPConfig struct {
 	// RootCAs, if set, replaces the system's roots for the server's
 	// certificate (a private mail relay's CA).
 	RootCAs *x509.CertPool
-	Timeout            time.Duration // 10s
+	Timeout time.Duration // 10s
 }
 
 // SMTPMailer sends through an SMTP server with go-mail.
