@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -91,10 +92,15 @@ func New(cfg Config) (*Agent, error) {
 	if len(cfg.Gateways) == 0 {
 		errs = append(errs, errors.New("agent: no gateways"))
 	}
+	seen := map[string]bool{}
 	for _, g := range cfg.Gateways {
 		if _, _, err := net.SplitHostPort(g); err != nil {
 			errs = append(errs, fmt.Errorf("agent: gateway %q: want host:port", g))
 		}
+		if seen[g] {
+			errs = append(errs, fmt.Errorf("agent: gateway %q listed twice", g))
+		}
+		seen[g] = true
 	}
 	if !strings.HasPrefix(cfg.GatewayHostKey, "SHA256:") {
 		errs = append(errs, errors.New(`agent: gateway_host_key: want the gateway's "SHA256:…" fingerprint (rr-gateway fingerprint)`))
@@ -139,17 +145,17 @@ func setDefault(d *time.Duration, v time.Duration) {
 	}
 }
 
-// Run holds a tunnel to every gateway until ctx is done, then ends every
-// session (killing its process group) and returns nil once every goroutine
-// it started has exited.
+// Run holds a tunnel to every gateway until ctx is done. Then it closes
+// the connections, ends every session (its process group and session get
+// SIGHUP, then SIGKILL after KillGrace), waits for every goroutine it
+// started, and returns nil: stopping is not a failure. Run may be called
+// once.
 func (a *Agent) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, gw := range a.cfg.Gateways {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a.tunnel(ctx, gw)
-		}()
+		t := &tunnel{a: a, addr: gw, log: a.log.With("gateway", gw),
+			b: backoff{min: a.cfg.BackoffMin, max: a.cfg.BackoffMax}}
+		wg.Go(func() { t.run(ctx) })
 	}
 	wg.Wait()
 	return nil
@@ -194,6 +200,9 @@ func lookupAccount(name, shell string) (account, error) {
 	}
 	if acct.shell == "" {
 		acct.shell = "/bin/sh"
+	}
+	if !filepath.IsAbs(acct.shell) {
+		return account{}, fmt.Errorf("agent: shell %q: want an absolute path", acct.shell)
 	}
 	if _, err := os.Stat(acct.shell); err != nil {
 		return account{}, fmt.Errorf("agent: shell: %w", err)

@@ -25,6 +25,13 @@ func TestMain(m *testing.M) {
 // setup starts a gateway with alice (every host) and an agent for web-01
 // (edited by edit), and returns a client logged in as alice.
 func setup(t *testing.T, edit func(*agent.Config)) (*rrtest.Gateway, *ssh.Client) {
+	gw, dial := setupDialer(t, edit)
+	return gw, dial()
+}
+
+// setupDialer is setup returning a function that logs in anew: each
+// session's passphrase is asked for on its own connection.
+func setupDialer(t *testing.T, edit func(*agent.Config)) (*rrtest.Gateway, func() *ssh.Client) {
 	t.Helper()
 	alice := rrtest.NewKey(t, "alice")
 	gw := rrtest.StartGateway(t, rrtest.Config{})
@@ -34,14 +41,16 @@ func setup(t *testing.T, edit func(*agent.Config)) (*rrtest.Gateway, *ssh.Client
 	gw.AddTeam("ops_RR", true, []string{"alice"}, "*")
 	rrtest.StartAgent(t, gw, "web-01", key, edit)
 	gw.WaitOnline("web-01")
-	c, err := ssh.Dial("tcp", gw.PeopleAddr, &ssh.ClientConfig{User: "rr+web-01",
-		Auth:            []ssh.AuthMethod{ssh.PublicKeys(alice.Signer), rrtest.Answers(t, gw.Outbox, map[string]string{"Passphrase": "pp"})},
-		HostKeyCallback: ssh.FixedHostKey(gw.HostKey.PublicKey())})
-	if err != nil {
-		t.Fatal(err)
+	return gw, func() *ssh.Client {
+		c, err := ssh.Dial("tcp", gw.PeopleAddr, &ssh.ClientConfig{User: "rr+web-01",
+			Auth:            []ssh.AuthMethod{ssh.PublicKeys(alice.Signer), rrtest.Answers(t, gw.Outbox, map[string]string{"Passphrase": "pp"})},
+			HostKeyCallback: ssh.FixedHostKey(gw.HostKey.PublicKey())})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
 	}
-	t.Cleanup(func() { c.Close() })
-	return gw, c
 }
 
 func session(t *testing.T, c *ssh.Client) *ssh.Session {
@@ -87,9 +96,9 @@ func TestSignalRequestReachesProcess(t *testing.T) {
 // TestClosingKillsProcessGroup: what a session started, even in the
 // background, dies when the session's channel closes.
 func TestClosingKillsProcessGroup(t *testing.T) {
-	_, c := setup(t, func(c *agent.Config) { c.KillGrace = 200 * time.Millisecond })
+	_, dial := setupDialer(t, func(c *agent.Config) { c.KillGrace = 200 * time.Millisecond })
 	for _, pty := range []bool{false, true} {
-		s := session(t, c)
+		s := session(t, dial())
 		if pty {
 			if err := s.RequestPty("xterm", 24, 80, ssh.TerminalModes{}); err != nil {
 				t.Fatal(err)

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,40 +26,69 @@ import (
 // copyBufSize is the size of each copy buffer: an SSH packet's worth.
 const copyBufSize = 32 << 10
 
+// ptyIdle is how long the pty output must stay idle, once the process has
+// exited, before the master is closed on whatever still holds the slave;
+// ptyDrainMax caps that wait.
+const (
+	ptyIdle     = 100 * time.Millisecond
+	ptyDrainMax = 2 * time.Second
+)
+
 // session is one wire.ChannelSession channel and the process it runs.
+//
+// Lifecycle: serveSession accepts the channel and runs the request loop
+// (run) in its own goroutine. pty-req and env are remembered; shell or
+// exec starts the process (start), its copy goroutines and its waiter. The
+// loop ends when the process has exited and its output is drained (finish
+// sends exit-status or exit-signal, EOF, close), when the gateway closes
+// the channel, or when ctx ends (the tunnel dropped or Run is stopping).
+// Then stop closes the channel, ends the process's session (SIGHUP, SIGKILL
+// after KillGrace) and unblocks the copies; serveSession returns once every
+// goroutine of the session (wg) has.
+//
+// Fields are written by the loop's goroutine only, before the goroutines
+// that read them start, except state (written before reaped is closed).
 type session struct {
 	a    *Agent
 	ch   ssh.Channel
 	open wire.SessionOpen
 	log  *slog.Logger
+	wg   sync.WaitGroup // every goroutine of the session
 
 	pty     *wire.PTYRequest // set by pty-req before the start
 	env     []string         // accepted env requests, NAME=value
 	started bool
 
-	cmd    *exec.Cmd
-	ptmx   *os.File      // pty master (non-blocking, so Close interrupts reads), with a pty
-	exited chan struct{} // closed when the process is reaped and its output drained
-	state  *os.ProcessState
+	cmd     *exec.Cmd
+	sid     int              // the process's id, its session and process group id; 0 if none
+	ptmx    *os.File         // pty master (non-blocking, so Close interrupts reads), with a pty
+	outputs []*os.File       // read ends of stdout and stderr, without a pty
+	state   *os.ProcessState // how the process ended
+	reaped  chan struct{}    // closed once the process is reaped
+	exited  chan struct{}    // closed once it is reaped and its output drained
 }
 
-func (a *Agent) serveSession(ctx context.Context, nch ssh.NewChannel) {
+func (a *Agent) serveSession(ctx context.Context, log *slog.Logger, nch ssh.NewChannel) {
 	var open wire.SessionOpen
-	if err := ssh.Unmarshal(nch.ExtraData(), &open); err != nil {
-		nch.Reject(ssh.ConnectionFailed, "malformed session open")
+	if err := ssh.Unmarshal(nch.ExtraData(), &open); err != nil || open.SessionID == "" {
+		log.Warn("malformed session channel refused", "err", err)
+		nch.Reject(ssh.ConnectionFailed, "malformed "+wire.ChannelSession+" open data")
 		return
 	}
 	ch, reqs, err := nch.Accept()
 	if err != nil {
+		log.Warn("session channel accept failed", "session", open.SessionID, "err", err)
 		return
 	}
-	s := &session{a: a, ch: ch, open: open, exited: make(chan struct{}),
-		log: a.log.With("session", open.SessionID, "person", open.Person)}
+	s := &session{a: a, ch: ch, open: open,
+		log: log.With("session", open.SessionID, "person", open.Person, "team", open.Team)}
+	s.log.Info("session opened")
+	// Deferred in reverse: recover, then end everything, then wait.
+	defer s.wg.Wait()
+	defer s.stop(reqs)
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("panic in session", "panic", r, "stack", string(debug.Stack()))
-			s.killGroup()
-			ch.Close()
 		}
 	}()
 	s.run(ctx, reqs)
@@ -65,70 +96,99 @@ func (a *Agent) serveSession(ctx context.Context, nch ssh.NewChannel) {
 
 // run handles the channel's requests until the session is over.
 func (s *session) run(ctx context.Context, reqs <-chan *ssh.Request) {
-	var ioWG sync.WaitGroup // copies between the channel and the process
-	defer ioWG.Wait()
-	exited := s.exited
 	for {
 		select {
 		case req, ok := <-reqs:
 			if !ok {
-				// The channel is closed: the person left, the gateway ended
-				// the session, or the tunnel dropped.
-				s.end()
+				s.log.Info("session channel closed by the gateway")
 				return
 			}
-			s.handle(req, &ioWG)
-		case <-exited:
-			exited = nil
-			s.sendExit()
-			s.ch.CloseWrite()
-			s.ch.Close()
-			s.killGroup() // whatever it left behind in its group
-			// Go on reading requests until the gateway's close arrives.
+			if done := s.handle(req); done {
+				return
+			}
+		case <-s.exited: // nil, so never, until started
+			s.finish()
+			return
 		case <-ctx.Done():
-			s.end()
+			s.log.Info("session ended: tunnel lost or agent stopping")
 			return
 		}
 	}
 }
 
-// end kills the process group, if any, and closes the channel.
-func (s *session) end() {
+// finish reports how the process ended, then EOF and close (wire's order).
+func (s *session) finish() {
+	ws, _ := s.state.Sys().(syscall.WaitStatus)
+	if ws.Signaled() {
+		name := strings.TrimPrefix(unix.SignalName(ws.Signal()), "SIG")
+		if name == "" {
+			name = fmt.Sprint(int(ws.Signal()))
+		}
+		s.log.Info("session ended", "signal", name)
+		s.ch.SendRequest(wire.ReqExitSignal, false, ssh.Marshal(&wire.ExitSignal{Signal: name, CoreDumped: ws.CoreDump()}))
+	} else {
+		s.log.Info("session ended", "exit", s.state.ExitCode())
+		s.ch.SendRequest(wire.ReqExitStatus, false, ssh.Marshal(&wire.ExitStatus{Status: uint32(s.state.ExitCode())}))
+	}
+	s.ch.CloseWrite()
 	s.ch.Close()
-	if s.cmd == nil {
+}
+
+// stop closes the channel, ends whatever runs in the session, and
+// unblocks the copies. The gateway's close (which ends the channel's
+// reads and requests) may come later; a goroutine waits for it.
+func (s *session) stop(reqs <-chan *ssh.Request) {
+	s.ch.Close()
+	s.wg.Go(func() { ssh.DiscardRequests(reqs) })
+	if s.sid == 0 {
 		return
 	}
-	s.killGroup()
-	select {
-	case <-s.exited:
-	case <-time.After(s.a.cfg.KillGrace):
-		s.cmd.Process.Signal(syscall.SIGKILL)
-		unix.Kill(-s.cmd.Process.Pid, unix.SIGKILL)
-		<-s.exited
+	s.terminate()
+	// Whatever escaped the session and still holds an output must not keep
+	// the session's goroutines.
+	if s.ptmx != nil {
+		s.ptmx.Close()
+	}
+	for _, f := range s.outputs {
+		f.Close()
 	}
 }
 
-// killGroup sends SIGHUP to the session's process group and SIGKILL after
-// KillGrace to whatever is left of it.
-func (s *session) killGroup() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
+// terminate sends SIGHUP (and SIGCONT, for stopped jobs) to every process
+// of the session, then SIGKILL to what is left after KillGrace, and
+// returns once the process itself has been reaped.
+func (s *session) terminate() {
+	if signalSession(s.sid, unix.SIGHUP) {
+		signalSession(s.sid, unix.SIGCONT)
+		grace := time.NewTimer(s.a.cfg.KillGrace)
+		defer grace.Stop()
+		tick := time.NewTicker(50 * time.Millisecond) // nothing tells us when a non-child dies
+		defer tick.Stop()
+	wait:
+		for {
+			select {
+			case <-grace.C:
+				if signalSession(s.sid, unix.SIGKILL) {
+					s.log.Info("session's processes killed after the grace period")
+				}
+				break wait
+			case <-tick.C:
+				if !signalSession(s.sid, 0) {
+					break wait
+				}
+			}
+		}
 	}
-	pgid := s.cmd.Process.Pid
-	if unix.Kill(-pgid, 0) != nil {
-		return // nothing left
-	}
-	unix.Kill(-pgid, unix.SIGHUP)
-	unix.Kill(-pgid, unix.SIGCONT)
-	time.AfterFunc(s.a.cfg.KillGrace, func() { unix.Kill(-pgid, unix.SIGKILL) })
+	<-s.reaped
 }
 
-func (s *session) handle(req *ssh.Request, ioWG *sync.WaitGroup) {
+// handle answers one request, and says whether the session is over.
+func (s *session) handle(req *ssh.Request) (done bool) {
 	ok := false
 	switch req.Type {
 	case wire.ReqPTY:
 		var p wire.PTYRequest
-		if !s.started && wire.Unmarshal(req.Type, req.Payload, &p) == nil {
+		if !s.started && s.pty == nil && wire.Unmarshal(req.Type, req.Payload, &p) == nil {
 			s.pty, ok = &p, true
 		}
 	case wire.ReqEnv:
@@ -141,7 +201,7 @@ func (s *session) handle(req *ssh.Request, ioWG *sync.WaitGroup) {
 	case wire.ReqWindowChange:
 		var w wire.WindowChange
 		if wire.Unmarshal(req.Type, req.Payload, &w) == nil && s.pty != nil {
-			s.pty.Columns, s.pty.Rows = w.Columns, w.Rows
+			s.pty.Columns, s.pty.Rows, s.pty.Width, s.pty.Height = w.Columns, w.Rows, w.Width, w.Height
 			if s.ptmx != nil {
 				ptmxControl(s.ptmx, func(fd int) {
 					unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(w.Rows), Col: uint16(w.Columns),
@@ -149,14 +209,15 @@ func (s *session) handle(req *ssh.Request, ioWG *sync.WaitGroup) {
 				})
 			}
 		}
+		return false // no reply, whatever the client asked
 	case wire.ReqSignal:
 		var sig wire.Signal
-		if wire.Unmarshal(req.Type, req.Payload, &sig) == nil && s.cmd != nil {
+		if s.sid != 0 && wire.Unmarshal(req.Type, req.Payload, &sig) == nil {
 			ok = s.signal(sig.Name)
 		}
 	case wire.ReqShell, wire.ReqExec:
 		if s.started {
-			break
+			break // one process per channel
 		}
 		command := ""
 		if req.Type == wire.ReqExec {
@@ -166,32 +227,48 @@ func (s *session) handle(req *ssh.Request, ioWG *sync.WaitGroup) {
 			}
 			command = c.Command
 		}
-		s.started, ok = true, true
+		s.started = true
 		if req.WantReply {
 			req.Reply(true, nil)
 		}
-		if err := s.start(command, ioWG); err != nil {
-			s.log.Error("cannot start", "err", err)
-			io.WriteString(s.ch.Stderr(), "rr-agent: cannot start the shell: "+err.Error()+"\r\n")
-			s.ch.SendRequest(wire.ReqExitStatus, false, ssh.Marshal(&wire.ExitStatus{Status: 127}))
-			s.ch.CloseWrite()
-			s.ch.Close()
+		if err := s.start(command); err != nil {
+			s.cannotStart(err)
+			return true
 		}
-		return
+		return false
 	}
+	// x11-req, auth-agent-req@openssh.com, subsystem and anything unknown
+	// are refused.
 	if req.WantReply {
 		req.Reply(ok, nil)
 	}
+	return false
 }
 
-// signal delivers a named signal ("INT") to the session's foreground
-// process group: the terminal's, with a pty, else the session's own.
+// cannotStart tells the person the process could not start, and ends the
+// channel as a shell would: 126 when it is not executable, else 127.
+func (s *session) cannotStart(err error) {
+	s.log.Error("cannot start shell", "err", err)
+	status := uint32(127)
+	if errors.Is(err, os.ErrPermission) {
+		status = 126
+	}
+	io.WriteString(s.ch.Stderr(), "rr-agent: cannot start shell: "+err.Error()+"\r\n")
+	s.ch.SendRequest(wire.ReqExitStatus, false, ssh.Marshal(&wire.ExitStatus{Status: status}))
+	s.ch.CloseWrite()
+	s.ch.Close()
+}
+
+// signal delivers a named signal ("INT") to the process group it is meant
+// for: with a pty, the terminal's foreground group (where ^C would go, so
+// an interactive shell's running job gets it); else the session's own.
 func (s *session) signal(name string) bool {
 	sig := unix.SignalNum("SIG" + name)
 	if sig == 0 {
+		s.log.Debug("unknown signal refused", "signal", name)
 		return false
 	}
-	pgid := s.cmd.Process.Pid
+	pgid := s.sid
 	if s.ptmx != nil {
 		ptmxControl(s.ptmx, func(fd int) {
 			if fg, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP); err == nil && fg > 0 {
@@ -199,6 +276,7 @@ func (s *session) signal(name string) bool {
 			}
 		})
 	}
+	s.log.Info("signal", "signal", name, "pgid", pgid)
 	return unix.Kill(-pgid, sig) == nil
 }
 
@@ -211,16 +289,18 @@ func (s *session) environment() []string {
 	}
 	env := []string{
 		"HOME=" + acct.home, "USER=" + acct.name, "LOGNAME=" + acct.name,
-		"SHELL=" + acct.shell, "PATH=" + path, "RR_SESSION_ID=" + s.open.SessionID,
+		"SHELL=" + acct.shell, "PATH=" + path,
 	}
 	if s.pty != nil && s.pty.Term != "" {
 		env = append(env, "TERM="+s.pty.Term)
 	}
-	return append(env, s.env...)
+	env = append(env, s.env...)
+	return append(env, "RR_SESSION_ID="+s.open.SessionID) // last: it wins
 }
 
-// start runs the shell (command == "") or SHELL -c command.
-func (s *session) start(command string, ioWG *sync.WaitGroup) error {
+// start runs the shell as a login shell (command == "") or SHELL -c
+// command, in a new session (so a new process group), as the account.
+func (s *session) start(command string) error {
 	acct := s.a.acct
 	cmd := exec.Command(acct.shell)
 	if command == "" {
@@ -229,67 +309,105 @@ func (s *session) start(command string, ioWG *sync.WaitGroup) error {
 		cmd.Args = []string{acct.shell, "-c", command}
 	}
 	cmd.Env = s.environment()
-	cmd.Dir = acct.home
-	if fi, err := os.Stat(cmd.Dir); err != nil || !fi.IsDir() {
-		cmd.Dir = "/"
+	cmd.Dir = "/"
+	if fi, err := os.Stat(acct.home); err == nil && fi.IsDir() {
+		cmd.Dir = acct.home
 	}
-	attrs := &syscall.SysProcAttr{}
+	// Setsid, as sshd does for every session: the process leads a new
+	// session and process group, so that everything it starts, even jobs
+	// an interactive shell puts in groups of their own, can be found and
+	// ended (terminate).
+	attrs := &syscall.SysProcAttr{Setsid: true}
 	if acct.switchUser {
 		attrs.Credential = &syscall.Credential{Uid: acct.uid, Gid: acct.gid, Groups: acct.groups}
 	}
 	s.cmd = cmd
 	if s.pty != nil {
-		return s.startPTY(attrs, ioWG)
+		return s.startPTY(attrs)
 	}
-	return s.startPipes(attrs, ioWG)
+	return s.startPipes(attrs)
 }
 
-func (s *session) startPTY(attrs *syscall.SysProcAttr, ioWG *sync.WaitGroup) error {
-	// A session leader (and so its own process group) with the pty as its
-	// controlling terminal (Ctty 0: its stdin, the pty).
-	attrs.Setsid, attrs.Setctty = true, true
+func (s *session) startPTY(attrs *syscall.SysProcAttr) error {
+	attrs.Setctty = true // the pty (its stdin, Ctty 0) as controlling terminal
 	ptmx, err := pty.StartWithAttrs(s.cmd, &pty.Winsize{Cols: uint16(s.pty.Columns), Rows: uint16(s.pty.Rows),
 		X: uint16(s.pty.Width), Y: uint16(s.pty.Height)}, attrs)
 	if err != nil {
-		s.cmd = nil
 		return err
 	}
+	s.sid = s.cmd.Process.Pid
+	s.reaped, s.exited = make(chan struct{}), make(chan struct{})
+	s.wg.Go(s.wait)
 	if ptmx, err = pollable(ptmx); err != nil {
-		s.killGroup()
-		s.cmd.Wait()
-		s.cmd = nil
+		// The process runs: stop ends it and reaps it.
 		return err
 	}
 	s.ptmx = ptmx
-	s.log.Info("session started", "pty", true, "pid", s.cmd.Process.Pid)
+	s.log.Info("session started", "pty", true, "pid", s.sid)
+
+	var moved atomic.Uint64 // bytes read from the master and written to the channel
+	var writing atomic.Bool
 	outDone := make(chan struct{})
-	ioWG.Add(3)
-	go func() {
-		defer ioWG.Done()
+	s.wg.Go(func() {
 		buf := make([]byte, copyBufSize)
-		io.CopyBuffer(ptmx, s.ch, buf) // EOF from the person: nothing to do on a pty
-	}()
-	go func() {
-		defer ioWG.Done()
+		io.CopyBuffer(ptmx, s.ch, buf) // the person's EOF means nothing to a pty
+	})
+	s.wg.Go(func() {
 		defer close(outDone)
 		buf := make([]byte, copyBufSize)
-		io.CopyBuffer(s.ch, ptmx, buf) // ends with EIO once the last slave fd closes
-	}()
-	go func() {
-		defer ioWG.Done()
-		s.cmd.Wait()
-		s.state = s.cmd.ProcessState
-		// Drain what the shell wrote; if something it left behind still
-		// holds the terminal, stop waiting for it.
-		select {
-		case <-outDone:
-		case <-time.After(200 * time.Millisecond):
+		for {
+			n, err := ptmx.Read(buf) // EIO once the last slave descriptor is closed
+			if n > 0 {
+				moved.Add(uint64(n))
+				writing.Store(true)
+				_, werr := s.ch.Write(buf[:n])
+				writing.Store(false)
+				moved.Add(1)
+				if werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
 		}
-		ptmx.Close() // interrupts the read if something else holds the terminal
+	})
+	s.wg.Go(func() {
+		<-s.reaped
+		// Drain what the process wrote. If something it left behind still
+		// holds the terminal, close the master once output goes idle.
+		tick := time.NewTicker(ptyIdle)
+		defer tick.Stop()
+		limit := time.NewTimer(ptyDrainMax)
+		defer limit.Stop()
+		last := moved.Load()
+	drain:
+		for {
+			select {
+			case <-outDone:
+				break drain
+			case <-limit.C:
+				break drain
+			case <-tick.C:
+				if now := moved.Load(); now == last && !writing.Load() {
+					break drain
+				} else {
+					last = now
+				}
+			}
+		}
+		ptmx.Close() // interrupts the read if it still waits
 		<-outDone
 		close(s.exited)
-	}()
+	})
 	return nil
+}
+
+// wait reaps the process and records how it ended.
+func (s *session) wait() {
+	s.cmd.Wait()
+	s.state = s.cmd.ProcessState
+	close(s.reaped)
 }
 
 // pollable replaces f (creack/pty's master, left in blocking mode by its
@@ -310,92 +428,68 @@ func pollable(f *os.File) (*os.File, error) {
 }
 
 // ptmxControl runs f on the master's descriptor without putting it back
-// in blocking mode (as File.Fd would), safely against a concurrent Close.
+// in blocking mode (as File.Fd would, and as pty.Setsize does through it),
+// safely against a concurrent Close.
 func ptmxControl(ptmx *os.File, f func(fd int)) {
 	if sc, err := ptmx.SyscallConn(); err == nil {
 		sc.Control(func(fd uintptr) { f(int(fd)) })
 	}
 }
 
-func (s *session) startPipes(attrs *syscall.SysProcAttr, ioWG *sync.WaitGroup) error {
-	attrs.Setpgid = true
+func (s *session) startPipes(attrs *syscall.SysProcAttr) error {
 	s.cmd.SysProcAttr = attrs
-	inR, inW, err := os.Pipe()
-	if err != nil {
-		return err
+	var files []*os.File // all six ends, until handed out
+	closeAll := func() {
+		for _, f := range files {
+			f.Close()
+		}
 	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		inR.Close()
-		inW.Close()
-		return err
+	for range 3 {
+		r, w, err := os.Pipe()
+		if err != nil {
+			closeAll()
+			return err
+		}
+		files = append(files, r, w)
 	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		inR.Close()
-		inW.Close()
-		outR.Close()
-		outW.Close()
-		return err
-	}
+	inR, inW, outR, outW, errR, errW := files[0], files[1], files[2], files[3], files[4], files[5]
 	s.cmd.Stdin, s.cmd.Stdout, s.cmd.Stderr = inR, outW, errW
-	err = s.cmd.Start()
-	inR.Close()
+	err := s.cmd.Start()
+	inR.Close() // the child's ends: ours are no longer needed
 	outW.Close()
 	errW.Close()
 	if err != nil {
 		inW.Close()
 		outR.Close()
 		errR.Close()
-		s.cmd = nil
 		return err
 	}
-	s.log.Info("session started", "pty", false, "pid", s.cmd.Process.Pid)
-	var outWG sync.WaitGroup
-	outWG.Add(2)
-	ioWG.Add(4)
-	go func() {
-		defer ioWG.Done()
+	s.sid = s.cmd.Process.Pid
+	s.outputs = []*os.File{outR, errR}
+	s.reaped, s.exited = make(chan struct{}), make(chan struct{})
+	s.log.Info("session started", "pty", false, "pid", s.sid)
+	s.wg.Go(s.wait)
+	s.wg.Go(func() {
 		defer inW.Close() // the person's EOF reaches the process
 		buf := make([]byte, copyBufSize)
 		io.CopyBuffer(inW, s.ch, buf)
-	}()
-	copyOut := func(dst io.Writer, src *os.File) {
-		defer ioWG.Done()
-		defer outWG.Done()
-		defer src.Close()
-		buf := make([]byte, copyBufSize)
-		io.CopyBuffer(dst, src, buf)
-	}
-	go copyOut(s.ch, outR)
-	go copyOut(s.ch.Stderr(), errR)
-	go func() {
-		defer ioWG.Done()
-		s.cmd.Wait()
-		s.state = s.cmd.ProcessState
-		outWG.Wait()
-		close(s.exited)
-	}()
-	return nil
-}
-
-// sendExit tells the gateway how the process ended.
-func (s *session) sendExit() {
-	st := s.state
-	if st == nil {
-		return
-	}
-	ws, _ := st.Sys().(syscall.WaitStatus)
-	if ws.Signaled() {
-		name := strings.TrimPrefix(unix.SignalName(ws.Signal()), "SIG")
-		if name == "" {
-			name = fmt.Sprint(int(ws.Signal()))
+	})
+	var outWG sync.WaitGroup
+	copyOut := func(dst io.Writer, src *os.File) func() {
+		return func() {
+			defer outWG.Done()
+			defer src.Close()
+			buf := make([]byte, copyBufSize)
+			io.CopyBuffer(dst, src, buf)
 		}
-		s.log.Info("session ended", "signal", name)
-		s.ch.SendRequest(wire.ReqExitSignal, false, ssh.Marshal(&wire.ExitSignal{
-			Signal: name, CoreDumped: ws.CoreDump(), Error: "", Lang: ""}))
-		return
 	}
-	s.log.Info("session ended", "exit", st.ExitCode())
-	s.ch.SendRequest(wire.ReqExitStatus, false, ssh.Marshal(&wire.ExitStatus{Status: uint32(st.ExitCode())}))
+	outWG.Add(2)
+	s.wg.Go(copyOut(s.ch, outR))
+	s.wg.Go(copyOut(s.ch.Stderr(), errR))
+	s.wg.Go(func() {
+		<-s.reaped
+		outWG.Wait() // as sshd: until every writer of stdout and stderr is gone
+		close(s.exited)
+	})
+	return nil
 }

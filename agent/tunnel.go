@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
+	"net"
 	"sync"
 	"time"
 
@@ -14,118 +16,181 @@ import (
 	"github.com/rr-gateway/rr/wire"
 )
 
-// tunnel keeps one gateway connection up until ctx is done.
-func (a *Agent) tunnel(ctx context.Context, addr string) {
-	log := a.log.With("gateway", addr)
-	b := backoff{min: a.cfg.BackoffMin, max: a.cfg.BackoffMax}
+// errConnClosed is the cause reported when a gateway closes the connection
+// without saying why.
+var errConnClosed = errors.New("agent: gateway closed the connection")
+
+// resetAfter is how long a connection must have stayed up for the
+// back-off to start over: a new outage, not the same one.
+const resetAfter = 10 * time.Second
+
+// tunnel is one gateway address's state machine:
+//
+//	dialing ──handshake ok──▶ connected ──conn lost──▶ disconnected
+//	   │                                                 ▲   │
+//	   └──────────── dial or handshake error ────────────┘   │
+//	   ▲                                                     │
+//	   └──────────────────── back-off ◀──────────────────────┘
+//
+// Only the tunnel's own goroutine touches it.
+type tunnel struct {
+	a     *Agent
+	addr  string
+	log   *slog.Logger
+	state State
+	b     backoff
+}
+
+// legal lists the transitions the machine may take.
+var legal = map[State][]State{
+	StateDialing:      {StateConnected, StateDisconnected},
+	StateConnected:    {StateDisconnected},
+	StateDisconnected: {StateDialing},
+}
+
+// set moves the machine to s, reporting it through OnState. An illegal
+// transition is a bug: it is logged and refused.
+func (t *tunnel) set(s State, err error) {
+	ok := false
+	for _, next := range legal[t.state] {
+		ok = ok || next == s
+	}
+	if !ok {
+		t.log.Error("agent: illegal tunnel transition refused", "from", t.state, "to", s)
+		return
+	}
+	t.state = s
+	if t.a.cfg.OnState != nil {
+		t.a.cfg.OnState(t.addr, s, err)
+	}
+}
+
+// run keeps the tunnel up until ctx is done. Every session of every
+// connection it made has ended when it returns.
+func (t *tunnel) run(ctx context.Context) {
+	t.state = StateDisconnected
 	for {
-		a.setState(addr, StateDialing, nil)
-		started := time.Now()
-		err := a.connect(ctx, addr)
+		t.set(StateDialing, nil)
+		up, err := t.connect(ctx)
 		if ctx.Err() != nil {
-			a.setState(addr, StateDisconnected, context.Cause(ctx))
+			t.set(StateDisconnected, context.Cause(ctx))
 			return
 		}
-		a.setState(addr, StateDisconnected, err)
-		if time.Since(started) > b.max {
-			b.reset() // it was up a good while: this is a new outage
+		t.set(StateDisconnected, err)
+		if up > min(t.b.max, resetAfter) {
+			t.b.reset()
 		}
-		delay := b.next()
-		switch {
-		case errors.Is(err, sshkit.ErrHostKeyMismatch):
-			log.Error("gateway host key does not match the pinned one; refusing it",
-				"err", err, "pinned", a.cfg.GatewayHostKey, "retry_in", delay)
-		default:
-			log.Warn("gateway unreachable", "err", err, "retry_in", delay)
+		delay := t.b.next()
+		if errors.Is(err, sshkit.ErrHostKeyMismatch) {
+			// Nothing was sent: x/crypto checks the host key before any
+			// authentication. Keep trying, the gateway may be fixed.
+			t.log.Error("gateway host key does not match the pinned one; refused it",
+				"err", err, "pinned", t.a.cfg.GatewayHostKey, "retry_in", delay)
+		} else {
+			t.log.Warn("gateway connection lost or refused", "err", err, "up", up.Round(time.Millisecond), "retry_in", delay)
 		}
-		t := time.NewTimer(delay)
+		timer := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
-			t.Stop()
-			a.setState(addr, StateDisconnected, context.Cause(ctx))
-			return
-		case <-t.C:
+			timer.Stop()
+			return // already disconnected
+		case <-timer.C:
 		}
 	}
 }
 
-func (a *Agent) setState(addr string, s State, err error) {
-	if a.cfg.OnState != nil {
-		a.cfg.OnState(addr, s, err)
-	}
-}
-
-// connect dials addr, serves the connection until it drops or ctx is
-// done, and says why it ended. Sessions of the connection are over when it
-// returns.
-func (a *Agent) connect(ctx context.Context, addr string) error {
-	nc, err := a.cfg.Dial(ctx, "tcp", addr)
+// connect dials the gateway, serves the connection until it drops or ctx
+// is done, and says how long it was up (0 if the handshake failed) and why
+// it ended. The connection's sessions have all ended when it returns.
+func (t *tunnel) connect(ctx context.Context) (time.Duration, error) {
+	cfg := t.a.cfg
+	nc, err := cfg.Dial(ctx, "tcp", t.addr) // the name is resolved anew on every dial
 	if err != nil {
-		return fmt.Errorf("dial: %w", err)
+		return 0, fmt.Errorf("agent: dial %s: %w", t.addr, err)
 	}
-	auth := []ssh.AuthMethod{ssh.PublicKeys(a.cfg.Signer)}
-	if a.cfg.EnrollToken != "" {
-		auth = append(auth, ssh.Password(a.cfg.EnrollToken))
+	auth := []ssh.AuthMethod{ssh.PublicKeys(cfg.Signer)}
+	if cfg.EnrollToken != "" {
+		// Offered only when the gateway answers the key with partial
+		// success: an enrollment. Once bound, the key alone suffices.
+		auth = append(auth, ssh.Password(cfg.EnrollToken))
 	}
-	nc.SetDeadline(time.Now().Add(a.cfg.HandshakeTimeout))
-	stop := context.AfterFunc(ctx, func() { nc.Close() })
-	defer stop()
-	cc, chans, reqs, err := ssh.NewClientConn(nc, addr, &ssh.ClientConfig{
-		User:            a.cfg.Host,
+	cc, chans, reqs, err := t.handshake(ctx, nc, &ssh.ClientConfig{
+		User:            cfg.Host,
 		Auth:            auth,
-		HostKeyCallback: sshkit.PinnedHostKey(a.cfg.GatewayHostKey),
+		HostKeyCallback: sshkit.PinnedHostKey(cfg.GatewayHostKey),
 		ClientVersion:   "SSH-2.0-rr-agent",
 	})
 	if err != nil {
 		nc.Close()
-		return err
+		return 0, err
 	}
-	nc.SetDeadline(time.Time{})
-	log := a.log.With("gateway", addr)
-	log.Info("connected to gateway")
-	a.setState(addr, StateConnected, nil)
+	connected := time.Now()
+	t.log.Info("connected to gateway")
+	t.set(StateConnected, nil)
 
 	connCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	context.AfterFunc(connCtx, func() { cc.Close() })
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		sshkit.Keepalive(connCtx, cc, a.cfg.KeepaliveInterval, a.cfg.KeepaliveMaxMissed)
-	}()
-	go func() {
-		defer wg.Done()
+	var wg sync.WaitGroup // every goroutine of this connection
+	wg.Go(func() {
+		<-connCtx.Done() // Run ends, or the connection is gone already
+		cc.Close()
+	})
+	wg.Go(func() {
+		sshkit.Keepalive(connCtx, cc, cfg.KeepaliveInterval, cfg.KeepaliveMaxMissed)
+	})
+	wg.Go(func() {
 		for req := range reqs {
 			if req.WantReply {
 				req.Reply(req.Type == wire.ReqKeepalive, nil)
 			}
 		}
-	}()
+	})
 	for nch := range chans {
 		if nch.ChannelType() != wire.ChannelSession {
-			log.Warn("channel refused", "type", nch.ChannelType())
+			t.log.Warn("channel refused", "type", nch.ChannelType())
 			nch.Reject(ssh.UnknownChannelType, "rr-agent serves only "+wire.ChannelSession)
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a.serveSession(connCtx, nch)
-		}()
+		wg.Go(func() { t.a.serveSession(connCtx, t.log, nch) })
 	}
-	// The connection is gone: end its sessions.
+	// The connection is gone; so are its sessions' channels: end them.
 	cancel()
 	err = cc.Wait()
 	wg.Wait()
-	log.Info("disconnected from gateway", "err", err)
-	if err == nil {
-		err = errors.New("connection closed")
+	up := time.Since(connected)
+	t.log.Info("disconnected from gateway", "err", err, "up", up.Round(time.Millisecond))
+	if err == nil || errors.Is(err, net.ErrClosed) {
+		err = errConnClosed
 	}
-	return err
+	return up, err
 }
 
-// backoff is exponential back-off with equal jitter.
+// handshake runs the SSH handshake on nc within HandshakeTimeout, giving
+// up early when ctx is done.
+func (t *tunnel) handshake(ctx context.Context, nc net.Conn, cc *ssh.ClientConfig) (ssh.Conn, <-chan ssh.NewChannel, <-chan *ssh.Request, error) {
+	nc.SetDeadline(time.Now().Add(t.a.cfg.HandshakeTimeout))
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		select {
+		case <-ctx.Done():
+			nc.Close()
+		case <-done:
+		}
+	})
+	c, chans, reqs, err := ssh.NewClientConn(nc, t.addr, cc)
+	close(done)
+	wg.Wait()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("agent: handshake with %s: %w", t.addr, err)
+	}
+	nc.SetDeadline(time.Time{})
+	return c, chans, reqs, nil
+}
+
+// backoff is exponential back-off with "equal jitter": each delay is half
+// the current step plus a random part of up to the other half, the step
+// doubling from min up to max. Equal jitter never retries at once, yet
+// spreads the agents of a restarted gateway over half the step.
 type backoff struct {
 	min, max time.Duration
 	cur      time.Duration
@@ -133,8 +198,7 @@ type backoff struct {
 
 func (b *backoff) reset() { b.cur = 0 }
 
-// next returns the next delay: half of the current step fixed, half
-// random, the step doubling from min up to max.
+// next returns the next delay.
 func (b *backoff) next() time.Duration {
 	if b.cur == 0 {
 		b.cur = b.min
@@ -142,5 +206,5 @@ func (b *backoff) next() time.Duration {
 		b.cur = min(2*b.cur, b.max)
 	}
 	half := b.cur / 2
-	return half + rand.N(half+1)
+	return half + rand.N(b.cur-half+1)
 }

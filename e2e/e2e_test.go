@@ -34,6 +34,9 @@ type world struct {
 	alice rrtest.Key
 	web01 rrtest.Key
 	log   string // the askpass prompt log
+	// logLevel is ssh's LogLevel: ERROR keeps output clean; INFO shows
+	// the gateway's banners (the one-line reasons of refusals).
+	logLevel string
 }
 
 const aliceMail = "alice@example.test"
@@ -66,7 +69,7 @@ func newWorldWith(t *testing.T, acfg auth.Config, mp *mailpit) *world {
 	gw.AddTeam("ops_RR", true, []string{"alice"}, "web-01", "web-02")
 	rrtest.StartAgent(t, gw, "web-01", web01, nil)
 	gw.WaitOnline("web-01")
-	return &world{gw: gw, mail: mp, alice: alice, web01: web01, log: filepath.Join(t.TempDir(), "askpass.log")}
+	return &world{gw: gw, mail: mp, alice: alice, web01: web01, log: filepath.Join(t.TempDir(), "askpass.log"), logLevel: "ERROR"}
 }
 
 // sshArgs are the options every test's ssh uses: no user config, this
@@ -76,7 +79,7 @@ func (w *world) sshArgs(extra ...string) []string {
 	args := []string{"-F", "none", "-p", port, "-i", w.alice.Path,
 		"-o", "IdentitiesOnly=yes", "-o", "NumberOfPasswordPrompts=1",
 		"-o", "UserKnownHostsFile=" + w.gw.KnownHosts, "-o", "StrictHostKeyChecking=yes",
-		"-o", "LogLevel=ERROR"}
+		"-o", "LogLevel=" + w.logLevel}
 	return append(args, extra...)
 }
 

@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"time"
 
 	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/store"
@@ -61,4 +63,22 @@ func (d directory) Host(ctx context.Context, name string) (auth.Host, bool, erro
 
 func authHost(h store.Host) auth.Host {
 	return auth.Host{Name: h.Name, Labels: h.Labels, PassphraseVerifier: h.PassphraseVerifier}
+}
+
+// AuditStore is where AuthAudit writes.
+type AuditStore interface {
+	Audit(ctx context.Context, e store.AuditEvent) error
+}
+
+// AuthAudit returns an auth.Config.Audit function that records auth's
+// decisions in the store as "auth.<action>" events.
+func AuthAudit(st AuditStore, log *slog.Logger) func(auth.Event) {
+	return func(e auth.Event) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := st.Audit(ctx, store.AuditEvent{Time: time.Now(), Actor: e.Person, Action: "auth." + e.Action,
+			Target: e.Target, Outcome: e.Outcome, Detail: e.Reason, Source: e.Source}); err != nil {
+			log.Error("audit write failed", "err", err, "action", e.Action)
+		}
+	}
 }

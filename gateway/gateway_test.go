@@ -101,10 +101,16 @@ func TestExecStreamsAndStatus(t *testing.T) {
 	if out != "out\n" || errOut != "err\n" || exitStatus(err) != 3 {
 		t.Fatalf("got stdout %q stderr %q err %v; want out, err, status 3", out, errOut, err)
 	}
-	// A second session on the same connection.
-	out, _, err = run(t, c, "echo $RR_SESSION_ID | wc -c", nil)
+	// The passphrase keyed that session and was dropped: a second session
+	// on the connection would need it again, and has no terminal to ask.
+	out, errOut, err = run(t, c, "echo $RR_SESSION_ID | wc -c", nil)
+	if out != "" || !strings.Contains(errOut, "cannot be asked without a terminal") || exitStatus(err) != 1 {
+		t.Fatalf("second session: %q %q %v", out, errOut, err)
+	}
+	c2 := e.dial(t, "rr+web-01", e.alice.Signer)
+	out, _, err = run(t, c2, "echo $RR_SESSION_ID | wc -c", nil)
 	if err != nil || strings.TrimSpace(out) != "17" {
-		t.Fatalf("login-name form: got %q, %v; want a 16-character session id", out, err)
+		t.Fatalf("got %q, %v; want a 16-character session id", out, err)
 	}
 }
 

@@ -323,6 +323,10 @@ func (c *personConn) openSession(ctx context.Context, ss *session, st *setup, st
 		return
 	}
 	rec = r
+	// The recorder has what it needs of the passphrase; nothing else here
+	// keeps it (a next session on this host asks again).
+	c.login.Forget(target.Host)
+	info.Passphrase = auth.Secret{}
 
 	agent, agentReqs, err := s.openAgentChannel(target.Host, wire.SessionOpen{SessionID: ss.id, Person: c.person})
 	if err != nil {

@@ -163,14 +163,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 	acfg.Directory = gateway.StoreDirectory(st)
 	acfg.Mailer = mailer
 	acfg.Logger = log
-	acfg.Audit = func(e auth.Event) {
-		actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := st.Audit(actx, store.AuditEvent{Time: time.Now(), Actor: e.Person, Action: "auth." + e.Action,
-			Target: e.Target, Outcome: e.Outcome, Detail: e.Reason, Source: e.Source}); err != nil {
-			log.Error("audit write failed", "err", err)
-		}
-	}
+	acfg.Audit = gateway.AuthAudit(st, log)
 	authSvc, err := auth.New(acfg)
 	if err != nil {
 		return err

@@ -130,6 +130,9 @@ func StartGateway(t testing.TB, c Config) *Gateway {
 	if acfg.Logger == nil {
 		acfg.Logger = cfg.Logger
 	}
+	if acfg.Audit == nil {
+		acfg.Audit = gateway.AuthAudit(st, cfg.Logger)
+	}
 	a, err := auth.New(acfg)
 	if err != nil {
 		t.Fatal(err)
