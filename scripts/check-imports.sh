@@ -21,6 +21,6 @@ check "$mod/gateway" agent cmd/rr-gateway cmd/rr-agent
 check "$mod/agent" gateway store recorder auth cmd/rr-gateway cmd/rr-agent
 check "$mod/store" gateway agent auth recorder wire
 check "$mod/wire" gateway agent store auth recorder internal/sshkit internal/config
-check "$mod/auth" gateway agent
+check "$mod/auth" gateway agent store recorder wire
 check "$mod/recorder" gateway agent store auth
 exit $fail
