@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pquerna/otp/totp"
 )
 
 func TestMayReach(t *testing.T) {
@@ -230,4 +232,50 @@ func mustHash(t *testing.T, s string) string {
 		t.Fatal(err)
 	}
 	return v
+}
+
+func TestAuthenticatorCodeReplacesMail(t *testing.T) {
+	key, err := NewTOTPKey("rr", "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := &fakeDir{
+		people: map[string]Person{"bob": {Name: "bob", Email: "bob@x.test", Role: RoleAdvanced, PasswordHash: mustHash(t, "pw"), TOTPSecret: key.Secret()}},
+		teams:  map[string][]Team{"bob": {{Name: "t_RR", RapidResponse: true, Hosts: []string{"*"}}}},
+		hosts:  map[string]Host{"h": {Name: "h", PassphraseVerifier: mustHash(t, "pp")}},
+	}
+	mailed := 0
+	s, err := New(Config{Directory: dir, Mailer: mailFunc(func(Message) error { mailed++; return nil })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		code string
+		ok   bool
+	}{{"", true}, {"000000", false}} {
+		var asked []string
+		p := promptFunc(func(prompt string) string {
+			asked = append(asked, prompt)
+			switch {
+			case strings.HasPrefix(prompt, "Password"):
+				return "pw"
+			case strings.HasPrefix(prompt, "Passphrase"):
+				return "pp"
+			case strings.HasPrefix(prompt, "Authenticator code"):
+				if tc.code != "" {
+					return tc.code
+				}
+				c, _ := totp.GenerateCode(key.Secret(), time.Now())
+				return c
+			}
+			return ""
+		})
+		_, err := s.Interactive(context.Background(), p, nil, "bob", "h", "src")
+		if (err == nil) != tc.ok {
+			t.Fatalf("code %q: %v (asked %q)", tc.code, err, asked)
+		}
+	}
+	if mailed != 0 {
+		t.Fatal("a code was mailed to someone with an authenticator")
+	}
 }

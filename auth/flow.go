@@ -413,3 +413,11 @@ func newCode() (string, error) {
 	return hotp.GenerateCodeCustom(base32.StdEncoding.EncodeToString(secret[:]), 0,
 		hotp.ValidateOpts{Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
 }
+
+// NewTOTPKey makes an authenticator-app secret for person: give the
+// person key.URL() (an otpauth:// URL, as a QR code or typed in) and keep
+// key.Secret() in the file people[].totp_secret_file names.
+func NewTOTPKey(issuer, person string) (*otp.Key, error) {
+	return totp.Generate(totp.GenerateOpts{Issuer: issuer, AccountName: person, Period: 30,
+		Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+}

@@ -43,6 +43,10 @@ Usage:
                                               hosts[].passphrase_verifier or
                                               people[].password_hash; without a terminal it
                                               reads one line from standard input
+  rr-gateway totp-enroll [-issuer S] NAME     print a new authenticator secret for NAME:
+                                              an otpauth:// URL for the app on stdout,
+                                              the secret (for people[].totp_secret_file)
+                                              on stderr
   rr-gateway keygen FILE                      create an ed25519 key pair FILE, FILE.pub
                                               (kept if it exists) and print the public key
 
@@ -65,6 +69,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return cmdFingerprint(args[1:], stdout, stderr)
 		case "keygen":
 			return cmdKeygen(args[1:], stdout, stderr)
+		case "totp-enroll":
+			return cmdTOTPEnroll(args[1:], stdout, stderr)
 		case "passphrase-hash":
 			return cmdPassphraseHash(args[1:], os.Stdin, stdout, stderr)
 		case "serve":
@@ -362,5 +368,34 @@ func cmdPassphraseHash(args []string, stdin *os.File, stdout, stderr io.Writer) 
 		return fail(stderr, err)
 	}
 	fmt.Fprintln(stdout, h)
+	return 0
+}
+
+func cmdTOTPEnroll(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("rr-gateway totp-enroll", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	issuer := fs.String("issuer", "rr", "the issuer name the app shows")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: rr-gateway totp-enroll [-issuer S] NAME\n\n"+
+			"Prints an otpauth:// URL for NAME's authenticator app on stdout and the secret on\n"+
+			"stderr. Put the secret in a file (mode 0600) and name it in people[].totp_secret_file.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() != 1 || !gateway.ValidName(fs.Arg(0)) {
+		fs.Usage()
+		return 2
+	}
+	key, err := auth.NewTOTPKey(*issuer, fs.Arg(0))
+	if err != nil {
+		return fail(stderr, err)
+	}
+	fmt.Fprintln(stdout, key.URL())
+	fmt.Fprintf(stderr, "secret: %s\n", key.Secret())
 	return 0
 }

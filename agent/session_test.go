@@ -1,0 +1,298 @@
+package agent_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/rr-gateway/rr/agent"
+	"github.com/rr-gateway/rr/wire"
+)
+
+func TestExecStdoutStderrAndStatus(t *testing.T) {
+	e := setup(t, nil)
+	s := openSession(t, e.conn).collect()
+	s.exec("echo out; echo err >&2; echo more; exit 3")
+	if got := s.out.all(t); got != "out\nmore\n" {
+		t.Errorf("stdout %q", got)
+	}
+	if got := s.err.all(t); got != "err\n" {
+		t.Errorf("stderr %q", got)
+	}
+	if x := s.wait(); x.status != 3 || x.signal != "" {
+		t.Fatalf("exit %+v, want status 3", x)
+	}
+}
+
+func TestBinaryRoundTripAndEOF(t *testing.T) {
+	e := setup(t, nil)
+	data := make([]byte, 4<<20+123)
+	rand.Read(data)
+	s := openSession(t, e.conn).collect()
+	s.exec("cat; echo done >&2")
+	go func() {
+		s.ch.Write(data)
+		s.ch.CloseWrite() // cat ends only if this EOF reaches it
+	}()
+	out := s.out.all(t)
+	if sha256.Sum256([]byte(out)) != sha256.Sum256(data) {
+		t.Fatalf("round trip: %d bytes back of %d, not the same", len(out), len(data))
+	}
+	if got := s.err.all(t); got != "done\n" {
+		t.Errorf("stderr %q", got)
+	}
+	if x := s.wait(); x.status != 0 {
+		t.Fatalf("exit %+v", x)
+	}
+}
+
+func TestExitSignal(t *testing.T) {
+	e := setup(t, nil)
+	s := openSession(t, e.conn).collect()
+	s.exec("kill -9 $$")
+	if x := s.wait(); x.signal != "KILL" || x.status != -1 {
+		t.Fatalf("exit %+v, want signal KILL", x)
+	}
+}
+
+func TestSignalRequestINT(t *testing.T) {
+	e := setup(t, nil)
+	s := openSession(t, e.conn).collect()
+	s.exec("echo ready; exec sleep 100")
+	s.out.waitFor(t, "ready\n")
+	if !s.req(wire.ReqSignal, &wire.Signal{Name: "INT"}) {
+		t.Fatal("signal refused")
+	}
+	if x := s.wait(); x.signal != "INT" {
+		t.Fatalf("exit %+v, want signal INT", x)
+	}
+	s2 := openSession(t, e.conn)
+	if s2.req(wire.ReqSignal, &wire.Signal{Name: "INT"}) {
+		t.Error("signal before any process accepted")
+	}
+}
+
+func TestPTYShellTermAndWindowChange(t *testing.T) {
+	e := setup(t, nil)
+	s := openSession(t, e.conn).collect()
+	if !s.req(wire.ReqPTY, &wire.PTYRequest{Term: "xterm-rr", Columns: 100, Rows: 30}) {
+		t.Fatal("pty-req refused")
+	}
+	if !s.req(wire.ReqShell, nil) {
+		t.Fatal("shell refused")
+	}
+	s.ch.Write([]byte("echo T=$TERM S=$(stty size) A=$0\n"))
+	m := s.out.waitFor(t, `T=(\S+) S=(\d+ \d+) A=(\S+)`)
+	if m[1] != "xterm-rr" || m[2] != "30 100" || !strings.HasPrefix(m[3], "-") {
+		t.Fatalf("TERM %q, size %q, argv[0] %q", m[1], m[2], m[3])
+	}
+	if _, err := s.ch.SendRequest(wire.ReqWindowChange, false, ssh.Marshal(&wire.WindowChange{Columns: 120, Rows: 40})); err != nil {
+		t.Fatal(err)
+	}
+	// Requests are handled in order: once this one is answered, the
+	// window-change has been applied (data may overtake requests).
+	if s.req("sync@test", nil) {
+		t.Fatal("unknown request accepted")
+	}
+	s.ch.Write([]byte("echo W=$(stty size)\n"))
+	if m := s.out.waitFor(t, `W=(\d+ \d+)`); m[1] != "40 120" {
+		t.Fatalf("size after window-change %q", m[1])
+	}
+	s.ch.Write([]byte("exit 5\n"))
+	if x := s.wait(); x.status != 5 {
+		t.Fatalf("exit %+v, want 5", x)
+	}
+}
+
+// TestClosingKillsEverything: what a session started, even in the
+// background, ignoring SIGHUP, or as a job of an interactive shell (a
+// process group of its own), dies when the gateway closes the channel.
+func TestClosingKillsEverything(t *testing.T) {
+	e := setup(t, nil)
+	for _, tc := range []struct {
+		name     string
+		pty      bool
+		shell    string // typed into an interactive shell, if set
+		exec     string
+		wantPIDs int
+	}{
+		{name: "exec", exec: "trap '' HUP; sleep 1000 & echo pids=$$,$!; sleep 1000"},
+		{name: "exec-pty", pty: true, exec: "trap '' HUP; sleep 1000 & echo pids=$$,$!; sleep 1000"},
+		{name: "shell-job", pty: true, shell: "trap '' HUP; sleep 1000 & echo pids=$$,$!\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openSession(t, e.conn).collect()
+			if tc.pty && !s.req(wire.ReqPTY, &wire.PTYRequest{Term: "xterm", Columns: 80, Rows: 24}) {
+				t.Fatal("pty-req refused")
+			}
+			if tc.shell != "" {
+				if !s.req(wire.ReqShell, nil) {
+					t.Fatal("shell refused")
+				}
+				s.ch.Write([]byte(tc.shell))
+			} else {
+				s.exec(tc.exec)
+			}
+			m := s.out.waitFor(t, `pids=(\d+),(\d+)`)
+			s.ch.Close()
+			for _, pid := range m[1:] {
+				waitGone(t, atoi(t, pid))
+			}
+			s.wait()
+		})
+	}
+}
+
+func TestEnvironmentAndRefusedRequests(t *testing.T) {
+	e := setup(t, nil)
+	s := openSession(t, e.conn).collect()
+	if !s.req(wire.ReqEnv, &wire.Env{Name: "LANG", Value: "C.UTF-8"}) ||
+		!s.req(wire.ReqEnv, &wire.Env{Name: "LC_TIME", Value: "C"}) ||
+		!s.req(wire.ReqEnv, &wire.Env{Name: "TZ", Value: "UTC"}) {
+		t.Fatal("allowed env refused")
+	}
+	for _, name := range []string{"EVIL", "LD_PRELOAD", "PATH", "RR_SESSION_ID"} {
+		if s.req(wire.ReqEnv, &wire.Env{Name: name, Value: "x"}) {
+			t.Errorf("env %s accepted", name)
+		}
+	}
+	for _, r := range []string{wire.ReqX11, wire.ReqAuthAgent, "no-such-request"} {
+		if s.req(r, nil) {
+			t.Errorf("%s accepted", r)
+		}
+	}
+	if s.req(wire.ReqSubsystem, &wire.Command{Command: "sftp"}) {
+		t.Error("subsystem accepted")
+	}
+	s.exec(`echo "$HOME|$USER|$LOGNAME|$SHELL|$PATH|$LANG|$LC_TIME|$TZ|${EVIL-unset}|${TERM-unset}|$RR_SESSION_ID|$(pwd)"; read x; exit 0`)
+	if s.req(wire.ReqExec, &wire.Command{Command: "echo second"}) || s.req(wire.ReqShell, nil) {
+		t.Error("a second process accepted")
+	}
+	if s.req(wire.ReqEnv, &wire.Env{Name: "LANG", Value: "C"}) {
+		t.Error("env after the start accepted")
+	}
+	s.ch.CloseWrite()
+	out := s.out.all(t)
+	u, _ := user.Current()
+	path := "/usr/local/bin:/usr/bin:/bin"
+	if u.Uid == "0" {
+		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	}
+	dir := u.HomeDir
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		dir = "/"
+	}
+	dir, _ = filepath.EvalSymlinks(dir)
+	f := strings.Split(strings.TrimSpace(out), "|")
+	if len(f) != 12 || f[0] != u.HomeDir || f[1] != u.Username || f[2] != u.Username || f[3] == "" || f[4] != path ||
+		f[5] != "C.UTF-8" || f[6] != "C" || f[7] != "UTC" || f[8] != "unset" || f[9] != "unset" ||
+		!strings.HasPrefix(f[10], "s") || f[11] != dir {
+		t.Fatalf("environment %q", out)
+	}
+	if x := s.wait(); x.status != 0 {
+		t.Fatalf("exit %+v", x)
+	}
+}
+
+func TestCannotStart(t *testing.T) {
+	shell := filepath.Join(t.TempDir(), "notexec")
+	if err := os.WriteFile(shell, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := setup(t, func(c *agent.Config) { c.Shell = shell })
+	s := openSession(t, e.conn).collect()
+	s.exec("true")
+	if got := s.err.all(t); !strings.Contains(got, "rr-agent: cannot start shell:") {
+		t.Errorf("stderr %q", got)
+	}
+	if x := s.wait(); x.status != 126 && x.status != 127 {
+		t.Fatalf("exit %+v, want 126 or 127", x)
+	}
+}
+
+func TestMalformedAndUnknownChannels(t *testing.T) {
+	e := setup(t, nil)
+	_, _, err := e.conn.OpenChannel(wire.ChannelSession, []byte{0, 0, 0, 9, 'x'})
+	if oe, ok := err.(*ssh.OpenChannelError); !ok || oe.Reason != ssh.ConnectionFailed {
+		t.Errorf("malformed open: %v", err)
+	}
+	_, _, err = e.conn.OpenChannel("session", nil)
+	if oe, ok := err.(*ssh.OpenChannelError); !ok || oe.Reason != ssh.UnknownChannelType {
+		t.Errorf("session channel: %v", err)
+	}
+	_, _, err = e.conn.OpenChannel("direct-tcpip", nil)
+	if oe, ok := err.(*ssh.OpenChannelError); !ok || oe.Reason != ssh.UnknownChannelType {
+		t.Errorf("direct-tcpip channel: %v", err)
+	}
+	// The tunnel still serves sessions.
+	s := openSession(t, e.conn).collect()
+	s.exec("echo fine")
+	if got := s.out.all(t); got != "fine\n" {
+		t.Fatalf("stdout %q", got)
+	}
+}
+
+func TestGlobalRequests(t *testing.T) {
+	e := setup(t, nil)
+	if ok, _, err := e.conn.SendRequest(wire.ReqKeepalive, true, nil); err != nil || !ok {
+		t.Errorf("keepalive: %v %v", ok, err)
+	}
+	if ok, _, err := e.conn.SendRequest("tcpip-forward", true, ssh.Marshal(struct {
+		Addr string
+		Port uint32
+	}{"0.0.0.0", 2222})); err != nil || ok {
+		t.Errorf("tcpip-forward: %v %v", ok, err)
+	}
+}
+
+// TestRunEndsSessions: stopping the agent ends its sessions' processes
+// before Run returns.
+func TestRunEndsSessions(t *testing.T) {
+	e := setup(t, nil)
+	s := openSession(t, e.conn).collect()
+	s.exec("trap '' HUP; sleep 1000 & echo pids=$$,$!; wait")
+	m := s.out.waitFor(t, `pids=(\d+),(\d+)`)
+	e.stop()
+	for _, pid := range m[1:] {
+		waitGone(t, atoi(t, pid))
+	}
+}
+
+// TestRunAsOtherUser runs a session as nobody (root only).
+func TestRunAsOtherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody")
+	}
+	e := setup(t, func(c *agent.Config) { c.User, c.Shell = "nobody", "/bin/sh" })
+	s := openSession(t, e.conn).collect()
+	s.exec(`echo "$(id -u) $(id -g) $USER $PATH"`)
+	want := nobody.Uid + " " + nobody.Gid + " nobody /usr/local/bin:/usr/bin:/bin\n"
+	if got := s.out.all(t); got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if x := s.wait(); x.status != 0 {
+		t.Fatalf("exit %+v", x)
+	}
+}
+
+func TestNonRootCannotSwitchUser(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("runs as root")
+	}
+	_, err := agent.New(agent.Config{Gateways: []string{"h:1"}, GatewayHostKey: "SHA256:x", Host: "h",
+		Signer: newSigner(t), User: "root"})
+	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("root")) {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -1,0 +1,153 @@
+package agent_test
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/rr-gateway/rr/agent"
+	"github.com/rr-gateway/rr/internal/sshkit"
+)
+
+// TestHostKeyMismatch: a gateway with another key is refused before any
+// credential is sent, reported as sshkit.ErrHostKeyMismatch, and retried.
+func TestHostKeyMismatch(t *testing.T) {
+	hk, pinned, key := newSigner(t), newSigner(t), newSigner(t)
+	gw := startGW(t, "127.0.0.1:0", hk, key, nil)
+	states, _ := runAgent(t, []string{gw.addr}, ssh.FingerprintSHA256(pinned.PublicKey()), key,
+		func(c *agent.Config) { c.EnrollToken = "tok-secret" })
+	for range 2 { // refused, and tried again
+		e := waitState(t, states, agent.StateDisconnected)
+		if !errors.Is(e.err, sshkit.ErrHostKeyMismatch) || e.gateway != gw.addr {
+			t.Fatalf("disconnected from %s with %v, want ErrHostKeyMismatch", e.gateway, e.err)
+		}
+		if !strings.Contains(e.err.Error(), ssh.FingerprintSHA256(hk.PublicKey())) {
+			t.Errorf("error %q does not name the key offered", e.err)
+		}
+	}
+	if n := gw.authCalls.Load() + gw.keyCalls.Load() + gw.pwCalls.Load(); n != 0 {
+		t.Fatalf("the gateway saw %d authentication attempts", n)
+	}
+}
+
+// TestReconnect: the gateway goes away (listener and connection) and
+// comes back on the same address; the agent's sessions of the lost
+// connection are ended, and it connects again.
+func TestReconnect(t *testing.T) {
+	e := setup(t, nil)
+	s := openSession(t, e.conn).collect()
+	s.exec("trap '' HUP; sleep 1000 & echo pids=$$,$!; wait")
+	m := s.out.waitFor(t, `pids=(\d+),(\d+)`)
+
+	addr := e.gw.addr
+	e.gw.Close()
+	if ev := waitState(t, e.state, agent.StateDisconnected); ev.err == nil {
+		t.Error("disconnected without a reason")
+	}
+	for _, pid := range m[1:] {
+		waitGone(t, atoi(t, pid))
+	}
+	gw2 := startGW(t, addr, e.gw.hostKey, e.key, nil)
+	waitState(t, e.state, agent.StateConnected)
+	s2 := openSession(t, gw2.conn()).collect()
+	s2.exec("echo back")
+	if got := s2.out.all(t); got != "back\n" {
+		t.Fatalf("stdout %q", got)
+	}
+}
+
+// TestEnrollment: the gateway takes an unknown key only with the token
+// (partial success, then password); once bound, the key alone will do.
+func TestEnrollment(t *testing.T) {
+	const token = "tok-0123456789"
+	hk, key := newSigner(t), newSigner(t)
+	var enrolled atomic.Bool
+	var tokenChecks atomic.Int32
+	gw := startGW(t, "127.0.0.1:0", hk, key, func(c ssh.ConnMetadata, k ssh.PublicKey) (*ssh.Permissions, error) {
+		if c.User() != testHost || !bytes.Equal(k.Marshal(), key.PublicKey().Marshal()) {
+			return nil, errors.New("unknown agent")
+		}
+		if enrolled.Load() {
+			return &ssh.Permissions{}, nil
+		}
+		return nil, &ssh.PartialSuccessError{Next: ssh.ServerAuthCallbacks{
+			PasswordCallback: func(c ssh.ConnMetadata, pw []byte) (*ssh.Permissions, error) {
+				tokenChecks.Add(1)
+				if c.User() != testHost || string(pw) != token {
+					return nil, errors.New("bad token")
+				}
+				enrolled.Store(true)
+				return &ssh.Permissions{}, nil
+			},
+		}}
+	})
+	logs := &tWriter{t: t}
+	states, _ := runAgent(t, []string{gw.addr}, ssh.FingerprintSHA256(hk.PublicKey()), key, func(c *agent.Config) {
+		c.EnrollToken = token
+		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	waitState(t, states, agent.StateConnected)
+	if !enrolled.Load() || tokenChecks.Load() != 1 {
+		t.Fatalf("enrolled %v after %d token checks", enrolled.Load(), tokenChecks.Load())
+	}
+	// Drop the connection: the agent comes back with its key alone.
+	c := gw.conn()
+	c.Close()
+	waitState(t, states, agent.StateDisconnected)
+	waitState(t, states, agent.StateConnected)
+	if n := tokenChecks.Load(); n != 1 {
+		t.Fatalf("token offered again (%d checks)", n)
+	}
+	if strings.Contains(logs.String(), token) {
+		t.Fatal("the enrollment token was logged")
+	}
+}
+
+// TestWrongTokenRetries: a refused token is a disconnection, retried.
+func TestWrongTokenRetries(t *testing.T) {
+	hk, key := newSigner(t), newSigner(t)
+	gw := startGW(t, "127.0.0.1:0", hk, key, func(ssh.ConnMetadata, ssh.PublicKey) (*ssh.Permissions, error) {
+		return nil, &ssh.PartialSuccessError{Next: ssh.ServerAuthCallbacks{
+			PasswordCallback: func(ssh.ConnMetadata, []byte) (*ssh.Permissions, error) {
+				return nil, errors.New("bad token")
+			},
+		}}
+	})
+	states, _ := runAgent(t, []string{gw.addr}, ssh.FingerprintSHA256(hk.PublicKey()), key,
+		func(c *agent.Config) { c.EnrollToken = "wrong" })
+	for range 2 {
+		if e := waitState(t, states, agent.StateDisconnected); e.err == nil || !strings.Contains(e.err.Error(), "unable to authenticate") {
+			t.Fatalf("disconnected with %v", e.err)
+		}
+	}
+}
+
+// TestEveryGateway: one tunnel per address, each independent.
+func TestEveryGateway(t *testing.T) {
+	hk, key := newSigner(t), newSigner(t)
+	gw1 := startGW(t, "127.0.0.1:0", hk, key, nil)
+	gw2 := startGW(t, "127.0.0.1:0", hk, key, nil)
+	states, _ := runAgent(t, []string{gw1.addr, gw2.addr}, ssh.FingerprintSHA256(hk.PublicKey()), key, nil)
+	seen := map[string]bool{}
+	for len(seen) < 2 {
+		seen[waitState(t, states, agent.StateConnected).gateway] = true
+	}
+	if !seen[gw1.addr] || !seen[gw2.addr] {
+		t.Fatalf("connected to %v", seen)
+	}
+	c1, c2 := gw1.conn(), gw2.conn()
+	gw1.Close() // the other tunnel does not care
+	for _, c := range []ssh.Conn{c2} {
+		s := openSession(t, c).collect()
+		s.exec("echo two")
+		if got := s.out.all(t); got != "two\n" {
+			t.Fatalf("stdout %q", got)
+		}
+	}
+	_ = c1
+}
