@@ -49,7 +49,9 @@ type Config struct {
 	// Name identifies this gateway in logs and recordings (default: the
 	// machine's host name).
 	Name string
-	// LoginGraceTime bounds the SSH handshake and authentication (60s).
+	// LoginGraceTime bounds the SSH handshake and authentication, and
+	// separately the passphrase and code asked on a session's terminal
+	// (3m: long enough to fetch a mailed code).
 	LoginGraceTime time.Duration
 	// ShutdownGrace is how long Shutdown lets live sessions run after
 	// telling them the gateway is going away (10s).
@@ -84,7 +86,7 @@ func (c *Config) checkAndSetDefaults() error {
 	if c.Name == "" {
 		c.Name = hostname()
 	}
-	setDefault(&c.LoginGraceTime, 60*time.Second)
+	setDefault(&c.LoginGraceTime, 3*time.Minute)
 	setDefault(&c.ShutdownGrace, 10*time.Second)
 	setDefault(&c.AgentKeepalive, 15*time.Second)
 	setDefault(&c.ClientKeepalive, 30*time.Second)
