@@ -19,33 +19,42 @@ import (
 )
 
 // Config configures an Agent. Gateways, GatewayHostKey, Host and Signer
-// are required; the rest have defaults (see New).
+// are required; the rest have defaults, filled in by New.
 type Config struct {
-	Gateways       []string   // "host:port" of each gateway's agent port
-	GatewayHostKey string     // "SHA256:…" fingerprint every gateway must present
-	Host           string     // this host's name, the SSH user the agent logs in as
+	// Gateways are the "host:port" agent ports of the gateways; the agent
+	// holds one independent tunnel to each (DESIGN §8). A name is resolved
+	// anew on every dial.
+	Gateways []string
+	// GatewayHostKey is the "SHA256:…" fingerprint every gateway must
+	// present; any other key is refused before a credential is sent.
+	GatewayHostKey string
+	Host           string     // this host's name: the SSH user the agent logs in as
 	Signer         ssh.Signer // the agent's own key
-	// EnrollToken is a one-time token offered (as a password) after the key
-	// when the gateway does not know the key yet. Never logged.
+	// EnrollToken is a one-time token, offered with the password method
+	// after the key when the gateway answers the key with partial success
+	// (it does not know the key yet). Never logged.
 	EnrollToken string
 	// User is the OS user sessions run as ("" = the agent's own user).
+	// Another user than the agent's needs the agent to run as root.
 	User string
-	// Shell is the shell sessions run ("" = User's shell from
-	// /etc/passwd, else /bin/sh).
+	// Shell is the absolute path of the shell sessions run ("" = User's
+	// shell from /etc/passwd, else /bin/sh).
 	Shell string
 
-	KeepaliveInterval  time.Duration // 5s
-	KeepaliveMaxMissed int           // 3
-	BackoffMin         time.Duration // 500ms
-	BackoffMax         time.Duration // 30s
-	KillGrace          time.Duration // 2s: SIGHUP → SIGKILL
-	HandshakeTimeout   time.Duration // 20s
-	Logger             *slog.Logger
+	KeepaliveInterval  time.Duration // 5s: keepalive@openssh.com to the gateway
+	KeepaliveMaxMissed int           // 3: unanswered keepalives before the tunnel is dropped
+	BackoffMin         time.Duration // 500ms: first redial delay
+	BackoffMax         time.Duration // 30s: longest redial delay
+	KillGrace          time.Duration // 2s: SIGHUP → SIGKILL of a session's processes
+	HandshakeTimeout   time.Duration // 20s: deadline for the SSH handshake, auth included
+	Logger             *slog.Logger  // slog.Default()
 
-	// OnState, if set, is called on every tunnel state change, with the
-	// error that caused a disconnection.
+	// OnState, if set, is called from the tunnel's goroutine on every state
+	// change of the tunnel to gateway: with the dial, handshake or
+	// connection error on StateDisconnected (context.Cause of Run's ctx
+	// when the agent stops), nil otherwise. It must not block for long.
 	OnState func(gateway string, s State, err error)
-	// Dial, if set, replaces net.Dialer.DialContext.
+	// Dial, if set, replaces (&net.Dialer{Timeout: 10s}).DialContext.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 

@@ -171,7 +171,7 @@ func TestEnvironmentAndRefusedRequests(t *testing.T) {
 	if s.req(wire.ReqSubsystem, &wire.Command{Command: "sftp"}) {
 		t.Error("subsystem accepted")
 	}
-	s.exec(`echo "$HOME|$USER|$LOGNAME|$SHELL|$PATH|$LANG|$LC_TIME|$TZ|${EVIL-unset}|${TERM-unset}|$RR_SESSION_ID|$(pwd)"; read x; exit 0`)
+	s.exec(`echo "$HOME|$USER|$LOGNAME|$SHELL|$PATH|$LANG|$LC_TIME|$TZ|${EVIL-unset}|$(printenv TERM || echo unset)|$RR_SESSION_ID|$(pwd)"; read x; exit 0`)
 	if s.req(wire.ReqExec, &wire.Command{Command: "echo second"}) || s.req(wire.ReqShell, nil) {
 		t.Error("a second process accepted")
 	}

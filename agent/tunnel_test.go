@@ -2,11 +2,15 @@ package agent_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -140,14 +144,62 @@ func TestEveryGateway(t *testing.T) {
 	if !seen[gw1.addr] || !seen[gw2.addr] {
 		t.Fatalf("connected to %v", seen)
 	}
-	c1, c2 := gw1.conn(), gw2.conn()
+	c2 := gw2.conn()
 	gw1.Close() // the other tunnel does not care
-	for _, c := range []ssh.Conn{c2} {
-		s := openSession(t, c).collect()
-		s.exec("echo two")
-		if got := s.out.all(t); got != "two\n" {
-			t.Fatalf("stdout %q", got)
-		}
+	s := openSession(t, c2).collect()
+	s.exec("echo two")
+	if got := s.out.all(t); got != "two\n" {
+		t.Fatalf("stdout %q", got)
 	}
-	_ = c1
+}
+
+// stallConn stops delivering what the gateway sends once stalled is
+// closed: the gateway looks dead while TCP stays up.
+type stallConn struct {
+	net.Conn
+	stalled <-chan struct{}
+	closed  chan struct{}
+	once    sync.Once
+}
+
+func (c *stallConn) Read(p []byte) (int, error) {
+	select {
+	case <-c.stalled:
+		<-c.closed
+		return 0, net.ErrClosed
+	default:
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *stallConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return c.Conn.Close()
+}
+
+// TestKeepaliveDropsSilentGateway: a gateway that stops answering is
+// dropped within KeepaliveInterval×KeepaliveMaxMissed, and redialled.
+func TestKeepaliveDropsSilentGateway(t *testing.T) {
+	hk, key := newSigner(t), newSigner(t)
+	gw := startGW(t, "127.0.0.1:0", hk, key, nil)
+	stalled := make(chan struct{})
+	var dials atomic.Int32
+	states, _ := runAgent(t, []string{gw.addr}, ssh.FingerprintSHA256(hk.PublicKey()), key, func(c *agent.Config) {
+		c.KeepaliveInterval, c.KeepaliveMaxMissed = 50*time.Millisecond, 3
+		c.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err != nil || dials.Add(1) > 1 {
+				return nc, err // only the first connection stalls
+			}
+			return &stallConn{Conn: nc, stalled: stalled, closed: make(chan struct{})}, nil
+		}
+	})
+	waitState(t, states, agent.StateConnected)
+	close(stalled)
+	start := time.Now()
+	waitState(t, states, agent.StateDisconnected)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("silent gateway dropped after %v", d)
+	}
+	waitState(t, states, agent.StateConnected)
 }
