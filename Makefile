@@ -9,7 +9,7 @@ export CGO_ENABLED = 1
 all: build
 
 build:
-	$(GO) build -o bin/ ./cmd/rr-gateway ./cmd/rr-agent
+	$(GO) build -o bin/ ./cmd/rr-gateway ./cmd/rr-agent ./cmd/rr
 
 # Build, then run a gateway and an agent for "demo-host" on this machine
 # until Ctrl-C. State (keys, database, configs) lives in demo/.

@@ -22,6 +22,7 @@ import (
 	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/internal/rrtest"
 	"github.com/rr-gateway/rr/internal/sshkit"
+	"github.com/rr-gateway/rr/recorder"
 	"github.com/rr-gateway/rr/store"
 )
 
@@ -180,6 +181,36 @@ func TestExecBinaryBulk(t *testing.T) {
 	}
 	if n.n != int64(size) || !bytes.Equal(h.Sum(nil), want[:]) {
 		t.Fatalf("got %d bytes, sha256 %x; sent %d, sha256 %x", n.n, h.Sum(nil), size, want)
+	}
+	// The recording holds both directions exactly, binary and all.
+	rows, _ := w.gw.Store.Sessions(ctx, store.SessionFilter{})
+	f, err := os.Open(rows[0].Recording)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := recorder.NewReader(f, "pp-web-01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hin, hout := sha256.New(), sha256.New()
+	for {
+		ev, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch ev.Code {
+		case "i":
+			hin.Write(ev.Data)
+		case "o":
+			hout.Write(ev.Data)
+		}
+	}
+	if !bytes.Equal(hin.Sum(nil), want[:]) || !bytes.Equal(hout.Sum(nil), want[:]) {
+		t.Fatal("the recording does not hold the bytes that crossed")
 	}
 }
 
@@ -468,6 +499,38 @@ func TestInteractiveShell(t *testing.T) {
 
 	m.line("exit 3")
 	m.waitFor("EXIT=3")
+
+	// The recording: the stock tools decrypt it with the host's passphrase,
+	// and it holds what was typed, what was shown, and how it ended.
+	rows, err := w.gw.Store.Sessions(context.Background(), store.SessionFilter{})
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("sessions %v %v", rows, err)
+	}
+	row := rows[0]
+	if row.Recording == "" || row.RecordingSize == 0 || len(row.RecordingSHA256) != 64 {
+		t.Fatalf("recording not finalized in the store: %+v", row)
+	}
+	plain, err := exec.Command("bash", "-c", `set -o pipefail; gzip -dc "$1" | openssl enc -d -aes-256-ctr -pbkdf2 -k "$2"`,
+		"x", row.Recording, "pp-web-01").Output()
+	if err != nil {
+		t.Fatalf("stock decryption: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(plain)), "\n")
+	for _, want := range []string{`"session_id":"` + row.ID + `"`, `"i", "echo T=$TERM`, `T=xterm-256color`, `"r", "120x40"`} {
+		if !strings.Contains(string(plain), want) {
+			t.Errorf("recording lacks %q", want)
+		}
+	}
+	if last := lines[len(lines)-1]; !strings.Contains(last, `"x"`) || !strings.Contains(last, `exit 3`) {
+		t.Errorf("last event %q does not say exit 3", last)
+	}
+	// Debian's asciinema plays it (it wants a terminal: script gives one).
+	cast := filepath.Join(t.TempDir(), "s.cast")
+	os.WriteFile(cast, plain, 0o600)
+	out, err := exec.Command("script", "-qec", "asciinema cat "+cast, "/dev/null").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "T=xterm-256color") {
+		t.Errorf("asciinema cat: %v: %.300s", err, out)
+	}
 }
 
 func TestHostMenu(t *testing.T) {

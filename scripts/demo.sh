@@ -34,6 +34,8 @@ database: $d/rr.db
 name: demo-gateway
 log: {format: text, level: info}
 shutdown_grace: 3s
+recordings:
+  spool: $d/recordings
 mail:
   mode: file          # each code: a .eml file in outbox, and printed below
   from: rr@demo.localhost

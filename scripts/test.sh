@@ -12,6 +12,8 @@ need_tools() {
   local missing=()
   command -v ssh >/dev/null || missing+=(openssh-client)
   command -v tmux >/dev/null || missing+=(tmux)
+  command -v openssl >/dev/null || missing+=(openssl)
+  command -v asciinema >/dev/null || missing+=(asciinema)
   [ ${#missing[@]} -eq 0 ] && return 0
   echo "test: installing ${missing[*]}"
   local sudo=""

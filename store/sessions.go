@@ -39,7 +39,11 @@ type Session struct {
 	ExitStatus *int      // nil if none (signal, killed, lost)
 	EndReason  string
 	KilledBy   string
-	Recording  string
+	// Recording is where the recording is (a spool path for now);
+	// RecordingSize and RecordingSHA256 are set when it is finalized.
+	Recording       string
+	RecordingSize   int64
+	RecordingSHA256 string
 }
 
 // SessionEnd is what FinishSession records.
@@ -92,7 +96,7 @@ func (s *SQLite) FinishSession(ctx context.Context, id string, end SessionEnd) e
 }
 
 const sessionCols = `id, person, team, host, command, pty, source, state, started_at, ended_at,
-	bytes_in, bytes_out, exit_status, end_reason, killed_by, recording`
+	bytes_in, bytes_out, exit_status, end_reason, killed_by, recording, recording_size, recording_sha256`
 
 func scanSession(sc interface{ Scan(...any) error }) (Session, error) {
 	var x Session
@@ -100,7 +104,7 @@ func scanSession(sc interface{ Scan(...any) error }) (Session, error) {
 	var started, ended int64
 	var exit sql.NullInt64
 	err := sc.Scan(&x.ID, &x.Person, &x.Team, &x.Host, &x.Command, &x.PTY, &x.Source, &state, &started, &ended,
-		&x.BytesIn, &x.BytesOut, &exit, &x.EndReason, &x.KilledBy, &x.Recording)
+		&x.BytesIn, &x.BytesOut, &exit, &x.EndReason, &x.KilledBy, &x.Recording, &x.RecordingSize, &x.RecordingSHA256)
 	if err != nil {
 		return Session{}, err
 	}
@@ -110,6 +114,17 @@ func scanSession(sc interface{ Scan(...any) error }) (Session, error) {
 		x.ExitStatus = &v
 	}
 	return x, nil
+}
+
+// SetSessionRecording records where a session's recording is, and its
+// size and SHA-256 once finalized.
+func (s *SQLite) SetSessionRecording(ctx context.Context, id, location string, size int64, sha256hex string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE sessions SET recording = ?, recording_size = ?, recording_sha256 = ? WHERE id = ?`,
+		location, size, sha256hex, id)
+	if err != nil {
+		return fmt.Errorf("store: recording of %s: %w", id, err)
+	}
+	return mustAffect(res, "session "+id)
 }
 
 // Session returns one session.

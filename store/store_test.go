@@ -214,6 +214,15 @@ func TestSessions(t *testing.T) {
 	if _, err := s.Session(ctx, "zz"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown session: %v", err)
 	}
+	if err := s.SetSessionRecording(ctx, "a", "/spool/a.gz", 123, "ab12"); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := s.Session(ctx, "a"); a.Recording != "/spool/a.gz" || a.RecordingSize != 123 || a.RecordingSHA256 != "ab12" {
+		t.Fatalf("recording columns: %+v", a)
+	}
+	if err := s.SetSessionRecording(ctx, "zz", "x", 1, "y"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("recording of unknown session: %v", err)
+	}
 }
 
 func ids(ss []Session) []string {

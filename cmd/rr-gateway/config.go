@@ -16,22 +16,28 @@ import (
 
 // fileConfig is configs/gateway.yaml; every field is commented there.
 type fileConfig struct {
-	Listen             string        `yaml:"listen"`
-	AgentListen        string        `yaml:"agent_listen"`
-	HostKey            string        `yaml:"host_key"`
-	Database           string        `yaml:"database"`
-	Name               string        `yaml:"name"`
-	Log                config.Log    `yaml:"log"`
-	LoginGraceTime     time.Duration `yaml:"login_grace_time"`
-	ShutdownGrace      time.Duration `yaml:"shutdown_grace"`
-	AgentKeepalive     time.Duration `yaml:"agent_keepalive"`
-	ClientKeepalive    time.Duration `yaml:"client_keepalive"`
-	KeepaliveMaxMissed int           `yaml:"keepalive_max_missed"`
-	Mail               fileMail      `yaml:"mail"`
-	Auth               fileAuth      `yaml:"auth"`
-	People             []filePerson  `yaml:"people"`
-	Teams              []fileTeam    `yaml:"teams"`
-	Hosts              []fileHost    `yaml:"hosts"`
+	Listen             string         `yaml:"listen"`
+	AgentListen        string         `yaml:"agent_listen"`
+	HostKey            string         `yaml:"host_key"`
+	Database           string         `yaml:"database"`
+	Name               string         `yaml:"name"`
+	Log                config.Log     `yaml:"log"`
+	LoginGraceTime     time.Duration  `yaml:"login_grace_time"`
+	ShutdownGrace      time.Duration  `yaml:"shutdown_grace"`
+	AgentKeepalive     time.Duration  `yaml:"agent_keepalive"`
+	ClientKeepalive    time.Duration  `yaml:"client_keepalive"`
+	KeepaliveMaxMissed int            `yaml:"keepalive_max_missed"`
+	Recordings         fileRecordings `yaml:"recordings"`
+	Mail               fileMail       `yaml:"mail"`
+	Auth               fileAuth       `yaml:"auth"`
+	People             []filePerson   `yaml:"people"`
+	Teams              []fileTeam     `yaml:"teams"`
+	Hosts              []fileHost     `yaml:"hosts"`
+}
+
+type fileRecordings struct {
+	Spool         string        `yaml:"spool"`
+	FlushInterval time.Duration `yaml:"flush_interval"`
 }
 
 type fileMail struct {
@@ -100,6 +106,7 @@ func defaultConfig() fileConfig {
 		HostKey:     "/var/lib/rr/ssh_host_ed25519_key",
 		Database:    "/var/lib/rr/rr.db",
 		Mail:        fileMail{Mode: "console", From: "rr@localhost"},
+		Recordings:  fileRecordings{Spool: "/var/lib/rr/recordings", FlushInterval: time.Second},
 	}
 }
 
@@ -128,6 +135,9 @@ func (c *fileConfig) check() error {
 	}
 	if c.Database == "" {
 		errs = append(errs, errors.New("database: empty"))
+	}
+	if c.Recordings.Spool == "" {
+		errs = append(errs, errors.New("recordings.spool: empty (sessions are never run unrecorded)"))
 	}
 	people := map[string]bool{}
 	for i, p := range c.People {

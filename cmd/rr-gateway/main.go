@@ -26,6 +26,7 @@ import (
 	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/gateway"
 	"github.com/rr-gateway/rr/internal/sshkit"
+	"github.com/rr-gateway/rr/recorder"
 	"github.com/rr-gateway/rr/store"
 )
 
@@ -158,12 +159,28 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 	if err := c.apply(ctx, st); err != nil {
 		return err
 	}
+	spool, err := recorder.NewSpool(recorder.SpoolConfig{Dir: c.Recordings.Spool, FlushInterval: c.Recordings.FlushInterval, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer spool.Close()
 	ids, err := st.InterruptLiveSessions(ctx, time.Now())
 	if err != nil {
 		return err
 	}
 	if len(ids) > 0 {
 		log.Warn("sessions left live by an earlier run marked interrupted", "sessions", ids)
+	}
+	// Their files stay as they are (never appended to); note what is there.
+	for _, id := range ids {
+		closed, err := spool.Seal(id)
+		if err != nil {
+			log.Warn("interrupted session has no recording file", "session", id, "err", err)
+			continue
+		}
+		if err := st.SetSessionRecording(ctx, id, closed.Path, closed.Size, closed.SHA256); err != nil {
+			return err
+		}
 	}
 	acfg := c.authConfig()
 	acfg.Directory = gateway.StoreDirectory(st)
@@ -178,6 +195,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 		HostKey:            signer,
 		Store:              st,
 		Auth:               authSvc,
+		Recorders:          gateway.SpoolRecorders(spool, st, log),
 		Logger:             log,
 		Name:               c.Name,
 		LoginGraceTime:     c.LoginGraceTime,

@@ -21,6 +21,7 @@ import (
 	"github.com/rr-gateway/rr/agent"
 	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/gateway"
+	"github.com/rr-gateway/rr/recorder"
 	"github.com/rr-gateway/rr/store"
 )
 
@@ -119,6 +120,15 @@ func StartGateway(t testing.TB, c Config) *Gateway {
 	}
 	t.Cleanup(func() { st.Close() })
 	cfg.Store = st
+	if cfg.Recorders == nil {
+		sp, err := recorder.NewSpool(recorder.SpoolConfig{Dir: filepath.Join(t.TempDir(), "recordings"),
+			FlushInterval: 100 * time.Millisecond, Logger: cfg.Logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { sp.Close() })
+		cfg.Recorders = gateway.SpoolRecorders(sp, st, cfg.Logger)
+	}
 	g := &Gateway{t: t, Store: st, HostKey: cfg.HostKey,
 		Fingerprint: ssh.FingerprintSHA256(cfg.HostKey.PublicKey())}
 	acfg := c.Auth

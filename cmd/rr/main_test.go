@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rr-gateway/rr/recorder"
+)
+
+func writeRecording(t *testing.T, pass string, cut int) string {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := recorder.NewWriter(&buf, pass, recorder.Header{Width: 80, Height: 24, SessionID: "abc", Host: "web-01", Person: "alice"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Output([]byte("hello \xff world\r\n"))
+	w.Input([]byte("exit\r"))
+	w.Output([]byte("bye\r\n"))
+	zero := 0
+	w.Close(recorder.End{Reason: "exit 0", ExitStatus: &zero})
+	b := buf.Bytes()
+	if cut > 0 {
+		b = b[:len(b)-cut]
+	}
+	p := filepath.Join(t.TempDir(), "abc.gz")
+	os.WriteFile(p, b, 0o600)
+	return p
+}
+
+func rr(t *testing.T, pass string, args ...string) (string, string, int) {
+	t.Helper()
+	t.Setenv("RR_PASSPHRASE", pass)
+	var out, errb bytes.Buffer
+	code := run(args, strings.NewReader(""), &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+func TestCat(t *testing.T) {
+	f := writeRecording(t, "pp", 0)
+	if out, errOut, code := rr(t, "pp", "cat", f); code != 0 || out != "hello \xff world\r\nbye\r\n" {
+		t.Fatalf("cat: %d %q %q", code, out, errOut)
+	}
+	if out, _, code := rr(t, "pp", "cat", "-input", f); code != 0 || out != "hello \xff world\r\nexit\rbye\r\n" {
+		t.Fatalf("cat -input: %d %q", code, out)
+	}
+	if out, errOut, code := rr(t, "wrong", "cat", f); code != 1 || out != "" || !strings.Contains(errOut, "wrong passphrase") {
+		t.Fatalf("wrong passphrase: %d %q %q", code, out, errOut)
+	}
+}
+
+func TestVerify(t *testing.T) {
+	f := writeRecording(t, "pp", 0)
+	b, _ := os.ReadFile(f)
+	sum := sha256.Sum256(b)
+	out, errOut, code := rr(t, "pp", "verify", "-sha256", hex.EncodeToString(sum[:]), f)
+	if code != 0 || !strings.Contains(out, "session  abc") || !strings.Contains(out, "ended    exit 0") || !strings.HasSuffix(out, "ok\n") {
+		t.Fatalf("verify: %d %q %q", code, out, errOut)
+	}
+	if _, errOut, code := rr(t, "pp", "verify", "-sha256", strings.Repeat("0", 64), f); code != 1 || !strings.Contains(errOut, "not the file the gateway wrote") {
+		t.Fatalf("verify wrong sum: %d %q", code, errOut)
+	}
+	cut := writeRecording(t, "pp", 40)
+	if _, errOut, code := rr(t, "pp", "verify", cut); code != 1 || !strings.Contains(errOut, "cut short") {
+		t.Fatalf("verify cut file: %d %q", code, errOut)
+	}
+}
+
+func TestExportMatchesOpenSSL(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Fatal("openssl is not installed")
+	}
+	f := writeRecording(t, "pp", 0)
+	out, errOut, code := rr(t, "pp", "export", f)
+	if code != 0 {
+		t.Fatalf("export: %d %s", code, errOut)
+	}
+	want, err := exec.Command("bash", "-c", `gzip -dc "$1" | openssl enc -d -aes-256-ctr -pbkdf2 -k pp`, "x", f).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != string(want) {
+		t.Fatalf("export differs from openssl:\n%q\n%q", out, want)
+	}
+}
+
+func TestPlayKeepsTimingBounded(t *testing.T) {
+	f := writeRecording(t, "pp", 0)
+	out, _, code := rr(t, "pp", "play", "-max-idle", "10ms", f)
+	if code != 0 || out != "hello \xff world\r\nbye\r\n" {
+		t.Fatalf("play: %d %q", code, out)
+	}
+	if _, _, code := rr(t, "pp", "play", "-speed", "0", f); code != 2 {
+		t.Fatalf("speed 0 accepted: %d", code)
+	}
+	if _, _, code := rr(t, "pp", "bogus", f); code != 2 {
+		t.Fatalf("unknown command: %d", code)
+	}
+}

@@ -1,0 +1,80 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/rr-gateway/rr/recorder"
+)
+
+// RecordingStore is what spool recording needs of the store.
+type RecordingStore interface {
+	SetSessionRecording(ctx context.Context, id, location string, size int64, sha256hex string) error
+}
+
+// SpoolRecorders records every session into sp, keyed by the passphrase
+// the person gave for the host, and notes each file's location, size and
+// SHA-256 in the store. It fails closed: no passphrase, no file, no
+// session.
+func SpoolRecorders(sp *recorder.Spool, st RecordingStore, log *slog.Logger) Recorders {
+	return spoolRecorders{sp: sp, st: st, log: log}
+}
+
+type spoolRecorders struct {
+	sp  *recorder.Spool
+	st  RecordingStore
+	log *slog.Logger
+}
+
+func (r spoolRecorders) Start(ctx context.Context, info SessionInfo) (SessionRecorder, error) {
+	if info.Passphrase.IsZero() {
+		return nil, errors.New("no passphrase to key the recording")
+	}
+	cols, rows := int(info.Cols), int(info.Rows)
+	if cols == 0 || rows == 0 {
+		cols, rows = 80, 24
+	}
+	h := recorder.Header{
+		Width: cols, Height: rows, Timestamp: info.Started.Unix(),
+		Title:     fmt.Sprintf("rr session %s: %s on %s", info.ID, info.Person, info.Host),
+		SessionID: info.ID, Host: info.Host, Person: info.Person, Team: info.Team,
+		Command: info.Command, PTY: info.PTY, Gateway: info.Gateway,
+	}
+	if info.Term != "" {
+		h.Env = map[string]string{"TERM": info.Term}
+	}
+	rec, err := r.sp.Create(info.ID, info.Passphrase.Reveal(), h)
+	if err != nil {
+		return nil, err
+	}
+	// Say where it is at once: a crash leaves the row pointing at the file.
+	if err := r.st.SetSessionRecording(ctx, info.ID, r.sp.Path(info.ID), 0, ""); err != nil {
+		rec.Close(recorder.End{Reason: "recording not registered"})
+		return nil, err
+	}
+	return &spoolRecording{rec: rec, id: info.ID, st: r.st, log: r.log}, nil
+}
+
+type spoolRecording struct {
+	rec *recorder.Recording
+	id  string
+	st  RecordingStore
+	log *slog.Logger
+}
+
+func (s *spoolRecording) Input(p []byte) error           { return s.rec.Input(p) }
+func (s *spoolRecording) Output(p []byte) error          { return s.rec.Output(p) }
+func (s *spoolRecording) Resize(cols, rows uint32) error { return s.rec.Resize(cols, rows) }
+
+func (s *spoolRecording) Close(end SessionEnd) error {
+	closed, err := s.rec.Close(recorder.End{Reason: end.Reason, ExitStatus: end.ExitStatus, Signal: end.Signal, KilledBy: end.KilledBy})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if serr := s.st.SetSessionRecording(ctx, s.id, closed.Path, closed.Size, closed.SHA256); serr != nil {
+		err = errors.Join(err, serr)
+	}
+	return err
+}

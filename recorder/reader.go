@@ -1,0 +1,132 @@
+package recorder
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"crypto/cipher"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Event is one recorded event. For "o" and "i", Data holds the exact bytes
+// (from the "ob"/"ib" twin when there was one); for "r" the size
+// ("COLSxROWS"); for "x" the End JSON.
+type Event struct {
+	Time float64
+	Code string
+	Data []byte
+}
+
+// Reader reads a recording.
+type Reader struct {
+	hdr     Header
+	lines   *bufio.Reader
+	pending *Event // read ahead, looking for an exact-bytes twin
+	ended   bool   // the "x" event was read
+	End     *End   // set once the "x" event is read
+}
+
+// NewReader opens a recording: it checks the gzip and OpenSSL headers and
+// decrypts and parses the header line. A header that does not parse means
+// a wrong passphrase (ErrWrongPassphrase).
+func NewReader(r io.Reader, passphrase string) (*Reader, error) {
+	plain, err := Plaintext(r, passphrase)
+	if err != nil {
+		return nil, err
+	}
+	rd := &Reader{lines: bufio.NewReaderSize(plain, 64<<10)}
+	line, err := rd.lines.ReadBytes('\n')
+	if err != nil && len(line) == 0 {
+		return nil, ErrTruncated
+	}
+	if json.Unmarshal(line, &rd.hdr) != nil || rd.hdr.Version != 2 {
+		return nil, ErrWrongPassphrase
+	}
+	return rd, nil
+}
+
+// Plaintext returns the decrypted asciicast of a recording: exactly what
+// gzip -dc | openssl enc -d -aes-256-ctr -pbkdf2 prints. It does not check
+// the passphrase (NewReader does); a cut file's reader ends in an error
+// after its prefix.
+func Plaintext(r io.Reader, passphrase string) (io.Reader, error) {
+	gz, err := gzip.NewReader(r)
+	if err != nil {
+		return nil, ErrNotRecording
+	}
+	var head [len(saltMagic) + saltLen]byte
+	if _, err := io.ReadFull(gz, head[:]); err != nil || string(head[:len(saltMagic)]) != saltMagic {
+		return nil, ErrNotRecording
+	}
+	stream, err := newStream(passphrase, head[len(saltMagic):])
+	if err != nil {
+		return nil, err
+	}
+	return cipher.StreamReader{S: stream, R: gz}, nil
+}
+
+// Header returns the recording's header.
+func (r *Reader) Header() Header { return r.hdr }
+
+// Next returns the next event; io.EOF after the closing event, or
+// ErrTruncated where the file was cut before it.
+func (r *Reader) Next() (Event, error) {
+	ev, err := r.pending, error(nil)
+	r.pending = nil
+	if ev == nil {
+		if ev, err = r.read(); err != nil {
+			return Event{}, err
+		}
+	}
+	if ev.Code == "o" || ev.Code == "i" {
+		next, err := r.read()
+		switch {
+		case err == nil && next.Code == ev.Code+"b":
+			ev.Data = next.Data
+		case err == nil:
+			r.pending = next
+		}
+		// An error is returned by the next call.
+	}
+	return *ev, nil
+}
+
+func (r *Reader) read() (*Event, error) {
+	if r.ended {
+		return nil, io.EOF
+	}
+	line, err := r.lines.ReadBytes('\n')
+	if err != nil {
+		if len(line) > 0 || !errors.Is(err, io.EOF) {
+			return nil, ErrTruncated // a torn line, or gzip cut short
+		}
+		return nil, ErrTruncated // no closing event
+	}
+	var raw [3]json.RawMessage
+	var t float64
+	var code, data string
+	if json.Unmarshal(line, &raw) != nil || json.Unmarshal(raw[0], &t) != nil ||
+		json.Unmarshal(raw[1], &code) != nil || json.Unmarshal(raw[2], &data) != nil {
+		return nil, fmt.Errorf("recorder: bad event line %q", bytes.TrimSpace(line))
+	}
+	ev := &Event{Time: t, Code: code, Data: []byte(data)}
+	switch code {
+	case "ob", "ib":
+		b, err := base64.StdEncoding.DecodeString(data)
+		if err != nil {
+			return nil, fmt.Errorf("recorder: bad %s event: %w", code, err)
+		}
+		ev.Data = b
+	case "x":
+		r.ended = true
+		var end End
+		if json.Unmarshal(ev.Data, &end) == nil {
+			r.End = &end
+		}
+	}
+	return ev, nil
+}

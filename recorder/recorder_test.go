@@ -1,0 +1,284 @@
+package recorder
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"io"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const pass = "correct horse battery"
+
+// record writes a recording of the given chunks (even: output, odd:
+// input) and returns the file's bytes.
+func record(t testing.TB, chunks [][]byte, end End) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	clock := time.Unix(1700000000, 0)
+	w, err := NewWriter(&buf, pass, Header{Width: 80, Height: 24, SessionID: "s1", Host: "web-01", Person: "alice"},
+		func() time.Time { clock = clock.Add(time.Millisecond); return clock })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range chunks {
+		if i%2 == 0 {
+			err = w.Output(c)
+		} else {
+			err = w.Input(c)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(end); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// replay reads a recording back: all output, all input, the end.
+func replay(t testing.TB, file []byte) (out, in []byte, end *End, err error) {
+	r, err := NewReader(bytes.NewReader(file), pass)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for {
+		ev, err := r.Next()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = nil
+			}
+			return out, in, r.End, err
+		}
+		switch ev.Code {
+		case "o":
+			out = append(out, ev.Data...)
+		case "i":
+			in = append(in, ev.Data...)
+		}
+	}
+}
+
+func chunksOf(parts ...string) [][]byte {
+	var c [][]byte
+	for _, p := range parts {
+		c = append(c, []byte(p))
+	}
+	return c
+}
+
+func TestRoundTrip(t *testing.T) {
+	random := make([]byte, 100<<10)
+	rand.Read(random)
+	euro := "€" // three bytes, split across chunks below
+	tests := map[string][][]byte{
+		"empty":           nil,
+		"text":            chunksOf("hello\r\n", "ls\r", "a\tb \"q\" \\ \x1b[1mbold\x1b[0m\x07\x00", ""),
+		"split utf-8":     {[]byte("price: " + euro[:1]), []byte("x"), []byte(euro[1:] + " ok")},
+		"binary":          {random, []byte("in"), random[:7]},
+		"invalid at end":  {[]byte("tail \xe2\x82")},
+		"large":           {bytes.Repeat([]byte("0123456789abcdef"), 1<<16)},
+		"many small ones": bytes.SplitAfter(bytes.Repeat([]byte("ab\n"), 3000), []byte("\n")),
+	}
+	for name, chunks := range tests {
+		zero := 0
+		file := record(t, chunks, End{Reason: "exit 0", ExitStatus: &zero})
+		out, in, end, err := replay(t, file)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var wantOut, wantIn []byte
+		for i, c := range chunks {
+			if i%2 == 0 {
+				wantOut = append(wantOut, c...)
+			} else {
+				wantIn = append(wantIn, c...)
+			}
+		}
+		if !bytes.Equal(out, wantOut) || !bytes.Equal(in, wantIn) {
+			t.Errorf("%s: output %d/%d bytes, input %d/%d bytes differ", name, len(out), len(wantOut), len(in), len(wantIn))
+		}
+		if end == nil || end.Reason != "exit 0" || end.ExitStatus == nil || *end.ExitStatus != 0 {
+			t.Errorf("%s: end %+v", name, end)
+		}
+	}
+}
+
+func TestWrongPassphraseAndGarbage(t *testing.T) {
+	file := record(t, chunksOf("secret output"), End{Reason: "exit 0"})
+	if _, err := NewReader(bytes.NewReader(file), "not it"); !errors.Is(err, ErrWrongPassphrase) {
+		t.Fatalf("wrong passphrase: %v", err)
+	}
+	if _, err := NewReader(strings.NewReader("plain text"), pass); !errors.Is(err, ErrNotRecording) {
+		t.Fatalf("garbage: %v", err)
+	}
+	if bytes.Contains(file, []byte("secret output")) {
+		t.Fatal("plaintext in the file")
+	}
+}
+
+func need(t *testing.T, tools ...string) {
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is not installed (make test installs what tests need)", tool)
+		}
+	}
+}
+
+// stock decrypts with the command line users are told to use.
+func stock(t *testing.T, file []byte, passphrase string) (plain []byte, gzipOK bool) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "rec.gz")
+	os.WriteFile(path, file, 0o600)
+	cmd := exec.Command("bash", "-c", `gzip -dc "$1"; echo $? >"$1.gz-status"`, "x", path)
+	gz, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, _ := os.ReadFile(path + ".gz-status")
+	dec := exec.Command("openssl", "enc", "-d", "-aes-256-ctr", "-pbkdf2", "-k", passphrase)
+	dec.Stdin = bytes.NewReader(gz)
+	var stderr bytes.Buffer
+	dec.Stderr = &stderr
+	plain, err = dec.Output()
+	if err != nil {
+		t.Fatalf("openssl: %v: %s", err, stderr.String())
+	}
+	return plain, strings.TrimSpace(string(status)) == "0"
+}
+
+// goPlain decrypts with Go's own gzip and CTR, for comparison.
+func goPlain(t *testing.T, file []byte) []byte {
+	gz, err := gzip.NewReader(bytes.NewReader(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(gz) // a cut file ends in an error: keep the prefix
+	stream, _ := newStream(pass, data[8:16])
+	out := make([]byte, len(data)-16)
+	cipher.Stream(stream).XORKeyStream(out, data[16:])
+	return out
+}
+
+func TestStockToolsDecrypt(t *testing.T) {
+	need(t, "gzip", "openssl")
+	random := make([]byte, 64<<10)
+	rand.Read(random)
+	file := record(t, [][]byte{[]byte("héllo\r\n"), []byte("ls\r"), random}, End{Reason: "client gone"})
+	plain, ok := stock(t, file, pass)
+	if !ok {
+		t.Fatal("gzip -dc failed on a whole file")
+	}
+	if !bytes.Equal(plain, goPlain(t, file)) {
+		t.Fatal("openssl's plaintext differs from ours")
+	}
+	lines := strings.Split(strings.TrimSuffix(string(plain), "\n"), "\n")
+	var h Header
+	if err := json.Unmarshal([]byte(lines[0]), &h); err != nil || h.Version != 2 || h.Width != 80 || h.SessionID != "s1" {
+		t.Fatalf("header %q: %v", lines[0], err)
+	}
+	for _, l := range lines[1:] {
+		var ev []any
+		if err := json.Unmarshal([]byte(l), &ev); err != nil || len(ev) != 3 {
+			t.Fatalf("event line %q is not asciicast: %v", l, err)
+		}
+	}
+	if !strings.HasPrefix(lines[1], `[0.`) || !strings.Contains(lines[1], `"o", "héllo\r\n"`) || !strings.Contains(lines[len(lines)-1], `"x"`) {
+		t.Fatalf("events: %q … %q", lines[1], lines[len(lines)-1])
+	}
+}
+
+// TestCutFileKeepsPrefix: a file cut anywhere after the header yields,
+// with the stock tools and with Reader, exactly a prefix of the session.
+func TestCutFileKeepsPrefix(t *testing.T) {
+	need(t, "gzip", "openssl")
+	var chunks [][]byte
+	for i := 0; i < 200; i++ {
+		chunks = append(chunks, bytes.Repeat([]byte{byte('a' + i%26)}, 1+i*37%500))
+	}
+	file := record(t, chunks, End{Reason: "exit 0"})
+	full := goPlain(t, file)
+	for i := 0; i < 12; i++ {
+		n, _ := rand.Int(rand.Reader, big.NewInt(int64(len(file)-200)))
+		cut := file[:200+n.Int64()]
+		plain, ok := stock(t, cut, pass)
+		if ok {
+			t.Fatalf("gzip -dc succeeded on a file cut at %d of %d", len(cut), len(file))
+		}
+		if !bytes.HasPrefix(full, plain) {
+			t.Fatalf("cut at %d: the decrypted text is not a prefix of the session", len(cut))
+		}
+		out, _, _, err := replay(t, cut)
+		if !errors.Is(err, ErrTruncated) {
+			t.Fatalf("cut at %d: reader said %v", len(cut), err)
+		}
+		var all []byte
+		for j := 0; j < len(chunks); j += 2 {
+			all = append(all, chunks[j]...)
+		}
+		if !bytes.HasPrefix(all, out) {
+			t.Fatalf("cut at %d: reader's output is not a prefix", len(cut))
+		}
+	}
+}
+
+// TestFlushMakesEventsDurable: what was flushed decodes from the file as
+// it stands, without Close — as after a SIGKILL.
+func TestFlushMakesEventsDurable(t *testing.T) {
+	need(t, "gzip", "openssl")
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, pass, Header{SessionID: "s"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The header is on its way before any event.
+	if plain, _ := stock(t, buf.Bytes(), pass); !strings.Contains(string(plain), `"session_id":"s"`) {
+		t.Fatalf("header not decodable right after NewWriter: %q", plain)
+	}
+	w.Output([]byte("before the flush"))
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	w.Output([]byte("after the flush"))
+	snapshot := append([]byte(nil), buf.Bytes()...)
+	plain, _ := stock(t, snapshot, pass)
+	if !strings.Contains(string(plain), "before the flush") {
+		t.Fatalf("flushed event lost: %q", plain)
+	}
+	out, _, _, err := replay(t, snapshot)
+	if !errors.Is(err, ErrTruncated) || string(out) != "before the flush" {
+		t.Fatalf("reader: %q %v", out, err)
+	}
+	w.Close(End{Reason: "x"})
+	if err := w.Output([]byte("late")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("write after close: %v", err)
+	}
+}
+
+func FuzzRoundTrip(f *testing.F) {
+	f.Add([]byte("hello"), []byte("\xff\xfe"), uint8(3))
+	f.Add([]byte("€uro"), []byte{}, uint8(1))
+	f.Fuzz(func(t *testing.T, a, b []byte, split uint8) {
+		// Cut a at split so that sequences straddle chunks.
+		s := int(split) % (len(a) + 1)
+		chunks := [][]byte{a[:s], b, a[s:], b}
+		file := record(t, chunks, End{Reason: "r"})
+		out, in, _, err := replay(t, file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(out, append(append([]byte(nil), a[:s]...), a[s:]...)) || !bytes.Equal(in, append(append([]byte(nil), b...), b...)) {
+			t.Fatalf("round trip lost bytes: out %q in %q", out, in)
+		}
+	})
+}

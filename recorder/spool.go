@@ -1,0 +1,169 @@
+package recorder
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// SpoolConfig configures a Spool.
+type SpoolConfig struct {
+	Dir           string        // required; created (0700) if absent
+	FlushInterval time.Duration // 1s: how often live recordings reach the disk
+	Logger        *slog.Logger
+}
+
+// Spool keeps recordings as files ID.gz in a local folder and flushes the
+// live ones on an interval, so that a crash loses at most that interval.
+type Spool struct {
+	cfg SpoolConfig
+
+	mu   sync.Mutex
+	live map[*Recording]struct{}
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// Closed describes a finished recording file.
+type Closed struct {
+	Path   string
+	Size   int64
+	SHA256 string // hex
+}
+
+// NewSpool opens (creating) the spool folder and starts its flusher.
+func NewSpool(cfg SpoolConfig) (*Spool, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("recorder: no spool folder")
+	}
+	if cfg.FlushInterval <= 0 {
+		cfg.FlushInterval = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("recorder: spool: %w", err)
+	}
+	s := &Spool{cfg: cfg, live: map[*Recording]struct{}{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go s.flusher()
+	return s, nil
+}
+
+// Path is where the recording of session id lives in the spool.
+func (s *Spool) Path(id string) string { return filepath.Join(s.cfg.Dir, id+".gz") }
+
+// Create starts the recording of session id. The file must not exist: a
+// recording is never appended to.
+func (s *Spool) Create(id, passphrase string, h Header) (*Recording, error) {
+	if id == "" || filepath.Base(id) != id || id[0] == '.' {
+		return nil, fmt.Errorf("recorder: bad session id %q", id)
+	}
+	path := s.Path(id)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("recorder: create: %w", err)
+	}
+	w, err := NewWriter(f, passphrase, h, nil)
+	if err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("recorder: start %s: %w", path, err)
+	}
+	r := &Recording{w: w, f: f, path: path, spool: s}
+	s.mu.Lock()
+	s.live[r] = struct{}{}
+	s.mu.Unlock()
+	return r, nil
+}
+
+// Seal closes out the file of a session a crash left open: it is not
+// appended to (a gzip member after a torn one breaks stock gzip); its size
+// and SHA-256 are taken as it stands.
+func (s *Spool) Seal(id string) (Closed, error) { return hashFile(s.Path(id)) }
+
+// Close stops the flusher. Live recordings stay open (their owners close
+// them).
+func (s *Spool) Close() error {
+	close(s.stop)
+	<-s.done
+	return nil
+}
+
+func (s *Spool) flusher() {
+	defer close(s.done)
+	t := time.NewTicker(s.cfg.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		live := make([]*Recording, 0, len(s.live))
+		for r := range s.live {
+			live = append(live, r)
+		}
+		s.mu.Unlock()
+		for _, r := range live {
+			if err := r.w.Flush(); err != nil && !errors.Is(err, ErrClosed) {
+				s.cfg.Logger.Error("recording flush failed", "path", r.path, "err", err)
+			}
+		}
+	}
+}
+
+// Recording is one live recording in the spool.
+type Recording struct {
+	w     *Writer
+	f     *os.File
+	path  string
+	spool *Spool
+}
+
+// Output records host → person bytes.
+func (r *Recording) Output(p []byte) error { return r.w.Output(p) }
+
+// Input records person → host bytes.
+func (r *Recording) Input(p []byte) error { return r.w.Input(p) }
+
+// Resize records a window change.
+func (r *Recording) Resize(cols, rows uint32) error { return r.w.Resize(cols, rows) }
+
+// Close writes the closing event, syncs and closes the file, and returns
+// its size and SHA-256.
+func (r *Recording) Close(end End) (Closed, error) {
+	r.spool.mu.Lock()
+	delete(r.spool.live, r)
+	r.spool.mu.Unlock()
+	werr := r.w.Close(end)
+	serr := r.f.Sync()
+	cerr := r.f.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		return Closed{Path: r.path}, fmt.Errorf("recorder: close %s: %w", r.path, err)
+	}
+	return hashFile(r.path)
+}
+
+func hashFile(path string) (Closed, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Closed{Path: path}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return Closed{Path: path}, err
+	}
+	return Closed{Path: path, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+}
