@@ -62,6 +62,11 @@ type Config struct {
 	AgentKeepalive     time.Duration
 	ClientKeepalive    time.Duration
 	KeepaliveMaxMissed int
+	// IdleTimeout closes a session when no byte has crossed it either way
+	// for this long; MaxSessionLength closes it this long after it
+	// started. Zero: no limit.
+	IdleTimeout      time.Duration
+	MaxSessionLength time.Duration
 	// Now is the clock (time.Now).
 	Now func() time.Time
 }

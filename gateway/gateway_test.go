@@ -559,3 +559,41 @@ func waitFor(t *testing.T, b *syncBuffer, want string) {
 		}
 	}
 }
+
+func TestIdleTimeoutAndMaxLength(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		cfg    gateway.Config
+		cmd    string
+		reason string
+	}{
+		{"idle", gateway.Config{IdleTimeout: 300 * time.Millisecond}, "echo started; sleep 30", "the session was idle too long; closed"},
+		{"max length", gateway.Config{MaxSessionLength: 500 * time.Millisecond},
+			"echo started; while :; do echo tick; sleep 0.05; done", "the session reached its maximum length; closed"},
+	} {
+		rec := &recorder{}
+		tc.cfg.Recorders = rec
+		e := newEnv(t, tc.cfg)
+		c := e.dial(t, "rr+web-01", e.alice.Signer)
+		s, err := c.NewSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, errOut := &syncBuffer{}, &syncBuffer{}
+		s.Stdout, s.Stderr = out, errOut
+		if err := s.Start(tc.cmd); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, out, "started")
+		s.Wait()
+		if !strings.Contains(errOut.String(), "rr: "+tc.reason) {
+			t.Errorf("%s: stderr %q", tc.name, errOut.String())
+		}
+		rows, _ := e.gw.Store.Sessions(context.Background(), store.SessionFilter{})
+		rec.mu.Lock()
+		if len(rows) != 1 || rows[0].EndReason != tc.reason || rec.end == nil || rec.end.Reason != tc.reason {
+			t.Errorf("%s: row %+v, recorder end %+v", tc.name, rows, rec.end)
+		}
+		rec.mu.Unlock()
+	}
+}

@@ -26,6 +26,8 @@ var (
 	errRecording  = errors.New("rr: recording failed; session closed")
 	errAgentLost  = errors.New("rr: connection to the host was lost")
 	errRecorder   = errors.New("recorder failed")
+	errIdle       = errors.New("rr: the session was idle too long; closed")
+	errMaxLength  = errors.New("rr: the session reached its maximum length; closed")
 )
 
 // maxSetupRequests bounds what a client may send before naming a host.
@@ -33,6 +35,7 @@ const maxSetupRequests = 128
 
 // session is one person's channel from the moment it names a live host.
 type session struct {
+	srv    *Server
 	id     string
 	host   string
 	pty    bool
@@ -42,6 +45,7 @@ type session struct {
 
 	bytesIn  atomic.Int64 // person → host
 	bytesOut atomic.Int64 // host → person
+	active   atomic.Int64 // when a byte last crossed, Unix nanoseconds
 }
 
 // notify writes a line to the person's terminal (stderr), whatever the
@@ -190,7 +194,7 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 	if !ok {
 		return
 	}
-	ss := &session{id: id, host: target.Host, pty: pty, client: ch, log: log, cancel: cancel}
+	ss := &session{srv: c.srv, id: id, host: target.Host, pty: pty, client: ch, log: log, cancel: cancel}
 	c.openSession(ctx, ss, &st, start, target, reqs, passphrase)
 }
 
@@ -423,6 +427,8 @@ func (s *Server) finishSession(ss *session, rec SessionRecorder, end SessionEnd)
 func (ss *session) bridge(ctx context.Context, clientReqs <-chan *ssh.Request, agent ssh.Channel, agentReqs <-chan *ssh.Request,
 	rec SessionRecorder, finish func(SessionEnd)) {
 	client := ss.client
+	stopLimits := ss.limits(ss.srv.cfg.IdleTimeout, ss.srv.cfg.MaxSessionLength)
+	defer stopLimits()
 	var wg sync.WaitGroup
 	outDone := make(chan struct{})
 	var outWG sync.WaitGroup
@@ -436,7 +442,7 @@ func (ss *session) bridge(ctx context.Context, clientReqs <-chan *ssh.Request, a
 	outWG.Add(2)
 	go func() {
 		defer wg.Done()
-		if err := pump(agent, client, rec.Input, &ss.bytesIn); err != nil {
+		if err := pump(agent, client, rec.Input, &ss.bytesIn, &ss.active); err != nil {
 			pumpErr(err)
 			return
 		}
@@ -445,12 +451,12 @@ func (ss *session) bridge(ctx context.Context, clientReqs <-chan *ssh.Request, a
 	go func() {
 		defer wg.Done()
 		defer outWG.Done()
-		pumpErr(pump(client, agent, rec.Output, &ss.bytesOut))
+		pumpErr(pump(client, agent, rec.Output, &ss.bytesOut, &ss.active))
 	}()
 	go func() {
 		defer wg.Done()
 		defer outWG.Done()
-		pumpErr(pump(client.Stderr(), agent.Stderr(), rec.Output, &ss.bytesOut))
+		pumpErr(pump(client.Stderr(), agent.Stderr(), rec.Output, &ss.bytesOut, &ss.active))
 	}()
 	go func() {
 		defer wg.Done()
@@ -463,8 +469,13 @@ func (ss *session) bridge(ctx context.Context, clientReqs <-chan *ssh.Request, a
 
 	var end SessionEnd
 	exited := false
+	var giveUp <-chan time.Time // after a cancel: how long the host side may take to close
 	for agentReqs != nil {
 		select {
+		case <-giveUp:
+			ss.log.Warn("host side did not close in time")
+			agentReqs = nil
+			continue
 		case req, ok := <-agentReqs:
 			if !ok {
 				agentReqs = nil
@@ -492,6 +503,11 @@ func (ss *session) bridge(ctx context.Context, clientReqs <-chan *ssh.Request, a
 					end.Reason = errClientGone.Error()
 				}
 				agent.Close()
+				if giveUp == nil {
+					t := time.NewTimer(5 * time.Second)
+					defer t.Stop()
+					giveUp = t.C
+				}
 				continue
 			}
 			switch req.Type {
@@ -528,15 +544,26 @@ func (ss *session) bridge(ctx context.Context, clientReqs <-chan *ssh.Request, a
 			if !errors.Is(cause, errClientGone) {
 				ss.notify(cause.Error())
 			}
+			// End the host side; the person's channel closes once the
+			// session is finalized (or at once if the host side hangs).
 			agent.Close()
-			client.Close()
-			ctx = context.Background() // done; now wait for the host side to close
+			if giveUp == nil {
+				t := time.NewTimer(5 * time.Second)
+				defer t.Stop()
+				giveUp = t.C
+			}
+			ctx = context.Background()
 		}
 	}
-	// The host side has closed. Deliver what it wrote, then close.
-	select {
-	case <-outDone:
-	case <-ctx.Done():
+	// The host side has closed. Deliver what it wrote, then close; after a
+	// cancel, not for long.
+	if giveUp != nil {
+		select {
+		case <-outDone:
+		case <-time.After(time.Second):
+		}
+	} else {
+		<-outDone
 	}
 	if !exited && end.Reason == "" {
 		end.Reason = "agent lost"
@@ -544,6 +571,38 @@ func (ss *session) bridge(ctx context.Context, clientReqs <-chan *ssh.Request, a
 	}
 	client.CloseWrite()
 	finish(end)
+}
+
+// limits arms the idle and maximum-length timers (no goroutine waits on
+// them) and returns what disarms them.
+func (ss *session) limits(idle, maxLen time.Duration) (stop func()) {
+	ss.active.Store(time.Now().UnixNano())
+	var timers []*time.Timer
+	if maxLen > 0 {
+		timers = append(timers, time.AfterFunc(maxLen, func() { ss.cancel(errMaxLength) }))
+	}
+	if idle > 0 {
+		var t atomic.Pointer[time.Timer]
+		var check func()
+		check = func() {
+			quiet := time.Since(time.Unix(0, ss.active.Load()))
+			if quiet >= idle {
+				ss.cancel(errIdle)
+				return
+			}
+			if tt := t.Load(); tt != nil {
+				tt.Reset(idle - quiet)
+			}
+		}
+		tt := time.AfterFunc(idle, check)
+		t.Store(tt)
+		timers = append(timers, tt)
+	}
+	return func() {
+		for _, t := range timers {
+			t.Stop()
+		}
+	}
 }
 
 // killError is the cause of a session killed by someone.
@@ -567,11 +626,12 @@ func forward(ch ssh.Channel, req *ssh.Request) {
 
 // pump copies src to dst, showing every chunk to tee first: what reaches
 // the other side has been recorded. It returns nil at src's EOF.
-func pump(dst io.Writer, src io.Reader, tee func([]byte) error, n *atomic.Int64) error {
+func pump(dst io.Writer, src io.Reader, tee func([]byte) error, n, active *atomic.Int64) error {
 	buf := make([]byte, 32<<10)
 	for {
 		nr, err := src.Read(buf)
 		if nr > 0 {
+			active.Store(time.Now().UnixNano())
 			if terr := tee(buf[:nr]); terr != nil {
 				return fmt.Errorf("%w: %v", errRecorder, terr)
 			}

@@ -27,6 +27,8 @@ type fileConfig struct {
 	AgentKeepalive     time.Duration  `yaml:"agent_keepalive"`
 	ClientKeepalive    time.Duration  `yaml:"client_keepalive"`
 	KeepaliveMaxMissed int            `yaml:"keepalive_max_missed"`
+	IdleTimeout        time.Duration  `yaml:"idle_timeout"`
+	MaxSessionLength   time.Duration  `yaml:"max_session_length"`
 	Recordings         fileRecordings `yaml:"recordings"`
 	Mail               fileMail       `yaml:"mail"`
 	Auth               fileAuth       `yaml:"auth"`

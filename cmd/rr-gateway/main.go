@@ -203,6 +203,8 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 		AgentKeepalive:     c.AgentKeepalive,
 		ClientKeepalive:    c.ClientKeepalive,
 		KeepaliveMaxMissed: c.KeepaliveMaxMissed,
+		IdleTimeout:        c.IdleTimeout,
+		MaxSessionLength:   c.MaxSessionLength,
 	})
 	if err != nil {
 		return err
