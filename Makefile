@@ -4,7 +4,7 @@ GATEWAY_PORT ?= 2222
 AGENT_PORT   ?= 2223
 export CGO_ENABLED = 1
 
-.PHONY: all build demo test unit e2e lint clean
+.PHONY: all build demo test unit e2e lint bench clean
 
 all: build
 
@@ -29,6 +29,11 @@ e2e:
 
 lint:
 	scripts/test.sh lint
+
+# Benchmarks as ratios against baselines measured in the same run
+# (bench/results.md, bench/results.json).
+bench:
+	scripts/bench.sh
 
 clean:
 	rm -rf bin

@@ -5,6 +5,7 @@ import (
 	"crypto/cipher"
 	"crypto/pbkdf2"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"strconv"
 	"unicode/utf8"
@@ -50,11 +51,18 @@ func appendString(dst, p []byte) (out []byte, valid bool) {
 	valid = true
 	start := 0
 	for i := 0; i < len(p); {
-		c := p[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
+		// Most terminal output is plain ASCII: skip it 8 bytes at a time
+		// while it lasts, then byte by byte.
+		for i+8 <= len(p) && plain8(binary.LittleEndian.Uint64(p[i:])) {
+			i += 8
 		}
+		for i < len(p) && plainByte[p[i]] {
+			i++
+		}
+		if i >= len(p) {
+			break
+		}
+		c := p[i]
 		if c >= utf8.RuneSelf {
 			r, size := utf8.DecodeRune(p[i:])
 			if r != utf8.RuneError || size != 1 {
@@ -88,6 +96,29 @@ func appendString(dst, p []byte) (out []byte, valid bool) {
 }
 
 const hexDigits = "0123456789abcdef"
+
+// plainByte marks the bytes that go into a JSON string as they are.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// plain8 reports whether the 8 bytes of x are all printable ASCII other
+// than '"' and '\\' (SWAR: no byte < 0x20, >= 0x80, == '"' or == '\\').
+func plain8(x uint64) bool {
+	low := (x - 0x20*lsb) & ^x                      // top bit set in some byte if a byte is < 0x20
+	quote := ((x ^ '"'*lsb) - lsb) & ^(x ^ '"'*lsb) // … if a byte is '"'
+	bs := ((x ^ '\\'*lsb) - lsb) & ^(x ^ '\\'*lsb)  // … if a byte is '\\'
+	// x's own top bits: a byte >= 0x80.
+	return (low|quote|bs|x)&msb == 0
+}
 
 // appendTime appends seconds with microsecond precision.
 func appendTime(dst []byte, secs float64) []byte {

@@ -282,3 +282,21 @@ func FuzzRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+func FuzzPlain8(f *testing.F) {
+	f.Add(uint64(0x4142434445464748))
+	f.Add(uint64(0x41424344454647_22))
+	f.Add(uint64(0x1f42434445464748))
+	f.Fuzz(func(t *testing.T, x uint64) {
+		want := true
+		for i := 0; i < 8; i++ {
+			c := byte(x >> (8 * i))
+			if c < 0x20 || c >= 0x80 || c == '"' || c == '\\' {
+				want = false
+			}
+		}
+		if got := plain8(x); got != want {
+			t.Fatalf("plain8(%#x) = %v, want %v", x, got, want)
+		}
+	})
+}

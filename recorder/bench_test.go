@@ -1,0 +1,93 @@
+package recorder
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/rand"
+	"io"
+	"testing"
+)
+
+const chunk = 32 << 10
+
+// terminalText is what a shell mostly prints: ASCII, newlines, some
+// escape sequences and a little UTF-8.
+func terminalText() []byte {
+	line := []byte("drwxr-xr-x  2 root root  4096 Nov 24 18:33 \x1b[01;34mbin\x1b[0m  naïve \"quoted\" path\\x\r\n")
+	var b bytes.Buffer
+	for b.Len() < chunk {
+		b.Write(line)
+	}
+	return b.Bytes()[:chunk]
+}
+
+// BenchmarkAESCTR is the baseline: AES-256-CTR alone over the same chunks.
+func BenchmarkAESCTR(b *testing.B) {
+	s, _ := newStream("passphrase", []byte("saltsalt"))
+	buf := terminalText()
+	b.SetBytes(chunk)
+	b.ReportAllocs()
+	for b.Loop() {
+		s.XORKeyStream(buf, buf)
+	}
+}
+
+func benchRecorder(b *testing.B, data []byte) {
+	w, err := NewWriter(io.Discard, "passphrase", Header{SessionID: "bench"}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := w.Output(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// logText is a log file being paged: plain ASCII lines.
+func logText() []byte {
+	line := []byte("Nov 24 18:33:02 web-01 sshd[1234]: Accepted publickey for deploy from 10.0.0.7 port 52144 ssh2\r\n")
+	var b bytes.Buffer
+	for b.Len() < chunk {
+		b.Write(line)
+	}
+	return b.Bytes()[:chunk]
+}
+
+// BenchmarkRecorderLog: the recorder on plain log lines.
+func BenchmarkRecorderLog(b *testing.B) { benchRecorder(b, logText()) }
+
+// BenchmarkRecorderText: asciicast encoding + AES-CTR + gzip framing +
+// buffered writes, on colored ls output (an escape, a quote, a backslash
+// and non-ASCII in every line: the dense case).
+func BenchmarkRecorderText(b *testing.B) { benchRecorder(b, terminalText()) }
+
+// BenchmarkRecorderBinary: the worst case, random bytes (U+FFFD display
+// text plus the exact bytes in base64).
+func BenchmarkRecorderBinary(b *testing.B) {
+	data := make([]byte, chunk)
+	rand.Read(data)
+	benchRecorder(b, data)
+}
+
+// BenchmarkRecorderKeystroke: one byte at a time, as typing is.
+func BenchmarkRecorderKeystroke(b *testing.B) { benchRecorder(b, []byte("a")) }
+
+// The gzip layer frames ciphertext, which does not compress: these show
+// what each level costs on it.
+func benchGzip(b *testing.B, level int) {
+	data := make([]byte, chunk)
+	rand.Read(data)
+	gz, _ := gzip.NewWriterLevel(io.Discard, level)
+	b.SetBytes(chunk)
+	b.ReportAllocs()
+	for b.Loop() {
+		gz.Write(data)
+	}
+}
+
+func BenchmarkGzipStored(b *testing.B)      { benchGzip(b, gzip.NoCompression) }
+func BenchmarkGzipHuffmanOnly(b *testing.B) { benchGzip(b, gzip.HuffmanOnly) }
+func BenchmarkGzipBestSpeed(b *testing.B)   { benchGzip(b, gzip.BestSpeed) }
