@@ -33,7 +33,9 @@ type env struct {
 	alice rrtest.Key
 }
 
-func newEnv(t *testing.T, cfg gateway.Config) *env {
+func newEnv(t *testing.T, cfg gateway.Config) *env { return newEnvB(t, cfg) }
+
+func newEnvB(t testing.TB, cfg gateway.Config) *env {
 	t.Helper()
 	alice := rrtest.NewKey(t, "alice")
 	gw := rrtest.StartGateway(t, rrtest.Config{Gateway: cfg})
@@ -52,7 +54,9 @@ func newEnv(t *testing.T, cfg gateway.Config) *env {
 
 // dial logs in as user with key, answering the passphrase of web-01 and
 // the mailed code when asked.
-func (e *env) dial(t *testing.T, user string, key ssh.Signer) *ssh.Client {
+func (e *env) dialB(t testing.TB, user string) *ssh.Client { return e.dial(t, user, e.alice.Signer) }
+
+func (e *env) dial(t testing.TB, user string, key ssh.Signer) *ssh.Client {
 	t.Helper()
 	c, err := ssh.Dial("tcp", e.gw.PeopleAddr, &ssh.ClientConfig{
 		User: user,
