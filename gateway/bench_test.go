@@ -36,4 +36,3 @@ func benchBulk(b *testing.B, rec gateway.Recorders) {
 
 func BenchmarkBulkRecordingOff(b *testing.B) { benchBulk(b, gateway.NopRecorders{}) }
 func BenchmarkBulkRecordingOn(b *testing.B)  { benchBulk(b, nil) }
-

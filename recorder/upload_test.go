@@ -11,7 +11,7 @@ import (
 
 type fakeSink struct {
 	mu       sync.Mutex
-	failures int // fail this many uploads first
+	failures int               // fail this many uploads first
 	objects  map[string]string // name → sha256
 	sizes    map[string]int64
 }
