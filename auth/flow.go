@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pquerna/otp"
@@ -50,6 +51,9 @@ type Login struct {
 	Team   Team
 	Source string
 
+	// mu serializes what sessions of one connection do with the factors:
+	// one asks at a time.
+	mu         sync.Mutex
 	hosts      map[string]Secret // host → passphrase given on this connection
 	secondDone bool              // emailed or authenticator code accepted
 	code       *pendingCode
@@ -57,6 +61,8 @@ type Login struct {
 
 // Passphrase returns the passphrase given for host on this connection.
 func (l *Login) Passphrase(host string) (Secret, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	p, ok := l.hosts[host]
 	return p, ok
 }
@@ -64,13 +70,19 @@ func (l *Login) Passphrase(host string) (Secret, bool) {
 // Ready returns host's passphrase if this connection has given it and the
 // second factor, so that nothing more needs asking.
 func (l *Login) Ready(host string) (Secret, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	p, ok := l.hosts[host]
 	return p, ok && l.secondDone
 }
 
 // Forget drops the passphrase of host from memory once the session no
 // longer needs it.
-func (l *Login) Forget(host string) { delete(l.hosts, host) }
+func (l *Login) Forget(host string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.hosts, host)
+}
 
 type pendingCode struct {
 	code    string
@@ -250,6 +262,8 @@ func pickTeam(teams []Team, answer string) (Team, bool) {
 // connection: its passphrase, then — once per connection — the second
 // factor. It returns the passphrase, which keys the session's recording.
 func (s *Service) HostFactors(ctx context.Context, p Prompter, l *Login, host string) (Secret, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if pp, ok := l.hosts[host]; ok && l.secondDone {
 		return pp, nil
 	}
