@@ -6,9 +6,11 @@
 // the session with stock tools. The OpenSSL layer is "Salted__", 8 random
 // salt bytes, then the ciphertext; key and IV are PBKDF2-HMAC-SHA256(P,
 // salt, 10000 iterations, 48 bytes) split 32/16, and the CTR counter is the
-// IV as a 128-bit big-endian number. The gzip layer only frames (stored
-// blocks: compressing ciphertext gains nothing) and lets a flush make every
-// event so far decodable.
+// IV as a 128-bit big-endian number. The gzip layer only frames: stored
+// blocks (compressing ciphertext gains nothing), written by a small
+// writer of our own because compress/gzip keeps a 750 KiB compressor per
+// live session even when it stores; every block is complete once written,
+// so a flush makes every event so far decodable.
 //
 // The asciicast v2 stream is a header line (version, width, height,
 // timestamp, env, plus rr's own: session_id, host, person, team, command,

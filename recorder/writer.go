@@ -2,7 +2,6 @@ package recorder
 
 import (
 	"bufio"
-	"compress/gzip"
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
@@ -47,7 +46,7 @@ var ErrClosed = errors.New("recorder: recording closed")
 type Writer struct {
 	mu     sync.Mutex
 	bw     *bufio.Writer
-	gz     *gzip.Writer
+	gz     *storedGzip
 	stream cipher.Stream
 	buf    []byte    // the event being built, then encrypted in place
 	carry  [2][]byte // per direction: an incomplete UTF-8 sequence held over
@@ -82,8 +81,8 @@ func NewWriter(dst io.Writer, passphrase string, h Header, now func() time.Time)
 	if err != nil {
 		return nil, err
 	}
-	bw := bufio.NewWriterSize(dst, 64<<10)
-	gz, err := gzip.NewWriterLevel(bw, gzip.NoCompression)
+	bw := bufio.NewWriterSize(dst, 32<<10)
+	gz, err := newStoredGzip(bw)
 	if err != nil {
 		return nil, err
 	}
@@ -258,10 +257,6 @@ func (w *Writer) emit(b []byte) error {
 }
 
 func (w *Writer) flushLocked() error {
-	if err := w.gz.Flush(); err != nil {
-		w.err = fmt.Errorf("recorder: flush: %w", err)
-		return w.err
-	}
 	if err := w.bw.Flush(); err != nil {
 		w.err = fmt.Errorf("recorder: flush: %w", err)
 		return w.err
