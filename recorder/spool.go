@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"os"
@@ -72,13 +73,14 @@ func (s *Spool) Create(id, passphrase string, h Header) (*Recording, error) {
 	if err != nil {
 		return nil, fmt.Errorf("recorder: create: %w", err)
 	}
-	w, err := NewWriter(f, passphrase, h, nil)
+	hw := &hashingWriter{f: f, h: sha256.New()}
+	w, err := NewWriter(hw, passphrase, h, nil)
 	if err != nil {
 		f.Close()
 		os.Remove(path)
 		return nil, fmt.Errorf("recorder: start %s: %w", path, err)
 	}
-	r := &Recording{w: w, f: f, path: path, spool: s}
+	r := &Recording{w: w, f: f, hw: hw, path: path, spool: s}
 	s.mu.Lock()
 	s.live[r] = struct{}{}
 	s.mu.Unlock()
@@ -126,6 +128,7 @@ func (s *Spool) flusher() {
 type Recording struct {
 	w     *Writer
 	f     *os.File
+	hw    *hashingWriter
 	path  string
 	spool *Spool
 }
@@ -135,6 +138,9 @@ func (r *Recording) Output(p []byte) error { return r.w.Output(p) }
 
 // Input records person → host bytes.
 func (r *Recording) Input(p []byte) error { return r.w.Input(p) }
+
+// Flush pushes what was recorded so far to the file.
+func (r *Recording) Flush() error { return r.w.Flush() }
 
 // Resize records a window change.
 func (r *Recording) Resize(cols, rows uint32) error { return r.w.Resize(cols, rows) }
@@ -151,7 +157,22 @@ func (r *Recording) Close(end End) (Closed, error) {
 	if err := errors.Join(werr, serr, cerr); err != nil {
 		return Closed{Path: r.path}, fmt.Errorf("recorder: close %s: %w", r.path, err)
 	}
-	return hashFile(r.path)
+	return Closed{Path: r.path, Size: r.hw.n, SHA256: hex.EncodeToString(r.hw.h.Sum(nil))}, nil
+}
+
+// hashingWriter writes to the file and hashes what it wrote, so that a
+// closing recording need not be read back for its SHA-256.
+type hashingWriter struct {
+	f *os.File
+	h hash.Hash
+	n int64
+}
+
+func (w *hashingWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.h.Write(p[:n])
+	w.n += int64(n)
+	return n, err
 }
 
 func hashFile(path string) (Closed, error) {

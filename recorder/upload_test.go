@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -123,5 +124,28 @@ func TestUploaderHealsAfterCrashBetweenUploadAndMove(t *testing.T) {
 		if kept := err == nil; kept != tc.kept || (movedTo != "") == tc.kept {
 			t.Fatalf("remote %s: local kept %v, moved to %q", tc.remote, kept, movedTo)
 		}
+	}
+}
+
+// TestClosedDigestMatchesFile: the size and SHA-256 taken while writing
+// are those of the file on disk.
+func TestClosedDigestMatchesFile(t *testing.T) {
+	sp, _ := NewSpool(SpoolConfig{Dir: t.TempDir()})
+	defer sp.Close()
+	r, err := sp.Create("d1", "pp", Header{SessionID: "d1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100; i++ {
+		r.Output(bytes.Repeat([]byte{byte(i)}, 1000))
+		r.Flush()
+	}
+	got, err := r.Close(End{Reason: "exit 0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := sp.Seal("d1")
+	if got != want {
+		t.Fatalf("closed %+v, file %+v", got, want)
 	}
 }
