@@ -30,26 +30,21 @@ var DefaultLimits = Limits{
 
 func (l Limits) withDefaults() Limits {
 	d := DefaultLimits
-	if l.SourceAttempts > 0 {
-		d.SourceAttempts = l.SourceAttempts
+	return Limits{
+		SourceAttempts:        orDefault(l.SourceAttempts, d.SourceAttempts),
+		SourceWindow:          orDefault(l.SourceWindow, d.SourceWindow),
+		FailuresBeforeLockout: orDefault(l.FailuresBeforeLockout, d.FailuresBeforeLockout),
+		LockoutBase:           orDefault(l.LockoutBase, d.LockoutBase),
+		LockoutMax:            orDefault(l.LockoutMax, d.LockoutMax),
+		MailsPerPerson:        orDefault(l.MailsPerPerson, d.MailsPerPerson),
+		MailWindow:            orDefault(l.MailWindow, d.MailWindow),
 	}
-	if l.SourceWindow > 0 {
-		d.SourceWindow = l.SourceWindow
-	}
-	if l.FailuresBeforeLockout > 0 {
-		d.FailuresBeforeLockout = l.FailuresBeforeLockout
-	}
-	if l.LockoutBase > 0 {
-		d.LockoutBase = l.LockoutBase
-	}
-	if l.LockoutMax > 0 {
-		d.LockoutMax = l.LockoutMax
-	}
-	if l.MailsPerPerson > 0 {
-		d.MailsPerPerson = l.MailsPerPerson
-	}
-	if l.MailWindow > 0 {
-		d.MailWindow = l.MailWindow
+}
+
+// orDefault is v if it is set (positive), else d.
+func orDefault[T int | time.Duration](v, d T) T {
+	if v > 0 {
+		return v
 	}
 	return d
 }

@@ -251,21 +251,7 @@ func TestMenuWithoutTerminalListsHosts(t *testing.T) {
 
 func TestMenuWithTerminalPicksHost(t *testing.T) {
 	e := newEnv(t, gateway.Config{})
-	c := e.dial(t, "rr", e.alice.Signer)
-	s, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.RequestPty("xterm", 30, 100, ssh.TerminalModes{}); err != nil {
-		t.Fatal(err)
-	}
-	stdin, _ := s.StdinPipe()
-	out := &syncBuffer{}
-	s.Stdout = out
-	if err := s.Shell(); err != nil {
-		t.Fatal(err)
-	}
+	s, stdin, out := ptyShell(t, e.dial(t, "rr", e.alice.Signer), "xterm", 30, 100)
 	waitFor(t, out, "Host (number or name")
 	io.WriteString(stdin, "nope\r")
 	waitFor(t, out, `"nope" is not in the list`)
@@ -293,21 +279,7 @@ func TestMenuWithTerminalPicksHost(t *testing.T) {
 
 func TestPTYShellWindowChange(t *testing.T) {
 	e := newEnv(t, gateway.Config{})
-	c := e.dial(t, "rr+web-01", e.alice.Signer)
-	s, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.RequestPty("xterm-256color", 24, 80, ssh.TerminalModes{}); err != nil {
-		t.Fatal(err)
-	}
-	stdin, _ := s.StdinPipe()
-	out := &syncBuffer{}
-	s.Stdout = out
-	if err := s.Shell(); err != nil {
-		t.Fatal(err)
-	}
+	s, stdin, out := ptyShell(t, e.dial(t, "rr+web-01", e.alice.Signer), "xterm-256color", 24, 80)
 	io.WriteString(stdin, "echo T=$TERM; stty size\r")
 	waitFor(t, out, "24 80")
 	waitFor(t, out, "T=xterm-256color")
@@ -320,6 +292,27 @@ func TestPTYShellWindowChange(t *testing.T) {
 	if err := s.Wait(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// ptyShell starts a shell on a terminal of the given size; the session
+// closes when the test ends.
+func ptyShell(t *testing.T, c *ssh.Client, term string, rows, cols int) (*ssh.Session, io.Writer, *syncBuffer) {
+	t.Helper()
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.RequestPty(term, rows, cols, ssh.TerminalModes{}); err != nil {
+		t.Fatal(err)
+	}
+	stdin, _ := s.StdinPipe()
+	out := &syncBuffer{}
+	s.Stdout = out
+	if err := s.Shell(); err != nil {
+		t.Fatal(err)
+	}
+	return s, stdin, out
 }
 
 // recorder is a SessionRecorder that keeps everything, to check the hook.
