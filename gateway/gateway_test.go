@@ -7,6 +7,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +21,7 @@ import (
 	"github.com/rr-gateway/rr/agent"
 	"github.com/rr-gateway/rr/gateway"
 	"github.com/rr-gateway/rr/internal/rrtest"
+	rrrec "github.com/rr-gateway/rr/recorder"
 	"github.com/rr-gateway/rr/store"
 	"github.com/rr-gateway/rr/wire"
 )
@@ -593,4 +597,35 @@ func TestIdleTimeoutAndMaxLength(t *testing.T) {
 		}
 		rec.mu.Unlock()
 	}
+}
+
+// TestSpoolUnwritableRefusesSessions: when the spool cannot take a new
+// file, the session is refused, not run unrecorded.
+func TestSpoolUnwritableRefusesSessions(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "spool")
+	sp, err := rrrec.NewSpool(rrrec.SpoolConfig{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	var st *store.SQLite
+	e := newEnv(t, gateway.Config{Recorders: lateSpool{sp: sp, st: &st}})
+	st = e.gw.Store
+	os.RemoveAll(dir)
+	os.WriteFile(dir, []byte("not a folder"), 0o600) // the disk "fails"
+	c := e.dial(t, "rr+web-01", e.alice.Signer)
+	out, errOut, err := run(t, c, "echo must-not-run", nil)
+	if out != "" || !strings.Contains(errOut, "cannot be recorded") || exitStatus(err) != 1 {
+		t.Fatalf("stdout %q stderr %q err %v", out, errOut, err)
+	}
+}
+
+// lateSpool builds SpoolRecorders once the store exists.
+type lateSpool struct {
+	sp *rrrec.Spool
+	st **store.SQLite
+}
+
+func (l lateSpool) Start(ctx context.Context, info gateway.SessionInfo) (gateway.SessionRecorder, error) {
+	return gateway.SpoolRecorders(l.sp, *l.st, slog.Default()).Start(ctx, info)
 }
