@@ -127,6 +127,16 @@ func (s *SQLite) SetSessionRecording(ctx context.Context, id, location string, s
 	return mustAffect(res, "session "+id)
 }
 
+// MoveSessionRecording records that a session's recording now lives at
+// location (its size and SHA-256 are unchanged by the move).
+func (s *SQLite) MoveSessionRecording(ctx context.Context, id, location string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE sessions SET recording = ? WHERE id = ?`, location, id)
+	if err != nil {
+		return fmt.Errorf("store: move recording of %s: %w", id, err)
+	}
+	return mustAffect(res, "session "+id)
+}
+
 // Session returns one session.
 func (s *SQLite) Session(ctx context.Context, id string) (Session, error) {
 	x, err := scanSession(s.db.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE id = ?`, id))

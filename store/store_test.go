@@ -220,6 +220,15 @@ func TestSessions(t *testing.T) {
 	if a, _ := s.Session(ctx, "a"); a.Recording != "/spool/a.gz" || a.RecordingSize != 123 || a.RecordingSHA256 != "ab12" {
 		t.Fatalf("recording columns: %+v", a)
 	}
+	if err := s.MoveSessionRecording(ctx, "a", "s3://b/a.gz"); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := s.Session(ctx, "a"); a.Recording != "s3://b/a.gz" || a.RecordingSize != 123 || a.RecordingSHA256 != "ab12" {
+		t.Fatalf("after the move: %+v", a)
+	}
+	if err := s.MoveSessionRecording(ctx, "zz", "x"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("move of unknown session: %v", err)
+	}
 	if err := s.SetSessionRecording(ctx, "zz", "x", 1, "y"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("recording of unknown session: %v", err)
 	}
