@@ -627,5 +627,5 @@ type lateSpool struct {
 }
 
 func (l lateSpool) Start(ctx context.Context, info gateway.SessionInfo) (gateway.SessionRecorder, error) {
-	return gateway.SpoolRecorders(l.sp, *l.st, slog.Default()).Start(ctx, info)
+	return gateway.SpoolRecorders(l.sp, *l.st, slog.Default(), nil).Start(ctx, info)
 }

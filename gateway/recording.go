@@ -19,14 +19,17 @@ type RecordingStore interface {
 // the person gave for the host, and notes each file's location, size and
 // SHA-256 in the store. It fails closed: no passphrase, no file, no
 // session.
-func SpoolRecorders(sp *recorder.Spool, st RecordingStore, log *slog.Logger) Recorders {
-	return spoolRecorders{sp: sp, st: st, log: log}
+// onClosed, if not nil, is called after each recording is finalized (to
+// start its upload).
+func SpoolRecorders(sp *recorder.Spool, st RecordingStore, log *slog.Logger, onClosed func()) Recorders {
+	return spoolRecorders{sp: sp, st: st, log: log, onClosed: onClosed}
 }
 
 type spoolRecorders struct {
-	sp  *recorder.Spool
-	st  RecordingStore
-	log *slog.Logger
+	sp       *recorder.Spool
+	st       RecordingStore
+	log      *slog.Logger
+	onClosed func()
 }
 
 func (r spoolRecorders) Start(ctx context.Context, info SessionInfo) (SessionRecorder, error) {
@@ -55,14 +58,15 @@ func (r spoolRecorders) Start(ctx context.Context, info SessionInfo) (SessionRec
 		rec.Close(recorder.End{Reason: "recording not registered"})
 		return nil, err
 	}
-	return &spoolRecording{rec: rec, id: info.ID, st: r.st, log: r.log}, nil
+	return &spoolRecording{rec: rec, id: info.ID, st: r.st, log: r.log, onClosed: r.onClosed}, nil
 }
 
 type spoolRecording struct {
-	rec *recorder.Recording
-	id  string
-	st  RecordingStore
-	log *slog.Logger
+	rec      *recorder.Recording
+	id       string
+	st       RecordingStore
+	log      *slog.Logger
+	onClosed func()
 }
 
 func (s *spoolRecording) Input(p []byte) error           { return s.rec.Input(p) }
@@ -75,6 +79,9 @@ func (s *spoolRecording) Close(end SessionEnd) error {
 	defer cancel()
 	if serr := s.st.SetSessionRecording(ctx, s.id, closed.Path, closed.Size, closed.SHA256); serr != nil {
 		err = errors.Join(err, serr)
+	}
+	if s.onClosed != nil {
+		s.onClosed()
 	}
 	return err
 }

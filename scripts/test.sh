@@ -31,6 +31,14 @@ need_mailpit() {
   go install github.com/axllent/mailpit@v1.27.11
 }
 
+# versitygw, the S3-compatible server the recordings' S3 tests use.
+need_versitygw() {
+  command -v versitygw >/dev/null && return 0
+  [ -x "$(go env GOPATH)/bin/versitygw" ] && return 0
+  echo "test: installing versitygw (go install, a minute or two)"
+  go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+}
+
 for step in "${steps[@]}"; do
   case "$step" in
   lint)
@@ -42,12 +50,14 @@ for step in "${steps[@]}"; do
     ;;
   unit)
     echo "== unit tests (-race)"
+    need_versitygw
     go test -race -count=1 -timeout 10m $(go list ./... | grep -v /e2e)
     ;;
   e2e)
     echo "== end-to-end tests (real ssh)"
     need_tools
     need_mailpit
+    need_versitygw
     go test -count=1 -timeout 15m ./e2e/...
     ;;
   *) echo "test: unknown step $step (lint, unit, e2e)"; exit 2 ;;

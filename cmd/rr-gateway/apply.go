@@ -6,11 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/internal/config"
+	"github.com/rr-gateway/rr/recorder"
+	"github.com/rr-gateway/rr/recorder/s3sink"
 	"github.com/rr-gateway/rr/store"
 )
 
@@ -120,4 +124,43 @@ func (c *fileConfig) apply(ctx context.Context, st *store.SQLite) error {
 		}
 	}
 	return nil
+}
+
+// uploader builds the uploader of recordings to S3, or nil when no bucket
+// is configured (recordings then stay in the spool). The bucket is reached
+// at once: a wrong endpoint, credentials or bucket stop the start.
+func (c *fileConfig) uploader(ctx context.Context, spool *recorder.Spool, st *store.SQLite, log *slog.Logger) (*recorder.Uploader, error) {
+	s := c.Recordings.S3
+	if s.Bucket == "" {
+		return nil, nil
+	}
+	secret, err := config.Secret("", s.SecretAccessKeyFile, s.SecretAccessKeyEnv)
+	if err != nil {
+		return nil, fmt.Errorf("config: recordings.s3: %w", err)
+	}
+	sink, err := s3sink.New(ctx, s3sink.Config{Endpoint: s.Endpoint, Region: s.Region, Bucket: s.Bucket, Prefix: s.Prefix,
+		PathStyle: s.PathStyle, AccessKeyID: s.AccessKeyID, SecretAccessKey: secret,
+		MultipartThreshold: s.MultipartThreshold, PartSize: s.PartSize})
+	if err != nil {
+		return nil, fmt.Errorf("config: recordings.%w", err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := sink.Check(cctx); err != nil {
+		return nil, err
+	}
+	return recorder.NewUploader(recorder.UploaderConfig{
+		Spool: spool, Sink: sink, Logger: log,
+		Closed: func(ctx context.Context, id string) (bool, error) {
+			sess, err := st.Session(ctx, id)
+			if errors.Is(err, store.ErrNotFound) {
+				return false, nil // not ours to move
+			}
+			return err == nil && sess.State != store.StateLive, err
+		},
+		Moved:        st.MoveSessionRecording,
+		Location:     sink.Location,
+		AlreadyThere: s3sink.ErrExists,
+		Stat:         sink.Stat,
+	})
 }

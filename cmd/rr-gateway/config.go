@@ -40,6 +40,20 @@ type fileConfig struct {
 type fileRecordings struct {
 	Spool         string        `yaml:"spool"`
 	FlushInterval time.Duration `yaml:"flush_interval"`
+	S3            fileS3        `yaml:"s3"`
+}
+
+type fileS3 struct {
+	Bucket              string `yaml:"bucket"`
+	Endpoint            string `yaml:"endpoint"`
+	Region              string `yaml:"region"`
+	Prefix              string `yaml:"prefix"`
+	PathStyle           bool   `yaml:"path_style"`
+	AccessKeyID         string `yaml:"access_key_id"`
+	SecretAccessKeyFile string `yaml:"secret_access_key_file"`
+	SecretAccessKeyEnv  string `yaml:"secret_access_key_env"`
+	MultipartThreshold  int64  `yaml:"multipart_threshold"`
+	PartSize            int64  `yaml:"part_size"`
 }
 
 type fileMail struct {
@@ -108,7 +122,8 @@ func defaultConfig() fileConfig {
 		HostKey:     "/var/lib/rr/ssh_host_ed25519_key",
 		Database:    "/var/lib/rr/rr.db",
 		Mail:        fileMail{Mode: "console", From: "rr@localhost"},
-		Recordings:  fileRecordings{Spool: "/var/lib/rr/recordings", FlushInterval: time.Second},
+		Recordings: fileRecordings{Spool: "/var/lib/rr/recordings", FlushInterval: time.Second,
+			S3: fileS3{Region: "us-east-1", Prefix: "recordings/"}},
 	}
 }
 

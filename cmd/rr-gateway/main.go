@@ -191,11 +191,25 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	uploader, err := c.uploader(ctx, spool, st, log)
+	if err != nil {
+		return err
+	}
+	var kick func()
+	upCtx, stopUploads := context.WithCancel(context.Background())
+	upDone := make(chan struct{})
+	if uploader != nil {
+		kick = uploader.Kick
+		go func() { defer close(upDone); uploader.Run(upCtx) }()
+	} else {
+		close(upDone)
+	}
+	defer func() { stopUploads(); <-upDone }()
 	srv, err := gateway.New(gateway.Config{
 		HostKey:            signer,
 		Store:              st,
 		Auth:               authSvc,
-		Recorders:          gateway.SpoolRecorders(spool, st, log),
+		Recorders:          gateway.SpoolRecorders(spool, st, log, kick),
 		Logger:             log,
 		Name:               c.Name,
 		LoginGraceTime:     c.LoginGraceTime,

@@ -127,7 +127,7 @@ func StartGateway(t testing.TB, c Config) *Gateway {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { sp.Close() })
-		cfg.Recorders = gateway.SpoolRecorders(sp, st, cfg.Logger)
+		cfg.Recorders = gateway.SpoolRecorders(sp, st, cfg.Logger, nil)
 	}
 	g := &Gateway{t: t, Store: st, HostKey: cfg.HostKey,
 		Fingerprint: ssh.FingerprintSHA256(cfg.HostKey.PublicKey())}

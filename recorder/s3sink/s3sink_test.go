@@ -1,0 +1,213 @@
+package s3sink
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// versitygw is a real S3-compatible server (POSIX backend) on 127.0.0.1.
+type versitygw struct {
+	t    *testing.T
+	addr string
+	dir  string
+	cmd  *exec.Cmd
+}
+
+const (
+	testAccess = "rr-test-access"
+	testSecret = "rr-test-secret-key"
+	testBucket = "recordings"
+)
+
+func binary(t *testing.T) string {
+	if p, err := exec.LookPath("versitygw"); err == nil {
+		return p
+	}
+	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+		p := filepath.Join(strings.TrimSpace(string(out)), "bin", "versitygw")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	t.Fatal("versitygw is not installed; `make test` installs it (go install github.com/versity/versitygw/cmd/versitygw@v1.8.0)")
+	return ""
+}
+
+func startVersity(t *testing.T) *versitygw {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	v := &versitygw{t: t, addr: addr, dir: t.TempDir()}
+	if err := os.Mkdir(filepath.Join(v.dir, testBucket), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	v.start()
+	t.Cleanup(v.stop)
+	return v
+}
+
+func (v *versitygw) start() {
+	v.t.Helper()
+	v.cmd = exec.Command(binary(v.t), "--access", testAccess, "--secret", testSecret, "--port", v.addr, "posix", v.dir)
+	logf, _ := os.OpenFile(filepath.Join(v.t.TempDir(), "versitygw.log"), os.O_CREATE|os.O_WRONLY, 0o600)
+	v.cmd.Stdout, v.cmd.Stderr = logf, logf
+	if err := v.cmd.Start(); err != nil {
+		v.t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", v.addr); err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(logf.Name())
+			v.t.Fatalf("versitygw did not start:\n%s", b)
+		}
+	}
+}
+
+func (v *versitygw) stop() {
+	if v.cmd != nil && v.cmd.Process != nil {
+		v.cmd.Process.Kill()
+		v.cmd.Wait()
+		v.cmd = nil
+	}
+}
+
+func newSink(t *testing.T, v *versitygw, mod func(*Config)) *Sink {
+	t.Helper()
+	cfg := Config{Endpoint: "http://" + v.addr, Region: "us-east-1", Bucket: testBucket, Prefix: "rec/", PathStyle: true,
+		AccessKeyID: testAccess, SecretAccessKey: testSecret, Timeout: 10 * time.Second}
+	if mod != nil {
+		mod(&cfg)
+	}
+	s, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// file writes n random bytes and returns the path and its SHA-256.
+func file(t *testing.T, n int) (string, string) {
+	b := make([]byte, n)
+	rand.Read(b)
+	p := filepath.Join(t.TempDir(), "f.gz")
+	os.WriteFile(p, b, 0o600)
+	sum := sha256.Sum256(b)
+	return p, hex.EncodeToString(sum[:])
+}
+
+func roundTrip(t *testing.T, s *Sink, name string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	path, sum := file(t, n)
+	if err := s.Upload(ctx, name, path, int64(n), sum); err != nil {
+		t.Fatalf("upload %d bytes: %v", n, err)
+	}
+	size, gotSum, err := s.Stat(ctx, name)
+	if err != nil || size != int64(n) || gotSum != sum {
+		t.Fatalf("stat: %d %s %v", size, gotSum, err)
+	}
+	body, size, err := s.Open(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer body.Close()
+	got, _ := io.ReadAll(body)
+	want, _ := os.ReadFile(path)
+	if size != int64(n) || !bytes.Equal(got, want) {
+		t.Fatalf("downloaded %d bytes differ from the %d uploaded", len(got), n)
+	}
+}
+
+func TestUploadVerifyDownload(t *testing.T) {
+	v := startVersity(t)
+	s := newSink(t, v, func(c *Config) { c.MultipartThreshold = 5 << 20; c.PartSize = 5 << 20 })
+	ctx := context.Background()
+	if err := s.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	roundTrip(t, s, "small.gz", 1000)
+	roundTrip(t, s, "large.gz", 12<<20) // multipart: three parts
+	if _, err := os.Stat(filepath.Join(v.dir, testBucket, "rec", "large.gz")); err != nil {
+		t.Fatalf("not stored under the prefix: %v", err)
+	}
+
+	// Never overwritten.
+	path, sum := file(t, 500)
+	if err := s.Upload(ctx, "small.gz", path, 500, sum); !errors.Is(err, ErrExists) {
+		t.Fatalf("second upload under a name: %v", err)
+	}
+	if size, _, _ := s.Stat(ctx, "small.gz"); size != 1000 {
+		t.Fatalf("the object was replaced: %d bytes", size)
+	}
+	// A wrong digest is caught.
+	path, _ = file(t, 300)
+	if err := s.Upload(ctx, "bad.gz", path, 300, strings.Repeat("0", 64)); !errors.Is(err, ErrMismatch) {
+		t.Fatalf("wrong digest: %v", err)
+	}
+	if _, _, err := s.Open(ctx, "missing.gz"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing object: %v", err)
+	}
+}
+
+func TestWrongCredentials(t *testing.T) {
+	v := startVersity(t)
+	s := newSink(t, v, func(c *Config) { c.SecretAccessKey = "not-the-secret" })
+	ctx := context.Background()
+	if err := s.Check(ctx); err == nil {
+		t.Fatal("wrong secret accepted by Check")
+	}
+	path, sum := file(t, 100)
+	if err := s.Upload(ctx, "x.gz", path, 100, sum); err == nil || errors.Is(err, ErrExists) {
+		t.Fatalf("upload with a wrong secret: %v", err)
+	}
+}
+
+func TestServerDownThenBack(t *testing.T) {
+	v := startVersity(t)
+	s := newSink(t, v, func(c *Config) { c.Timeout = 3 * time.Second })
+	v.stop()
+	path, sum := file(t, 2000)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := s.Upload(ctx, "later.gz", path, 2000, sum); err == nil {
+		t.Fatal("upload succeeded with the server down")
+	}
+	if d := time.Since(start); d > 25*time.Second {
+		t.Fatalf("a down server took %v to fail", d)
+	}
+	v.start()
+	if err := s.Upload(ctx, "later.gz", path, 2000, sum); err != nil {
+		t.Fatalf("upload after the server came back: %v", err)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	_, err := New(context.Background(), Config{Endpoint: "ftp://x", AccessKeyID: "a", PartSize: 1})
+	for _, want := range []string{"region", "bucket", "access key", "endpoint", "part size"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not name %q", err, want)
+		}
+	}
+	_ = fmt.Sprint
+}
