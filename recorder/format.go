@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"math/bits"
 	"strconv"
 	"unicode/utf8"
 )
@@ -51,13 +52,22 @@ func appendString(dst, p []byte) (out []byte, valid bool) {
 	valid = true
 	start := 0
 	for i := 0; i < len(p); {
-		// Most terminal output is plain ASCII: skip it 8 bytes at a time
-		// while it lasts, then byte by byte.
-		for i+8 <= len(p) && plain8(binary.LittleEndian.Uint64(p[i:])) {
-			i += 8
-		}
-		for i < len(p) && plainByte[p[i]] {
-			i++
+		// Most terminal output is plain ASCII: find the next byte that is
+		// not, 8 bytes at a time (the lowest flagged byte of a word is
+		// exact), then byte by byte in the last few.
+		for {
+			if i+8 <= len(p) {
+				if m := special8(binary.LittleEndian.Uint64(p[i:])); m != 0 {
+					i += bits.TrailingZeros64(m) >> 3
+					break
+				}
+				i += 8
+				continue
+			}
+			for i < len(p) && plainByte[p[i]] {
+				i++
+			}
+			break
 		}
 		if i >= len(p) {
 			break
@@ -112,12 +122,17 @@ const (
 
 // plain8 reports whether the 8 bytes of x are all printable ASCII other
 // than '"' and '\\' (SWAR: no byte < 0x20, >= 0x80, == '"' or == '\\').
-func plain8(x uint64) bool {
+func plain8(x uint64) bool { return special8(x) == 0 }
+
+// special8 has the top bit set in the bytes of x that need attention (see
+// plain8); the lowest such bit marks the first of them exactly (borrows
+// can only flag bytes above a real one).
+func special8(x uint64) uint64 {
 	low := (x - 0x20*lsb) & ^x                      // top bit set in some byte if a byte is < 0x20
 	quote := ((x ^ '"'*lsb) - lsb) & ^(x ^ '"'*lsb) // … if a byte is '"'
 	bs := ((x ^ '\\'*lsb) - lsb) & ^(x ^ '\\'*lsb)  // … if a byte is '\\'
 	// x's own top bits: a byte >= 0x80.
-	return (low|quote|bs|x)&msb == 0
+	return (low | quote | bs | x) & msb
 }
 
 // appendTime appends seconds with microsecond precision.
