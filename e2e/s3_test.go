@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,11 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-
-	"github.com/rr-gateway/rr/auth"
-	"github.com/rr-gateway/rr/internal/rrtest"
-	"github.com/rr-gateway/rr/internal/sshkit"
 	"github.com/rr-gateway/rr/store"
 )
 
@@ -69,50 +63,12 @@ func (s *s3server) down() {
 // removed from the spool; with the S3 server down they wait in the spool,
 // across a gateway restart, and go up once it is back.
 func TestRecordingsGoToS3(t *testing.T) {
-	bin := buildBinaries(t)
-	mp := startMailpit(t)
 	s3 := startS3(t, "rec")
-	dir := t.TempDir()
-	alice := rrtest.NewKey(t, "alice")
-	agentKey := rrtest.NewKey(t, "agent")
-	verifier, _ := auth.HashSecret("pp-web-01")
-	people, agents := fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cfgPath := filepath.Join(dir, "gateway.yaml")
-	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`listen: %s
-agent_listen: %s
-host_key: %s/host_key
-database: %s/rr.db
-log: {format: text, level: debug}
-recordings:
-  spool: %s/spool
+	g, gw := startProcGateway(t, fmt.Sprintf(`recordings:
+  spool: '{{dir}}/spool'
   s3: {bucket: rec, endpoint: "http://%s", path_style: true, prefix: "r/", access_key_id: rr-access, secret_access_key_env: RR_TEST_S3_SECRET}
-mail: {mode: smtp, from: rr@gateway.test, smtp: {host: 127.0.0.1, port: %d, tls: none}}
-people: [{name: alice, email: %s, role: advanced, key_files: [%s.pub]}]
-teams: [{name: ops_RR, rapid_response: true, members: [alice], hosts: ["*"]}]
-hosts: [{name: web-01, passphrase_verifier: '%s', agent_key_file: %s.pub}]
-`, people, agents, dir, dir, dir, s3.addr, mp.SMTPPort, aliceMail, alice.Path, verifier, agentKey.Path)), 0o600)
-	logPath := filepath.Join(dir, "gateway.log")
-	start := func() *exec.Cmd {
-		g := exec.Command(filepath.Join(bin, "rr-gateway"), "-config", cfgPath)
-		g.Env = append(os.Environ(), "RR_TEST_S3_SECRET=rr-secret-key")
-		logf, _ := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-		g.Stdout, g.Stderr = logf, logf
-		if err := g.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { g.Process.Kill(); g.Wait(); logf.Close() })
-		waitPort(t, people)
-		return g
-	}
-	gw := start()
-	fp, _ := exec.Command(filepath.Join(bin, "rr-gateway"), "fingerprint", "-config", cfgPath).Output()
-	rrtest.StartAgent(t, &rrtest.Gateway{AgentAddr: agents, Fingerprint: strings.TrimSpace(string(fp))}, "web-01", agentKey, nil)
-	hostKey, _ := sshkit.LoadOrCreateKey(filepath.Join(dir, "host_key"))
-	host, port, _ := net.SplitHostPort(people)
-	known := filepath.Join(dir, "known_hosts")
-	os.WriteFile(known, []byte(fmt.Sprintf("[%s]:%s %s", host, port, ssh.MarshalAuthorizedKey(hostKey.PublicKey()))), 0o644)
-	w := &world{mail: mp, alice: alice, log: filepath.Join(dir, "askpass.log"), logLevel: "ERROR",
-		gw: &rrtest.Gateway{PeopleAddr: people, KnownHosts: known}}
+`, s3.addr), "RR_TEST_S3_SECRET=rr-secret-key")
+	w, dir := g.w, g.dir
 
 	session := func(word string) {
 		t.Helper()
@@ -126,8 +82,7 @@ hosts: [{name: web-01, passphrase_verifier: '%s', agent_key_file: %s.pub}]
 				return
 			}
 			if i == 50 {
-				b, _ := os.ReadFile(logPath)
-				t.Fatalf("no session: %q\n%s", out, b)
+				t.Fatalf("no session: %q\n%s", out, g.log())
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -153,8 +108,7 @@ hosts: [{name: web-01, passphrase_verifier: '%s', agent_key_file: %s.pub}]
 				return rows
 			}
 			if time.Now().After(deadline) {
-				b, _ := os.ReadFile(logPath)
-				t.Fatalf("not uploaded: rows %+v, spool %v\n%s", rows, spooled, b)
+				t.Fatalf("not uploaded: rows %+v, spool %v\n%s", rows, spooled, g.log())
 			}
 			time.Sleep(50 * time.Millisecond) // the gateway is another process
 		}
@@ -181,7 +135,7 @@ hosts: [{name: web-01, passphrase_verifier: '%s', agent_key_file: %s.pub}]
 		t.Fatal("the pending recording was lost at shutdown")
 	}
 	s3.up()
-	start()
+	g.start()
 	rows = uploaded(2)
 	for _, r := range rows {
 		if r.RecordingSize == 0 || len(r.RecordingSHA256) != 64 {

@@ -1,0 +1,126 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/rr-gateway/rr/auth"
+	"github.com/rr-gateway/rr/internal/rrtest"
+	"github.com/rr-gateway/rr/internal/sshkit"
+)
+
+// buildBinaries builds the programs into a fresh folder.
+func buildBinaries(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	cmd := exec.Command("go", "build", "-o", dir+"/", "github.com/rr-gateway/rr/cmd/rr-gateway", "github.com/rr-gateway/rr/cmd/rr")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return dir
+}
+
+func waitPort(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never listened", addr)
+		}
+		time.Sleep(20 * time.Millisecond) // a child process gives no readiness event
+	}
+}
+
+// procGateway is a real rr-gateway process (alice in ops_RR, web-01 with
+// passphrase pp-web-01, mail through a mailpit) and an in-process agent
+// for web-01 dialling it.
+type procGateway struct {
+	t      *testing.T
+	bin    string // where rr-gateway and rr are
+	dir    string // its state: host_key, rr.db, spool/, gateway.log
+	cfg    string
+	env    []string
+	people string
+	w      *world // ssh as alice against this gateway
+}
+
+// startProcGateway writes the config (extra is appended: recordings …;
+// "{{dir}}" in it is the gateway's state folder),
+// starts the gateway and the agent, and returns once both are up.
+func startProcGateway(t *testing.T, extra string, env ...string) (*procGateway, *exec.Cmd) {
+	t.Helper()
+	g := &procGateway{t: t, bin: buildBinaries(t), dir: t.TempDir(), env: env}
+	extra = strings.ReplaceAll(extra, "{{dir}}", g.dir)
+	mp := startMailpit(t)
+	alice := rrtest.NewKey(t, "alice")
+	agentKey := rrtest.NewKey(t, "agent")
+	verifier, err := auth.HashSecret("pp-web-01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.people = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	agents := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	g.cfg = filepath.Join(g.dir, "gateway.yaml")
+	os.WriteFile(g.cfg, []byte(fmt.Sprintf(`listen: %s
+agent_listen: %s
+host_key: %s/host_key
+database: %s/rr.db
+log: {format: text, level: debug}
+mail: {mode: smtp, from: rr@gateway.test, smtp: {host: 127.0.0.1, port: %d, tls: none}}
+people: [{name: alice, email: %s, role: advanced, key_files: [%s.pub]}]
+teams: [{name: ops_RR, rapid_response: true, members: [alice], hosts: ["*"]}]
+hosts: [{name: web-01, passphrase_verifier: '%s', agent_key_file: %s.pub}]
+%s`, g.people, agents, g.dir, g.dir, mp.SMTPPort, aliceMail, alice.Path, verifier, agentKey.Path, extra)), 0o600)
+	cmd := g.start()
+
+	fp, err := exec.Command(filepath.Join(g.bin, "rr-gateway"), "fingerprint", "-config", g.cfg).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rrtest.StartAgent(t, &rrtest.Gateway{AgentAddr: agents, Fingerprint: strings.TrimSpace(string(fp))}, "web-01", agentKey, nil)
+	hostKey, err := sshkit.LoadOrCreateKey(filepath.Join(g.dir, "host_key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(g.people)
+	known := filepath.Join(g.dir, "known_hosts")
+	os.WriteFile(known, []byte(fmt.Sprintf("[%s]:%s %s", host, port, ssh.MarshalAuthorizedKey(hostKey.PublicKey()))), 0o644)
+	g.w = &world{mail: mp, alice: alice, log: filepath.Join(g.dir, "askpass.log"), logLevel: "ERROR",
+		gw: &rrtest.Gateway{PeopleAddr: g.people, KnownHosts: known}}
+	return g, cmd
+}
+
+// start runs rr-gateway and waits until it listens; it is killed when the
+// test ends.
+func (g *procGateway) start() *exec.Cmd {
+	g.t.Helper()
+	cmd := exec.Command(filepath.Join(g.bin, "rr-gateway"), "-config", g.cfg)
+	cmd.Env = append(os.Environ(), g.env...)
+	logf, _ := os.OpenFile(g.logPath(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		g.t.Fatal(err)
+	}
+	g.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); logf.Close() })
+	waitPort(g.t, g.people)
+	return cmd
+}
+
+func (g *procGateway) logPath() string { return filepath.Join(g.dir, "gateway.log") }
+
+func (g *procGateway) log() string {
+	b, _ := os.ReadFile(g.logPath())
+	return string(b)
+}
