@@ -298,6 +298,24 @@ func TestPTYShellWindowChange(t *testing.T) {
 	}
 }
 
+// startCommand starts cmd (which prints "started" first) and returns once
+// it has.
+func startCommand(t *testing.T, c *ssh.Client, cmd string) (*ssh.Session, *syncBuffer, *syncBuffer) {
+	t.Helper()
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	out, errOut := &syncBuffer{}, &syncBuffer{}
+	s.Stdout, s.Stderr = out, errOut
+	if err := s.Start(cmd); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, out, "started")
+	return s, out, errOut
+}
+
 // ptyShell starts a shell on a terminal of the given size; the session
 // closes when the test ends.
 func ptyShell(t *testing.T, c *ssh.Client, term string, rows, cols int) (*ssh.Session, io.Writer, *syncBuffer) {
@@ -402,17 +420,7 @@ func TestAgentLostEndsSession(t *testing.T) {
 	gw.WaitOnline("web-01")
 
 	e := &env{gw: gw, alice: alice}
-	c := e.dial(t, "rr+web-01", alice.Signer)
-	s, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, errOut := &syncBuffer{}, &syncBuffer{}
-	s.Stdout, s.Stderr = out, errOut
-	if err := s.Start("echo started; sleep 600"); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, out, "started")
+	s, _, errOut := startCommand(t, e.dial(t, "rr+web-01", alice.Signer), "echo started; sleep 600")
 	cancel() // the agent goes away
 	<-done
 	err = s.Wait()
@@ -427,17 +435,7 @@ func TestAgentLostEndsSession(t *testing.T) {
 
 func TestShutdownTellsAndEndsSessions(t *testing.T) {
 	e := newEnv(t, gateway.Config{ShutdownGrace: 300 * time.Millisecond})
-	c := e.dial(t, "rr+web-01", e.alice.Signer)
-	s, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, errOut := &syncBuffer{}, &syncBuffer{}
-	s.Stdout, s.Stderr = out, errOut
-	if err := s.Start("echo started; sleep 600"); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, out, "started")
+	s, _, errOut := startCommand(t, e.dial(t, "rr+web-01", e.alice.Signer), "echo started; sleep 600")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := e.gw.Shutdown(ctx); err != nil {
@@ -575,17 +573,7 @@ func TestIdleTimeoutAndMaxLength(t *testing.T) {
 		rec := &recorder{}
 		tc.cfg.Recorders = rec
 		e := newEnv(t, tc.cfg)
-		c := e.dial(t, "rr+web-01", e.alice.Signer)
-		s, err := c.NewSession()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, errOut := &syncBuffer{}, &syncBuffer{}
-		s.Stdout, s.Stderr = out, errOut
-		if err := s.Start(tc.cmd); err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, out, "started")
+		s, _, errOut := startCommand(t, e.dial(t, "rr+web-01", e.alice.Signer), tc.cmd)
 		s.Wait()
 		if !strings.Contains(errOut.String(), "rr: "+tc.reason) {
 			t.Errorf("%s: stderr %q", tc.name, errOut.String())
