@@ -163,7 +163,7 @@ func TestLoginRefusals(t *testing.T) {
 }
 
 func TestCodeReuseAndExpiry(t *testing.T) {
-	w := newWorldWith(t, auth.Config{CodeTTL: time.Second}, nil)
+	w := newWorldWith(t, auth.Config{CodeTTL: 3 * time.Second}, nil)
 	w.logLevel = "INFO"
 	if _, out, errOut, code := w.attempt(t, "rr+web-01", nil); code != 0 || out != "ok-2\n" {
 		t.Fatalf("first login: %d %q %q", code, out, errOut)
@@ -178,7 +178,7 @@ func TestCodeReuseAndExpiry(t *testing.T) {
 		t.Fatalf("reused code: exit %d, out %q, stderr %q", code, out, errOut)
 	}
 	// A code answered after its time is refused even when right.
-	_, out, errOut, code = w.attempt(t, "rr+web-01", map[string]string{"RR_CODE_DELAY": "1500ms"})
+	_, out, errOut, code = w.attempt(t, "rr+web-01", map[string]string{"RR_CODE_DELAY": "4s"})
 	if code != 255 || out != "" || !strings.Contains(errOut, "rr: the code expired") {
 		t.Fatalf("late code: exit %d, out %q, stderr %q", code, out, errOut)
 	}
