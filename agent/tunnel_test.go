@@ -198,7 +198,7 @@ func TestKeepaliveDropsSilentGateway(t *testing.T) {
 	close(stalled)
 	start := time.Now()
 	waitState(t, states, agent.StateDisconnected)
-	if d := time.Since(start); d > 2*time.Second {
+	if d := time.Since(start); d > 10*time.Second { // a bound for "within seconds", not a measurement
 		t.Errorf("silent gateway dropped after %v", d)
 	}
 	waitState(t, states, agent.StateConnected)

@@ -566,8 +566,8 @@ func TestIdleTimeoutAndMaxLength(t *testing.T) {
 		cmd    string
 		reason string
 	}{
-		{"idle", gateway.Config{IdleTimeout: 300 * time.Millisecond}, "echo started; sleep 30", "the session was idle too long; closed"},
-		{"max length", gateway.Config{MaxSessionLength: 500 * time.Millisecond},
+		{"idle", gateway.Config{IdleTimeout: time.Second}, "echo started; sleep 30", "the session was idle too long; closed"},
+		{"max length", gateway.Config{MaxSessionLength: 1500 * time.Millisecond},
 			"echo started; while :; do echo tick; sleep 0.05; done", "the session reached its maximum length; closed"},
 	} {
 		rec := &recorder{}

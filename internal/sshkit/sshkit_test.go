@@ -97,11 +97,11 @@ func TestKeepalive(t *testing.T) {
 	}
 	defer cc.Close()
 	done := make(chan struct{})
-	go func() { Keepalive(context.Background(), cc, 20*time.Millisecond, 3); close(done) }()
+	go func() { Keepalive(context.Background(), cc, 100*time.Millisecond, 5); close(done) }()
 	select {
 	case <-done:
 		t.Fatal("keepalive gave up on a healthy connection")
-	case <-time.After(400 * time.Millisecond):
+	case <-time.After(time.Second):
 	}
 	close(stalled)
 	select {
