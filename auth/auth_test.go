@@ -279,3 +279,38 @@ func TestAuthenticatorCodeReplacesMail(t *testing.T) {
 		t.Fatal("a code was mailed to someone with an authenticator")
 	}
 }
+
+func TestAdminWithoutTeamReachesNoHost(t *testing.T) {
+	dir := &fakeDir{
+		people: map[string]Person{
+			"ann": {Name: "ann", Email: "ann@x.test", Role: RoleAdmin, PasswordHash: mustHash(t, "pw")},
+			"bob": {Name: "bob", Email: "bob@x.test", Role: RoleAdvanced, PasswordHash: mustHash(t, "pw")},
+		},
+		hosts: map[string]Host{"h": {Name: "h", PassphraseVerifier: mustHash(t, "pp")}},
+	}
+	s, err := New(Config{Directory: dir, Mailer: mailFunc(func(Message) error { return nil })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	answers := func(user string) Prompter {
+		return promptFunc(func(prompt string) string {
+			if strings.HasPrefix(prompt, "Username") {
+				return user
+			}
+			return "pw"
+		})
+	}
+	l, err := s.Interactive(context.Background(), answers("ann"), nil, ServiceLogin, "", "src")
+	if err != nil {
+		t.Fatalf("admin in no team: %v", err)
+	}
+	if l.Team.Name != "" {
+		t.Fatalf("team %q, want none", l.Team.Name)
+	}
+	if err := s.MayOpen(context.Background(), l, "h"); !errors.Is(err, ErrNoSuchHost) {
+		t.Fatalf("MayOpen = %v, want ErrNoSuchHost", err)
+	}
+	if _, err := s.Interactive(context.Background(), answers("bob"), nil, ServiceLogin, "", "src"); err == nil {
+		t.Fatal("an advanced user in no team logged in")
+	}
+}

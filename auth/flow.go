@@ -216,11 +216,16 @@ func (s *Service) chooseTeam(ctx context.Context, p Prompter, l *Login) (string,
 			rr = append(rr, t)
 		}
 	}
-	switch len(rr) {
-	case 0:
+	switch {
+	case len(rr) == 0 && l.Person.Role == RoleAdmin:
+		// Admins manage the gateway (console, recordings) without a team;
+		// with no team they reach no host.
+		s.audit(Event{Person: l.Person.Name, Action: "team", Outcome: "allowed", Reason: "admin in no Rapid Response team", Source: l.Source})
+		return "", nil
+	case len(rr) == 0:
 		s.audit(Event{Person: l.Person.Name, Action: "team", Outcome: "denied", Reason: "in no Rapid Response team", Source: l.Source})
 		return "", denied("in no Rapid Response team", "rr: you are in no team with Rapid Response enabled; ask an admin to add you to one")
-	case 1:
+	case len(rr) == 1:
 		l.Team = rr[0]
 	default:
 		var b strings.Builder
