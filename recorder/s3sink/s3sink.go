@@ -265,6 +265,28 @@ func (s *Sink) Open(ctx context.Context, name string) (io.ReadCloser, int64, err
 	return out.Body, aws.ToInt64(out.ContentLength), nil
 }
 
+// OpenLocation streams the object a Location names, from offset on (a
+// ranged GET), so a download never needs a local copy. Locations in
+// another bucket are refused.
+func (s *Sink) OpenLocation(ctx context.Context, location string, offset int64) (io.ReadCloser, error) {
+	rest, ok := strings.CutPrefix(location, "s3://"+s.cfg.Bucket+"/")
+	if !ok || rest == "" {
+		return nil, fmt.Errorf("s3: %q is not in bucket %s", location, s.cfg.Bucket)
+	}
+	in := &s3.GetObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(rest)}
+	if offset > 0 {
+		in.Range = aws.String(fmt.Sprintf("bytes=%d-", offset))
+	}
+	out, err := s.client.GetObject(ctx, in)
+	if err != nil {
+		if isCode(err, "NotFound", "NoSuchKey") {
+			return nil, ErrNotFound
+		}
+		return nil, fmt.Errorf("s3: get %s: %w", rest, err)
+	}
+	return out.Body, nil
+}
+
 func isCode(err error, codes ...string) bool {
 	var ae smithy.APIError
 	if errors.As(err, &ae) {

@@ -167,6 +167,34 @@ func TestUploadVerifyDownload(t *testing.T) {
 	if _, _, err := s.Open(ctx, "missing.gz"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing object: %v", err)
 	}
+
+	// Downloads stream a location from an offset (a ranged GET).
+	r, _, err := s.Open(ctx, "large.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := io.ReadAll(r)
+	r.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, off := range []int64{0, 1, 7 << 20, 12<<20 - 1} {
+		r, err := s.OpenLocation(ctx, s.Location("large.gz"), off)
+		if err != nil {
+			t.Fatalf("offset %d: %v", off, err)
+		}
+		got, err := io.ReadAll(r)
+		r.Close()
+		if err != nil || !bytes.Equal(got, whole[off:]) {
+			t.Fatalf("offset %d: %d bytes, err %v; want the last %d", off, len(got), err, len(whole)-int(off))
+		}
+	}
+	if _, err := s.OpenLocation(ctx, s.Location("missing.gz"), 0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing location: %v", err)
+	}
+	if _, err := s.OpenLocation(ctx, "s3://other-bucket/rec/large.gz", 0); err == nil {
+		t.Fatal("a location in another bucket was opened")
+	}
 }
 
 func TestWrongCredentials(t *testing.T) {
