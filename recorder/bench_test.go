@@ -91,3 +91,22 @@ func benchGzip(b *testing.B, level int) {
 func BenchmarkGzipStored(b *testing.B)      { benchGzip(b, gzip.NoCompression) }
 func BenchmarkGzipHuffmanOnly(b *testing.B) { benchGzip(b, gzip.HuffmanOnly) }
 func BenchmarkGzipBestSpeed(b *testing.B)   { benchGzip(b, gzip.BestSpeed) }
+
+// The escaping alone, on the recorder benchmarks' data (not a ratio in
+// make bench: for looking at the encoder by itself).
+func benchEscape(b *testing.B, data []byte) {
+	buf := make([]byte, 0, 6*len(data)+escapeRoom)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		buf, _ = appendString(buf[:0], data)
+	}
+}
+
+func BenchmarkEscapeLog(b *testing.B)  { benchEscape(b, logText()) }
+func BenchmarkEscapeText(b *testing.B) { benchEscape(b, terminalText()) }
+func BenchmarkEscapeBinary(b *testing.B) {
+	data := make([]byte, chunk)
+	rand.Read(data)
+	benchEscape(b, data)
+}

@@ -8,7 +8,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"math/bits"
+	"slices"
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -47,73 +49,184 @@ func newStream(passphrase string, salt []byte) (cipher.Stream, error) {
 
 // appendString appends p as the body of a JSON string (no quotes). Bytes
 // that are not valid UTF-8 become U+FFFD; valid reports whether there were
-// none. Runs of plain bytes are copied in one append.
+// none. (The Writer calls escape directly, into its block buffer.)
 func appendString(dst, p []byte) (out []byte, valid bool) {
-	valid = true
-	start := 0
-	for i := 0; i < len(p); {
-		// Most terminal output is plain ASCII: find the next byte that is
-		// not, 8 bytes at a time (the lowest flagged byte of a word is
-		// exact), then byte by byte in the last few.
-		for {
-			if i+8 <= len(p) {
-				if m := special8(binary.LittleEndian.Uint64(p[i:])); m != 0 {
-					i += bits.TrailingZeros64(m) >> 3
-					break
-				}
-				i += 8
-				continue
-			}
-			for i < len(p) && plainByte[p[i]] {
-				i++
-			}
-			break
-		}
-		if i >= len(p) {
-			break
-		}
-		c := p[i]
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRune(p[i:])
-			if r != utf8.RuneError || size != 1 {
-				i += size
-				continue
-			}
-			dst = append(dst, p[start:i]...)
-			dst = append(dst, "\ufffd"...)
-			valid = false
-			i++
-			start = i
-			continue
-		}
-		dst = append(dst, p[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		i++
-		start = i
-	}
-	return append(dst, p[start:]...), valid
+	n := len(dst)
+	// Room for the worst case (6 bytes out per byte in) and escape's slack,
+	// so that one call does it all.
+	dst = slices.Grow(dst, 6*len(p)+escapeRoom)
+	d, _, valid := escape(dst[:cap(dst)], n, p, 0, true)
+	return dst[:d], valid
 }
 
-const hexDigits = "0123456789abcdef"
+// escapeRoom is the room escape needs in dst for one step: a step may
+// keep up to 7 bytes of a copied word and then store one more word (an
+// escape of up to 6 bytes, or a rune of up to 4, written as 8).
+const escapeRoom = 16
 
-// plainByte marks the bytes that go into a JSON string as they are.
-var plainByte = func() (t [256]bool) {
-	for c := 0x20; c < 0x80; c++ {
-		t[c] = c != '"' && c != '\\'
+// escape writes p[i:] as the body of a JSON string into dst[d:] until p is
+// done or dst has less than escapeRoom bytes left, and returns the new
+// positions in dst and p. It never stops inside a UTF-8 sequence, so the
+// caller can make room and call again with the positions it got. Bytes
+// that are not valid UTF-8 become U+FFFD (one per byte, as
+// utf8.DecodeRune reads them); valid is cleared if there were any.
+// Bytes of dst past the returned d may have been overwritten with garbage.
+//
+// The encoding is the Writer's documented one: '"' and '\\' are escaped
+// with a backslash, \n \r \t by their short forms, other bytes below 0x20
+// as \u00XX, and everything else (DEL, valid UTF-8 including U+2028 and
+// U+2029) is copied as it is.
+func escape(dst []byte, d int, p []byte, i int, valid bool) (int, int, bool) {
+	var bad uint64 // badByte is set if a byte became U+FFFD
+	for i < len(p) && len(dst)-d >= escapeRoom {
+		// Most terminal bytes pass unchanged: copy 8 bytes at a time as a
+		// word, and of a word with a byte that needs attention keep the
+		// bytes before it. (The word is stored whole; what follows that
+		// byte is overwritten by the next steps or lies past the returned
+		// d.) Storing as we scan beats scanning a run and then copying it
+		// when runs are short, as in text dense with escape sequences,
+		// and is about even on long runs.
+		if len(p)-i >= 8 {
+			x := binary.LittleEndian.Uint64(p[i:])
+			binary.LittleEndian.PutUint64(dst[d:], x)
+			m := special8(x)
+			if m == 0 {
+				i += 8
+				d += 8
+				continue
+			}
+			n := bits.TrailingZeros64(m) >> 3
+			i += n
+			d += n
+		}
+		// A byte that stands for itself: an escape, a plain byte (in the
+		// last 7), or a byte that cannot be part of valid UTF-8. Its
+		// output is a table word (see byteOut), so that binary data does
+		// not branch on each byte's kind.
+		c := p[i]
+		if e := byteOut[c]; e != 0 {
+			binary.LittleEndian.PutUint64(dst[d:], e)
+			d += int(e >> 56)
+			bad |= e
+			i++
+			continue
+		}
+		// c may start a multi-byte sequence.
+		if n := validRune(p[i:]); n > 0 {
+			copy(dst[d:d+4], p[i:i+n])
+			d += n
+			i += n
+			continue
+		}
+		dst[d], dst[d+1], dst[d+2] = "\ufffd"[0], "\ufffd"[1], "\ufffd"[2]
+		d += 3
+		i++
+		bad |= badByte
+	}
+	return d, i, valid && bad&badByte == 0
+}
+
+// byteOut holds, for each byte that escape writes on its own, what it
+// writes: up to 6 bytes in the low bytes of the word (little-endian), the
+// flag badByte in byte 6 if the byte is not valid UTF-8, and the count of
+// bytes written in byte 7. Storing the whole word writes bytes 6 and 7
+// too; escape only advances by the count, so they are past the output and
+// are overwritten by the next step or ignored. A byte that may start a
+// valid multi-byte sequence (first[c] != 0) has 0.
+var byteOut = func() (t [256]uint64) {
+	const hexDigits = "0123456789abcdef"
+	for c := range t {
+		var s string
+		var flags byte
+		switch {
+		case c == '"' || c == '\\':
+			s = "\\" + string(rune(c))
+		case c == '\n':
+			s = `\n`
+		case c == '\r':
+			s = `\r`
+		case c == '\t':
+			s = `\t`
+		case c < 0x20:
+			s = `\u00` + string(hexDigits[c>>4]) + string(hexDigits[c&0xf])
+		case c < utf8.RuneSelf:
+			s = string(rune(c))
+		case first[c] == 0:
+			s, flags = "\ufffd", byte(badByte>>48)
+		default:
+			continue
+		}
+		var w [8]byte
+		copy(w[:], s)
+		w[6], w[7] = flags, byte(len(s))
+		t[c] = binary.LittleEndian.Uint64(w[:])
 	}
 	return t
 }()
+
+// badByte flags a byteOut word of a byte that is not valid UTF-8.
+const badByte = 1 << 48
+
+// validRune returns the length of the valid UTF-8 sequence at the start
+// of p (whose first byte is not ASCII), or 0 if it is not one: exactly
+// when utf8.DecodeRune(p) returns a size above 1 (the same rules: no
+// overlong forms, no surrogates, nothing above U+10FFFF). It uses
+// unicode/utf8's table scheme so that it inlines the common cases.
+func validRune(p []byte) int {
+	x := first[p[0]]
+	n := int(x & 7)
+	if n == 0 || len(p) < n {
+		return 0
+	}
+	// The second byte's range depends on the first (acceptRanges); the
+	// third and fourth are plain continuation bytes.
+	ar := acceptRanges[x>>4]
+	if c := p[1]; c < ar.lo || ar.hi < c {
+		return 0
+	}
+	if n == 2 {
+		return 2
+	}
+	if c := p[2]; c < 0x80 || 0xbf < c {
+		return 0
+	}
+	if n == 3 {
+		return 3
+	}
+	if c := p[3]; c < 0x80 || 0xbf < c {
+		return 0
+	}
+	return 4
+}
+
+// first holds, for each byte 0x80–0xFF that can start a sequence, its
+// length in the low 3 bits and the index into acceptRanges of its second
+// byte's range in the high 4; 0 for bytes that cannot (continuation bytes,
+// C0, C1, F5–FF).
+var first = func() (t [256]uint8) {
+	for c := 0xc2; c <= 0xdf; c++ {
+		t[c] = 0<<4 | 2
+	}
+	for c := 0xe0; c <= 0xef; c++ {
+		t[c] = 0<<4 | 3
+	}
+	t[0xe0] = 1<<4 | 3 // no overlong forms
+	t[0xed] = 2<<4 | 3 // no surrogates
+	for c := 0xf0; c <= 0xf4; c++ {
+		t[c] = 0<<4 | 4
+	}
+	t[0xf0] = 3<<4 | 4 // no overlong forms
+	t[0xf4] = 4<<4 | 4 // nothing above U+10FFFF
+	return t
+}()
+
+var acceptRanges = [5]struct{ lo, hi uint8 }{
+	{0x80, 0xbf},
+	{0xa0, 0xbf},
+	{0x80, 0x9f},
+	{0x90, 0xbf},
+	{0x80, 0x8f},
+}
 
 const (
 	lsb = 0x0101010101010101
@@ -125,19 +238,46 @@ const (
 func plain8(x uint64) bool { return special8(x) == 0 }
 
 // special8 has the top bit set in the bytes of x that need attention (see
-// plain8); the lowest such bit marks the first of them exactly (borrows
-// can only flag bytes above a real one).
+// plain8); the lowest such bit marks the first of them exactly.
+//
+// Why: in a byte b below 0x80 with no borrow coming in, b-0x20 sets the
+// top bit exactly when b < 0x20, and (b^c)-1 exactly when b == c; a byte
+// at or above 0x80 is flagged by its own top bit (OR-ing x in). A byte
+// only lends a borrow to the bytes above it when it underflowed, i.e. was
+// itself flagged, so stray flags can only appear above the first real one.
+// (The textbook form ANDs each test with ^x; OR-ing x makes that moot.)
 func special8(x uint64) uint64 {
-	low := (x - 0x20*lsb) & ^x                      // top bit set in some byte if a byte is < 0x20
-	quote := ((x ^ '"'*lsb) - lsb) & ^(x ^ '"'*lsb) // … if a byte is '"'
-	bs := ((x ^ '\\'*lsb) - lsb) & ^(x ^ '\\'*lsb)  // … if a byte is '\\'
-	// x's own top bits: a byte >= 0x80.
-	return (low | quote | bs | x) & msb
+	return ((x - 0x20*lsb) | ((x ^ '"'*lsb) - lsb) | ((x ^ '\\'*lsb) - lsb) | x) & msb
 }
 
-// appendTime appends seconds with microsecond precision.
-func appendTime(dst []byte, secs float64) []byte {
-	return strconv.AppendFloat(dst, secs, 'f', 6, 64)
+// maxFastElapsed bounds where appendElapsed can round in integers: below
+// 2^22 s (48 days) Duration.Seconds() is within half an ulp (2^-31 s) of
+// the exact value, under 1 ns, so it lies on the same side of every
+// rounding point that a whole number of nanoseconds does not sit on.
+const maxFastElapsed = (1 << 22) * time.Second
+
+// appendElapsed appends d in seconds with microsecond precision: the same
+// bytes as strconv.AppendFloat(dst, d.Seconds(), 'f', 6, 64), without
+// its cost. A duration exactly halfway between two microseconds, or
+// beyond maxFastElapsed, or negative, is left to strconv (which rounds
+// the float's exact value, which may lie on either side).
+func appendElapsed(dst []byte, d time.Duration) []byte {
+	us, ns := int64(d/time.Microsecond), int64(d%time.Microsecond)
+	if d < 0 || d >= maxFastElapsed || ns == 500 {
+		return strconv.AppendFloat(dst, d.Seconds(), 'f', 6, 64)
+	}
+	if ns > 500 {
+		us++
+	}
+	dst = strconv.AppendInt(dst, us/1e6, 10)
+	frac := us % 1e6
+	var f [7]byte
+	f[0] = '.'
+	for k := 6; k >= 1; k-- {
+		f[k] = byte('0' + frac%10)
+		frac /= 10
+	}
+	return append(dst, f[:]...)
 }
 
 // incompleteTail returns how many bytes at the end of p start a UTF-8

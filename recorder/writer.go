@@ -1,7 +1,6 @@
 package recorder
 
 import (
-	"bufio"
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
@@ -9,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -41,19 +41,33 @@ type End struct {
 // ErrClosed is returned by a Writer's methods after Close.
 var ErrClosed = errors.New("recorder: recording closed")
 
+// blockSize is the size of a Writer's block buffer, header included: what
+// a live recording holds, and the most it hands its destination at once.
+const blockSize = 32 << 10
+
 // Writer writes one recording. Its methods are safe for concurrent use;
 // the byte slices given are not kept.
+//
+// Events are written straight into the stored gzip block being built
+// (blk), with no other buffer in between. The block is encrypted in one
+// pass, added to the CRC and written when it is full, or on Flush, Resize
+// and Close — so the destination sees exactly what a buffered writer
+// flushed at those points would have given it, in fewer, larger blocks.
 type Writer struct {
 	mu     sync.Mutex
-	bw     *bufio.Writer
-	gz     *storedGzip
+	dst    io.Writer
+	gz     storedGzip
 	stream cipher.Stream
-	buf    []byte    // the event being built, then encrypted in place
+	// blk is the block being built: blockHeaderLen bytes of header (filled
+	// in when it is written), then its data; cap(blk) == blockSize.
+	// blk[plain:] is plaintext still to encrypt; blk[blockHeaderLen:plain]
+	// needs no encryption (the salt).
+	blk    []byte
+	plain  int
 	carry  [2][]byte // per direction: an incomplete UTF-8 sequence held over
 	join   []byte    // carry + chunk, when there is a carry
 	start  time.Time
-	now    func() time.Time
-	dirty  bool // written since the last flush
+	now    func() time.Time // nil: time.Since(start), see elapsed
 	err    error
 	closed bool
 }
@@ -70,8 +84,9 @@ func NewWriter(dst io.Writer, passphrase string, h Header, now func() time.Time)
 	if passphrase == "" {
 		return nil, errors.New("recorder: empty passphrase")
 	}
-	if now == nil {
-		now = time.Now
+	start := time.Now()
+	if now != nil {
+		start = now()
 	}
 	var salt [saltLen]byte
 	if _, err := rand.Read(salt[:]); err != nil {
@@ -81,12 +96,7 @@ func NewWriter(dst io.Writer, passphrase string, h Header, now func() time.Time)
 	if err != nil {
 		return nil, err
 	}
-	bw := bufio.NewWriterSize(dst, 32<<10)
-	gz, err := newStoredGzip(bw)
-	if err != nil {
-		return nil, err
-	}
-	w := &Writer{bw: bw, gz: gz, stream: stream, now: now, start: now(), buf: make([]byte, 0, 4<<10)}
+	w := &Writer{dst: dst, stream: stream, now: now, start: start, blk: make([]byte, blockHeaderLen, blockSize)}
 	h.Version = 2
 	if h.Timestamp == 0 {
 		h.Timestamp = w.start.Unix()
@@ -95,15 +105,13 @@ func NewWriter(dst io.Writer, passphrase string, h Header, now func() time.Time)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := gz.Write(append([]byte(saltMagic), salt[:]...)); err != nil {
+	if _, err := dst.Write(gzipHeader); err != nil {
 		return nil, err
 	}
-	line = append(line, '\n')
-	stream.XORKeyStream(line, line)
-	if _, err := gz.Write(line); err != nil {
-		return nil, err
-	}
-	if err := w.flushLocked(); err != nil {
+	w.blk = append(append(w.blk, saltMagic...), salt[:]...)
+	w.plain = len(w.blk) // the salt goes out as it is
+	w.appendRaw(string(line) + "\n")
+	if err := w.writeBlock(); err != nil {
 		return nil, err
 	}
 	return w, nil
@@ -144,25 +152,88 @@ func (w *Writer) data(dir int, p []byte) error {
 // writeData writes one "o"/"i" event (and its exact-bytes twin if p is
 // not valid UTF-8).
 func (w *Writer) writeData(dir int, p []byte) error {
-	t := w.elapsed()
-	b := append(w.buf[:0], '[')
-	b = appendTime(b, t)
-	b = append(b, `, "`...)
-	b = append(b, codes[dir][0]...)
-	b = append(b, `", "`...)
-	b, valid := appendString(b, p)
-	b = append(b, "\"]\n"...)
-	if !valid {
-		b = append(b, '[')
-		b = appendTime(b, t)
-		b = append(b, `, "`...)
-		b = append(b, codes[dir][1]...)
-		b = append(b, `", "`...)
-		b = base64.StdEncoding.AppendEncode(b, p)
-		b = append(b, "\"]\n"...)
+	var ts [32]byte
+	t := appendElapsed(ts[:0], w.elapsed())
+	w.beginEvent(t, codes[dir][0])
+	valid, err := w.appendEscaped(p)
+	if err != nil {
+		return err
 	}
-	w.buf = b
-	return w.emit(b)
+	w.appendRaw("\"]\n")
+	if !valid {
+		w.beginEvent(t, codes[dir][1])
+		if err := w.appendBase64(p); err != nil {
+			return err
+		}
+		w.appendRaw("\"]\n")
+	}
+	return w.err
+}
+
+// beginEvent appends `[t, "code", "`.
+func (w *Writer) beginEvent(t []byte, code string) {
+	w.room(len(t) + len(code) + 7)
+	w.blk = append(w.blk, '[')
+	w.blk = append(w.blk, t...)
+	w.blk = append(w.blk, `, "`...)
+	w.blk = append(w.blk, code...)
+	w.blk = append(w.blk, `", "`...)
+}
+
+// appendEscaped appends p as a JSON string's body (see escape), across
+// blocks as needed, and reports whether p was valid UTF-8.
+func (w *Writer) appendEscaped(p []byte) (valid bool, err error) {
+	valid = true
+	for i := 0; ; {
+		var d int
+		d, i, valid = escape(w.blk[:blockSize], len(w.blk), p, i, valid)
+		w.blk = w.blk[:d]
+		if i == len(p) {
+			return valid, nil
+		}
+		if err := w.writeBlock(); err != nil {
+			return valid, err
+		}
+	}
+}
+
+// appendBase64 appends p in standard base64, across blocks as needed: the
+// pieces but the last are whole 3-byte groups, so they join up into
+// exactly p's encoding.
+func (w *Writer) appendBase64(p []byte) error {
+	for len(p) > 0 {
+		k := min(len(p), (blockSize-len(w.blk))/4*3)
+		if k == 0 {
+			if err := w.writeBlock(); err != nil {
+				return err
+			}
+			continue
+		}
+		n := len(w.blk)
+		w.blk = w.blk[:n+base64.StdEncoding.EncodedLen(k)]
+		base64.StdEncoding.Encode(w.blk[n:], p[:k])
+		p = p[k:]
+	}
+	return nil
+}
+
+// appendRaw appends s, across blocks as needed.
+func (w *Writer) appendRaw(s string) {
+	for {
+		n := copy(w.blk[len(w.blk):blockSize], s)
+		w.blk = w.blk[:len(w.blk)+n]
+		if s = s[n:]; s == "" || w.writeBlock() != nil {
+			return
+		}
+	}
+}
+
+// room makes sure the block has n bytes free (n is small), writing it
+// out if not; a failure is left in w.err.
+func (w *Writer) room(n int) {
+	if blockSize-len(w.blk) < n {
+		w.writeBlock()
+	}
 }
 
 // Resize records a terminal size change and flushes.
@@ -172,14 +243,17 @@ func (w *Writer) Resize(cols, rows uint32) error {
 	if err := w.usable(); err != nil {
 		return err
 	}
-	b := append(w.buf[:0], '[')
-	b = appendTime(b, w.elapsed())
-	b = fmt.Appendf(b, `, "r", "%dx%d"]`+"\n", cols, rows)
-	w.buf = b
-	if err := w.emit(b); err != nil {
-		return err
-	}
-	return w.flushLocked()
+	var b [64]byte
+	e := append(b[:0], '[')
+	e = appendElapsed(e, w.elapsed())
+	e = append(e, `, "r", "`...)
+	e = strconv.AppendUint(e, uint64(cols), 10)
+	e = append(e, 'x')
+	e = strconv.AppendUint(e, uint64(rows), 10)
+	e = append(e, "\"]\n"...)
+	w.room(len(e))
+	w.blk = append(w.blk, e...)
+	return w.writeBlock()
 }
 
 // Flush pushes every event so far to the destination, if anything was
@@ -187,10 +261,10 @@ func (w *Writer) Resize(cols, rows uint32) error {
 func (w *Writer) Flush() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.closed || !w.dirty {
+	if w.closed || w.err != nil {
 		return w.err
 	}
-	return w.flushLocked()
+	return w.writeBlock()
 }
 
 // Close writes the closing event, ends the gzip stream and flushes. It
@@ -217,21 +291,19 @@ func (w *Writer) Close(end End) error {
 	if err != nil {
 		return err
 	}
-	b := append(w.buf[:0], '[')
-	b = appendTime(b, w.elapsed())
-	b = append(b, `, "x", "`...)
-	b, _ = appendString(b, payload)
-	b = append(b, "\"]\n"...)
-	if err := w.emit(b); err != nil {
+	var ts [32]byte
+	w.beginEvent(appendElapsed(ts[:0], w.elapsed()), "x")
+	if _, err := w.appendEscaped(payload); err != nil {
 		return err
 	}
-	if err := w.gz.Close(); err != nil {
-		w.err = err
+	w.appendRaw("\"]\n")
+	if err := w.writeBlock(); err != nil {
 		return err
 	}
-	if err := w.bw.Flush(); err != nil {
-		w.err = err
-		return err
+	t := w.gz.trailer()
+	if _, err := w.dst.Write(t[:]); err != nil {
+		w.err = fmt.Errorf("recorder: write: %w", err)
+		return w.err
 	}
 	return nil
 }
@@ -243,24 +315,32 @@ func (w *Writer) usable() error {
 	return w.err
 }
 
-func (w *Writer) elapsed() float64 { return w.now().Sub(w.start).Seconds() }
-
-// emit encrypts b in place and hands it to gzip.
-func (w *Writer) emit(b []byte) error {
-	w.stream.XORKeyStream(b, b)
-	if _, err := w.gz.Write(b); err != nil {
-		w.err = fmt.Errorf("recorder: write: %w", err)
-		return w.err
+// elapsed is the time since the recording started. With the real clock it
+// is time.Since, which reads only the monotonic clock (time.Now reads the
+// wall clock too, and that was half the cost of a keystroke's event);
+// the result is the same, as Sub uses the monotonic readings.
+func (w *Writer) elapsed() time.Duration {
+	if w.now == nil {
+		return time.Since(w.start)
 	}
-	w.dirty = true
-	return nil
+	return w.now().Sub(w.start)
 }
 
-func (w *Writer) flushLocked() error {
-	if err := w.bw.Flush(); err != nil {
-		w.err = fmt.Errorf("recorder: flush: %w", err)
+// writeBlock encrypts the block's plaintext in place (one call over the
+// whole of it: the keystream is fastest on big buffers), seals it and
+// writes it to the destination, then starts the next block. An empty
+// block is not written. A failure is kept in w.err: the recording is
+// broken from then on.
+func (w *Writer) writeBlock() error {
+	if w.err != nil || len(w.blk) == blockHeaderLen {
 		return w.err
 	}
-	w.dirty = false
-	return nil
+	w.stream.XORKeyStream(w.blk[w.plain:], w.blk[w.plain:])
+	w.gz.seal(w.blk)
+	_, err := w.dst.Write(w.blk)
+	w.blk, w.plain = w.blk[:blockHeaderLen], blockHeaderLen
+	if err != nil {
+		w.err = fmt.Errorf("recorder: write: %w", err)
+	}
+	return w.err
 }
