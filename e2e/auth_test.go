@@ -44,7 +44,7 @@ func (w *world) attempt(t *testing.T, login string, vars map[string]string, extr
 
 func (w *world) audited(t *testing.T, action, outcome, detail string) bool {
 	t.Helper()
-	evs, err := w.gw.Store.AuditEvents(context.Background(), time.Time{}, 0)
+	evs, err := w.gw.Store.AuditEvents(context.Background(), store.AuditFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -287,7 +287,7 @@ func TestForwardingRefused(t *testing.T) {
 	}
 	// Each refusal was audited: -W and -L as direct-tcpip channels, -R as
 	// a tcpip-forward request.
-	events, err := w.gw.Store.AuditEvents(ctx, time.Time{}, 0)
+	events, err := w.gw.Store.AuditEvents(ctx, store.AuditFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ func (s *Server) agentsConfig() *ssh.ServerConfig {
 		MaxAuthTries:  3,
 		PublicKeyCallback: func(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
 			host := meta.User()
-			if !ValidName(host) {
+			if !store.ValidName(host) {
 				return nil, errAgentDenied
 			}
 			ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)

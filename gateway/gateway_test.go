@@ -184,7 +184,7 @@ func TestForwardingRefused(t *testing.T) {
 			t.Errorf("%s: ok=%v err=%v; want refused", req, ok, err)
 		}
 	}
-	events, err := e.gw.Store.AuditEvents(context.Background(), time.Time{}, 100)
+	events, err := e.gw.Store.AuditEvents(context.Background(), store.AuditFilter{Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}

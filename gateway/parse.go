@@ -3,6 +3,8 @@ package gateway
 import (
 	"errors"
 	"strings"
+
+	"github.com/rr-gateway/rr/store"
 )
 
 // ServiceLogin is the login name people use when they do not log in under
@@ -22,10 +24,10 @@ type Login struct {
 // must be valid names (ValidName); the host part may not be empty.
 func ParseLogin(user string) (Login, error) {
 	name, host, hasHost := strings.Cut(user, "+")
-	if !ValidName(name) {
+	if !store.ValidName(name) {
 		return Login{}, errors.New("bad login name")
 	}
-	if hasHost && !ValidName(host) {
+	if hasHost && !store.ValidName(host) {
 		return Login{}, errBadHostName
 	}
 	return Login{Name: name, Host: host}, nil
@@ -53,7 +55,7 @@ func ParseCommand(loginHost, command string) (Target, error) {
 	} else {
 		rest = ""
 	}
-	if !ValidName(host) {
+	if !store.ValidName(host) {
 		return Target{}, errBadHostName
 	}
 	rest = strings.TrimLeft(rest, " \t")
@@ -65,23 +67,4 @@ func ParseCommand(loginHost, command string) (Target, error) {
 		rest = after
 	}
 	return Target{Host: host, Command: rest}, nil
-}
-
-// ValidName reports whether s may name a person or a host: 1 to 64
-// characters of ASCII letters, digits, '.', '_' and '-', not starting with
-// '-' or '.'.
-func ValidName(s string) bool {
-	if len(s) == 0 || len(s) > 64 || s[0] == '-' || s[0] == '.' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9',
-			c == '.', c == '_', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
 }

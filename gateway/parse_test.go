@@ -3,6 +3,8 @@ package gateway
 import (
 	"strings"
 	"testing"
+
+	"github.com/rr-gateway/rr/store"
 )
 
 func TestParseLogin(t *testing.T) {
@@ -83,7 +85,7 @@ func FuzzParseLogin(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !ValidName(l.Name) || (l.Host != "" && !ValidName(l.Host)) {
+		if !store.ValidName(l.Name) || (l.Host != "" && !store.ValidName(l.Host)) {
 			t.Fatalf("ParseLogin(%q) accepted invalid parts %+v", s, l)
 		}
 		rebuilt := l.Name
@@ -102,14 +104,14 @@ func FuzzParseCommand(f *testing.F) {
 		f.Add("db", s)
 	}
 	f.Fuzz(func(t *testing.T, loginHost, s string) {
-		if loginHost != "" && !ValidName(loginHost) {
+		if loginHost != "" && !store.ValidName(loginHost) {
 			return
 		}
 		tg, err := ParseCommand(loginHost, s)
 		if err != nil {
 			return
 		}
-		if !ValidName(tg.Host) {
+		if !store.ValidName(tg.Host) {
 			t.Fatalf("ParseCommand(%q) gave invalid host %q", s, tg.Host)
 		}
 		if loginHost != "" && (tg.Host != loginHost || tg.Command != s) {

@@ -163,3 +163,286 @@ func (s *SQLite) SetHostLabels(ctx context.Context, host string, labels []string
 	}
 	return mustAffect(res, "host "+host)
 }
+
+// CreatePerson adds a new person; one by that name already is ErrConflict.
+func (s *SQLite) CreatePerson(ctx context.Context, p Person) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO people (name, email, role, password_hash, totp_secret, created_at)
+		VALUES (?, ?, ?, ?, ?, ?)`, p.Name, p.Email, p.Role, p.PasswordHash, p.TOTPSecret, time.Now().UnixNano())
+	if isConstraint(err) {
+		return fmt.Errorf("%w: person %s exists", ErrConflict, p.Name)
+	}
+	if err != nil {
+		return fmt.Errorf("store: create person %s: %w", p.Name, err)
+	}
+	return nil
+}
+
+// UpdatePerson replaces an existing person's email, role, password hash
+// and TOTP secret. No such person: ErrNotFound.
+func (s *SQLite) UpdatePerson(ctx context.Context, p Person) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE people SET email = ?, role = ?, password_hash = ?, totp_secret = ? WHERE name = ?`,
+		p.Email, p.Role, p.PasswordHash, p.TOTPSecret, p.Name)
+	if err != nil {
+		return fmt.Errorf("store: update person %s: %w", p.Name, err)
+	}
+	return mustAffect(res, "person "+p.Name)
+}
+
+// People returns everyone, ordered by name.
+func (s *SQLite) People(ctx context.Context) ([]Person, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+personCols+` FROM people ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("store: people: %w", err)
+	}
+	defer rows.Close()
+	var out []Person
+	for rows.Next() {
+		p, err := scanPerson(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: people: %w", err)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// DeletePerson removes a person with their keys and memberships.
+func (s *SQLite) DeletePerson(ctx context.Context, name string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM people WHERE name = ?`, name)
+	if err != nil {
+		return fmt.Errorf("store: delete person %s: %w", name, err)
+	}
+	return mustAffect(res, "person "+name)
+}
+
+// PersonKey is one of a person's public keys.
+type PersonKey struct {
+	Fingerprint   string // SHA256:…
+	AuthorizedKey string // authorized_keys line
+}
+
+// PersonKeys returns person's keys, ordered by fingerprint. A person
+// without keys, or no such person, has none.
+func (s *SQLite) PersonKeys(ctx context.Context, person string) ([]PersonKey, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT fingerprint, authorized_key FROM person_keys WHERE person = ? ORDER BY fingerprint`, person)
+	if err != nil {
+		return nil, fmt.Errorf("store: keys of %s: %w", person, err)
+	}
+	defer rows.Close()
+	var out []PersonKey
+	for rows.Next() {
+		var k PersonKey
+		if err := rows.Scan(&k.Fingerprint, &k.AuthorizedKey); err != nil {
+			return nil, fmt.Errorf("store: keys of %s: %w", person, err)
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+// AddPersonKey registers a key to person. No such person: ErrNotFound; a
+// fingerprint registered to anyone (person included): ErrConflict.
+func (s *SQLite) AddPersonKey(ctx context.Context, person, fingerprint, authorizedKey string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := exists(ctx, tx, `SELECT 1 FROM people WHERE name = ?`, "person "+person, person); err != nil {
+			return err
+		}
+		var owner string
+		err := tx.QueryRowContext(ctx, `SELECT person FROM person_keys WHERE fingerprint = ?`, fingerprint).Scan(&owner)
+		if err == nil {
+			return fmt.Errorf("%w: key %s belongs to %s", ErrConflict, fingerprint, owner)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("store: key %s: %w", fingerprint, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO person_keys (fingerprint, person, authorized_key) VALUES (?, ?, ?)`,
+			fingerprint, person, authorizedKey); err != nil {
+			return fmt.Errorf("store: key of %s: %w", person, err)
+		}
+		return nil
+	})
+}
+
+// RemovePersonKey removes one of person's keys; ErrNotFound if person has
+// no key with that fingerprint.
+func (s *SQLite) RemovePersonKey(ctx context.Context, person, fingerprint string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM person_keys WHERE person = ? AND fingerprint = ?`, person, fingerprint)
+	if err != nil {
+		return fmt.Errorf("store: remove key of %s: %w", person, err)
+	}
+	return mustAffect(res, "key "+fingerprint+" of "+person)
+}
+
+// CreateTeam adds a team without members or hosts; one by that name
+// already is ErrConflict.
+func (s *SQLite) CreateTeam(ctx context.Context, name string, rapidResponse bool) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO teams (name, rapid_response) VALUES (?, ?)`, name, rapidResponse)
+	if isConstraint(err) {
+		return fmt.Errorf("%w: team %s exists", ErrConflict, name)
+	}
+	if err != nil {
+		return fmt.Errorf("store: create team %s: %w", name, err)
+	}
+	return nil
+}
+
+// Teams returns every team with its hosts and members, all sorted.
+func (s *SQLite) Teams(ctx context.Context) ([]Team, error) {
+	return s.teams(ctx, `SELECT name, rapid_response FROM teams ORDER BY name`)
+}
+
+// Team returns one team with its hosts and members, sorted.
+func (s *SQLite) Team(ctx context.Context, name string) (Team, error) {
+	ts, err := s.teams(ctx, `SELECT name, rapid_response FROM teams WHERE name = ?`, name)
+	if err != nil {
+		return Team{}, err
+	}
+	if len(ts) == 0 {
+		return Team{}, fmt.Errorf("%w: team %s", ErrNotFound, name)
+	}
+	return ts[0], nil
+}
+
+// teams runs query (which selects name and rapid_response) and fills in
+// each team's hosts and members.
+func (s *SQLite) teams(ctx context.Context, query string, args ...any) ([]Team, error) {
+	var out []Team
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var t Team
+			if err := rows.Scan(&t.Name, &t.RapidResponse); err != nil {
+				rows.Close()
+				return err
+			}
+			out = append(out, t)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for i := range out {
+			if out[i].Hosts, err = column(ctx, tx, `SELECT pattern FROM team_hosts WHERE team = ? ORDER BY pattern`, out[i].Name); err != nil {
+				return err
+			}
+			if out[i].Members, err = column(ctx, tx, `SELECT person FROM team_members WHERE team = ? ORDER BY person`, out[i].Name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: teams: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteTeam removes a team with its memberships and host patterns.
+func (s *SQLite) DeleteTeam(ctx context.Context, name string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM teams WHERE name = ?`, name)
+	if err != nil {
+		return fmt.Errorf("store: delete team %s: %w", name, err)
+	}
+	return mustAffect(res, "team "+name)
+}
+
+// SetTeamRapidResponse switches a team's Rapid Response on or off.
+func (s *SQLite) SetTeamRapidResponse(ctx context.Context, name string, on bool) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE teams SET rapid_response = ? WHERE name = ?`, on, name)
+	if err != nil {
+		return fmt.Errorf("store: rapid response of %s: %w", name, err)
+	}
+	return mustAffect(res, "team "+name)
+}
+
+// AddTeamMember puts person in team. No such team or person:
+// ErrNotFound; already a member: ErrConflict.
+func (s *SQLite) AddTeamMember(ctx context.Context, team, person string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := exists(ctx, tx, `SELECT 1 FROM teams WHERE name = ?`, "team "+team, team); err != nil {
+			return err
+		}
+		if err := exists(ctx, tx, `SELECT 1 FROM people WHERE name = ?`, "person "+person, person); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO team_members (team, person) VALUES (?, ?)`, team, person)
+		if isConstraint(err) {
+			return fmt.Errorf("%w: %s is already a member of %s", ErrConflict, person, team)
+		}
+		if err != nil {
+			return fmt.Errorf("store: team %s member %s: %w", team, person, err)
+		}
+		return nil
+	})
+}
+
+// RemoveTeamMember takes person out of team; ErrNotFound if not a member.
+func (s *SQLite) RemoveTeamMember(ctx context.Context, team, person string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM team_members WHERE team = ? AND person = ?`, team, person)
+	if err != nil {
+		return fmt.Errorf("store: team %s member %s: %w", team, person, err)
+	}
+	return mustAffect(res, person+" in team "+team)
+}
+
+// AddTeamHost lets team reach the hosts pattern names (a host name,
+// "label:K=V" or "*"). No such team: ErrNotFound; pattern already there:
+// ErrConflict.
+func (s *SQLite) AddTeamHost(ctx context.Context, team, pattern string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := exists(ctx, tx, `SELECT 1 FROM teams WHERE name = ?`, "team "+team, team); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO team_hosts (team, pattern) VALUES (?, ?)`, team, pattern)
+		if isConstraint(err) {
+			return fmt.Errorf("%w: team %s already has host %s", ErrConflict, team, pattern)
+		}
+		if err != nil {
+			return fmt.Errorf("store: team %s host %s: %w", team, pattern, err)
+		}
+		return nil
+	})
+}
+
+// RemoveTeamHost removes a host pattern from team; ErrNotFound if absent.
+func (s *SQLite) RemoveTeamHost(ctx context.Context, team, pattern string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM team_hosts WHERE team = ? AND pattern = ?`, team, pattern)
+	if err != nil {
+		return fmt.Errorf("store: team %s host %s: %w", team, pattern, err)
+	}
+	return mustAffect(res, "host "+pattern+" in team "+team)
+}
+
+// exists returns ErrNotFound (naming what) unless query finds a row.
+func exists(ctx context.Context, tx *sql.Tx, query, what string, args ...any) error {
+	var one int
+	err := tx.QueryRowContext(ctx, query, args...).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%w: %s", ErrNotFound, what)
+	}
+	if err != nil {
+		return fmt.Errorf("store: %s: %w", what, err)
+	}
+	return nil
+}
+
+// column returns the one string column query selects.
+func column(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}

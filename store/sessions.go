@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/mattn/go-sqlite3"
 )
 
 // SessionState is where a session is in its life.
@@ -66,8 +64,7 @@ func (s *SQLite) CreateSession(ctx context.Context, sess Session) error {
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		sess.ID, sess.Person, sess.Team, sess.Host, sess.Command, sess.PTY, sess.Source, string(sess.State),
 		nanos(sess.Started), sess.Recording)
-	var se sqlite3.Error
-	if errors.As(err, &se) && se.Code == sqlite3.ErrConstraint {
+	if isConstraint(err) {
 		return fmt.Errorf("%w: session %s exists", ErrConflict, sess.ID)
 	}
 	if err != nil {
@@ -153,6 +150,7 @@ func (s *SQLite) Session(ctx context.Context, id string) (Session, error) {
 type SessionFilter struct {
 	LiveOnly     bool
 	Host, Person string
+	Team         string // exact, when not empty
 	Since        time.Time
 	Limit        int
 }
@@ -169,6 +167,9 @@ func (s *SQLite) Sessions(ctx context.Context, f SessionFilter) ([]Session, erro
 	}
 	if f.Person != "" {
 		where, args = append(where, `person = ?`), append(args, f.Person)
+	}
+	if f.Team != "" {
+		where, args = append(where, `team = ?`), append(args, f.Team)
 	}
 	if !f.Since.IsZero() {
 		where, args = append(where, `started_at >= ?`), append(args, nanos(f.Since))
@@ -256,14 +257,49 @@ func (s *SQLite) Audit(ctx context.Context, e AuditEvent) error {
 	return nil
 }
 
-// AuditEvents returns up to limit events at or after since, oldest first.
-// limit 0 means 1000.
-func (s *SQLite) AuditEvents(ctx context.Context, since time.Time, limit int) ([]AuditEvent, error) {
+// AuditFilter narrows AuditEvents. Zero fields match everything.
+type AuditFilter struct {
+	Since, Until time.Time // at or after Since; before Until
+	Actor        string    // exact
+	// Action matches exactly or, when it ends with "." or "*", as a
+	// prefix: "session." and "auth.*" match "session.kill" and "auth.code".
+	Action    string
+	Target    string // exact
+	SessionID string // exact
+	Limit     int    // 0 means 1000
+}
+
+// AuditEvents returns the events f matches, oldest first.
+func (s *SQLite) AuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error) {
+	var where []string
+	var args []any
+	if !f.Since.IsZero() {
+		where, args = append(where, `at >= ?`), append(args, nanos(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where, args = append(where, `at < ?`), append(args, nanos(f.Until))
+	}
+	for _, c := range []struct{ col, v string }{{"actor", f.Actor}, {"target", f.Target}, {"session_id", f.SessionID}} {
+		if c.v != "" {
+			where, args = append(where, c.col+` = ?`), append(args, c.v)
+		}
+	}
+	if prefix, ok := strings.CutSuffix(f.Action, "*"); ok {
+		where, args = append(where, `substr(action, 1, ?) = ?`), append(args, len(prefix), prefix)
+	} else if strings.HasSuffix(f.Action, ".") {
+		where, args = append(where, `substr(action, 1, ?) = ?`), append(args, len(f.Action), f.Action)
+	} else if f.Action != "" {
+		where, args = append(where, `action = ?`), append(args, f.Action)
+	}
+	q := `SELECT at, actor, action, target, outcome, detail, source, session_id FROM audit`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	limit := f.Limit
 	if limit <= 0 {
 		limit = 1000
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT at, actor, action, target, outcome, detail, source, session_id
-		FROM audit WHERE at >= ? ORDER BY at, id LIMIT ?`, nanos(since), limit)
+	rows, err := s.db.QueryContext(ctx, q+` ORDER BY at, id LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("store: audit events: %w", err)
 	}

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3" // the SQLite driver
+	"github.com/mattn/go-sqlite3" // the SQLite driver
 )
 
 // Sentinel errors callers branch on.
@@ -182,6 +182,31 @@ func (s *SQLite) UpsertHost(ctx context.Context, name string) error {
 	return nil
 }
 
+// CreateHost adds a new host with labels ("K=V" each); one by that name
+// already is ErrConflict.
+func (s *SQLite) CreateHost(ctx context.Context, name string, labels []string) error {
+	l := append([]string(nil), labels...)
+	sort.Strings(l)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO hosts (name, created_at, labels) VALUES (?, ?, ?)`,
+		name, time.Now().UnixNano(), strings.Join(l, ","))
+	if isConstraint(err) {
+		return fmt.Errorf("%w: host %s exists", ErrConflict, name)
+	}
+	if err != nil {
+		return fmt.Errorf("store: create host %s: %w", name, err)
+	}
+	return nil
+}
+
+// DeleteHost removes a host and its enrollment tokens. Its sessions stay.
+func (s *SQLite) DeleteHost(ctx context.Context, name string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM hosts WHERE name = ?`, name)
+	if err != nil {
+		return fmt.Errorf("store: delete host %s: %w", name, err)
+	}
+	return mustAffect(res, "host "+name)
+}
+
 // SetAgentKey binds an agent key to host.
 func (s *SQLite) SetAgentKey(ctx context.Context, host, authorizedKey string) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE hosts SET agent_key = ? WHERE name = ?`, authorizedKey, host)
@@ -189,6 +214,13 @@ func (s *SQLite) SetAgentKey(ctx context.Context, host, authorizedKey string) er
 		return fmt.Errorf("store: set agent key of %s: %w", host, err)
 	}
 	return mustAffect(res, "host "+host)
+}
+
+// isConstraint reports whether err is SQLite refusing a write that breaks
+// a constraint (a duplicate key, mostly).
+func isConstraint(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && se.Code == sqlite3.ErrConstraint
 }
 
 func mustAffect(res sql.Result, what string) error {

@@ -263,7 +263,7 @@ func TestAuditAndConcurrentWriters(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	evs, err := s.AuditEvents(ctx, time.Time{}, 0)
+	evs, err := s.AuditEvents(ctx, AuditFilter{})
 	if err != nil || len(evs) != 200 {
 		t.Fatalf("%d events, %v", len(evs), err)
 	}
@@ -272,10 +272,254 @@ func TestAuditAndConcurrentWriters(t *testing.T) {
 			t.Fatal("events not oldest first")
 		}
 	}
-	if late, _ := s.AuditEvents(ctx, t0.Add(24*time.Millisecond), 0); len(late) != 8 {
+	if late, _ := s.AuditEvents(ctx, AuditFilter{Since: t0.Add(24 * time.Millisecond)}); len(late) != 8 {
 		t.Fatalf("since filter: %d", len(late))
 	}
 	if err := s.Audit(ctx, AuditEvent{}); err == nil {
 		t.Fatal("event without action accepted")
+	}
+}
+
+func TestAuditFilter(t *testing.T) {
+	s, _ := open(t)
+	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	for i, e := range []AuditEvent{
+		{Actor: "alice", Action: "session.kill", Target: "s1", SessionID: "s1"},
+		{Actor: "bob", Action: "session.open", Target: "web-01", SessionID: "s2"},
+		{Actor: "alice", Action: "auth.code", Target: "alice"},
+		{Actor: "alice", Action: "sessions", Target: "x"},
+		{Actor: "carol", Action: "admin.user.add", Target: "dave"},
+	} {
+		e.Time = t0.Add(time.Duration(i) * time.Minute)
+		if err := s.Audit(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		f    AuditFilter
+		want []string // targets, oldest first
+	}{
+		{AuditFilter{}, []string{"s1", "web-01", "alice", "x", "dave"}},
+		{AuditFilter{Actor: "alice"}, []string{"s1", "alice", "x"}},
+		{AuditFilter{Action: "session."}, []string{"s1", "web-01"}},
+		{AuditFilter{Action: "session*"}, []string{"s1", "web-01", "x"}},
+		{AuditFilter{Action: "auth.*"}, []string{"alice"}},
+		{AuditFilter{Action: "*"}, []string{"s1", "web-01", "alice", "x", "dave"}},
+		{AuditFilter{Action: "session"}, nil},
+		{AuditFilter{Action: "session.kill"}, []string{"s1"}},
+		{AuditFilter{Action: "%"}, nil},
+		{AuditFilter{Target: "dave"}, []string{"dave"}},
+		{AuditFilter{SessionID: "s2"}, []string{"web-01"}},
+		{AuditFilter{Since: t0.Add(time.Minute), Until: t0.Add(3 * time.Minute)}, []string{"web-01", "alice"}},
+		{AuditFilter{Actor: "alice", Limit: 2}, []string{"s1", "alice"}},
+	} {
+		evs, err := s.AuditEvents(ctx, tc.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range evs {
+			got = append(got, e.Target)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("%+v: got %v, want %v", tc.f, got, tc.want)
+		}
+	}
+}
+
+func TestSessionTeamFilter(t *testing.T) {
+	s, _ := open(t)
+	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	for i, team := range []string{"ops", "sec", "ops"} {
+		x := Session{ID: fmt.Sprint(i), Person: "p", Team: team, Host: "h", State: StateLive, Started: t0.Add(time.Duration(i))}
+		if err := s.CreateSession(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := s.Sessions(ctx, SessionFilter{Team: "ops"}); fmt.Sprint(ids(got)) != "[2 0]" {
+		t.Fatalf("team ops: %v", ids(got))
+	}
+	if got, _ := s.Sessions(ctx, SessionFilter{}); len(got) != 3 {
+		t.Fatalf("no team filter: %v", ids(got))
+	}
+}
+
+func TestPeopleAndKeys(t *testing.T) {
+	s, _ := open(t)
+	if err := s.CreatePerson(ctx, Person{Name: "bob", Role: "advanced"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreatePerson(ctx, Person{Name: "alice", Role: "admin", Email: "a@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreatePerson(ctx, Person{Name: "bob"}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("second bob: %v", err)
+	}
+	if err := s.UpdatePerson(ctx, Person{Name: "bob", Role: "standard", Email: "b@example.com", PasswordHash: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdatePerson(ctx, Person{Name: "zed"}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("update of nobody: %v", err)
+	}
+	ps, err := s.People(ctx)
+	if err != nil || len(ps) != 2 || ps[0].Name != "alice" || ps[1] != (Person{Name: "bob", Role: "standard", Email: "b@example.com", PasswordHash: "h"}) {
+		t.Fatalf("people %+v %v", ps, err)
+	}
+
+	if err := s.AddPersonKey(ctx, "zed", "SHA256:z", "k"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("key of nobody: %v", err)
+	}
+	if err := s.AddPersonKey(ctx, "bob", "SHA256:b2", "ssh-ed25519 B2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddPersonKey(ctx, "bob", "SHA256:b1", "ssh-ed25519 B1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, who := range []string{"bob", "alice"} {
+		if err := s.AddPersonKey(ctx, who, "SHA256:b1", "x"); !errors.Is(err, ErrConflict) {
+			t.Fatalf("key already bob's, added to %s: %v", who, err)
+		}
+	}
+	ks, err := s.PersonKeys(ctx, "bob")
+	if err != nil || len(ks) != 2 || ks[0] != (PersonKey{"SHA256:b1", "ssh-ed25519 B1"}) || ks[1].Fingerprint != "SHA256:b2" {
+		t.Fatalf("keys %+v %v", ks, err)
+	}
+	if p, err := s.PersonByKey(ctx, "SHA256:b2"); err != nil || p.Name != "bob" {
+		t.Fatalf("by key: %+v %v", p, err)
+	}
+	if err := s.RemovePersonKey(ctx, "alice", "SHA256:b2"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("removing bob's key from alice: %v", err)
+	}
+	if err := s.RemovePersonKey(ctx, "bob", "SHA256:b2"); err != nil {
+		t.Fatal(err)
+	}
+	if ks, _ := s.PersonKeys(ctx, "bob"); len(ks) != 1 {
+		t.Fatalf("after remove: %+v", ks)
+	}
+
+	// Deleting a person takes their keys and memberships along.
+	if err := s.UpsertTeam(ctx, Team{Name: "ops", Members: []string{"alice", "bob"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeletePerson(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeletePerson(ctx, "bob"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+	if _, err := s.PersonByKey(ctx, "SHA256:b1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("key outlived its person: %v", err)
+	}
+	if tm, _ := s.Team(ctx, "ops"); fmt.Sprint(tm.Members) != "[alice]" {
+		t.Fatalf("membership outlived its person: %+v", tm)
+	}
+	if err := s.AddPersonKey(ctx, "alice", "SHA256:b1", "ssh-ed25519 B1"); err != nil {
+		t.Fatalf("a deleted person's key cannot be reused: %v", err)
+	}
+}
+
+func TestTeams(t *testing.T) {
+	s, _ := open(t)
+	for _, p := range []string{"alice", "bob"} {
+		if err := s.CreatePerson(ctx, Person{Name: p, Role: "advanced"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateTeam(ctx, "sec", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateTeam(ctx, "ops", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateTeam(ctx, "ops", false); !errors.Is(err, ErrConflict) {
+		t.Fatalf("second ops: %v", err)
+	}
+	if _, err := s.Team(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing team: %v", err)
+	}
+	for _, m := range []string{"bob", "alice"} {
+		if err := s.AddTeamMember(ctx, "ops", m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, h := range []string{"web-01", "label:env=prod", "*"} {
+		if err := s.AddTeamHost(ctx, "ops", h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, err := range map[string]error{
+		"member of missing team":  s.AddTeamMember(ctx, "nope", "alice"),
+		"missing member":          s.AddTeamMember(ctx, "ops", "zed"),
+		"remove non-member":       s.RemoveTeamMember(ctx, "sec", "alice"),
+		"host of missing team":    s.AddTeamHost(ctx, "nope", "*"),
+		"remove absent host":      s.RemoveTeamHost(ctx, "sec", "*"),
+		"rapid response, no team": s.SetTeamRapidResponse(ctx, "nope", true),
+		"delete missing team":     s.DeleteTeam(ctx, "nope"),
+	} {
+		if !errors.Is(err, ErrNotFound) {
+			t.Errorf("%s: %v, want ErrNotFound", name, err)
+		}
+	}
+	if err := s.AddTeamMember(ctx, "ops", "bob"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("member twice: %v", err)
+	}
+	if err := s.AddTeamHost(ctx, "ops", "*"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("pattern twice: %v", err)
+	}
+	ops, err := s.Team(ctx, "ops")
+	if err != nil || !ops.RapidResponse || fmt.Sprint(ops.Members) != "[alice bob]" || fmt.Sprint(ops.Hosts) != "[* label:env=prod web-01]" {
+		t.Fatalf("ops %+v %v", ops, err)
+	}
+	if err := s.SetTeamRapidResponse(ctx, "ops", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveTeamMember(ctx, "ops", "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveTeamHost(ctx, "ops", "*"); err != nil {
+		t.Fatal(err)
+	}
+	ts, err := s.Teams(ctx)
+	if err != nil || len(ts) != 2 || ts[0].Name != "ops" || ts[0].RapidResponse || fmt.Sprint(ts[0].Members) != "[alice]" ||
+		fmt.Sprint(ts[0].Hosts) != "[label:env=prod web-01]" || ts[1].Name != "sec" || ts[1].Members != nil {
+		t.Fatalf("teams %+v %v", ts, err)
+	}
+	if err := s.DeleteTeam(ctx, "ops"); err != nil {
+		t.Fatal(err)
+	}
+	if tt, _ := s.TeamsOf(ctx, "alice"); len(tt) != 0 {
+		t.Fatalf("membership outlived its team: %+v", tt)
+	}
+}
+
+func TestCreateAndDeleteHost(t *testing.T) {
+	s, _ := open(t)
+	if err := s.CreateHost(ctx, "web-01", []string{"role=web", "env=prod"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateHost(ctx, "web-01", nil); !errors.Is(err, ErrConflict) {
+		t.Fatalf("second web-01: %v", err)
+	}
+	if h, _ := s.Host(ctx, "web-01"); fmt.Sprint(h.Labels) != "[env=prod role=web]" || h.CreatedAt.IsZero() {
+		t.Fatalf("host %+v", h)
+	}
+	sum := sha256.Sum256([]byte("t"))
+	if err := s.CreateEnrollToken(ctx, "web-01", sum[:], time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteHost(ctx, "web-01"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteHost(ctx, "web-01"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+	var n int
+	if err := s.db.QueryRow(`SELECT COUNT(*) FROM enroll_tokens`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d tokens outlived their host (%v)", n, err)
+	}
+	// A host of the same name starts afresh, without the old token.
+	s.UpsertHost(ctx, "web-01")
+	if ok, _ := s.HasEnrollToken(ctx, "web-01", time.Now()); ok {
+		t.Fatal("a deleted host's token came back")
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/gateway"
 	"github.com/rr-gateway/rr/internal/config"
+	"github.com/rr-gateway/rr/store"
 )
 
 // fileConfig is configs/gateway.yaml; every field is commented there.
@@ -158,7 +159,7 @@ func (c *fileConfig) check() error {
 	}
 	people := map[string]bool{}
 	for i, p := range c.People {
-		if !gateway.ValidName(p.Name) || p.Name == gateway.ServiceLogin {
+		if !store.ValidName(p.Name) || p.Name == gateway.ServiceLogin {
 			errs = append(errs, fmt.Errorf("people[%d]: bad name %q", i, p.Name))
 		}
 		if people[p.Name] {
@@ -177,7 +178,7 @@ func (c *fileConfig) check() error {
 	}
 	teams := map[string]bool{}
 	for i, t := range c.Teams {
-		if !gateway.ValidName(t.Name) {
+		if !store.ValidName(t.Name) {
 			errs = append(errs, fmt.Errorf("teams[%d]: bad name %q", i, t.Name))
 		}
 		if teams[t.Name] {
@@ -190,7 +191,7 @@ func (c *fileConfig) check() error {
 			}
 		}
 		for _, h := range t.Hosts {
-			if h != "*" && !strings.HasPrefix(h, "label:") && !gateway.ValidName(h) {
+			if h != "*" && !strings.HasPrefix(h, "label:") && !store.ValidName(h) {
 				errs = append(errs, fmt.Errorf("teams[%d] %s: host %q: want a name, label:K=V or *", i, t.Name, h))
 			}
 		}
@@ -207,7 +208,7 @@ func (c *fileConfig) check() error {
 				errs = append(errs, fmt.Errorf("hosts[%d] %s: label %q: want K=V", i, h.Name, l))
 			}
 		}
-		if !gateway.ValidName(h.Name) {
+		if !store.ValidName(h.Name) {
 			errs = append(errs, fmt.Errorf("hosts[%d]: bad name %q", i, h.Name))
 		}
 		if seen[h.Name] {

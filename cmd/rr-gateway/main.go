@@ -281,7 +281,7 @@ func cmdEnroll(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	if fs.NArg() != 1 || !gateway.ValidName(fs.Arg(0)) || *ttl <= 0 {
+	if fs.NArg() != 1 || !store.ValidName(fs.Arg(0)) || *ttl <= 0 {
 		fs.Usage()
 		return 2
 	}
@@ -421,7 +421,7 @@ func cmdTOTPEnroll(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	if fs.NArg() != 1 || !gateway.ValidName(fs.Arg(0)) {
+	if fs.NArg() != 1 || !store.ValidName(fs.Arg(0)) {
 		fs.Usage()
 		return 2
 	}
