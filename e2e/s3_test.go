@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -145,5 +146,33 @@ func TestRecordingsGoToS3(t *testing.T) {
 		if err != nil || int64(len(b)) != r.RecordingSize {
 			t.Fatalf("object of %s: %d bytes, %v", r.ID, len(b), err)
 		}
+	}
+
+	// Downloads stream from the bucket (the spool is empty), with both
+	// scp protocols, byte for byte.
+	stored, _ := os.ReadFile(filepath.Join(s3.dir, "rec", "r", rows[0].ID+".gz"))
+	alice := someone{"alice", w.alice, aliceMail}
+	for _, mode := range [][]string{nil, {"-O"}} {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		dst := filepath.Join(t.TempDir(), "got.gz")
+		out, err := w.tool(t, ctx, alice, "scp", append(mode, "rr@127.0.0.1:recordings/"+rows[0].ID+".gz", dst)...).CombinedOutput()
+		cancel()
+		if err != nil {
+			t.Fatalf("scp %v from S3: %v: %s\n%s", mode, err, out, g.log())
+		}
+		if got, _ := os.ReadFile(dst); !bytes.Equal(got, stored) {
+			t.Fatalf("scp %v from S3: %d bytes, not the object's %d", mode, len(got), len(stored))
+		}
+	}
+	// A tampered object is refused, not served.
+	obj = filepath.Join(s3.dir, "rec", "r", rows[1].ID+".gz")
+	b, _ := os.ReadFile(obj)
+	b[len(b)/2] ^= 1
+	os.WriteFile(obj, b, 0o600)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := w.tool(t, ctx, alice, "scp", "-O", "rr@127.0.0.1:recordings/"+rows[1].ID+".gz", t.TempDir()+"/bad.gz").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "integrity") {
+		t.Fatalf("a tampered object was served: %v %s\n%s", err, out, g.log())
 	}
 }

@@ -2,10 +2,9 @@
 // OpenSSH, the port agents dial out to, and the bridge between the two.
 //
 // It owns:
-//   - the people's listener: authentication (until the auth issue lands, a
-//     registered public key per person declared in the config), the host
-//     menu, the refusal of every kind of forwarding, and one session per
-//     "session" channel;
+//   - the people's listener: authentication (through auth.Service: key or
+//     password, team, host passphrase, code), the host menu, the refusal of
+//     every kind of forwarding, and one session per "session" channel;
 //   - the agents' listener: agent authentication (a key bound to a host, or
 //     a one-time enrollment token that binds one), keepalives, and the
 //     registry of online hosts;
@@ -13,7 +12,12 @@
 //     channel over the host's tunnel, data and requests both ways, both data
 //     directions teed into a SessionRecorder;
 //   - the session lifecycle: one row in the store per session, finalized on
-//     every exit path (exit, client gone, agent gone, kill, shutdown).
+//     every exit path (exit, client gone, agent gone, kill, shutdown);
+//   - what a person reaches on the gateway itself, without a host: the
+//     rr-admin console (package gateway/admin, with Kill and the live
+//     registry plugged in) and the read-only recordings tree over SFTP and
+//     legacy scp (package gateway/download, over a library of the sessions
+//     the person may see and an opener of the spool or S3).
 //
 // Lifecycle of a session (one goroutine owns it, runSession):
 //
@@ -29,6 +33,7 @@
 // The gateway never runs a shell itself and never forwards TCP, X11 or the
 // SSH agent: those would carry traffic the recorder cannot see.
 //
-// Imports: wire, store (types and the SQLite implementation behind a
-// consumer interface) and internal/sshkit; never agent.
+// Imports: wire, auth, store (types and the SQLite implementation behind a
+// consumer interface), gateway/admin, gateway/download and internal/sshkit;
+// never agent.
 package gateway

@@ -15,14 +15,22 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/rr-gateway/rr/auth"
+	"github.com/rr-gateway/rr/gateway/admin"
+	"github.com/rr-gateway/rr/gateway/download"
 	"github.com/rr-gateway/rr/store"
 )
+
+// killWait bounds how long a console kill waits for the session to be
+// finalized.
+const killWait = 15 * time.Second
 
 // ErrServerClosed is returned by the Serve methods after Shutdown or Close.
 var ErrServerClosed = errors.New("gateway: server closed")
 
-// Store is the subset of the store the gateway uses.
+// Store is the subset of the store the gateway uses, the admin console's
+// included.
 type Store interface {
+	admin.Store
 	Host(ctx context.Context, name string) (store.Host, error)
 	Hosts(ctx context.Context) ([]store.Host, error)
 	TouchHost(ctx context.Context, name string, t time.Time) error
@@ -33,6 +41,8 @@ type Store interface {
 	TeamsOf(ctx context.Context, person string) ([]store.Team, error)
 	CreateSession(ctx context.Context, s store.Session) error
 	FinishSession(ctx context.Context, id string, end store.SessionEnd) error
+	Session(ctx context.Context, id string) (store.Session, error)
+	Sessions(ctx context.Context, f store.SessionFilter) ([]store.Session, error)
 	Audit(ctx context.Context, e store.AuditEvent) error
 }
 
@@ -49,6 +59,13 @@ type Config struct {
 	// Name identifies this gateway in logs and recordings (default: the
 	// machine's host name).
 	Name string
+	// Address is how people reach the gateway (HOST or HOST:PORT), shown
+	// in hints such as the scp command of a recording (default: Name).
+	Address string
+	// OpenRecording opens a finalized recording at the location the store
+	// gives, from an offset on, for downloads (default:
+	// OpenLocalRecording, files in the local spool).
+	OpenRecording download.Opener
 	// LoginGraceTime bounds the SSH handshake and authentication, and
 	// separately the passphrase and code asked on a session's terminal
 	// (3m: long enough to fetch a mailed code).
@@ -91,6 +108,12 @@ func (c *Config) checkAndSetDefaults() error {
 	if c.Name == "" {
 		c.Name = hostname()
 	}
+	if c.Address == "" {
+		c.Address = c.Name
+	}
+	if c.OpenRecording == nil {
+		c.OpenRecording = OpenLocalRecording
+	}
 	setDefault(&c.LoginGraceTime, 3*time.Minute)
 	setDefault(&c.ShutdownGrace, 10*time.Second)
 	setDefault(&c.AgentKeepalive, 15*time.Second)
@@ -118,6 +141,7 @@ type Server struct {
 	people   *ssh.ServerConfig
 	agents   *ssh.ServerConfig
 	registry registry
+	console  *admin.Console
 
 	// logins holds each connection's authentication result from the
 	// auth callbacks until its handler takes it, by SSH session id.
@@ -155,6 +179,23 @@ func New(cfg Config) (*Server, error) {
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	s.people = s.peopleConfig()
 	s.agents = s.agentsConfig()
+	console, err := admin.New(admin.Config{
+		Store: cfg.Store,
+		Kill: func(ctx context.Context, id, by, reason string) error {
+			ctx, cancel := context.WithTimeout(ctx, killWait)
+			defer cancel()
+			return s.Kill(ctx, id, by, reason)
+		},
+		Online:          s.Online,
+		Live:            s.liveBytes,
+		DownloadCommand: s.downloadCommand,
+		Now:             cfg.Now,
+		Logger:          cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.console = console
 	return s, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/rr-gateway/rr/auth"
+	"github.com/rr-gateway/rr/gateway/download"
 	"github.com/rr-gateway/rr/store"
 	"github.com/rr-gateway/rr/wire"
 )
@@ -42,6 +43,8 @@ type session struct {
 	client ssh.Channel
 	log    *slog.Logger
 	cancel context.CancelCauseFunc
+	// finished is closed once the recording and the store row are final.
+	finished chan struct{}
 
 	bytesIn  atomic.Int64 // person → host
 	bytesOut atomic.Int64 // host → person
@@ -151,6 +154,11 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 			start.Reply(false, nil)
 			return
 		}
+		if c.loginHost == "" && download.IsSCP(cmd.Command) {
+			start.Reply(true, nil)
+			c.serveSCP(ctx, ch, reqs, &st, cmd.Command)
+			return
+		}
 		start.Reply(true, nil)
 		t, err := ParseCommand(c.loginHost, cmd.Command)
 		if err != nil {
@@ -171,9 +179,10 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 		}
 	case wire.ReqSubsystem:
 		if c.loginHost == "" {
-			// The admin console and recordings download land here later.
-			log.Info("subsystem refused", "request", string(start.Payload))
-			start.Reply(false, nil)
+			if !c.serveGatewaySubsystem(ctx, ch, reqs, &st, start, log) {
+				log.Info("subsystem refused", "request", string(start.Payload))
+				start.Reply(false, nil)
+			}
 			return
 		}
 		start.Reply(true, nil)
@@ -194,7 +203,8 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 	if !ok {
 		return
 	}
-	ss := &session{srv: c.srv, id: id, host: target.Host, pty: pty, client: ch, log: log, cancel: cancel}
+	ss := &session{srv: c.srv, id: id, host: target.Host, pty: pty, client: ch, log: log, cancel: cancel,
+		finished: make(chan struct{})}
 	c.openSession(ctx, ss, &st, start, target, reqs, passphrase)
 }
 
@@ -313,6 +323,7 @@ func (c *personConn) openSession(ctx context.Context, ss *session, st *setup, st
 	finish := func(e SessionEnd) {
 		finished = true
 		s.finishSession(ss, rec, e)
+		close(ss.finished)
 	}
 	defer func() {
 		if !finished {
@@ -609,7 +620,7 @@ func (ss *session) limits(idle, maxLen time.Duration) (stop func()) {
 type killError struct{ by, reason string }
 
 func (k *killError) Error() string {
-	msg := "rr: session closed by " + k.by
+	msg := "rr: Session closed by " + k.by
 	if k.reason != "" {
 		msg += ": " + k.reason
 	}

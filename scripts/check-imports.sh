@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Imports flow one way (STYLE.md §14): cmd → gateway/agent → auth,
-# recorder, store → nothing of ours; gateway and agent share only wire and
+# recorder, store → nothing of ours (gateway's own parts, the admin console
+# and the recordings tree, import neither gateway nor each other); gateway and agent share only wire and
 # internal helpers. Fails when a package imports what it must not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,8 @@ check() { # package, forbidden import prefixes...
   done
 }
 check "$mod/gateway" agent cmd/rr-gateway cmd/rr-agent
+check "$mod/gateway/admin" gateway gateway/download agent recorder cmd/rr-gateway
+check "$mod/gateway/download" gateway gateway/admin agent store auth recorder cmd/rr-gateway
 check "$mod/agent" gateway store recorder auth cmd/rr-gateway cmd/rr-agent
 check "$mod/store" gateway agent auth recorder wire
 check "$mod/wire" gateway agent store auth recorder internal/sshkit internal/config

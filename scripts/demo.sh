@@ -32,6 +32,7 @@ agent_listen: 127.0.0.1:$AGENT_PORT
 host_key: $d/ssh_host_ed25519_key
 database: $d/rr.db
 name: demo-gateway
+address: 127.0.0.1:$GATEWAY_PORT
 log: {format: text, level: info}
 shutdown_grace: 3s
 recordings:
@@ -43,7 +44,7 @@ mail:
 people:
   - name: demo
     email: demo@demo.localhost
-    role: advanced
+    role: admin         # sees every session and manages people in rr-admin
     key_files: [$d/id_ed25519.pub]
 teams:
   - name: demo_RR
@@ -96,6 +97,10 @@ cat <<MSG
   Other things to try:
     ssh -i $d/id_ed25519 -p $GATEWAY_PORT rr+demo-host@127.0.0.1 uname -a
     ssh -t -i $d/id_ed25519 -p $GATEWAY_PORT rr@127.0.0.1          (host menu)
+    ssh -t -i $d/id_ed25519 -p $GATEWAY_PORT rr@127.0.0.1 -s rr-admin   (console: sessions, kill ID, help)
+    sftp -i $d/id_ed25519 -P $GATEWAY_PORT rr@127.0.0.1            (ls recordings, get …)
+    scp -i $d/id_ed25519 -P $GATEWAY_PORT rr@127.0.0.1:recordings/ID.gz .
+      then: gzip -dc ID.gz | openssl enc -d -aes-256-ctr -pbkdf2 -k $passphrase
   The gateway's host key: $fp
 
   Ctrl-C stops both.

@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/rr-gateway/rr/auth"
+	"github.com/rr-gateway/rr/gateway"
+	"github.com/rr-gateway/rr/gateway/download"
 	"github.com/rr-gateway/rr/internal/config"
 	"github.com/rr-gateway/rr/recorder"
 	"github.com/rr-gateway/rr/recorder/s3sink"
@@ -126,30 +129,41 @@ func (c *fileConfig) apply(ctx context.Context, st *store.SQLite) error {
 	return nil
 }
 
-// uploader builds the uploader of recordings to S3, or nil when no bucket
-// is configured (recordings then stay in the spool). The bucket is reached
-// at once: a wrong endpoint, credentials or bucket stop the start.
-func (c *fileConfig) uploader(ctx context.Context, spool *recorder.Spool, st *store.SQLite, log *slog.Logger) (*recorder.Uploader, error) {
+// uploader builds the uploader of recordings to S3 and the opener that
+// downloads read them with, or a nil uploader and the local opener when no
+// bucket is configured (recordings then stay in the spool). The bucket is
+// reached at once: a wrong endpoint, credentials or bucket stop the start.
+func (c *fileConfig) uploader(ctx context.Context, spool *recorder.Spool, st *store.SQLite, log *slog.Logger) (*recorder.Uploader, download.Opener, error) {
 	s := c.Recordings.S3
 	if s.Bucket == "" {
-		return nil, nil
+		return nil, gateway.OpenLocalRecording, nil
 	}
 	secret, err := config.Secret("", s.SecretAccessKeyFile, s.SecretAccessKeyEnv)
 	if err != nil {
-		return nil, fmt.Errorf("config: recordings.s3: %w", err)
+		return nil, nil, fmt.Errorf("config: recordings.s3: %w", err)
 	}
 	sink, err := s3sink.New(ctx, s3sink.Config{Endpoint: s.Endpoint, Region: s.Region, Bucket: s.Bucket, Prefix: s.Prefix,
 		PathStyle: s.PathStyle, AccessKeyID: s.AccessKeyID, SecretAccessKey: secret,
 		MultipartThreshold: s.MultipartThreshold, PartSize: s.PartSize})
 	if err != nil {
-		return nil, fmt.Errorf("config: recordings.%w", err)
+		return nil, nil, fmt.Errorf("config: recordings.%w", err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := sink.Check(cctx); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return recorder.NewUploader(recorder.UploaderConfig{
+	open := func(ctx context.Context, location string, offset int64) (io.ReadCloser, error) {
+		if strings.HasPrefix(location, "s3://") {
+			r, err := sink.OpenLocation(ctx, location, offset)
+			if err != nil {
+				return nil, err
+			}
+			return integrityErrors{r}, nil
+		}
+		return gateway.OpenLocalRecording(ctx, location, offset)
+	}
+	up, err := recorder.NewUploader(recorder.UploaderConfig{
 		Spool: spool, Sink: sink, Logger: log,
 		Closed: func(ctx context.Context, id string) (bool, error) {
 			sess, err := st.Session(ctx, id)
@@ -163,4 +177,33 @@ func (c *fileConfig) uploader(ctx context.Context, spool *recorder.Spool, st *st
 		AlreadyThere: s3sink.ErrExists,
 		Stat:         sink.Stat,
 	})
+	return up, open, err
+}
+
+// address is how people reach the gateway, for hints: the address setting,
+// else the name with listen's port.
+func (c *fileConfig) address() string {
+	if c.Address != "" {
+		return c.Address
+	}
+	name := c.Name
+	if name == "" {
+		name, _ = os.Hostname()
+	}
+	if _, port, err := net.SplitHostPort(c.Listen); err == nil && port != "22" {
+		return net.JoinHostPort(name, port)
+	}
+	return name
+}
+
+// integrityErrors reports an S3 object that fails its stored checksum as
+// the download's integrity failure, which the person is told as such.
+type integrityErrors struct{ io.ReadCloser }
+
+func (r integrityErrors) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	if errors.Is(err, s3sink.ErrMismatch) {
+		err = fmt.Errorf("%w: %v", download.ErrIntegrity, err)
+	}
+	return n, err
 }

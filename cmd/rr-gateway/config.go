@@ -22,6 +22,7 @@ type fileConfig struct {
 	HostKey            string         `yaml:"host_key"`
 	Database           string         `yaml:"database"`
 	Name               string         `yaml:"name"`
+	Address            string         `yaml:"address"`
 	Log                config.Log     `yaml:"log"`
 	LoginGraceTime     time.Duration  `yaml:"login_grace_time"`
 	ShutdownGrace      time.Duration  `yaml:"shutdown_grace"`

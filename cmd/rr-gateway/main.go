@@ -191,7 +191,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	uploader, err := c.uploader(ctx, spool, st, log)
+	uploader, openRecording, err := c.uploader(ctx, spool, st, log)
 	if err != nil {
 		return err
 	}
@@ -212,6 +212,8 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 		Recorders:          gateway.SpoolRecorders(spool, st, log, kick),
 		Logger:             log,
 		Name:               c.Name,
+		Address:            c.address(),
+		OpenRecording:      openRecording,
 		LoginGraceTime:     c.LoginGraceTime,
 		ShutdownGrace:      c.ShutdownGrace,
 		AgentKeepalive:     c.AgentKeepalive,

@@ -152,6 +152,9 @@ func StartGateway(t testing.TB, c Config) *Gateway {
 	pl := listen(t, "127.0.0.1:0")
 	al := listen(t, "127.0.0.1:0")
 	g.PeopleAddr, g.AgentAddr = pl.Addr().String(), al.Addr().String()
+	if g.cfg.Address == "" {
+		g.cfg.Address = g.PeopleAddr
+	}
 	g.KnownHosts = filepath.Join(t.TempDir(), "known_hosts")
 	var kh strings.Builder
 	for _, a := range []string{g.PeopleAddr, g.AgentAddr} {

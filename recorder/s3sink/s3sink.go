@@ -26,7 +26,7 @@ import (
 // Sentinel errors.
 var (
 	ErrExists   = errors.New("s3sink: object already exists")
-	ErrMismatch = errors.New("s3sink: uploaded object does not match the local file")
+	ErrMismatch = errors.New("s3sink: object does not match its checksum")
 	ErrNotFound = errors.New("s3sink: no such object")
 )
 
@@ -284,7 +284,19 @@ func (s *Sink) OpenLocation(ctx context.Context, location string, offset int64) 
 		}
 		return nil, fmt.Errorf("s3: get %s: %w", rest, err)
 	}
-	return out.Body, nil
+	return checkedBody{out.Body}, nil
+}
+
+// checkedBody names the SDK's end-of-body checksum failure: the object no
+// longer matches the SHA-256 it was stored with (ErrMismatch).
+type checkedBody struct{ io.ReadCloser }
+
+func (b checkedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && strings.Contains(err.Error(), "checksum did not match") {
+		err = fmt.Errorf("%w: %v", ErrMismatch, err)
+	}
+	return n, err
 }
 
 func isCode(err error, codes ...string) bool {

@@ -1,0 +1,20 @@
+// Package admin is the rr-admin console: the line-oriented command
+// interpreter people reach with `ssh rr@gateway -s rr-admin` (DESIGN.md §1,
+// §5). It owns the commands, their parsing and output (aligned tables, or
+// JSON with --json), who may run which, which sessions a caller may see
+// (MaySee), input hygiene, and the audit events of every kill attempt and
+// every administrative change.
+//
+// Anyone in a Rapid Response team may list and inspect the sessions of the
+// team they logged in under and kill the live ones; administrators see
+// every session and manage people, keys, teams and hosts. A session the
+// caller may not see reads exactly like one that does not exist.
+//
+// It must not speak SSH or import package gateway (which imports it): the
+// gateway hands it a Caller, the channel's reader and writers, and
+// callbacks for what only the gateway knows (Kill, Online, Live,
+// DownloadCommand). It never sees a plaintext secret: passwords and host
+// passphrases arrive as verifiers, and enrollment tokens are stored only as
+// their SHA-256. Nothing is cached: every command reads and writes the
+// store, so a change takes effect at once.
+package admin

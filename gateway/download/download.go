@@ -1,0 +1,90 @@
+package download
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"time"
+)
+
+// Entry is one recording a person may fetch.
+type Entry struct {
+	ID       string
+	Host     string
+	Person   string
+	Started  time.Time
+	Size     int64  // bytes, as recorded when the file was finalized
+	SHA256   string // hex, as recorded when the file was finalized
+	Location string // where it is: a local path, or s3://bucket/key — opaque here, given to Opener
+}
+
+// Name is how the entry is listed under recordings/:
+// "ID_HOST_20261125T211000Z.gz" (UTC start).
+func (e Entry) Name() string {
+	return e.ID + "_" + e.Host + "_" + e.Started.UTC().Format("20060102T150405Z") + ".gz"
+}
+
+// Library answers for the person connected: only what they may see.
+type Library interface {
+	// List returns the closed-session recordings the person may download, newest first.
+	List(ctx context.Context) ([]Entry, error)
+	// Lookup returns one by session id. ErrNotFound when unknown or not
+	// visible (the two read the same), ErrLive when the session is still live
+	// (its recording is not final yet).
+	Lookup(ctx context.Context, id string) (Entry, error)
+	// Fetched is called once per download attempt that got as far as opening
+	// the file (even if the open failed), when it ends: how ("sftp" or
+	// "scp"), the bytes sent, and err (nil if the whole file was sent and
+	// verified; wraps ErrIntegrity on a mismatch). The gateway audits it.
+	Fetched(e Entry, via string, sent int64, err error)
+}
+
+const liveText = "the session is still live; its recording can be downloaded once it is closed"
+
+var (
+	// ErrNotFound is what Library.Lookup returns for a recording that does not
+	// exist or that the person may not see.
+	ErrNotFound = errors.New("download: no such recording")
+	// ErrLive is what Library.Lookup returns while the session is live.
+	ErrLive = errors.New("download: " + liveText)
+	// ErrIntegrity is wrapped by the error passed to Library.Fetched when the
+	// stored bytes do not match the recorded size and SHA-256.
+	ErrIntegrity = errors.New("download: recording failed its integrity check")
+)
+
+// Opener opens the bytes stored at location, from offset on (local:
+// os.Open+Seek; S3: a ranged GET).
+type Opener func(ctx context.Context, location string, offset int64) (io.ReadCloser, error)
+
+// Config is what a Server needs. Library and Open are required.
+type Config struct {
+	Library Library
+	Open    Opener
+	Logger  *slog.Logger // slog.Default() when nil
+}
+
+// Server serves one person's recordings over SFTP and legacy scp.
+type Server struct {
+	lib  Library
+	open Opener
+	log  *slog.Logger
+}
+
+// New checks cfg and returns a Server.
+func New(cfg Config) (*Server, error) {
+	var errs []error
+	if cfg.Library == nil {
+		errs = append(errs, errors.New("download: Config.Library is required"))
+	}
+	if cfg.Open == nil {
+		errs = append(errs, errors.New("download: Config.Open is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Server{lib: cfg.Library, open: cfg.Open, log: cfg.Logger}, nil
+}

@@ -1,0 +1,202 @@
+package download
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/pkg/sftp"
+)
+
+// startSFTP serves f's Server over a loopback TCP pair and returns a client
+// and a function that waits for ServeSFTP's result.
+func startSFTP(t *testing.T, ctx context.Context, f *fixture) (*sftp.Client, func() error) {
+	t.Helper()
+	cc, sc := tcpPair(t)
+	done := make(chan error, 1)
+	go func() { done <- f.srv.ServeSFTP(ctx, sc) }()
+	wait := sync.OnceValue(func() error { return <-done })
+	c, err := sftp.NewClientPipe(cc, cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.Close()
+		if err := wait(); err != nil && ctx.Err() == nil {
+			t.Errorf("ServeSFTP: %v", err)
+		}
+	})
+	return c, wait
+}
+
+func TestSFTPList(t *testing.T) {
+	f := newFixture(t)
+	c, _ := startSFTP(t, context.Background(), f)
+
+	root, err := c.ReadDir("/")
+	if err != nil || len(root) != 1 || root[0].Name() != "recordings" || !root[0].IsDir() {
+		t.Fatalf("ReadDir(/) = %v, %v; want the recordings directory", root, err)
+	}
+	for _, dir := range []string{"/recordings", "recordings", "./recordings/"} {
+		list, err := c.ReadDir(dir)
+		if err != nil {
+			t.Fatalf("ReadDir(%q): %v", dir, err)
+		}
+		var names []string
+		for _, fi := range list {
+			names = append(names, fi.Name())
+			if fi.Mode() != 0o444 {
+				t.Errorf("%s: mode %v, want 0444", fi.Name(), fi.Mode())
+			}
+		}
+		want := []string{f.small.Name(), f.good.Name(), f.bad.Name()}
+		if len(names) != len(want) || names[0] != want[0] || names[1] != want[1] || names[2] != want[2] {
+			t.Errorf("ReadDir(%q) = %v, want %v", dir, names, want)
+		}
+	}
+
+	wd, err := c.Getwd()
+	if err != nil || wd != "/" {
+		t.Errorf("Getwd() = %q, %v; want /", wd, err)
+	}
+	for _, p := range []string{"recordings/s1.gz", "/recordings/" + f.good.Name()} {
+		fi, err := c.Stat(p)
+		if err != nil {
+			t.Fatalf("Stat(%q): %v", p, err)
+		}
+		if fi.Size() != f.good.Size || fi.Mode() != 0o444 || !fi.ModTime().Equal(f.good.Started) {
+			t.Errorf("Stat(%q) = size %d, mode %v, mtime %v", p, fi.Size(), fi.Mode(), fi.ModTime())
+		}
+	}
+	if fi, err := c.Stat("/recordings"); err != nil || fi.Mode() != os.ModeDir|0o555 {
+		t.Errorf("Stat(/recordings) = %v, %v; want a 0555 directory", fi, err)
+	}
+}
+
+func TestSFTPDownload(t *testing.T) {
+	f := newFixture(t)
+	c, _ := startSFTP(t, context.Background(), f)
+
+	for _, p := range []string{"recordings/s1.gz", "/recordings/" + f.good.Name()} {
+		src, err := c.Open(p)
+		if err != nil {
+			t.Fatalf("Open(%q): %v", p, err)
+		}
+		var got bytes.Buffer
+		if _, err := io.Copy(&got, src); err != nil {
+			t.Fatalf("copy %q: %v", p, err)
+		}
+		if err := src.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Bytes(), f.goodData) {
+			t.Fatalf("%s: downloaded %d bytes, not the %d stored", p, got.Len(), len(f.goodData))
+		}
+	}
+	got := f.lib.fetches()
+	if len(got) != 2 {
+		t.Fatalf("Fetched called %d times, want 2: %v", len(got), got)
+	}
+	for _, fe := range got {
+		if fe.id != "s1" || fe.via != "sftp" || fe.sent != f.good.Size || fe.err != nil {
+			t.Errorf("Fetched(%+v), want s1 via sftp, %d bytes, nil", fe, f.good.Size)
+		}
+	}
+}
+
+func TestSFTPIntegrityFailure(t *testing.T) {
+	f := newFixture(t)
+	c, _ := startSFTP(t, context.Background(), f)
+	src, err := c.Open("recordings/s3.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, src); err == nil {
+		t.Fatal("downloading a corrupt recording succeeded")
+	}
+	src.Close()
+	got := f.lib.fetches()
+	if len(got) != 1 || !errors.Is(got[0].err, ErrIntegrity) {
+		t.Errorf("Fetched = %+v, want one call with ErrIntegrity", got)
+	}
+}
+
+func TestSFTPIncomplete(t *testing.T) {
+	f := newFixture(t)
+	c, _ := startSFTP(t, context.Background(), f)
+	src, err := c.Open("recordings/s1.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(src, make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	src.Close()
+	got := f.lib.fetches()
+	if len(got) != 1 || got[0].err == nil || got[0].sent == 0 {
+		t.Errorf("Fetched = %+v, want one call with an error and some bytes sent", got)
+	}
+}
+
+func TestSFTPRefusals(t *testing.T) {
+	f := newFixture(t)
+	c, _ := startSFTP(t, context.Background(), f)
+	denied := map[string]error{}
+	_, denied["open live"] = c.Open("recordings/s9.gz")
+	_, denied["create"] = c.Create("recordings/new.gz")
+	_, denied["open for writing"] = c.OpenFile("recordings/s1.gz", os.O_WRONLY)
+	denied["remove"] = c.Remove("recordings/s1.gz")
+	denied["rename"] = c.Rename("recordings/s1.gz", "recordings/s2.gz")
+	denied["posix rename"] = c.PosixRename("recordings/s1.gz", "recordings/s2.gz")
+	denied["mkdir"] = c.Mkdir("recordings/x")
+	denied["rmdir"] = c.RemoveDirectory("recordings")
+	denied["chmod"] = c.Chmod("recordings/s1.gz", 0o666)
+	denied["symlink"] = c.Symlink("recordings/s1.gz", "recordings/l")
+	denied["link"] = c.Link("recordings/s1.gz", "recordings/l")
+	_, denied["readlink"] = c.ReadLink("recordings/s1.gz")
+	for what, err := range denied {
+		if !errors.Is(err, os.ErrPermission) {
+			t.Errorf("%s: %v, want permission denied", what, err)
+		}
+	}
+
+	notFound := map[string]error{}
+	_, notFound["stat traversal"] = c.Stat("../../etc/passwd")
+	_, notFound["open traversal"] = c.Open("recordings/../../etc/passwd")
+	_, notFound["open unknown"] = c.Open("/recordings/nope.gz")
+	_, notFound["open wrong long name"] = c.Open("/recordings/s1_db-01_20261125T211000Z.gz")
+	_, notFound["readdir elsewhere"] = c.ReadDir("/etc")
+	for what, err := range notFound {
+		if !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: %v, want not found", what, err)
+		}
+	}
+	// A live recording stats as an unreadable empty file, so that OpenSSH
+	// goes on to open it and says "Permission denied", not "No such file".
+	if fi, err := c.Stat("/recordings/s9.gz"); err != nil || fi.Mode() != 0 || fi.Size() != 0 {
+		t.Errorf("Stat(live) = %v, %v; want an empty file with mode 0", fi, err)
+	}
+	if _, err := c.Open("recordings"); err == nil {
+		t.Error("opening the directory as a file succeeded")
+	}
+	if got := f.lib.fetches(); len(got) != 0 {
+		t.Errorf("Fetched called for refused requests: %+v", got)
+	}
+}
+
+func TestSFTPEndsWithContext(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	c, wait := startSFTP(t, ctx, f)
+	if _, err := c.Stat("/recordings"); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := wait(); !errors.Is(err, context.Canceled) {
+		t.Errorf("ServeSFTP after cancel = %v, want context.Canceled", err)
+	}
+}

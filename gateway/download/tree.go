@@ -1,0 +1,92 @@
+package download
+
+import (
+	"context"
+	"io/fs"
+	"path"
+	"strings"
+	"time"
+)
+
+// dirName is the one directory under the root.
+const dirName = "recordings"
+
+// node is what a path resolves to: the root, the recordings directory, or one
+// recording (file true).
+type node struct {
+	path  string // cleaned, absolute
+	file  bool
+	entry Entry // when file
+}
+
+// isDir reports whether n is one of the two directories.
+func (n node) isDir() bool { return !n.file }
+
+// resolve maps a path as a client sends it (relative to "/" or absolute) to a
+// node. Anything that is not "/", "/recordings" or "/recordings/<name>" is
+// ErrNotFound; a name resolves if it is an entry's Name() or exactly "ID.gz".
+// Lookup's ErrLive and other errors pass through.
+func (s *Server) resolve(ctx context.Context, p string) (node, error) {
+	p = path.Clean("/" + p)
+	switch dir, name := path.Split(p); {
+	case p == "/" || p == "/"+dirName:
+		return node{path: p}, nil
+	case dir != "/"+dirName+"/":
+		return node{}, ErrNotFound
+	default:
+		id, short := recordingID(name)
+		if id == "" {
+			return node{}, ErrNotFound
+		}
+		e, err := s.lib.Lookup(ctx, id)
+		if err != nil {
+			return node{}, err
+		}
+		if !short && name != e.Name() {
+			return node{}, ErrNotFound
+		}
+		return node{path: p, file: true, entry: e}, nil
+	}
+}
+
+// recordingID returns the session id a file name refers to, and whether the
+// name is the short form "ID.gz". It returns "" when the name can be neither.
+func recordingID(name string) (id string, short bool) {
+	if id, _, ok := strings.Cut(name, "_"); ok {
+		return id, false
+	}
+	if id, ok := strings.CutSuffix(name, ".gz"); ok {
+		return id, true
+	}
+	return "", false
+}
+
+// fileInfo is the fs.FileInfo of a node, as listed and stat'ed.
+type fileInfo struct {
+	name    string
+	size    int64
+	modTime time.Time
+	mode    fs.FileMode
+}
+
+func dirInfo(name string) fileInfo {
+	return fileInfo{name: name, modTime: time.Unix(0, 0), mode: fs.ModeDir | 0o555}
+}
+
+func entryInfo(name string, e Entry) fileInfo {
+	return fileInfo{name: name, size: e.Size, modTime: e.Started, mode: 0o444}
+}
+
+// liveInfo stands for a live session's recording when it is stat'ed: an
+// unreadable empty file. Stat succeeding lets OpenSSH's scp and sftp go on to
+// open it and show "Permission denied" rather than "No such file".
+func liveInfo(name string) fileInfo {
+	return fileInfo{name: name, modTime: time.Unix(0, 0)}
+}
+
+func (fi fileInfo) Name() string       { return fi.name }
+func (fi fileInfo) Size() int64        { return fi.size }
+func (fi fileInfo) ModTime() time.Time { return fi.modTime }
+func (fi fileInfo) Mode() fs.FileMode  { return fi.mode }
+func (fi fileInfo) IsDir() bool        { return fi.mode.IsDir() }
+func (fi fileInfo) Sys() any           { return nil }

@@ -1,0 +1,254 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/rr-gateway/rr/auth"
+	"github.com/rr-gateway/rr/gateway/admin"
+	"github.com/rr-gateway/rr/gateway/download"
+	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/wire"
+)
+
+// What a person reaches on the gateway itself, without naming a host: the
+// rr-admin console (subsystem "rr-admin") and the read-only tree of
+// recordings (subsystem "sftp", and "scp -f" for the legacy protocol).
+const (
+	SubsystemAdmin = "rr-admin"
+	SubsystemSFTP  = "sftp"
+)
+
+// ErrNotLive is Kill's answer for a session that is not live here.
+var ErrNotLive = admin.ErrNotLive
+
+// Kill ends live session id on behalf of by: the person is told
+// "Session closed by BY: REASON", the host side (its whole process
+// session) is ended, and the recording and the row are finalized with
+// who killed it before Kill returns.
+func (s *Server) Kill(ctx context.Context, id, by, reason string) error {
+	s.mu.Lock()
+	ss := s.sessions[id]
+	s.mu.Unlock()
+	if ss == nil {
+		return ErrNotLive
+	}
+	ss.log.Info("session killed", "by", by, "reason", reason)
+	ss.cancel(&killError{by: by, reason: reason})
+	select {
+	case <-ss.finished:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("session %s: not finalized yet: %w", id, ctx.Err())
+	}
+}
+
+// liveBytes returns a live session's byte counters.
+func (s *Server) liveBytes(id string) (in, out int64, ok bool) {
+	s.mu.Lock()
+	ss := s.sessions[id]
+	s.mu.Unlock()
+	if ss == nil {
+		return 0, 0, false
+	}
+	return ss.bytesIn.Load(), ss.bytesOut.Load(), true
+}
+
+// downloadCommand is the scp command line that fetches id's recording.
+func (s *Server) downloadCommand(id string) string {
+	host, port := s.cfg.Address, ""
+	if h, p, err := net.SplitHostPort(host); err == nil {
+		host, port = h, p
+	}
+	if port != "" && port != "22" {
+		return fmt.Sprintf("scp -P %s rr@%s:recordings/%s.gz .", port, host, id)
+	}
+	return fmt.Sprintf("scp rr@%s:recordings/%s.gz .", host, id)
+}
+
+// caller is who runs the console on this connection.
+func (c *personConn) caller() admin.Caller {
+	return admin.Caller{Person: c.person, Role: c.login.Person.Role, Team: c.login.Team.Name, Source: c.remote}
+}
+
+// serveGatewaySubsystem runs a subsystem the gateway serves itself. It
+// reports false for names it does not know.
+func (c *personConn) serveGatewaySubsystem(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, st *setup, start *ssh.Request, log *slog.Logger) bool {
+	var sub wire.Command
+	if err := wire.Unmarshal(start.Type, start.Payload, &sub); err != nil {
+		return false
+	}
+	switch sub.Command {
+	case SubsystemAdmin:
+		start.Reply(true, nil)
+		c.serveAdmin(ctx, ch, reqs, st, log)
+	case SubsystemSFTP:
+		start.Reply(true, nil)
+		var err error
+		c.converse(ctx, ch, reqs, st, func() {
+			err = c.downloads().ServeSFTP(ctx, ch)
+		})
+		if err != nil && !errors.Is(err, io.EOF) {
+			log.Info("sftp ended", "err", err)
+		}
+		sendExitStatus(ch, 0)
+	default:
+		return false
+	}
+	return true
+}
+
+// serveAdmin runs the rr-admin console on the channel.
+func (c *personConn) serveAdmin(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, st *setup, log *slog.Logger) {
+	log.Info("admin console opened")
+	c.srv.audit(store.AuditEvent{Actor: c.person, Action: "admin.console", Outcome: "allowed", Source: c.remote,
+		Detail: "team " + c.login.Team.Name})
+	tty := st.pty != nil
+	failed := 0
+	c.converse(ctx, ch, reqs, st, func() {
+		failed = c.srv.console.Run(ctx, c.caller(), ch, ch, ch.Stderr(), tty)
+	})
+	status := uint32(0)
+	if failed > 0 {
+		status = 1
+	}
+	sendExitStatus(ch, status)
+	log.Info("admin console closed", "failed_commands", failed)
+}
+
+// serveSCP runs a legacy "scp -f" (or refused "scp -t") exec.
+func (c *personConn) serveSCP(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, st *setup, command string) {
+	status := 1
+	c.converse(ctx, ch, reqs, st, func() {
+		status = c.downloads().ServeSCP(ctx, command, ch, ch.Stderr())
+	})
+	sendExitStatus(ch, uint32(status))
+}
+
+// downloads is the recordings server for this person.
+func (c *personConn) downloads() *download.Server {
+	d, err := download.New(download.Config{
+		Library: &library{srv: c.srv, who: c.caller()},
+		Open:    c.srv.openRecording,
+		Logger:  c.log,
+	})
+	if err != nil {
+		panic(err) // the config is built here, complete
+	}
+	return d
+}
+
+// library is the recordings one person may fetch: closed sessions of the
+// team they logged in under, or every one for an admin — the same rule as
+// the console's sessions list.
+type library struct {
+	srv *Server
+	who admin.Caller
+}
+
+// maxListed bounds the recordings listed at once (newest first).
+const maxListed = 1000
+
+func (l *library) visible(x store.Session) bool {
+	return admin.MaySee(l.who, x)
+}
+
+// entry describes x's recording. Its location names the session, not the
+// file: the uploader may move the file to S3 at any moment, so every open
+// reads where it is now (openRecording).
+func entry(x store.Session) download.Entry {
+	return download.Entry{ID: x.ID, Host: x.Host, Person: x.Person, Started: x.Started,
+		Size: x.RecordingSize, SHA256: x.RecordingSHA256, Location: sessionLocation + x.ID}
+}
+
+const sessionLocation = "session:"
+
+// openRecording opens the recording of the session a download.Entry
+// names, wherever the store says it is now.
+func (s *Server) openRecording(ctx context.Context, location string, offset int64) (io.ReadCloser, error) {
+	id, ok := strings.CutPrefix(location, sessionLocation)
+	if !ok {
+		return nil, fmt.Errorf("recording location %q: not a session", location)
+	}
+	x, err := s.cfg.Store.Session(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if x.Recording == "" {
+		return nil, fmt.Errorf("session %s has no recording", id)
+	}
+	return s.cfg.OpenRecording(ctx, x.Recording, offset)
+}
+
+// final reports whether x's recording may be downloaded: the session is
+// over and its file was finalized (size and checksum taken).
+func final(x store.Session) bool {
+	return x.State != store.StateLive && x.Recording != "" && x.RecordingSHA256 != ""
+}
+
+func (l *library) List(ctx context.Context) ([]download.Entry, error) {
+	f := store.SessionFilter{Limit: maxListed}
+	if l.who.Role != auth.RoleAdmin {
+		f.Team = l.who.Team
+	}
+	xs, err := l.srv.cfg.Store.Sessions(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	var out []download.Entry
+	for _, x := range xs {
+		if l.visible(x) && final(x) {
+			out = append(out, entry(x))
+		}
+	}
+	return out, nil
+}
+
+func (l *library) Lookup(ctx context.Context, id string) (download.Entry, error) {
+	x, err := l.srv.cfg.Store.Session(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !l.visible(x)) {
+		return download.Entry{}, download.ErrNotFound
+	}
+	if err != nil {
+		return download.Entry{}, err
+	}
+	if !final(x) {
+		return download.Entry{}, download.ErrLive
+	}
+	return entry(x), nil
+}
+
+func (l *library) Fetched(e download.Entry, via string, sent int64, err error) {
+	outcome, detail := "allowed", fmt.Sprintf("%s, %d bytes", via, sent)
+	if err != nil {
+		outcome, detail = "failed", fmt.Sprintf("%s, %d bytes: %v", via, sent, err)
+	}
+	l.srv.audit(store.AuditEvent{Actor: l.who.Person, Action: "recording.download", Target: e.ID, Outcome: outcome,
+		Detail: detail, Source: l.who.Source, SessionID: e.ID})
+	l.srv.log.Info("recording downloaded", "session", e.ID, "person", l.who.Person, "via", via, "bytes", sent, "err", err)
+}
+
+// OpenLocalRecording opens a recording kept in a local file, from offset
+// on: the default OpenRecording.
+func OpenLocalRecording(_ context.Context, location string, offset int64) (io.ReadCloser, error) {
+	if strings.Contains(location, "://") {
+		return nil, fmt.Errorf("recording at %s: no opener configured for it", location)
+	}
+	f, err := os.Open(location)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
