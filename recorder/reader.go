@@ -27,6 +27,7 @@ type Reader struct {
 	lines   *bufio.Reader
 	pending *Event // read ahead, looking for an exact-bytes twin
 	ended   bool   // the "x" event was read
+	tail    error  // after it: io.EOF, or ErrTruncated if the file ends badly
 	End     *End   // set once the "x" event is read
 }
 
@@ -97,7 +98,15 @@ func (r *Reader) Next() (Event, error) {
 
 func (r *Reader) read() (*Event, error) {
 	if r.ended {
-		return nil, io.EOF
+		// The file must end cleanly after the closing event: a file that
+		// lost its gzip trailer holds the whole session but is still cut.
+		if r.tail == nil {
+			r.tail = io.EOF
+			if _, err := io.Copy(io.Discard, r.lines); err != nil {
+				r.tail = ErrTruncated
+			}
+		}
+		return nil, r.tail
 	}
 	line, err := r.lines.ReadBytes('\n')
 	if err != nil {

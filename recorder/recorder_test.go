@@ -220,7 +220,7 @@ func TestCutFileKeepsPrefix(t *testing.T) {
 		}
 		out, _, _, err := replay(t, cut)
 		if !errors.Is(err, ErrTruncated) {
-			t.Fatalf("cut at %d: reader said %v", len(cut), err)
+			t.Fatalf("cut at %d of %d: reader said %v", len(cut), len(file), err)
 		}
 		var all []byte
 		for j := 0; j < len(chunks); j += 2 {
