@@ -11,7 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // SpoolConfig configures a Spool.
@@ -120,6 +123,7 @@ func (s *Spool) flusher() {
 			if err := r.w.Flush(); err != nil && !errors.Is(err, ErrClosed) {
 				s.cfg.Logger.Error("recording flush failed", "path", r.path, "err", err)
 			}
+			r.startWriteback()
 		}
 	}
 }
@@ -131,6 +135,34 @@ type Recording struct {
 	hw    *hashingWriter
 	path  string
 	spool *Spool
+	// queued is how much of the file the flusher has handed to the disk's
+	// writeback (only the flusher touches it).
+	queued int64
+}
+
+// writebackStep is how much a recording grows before the flusher starts
+// writing it back: a busy session's file reaches the disk as it grows, so
+// the sync at its close — which the person's exit waits for — is short.
+const writebackStep = 1 << 20
+
+// startWriteback starts the disk writing what was written since the last
+// call, once that is writebackStep or more. It does not wait for the disk
+// (sync_file_range with SYNC_FILE_RANGE_WRITE): durability still comes
+// from the sync at Close.
+func (r *Recording) startWriteback() {
+	n := r.hw.n.Load()
+	if n-r.queued < writebackStep {
+		return
+	}
+	sc, err := r.f.SyscallConn()
+	if err != nil {
+		return
+	}
+	from := r.queued
+	sc.Control(func(fd uintptr) {
+		unix.SyncFileRange(int(fd), from, n-from, unix.SYNC_FILE_RANGE_WRITE)
+	})
+	r.queued = n
 }
 
 // Output records host → person bytes.
@@ -157,7 +189,7 @@ func (r *Recording) Close(end End) (Closed, error) {
 	if err := errors.Join(werr, serr, cerr); err != nil {
 		return Closed{Path: r.path}, fmt.Errorf("recorder: close %s: %w", r.path, err)
 	}
-	return Closed{Path: r.path, Size: r.hw.n, SHA256: hex.EncodeToString(r.hw.h.Sum(nil))}, nil
+	return Closed{Path: r.path, Size: r.hw.n.Load(), SHA256: hex.EncodeToString(r.hw.h.Sum(nil))}, nil
 }
 
 // hashingWriter writes to the file and hashes what it wrote, so that a
@@ -165,13 +197,13 @@ func (r *Recording) Close(end End) (Closed, error) {
 type hashingWriter struct {
 	f *os.File
 	h hash.Hash
-	n int64
+	n atomic.Int64 // read by the flusher while a drain writes
 }
 
 func (w *hashingWriter) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
 	w.h.Write(p[:n])
-	w.n += int64(n)
+	w.n.Add(int64(n))
 	return n, err
 }
 
