@@ -637,8 +637,20 @@ func forward(ch ssh.Channel, req *ssh.Request) {
 
 // pump copies src to dst, showing every chunk to tee first: what reaches
 // the other side has been recorded. It returns nil at src's EOF.
+//
+// A quiet session's pumps wait on small buffers (smallPump); a read that
+// fills one means bytes are flowing, and the pump takes a big buffer from
+// bigPumps until reads come back small again — so an idle session holds
+// 3 KiB of pump buffers, not 96.
 func pump(dst io.Writer, src io.Reader, tee func([]byte) error, n, active *atomic.Int64) error {
-	buf := make([]byte, 32<<10)
+	small := make([]byte, smallPump)
+	buf := small
+	var big *[bigPump]byte
+	defer func() {
+		if big != nil {
+			bigPumps.Put(big)
+		}
+	}()
 	for {
 		nr, err := src.Read(buf)
 		if nr > 0 {
@@ -658,5 +670,20 @@ func pump(dst io.Writer, src io.Reader, tee func([]byte) error, n, active *atomi
 		if err != nil {
 			return err
 		}
+		switch {
+		case big == nil && nr == len(small):
+			big = bigPumps.Get().(*[bigPump]byte)
+			buf = big[:]
+		case big != nil && nr < smallPump:
+			bigPumps.Put(big)
+			big, buf = nil, small
+		}
 	}
 }
+
+const (
+	smallPump = 1 << 10
+	bigPump   = 32 << 10 // an SSH packet's worth
+)
+
+var bigPumps = sync.Pool{New: func() any { return new([bigPump]byte) }}

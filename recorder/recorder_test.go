@@ -300,3 +300,34 @@ func FuzzPlain8(f *testing.F) {
 		}
 	})
 }
+
+// TestQuietRecordingHoldsNoBlock: a Flush that finds nothing new gives the
+// block back, and the next event takes one again.
+func TestQuietRecordingHoldsNoBlock(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, pass, Header{SessionID: "q"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Output([]byte("busy")); err != nil {
+		t.Fatal(err)
+	}
+	w.Flush()
+	if w.blk == nil {
+		t.Fatal("a flush right after output released the block")
+	}
+	w.Flush()
+	if w.blk != nil {
+		t.Fatal("a quiet recording still holds its block")
+	}
+	if err := w.Output([]byte(" again")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(End{Reason: "exit 0"}); err != nil {
+		t.Fatal(err)
+	}
+	out, _, end, err := replay(t, buf.Bytes())
+	if err != nil || string(out) != "busy again" || end == nil || end.Reason != "exit 0" {
+		t.Fatalf("replay: %q %v %v", out, end, err)
+	}
+}

@@ -42,8 +42,13 @@ type End struct {
 var ErrClosed = errors.New("recorder: recording closed")
 
 // blockSize is the size of a Writer's block buffer, header included: what
-// a live recording holds, and the most it hands its destination at once.
+// a busy recording holds, and the most it hands its destination at once.
 const blockSize = 32 << 10
+
+// blockPool holds block buffers between uses: a recording gives its block
+// back at a Flush that finds nothing new since the previous one, so a
+// quiet session holds no block.
+var blockPool = sync.Pool{New: func() any { return new([blockSize]byte) }}
 
 // Writer writes one recording. Its methods are safe for concurrent use;
 // the byte slices given are not kept.
@@ -96,7 +101,8 @@ func NewWriter(dst io.Writer, passphrase string, h Header, now func() time.Time)
 	if err != nil {
 		return nil, err
 	}
-	w := &Writer{dst: dst, stream: stream, now: now, start: start, blk: make([]byte, blockHeaderLen, blockSize)}
+	w := &Writer{dst: dst, stream: stream, now: now, start: start}
+	w.takeBlock()
 	h.Version = 2
 	if h.Timestamp == 0 {
 		h.Timestamp = w.start.Unix()
@@ -134,6 +140,7 @@ func (w *Writer) data(dir int, p []byte) error {
 	if err := w.usable(); err != nil {
 		return err
 	}
+	w.takeBlock()
 	if c := w.carry[dir]; len(c) > 0 {
 		w.join = append(append(w.join[:0], c...), p...)
 		p = w.join
@@ -243,6 +250,7 @@ func (w *Writer) Resize(cols, rows uint32) error {
 	if err := w.usable(); err != nil {
 		return err
 	}
+	w.takeBlock()
 	var b [64]byte
 	e := append(b[:0], '[')
 	e = appendElapsed(e, w.elapsed())
@@ -264,7 +272,29 @@ func (w *Writer) Flush() error {
 	if w.closed || w.err != nil {
 		return w.err
 	}
+	if w.blk == nil {
+		return nil
+	}
+	if len(w.blk) == blockHeaderLen {
+		w.releaseBlock() // nothing since the last flush: quiet
+		return nil
+	}
 	return w.writeBlock()
+}
+
+// takeBlock makes sure there is a block to build events in.
+func (w *Writer) takeBlock() {
+	if w.blk == nil {
+		w.blk = blockPool.Get().(*[blockSize]byte)[:blockHeaderLen]
+	}
+}
+
+// releaseBlock gives the (empty) block back to the pool.
+func (w *Writer) releaseBlock() {
+	if w.blk != nil {
+		blockPool.Put((*[blockSize]byte)(w.blk[:blockSize]))
+		w.blk = nil
+	}
 }
 
 // Close writes the closing event, ends the gzip stream and flushes. It
@@ -275,6 +305,8 @@ func (w *Writer) Close(end End) error {
 	if w.closed {
 		return ErrClosed
 	}
+	w.takeBlock()
+	defer w.releaseBlock()
 	if w.err == nil {
 		for dir, c := range w.carry {
 			if len(c) > 0 {
