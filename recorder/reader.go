@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"unicode/utf8"
 )
 
 // Event is one recorded event. For "o" and "i", Data holds the exact bytes
@@ -39,6 +40,11 @@ func NewReader(r io.Reader, passphrase string) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newPlainReader(plain)
+}
+
+// newPlainReader reads a recording's decrypted asciicast.
+func newPlainReader(plain io.Reader) (*Reader, error) {
 	rd := &Reader{lines: bufio.NewReaderSize(plain, 64<<10)}
 	line, err := rd.lines.ReadBytes('\n')
 	if err != nil && len(line) == 0 {
@@ -90,8 +96,13 @@ func (r *Reader) Next() (Event, error) {
 			ev.Data = next.Data
 		case err == nil:
 			r.pending = next
+		case bytes.ContainsRune(ev.Data, utf8.RuneError):
+			// The file ends here, maybe between this event and the exact
+			// bytes it stands for: its text is not known to be exact, so
+			// it is not part of the prefix given back.
+			return Event{}, err
 		}
-		// An error is returned by the next call.
+		// Any other error is returned by the next call.
 	}
 	return *ev, nil
 }

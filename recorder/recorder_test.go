@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -329,5 +331,51 @@ func TestQuietRecordingHoldsNoBlock(t *testing.T) {
 	out, _, end, err := replay(t, buf.Bytes())
 	if err != nil || string(out) != "busy again" || end == nil || end.Reason != "exit 0" {
 		t.Fatalf("replay: %q %v %v", out, end, err)
+	}
+}
+
+// TestEveryCutOfBinaryKeepsExactPrefix: cut anywhere — including between
+// an "o" event and the "ob" twin holding its exact bytes — the Reader
+// gives back an exact prefix of what was recorded, never replacement text.
+// (The cuts are made in the plaintext, as a cut file decrypts to a cut
+// plaintext followed by gzip's error.)
+func TestEveryCutOfBinaryKeepsExactPrefix(t *testing.T) {
+	var chunks [][]byte
+	var all []byte
+	for i := 0; i < 20; i++ {
+		c := []byte(fmt.Sprintf("line %d \xff\xfe bytes\r\n", i))
+		chunks = append(chunks, c, nil)
+		all = append(all, c...)
+	}
+	r, err := Plaintext(bytes.NewReader(record(t, chunks, End{Reason: "exit 0"})), pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := bytes.IndexByte(plain, '\n') + 1
+	for cut := header; cut < len(plain); cut++ {
+		rd, err := newPlainReader(io.MultiReader(bytes.NewReader(plain[:cut]), iotest.ErrReader(io.ErrUnexpectedEOF)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []byte
+		for {
+			ev, err := rd.Next()
+			if err != nil {
+				if !errors.Is(err, ErrTruncated) {
+					t.Fatalf("cut at %d of %d: %v, want ErrTruncated", cut, len(plain), err)
+				}
+				break
+			}
+			if ev.Code == "o" {
+				out = append(out, ev.Data...)
+			}
+		}
+		if !bytes.HasPrefix(all, out) {
+			t.Fatalf("cut at %d of %d: %q is not a prefix of the output", cut, len(plain), out)
+		}
 	}
 }
