@@ -4,7 +4,7 @@ GATEWAY_PORT ?= 2222
 AGENT_PORT   ?= 2223
 export CGO_ENABLED = 1
 
-.PHONY: all build demo test unit e2e lint bench clean
+.PHONY: all build demo test unit e2e lint bench load load-faults clean
 
 all: build
 
@@ -34,6 +34,15 @@ lint:
 # (bench/results.md, bench/results.json).
 bench:
 	scripts/bench.sh
+
+# Load and soak (not part of make test): 500 concurrent sessions, the same
+# with 50 under -race, then the fault run; every recording checked byte for
+# byte (bench/load-results.md, bench/load-results.json).
+load:
+	scripts/load.sh
+
+load-faults:
+	scripts/load.sh faults
 
 clean:
 	rm -rf bin

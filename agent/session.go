@@ -493,3 +493,11 @@ func (s *session) startPipes(attrs *syscall.SysProcAttr) error {
 	})
 	return nil
 }
+
+// ServeChannel serves one wire.ChannelSession channel (its extra data a
+// wire.SessionOpen) that arrived on any SSH connection, not only a tunnel
+// to a gateway, until the session ends or ctx is done; the benchmarks'
+// one-hop baseline (bench/) serves people's channels with it directly.
+func (a *Agent) ServeChannel(ctx context.Context, nch ssh.NewChannel) {
+	a.serveSession(ctx, a.log, nch)
+}

@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bytes"
 	"io"
 	"testing"
 
@@ -36,3 +37,30 @@ func benchBulk(b *testing.B, rec gateway.Recorders) {
 
 func BenchmarkBulkRecordingOff(b *testing.B) { benchBulk(b, gateway.NopRecorders{}) }
 func BenchmarkBulkRecordingOn(b *testing.B)  { benchBulk(b, nil) }
+
+// benchUpload moves 64 MiB of log lines from the person to the host
+// (cat > /dev/null) through the gateway, recorded or not.
+func benchUpload(b *testing.B, rec gateway.Recorders) {
+	const size = 64 << 20
+	line := []byte("Nov 24 18:33:02 web-01 sshd[1234]: Accepted publickey for deploy from 10.0.0.7 port 52144 ssh2\n")
+	data := bytes.Repeat(line, size/len(line)+1)[:size]
+	e := newEnvB(b, gateway.Config{Recorders: rec})
+	c := e.dialB(b, "rr+web-01")
+	b.SetBytes(size)
+	b.ReportAllocs()
+	for b.Loop() {
+		s, err := c.NewSession()
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Stdin = bytes.NewReader(data)
+		if err := s.Run("cat > /dev/null"); err != nil {
+			b.Fatal(err)
+		}
+		s.Close()
+		c = e.dialB(b, "rr+web-01")
+	}
+}
+
+func BenchmarkUploadRecordingOff(b *testing.B) { benchUpload(b, gateway.NopRecorders{}) }
+func BenchmarkUploadRecordingOn(b *testing.B)  { benchUpload(b, nil) }

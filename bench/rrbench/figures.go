@@ -1,0 +1,232 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// logLine is the payload of the bulk figures: printable log lines, the
+// common case of what a responder pulls through a session. (The recorder
+// escapes text into JSON strings and base64s invalid UTF-8, so binary data
+// costs it more.)
+const logLine = "Nov 24 18:33:02 web-01 sshd[1234]: Accepted publickey for deploy from 10.0.0.7 port 52144 ssh2\n"
+
+// transfer is one bulk run.
+type transfer struct {
+	bytes   int64
+	elapsed time.Duration
+	cpuNs   int64 // the endpoint process's CPU time during the transfer
+}
+
+func (x transfer) mbps() float64      { return float64(x.bytes) / x.elapsed.Seconds() / 1e6 }
+func (x transfer) nsPerByte() float64 { return float64(x.cpuNs) / float64(x.bytes) }
+
+// bulk moves size bytes of log lines host→person (down) or person→host
+// through t, on a connection of its own.
+func bulk(t target, size int64, down bool) (transfer, error) {
+	c, err := t.dial(0)
+	if err != nil {
+		return transfer{}, err
+	}
+	defer c.Close()
+	s, err := c.NewSession()
+	if err != nil {
+		return transfer{}, err
+	}
+	defer s.Close()
+	before, err := t.proc.stats(false)
+	if err != nil {
+		return transfer{}, err
+	}
+	t0 := time.Now()
+	var n int64
+	if down {
+		out, _ := s.StdoutPipe()
+		line := logLine[:len(logLine)-1]
+		if err := s.Start(fmt.Sprintf("yes '%s' | head -c %d", line, size)); err != nil {
+			return transfer{}, err
+		}
+		n, err = io.Copy(io.Discard, out)
+		if err != nil {
+			return transfer{}, err
+		}
+	} else {
+		in, _ := s.StdinPipe()
+		if err := s.Start("cat > /dev/null"); err != nil {
+			return transfer{}, err
+		}
+		buf := bytes.Repeat([]byte(logLine), (256<<10)/len(logLine))
+		for n < size {
+			p := buf[:min(int64(len(buf)), size-n)]
+			m, err := in.Write(p)
+			n += int64(m)
+			if err != nil {
+				return transfer{}, err
+			}
+		}
+		in.Close()
+	}
+	if err := s.Wait(); err != nil {
+		return transfer{}, fmt.Errorf("%s: bulk: %w", t.name, err)
+	}
+	el := time.Since(t0)
+	after, err := t.proc.stats(false)
+	if err != nil {
+		return transfer{}, err
+	}
+	if n != size {
+		return transfer{}, fmt.Errorf("%s: moved %d bytes of %d", t.name, n, size)
+	}
+	return transfer{bytes: n, elapsed: el, cpuNs: after.CPUNs - before.CPUNs}, nil
+}
+
+// clearSpool removes finished recordings (a GiB each way adds up).
+func clearSpool(dir string) {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.gz"))
+	for _, f := range files {
+		os.Remove(f)
+	}
+}
+
+type percentiles struct{ p50, p99 time.Duration }
+
+func pct(d []time.Duration) percentiles {
+	d = slices.Clone(d)
+	slices.Sort(d)
+	at := func(p int) time.Duration { return d[min(len(d)-1, len(d)*p/100)] }
+	return percentiles{at(50), at(99)}
+}
+
+// keystrokes times n round trips of one byte through an interactive PTY
+// shell on the host: alternately "x" (echoed "x") and DEL (echoed "\b \b"
+// by the terminal's line discipline), so the line never grows.
+func keystrokes(t target, n int) (percentiles, error) {
+	c, err := t.dial(0)
+	if err != nil {
+		return percentiles{}, err
+	}
+	sh, err := openShell(c)
+	if err != nil {
+		c.Close()
+		return percentiles{}, err
+	}
+	defer sh.close()
+	sh.quiet(300 * time.Millisecond) // the rest of the prompt
+	var d []time.Duration
+	for i := range n + 20 {
+		p, want := []byte("x"), 1
+		if i%2 == 1 {
+			p, want = []byte{0x7f}, 3
+		}
+		rt, err := sh.roundTrip(p, want)
+		if err != nil {
+			return percentiles{}, fmt.Errorf("%s: keystroke %d: %w", t.name, i, err)
+		}
+		if i >= 20 { // warm-up
+			d = append(d, rt)
+		}
+	}
+	return pct(d), nil
+}
+
+// setup is one session from TCP connect to the first byte of its shell.
+func setup(t target, person int) (time.Duration, error) {
+	t0 := time.Now()
+	c, err := t.dial(person)
+	if err != nil {
+		return 0, err
+	}
+	sh, err := openShell(c)
+	if err != nil {
+		c.Close()
+		return 0, err
+	}
+	d := time.Since(t0)
+	sh.close()
+	return d, nil
+}
+
+// setups measures n set-ups one after another, then n more by workers in
+// parallel for the rate.
+func setups(t target, n, workers int) (percentiles, float64, error) {
+	var d []time.Duration
+	for range n {
+		x, err := setup(t, 0)
+		if err != nil {
+			return percentiles{}, 0, err
+		}
+		d = append(d, x)
+	}
+	var next atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for w := range workers {
+		wg.Go(func() {
+			for next.Add(1) <= int64(n) {
+				if _, err := setup(t, w); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err, ok := firstErr.Load().(error); ok {
+		return percentiles{}, 0, err
+	}
+	return pct(d), float64(n) / time.Since(t0).Seconds(), nil
+}
+
+// openMany opens n idle PTY shells through t with workers in parallel,
+// person i for the i-th.
+func openMany(t target, n, workers int) ([]*shell, error) {
+	shells := make([]*shell, n)
+	var next atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n || firstErr.Load() != nil {
+					return
+				}
+				c, err := t.dial(i)
+				if err == nil {
+					shells[i], err = openShell(c)
+					if err != nil {
+						c.Close()
+					}
+				}
+				if err != nil {
+					firstErr.CompareAndSwap(nil, fmt.Errorf("session %d: %w", i, err))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err, ok := firstErr.Load().(error); ok {
+		closeAll(shells)
+		return nil, err
+	}
+	return shells, nil
+}
+
+func closeAll(shells []*shell) {
+	var wg sync.WaitGroup
+	for _, sh := range shells {
+		if sh != nil {
+			wg.Go(sh.close)
+		}
+	}
+	wg.Wait()
+}

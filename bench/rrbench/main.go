@@ -1,0 +1,398 @@
+// Command rrbench measures rr against baselines in the same run: bulk
+// throughput, the gateway's CPU per byte, keystroke latency, session
+// set-up, and memory per idle session and per idle agent tunnel. The
+// gateway, the agents and the one-hop endpoint run as processes of their
+// own (this binary, re-executed with RRBENCH_ROLE set), so each one's CPU
+// time and RSS are its own. `make bench` (scripts/bench.sh) runs it after
+// the Go benchmarks and it writes bench/results.md and bench/results.json.
+//
+// Sizes come from flags, defaulting to the environment: BULK (bytes, with
+// an optional KiB/MiB/GiB suffix), SESSIONS, AGENTS, KEYSTROKES, SETUPS.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+type config struct {
+	bulk       int64
+	sessions   int
+	agents     int
+	keystrokes int
+	setups     int
+	workers    int
+	gobench    string // go test -bench output to fold into the table
+	out        string // directory of results.md and results.json
+	work       string // "" = a fresh temporary directory
+	shell      string
+}
+
+func main() {
+	if role := os.Getenv(roleEnv); role != "" {
+		if err := runRole(role, os.Args[1:]); err != nil {
+			fmt.Fprintf(os.Stderr, "rrbench %s: %v\n", role, err)
+			os.Exit(1)
+		}
+		return
+	}
+	cfg := config{}
+	bulk := flag.String("bulk", envOr("BULK", "1GiB"), "bytes moved each way by the bulk figures")
+	flag.IntVar(&cfg.sessions, "sessions", envInt("SESSIONS", 1000), "idle sessions for the memory figure")
+	flag.IntVar(&cfg.agents, "agents", envInt("AGENTS", 1000), "idle agent tunnels for the memory figure")
+	flag.IntVar(&cfg.keystrokes, "keystrokes", envInt("KEYSTROKES", 2000), "keystroke round trips")
+	flag.IntVar(&cfg.setups, "setups", envInt("SETUPS", 200), "session set-ups timed")
+	flag.IntVar(&cfg.workers, "workers", envInt("WORKERS", 8), "parallel clients for the set-up rate and for opening sessions")
+	flag.StringVar(&cfg.gobench, "gobench", "", "output of go test -bench (recorder, gateway) to include")
+	flag.StringVar(&cfg.out, "out", "bench", "directory for results.md and results.json")
+	flag.StringVar(&cfg.work, "work", "", "working directory (default: a temporary one, removed)")
+	flag.StringVar(&cfg.shell, "shell", "/bin/sh", "the shell sessions run on the host")
+	flag.Parse()
+	var err error
+	if cfg.bulk, err = parseSize(*bulk); err != nil {
+		fmt.Fprintln(os.Stderr, "rrbench:", err)
+		os.Exit(2)
+	}
+	if err := run(cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "rrbench:", err)
+		os.Exit(1)
+	}
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return n
+	}
+	return def
+}
+
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		m      int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}} {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = v, u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return n * mult, nil
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "rrbench %s: "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+func run(cfg config) error {
+	work := cfg.work
+	if work == "" {
+		d, err := os.MkdirTemp("", "rrbench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		work = d
+	}
+	r := &results{cfg: cfg, started: time.Now()}
+	if err := r.speed(cfg, filepath.Join(work, "speed")); err != nil {
+		return err
+	}
+	if err := r.sessionMemory(cfg, filepath.Join(work, "sessions")); err != nil {
+		return err
+	}
+	if err := r.agentMemory(cfg, filepath.Join(work, "agents")); err != nil {
+		return err
+	}
+	if cfg.gobench != "" {
+		if err := r.goBenchmarks(cfg.gobench); err != nil {
+			return err
+		}
+	}
+	return r.write(cfg.out)
+}
+
+// stack is a gateway (recording into its spool) and an agent process for
+// host h0, with people p0…
+func startStack(dir string, people int, cheap bool, shell string) (gw, ag *child, err error) {
+	gw, err = startChild("gateway", filepath.Join(dir, "gateway"), "-people", strconv.Itoa(people),
+		"-hosts", "1", "-cheap="+strconv.FormatBool(cheap))
+	if err != nil {
+		return nil, nil, err
+	}
+	ag, err = startChild("agent", filepath.Join(dir, "agent"), "-gw", gw.ready["agents"], "-fp", gw.ready["fingerprint"],
+		"-hosts", "1", "-shell", shell)
+	if err != nil {
+		gw.stop()
+		return nil, nil, err
+	}
+	if err := gw.do(nil, "wait h 1"); err != nil {
+		ag.stop()
+		gw.stop()
+		return nil, nil, err
+	}
+	return gw, ag, nil
+}
+
+// speed: bulk, CPU per byte, keystrokes, set-up; gateway and one hop.
+func (r *results) speed(cfg config, dir string) error {
+	gw, ag, err := startStack(dir, cfg.workers, false, cfg.shell)
+	if err != nil {
+		return err
+	}
+	defer gw.stop()
+	defer ag.stop()
+	oh, err := startChild("onehop", filepath.Join(dir, "onehop"), "-shell", cfg.shell)
+	if err != nil {
+		return err
+	}
+	defer oh.stop()
+	viaGW := target{name: "gateway", addr: gw.ready["people"], hostKey: signer(gatewayKeyName).PublicKey(), gateway: true, proc: gw}
+	oneHop := target{name: "one hop", addr: oh.ready["addr"], hostKey: signer(onehopKeyName).PublicKey(), proc: oh}
+	spool := gw.ready["spool"]
+
+	vias, ones := map[bool]transfer{}, map[bool]transfer{}
+	for _, down := range []bool{true, false} {
+		dirName := "person→host"
+		if down {
+			dirName = "host→person"
+		}
+		logf("bulk %s, %d bytes, one hop", dirName, cfg.bulk)
+		one, err := bulk(oneHop, cfg.bulk, down)
+		if err != nil {
+			return err
+		}
+		logf("  %.0f MB/s, endpoint %.2f ns/byte", one.mbps(), one.nsPerByte())
+		logf("bulk %s, %d bytes, through the gateway, recording on", dirName, cfg.bulk)
+		via, err := bulk(viaGW, cfg.bulk, down)
+		clearSpool(spool)
+		if err != nil {
+			return err
+		}
+		logf("  %.0f MB/s, gateway %.2f ns/byte", via.mbps(), via.nsPerByte())
+		vias[down], ones[down] = via, one
+		r.add(figure{Name: "bulk " + dirName + ", through gateway (recording on)", Value: via.mbps(), Unit: "MB/s",
+			Baseline: "one-hop Go SSH", BaselineValue: one.mbps(), Target: ">= 0.70", Prototype: "0.62-0.66",
+			Note: fmt.Sprintf("%s of log lines", sizeString(cfg.bulk))})
+		r.add(figure{Name: "gateway CPU per byte, " + dirName + " (recording on)", Value: via.nsPerByte(), Unit: "ns/B",
+			Baseline: "one-hop endpoint CPU per byte", BaselineValue: one.nsPerByte(), Target: "<= 1.0", Prototype: "about 1.4",
+			Lower: true, Note: "getrusage of each process, utime+stime"})
+	}
+	r.sshJ(cfg, filepath.Join(dir, "openssh"), vias, ones)
+
+	logf("keystrokes: %d round trips, one hop", cfg.keystrokes)
+	oneK, err := keystrokes(oneHop, cfg.keystrokes)
+	if err != nil {
+		return err
+	}
+	logf("keystrokes: %d round trips, through the gateway", cfg.keystrokes)
+	viaK, err := keystrokes(viaGW, cfg.keystrokes)
+	if err != nil {
+		return err
+	}
+	r.add(figure{Name: "keystroke echo p50, through gateway", Value: us(viaK.p50), Unit: "µs", Baseline: "one hop",
+		BaselineValue: us(oneK.p50), Lower: true, Prototype: "277 vs 146 µs (1.90)"})
+	r.add(figure{Name: "keystroke echo p99, through gateway", Value: us(viaK.p99), Unit: "µs", Baseline: "one hop",
+		BaselineValue: us(oneK.p99), Target: "<= 1.3", Lower: true, Prototype: "530 vs 339 µs (1.56)"})
+
+	logf("set-up: %d sessions one at a time, then %d with %d clients in parallel, one hop", cfg.setups, cfg.setups, cfg.workers)
+	oneS, oneRate, err := setups(oneHop, cfg.setups, cfg.workers)
+	if err != nil {
+		return err
+	}
+	logf("set-up: the same through the gateway (key, passphrase, mailed code)")
+	viaS, viaRate, err := setups(viaGW, cfg.setups, cfg.workers)
+	clearSpool(spool)
+	if err != nil {
+		return err
+	}
+	note := "TCP connect to first shell byte; gateway: key + passphrase (production argon2id, 64 MiB, 3 passes) + mailed code"
+	r.add(figure{Name: "session set-up median, through gateway", Value: ms(viaS.p50), Unit: "ms", Baseline: "one hop (key only)",
+		BaselineValue: ms(oneS.p50), Lower: true, Note: note})
+	r.add(figure{Name: "session set-up p99, through gateway", Value: ms(viaS.p99), Unit: "ms", Baseline: "one hop (key only)",
+		BaselineValue: ms(oneS.p99), Lower: true})
+	r.add(figure{Name: "sessions set up per second, through gateway", Value: viaRate, Unit: "/s", Baseline: "one hop",
+		BaselineValue: oneRate, Note: fmt.Sprintf("%d clients in parallel", cfg.workers)})
+	return nil
+}
+
+// sessionMemory: the gateway's RSS and heap per idle PTY session.
+func (r *results) sessionMemory(cfg config, dir string) error {
+	if cfg.sessions <= 0 {
+		return nil
+	}
+	gw, ag, err := startStack(dir, cfg.sessions, true, cfg.shell)
+	if err != nil {
+		return err
+	}
+	defer gw.stop()
+	defer ag.stop()
+	viaGW := target{name: "gateway", addr: gw.ready["people"], hostKey: signer(gatewayKeyName).PublicKey(), gateway: true, proc: gw}
+	// One session first, so that what every session shares (the store's
+	// caches, the recorder's pools) is in the "before".
+	warm, err := openMany(viaGW, 1, 1)
+	if err != nil {
+		return err
+	}
+	closeAll(warm)
+	time.Sleep(time.Second)
+	before, err := gw.stats(true)
+	if err != nil {
+		return err
+	}
+	logf("memory: opening %d idle PTY sessions through the gateway", cfg.sessions)
+	shells, err := openMany(viaGW, cfg.sessions, 2*cfg.workers)
+	if err != nil {
+		return err
+	}
+	defer closeAll(shells)
+	time.Sleep(2 * time.Second) // a recorder flush interval and more
+	after, err := gw.stats(true)
+	if err != nil {
+		return err
+	}
+	prof := filepath.Join(cfg.out, "sessions.heap.pprof")
+	if err := gw.do(nil, "profile "+absPath(prof)); err != nil {
+		return err
+	}
+	n := float64(cfg.sessions)
+	logf("  RSS %d → %d KiB, heap in use %d → %d KiB, goroutines %d → %d", before.RSSKiB, after.RSSKiB,
+		before.HeapInuse>>10, after.HeapInuse>>10, before.Goroutines, after.Goroutines)
+	r.add(figure{Name: fmt.Sprintf("gateway RSS per idle PTY session (%d live)", cfg.sessions), Value: float64(after.RSSKiB-before.RSSKiB) / n,
+		Unit: "KiB", Target: "<= 40 KiB", TargetValue: 40, Lower: true, Prototype: "about 80 KB",
+		Note: "VmRSS after GC + FreeOSMemory, minus the same with no session; heap profile: " + prof})
+	r.add(figure{Name: "gateway Go heap per idle PTY session", Value: float64(int64(after.HeapInuse)-int64(before.HeapInuse)) / 1024 / n, Unit: "KiB",
+		Lower: true, Note: fmt.Sprintf("plus %.1f KiB of goroutine stacks (%.1f goroutines per session)",
+			float64(int64(after.StackInuse)-int64(before.StackInuse))/1024/n, float64(after.Goroutines-before.Goroutines)/n)})
+	return nil
+}
+
+// agentMemory: the gateway's RSS and heap per idle agent tunnel.
+func (r *results) agentMemory(cfg config, dir string) error {
+	if cfg.agents <= 0 {
+		return nil
+	}
+	n := strconv.Itoa(cfg.agents)
+	gw, err := startChild("gateway", filepath.Join(dir, "gateway"), "-people", "0", "-hosts", n, "-prefix", "a", "-cheap")
+	if err != nil {
+		return err
+	}
+	defer gw.stop()
+	before, err := gw.stats(true)
+	if err != nil {
+		return err
+	}
+	logf("memory: %d idle agent tunnels", cfg.agents)
+	ag, err := startChild("agent", filepath.Join(dir, "agent"), "-gw", gw.ready["agents"], "-fp", gw.ready["fingerprint"],
+		"-hosts", n, "-prefix", "a", "-shell", cfg.shell)
+	if err != nil {
+		return err
+	}
+	defer ag.stop()
+	if err := gw.do(nil, "wait a "+n); err != nil {
+		return err
+	}
+	time.Sleep(2 * time.Second)
+	after, err := gw.stats(true)
+	if err != nil {
+		return err
+	}
+	prof := filepath.Join(cfg.out, "agents.heap.pprof")
+	if err := gw.do(nil, "profile "+absPath(prof)); err != nil {
+		return err
+	}
+	k := float64(cfg.agents)
+	logf("  RSS %d → %d KiB, heap in use %d → %d KiB, goroutines %d → %d", before.RSSKiB, after.RSSKiB,
+		before.HeapInuse>>10, after.HeapInuse>>10, before.Goroutines, after.Goroutines)
+	r.add(figure{Name: fmt.Sprintf("gateway RSS per idle agent tunnel (%d connected)", cfg.agents), Value: float64(after.RSSKiB-before.RSSKiB) / k,
+		Unit: "KiB", Target: "<= 24 KiB", TargetValue: 24, Lower: true,
+		Note: "VmRSS after GC + FreeOSMemory, minus the same before the agents dialled; heap profile: " + prof})
+	r.add(figure{Name: "gateway Go heap per idle agent tunnel", Value: float64(int64(after.HeapInuse)-int64(before.HeapInuse)) / 1024 / k, Unit: "KiB",
+		Lower: true, Note: fmt.Sprintf("plus %.1f KiB of goroutine stacks (%.1f goroutines per tunnel)",
+			float64(int64(after.StackInuse)-int64(before.StackInuse))/1024/k, float64(after.Goroutines-before.Goroutines)/k)})
+	return nil
+}
+
+// sshJ compares with OpenSSH through a jump host (and directly), when
+// sshd is installed.
+func (r *results) sshJ(cfg config, dir string, vias, ones map[bool]transfer) {
+	skip := func(why string) {
+		r.add(figure{Name: "bulk through gateway vs OpenSSH ssh -J", Target: ">= 1.5", Skipped: true, Note: "skipped: " + why})
+	}
+	sshd := sshdPath()
+	if sshd == "" {
+		skip("no sshd (apt-get install openssh-server)")
+		return
+	}
+	if _, err := exec.LookPath("ssh"); err != nil {
+		skip("no ssh (apt-get install openssh-client)")
+		return
+	}
+	o, err := startOpenSSH(sshd, dir)
+	if err != nil {
+		skip(err.Error())
+		return
+	}
+	defer o.stop()
+	for _, down := range []bool{true, false} {
+		dirName := "person→host"
+		if down {
+			dirName = "host→person"
+		}
+		logf("bulk %s, %d bytes, OpenSSH direct and ssh -J", dirName, cfg.bulk)
+		direct, err := o.bulk("direct", cfg.bulk, down)
+		if err != nil {
+			skip(err.Error())
+			return
+		}
+		jump, err := o.bulk("target", cfg.bulk, down)
+		if err != nil {
+			skip(err.Error())
+			return
+		}
+		logf("  direct %.0f MB/s, ssh -J %.0f MB/s", direct.mbps(), jump.mbps())
+		r.add(figure{Name: "bulk " + dirName + ", through gateway vs OpenSSH ssh -J", Value: vias[down].mbps(), Unit: "MB/s",
+			Baseline: "ssh -J via a throwaway sshd", BaselineValue: jump.mbps(), Target: ">= 1.5", Prototype: "ssh -J 124 MB/s",
+			Note: "OpenSSH's default cipher and settings"})
+		r.add(figure{Name: "bulk " + dirName + ", OpenSSH direct (reference)", Value: direct.mbps(), Unit: "MB/s",
+			Baseline: "one-hop Go SSH", BaselineValue: ones[down].mbps(), Prototype: "447 MB/s"})
+	}
+}
+
+func absPath(p string) string {
+	a, err := filepath.Abs(p)
+	if err != nil {
+		return p
+	}
+	return a
+}
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func sizeString(n int64) string {
+	switch {
+	case n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}

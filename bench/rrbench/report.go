@@ -1,0 +1,236 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// figure is one row of the table.
+type figure struct {
+	Name          string   `json:"name"`
+	Value         float64  `json:"value"`
+	Unit          string   `json:"unit"`
+	Baseline      string   `json:"baseline,omitempty"`
+	BaselineValue float64  `json:"baseline_value,omitempty"`
+	Ratio         float64  `json:"ratio,omitempty"` // Value / BaselineValue
+	Target        string   `json:"target,omitempty"`
+	TargetValue   float64  `json:"-"` // an absolute target (Value is compared), else the ratio is
+	Lower         bool     `json:"-"` // lower is better
+	Met           *bool    `json:"met,omitempty"`
+	Prototype     string   `json:"prototype,omitempty"`
+	Note          string   `json:"note,omitempty"`
+	Skipped       bool     `json:"skipped,omitempty"`
+	Extra         []string `json:"-"`
+}
+
+type results struct {
+	cfg     config
+	started time.Time
+	figures []figure
+	gobench []figure
+}
+
+func (r *results) add(f figure) {
+	if f.BaselineValue != 0 {
+		f.Ratio = f.Value / f.BaselineValue
+	}
+	if f.Target != "" && !f.Skipped {
+		op, num, _ := strings.Cut(f.Target, " ")
+		want, _ := strconv.ParseFloat(strings.Fields(num)[0], 64)
+		got := f.Ratio
+		if f.TargetValue != 0 {
+			got = f.Value
+		}
+		met := got >= want
+		if op == "<=" {
+			met = got <= want
+		}
+		f.Met = &met
+	}
+	r.figures = append(r.figures, f)
+}
+
+// goBenchmarks folds in the Go benchmarks' medians (MB/s over -count
+// runs): each recorder benchmark against raw AES-256-CTR, the gzip levels
+// against stored blocks, and the gateway's in-process bulk with recording
+// on against off.
+func (r *results) goBenchmarks(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	mbs := map[string][]float64{}
+	allocs := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) < 2 || !strings.HasPrefix(fs[0], "Benchmark") {
+			continue
+		}
+		name := fs[0]
+		if i := strings.LastIndex(name, "-"); i > 0 {
+			if _, err := strconv.Atoi(name[i+1:]); err == nil {
+				name = name[:i]
+			}
+		}
+		for i := 1; i+1 < len(fs); i++ {
+			switch fs[i+1] {
+			case "MB/s":
+				v, _ := strconv.ParseFloat(fs[i], 64)
+				mbs[name] = append(mbs[name], v)
+			case "allocs/op":
+				allocs[name] = fs[i]
+			}
+		}
+	}
+	median := func(name string) float64 {
+		v := slices.Clone(mbs[name])
+		if len(v) == 0 {
+			return 0
+		}
+		slices.Sort(v)
+		return v[(len(v)-1)/2]
+	}
+	for _, b := range []string{"BenchmarkRecorderLog", "BenchmarkRecorderText", "BenchmarkRecorderBinary", "BenchmarkRecorderKeystroke",
+		"BenchmarkGzipHuffmanOnly", "BenchmarkGzipBestSpeed", "BenchmarkBulkRecordingOn", "BenchmarkUploadRecordingOn"} {
+		if len(mbs[b]) == 0 {
+			continue
+		}
+		ref := "BenchmarkAESCTR"
+		switch {
+		case strings.Contains(b, "Gzip"):
+			ref = "BenchmarkGzipStored"
+		case strings.Contains(b, "Bulk"):
+			ref = "BenchmarkBulkRecordingOff"
+		case strings.Contains(b, "Upload"):
+			ref = "BenchmarkUploadRecordingOff"
+		}
+		fg := figure{Name: strings.TrimPrefix(b, "Benchmark") + " (go test -bench)", Value: median(b), Unit: "MB/s",
+			Baseline: strings.TrimPrefix(ref, "Benchmark"), BaselineValue: median(ref), Note: allocs[b] + " allocs/op"}
+		if fg.BaselineValue != 0 {
+			fg.Ratio = fg.Value / fg.BaselineValue
+		}
+		// The recordings issue's targets: the recorder on log lines at a
+		// quarter of raw AES-CTR on one core; recording costing at most a
+		// tenth of in-process bulk throughput either way.
+		switch b {
+		case "BenchmarkRecorderLog":
+			fg.Target = ">= 0.25"
+		case "BenchmarkBulkRecordingOn", "BenchmarkUploadRecordingOn":
+			fg.Target = ">= 0.90"
+		}
+		if fg.Target != "" && fg.BaselineValue != 0 {
+			want, _ := strconv.ParseFloat(strings.TrimPrefix(fg.Target, ">= "), 64)
+			met := fg.Ratio >= want
+			fg.Met = &met
+		}
+		r.gobench = append(r.gobench, fg)
+	}
+	return sc.Err()
+}
+
+type machine struct {
+	CPUs    int    `json:"cpus"`
+	CPU     string `json:"cpu"`
+	Go      string `json:"go"`
+	Kernel  string `json:"kernel"`
+	MemKiB  int64  `json:"mem_kib"`
+	Summary string `json:"summary"`
+}
+
+func thisMachine() machine {
+	m := machine{CPUs: runtime.NumCPU(), Go: runtime.Version()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "model name"); ok {
+				m.CPU = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	if out, err := exec.Command("uname", "-sr").Output(); err == nil {
+		m.Kernel = strings.TrimSpace(string(out))
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		fmt.Sscanf(strings.SplitN(string(b), "\n", 2)[0], "MemTotal: %d kB", &m.MemKiB)
+	}
+	m.Summary = fmt.Sprintf("%d CPUs (%s), %.0f GiB RAM, %s, %s", m.CPUs, m.CPU, float64(m.MemKiB)/(1<<20), m.Kernel, m.Go)
+	return m
+}
+
+func fmtNum(v float64) string {
+	switch {
+	case v == 0:
+		return "0"
+	case v >= 100 || v <= -100:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case v >= 10 || v <= -10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 2, 64)
+}
+
+func (r *results) write(dir string) error {
+	m := thisMachine()
+	date := r.started.UTC().Format("2006-01-02 15:04 UTC")
+	var b strings.Builder
+	fmt.Fprintf(&b, "Run %s on %s, %s elapsed.\n", date, m.Summary, time.Since(r.started).Round(time.Second))
+	fmt.Fprintf(&b, "Sizes: bulk %s each way, %d keystrokes, %d set-ups, %d idle sessions, %d idle agents.\n\n",
+		sizeString(r.cfg.bulk), r.cfg.keystrokes, r.cfg.setups, r.cfg.sessions, r.cfg.agents)
+	b.WriteString("| figure | value | baseline | ratio | target | met? | notes |\n|---|---:|---|---:|---|---|---|\n")
+	for _, f := range append(slices.Clone(r.figures), r.gobench...) {
+		if f.Skipped {
+			fmt.Fprintf(&b, "| %s | – | – | – | %s | skipped | %s |\n", f.Name, f.Target, f.Note)
+			continue
+		}
+		base, ratio := "–", "–"
+		if f.Baseline != "" {
+			base = f.Baseline
+			if f.BaselineValue != 0 {
+				base = fmt.Sprintf("%s %s %s", f.Baseline, fmtNum(f.BaselineValue), f.Unit)
+				ratio = strconv.FormatFloat(f.Ratio, 'f', 2, 64)
+			}
+		}
+		target, met := f.Target, ""
+		if target == "" {
+			target = "–"
+		}
+		if f.Prototype != "" {
+			target += " (prototype " + f.Prototype + ")"
+		}
+		if f.Met != nil {
+			met = map[bool]string{true: "yes", false: "**no**"}[*f.Met]
+		}
+		fmt.Fprintf(&b, "| %s | %s %s | %s | %s | %s | %s | %s |\n", f.Name, fmtNum(f.Value), f.Unit, base, ratio, target, met, f.Note)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.md"), []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(map[string]any{
+		"date": date, "machine": m,
+		"config": map[string]any{"bulk_bytes": r.cfg.bulk, "keystrokes": r.cfg.keystrokes, "setups": r.cfg.setups,
+			"sessions": r.cfg.sessions, "agents": r.cfg.agents, "workers": r.cfg.workers, "shell": r.cfg.shell},
+		"figures": r.figures, "go_benchmarks": r.gobench,
+	}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(js, '\n'), 0o644); err != nil {
+		return err
+	}
+	fmt.Print(b.String())
+	return nil
+}

@@ -1,0 +1,394 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/alexedwards/argon2id"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/rr-gateway/rr/agent"
+	"github.com/rr-gateway/rr/auth"
+	"github.com/rr-gateway/rr/gateway"
+	"github.com/rr-gateway/rr/recorder"
+	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/wire"
+)
+
+// roleEnv names the role a re-executed bench binary plays: the driver
+// starts the gateway, the agents and the one-hop endpoint as processes of
+// their own, so each one's CPU time and RSS can be measured apart.
+const roleEnv = "RRBENCH_ROLE"
+
+// A role talks to the driver over its stdin and stdout, one line each:
+//
+//	→ ready JSON                  once serving
+//	→ mail TO CODE                a login code the gateway mailed
+//	← stats | gcstats             → reply JSON (a procStats)
+//	← wait PREFIX N               → reply {} once hosts PREFIX0..N-1 are online
+//	← profile PATH                → reply {} once a heap profile is written
+//
+// A role ends when its stdin closes.
+func runRole(role string, args []string) error {
+	fs := flag.NewFlagSet(role, flag.ContinueOnError)
+	dir := fs.String("dir", "", "working directory")
+	hosts := fs.Int("hosts", 1, "gateway: hosts declared, named PREFIX0…; agent: agents run")
+	prefix := fs.String("prefix", "h", "host name prefix")
+	people := fs.Int("people", 1, "gateway: people declared, p0…")
+	record := fs.Bool("record", true, "gateway: record sessions into a spool (else NopRecorders)")
+	cheap := fs.Bool("cheap", false, "gateway: cheap argon2id verifier for the passphrase (else production cost)")
+	gw := fs.String("gw", "", "agent: the gateway's agent address")
+	fp := fs.String("fp", "", "agent: the gateway's host key fingerprint")
+	shell := fs.String("shell", "/bin/sh", "agent, onehop: the shell sessions run")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctl := newControl()
+	logf, err := os.Create(filepath.Join(*dir, role+".log"))
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	log := slog.New(slog.NewJSONHandler(logf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	switch role {
+	case "gateway":
+		return gatewayRole(ctx, ctl, log, *dir, *prefix, *hosts, *people, *record, *cheap)
+	case "agent":
+		return agentRole(ctx, ctl, log, *gw, *fp, *prefix, *hosts, *shell)
+	case "onehop":
+		return onehopRole(ctx, ctl, log, *shell)
+	}
+	return fmt.Errorf("unknown role %q", role)
+}
+
+// control is a role's end of the driver's pipe.
+type control struct {
+	mu  sync.Mutex
+	out *bufio.Writer
+}
+
+func newControl() *control { return &control{out: bufio.NewWriter(os.Stdout)} }
+
+func (c *control) send(kind string, v any) {
+	var s string
+	if str, ok := v.(string); ok {
+		s = str
+	} else {
+		b, _ := json.Marshal(v)
+		s = string(b)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.out.WriteString(kind + " " + s + "\n")
+	c.out.Flush()
+}
+
+// serve answers the driver's commands until stdin closes; wait handles
+// "wait" (nil: the role has no hosts to wait for).
+func (c *control) serve(wait func(prefix string, n int) error) {
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 {
+			continue
+		}
+		var err error
+		switch f[0] {
+		case "stats":
+			c.send("reply", readStats(false))
+			continue
+		case "gcstats":
+			c.send("reply", readStats(true))
+			continue
+		case "wait":
+			n, _ := strconv.Atoi(f[2])
+			if wait == nil {
+				err = errors.New("nothing to wait for")
+			} else {
+				err = wait(f[1], n)
+			}
+		case "profile":
+			err = writeHeapProfile(f[1])
+		default:
+			err = fmt.Errorf("unknown command %q", f[0])
+		}
+		if err != nil {
+			c.send("reply", map[string]string{"error": err.Error()})
+		} else {
+			c.send("reply", map[string]string{})
+		}
+	}
+}
+
+func writeHeapProfile(path string) error {
+	runtime.GC()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return pprof.Lookup("heap").WriteTo(f, 0)
+}
+
+// procStats is what a role says about itself.
+type procStats struct {
+	CPUNs      int64  `json:"cpu_ns"` // user + system time of the whole process
+	RSSKiB     int64  `json:"rss_kib"`
+	HeapInuse  uint64 `json:"heap_inuse"`
+	HeapAlloc  uint64 `json:"heap_alloc"`
+	StackInuse uint64 `json:"stack_inuse"`
+	GoSys      uint64 `json:"go_sys"`
+	Goroutines int    `json:"goroutines"`
+}
+
+// readStats reads the process's own figures; with gc, after a collection
+// that also returns freed pages to the OS, so that RSS and heap are what
+// live objects hold rather than garbage not yet swept.
+func readStats(gc bool) procStats {
+	if gc {
+		runtime.GC()
+		debug.FreeOSMemory()
+	}
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return procStats{
+		CPUNs:      ru.Utime.Nano() + ru.Stime.Nano(),
+		RSSKiB:     vmRSS(),
+		HeapInuse:  ms.HeapInuse,
+		HeapAlloc:  ms.HeapAlloc,
+		StackInuse: ms.StackInuse,
+		GoSys:      ms.Sys,
+		Goroutines: runtime.NumGoroutine(),
+	}
+}
+
+func vmRSS() int64 {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// lineMailer hands each login code to the driver over the control pipe:
+// the benchmark's local mail capture.
+type lineMailer struct{ ctl *control }
+
+var codeRE = regexp.MustCompile(`\b\d{6}\b`)
+
+func (m lineMailer) Send(_ context.Context, msg auth.Message) error {
+	m.ctl.send("mail", msg.To+" "+codeRE.FindString(msg.Subject))
+	return nil
+}
+
+// cheapParams are rrtest's argon2id costs, for runs that open hundreds of
+// sessions at once (the memory figures), where the production verifier
+// (64 MiB, 3 passes) would only measure argon2id.
+var cheapParams = &argon2id.Params{Memory: 1024, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
+
+func gatewayRole(ctx context.Context, ctl *control, log *slog.Logger, dir, prefix string, hosts, people int, record, cheap bool) error {
+	st, err := store.Open(filepath.Join(dir, "rr.db"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for i := range hosts {
+		h := prefix + strconv.Itoa(i)
+		if err := st.UpsertHost(ctx, h); err != nil {
+			return err
+		}
+		if err := st.SetAgentKey(ctx, h, authorizedLine(agentKey(h))); err != nil {
+			return err
+		}
+	}
+	if hosts > 0 {
+		var v string
+		if cheap {
+			v, err = argon2id.CreateHash(passphrase, cheapParams)
+		} else {
+			v, err = auth.HashSecret(passphrase)
+		}
+		if err != nil {
+			return err
+		}
+		if err := st.SetHostPassphrase(ctx, prefix+"0", v); err != nil {
+			return err
+		}
+	}
+	var members []string
+	for i := range people {
+		p := store.Person{Name: personName(i), Role: "advanced", Email: personEmail(i)}
+		if err := st.UpsertPerson(ctx, p); err != nil {
+			return err
+		}
+		k := personKey(i)
+		if err := st.SetPersonKeys(ctx, p.Name, map[string]string{ssh.FingerprintSHA256(k.PublicKey()): authorizedLine(k)}); err != nil {
+			return err
+		}
+		members = append(members, p.Name)
+	}
+	if people > 0 {
+		if err := st.UpsertTeam(ctx, store.Team{Name: "bench_RR", RapidResponse: true, Members: members, Hosts: []string{"*"}}); err != nil {
+			return err
+		}
+	}
+	lots := 1 << 30
+	a, err := auth.New(auth.Config{
+		Directory: gateway.StoreDirectory(st),
+		Mailer:    lineMailer{ctl},
+		Audit:     gateway.AuthAudit(st, log),
+		Logger:    log,
+		// The benchmark logs in thousands of times from one address.
+		Limits: auth.Limits{SourceAttempts: lots, MailsPerPerson: lots, FailuresBeforeLockout: lots},
+	})
+	if err != nil {
+		return err
+	}
+	var rec gateway.Recorders = gateway.NopRecorders{}
+	spoolDir := filepath.Join(dir, "recordings")
+	if record {
+		sp, err := recorder.NewSpool(recorder.SpoolConfig{Dir: spoolDir, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer sp.Close()
+		rec = gateway.SpoolRecorders(sp, st, log, nil)
+	}
+	hk := signer(gatewayKeyName)
+	srv, err := gateway.New(gateway.Config{HostKey: hk, Store: st, Auth: a, Recorders: rec, Logger: log, Name: "rrbench"})
+	if err != nil {
+		return err
+	}
+	pl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	al, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go srv.ServePeople(pl)
+	go srv.ServeAgents(al)
+	defer srv.Close()
+	ctl.send("ready", map[string]string{"people": pl.Addr().String(), "agents": al.Addr().String(),
+		"fingerprint": ssh.FingerprintSHA256(hk.PublicKey()), "spool": spoolDir})
+	ctl.serve(func(prefix string, n int) error {
+		wctx, cancel := context.WithTimeout(ctx, 120*time.Second)
+		defer cancel()
+		for i := range n {
+			if err := srv.WaitHost(wctx, prefix+strconv.Itoa(i), true); err != nil {
+				return fmt.Errorf("host %s%d: %w", prefix, i, err)
+			}
+		}
+		return nil
+	})
+	return nil
+}
+
+func agentRole(ctx context.Context, ctl *control, log *slog.Logger, gw, fp, prefix string, n int, shell string) error {
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(ctx)
+	for i := range n {
+		h := prefix + strconv.Itoa(i)
+		a, err := agent.New(agent.Config{Gateways: []string{gw}, GatewayHostKey: fp, Host: h,
+			Signer: agentKey(h), Shell: shell, KillGrace: 200 * time.Millisecond, Logger: log})
+		if err != nil {
+			cancel()
+			return err
+		}
+		wg.Go(func() { a.Run(ctx) })
+	}
+	ctl.send("ready", map[string]string{})
+	ctl.serve(nil)
+	cancel()
+	wg.Wait()
+	return nil
+}
+
+// onehopRole is the baseline: the agent's own session code serving a
+// person's Go SSH client directly, one hop, no gateway.
+func onehopRole(ctx context.Context, ctl *control, log *slog.Logger, shell string) error {
+	a, err := agent.New(agent.Config{Gateways: []string{"127.0.0.1:9"}, GatewayHostKey: "SHA256:unused",
+		Host: sessionHost, Signer: agentKey(sessionHost), Shell: shell, KillGrace: 200 * time.Millisecond, Logger: log})
+	if err != nil {
+		return err
+	}
+	cfg := &ssh.ServerConfig{PublicKeyCallback: func(_ ssh.ConnMetadata, k ssh.PublicKey) (*ssh.Permissions, error) {
+		return nil, nil // any key: loopback benchmark only
+	}}
+	cfg.AddHostKey(signer(onehopKeyName))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var n int
+	var mu sync.Mutex
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				sc, chans, reqs, err := ssh.NewServerConn(nc, cfg)
+				if err != nil {
+					nc.Close()
+					return
+				}
+				defer sc.Close()
+				go ssh.DiscardRequests(reqs)
+				for nch := range chans {
+					if nch.ChannelType() != "session" {
+						nch.Reject(ssh.UnknownChannelType, "session only")
+						continue
+					}
+					mu.Lock()
+					n++
+					id := fmt.Sprintf("onehop%010d", n)
+					mu.Unlock()
+					go a.ServeChannel(ctx, sessionChannel{nch, ssh.Marshal(&wire.SessionOpen{SessionID: id, Person: "p0", Team: "bench_RR"})})
+				}
+			}()
+		}
+	}()
+	ctl.send("ready", map[string]string{"addr": ln.Addr().String()})
+	ctl.serve(nil)
+	return nil
+}
+
+// sessionChannel makes a person's "session" channel look like the
+// gateway's wire.ChannelSession: same requests, plus the open data.
+type sessionChannel struct {
+	ssh.NewChannel
+	extra []byte
+}
+
+func (c sessionChannel) ChannelType() string { return wire.ChannelSession }
+func (c sessionChannel) ExtraData() []byte   { return c.extra }

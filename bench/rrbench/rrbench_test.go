@@ -1,0 +1,67 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestMain lets the test binary play the roles the driver starts.
+func TestMain(m *testing.M) {
+	if role := os.Getenv(roleEnv); role != "" {
+		if err := runRole(role, os.Args[1:]); err != nil {
+			os.Stderr.WriteString("rrbench " + role + ": " + err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestQuick runs every figure at tiny sizes: the program works end to
+// end and writes both results files.
+func TestQuick(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes and PTY shells")
+	}
+	out := t.TempDir()
+	gobench := filepath.Join(out, "gobench.txt")
+	os.WriteFile(gobench, []byte(`BenchmarkAESCTR-2   	  100	  1000 ns/op	 2000.00 MB/s	 0 B/op	 0 allocs/op
+BenchmarkRecorderLog-2   	  100	  1000 ns/op	 500.00 MB/s	 0 B/op	 3 allocs/op
+BenchmarkRecorderLog-2   	  100	  1000 ns/op	 700.00 MB/s	 0 B/op	 3 allocs/op
+BenchmarkRecorderLog-2   	  100	  1000 ns/op	 600.00 MB/s	 0 B/op	 3 allocs/op
+`), 0o644)
+	cfg := config{bulk: 2 << 20, sessions: 4, agents: 4, keystrokes: 20, setups: 3, workers: 2,
+		gobench: gobench, out: out, shell: "/bin/sh"}
+	if err := run(cfg); err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Figures      []figure `json:"figures"`
+		GoBenchmarks []figure `json:"go_benchmarks"`
+	}
+	b, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Figures) < 12 {
+		t.Errorf("%d figures, want at least 12", len(res.Figures))
+	}
+	for _, f := range res.Figures {
+		if !f.Skipped && f.Value == 0 && !strings.Contains(f.Name, "heap") {
+			t.Errorf("figure %q is 0", f.Name)
+		}
+	}
+	if len(res.GoBenchmarks) != 1 || res.GoBenchmarks[0].Value != 600 || res.GoBenchmarks[0].Ratio != 0.3 {
+		t.Errorf("go benchmarks: %+v, want RecorderLog's median 600 MB/s, ratio 0.3", res.GoBenchmarks)
+	}
+	md, _ := os.ReadFile(filepath.Join(out, "results.md"))
+	if !strings.Contains(string(md), "| figure | value | baseline | ratio | target | met? |") {
+		t.Errorf("results.md:\n%s", md)
+	}
+}
