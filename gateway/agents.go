@@ -108,25 +108,31 @@ func (s *Server) handleAgent(nc net.Conn) {
 
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
-	s.wg.Add(2)
+	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		sshkit.Keepalive(ctx, sc, s.cfg.AgentKeepalive, s.cfg.KeepaliveMaxMissed)
 	}()
-	go func() {
-		defer s.wg.Done()
-		for req := range reqs {
-			if req.WantReply {
+	// This goroutine answers the agent's requests and refuses its channels
+	// (the gateway opens channels to the agent, never the other way round)
+	// until the connection ends: an idle tunnel costs as few stacks as it
+	// can.
+	for chans != nil || reqs != nil {
+		select {
+		case req, ok := <-reqs:
+			if !ok {
+				reqs = nil
+			} else if req.WantReply {
 				req.Reply(req.Type == wire.ReqKeepalive, nil)
 			}
+		case nch, ok := <-chans:
+			if !ok {
+				chans = nil
+			} else {
+				nch.Reject(ssh.Prohibited, "agents may not open channels")
+			}
 		}
-	}()
-	// The gateway opens channels to the agent; never the other way round.
-	go func() {
-		for nch := range chans {
-			nch.Reject(ssh.Prohibited, "agents may not open channels")
-		}
-	}()
+	}
 	err = sc.Wait()
 	s.registry.remove(ac)
 	s.touchHost(host)

@@ -126,16 +126,28 @@ func (s *Server) handlePerson(nc net.Conn) {
 
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	defer cancel(errClientGone)
-	s.wg.Add(2)
+	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		sshkit.Keepalive(ctx, sc, s.cfg.ClientKeepalive, s.cfg.KeepaliveMaxMissed)
 	}()
-	go func() {
-		defer s.wg.Done()
-		c.globalRequests(reqs)
-	}()
-	for nch := range chans {
+	// One goroutine takes both new channels and global requests: an idle
+	// connection costs as few stacks as it can.
+	for {
+		var nch ssh.NewChannel
+		select {
+		case req, ok := <-reqs:
+			if !ok {
+				reqs = nil
+			} else {
+				c.globalRequest(req)
+			}
+			continue
+		case nch = <-chans:
+		}
+		if nch == nil {
+			return // the connection is gone
+		}
 		if nch.ChannelType() != "session" {
 			c.log.Warn("channel refused", "type", nch.ChannelType())
 			s.audit(store.AuditEvent{Actor: person, Action: "forward", Target: nch.ChannelType(), Outcome: "denied",
@@ -183,18 +195,16 @@ type personConn struct {
 	log       *slog.Logger
 }
 
-// globalRequests refuses port forwarding (tcpip-forward, streamlocal…) and
+// globalRequest refuses port forwarding (tcpip-forward, streamlocal…) and
 // answers everything else no.
-func (c *personConn) globalRequests(reqs <-chan *ssh.Request) {
-	for req := range reqs {
-		switch req.Type {
-		case "tcpip-forward", "cancel-tcpip-forward", "streamlocal-forward@openssh.com", "cancel-streamlocal-forward@openssh.com":
-			c.log.Warn("forwarding refused", "request", req.Type)
-			c.srv.audit(store.AuditEvent{Actor: c.person, Action: "forward", Target: req.Type, Outcome: "denied",
-				Source: c.remote, Detail: "remote forwarding is disabled"})
-		}
-		if req.WantReply {
-			req.Reply(false, nil)
-		}
+func (c *personConn) globalRequest(req *ssh.Request) {
+	switch req.Type {
+	case "tcpip-forward", "cancel-tcpip-forward", "streamlocal-forward@openssh.com", "cancel-streamlocal-forward@openssh.com":
+		c.log.Warn("forwarding refused", "request", req.Type)
+		c.srv.audit(store.AuditEvent{Actor: c.person, Action: "forward", Target: req.Type, Outcome: "denied",
+			Source: c.remote, Detail: "remote forwarding is disabled"})
+	}
+	if req.WantReply {
+		req.Reply(false, nil)
 	}
 }

@@ -431,26 +431,33 @@ func (s *Server) finishSession(ss *session, rec SessionRecorder, end SessionEnd)
 // recording and the session row are final.
 //
 // Goroutines: three pumps (person→host, host stdout→person, host
-// stderr→person); requests both ways are handled here. The host side
-// ending (its channel closed) ends the session once its output is
-// delivered; the person leaving closes the host side; a cancelled context
-// closes both and tells the person its cause.
+// stderr→person; the last output pump to finish closes outDone);
+// requests both ways are handled here. The host side ending (its channel
+// closed) ends the session once its output is delivered; the person
+// leaving closes the host side; a cancelled context closes both and tells
+// the person its cause.
 func (ss *session) bridge(ctx context.Context, clientReqs <-chan *ssh.Request, agent ssh.Channel, agentReqs <-chan *ssh.Request,
 	rec SessionRecorder, finish func(SessionEnd)) {
 	client := ss.client
 	stopLimits := ss.limits(ss.srv.cfg.IdleTimeout, ss.srv.cfg.MaxSessionLength)
 	defer stopLimits()
 	var wg sync.WaitGroup
+	// outDone is closed once both output pumps have delivered everything.
 	outDone := make(chan struct{})
-	var outWG sync.WaitGroup
+	var outLeft atomic.Int32
+	outLeft.Store(2)
+	outPumpDone := func() {
+		if outLeft.Add(-1) == 0 {
+			close(outDone)
+		}
+	}
 	pumpErr := func(err error) {
 		if errors.Is(err, errRecorder) {
 			ss.log.Error("recording failed", "err", err)
 			ss.cancel(errRecording)
 		}
 	}
-	wg.Add(4)
-	outWG.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		if err := pump(agent, client, rec.Input, &ss.bytesIn, &ss.active); err != nil {
@@ -461,18 +468,13 @@ func (ss *session) bridge(ctx context.Context, clientReqs <-chan *ssh.Request, a
 	}()
 	go func() {
 		defer wg.Done()
-		defer outWG.Done()
+		defer outPumpDone()
 		pumpErr(pump(client, agent, rec.Output, &ss.bytesOut, &ss.active))
 	}()
 	go func() {
 		defer wg.Done()
-		defer outWG.Done()
+		defer outPumpDone()
 		pumpErr(pump(client.Stderr(), agent.Stderr(), rec.Output, &ss.bytesOut, &ss.active))
-	}()
-	go func() {
-		defer wg.Done()
-		outWG.Wait()
-		close(outDone)
 	}()
 	defer wg.Wait()
 	defer client.Close()
