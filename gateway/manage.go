@@ -33,7 +33,8 @@ var ErrNotLive = admin.ErrNotLive
 // Kill ends live session id on behalf of by: the person is told
 // "Session closed by BY: REASON", the host side (its whole process
 // session) is ended, and the recording and the row are finalized with
-// who killed it before Kill returns.
+// who killed it before Kill returns. A session that ended on its own
+// before the kill reached it is admin.ErrEndedFirst.
 func (s *Server) Kill(ctx context.Context, id, by, reason string) error {
 	s.mu.Lock()
 	ss := s.sessions[id]
@@ -45,6 +46,9 @@ func (s *Server) Kill(ctx context.Context, id, by, reason string) error {
 	ss.cancel(&killError{by: by, reason: reason})
 	select {
 	case <-ss.finished:
+		if ss.killedBy != by {
+			return admin.ErrEndedFirst
+		}
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("session %s: not finalized yet: %w", id, ctx.Err())

@@ -43,8 +43,10 @@ type session struct {
 	client ssh.Channel
 	log    *slog.Logger
 	cancel context.CancelCauseFunc
-	// finished is closed once the recording and the store row are final.
+	// finished is closed once the recording and the store row are final;
+	// killedBy (set before) says who killed it, "" if nobody did.
 	finished chan struct{}
+	killedBy string
 
 	bytesIn  atomic.Int64 // person → host
 	bytesOut atomic.Int64 // host → person
@@ -323,6 +325,7 @@ func (c *personConn) openSession(ctx context.Context, ss *session, st *setup, st
 	finish := func(e SessionEnd) {
 		finished = true
 		s.finishSession(ss, rec, e)
+		ss.killedBy = e.KilledBy
 		close(ss.finished)
 	}
 	defer func() {

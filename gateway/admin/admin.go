@@ -79,6 +79,10 @@ type Config struct {
 // ErrNotLive is Config.Kill's answer for a session that is not live here.
 var ErrNotLive = errors.New("admin: session is not live")
 
+// ErrEndedFirst is Config.Kill's answer when the session ended on its own
+// (exit, client gone…) before the kill reached it.
+var ErrEndedFirst = errors.New("admin: the session ended before the kill")
+
 // Console runs rr-admin commands. It is safe for concurrent use: it keeps
 // no state between commands.
 type Console struct {

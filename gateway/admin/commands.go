@@ -387,6 +387,9 @@ func (c *Console) kill(x *call) error {
 	case errors.Is(err, ErrNotLive):
 		e.Outcome, e.Detail = "failed", "not live on this gateway"
 		return fmt.Errorf("session %s is not live on this gateway", id)
+	case errors.Is(err, ErrEndedFirst):
+		e.Outcome, e.Detail = "failed", "ended before the kill"
+		return fmt.Errorf("session %s ended before this kill reached it (show %s says how)", id, id)
 	case errors.Is(err, context.DeadlineExceeded):
 		e.Outcome, e.Detail = "failed", err.Error()
 		return fmt.Errorf("session %s was told to close but is not finalized yet", id)
