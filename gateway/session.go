@@ -646,7 +646,7 @@ func forward(ch ssh.Channel, req *ssh.Request) {
 // A quiet session's pumps wait on small buffers (smallPump); a read that
 // fills one means bytes are flowing, and the pump takes a big buffer from
 // bigPumps until reads come back small again — so an idle session holds
-// 3 KiB of pump buffers, not 96.
+// 3 KiB of pump buffers.
 func pump(dst io.Writer, src io.Reader, tee func([]byte) error, n, active *atomic.Int64) error {
 	small := make([]byte, smallPump)
 	buf := small
@@ -688,7 +688,7 @@ func pump(dst io.Writer, src io.Reader, tee func([]byte) error, n, active *atomi
 
 const (
 	smallPump = 1 << 10
-	bigPump   = 32 << 10 // an SSH packet's worth
+	bigPump   = 128 << 10 // several SSH packets: one read takes what has arrived, so fewer window adjustments and recorder events
 )
 
 var bigPumps = sync.Pool{New: func() any { return new([bigPump]byte) }}
