@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -26,21 +25,6 @@ func buildBinaries(t *testing.T) string {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	return dir
-}
-
-func waitPort(t *testing.T, addr string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never listened", addr)
-		}
-		time.Sleep(20 * time.Millisecond) // a child process gives no readiness event
-	}
 }
 
 // procGateway is a real rr-gateway process (alice in ops_RR, web-01 with
@@ -114,7 +98,7 @@ func (g *procGateway) start() *exec.Cmd {
 		g.t.Fatal(err)
 	}
 	g.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); logf.Close() })
-	waitPort(g.t, g.people)
+	rrtest.WaitPort(g.t, g.people)
 	return cmd
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rr-gateway/rr/internal/rrtest"
 	"github.com/rr-gateway/rr/store"
 )
 
@@ -50,7 +51,7 @@ func (s *s3server) up() {
 		s.t.Fatal(err)
 	}
 	s.cmd = cmd
-	waitPort(s.t, s.addr)
+	rrtest.WaitPort(s.t, s.addr)
 }
 
 func (s *s3server) down() {

@@ -78,21 +78,6 @@ func freePort(t testing.TB) string {
 	return ln.Addr().String()
 }
 
-func waitPort(t testing.TB, addr string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never listened", addr)
-		}
-		time.Sleep(20 * time.Millisecond) // a child process gives no readiness event
-	}
-}
-
 // tool finds a program in PATH or $(go env GOPATH)/bin.
 func tool(t testing.TB, name string) string {
 	if p, err := exec.LookPath(name); err == nil {
@@ -197,7 +182,7 @@ func startFaultWorld(t testing.TB, nPeople, nHosts int) *faultWorld {
 	w.mailpit = newProc(t, filepath.Join(w.dir, "mailpit.log"), nil, tool(t, "mailpit"), "-l", strings.TrimPrefix(w.mailAPI, "http://"),
 		"-s", w.mailSMTP, "--disable-version-check", "-d", filepath.Join(w.dir, "mailpit.db"))
 	w.mailpit.start()
-	waitPort(t, w.mailSMTP)
+	rrtest.WaitPort(t, w.mailSMTP)
 	mb := newMailbox()
 	ctx, cancel := context.WithCancel(context.Background())
 	w.mailStop = cancel
@@ -212,7 +197,7 @@ func startFaultWorld(t testing.TB, nPeople, nHosts int) *faultWorld {
 	w.s3 = newProc(t, filepath.Join(w.dir, "versitygw.log"), nil, tool(t, "versitygw"), "--access", "rr-access", "--secret", "rr-secret-key",
 		"--port", s3addr, "posix", w.s3dir)
 	w.s3.start()
-	waitPort(t, s3addr)
+	rrtest.WaitPort(t, s3addr)
 
 	// People, hosts, the config.
 	var people, hosts, members strings.Builder
@@ -254,7 +239,7 @@ hosts:
 	w.gw = newProc(t, filepath.Join(w.dir, "gateway.log"), []string{"RR_LOAD_S3_SECRET=rr-secret-key"},
 		filepath.Join(w.bin, "rr-gateway"), "-config", cfg)
 	w.gw.start()
-	waitPort(t, w.people)
+	rrtest.WaitPort(t, w.people)
 	fp, err := exec.Command(filepath.Join(w.bin, "rr-gateway"), "fingerprint", "-config", cfg).Output()
 	if err != nil {
 		t.Fatalf("fingerprint: %v\n%s", err, w.gatewayLog())
@@ -448,7 +433,7 @@ func RunFaults(t testing.TB, seed uint64) *Report {
 	})
 	liveAfter := w.liveNow()
 	w.mailpit.start()
-	waitPort(t, w.mailSMTP)
+	rrtest.WaitPort(t, w.mailSMTP)
 	msg := ""
 	if len(smtpDown.results) > 0 {
 		msg = smtpDown.results[0].Saw
@@ -474,7 +459,7 @@ func RunFaults(t testing.TB, seed uint64) *Report {
 		}
 	}
 	w.s3.start()
-	waitPort(t, w.s3addr)
+	rrtest.WaitPort(t, w.s3addr)
 	s3Fault := Fault{Name: "S3 down", Action: "stop versitygw, end 12 sessions normally, start it again",
 		Expected: "their recordings wait in the spool and are uploaded once S3 is back (checked at the end)",
 		Observed: fmt.Sprintf("%d of 12 sessions ended (%v); %d recordings in the spool while S3 was down", len(s3down.results), ok3, spooled)}
@@ -486,7 +471,7 @@ func RunFaults(t testing.TB, seed uint64) *Report {
 	endedKill := waitGroup(gwKill, 30*time.Second)
 	from = len(w.gatewayLog())
 	w.gw.start()
-	waitPort(t, w.people)
+	rrtest.WaitPort(t, w.people)
 	online := 0
 	for _, h := range w.hosts {
 		if w.waitOnline(h, from) == nil {

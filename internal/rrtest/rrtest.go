@@ -302,3 +302,20 @@ func StartAgent(t testing.TB, g *Gateway, host string, key Key, edit func(*agent
 	})
 	return a
 }
+
+// WaitPort waits until something listens on addr (a child process gives
+// no readiness event), failing the test after 30 seconds.
+func WaitPort(t testing.TB, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never listened", addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
