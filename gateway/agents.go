@@ -106,13 +106,8 @@ func (s *Server) handleAgent(nc net.Conn) {
 	s.audit(store.AuditEvent{Actor: "agent:" + host, Action: "agent.connect", Target: host,
 		Outcome: "allowed", Source: nc.RemoteAddr().String()})
 
-	ctx, cancel := context.WithCancel(s.ctx)
-	defer cancel()
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		sshkit.Keepalive(ctx, sc, s.cfg.AgentKeepalive, s.cfg.KeepaliveMaxMissed)
-	}()
+	stopKeepalive, _ := sshkit.StartKeepalive(sc, s.cfg.AgentKeepalive, s.cfg.KeepaliveMaxMissed)
+	defer stopKeepalive()
 	// This goroutine answers the agent's requests and refuses its channels
 	// (the gateway opens channels to the agent, never the other way round)
 	// until the connection ends: an idle tunnel costs as few stacks as it

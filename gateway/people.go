@@ -126,11 +126,8 @@ func (s *Server) handlePerson(nc net.Conn) {
 
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	defer cancel(errClientGone)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		sshkit.Keepalive(ctx, sc, s.cfg.ClientKeepalive, s.cfg.KeepaliveMaxMissed)
-	}()
+	stopKeepalive, _ := sshkit.StartKeepalive(sc, s.cfg.ClientKeepalive, s.cfg.KeepaliveMaxMissed)
+	defer stopKeepalive()
 	// One goroutine takes both new channels and global requests: an idle
 	// connection costs as few stacks as it can.
 	for {
