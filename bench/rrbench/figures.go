@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"os"
@@ -25,7 +26,15 @@ type transfer struct {
 	cpuNs   int64 // the endpoint process's CPU time during the transfer
 }
 
-func (x transfer) mbps() float64      { return float64(x.bytes) / x.elapsed.Seconds() / 1e6 }
+func (x transfer) mbps() float64 { return float64(x.bytes) / x.elapsed.Seconds() / 1e6 }
+
+// medianTransfer is the run with the median throughput (its CPU figure
+// comes with it).
+func medianTransfer(runs []transfer) transfer {
+	s := slices.Clone(runs)
+	slices.SortFunc(s, func(a, b transfer) int { return cmp.Compare(a.mbps(), b.mbps()) })
+	return s[(len(s)-1)/2]
+}
 func (x transfer) nsPerByte() float64 { return float64(x.cpuNs) / float64(x.bytes) }
 
 // bulk moves size bytes of log lines host→person (down) or person→host

@@ -23,6 +23,7 @@ import (
 
 type config struct {
 	bulk       int64
+	bulkRuns   int // each bulk figure is the median of this many runs
 	sessions   int
 	agents     int
 	keystrokes int
@@ -44,6 +45,7 @@ func main() {
 	}
 	cfg := config{}
 	bulk := flag.String("bulk", envOr("BULK", "1GiB"), "bytes moved each way by the bulk figures")
+	flag.IntVar(&cfg.bulkRuns, "bulk-runs", envInt("BULK_RUNS", 3), "runs of each bulk transfer (the median is reported)")
 	flag.IntVar(&cfg.sessions, "sessions", envInt("SESSIONS", 1000), "idle sessions for the memory figure")
 	flag.IntVar(&cfg.agents, "agents", envInt("AGENTS", 1000), "idle agent tunnels for the memory figure")
 	flag.IntVar(&cfg.keystrokes, "keystrokes", envInt("KEYSTROKES", 2000), "keystroke round trips")
@@ -174,19 +176,26 @@ func (r *results) speed(cfg config, dir string) error {
 		if down {
 			dirName = "host→person"
 		}
-		logf("bulk %s, %d bytes, one hop", dirName, cfg.bulk)
-		one, err := bulk(oneHop, cfg.bulk, down)
-		if err != nil {
-			return err
+		// One hop and the gateway take turns, so that drift in the
+		// machine's load touches both; each figure is the median run.
+		var oneRuns, viaRuns []transfer
+		for i := 0; i < max(cfg.bulkRuns, 1); i++ {
+			logf("bulk %s, %d bytes, one hop (run %d)", dirName, cfg.bulk, i+1)
+			one, err := bulk(oneHop, cfg.bulk, down)
+			if err != nil {
+				return err
+			}
+			logf("  %.0f MB/s, endpoint %.2f ns/byte", one.mbps(), one.nsPerByte())
+			logf("bulk %s, %d bytes, through the gateway, recording on (run %d)", dirName, cfg.bulk, i+1)
+			via, err := bulk(viaGW, cfg.bulk, down)
+			clearSpool(spool)
+			if err != nil {
+				return err
+			}
+			logf("  %.0f MB/s, gateway %.2f ns/byte", via.mbps(), via.nsPerByte())
+			oneRuns, viaRuns = append(oneRuns, one), append(viaRuns, via)
 		}
-		logf("  %.0f MB/s, endpoint %.2f ns/byte", one.mbps(), one.nsPerByte())
-		logf("bulk %s, %d bytes, through the gateway, recording on", dirName, cfg.bulk)
-		via, err := bulk(viaGW, cfg.bulk, down)
-		clearSpool(spool)
-		if err != nil {
-			return err
-		}
-		logf("  %.0f MB/s, gateway %.2f ns/byte", via.mbps(), via.nsPerByte())
+		one, via := medianTransfer(oneRuns), medianTransfer(viaRuns)
 		vias[down], ones[down] = via, one
 		r.add(figure{Name: "bulk " + dirName + ", through gateway (recording on)", Value: via.mbps(), Unit: "MB/s",
 			Baseline: "one-hop Go SSH", BaselineValue: one.mbps(), Target: ">= 0.70", Prototype: "0.62-0.66",
@@ -357,16 +366,21 @@ func (r *results) sshJ(cfg config, dir string, vias, ones map[bool]transfer) {
 			dirName = "host→person"
 		}
 		logf("bulk %s, %d bytes, OpenSSH direct and ssh -J", dirName, cfg.bulk)
-		direct, err := o.bulk("direct", cfg.bulk, down)
-		if err != nil {
-			skip(err.Error())
-			return
+		var directs, jumps []transfer
+		for i := 0; i < max(cfg.bulkRuns, 1); i++ {
+			d, err := o.bulk("direct", cfg.bulk, down)
+			if err != nil {
+				skip(err.Error())
+				return
+			}
+			j, err := o.bulk("target", cfg.bulk, down)
+			if err != nil {
+				skip(err.Error())
+				return
+			}
+			directs, jumps = append(directs, d), append(jumps, j)
 		}
-		jump, err := o.bulk("target", cfg.bulk, down)
-		if err != nil {
-			skip(err.Error())
-			return
-		}
+		direct, jump := medianTransfer(directs), medianTransfer(jumps)
 		logf("  direct %.0f MB/s, ssh -J %.0f MB/s", direct.mbps(), jump.mbps())
 		r.add(figure{Name: "bulk " + dirName + ", through gateway vs OpenSSH ssh -J", Value: vias[down].mbps(), Unit: "MB/s",
 			Baseline: "ssh -J via a throwaway sshd", BaselineValue: jump.mbps(), Target: ">= 1.5", Prototype: "ssh -J 124 MB/s",
