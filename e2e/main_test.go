@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/rr-gateway/rr/internal/rrtest"
 	"math/big"
 	"net"
 	"net/http"
@@ -103,21 +104,6 @@ func freePort(t testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func mailpitBinary(t testing.TB) string {
-	if p, err := exec.LookPath("mailpit"); err == nil {
-		return p
-	}
-	out, err := exec.Command("go", "env", "GOPATH").Output()
-	if err == nil {
-		p := filepath.Join(strings.TrimSpace(string(out)), "bin", "mailpit")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Fatal("mailpit is not installed; run `make test`, which installs it (go install github.com/axllent/mailpit@v1.27.11)")
-	return ""
-}
-
 // startMailpit starts mailpit on 127.0.0.1 with extra flags and stops it
 // when the test ends.
 func startMailpit(t testing.TB, extra ...string) *mailpit {
@@ -127,7 +113,7 @@ func startMailpit(t testing.TB, extra ...string) *mailpit {
 	m.API = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
 	args := append([]string{"-l", fmt.Sprintf("127.0.0.1:%d", httpPort), "-s", fmt.Sprintf("127.0.0.1:%d", m.SMTPPort),
 		"--disable-version-check", "-d", filepath.Join(t.TempDir(), "mailpit.db")}, extra...)
-	m.cmd = exec.Command(mailpitBinary(t), args...)
+	m.cmd = exec.Command(rrtest.Tool(t, "mailpit", "run `make test`, which installs it (go install github.com/axllent/mailpit@v1.27.11)"), args...)
 	logf, _ := os.Create(filepath.Join(t.TempDir(), "mailpit.log"))
 	m.cmd.Stdout, m.cmd.Stderr = logf, logf
 	if err := m.cmd.Start(); err != nil {

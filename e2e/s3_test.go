@@ -27,15 +27,7 @@ type s3server struct {
 
 func startS3(t *testing.T, bucket string) *s3server {
 	t.Helper()
-	bin := ""
-	if p, err := exec.LookPath("versitygw"); err == nil {
-		bin = p
-	} else if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		bin = filepath.Join(strings.TrimSpace(string(out)), "bin", "versitygw")
-	}
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatal("versitygw is not installed; `make test` installs it")
-	}
+	bin := rrtest.Tool(t, "versitygw", "`make test` installs it")
 	s := &s3server{t: t, addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), dir: t.TempDir()}
 	os.Mkdir(filepath.Join(s.dir, bucket), 0o700)
 	s.cmd = exec.Command(bin, "--access", "rr-access", "--secret", "rr-secret-key", "--port", s.addr, "posix", s.dir)

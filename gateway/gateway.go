@@ -64,7 +64,7 @@ type Config struct {
 	Address string
 	// OpenRecording opens a finalized recording at the location the store
 	// gives, from an offset on, for downloads (default:
-	// OpenLocalRecording, files in the local spool).
+	// download.OpenFile, files in the local spool).
 	OpenRecording download.Opener
 	// LoginGraceTime bounds the SSH handshake and authentication, and
 	// separately the passphrase and code asked on a session's terminal
@@ -112,7 +112,7 @@ func (c *Config) checkAndSetDefaults() error {
 		c.Address = c.Name
 	}
 	if c.OpenRecording == nil {
-		c.OpenRecording = OpenLocalRecording
+		c.OpenRecording = download.OpenFile
 	}
 	setDefault(&c.LoginGraceTime, 3*time.Minute)
 	setDefault(&c.ShutdownGrace, 10*time.Second)

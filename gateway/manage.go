@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
 
 	"golang.org/x/crypto/ssh"
@@ -161,10 +160,6 @@ type library struct {
 // maxListed bounds the recordings listed at once (newest first).
 const maxListed = 1000
 
-func (l *library) visible(x store.Session) bool {
-	return admin.MaySee(l.who, x)
-}
-
 // entry describes x's recording. Its location names the session, not the
 // file: the uploader may move the file to S3 at any moment, so every open
 // reads where it is now (openRecording).
@@ -209,7 +204,7 @@ func (l *library) List(ctx context.Context) ([]download.Entry, error) {
 	}
 	var out []download.Entry
 	for _, x := range xs {
-		if l.visible(x) && final(x) {
+		if admin.MaySee(l.who, x) && final(x) {
 			out = append(out, entry(x))
 		}
 	}
@@ -218,7 +213,7 @@ func (l *library) List(ctx context.Context) ([]download.Entry, error) {
 
 func (l *library) Lookup(ctx context.Context, id string) (download.Entry, error) {
 	x, err := l.srv.cfg.Store.Session(ctx, id)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && !l.visible(x)) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !admin.MaySee(l.who, x)) {
 		return download.Entry{}, download.ErrNotFound
 	}
 	if err != nil {
@@ -238,21 +233,4 @@ func (l *library) Fetched(e download.Entry, via string, sent int64, err error) {
 	l.srv.audit(store.AuditEvent{Actor: l.who.Person, Action: "recording.download", Target: e.ID, Outcome: outcome,
 		Detail: detail, Source: l.who.Source, SessionID: e.ID})
 	l.srv.log.Info("recording downloaded", "session", e.ID, "person", l.who.Person, "via", via, "bytes", sent, "err", err)
-}
-
-// OpenLocalRecording opens a recording kept in a local file, from offset
-// on: the default OpenRecording.
-func OpenLocalRecording(_ context.Context, location string, offset int64) (io.ReadCloser, error) {
-	if strings.Contains(location, "://") {
-		return nil, fmt.Errorf("recording at %s: no opener configured for it", location)
-	}
-	f, err := os.Open(location)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/rr-gateway/rr/auth"
-	"github.com/rr-gateway/rr/gateway"
 	"github.com/rr-gateway/rr/gateway/download"
 	"github.com/rr-gateway/rr/internal/config"
 	"github.com/rr-gateway/rr/recorder"
@@ -136,7 +135,7 @@ func (c *fileConfig) apply(ctx context.Context, st *store.SQLite) error {
 func (c *fileConfig) uploader(ctx context.Context, spool *recorder.Spool, st *store.SQLite, log *slog.Logger) (*recorder.Uploader, download.Opener, error) {
 	s := c.Recordings.S3
 	if s.Bucket == "" {
-		return nil, gateway.OpenLocalRecording, nil
+		return nil, download.OpenFile, nil
 	}
 	secret, err := config.Secret("", s.SecretAccessKeyFile, s.SecretAccessKeyEnv)
 	if err != nil {
@@ -161,7 +160,7 @@ func (c *fileConfig) uploader(ctx context.Context, spool *recorder.Spool, st *st
 			}
 			return integrityErrors{r}, nil
 		}
-		return gateway.OpenLocalRecording(ctx, location, offset)
+		return download.OpenFile(ctx, location, offset)
 	}
 	up, err := recorder.NewUploader(recorder.UploaderConfig{
 		Spool: spool, Sink: sink, Logger: log,

@@ -129,19 +129,6 @@ func entryFor(id, host string, data []byte) Entry {
 	}
 }
 
-// fileOpener is the Opener of local files, as the gateway's spool would be.
-func fileOpener(_ context.Context, loc string, off int64) (io.ReadCloser, error) {
-	f, err := os.Open(loc)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := f.Seek(off, io.SeekStart); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
-}
-
 // fixture is a Server over temp files: "good" (5 MiB), "small", "bad"
 // (stored bytes differ from the recorded hash) and "live".
 type fixture struct {
@@ -171,7 +158,7 @@ func newFixture(t *testing.T) *fixture {
 	f.bad = store(entryFor("s3", "web-02", badData), corrupt)
 	f.small.Started = f.small.Started.Add(time.Hour)
 	f.lib = &fakeLibrary{entries: []Entry{f.small, f.good, f.bad}, live: map[string]bool{"s9": true}}
-	srv, err := New(Config{Library: f.lib, Open: fileOpener, Logger: slog.New(slog.DiscardHandler)})
+	srv, err := New(Config{Library: f.lib, Open: OpenFile, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

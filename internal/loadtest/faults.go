@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alexedwards/argon2id"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/rr-gateway/rr/internal/rrtest"
@@ -76,21 +75,6 @@ func freePort(t testing.TB) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-// tool finds a program in PATH or $(go env GOPATH)/bin.
-func tool(t testing.TB, name string) string {
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		p := filepath.Join(strings.TrimSpace(string(out)), "bin", name)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Fatalf("%s is not installed; scripts/load.sh installs it", name)
-	return ""
 }
 
 // pollMailpit feeds the codes of new mails in mailpit to mb until ctx
@@ -163,14 +147,6 @@ func (w *faultWorld) waitOnline(host string, from int) error {
 	}
 }
 
-func cheapVerifier(t testing.TB, secret string) string {
-	v, err := argon2id.CreateHash(secret, &argon2id.Params{Memory: 1024, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
 func startFaultWorld(t testing.TB, nPeople, nHosts int) *faultWorld {
 	w := &faultWorld{t: t, dir: t.TempDir(), bin: t.TempDir(), agent: map[string]*proc{}, live: &liveCounter{}}
 	build := exec.Command("go", "build", "-o", w.bin+"/", "github.com/rr-gateway/rr/cmd/rr-gateway", "github.com/rr-gateway/rr/cmd/rr-agent")
@@ -179,7 +155,7 @@ func startFaultWorld(t testing.TB, nPeople, nHosts int) *faultWorld {
 	}
 	// mailpit, and a poller that hands codes to the logins.
 	w.mailSMTP, w.mailAPI = freePort(t), "http://"+freePort(t)
-	w.mailpit = newProc(t, filepath.Join(w.dir, "mailpit.log"), nil, tool(t, "mailpit"), "-l", strings.TrimPrefix(w.mailAPI, "http://"),
+	w.mailpit = newProc(t, filepath.Join(w.dir, "mailpit.log"), nil, rrtest.Tool(t, "mailpit", "scripts/load.sh installs it"), "-l", strings.TrimPrefix(w.mailAPI, "http://"),
 		"-s", w.mailSMTP, "--disable-version-check", "-d", filepath.Join(w.dir, "mailpit.db"))
 	w.mailpit.start()
 	rrtest.WaitPort(t, w.mailSMTP)
@@ -194,7 +170,7 @@ func startFaultWorld(t testing.TB, nPeople, nHosts int) *faultWorld {
 	os.Mkdir(filepath.Join(w.s3dir, "rec"), 0o700)
 	s3addr := freePort(t)
 	w.s3addr = s3addr
-	w.s3 = newProc(t, filepath.Join(w.dir, "versitygw.log"), nil, tool(t, "versitygw"), "--access", "rr-access", "--secret", "rr-secret-key",
+	w.s3 = newProc(t, filepath.Join(w.dir, "versitygw.log"), nil, rrtest.Tool(t, "versitygw", "scripts/load.sh installs it"), "--access", "rr-access", "--secret", "rr-secret-key",
 		"--port", s3addr, "posix", w.s3dir)
 	w.s3.start()
 	rrtest.WaitPort(t, s3addr)
@@ -214,7 +190,7 @@ func startFaultWorld(t testing.TB, nPeople, nHosts int) *faultWorld {
 		h := fmt.Sprintf("f-%02d", i+1)
 		w.hosts = append(w.hosts, h)
 		keys[h] = rrtest.NewKey(t, h+"_agent")
-		fmt.Fprintf(&hosts, "  - {name: %s, passphrase_verifier: '%s', agent_key_file: %s.pub}\n", h, cheapVerifier(t, "pp-"+h), keys[h].Path)
+		fmt.Fprintf(&hosts, "  - {name: %s, passphrase_verifier: '%s', agent_key_file: %s.pub}\n", h, rrtest.CheapHash(t, "pp-"+h), keys[h].Path)
 	}
 	w.people, w.agents = freePort(t), freePort(t)
 	cfg := filepath.Join(w.dir, "gateway.yaml")

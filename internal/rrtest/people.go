@@ -15,9 +15,9 @@ import (
 	"github.com/rr-gateway/rr/store"
 )
 
-// cheap makes a verifier like auth.HashSecret's but cheap to check, for
-// tests (CheckSecret reads the cost from the verifier).
-func cheap(t testing.TB, secret string) string {
+// CheapHash makes a verifier like auth.HashSecret's but cheap to check,
+// for tests (CheckSecret reads the cost from the verifier).
+func CheapHash(t testing.TB, secret string) string {
 	v, err := argon2id.CreateHash(secret, &argon2id.Params{Memory: 1024, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32})
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +31,7 @@ func (g *Gateway) AddPerson(name, role, email, password string, keys ...Key) {
 	g.t.Helper()
 	hash := ""
 	if password != "" {
-		hash = cheap(g.t, password)
+		hash = CheapHash(g.t, password)
 	}
 	ctx := context.Background()
 	if err := g.Store.UpsertPerson(ctx, store.Person{Name: name, Role: role, Email: email, PasswordHash: hash}); err != nil {
@@ -58,7 +58,7 @@ func (g *Gateway) AddTeam(name string, rapidResponse bool, members []string, hos
 // SetPassphrase gives host a passphrase.
 func (g *Gateway) SetPassphrase(host, passphrase string) {
 	g.t.Helper()
-	v := cheap(g.t, passphrase)
+	v := CheapHash(g.t, passphrase)
 	if err := g.Store.SetHostPassphrase(context.Background(), host, v); err != nil {
 		g.t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -318,4 +319,23 @@ func WaitPort(t testing.TB, addr string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Tool returns the path of a program the tests run: from PATH, else from
+// $(go env GOPATH)/bin, where `make test` and `make load` go-install
+// mailpit and versitygw. It fails the test, saying how to install it, when
+// it is in neither.
+func Tool(t testing.TB, name, install string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+		p := filepath.Join(strings.TrimSpace(string(out)), "bin", name)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	t.Fatalf("%s is not installed; %s", name, install)
+	return ""
 }
