@@ -379,3 +379,22 @@ func TestEveryCutOfBinaryKeepsExactPrefix(t *testing.T) {
 		}
 	}
 }
+
+// TestLostTrailerIsTruncated: a file missing any of its last bytes (the
+// gzip trailer: end block, CRC-32, size) holds the whole session but is
+// still cut, and the Reader says so.
+func TestLostTrailerIsTruncated(t *testing.T) {
+	file := record(t, [][]byte{[]byte("whole\r\n")}, End{Reason: "exit 0"})
+	for cut := len(file) - 13; cut < len(file); cut++ {
+		out, _, end, err := replay(t, file[:cut])
+		if !errors.Is(err, ErrTruncated) {
+			t.Fatalf("cut at %d of %d: %v, want ErrTruncated", cut, len(file), err)
+		}
+		if string(out) != "whole\r\n" || end == nil {
+			t.Fatalf("cut at %d of %d: output %q, end %v; want the whole session", cut, len(file), out, end)
+		}
+	}
+	if _, _, _, err := replay(t, file); err != nil {
+		t.Fatalf("whole file: %v", err)
+	}
+}

@@ -74,11 +74,20 @@ func envOr(name, def string) string {
 	return def
 }
 
+// envInt is the whole number in the environment variable name, or def
+// when it is unset; a value that is not a whole number stops the bench
+// (it must not run other sizes than asked).
 func envInt(name string, def int) int {
-	if n, err := strconv.Atoi(os.Getenv(name)); err == nil {
-		return n
+	s := os.Getenv(name)
+	if s == "" {
+		return def
 	}
-	return def
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		fmt.Fprintf(os.Stderr, "rrbench: %s=%q: want a whole number, 0 or more\n", name, s)
+		os.Exit(2)
+	}
+	return n
 }
 
 func parseSize(s string) (int64, error) {

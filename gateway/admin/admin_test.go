@@ -61,8 +61,11 @@ func newEnv(t testing.TB) *env {
 			e.mu.Lock()
 			e.kills = append(e.kills, id+" "+by+" "+reason)
 			e.mu.Unlock()
-			if id == "elsewhere" {
+			switch id {
+			case "elsewhere":
 				return ErrNotLive
+			case "racing":
+				return ErrEndedFirst
 			}
 			return st.FinishSession(ctx, id, store.SessionEnd{State: store.StateKilled, Ended: now, KilledBy: by})
 		},
@@ -274,6 +277,12 @@ func TestKill(t *testing.T) {
 		State: store.StateLive, Started: t0}))
 	if _, msg := e.exec(bob, "kill elsewhere"); msg != "session elsewhere is not live on this gateway" {
 		t.Fatalf("kill elsewhere: %q", msg)
+	}
+	// Ended on its own while the kill was on its way: not reported killed.
+	must(t, e.st.CreateSession(context.Background(), store.Session{ID: "racing", Person: "bob", Team: "ops", Host: "web-01",
+		State: store.StateLive, Started: t0}))
+	if out, msg := e.exec(bob, "kill racing"); msg != "session racing ended before this kill reached it (show racing says how)" || out != "" {
+		t.Fatalf("kill racing: %q %q", out, msg)
 	}
 }
 

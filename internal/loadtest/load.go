@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -33,15 +34,28 @@ type Config struct {
 	Seed     uint64  `json:"seed"`      // RR_LOAD_SEED
 }
 
-// FromEnv overrides c with the RR_LOAD_* variables that are set.
-func FromEnv(c Config) Config {
+// FromEnv overrides c with the RR_LOAD_* variables that are set. A set
+// variable that is not a valid value is an error naming it: a load run
+// must not quietly run with other settings than asked.
+func FromEnv(c Config) (Config, error) {
+	var errs []error
 	geti := func(k string, v *int) {
-		if n, err := strconv.Atoi(os.Getenv(k)); err == nil && n > 0 {
+		if s := os.Getenv(k); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n <= 0 {
+				errs = append(errs, fmt.Errorf("%s=%q: want a whole number above 0", k, s))
+				return
+			}
 			*v = n
 		}
 	}
 	getf := func(k string, v *float64) {
-		if f, err := strconv.ParseFloat(os.Getenv(k), 64); err == nil && f >= 0 {
+		if s := os.Getenv(k); s != "" {
+			f, err := strconv.ParseFloat(s, 64)
+			if err != nil || f < 0 {
+				errs = append(errs, fmt.Errorf("%s=%q: want a number, 0 or more", k, s))
+				return
+			}
 			*v = f
 		}
 	}
@@ -51,14 +65,21 @@ func FromEnv(c Config) Config {
 	getf("RR_LOAD_PTY_SHARE", &c.PTYShare)
 	geti("RR_LOAD_RATE", &c.Rate)
 	getf("RR_LOAD_RAMP", &c.Ramp)
-	if n, err := strconv.ParseUint(os.Getenv("RR_LOAD_SEED"), 10, 64); err == nil {
+	if s := os.Getenv("RR_LOAD_SEED"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("RR_LOAD_SEED=%q: want a whole number", s))
+		}
 		c.Seed = n
+	}
+	if c.PTYShare > 1 {
+		errs = append(errs, fmt.Errorf("RR_LOAD_PTY_SHARE=%v: want a share from 0 to 1", c.PTYShare))
 	}
 	if c.Seed == 0 {
 		c.Seed = uint64(time.Now().UnixNano())
 	}
 	c.Hosts = max(c.Hosts, 1)
-	return c
+	return c, errors.Join(errs...)
 }
 
 // RaiseFDLimit raises the soft limit on open files to the hard one and

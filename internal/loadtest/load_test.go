@@ -37,7 +37,11 @@ func TestLoad(t *testing.T) {
 	if raceEnabled {
 		def.Sessions, def.Seconds, name = 50, 5, "load-race"
 	}
-	save(t, RunLoad(t, name, FromEnv(def)))
+	cfg, err := FromEnv(def)
+	if err != nil {
+		t.Fatal(err)
+	}
+	save(t, RunLoad(t, name, cfg))
 }
 
 // TestHarness runs five sessions for three seconds (every `make test`):
@@ -93,5 +97,26 @@ func TestMatcher(t *testing.T) {
 // processes, mailpit and versitygw.
 func TestFaults(t *testing.T) {
 	need(t)
-	save(t, RunFaults(t, FromEnv(Config{}).Seed))
+	cfg, err := FromEnv(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	save(t, RunFaults(t, cfg.Seed))
+}
+
+// TestFromEnvRefusesBadValues: a load run never quietly runs with other
+// settings than the environment asked for.
+func TestFromEnvRefusesBadValues(t *testing.T) {
+	t.Setenv("RR_LOAD_SESSIONS", "lots")
+	t.Setenv("RR_LOAD_PTY_SHARE", "1.5")
+	_, err := FromEnv(Config{Sessions: 5})
+	if err == nil || !strings.Contains(err.Error(), "RR_LOAD_SESSIONS") || !strings.Contains(err.Error(), "RR_LOAD_PTY_SHARE") {
+		t.Fatalf("FromEnv = %v; want both bad variables named", err)
+	}
+	t.Setenv("RR_LOAD_SESSIONS", "7")
+	t.Setenv("RR_LOAD_PTY_SHARE", "")
+	c, err := FromEnv(Config{Sessions: 5})
+	if err != nil || c.Sessions != 7 {
+		t.Fatalf("FromEnv = %+v, %v; want 7 sessions", c, err)
+	}
 }
