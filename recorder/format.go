@@ -89,15 +89,30 @@ func escape(dst []byte, d int, p []byte, i int, valid bool) (int, int, bool) {
 		if len(p)-i >= 8 {
 			x := binary.LittleEndian.Uint64(p[i:])
 			binary.LittleEndian.PutUint64(dst[d:], x)
-			m := special8(x)
-			if m == 0 {
-				i += 8
-				d += 8
-				continue
+			if m := special8(x); m != 0 {
+				n := bits.TrailingZeros64(m) >> 3
+				i += n
+				d += n
+			} else {
+				// A plain word: likely the start of a run. Go on in a
+				// loop on sub-slices, where the compiler drops the
+				// bounds checks.
+				src, out := p[i+8:], dst[d+8:]
+				for len(src) >= 8 && len(out) >= escapeRoom {
+					x := binary.LittleEndian.Uint64(src)
+					binary.LittleEndian.PutUint64(out, x)
+					if m := special8(x); m != 0 {
+						n := bits.TrailingZeros64(m) >> 3
+						src, out = src[n:], out[n:]
+						break
+					}
+					src, out = src[8:], out[8:]
+				}
+				i, d = len(p)-len(src), len(dst)-len(out)
+				if len(src) == 0 || len(out) < escapeRoom {
+					continue
+				}
 			}
-			n := bits.TrailingZeros64(m) >> 3
-			i += n
-			d += n
 		}
 		// A byte that stands for itself: an escape, a plain byte (in the
 		// last 7), or a byte that cannot be part of valid UTF-8. Its
