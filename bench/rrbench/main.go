@@ -46,10 +46,10 @@ func main() {
 	cfg := config{}
 	bulk := flag.String("bulk", envOr("BULK", "1GiB"), "bytes moved each way by the bulk figures")
 	flag.IntVar(&cfg.bulkRuns, "bulk-runs", envInt("BULK_RUNS", 3), "runs of each bulk transfer (the median is reported)")
-	flag.IntVar(&cfg.sessions, "sessions", envInt("SESSIONS", 1000), "idle sessions for the memory figure")
-	flag.IntVar(&cfg.agents, "agents", envInt("AGENTS", 1000), "idle agent tunnels for the memory figure")
-	flag.IntVar(&cfg.keystrokes, "keystrokes", envInt("KEYSTROKES", 2000), "keystroke round trips")
-	flag.IntVar(&cfg.setups, "setups", envInt("SETUPS", 200), "session set-ups timed")
+	flag.IntVar(&cfg.sessions, "sessions", envInt("SESSIONS", 1000), "idle sessions for the memory figure (0 skips it)")
+	flag.IntVar(&cfg.agents, "agents", envInt("AGENTS", 1000), "idle agent tunnels for the memory figure (0 skips it)")
+	flag.IntVar(&cfg.keystrokes, "keystrokes", envInt("KEYSTROKES", 2000), "keystroke round trips (0 skips the figure)")
+	flag.IntVar(&cfg.setups, "setups", envInt("SETUPS", 200), "session set-ups timed (0 skips the figure)")
 	flag.IntVar(&cfg.workers, "workers", envInt("WORKERS", 8), "parallel clients for the set-up rate and for opening sessions")
 	flag.StringVar(&cfg.gobench, "gobench", "", "output of go test -bench (recorder, gateway) to include")
 	flag.StringVar(&cfg.out, "out", "bench", "directory for results.md and results.json")
@@ -215,39 +215,42 @@ func (r *results) speed(cfg config, dir string) error {
 	}
 	r.sshJ(cfg, filepath.Join(dir, "openssh"), vias, ones)
 
-	logf("keystrokes: %d round trips, one hop", cfg.keystrokes)
-	oneK, err := keystrokes(oneHop, cfg.keystrokes)
-	if err != nil {
-		return err
+	if cfg.keystrokes > 0 {
+		logf("keystrokes: %d round trips, one hop", cfg.keystrokes)
+		oneK, err := keystrokes(oneHop, cfg.keystrokes)
+		if err != nil {
+			return err
+		}
+		logf("keystrokes: %d round trips, through the gateway", cfg.keystrokes)
+		viaK, err := keystrokes(viaGW, cfg.keystrokes)
+		if err != nil {
+			return err
+		}
+		r.add(figure{Name: "keystroke echo p50, through gateway", Value: us(viaK.p50), Unit: "µs", Baseline: "one hop",
+			BaselineValue: us(oneK.p50), Lower: true, Prototype: "277 vs 146 µs (1.90)"})
+		r.add(figure{Name: "keystroke echo p99, through gateway", Value: us(viaK.p99), Unit: "µs", Baseline: "one hop",
+			BaselineValue: us(oneK.p99), Target: "<= 1.3", Lower: true, Prototype: "530 vs 339 µs (1.56)"})
 	}
-	logf("keystrokes: %d round trips, through the gateway", cfg.keystrokes)
-	viaK, err := keystrokes(viaGW, cfg.keystrokes)
-	if err != nil {
-		return err
+	if cfg.setups > 0 {
+		logf("set-up: %d sessions one at a time, then %d with %d clients in parallel, one hop", cfg.setups, cfg.setups, cfg.workers)
+		oneS, oneRate, err := setups(oneHop, cfg.setups, cfg.workers)
+		if err != nil {
+			return err
+		}
+		logf("set-up: the same through the gateway (key, passphrase, mailed code)")
+		viaS, viaRate, err := setups(viaGW, cfg.setups, cfg.workers)
+		clearSpool(spool)
+		if err != nil {
+			return err
+		}
+		note := "TCP connect to first shell byte; gateway: key + passphrase (production argon2id, 64 MiB, 3 passes) + mailed code"
+		r.add(figure{Name: "session set-up median, through gateway", Value: ms(viaS.p50), Unit: "ms", Baseline: "one hop (key only)",
+			BaselineValue: ms(oneS.p50), Lower: true, Note: note})
+		r.add(figure{Name: "session set-up p99, through gateway", Value: ms(viaS.p99), Unit: "ms", Baseline: "one hop (key only)",
+			BaselineValue: ms(oneS.p99), Lower: true})
+		r.add(figure{Name: "sessions set up per second, through gateway", Value: viaRate, Unit: "/s", Baseline: "one hop",
+			BaselineValue: oneRate, Note: fmt.Sprintf("%d clients in parallel", cfg.workers)})
 	}
-	r.add(figure{Name: "keystroke echo p50, through gateway", Value: us(viaK.p50), Unit: "µs", Baseline: "one hop",
-		BaselineValue: us(oneK.p50), Lower: true, Prototype: "277 vs 146 µs (1.90)"})
-	r.add(figure{Name: "keystroke echo p99, through gateway", Value: us(viaK.p99), Unit: "µs", Baseline: "one hop",
-		BaselineValue: us(oneK.p99), Target: "<= 1.3", Lower: true, Prototype: "530 vs 339 µs (1.56)"})
-
-	logf("set-up: %d sessions one at a time, then %d with %d clients in parallel, one hop", cfg.setups, cfg.setups, cfg.workers)
-	oneS, oneRate, err := setups(oneHop, cfg.setups, cfg.workers)
-	if err != nil {
-		return err
-	}
-	logf("set-up: the same through the gateway (key, passphrase, mailed code)")
-	viaS, viaRate, err := setups(viaGW, cfg.setups, cfg.workers)
-	clearSpool(spool)
-	if err != nil {
-		return err
-	}
-	note := "TCP connect to first shell byte; gateway: key + passphrase (production argon2id, 64 MiB, 3 passes) + mailed code"
-	r.add(figure{Name: "session set-up median, through gateway", Value: ms(viaS.p50), Unit: "ms", Baseline: "one hop (key only)",
-		BaselineValue: ms(oneS.p50), Lower: true, Note: note})
-	r.add(figure{Name: "session set-up p99, through gateway", Value: ms(viaS.p99), Unit: "ms", Baseline: "one hop (key only)",
-		BaselineValue: ms(oneS.p99), Lower: true})
-	r.add(figure{Name: "sessions set up per second, through gateway", Value: viaRate, Unit: "/s", Baseline: "one hop",
-		BaselineValue: oneRate, Note: fmt.Sprintf("%d clients in parallel", cfg.workers)})
 	return nil
 }
 

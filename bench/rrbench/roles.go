@@ -67,6 +67,13 @@ func runRole(role string, args []string) error {
 	}
 	defer logf.Close()
 	log := slog.New(slog.NewJSONHandler(logf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if d := os.Getenv(cpuProfileEnv); d != "" {
+		stop, err := startCPUProfile(filepath.Join(d, fmt.Sprintf("%s-%d.cpu.pprof", role, os.Getpid())))
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	switch role {
@@ -137,6 +144,22 @@ func (c *control) serve(wait func(prefix string, n int) error) {
 			c.send("reply", map[string]string{})
 		}
 	}
+}
+
+// cpuProfileEnv names a directory where each role writes a CPU profile of
+// its whole life (ROLE-PID.cpu.pprof), for finding where a figure's time goes.
+const cpuProfileEnv = "RRBENCH_CPUPROFILE"
+
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func writeHeapProfile(path string) error {
