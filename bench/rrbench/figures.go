@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 )
 
 // logLine is the payload of the bulk figures: printable log lines, the
@@ -198,6 +200,45 @@ func setups(t target, n, workers int) (percentiles, float64, error) {
 // person i for the i-th.
 func openMany(t target, n, workers int) ([]*shell, error) {
 	shells := make([]*shell, n)
+	err := inParallel(n, workers, func(i int) error {
+		c, err := t.dial(i)
+		if err != nil {
+			return err
+		}
+		if shells[i], err = openShell(c); err != nil {
+			c.Close()
+		}
+		return err
+	})
+	if err != nil {
+		closeAll(shells)
+		return nil, fmt.Errorf("session %w", err)
+	}
+	return shells, nil
+}
+
+// dialMany opens n idle connections to t (no channel), with workers
+// dialling in parallel.
+func dialMany(t target, n, workers int) ([]*ssh.Client, error) {
+	conns := make([]*ssh.Client, n)
+	err := inParallel(n, workers, func(i int) (err error) {
+		conns[i], err = t.dial(i)
+		return err
+	})
+	if err != nil {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+		return nil, fmt.Errorf("connection %w", err)
+	}
+	return conns, nil
+}
+
+// inParallel calls f(0)…f(n-1) from workers goroutines and returns the
+// first error ("I: err"); after an error no new call starts.
+func inParallel(n, workers int, f func(i int) error) error {
 	var next atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
@@ -208,26 +249,16 @@ func openMany(t target, n, workers int) ([]*shell, error) {
 				if i >= n || firstErr.Load() != nil {
 					return
 				}
-				c, err := t.dial(i)
-				if err == nil {
-					shells[i], err = openShell(c)
-					if err != nil {
-						c.Close()
-					}
-				}
-				if err != nil {
-					firstErr.CompareAndSwap(nil, fmt.Errorf("session %d: %w", i, err))
+				if err := f(i); err != nil {
+					firstErr.CompareAndSwap(nil, fmt.Errorf("%d: %w", i, err))
 					return
 				}
 			}
 		})
 	}
 	wg.Wait()
-	if err, ok := firstErr.Load().(error); ok {
-		closeAll(shells)
-		return nil, err
-	}
-	return shells, nil
+	err, _ := firstErr.Load().(error)
+	return err
 }
 
 func closeAll(shells []*shell) {

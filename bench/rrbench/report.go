@@ -37,6 +37,13 @@ type results struct {
 	started time.Time
 	figures []figure
 	gobench []figure
+	// bare is the floor of the memory figures (see bareMemory).
+	bare struct{ session, conn memFloor }
+}
+
+// memFloor is what a bare x/crypto/ssh server holds per idle connection.
+type memFloor struct {
+	rssKiB, heapKiB, stackKiB, goroutines float64
 }
 
 func (r *results) add(f figure) {

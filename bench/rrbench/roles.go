@@ -83,6 +83,8 @@ func runRole(role string, args []string) error {
 		return agentRole(ctx, ctl, log, *gw, *fp, *prefix, *hosts, *shell)
 	case "onehop":
 		return onehopRole(ctx, ctl, log, *shell)
+	case "bare":
+		return bareRole(ctx, ctl)
 	}
 	return fmt.Errorf("unknown role %q", role)
 }
@@ -415,3 +417,80 @@ type sessionChannel struct {
 
 func (c sessionChannel) ChannelType() string { return wire.ChannelSession }
 func (c sessionChannel) ExtraData() []byte   { return c.extra }
+
+// bareRole is the memory figures' floor: an SSH server on
+// golang.org/x/crypto/ssh that does nothing but hold its connections. Per
+// connection it runs the library's own goroutines (reader, key exchange,
+// multiplexer) and one of its own, which answers global requests, accepts
+// one session channel, says yes to its pty-req and shell, and writes a
+// prompt. That is the least any server built on the library holds for an
+// idle person (or, without the channel, for an idle agent's tunnel).
+func bareRole(ctx context.Context, ctl *control) error {
+	cfg := &ssh.ServerConfig{PublicKeyCallback: func(_ ssh.ConnMetadata, k ssh.PublicKey) (*ssh.Permissions, error) {
+		return nil, nil // any key: loopback benchmark only
+	}}
+	cfg.AddHostKey(signer(onehopKeyName))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go bareConn(nc, cfg)
+		}
+	}()
+	ctl.send("ready", map[string]string{"addr": ln.Addr().String()})
+	ctl.serve(nil)
+	return nil
+}
+
+func bareConn(nc net.Conn, cfg *ssh.ServerConfig) {
+	sc, chans, reqs, err := ssh.NewServerConn(nc, cfg)
+	if err != nil {
+		nc.Close()
+		return
+	}
+	defer sc.Close()
+	var ch ssh.Channel
+	var creqs <-chan *ssh.Request
+	for reqs != nil || chans != nil {
+		select {
+		case req, ok := <-reqs:
+			if !ok {
+				return
+			}
+			if req.WantReply {
+				req.Reply(false, nil)
+			}
+		case nch, ok := <-chans:
+			if !ok {
+				return
+			}
+			if ch != nil || nch.ChannelType() != "session" {
+				nch.Reject(ssh.Prohibited, "one session")
+				continue
+			}
+			if ch, creqs, err = nch.Accept(); err != nil {
+				return
+			}
+		case req, ok := <-creqs:
+			if !ok {
+				ch.Close()
+				ch, creqs = nil, nil
+				continue
+			}
+			ok = req.Type == "pty-req" || req.Type == "shell"
+			if req.WantReply {
+				req.Reply(ok, nil)
+			}
+			if req.Type == "shell" {
+				ch.Write([]byte("$ "))
+			}
+		}
+	}
+}

@@ -60,6 +60,15 @@ BenchmarkRecorderLog-2   	  100	  1000 ns/op	 600.00 MB/s	 0 B/op	 3 allocs/op
 	if len(res.GoBenchmarks) != 1 || res.GoBenchmarks[0].Value != 600 || res.GoBenchmarks[0].Ratio != 0.3 {
 		t.Errorf("go benchmarks: %+v, want RecorderLog's median 600 MB/s, ratio 0.3", res.GoBenchmarks)
 	}
+	floors := 0
+	for _, f := range res.Figures {
+		if strings.HasPrefix(f.Baseline, "bare x/crypto/ssh server") {
+			floors++
+		}
+	}
+	if floors != 2 {
+		t.Errorf("%d memory figures against the bare x/crypto/ssh floor, want 2", floors)
+	}
 	md, _ := os.ReadFile(filepath.Join(out, "results.md"))
 	if !strings.Contains(string(md), "| figure | value | baseline | ratio | target | met? |") {
 		t.Errorf("results.md:\n%s", md)
