@@ -143,11 +143,11 @@ func run(cfg config) error {
 	return r.write(cfg.out)
 }
 
-// stack is a gateway (recording into its spool) and an agent process for
-// host h0, with people p0…
-func startStack(dir string, people int, cheap bool, shell string) (gw, ag *child, err error) {
+// stack is a gateway (recording into its spool, unless record is false)
+// and an agent process for host h0, with people p0…
+func startStack(dir string, people int, cheap, record bool, shell string) (gw, ag *child, err error) {
 	gw, err = startChild("gateway", filepath.Join(dir, "gateway"), "-people", strconv.Itoa(people),
-		"-hosts", "1", "-cheap="+strconv.FormatBool(cheap))
+		"-hosts", "1", "-cheap="+strconv.FormatBool(cheap), "-record="+strconv.FormatBool(record))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -167,18 +167,26 @@ func startStack(dir string, people int, cheap bool, shell string) (gw, ag *child
 
 // speed: bulk, CPU per byte, keystrokes, set-up; gateway and one hop.
 func (r *results) speed(cfg config, dir string) error {
-	gw, ag, err := startStack(dir, cfg.workers, false, cfg.shell)
+	gw, ag, err := startStack(dir, cfg.workers, false, true, cfg.shell)
 	if err != nil {
 		return err
 	}
 	defer gw.stop()
 	defer ag.stop()
+	// The same gateway with recording off: what the relay costs by itself.
+	gwOff, agOff, err := startStack(filepath.Join(dir, "norec"), 1, true, false, cfg.shell)
+	if err != nil {
+		return err
+	}
+	defer gwOff.stop()
+	defer agOff.stop()
 	oh, err := startChild("onehop", filepath.Join(dir, "onehop"), "-shell", cfg.shell)
 	if err != nil {
 		return err
 	}
 	defer oh.stop()
 	viaGW := target{name: "gateway", addr: gw.ready["people"], hostKey: signer(gatewayKeyName).PublicKey(), gateway: true, proc: gw}
+	viaOff := target{name: "gateway, recording off", addr: gwOff.ready["people"], hostKey: signer(gatewayKeyName).PublicKey(), gateway: true, proc: gwOff}
 	oneHop := target{name: "one hop", addr: oh.ready["addr"], hostKey: signer(onehopKeyName).PublicKey(), proc: oh}
 	spool := gw.ready["spool"]
 
@@ -190,7 +198,7 @@ func (r *results) speed(cfg config, dir string) error {
 		}
 		// One hop and the gateway take turns, so that drift in the
 		// machine's load touches both; each figure is the median run.
-		var oneRuns, viaRuns []transfer
+		var oneRuns, viaRuns, offRuns []transfer
 		for i := 0; i < max(cfg.bulkRuns, 1); i++ {
 			logf("bulk %s, %d bytes, one hop (run %d)", dirName, cfg.bulk, i+1)
 			one, err := bulk(oneHop, cfg.bulk, down)
@@ -205,9 +213,15 @@ func (r *results) speed(cfg config, dir string) error {
 				return err
 			}
 			logf("  %.0f MB/s, gateway %.2f ns/byte", via.mbps(), via.nsPerByte())
-			oneRuns, viaRuns = append(oneRuns, one), append(viaRuns, via)
+			logf("bulk %s, %d bytes, through the gateway, recording off (run %d)", dirName, cfg.bulk, i+1)
+			off, err := bulk(viaOff, cfg.bulk, down)
+			if err != nil {
+				return err
+			}
+			logf("  %.0f MB/s, gateway %.2f ns/byte", off.mbps(), off.nsPerByte())
+			oneRuns, viaRuns, offRuns = append(oneRuns, one), append(viaRuns, via), append(offRuns, off)
 		}
-		one, via := medianTransfer(oneRuns), medianTransfer(viaRuns)
+		one, via, off := medianTransfer(oneRuns), medianTransfer(viaRuns), medianTransfer(offRuns)
 		vias[down], ones[down] = via, one
 		r.add(figure{Name: "bulk " + dirName + ", through gateway (recording on)", Value: via.mbps(), Unit: "MB/s",
 			Baseline: "one-hop Go SSH", BaselineValue: one.mbps(), Target: ">= 0.70", Prototype: "0.62-0.66",
@@ -215,6 +229,9 @@ func (r *results) speed(cfg config, dir string) error {
 		r.add(figure{Name: "gateway CPU per byte, " + dirName + " (recording on)", Value: via.nsPerByte(), Unit: "ns/B",
 			Baseline: "one-hop endpoint CPU per byte", BaselineValue: one.nsPerByte(), Target: "<= 1.0", Prototype: "about 1.4",
 			Lower: true, Note: "getrusage of each process, utime+stime"})
+		r.add(figure{Name: "gateway CPU per byte, " + dirName + ", recording off (reference)", Value: off.nsPerByte(), Unit: "ns/B",
+			Baseline: "one-hop endpoint CPU per byte", BaselineValue: one.nsPerByte(), Lower: true,
+			Note: fmt.Sprintf("the relay alone (NopRecorders), %.0f MB/s; recording adds %.2f ns/B", off.mbps(), via.nsPerByte()-off.nsPerByte())})
 	}
 	r.sshJ(cfg, filepath.Join(dir, "openssh"), vias, ones)
 
@@ -340,7 +357,7 @@ func (r *results) sessionMemory(cfg config, dir string) error {
 	if cfg.sessions <= 0 {
 		return nil
 	}
-	gw, ag, err := startStack(dir, cfg.sessions, true, cfg.shell)
+	gw, ag, err := startStack(dir, cfg.sessions, true, true, cfg.shell)
 	if err != nil {
 		return err
 	}
