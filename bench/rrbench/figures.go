@@ -26,6 +26,14 @@ type transfer struct {
 	bytes   int64
 	elapsed time.Duration
 	cpuNs   int64 // the endpoint process's CPU time during the transfer
+	// the endpoint process's read and write system calls during it
+	reads, writes int64
+}
+
+// callsPerMiB is the endpoint's read and write system calls per MiB moved.
+func (x transfer) callsPerMiB() (reads, writes float64) {
+	mib := float64(x.bytes) / (1 << 20)
+	return float64(x.reads) / mib, float64(x.writes) / mib
 }
 
 func (x transfer) mbps() float64 { return float64(x.bytes) / x.elapsed.Seconds() / 1e6 }
@@ -95,7 +103,8 @@ func bulk(t target, size int64, down bool) (transfer, error) {
 	if n != size {
 		return transfer{}, fmt.Errorf("%s: moved %d bytes of %d", t.name, n, size)
 	}
-	return transfer{bytes: n, elapsed: el, cpuNs: after.CPUNs - before.CPUNs}, nil
+	return transfer{bytes: n, elapsed: el, cpuNs: after.CPUNs - before.CPUNs,
+		reads: after.ReadCalls - before.ReadCalls, writes: after.WriteCalls - before.WriteCalls}, nil
 }
 
 // clearSpool removes finished recordings (a GiB each way adds up).
@@ -269,4 +278,10 @@ func closeAll(shells []*shell) {
 		}
 	}
 	wg.Wait()
+}
+
+// costs says what moving the bytes cost the endpoint process.
+func (x transfer) costs() string {
+	r, w := x.callsPerMiB()
+	return fmt.Sprintf("%.2f ns/byte, %.1f reads and %.1f writes per MiB", x.nsPerByte(), r, w)
 }

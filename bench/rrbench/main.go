@@ -205,20 +205,20 @@ func (r *results) speed(cfg config, dir string) error {
 			if err != nil {
 				return err
 			}
-			logf("  %.0f MB/s, endpoint %.2f ns/byte", one.mbps(), one.nsPerByte())
+			logf("  %.0f MB/s, endpoint %s", one.mbps(), one.costs())
 			logf("bulk %s, %d bytes, through the gateway, recording on (run %d)", dirName, cfg.bulk, i+1)
 			via, err := bulk(viaGW, cfg.bulk, down)
 			clearSpool(spool)
 			if err != nil {
 				return err
 			}
-			logf("  %.0f MB/s, gateway %.2f ns/byte", via.mbps(), via.nsPerByte())
+			logf("  %.0f MB/s, gateway %s", via.mbps(), via.costs())
 			logf("bulk %s, %d bytes, through the gateway, recording off (run %d)", dirName, cfg.bulk, i+1)
 			off, err := bulk(viaOff, cfg.bulk, down)
 			if err != nil {
 				return err
 			}
-			logf("  %.0f MB/s, gateway %.2f ns/byte", off.mbps(), off.nsPerByte())
+			logf("  %.0f MB/s, gateway %s", off.mbps(), off.costs())
 			oneRuns, viaRuns, offRuns = append(oneRuns, one), append(viaRuns, via), append(offRuns, off)
 		}
 		one, via, off := medianTransfer(oneRuns), medianTransfer(viaRuns), medianTransfer(offRuns)

@@ -183,6 +183,10 @@ type procStats struct {
 	StackInuse uint64 `json:"stack_inuse"`
 	GoSys      uint64 `json:"go_sys"`
 	Goroutines int    `json:"goroutines"`
+	// Read and write system calls so far (/proc/self/io syscr, syscw):
+	// per byte moved, they show how big the packets and reads were.
+	ReadCalls  int64 `json:"read_calls"`
+	WriteCalls int64 `json:"write_calls"`
 }
 
 // readStats reads the process's own figures; with gc, after a collection
@@ -197,7 +201,10 @@ func readStats(gc bool) procStats {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
+	reads, writes := ioCalls()
 	return procStats{
+		ReadCalls:  reads,
+		WriteCalls: writes,
 		CPUNs:      ru.Utime.Nano() + ru.Stime.Nano(),
 		RSSKiB:     vmRSS(),
 		HeapInuse:  ms.HeapInuse,
@@ -206,6 +213,22 @@ func readStats(gc bool) procStats {
 		GoSys:      ms.Sys,
 		Goroutines: runtime.NumGoroutine(),
 	}
+}
+
+// ioCalls reads syscr and syscw from /proc/self/io (0 where it cannot).
+func ioCalls() (reads, writes int64) {
+	b, _ := os.ReadFile("/proc/self/io")
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(l, ": ")
+		n, _ := strconv.ParseInt(v, 10, 64)
+		switch k {
+		case "syscr":
+			reads = n
+		case "syscw":
+			writes = n
+		}
+	}
+	return reads, writes
 }
 
 func vmRSS() int64 {
