@@ -5,13 +5,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -72,18 +70,17 @@ func (s *Spool) Create(id, passphrase string, h Header) (*Recording, error) {
 		return nil, fmt.Errorf("recorder: bad session id %q", id)
 	}
 	path := s.Path(id)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := createSpoolFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("recorder: create: %w", err)
 	}
-	hw := &hashingWriter{f: f, h: sha256.New()}
-	w, err := NewWriter(hw, passphrase, h, nil)
+	w, err := NewWriter(f, passphrase, h, nil)
 	if err != nil {
-		f.Close()
+		f.close()
 		os.Remove(path)
 		return nil, fmt.Errorf("recorder: start %s: %w", path, err)
 	}
-	r := &Recording{w: w, f: f, hw: hw, path: path, spool: s}
+	r := &Recording{w: w, file: f, path: path, spool: s}
 	s.mu.Lock()
 	s.live[r] = struct{}{}
 	s.mu.Unlock()
@@ -120,7 +117,7 @@ func (s *Spool) flusher() {
 		}
 		s.mu.Unlock()
 		for _, r := range live {
-			if err := r.w.Flush(); err != nil && !errors.Is(err, ErrClosed) {
+			if err := r.Flush(); err != nil && !errors.Is(err, ErrClosed) {
 				s.cfg.Logger.Error("recording flush failed", "path", r.path, "err", err)
 			}
 			r.startWriteback()
@@ -131,8 +128,7 @@ func (s *Spool) flusher() {
 // Recording is one live recording in the spool.
 type Recording struct {
 	w     *Writer
-	f     *os.File
-	hw    *hashingWriter
+	file  *spoolFile
 	path  string
 	spool *Spool
 	// queued is how much of the file the flusher has handed to the disk's
@@ -150,11 +146,11 @@ const writebackStep = 1 << 20
 // (sync_file_range with SYNC_FILE_RANGE_WRITE): durability still comes
 // from the sync at Close.
 func (r *Recording) startWriteback() {
-	n := r.hw.n.Load()
+	n := r.file.n.Load()
 	if n-r.queued < writebackStep {
 		return
 	}
-	sc, err := r.f.SyscallConn()
+	sc, err := r.file.f.SyscallConn()
 	if err != nil {
 		return
 	}
@@ -172,7 +168,15 @@ func (r *Recording) Output(p []byte) error { return r.w.Output(p) }
 func (r *Recording) Input(p []byte) error { return r.w.Input(p) }
 
 // Flush pushes what was recorded so far to the file.
-func (r *Recording) Flush() error { return r.w.Flush() }
+func (r *Recording) Flush() error {
+	if err := r.w.Flush(); err != nil {
+		return err
+	}
+	if err := r.file.flush(); err != nil {
+		return fmt.Errorf("recorder: flush %s: %w", r.path, err)
+	}
+	return nil
+}
 
 // Resize records a window change.
 func (r *Recording) Resize(cols, rows uint32) error { return r.w.Resize(cols, rows) }
@@ -184,27 +188,11 @@ func (r *Recording) Close(end End) (Closed, error) {
 	delete(r.spool.live, r)
 	r.spool.mu.Unlock()
 	werr := r.w.Close(end)
-	serr := r.f.Sync()
-	cerr := r.f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
+	cerr := r.file.close()
+	if err := errors.Join(werr, cerr); err != nil {
 		return Closed{Path: r.path}, fmt.Errorf("recorder: close %s: %w", r.path, err)
 	}
-	return Closed{Path: r.path, Size: r.hw.n.Load(), SHA256: hex.EncodeToString(r.hw.h.Sum(nil))}, nil
-}
-
-// hashingWriter writes to the file and hashes what it wrote, so that a
-// closing recording need not be read back for its SHA-256.
-type hashingWriter struct {
-	f *os.File
-	h hash.Hash
-	n atomic.Int64 // read by the flusher while a drain writes
-}
-
-func (w *hashingWriter) Write(p []byte) (int, error) {
-	n, err := w.f.Write(p)
-	w.h.Write(p[:n])
-	w.n.Add(int64(n))
-	return n, err
+	return Closed{Path: r.path, Size: r.file.n.Load(), SHA256: hex.EncodeToString(r.file.h.Sum(nil))}, nil
 }
 
 func hashFile(path string) (Closed, error) {

@@ -1,0 +1,197 @@
+package recorder
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// spoolFileRun writes random amounts with flushes in between, checking
+// after every flush that the file is exactly what was written so far (a
+// crash then leaves a prefix and no padding), and at the end the content
+// and the digest.
+func spoolFileRun(t *testing.T, s *spoolFile, path string, seed uint64) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 1))
+	var want []byte
+	for i := 0; i < 400; i++ {
+		p := make([]byte, 1+rng.IntN(40000))
+		for j := range p {
+			p[j] = byte(rng.Uint32())
+		}
+		if n, err := s.Write(p); err != nil || n != len(p) {
+			t.Fatalf("write %d: %d, %v", len(p), n, err)
+		}
+		want = append(want, p...)
+		if rng.IntN(8) == 0 {
+			if err := s.flush(); err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("after flush %d: file has %d bytes, want %d (first difference at %d)",
+					i, len(got), len(want), firstDiff(got, want))
+			}
+		}
+	}
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("closed file has %d bytes, want %d (first difference at %d)", len(got), len(want), firstDiff(got, want))
+	}
+	sum := sha256.Sum256(want)
+	if hex.EncodeToString(s.h.Sum(nil)) != hex.EncodeToString(sum[:]) || s.n.Load() != int64(len(want)) {
+		t.Fatalf("digest or size of what was written is wrong")
+	}
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+// TestSpoolFileDirect: small thresholds so that direct mode comes and goes
+// many times; the file is always exact.
+func TestSpoolFileDirect(t *testing.T) {
+	for seed := uint64(1); seed <= 2; seed++ {
+		path := filepath.Join(t.TempDir(), "r.gz")
+		s, err := createSpoolFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.direct == nil {
+			s.close()
+			t.Skipf("the filesystem of %s refuses O_DIRECT: TestSpoolFilePageCache covers it", path)
+		}
+		s.after, s.chunk = 3*directAlign, 4*directAlign
+		spoolFileRun(t, s, path, seed)
+		if s.directWrites == 0 {
+			t.Fatalf("seed %d: no chunk went out with O_DIRECT", seed)
+		}
+	}
+}
+
+// TestSpoolFilePageCache: where O_DIRECT is refused, everything goes
+// through the page cache, exactly as well.
+func TestSpoolFilePageCache(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.gz")
+	s, err := createSpoolFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.direct != nil {
+		s.direct.Close()
+		s.direct = nil
+	}
+	s.after, s.chunk = 3*directAlign, 4*directAlign
+	spoolFileRun(t, s, path, 9)
+	if s.directWrites != 0 {
+		t.Fatal("direct writes without a direct file")
+	}
+}
+
+// TestBusyRecordingGoesDirectAndQuietOneLeaves: through the Spool with the
+// real sizes, a burst of output (several MiB between two flushes) goes out
+// in O_DIRECT chunks; after a quiet interval the recording holds no
+// buffer; the file decodes to exactly what was recorded and its digest is
+// the one Close reports.
+func TestBusyRecordingGoesDirectAndQuietOneLeaves(t *testing.T) {
+	dir := t.TempDir()
+	sp, err := NewSpool(SpoolConfig{Dir: dir, FlushInterval: 1 << 40}) // flushes are the test's
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	r, err := sp.Create("busy", pass, Header{SessionID: "busy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.file.direct == nil {
+		r.Close(End{Reason: "exit 0"})
+		t.Skip("the filesystem of the temporary folder refuses O_DIRECT")
+	}
+	rng := rand.New(rand.NewPCG(7, 7))
+	var sent []byte
+	out := func(n int) {
+		p := make([]byte, n)
+		for i := range p {
+			p[i] = 'a' + byte(rng.IntN(26))
+			if rng.IntN(60) == 0 {
+				p[i] = '\n'
+			}
+		}
+		if err := r.Output(p); err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, p...)
+	}
+	for range 200 {
+		out(32 << 10) // 6.25 MiB in one interval: busy
+	}
+	if r.file.directWrites == 0 {
+		t.Fatal("a busy recording wrote no O_DIRECT chunk")
+	}
+	if err := r.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if r.file.buf == nil {
+		t.Fatal("a recording still busy gave its buffer back")
+	}
+	out(100)
+	if err := r.Flush(); err != nil { // a quiet interval
+		t.Fatal(err)
+	}
+	if r.file.buf != nil {
+		t.Fatal("a quiet recording keeps its O_DIRECT buffer")
+	}
+	out(5000)
+	closed, err := r.Close(End{Reason: "exit 0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := os.ReadFile(closed.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(file)
+	if closed.Size != int64(len(file)) || closed.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("closed %+v, file %d bytes", closed, len(file))
+	}
+	got, _, end, err := replay(t, file)
+	if err != nil || end == nil || !bytes.Equal(got, sent) {
+		t.Fatalf("replay: %d bytes (want %d), end %v, err %v", len(got), len(sent), end, err)
+	}
+}
+
+// TestSpoolFileDirectRefusedOnWrite: a file whose first O_DIRECT chunk is
+// refused (here: a length the device cannot take) goes on through the page
+// cache without losing or repeating a byte.
+func TestSpoolFileDirectRefusedOnWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.gz")
+	s, err := createSpoolFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.direct == nil {
+		s.close()
+		t.Skipf("the filesystem of %s refuses O_DIRECT at open", path)
+	}
+	s.after, s.chunk = 3*directAlign, 4*directAlign+1
+	spoolFileRun(t, s, path, 5)
+	if s.directWrites != 0 || s.direct != nil {
+		t.Fatalf("%d direct writes, direct file %v: want the page cache after the refusal", s.directWrites, s.direct)
+	}
+}
