@@ -261,6 +261,8 @@ func portOf(addr string) string { _, p, _ := net.SplitHostPort(addr); return p }
 // group is sessions that share a fate.
 type group struct {
 	name    string
+	rate    int    // bytes a second each cat session pushes; 0: 32 KiB
+	kind    string // "cat" for cat sessions only; "": cat and pty in turn
 	stop    chan struct{}
 	wg      sync.WaitGroup
 	results []*SessionResult
@@ -278,11 +280,15 @@ func (w *faultWorld) launch(g *group, next *int, n int, hosts []string, d time.D
 		*next++
 		h := hosts[i%len(hosts)]
 		kind := "cat"
-		if i%2 == 1 {
+		if i%2 == 1 && g.kind == "" {
 			kind = "pty"
 		}
+		rate := g.rate
+		if rate == 0 {
+			rate = 32 << 10
+		}
 		p := plan{Index: idx, Person: w.persons[idx], Host: h, Passphrase: "pp-" + h, Kind: kind,
-			Seed: seed*1000003 + uint64(idx), Rate: 32 << 10, Duration: d, Stop: g.stop, Group: g.name}
+			Seed: seed*1000003 + uint64(idx), Rate: rate, Duration: d, Stop: g.stop, Group: g.name}
 		g.wg.Add(1)
 		go func() {
 			defer g.wg.Done()
@@ -367,6 +373,9 @@ func RunFaults(t testing.TB, seed uint64) *Report {
 	steady := &group{name: "steady"}
 	s3down := &group{name: "s3-down"}
 	gwKill := &group{name: "gateway-kill"}
+	// Two fast ones: their recordings write O_DIRECT chunks when the
+	// gateway is killed.
+	gwKillBulk := &group{name: "gateway-kill-bulk", rate: 1 << 20, kind: "cat"}
 	smtpDown := &group{name: "smtp-down"}
 	after := &group{name: "after-restart"}
 	fault := func(f Fault) {
@@ -378,8 +387,9 @@ func RunFaults(t testing.TB, seed uint64) *Report {
 	w.launch(steady, &next, 10, others, 0, seed)
 	w.launch(s3down, &next, 12, others, 0, seed)
 	w.launch(gwKill, &next, 12, others, 0, seed)
-	if !w.waitLive(42, 90*time.Second) {
-		t.Logf("only %d of 42 sessions started", w.liveNow())
+	w.launch(gwKillBulk, &next, 2, others, 0, seed)
+	if !w.waitLive(44, 90*time.Second) {
+		t.Logf("only %d of 44 sessions started", w.liveNow())
 	}
 	rep.Peak = w.liveNow()
 	time.Sleep(3 * time.Second)
@@ -397,7 +407,7 @@ func RunFaults(t testing.TB, seed uint64) *Report {
 		Expected: `its sessions end with "connection to the host was lost"; rows closed, "agent lost"; recordings complete, each direction an exact prefix of what the client saw; the agent reconnects`,
 		Observed: fmt.Sprintf("%d of %d sessions ended (all within 30 s: %v), %d told the connection was lost; %d others still live; agent back: %v",
 			len(agentKill.results), 8, ended, lost, w.liveNow(), back == nil),
-		OK: ended && lost == 8 && back == nil && w.liveNow() == 34})
+		OK: ended && lost == 8 && back == nil && w.liveNow() == 36})
 
 	// 2. The SMTP server stops: new logins fail, sessions carry on.
 	w.mailpit.kill()
@@ -445,6 +455,7 @@ func RunFaults(t testing.TB, seed uint64) *Report {
 	liveAtKill := w.liveNow()
 	w.gw.kill()
 	endedKill := waitGroup(gwKill, 30*time.Second)
+	endedKill = waitGroup(gwKillBulk, 30*time.Second) && endedKill
 	from = len(w.gatewayLog())
 	w.gw.start()
 	rrtest.WaitPort(t, w.people)
@@ -455,16 +466,18 @@ func RunFaults(t testing.TB, seed uint64) *Report {
 		}
 	}
 	interrupted := 0
-	for _, row := range w.rowsOf(gwKill) {
-		if row.State == store.StateInterrupted {
-			interrupted++
+	for _, g := range []*group{gwKill, gwKillBulk} {
+		for _, row := range w.rowsOf(g) {
+			if row.State == store.StateInterrupted {
+				interrupted++
+			}
 		}
 	}
 	fault(Fault{Name: "gateway killed", Action: fmt.Sprintf("SIGKILL rr-gateway with %d sessions live, start it again", liveAtKill),
-		Expected: "the clients lose the connection; at the next start the rows say interrupted and each recording decrypts to an exact prefix of what was sent and received; agents reconnect",
-		Observed: fmt.Sprintf("%d of 12 clients ended (%v): %s; %d rows interrupted; %d of %d agents back", len(gwKill.results), endedKill,
-			sawOf(gwKill.results), interrupted, online, len(w.hosts)),
-		OK: endedKill && interrupted == 12 && online == len(w.hosts)})
+		Expected: "the clients lose the connection; at the next start the rows say interrupted and each recording decrypts to an exact prefix of what was sent and received (two of them pushing 1 MiB/s, so that their recordings were being written with O_DIRECT); agents reconnect",
+		Observed: fmt.Sprintf("%d of 14 clients ended (%v): %s; %d rows interrupted; %d of %d agents back", len(gwKill.results)+len(gwKillBulk.results), endedKill,
+			sawOf(append(gwKill.results, gwKillBulk.results...)), interrupted, online, len(w.hosts)),
+		OK: endedKill && interrupted == 14 && online == len(w.hosts)})
 
 	// 5. Life goes on: eight short sessions on every host, f-01 included.
 	w.launch(after, &next, 8, w.hosts, 3*time.Second, seed)
@@ -474,7 +487,7 @@ func RunFaults(t testing.TB, seed uint64) *Report {
 	// Every recording reaches the bucket; the spool empties.
 	verifyStart := time.Now()
 	all := []*SessionResult{}
-	for _, g := range []*group{agentKill, steady, s3down, smtpDown, gwKill, after} {
+	for _, g := range []*group{agentKill, steady, s3down, smtpDown, gwKill, gwKillBulk, after} {
 		all = append(all, g.results...)
 	}
 	deadline := time.Now().Add(90 * time.Second)
@@ -519,6 +532,9 @@ func RunFaults(t testing.TB, seed uint64) *Report {
 		},
 		"smtp-down": func(r *SessionResult) bool { return strings.Contains(r.Saw, "could not be sent") && r.ID == "" },
 		"gateway-kill": func(r *SessionResult) bool {
+			return r.State == "interrupted" && r.Check.Status == "prefix" && r.Saw != "exit 0"
+		},
+		"gateway-kill-bulk": func(r *SessionResult) bool {
 			return r.State == "interrupted" && r.Check.Status == "prefix" && r.Saw != "exit 0"
 		},
 	}
