@@ -26,7 +26,9 @@
 // and Flush (called on an interval and on every resize and the end) pushes
 // every event so far through to the file. A file cut anywhere after the
 // header still yields its exact prefix. A Writer never appends to a file
-// it did not create.
+// it did not create. In the spool, a busy recording's file is written in
+// O_DIRECT chunks with its tail through the page cache at each flush (see
+// spoolFile), which keeps the same guarantees.
 //
 // The package owns the format and the local spool; it imports nothing of
 // ours.
