@@ -63,19 +63,28 @@ func firstDiff(a, b []byte) int {
 	return min(len(a), len(b))
 }
 
+// directSpoolFile creates a spool file in a temporary folder, skipping the
+// test where the filesystem refuses O_DIRECT (TestSpoolFilePageCache
+// covers that case).
+func directSpoolFile(t *testing.T) (*spoolFile, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "r.gz")
+	s, err := createSpoolFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.direct == nil {
+		s.close()
+		t.Skipf("the filesystem of %s refuses O_DIRECT", path)
+	}
+	return s, path
+}
+
 // TestSpoolFileDirect: small thresholds so that direct mode comes and goes
 // many times; the file is always exact.
 func TestSpoolFileDirect(t *testing.T) {
 	for seed := uint64(1); seed <= 2; seed++ {
-		path := filepath.Join(t.TempDir(), "r.gz")
-		s, err := createSpoolFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s.direct == nil {
-			s.close()
-			t.Skipf("the filesystem of %s refuses O_DIRECT: TestSpoolFilePageCache covers it", path)
-		}
+		s, path := directSpoolFile(t)
 		s.after, s.chunk = 3*directAlign, 4*directAlign
 		spoolFileRun(t, s, path, seed)
 		if s.directWrites == 0 {
@@ -180,15 +189,7 @@ func TestBusyRecordingGoesDirectAndQuietOneLeaves(t *testing.T) {
 // refused (here: a length the device cannot take) goes on through the page
 // cache without losing or repeating a byte.
 func TestSpoolFileDirectRefusedOnWrite(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "r.gz")
-	s, err := createSpoolFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.direct == nil {
-		s.close()
-		t.Skipf("the filesystem of %s refuses O_DIRECT at open", path)
-	}
+	s, path := directSpoolFile(t)
 	s.after, s.chunk = 3*directAlign, 4*directAlign+1
 	spoolFileRun(t, s, path, 5)
 	if s.directWrites != 0 || s.direct != nil {

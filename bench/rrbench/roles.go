@@ -385,11 +385,7 @@ func onehopRole(ctx context.Context, ctl *control, log *slog.Logger, shell strin
 	if err != nil {
 		return err
 	}
-	cfg := &ssh.ServerConfig{PublicKeyCallback: func(_ ssh.ConnMetadata, k ssh.PublicKey) (*ssh.Permissions, error) {
-		return nil, nil // any key: loopback benchmark only
-	}}
-	cfg.AddHostKey(signer(onehopKeyName))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	cfg, ln, err := anyKeyServer()
 	if err != nil {
 		return err
 	}
@@ -441,6 +437,17 @@ type sessionChannel struct {
 func (c sessionChannel) ChannelType() string { return wire.ChannelSession }
 func (c sessionChannel) ExtraData() []byte   { return c.extra }
 
+// anyKeyServer is the one-hop and bare roles' SSH server: the one-hop host
+// key, any client key (loopback benchmark only), a listener on 127.0.0.1.
+func anyKeyServer() (*ssh.ServerConfig, net.Listener, error) {
+	cfg := &ssh.ServerConfig{PublicKeyCallback: func(ssh.ConnMetadata, ssh.PublicKey) (*ssh.Permissions, error) {
+		return nil, nil
+	}}
+	cfg.AddHostKey(signer(onehopKeyName))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return cfg, ln, err
+}
+
 // bareRole is the memory figures' floor: an SSH server on
 // golang.org/x/crypto/ssh that does nothing but hold its connections. Per
 // connection it runs the library's own goroutines (reader, key exchange,
@@ -449,11 +456,7 @@ func (c sessionChannel) ExtraData() []byte   { return c.extra }
 // prompt. That is the least any server built on the library holds for an
 // idle person (or, without the channel, for an idle agent's tunnel).
 func bareRole(ctx context.Context, ctl *control) error {
-	cfg := &ssh.ServerConfig{PublicKeyCallback: func(_ ssh.ConnMetadata, k ssh.PublicKey) (*ssh.Permissions, error) {
-		return nil, nil // any key: loopback benchmark only
-	}}
-	cfg.AddHostKey(signer(onehopKeyName))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	cfg, ln, err := anyKeyServer()
 	if err != nil {
 		return err
 	}
