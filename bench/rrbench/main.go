@@ -185,9 +185,15 @@ func (r *results) speed(cfg config, dir string) error {
 		return err
 	}
 	defer oh.stop()
+	br, err := startChild("bridge", filepath.Join(dir, "bridge"), "-upstream", oh.ready["addr"])
+	if err != nil {
+		return err
+	}
+	defer br.stop()
 	viaGW := target{name: "gateway", addr: gw.ready["people"], hostKey: signer(gatewayKeyName).PublicKey(), gateway: true, proc: gw}
 	viaOff := target{name: "gateway, recording off", addr: gwOff.ready["people"], hostKey: signer(gatewayKeyName).PublicKey(), gateway: true, proc: gwOff}
 	oneHop := target{name: "one hop", addr: oh.ready["addr"], hostKey: signer(onehopKeyName).PublicKey(), proc: oh}
+	bridge := target{name: "naive bridge", addr: br.ready["addr"], hostKey: signer(onehopKeyName).PublicKey(), proc: br}
 	spool := gw.ready["spool"]
 
 	vias, ones := map[bool]transfer{}, map[bool]transfer{}
@@ -196,32 +202,32 @@ func (r *results) speed(cfg config, dir string) error {
 		if down {
 			dirName = "host→person"
 		}
-		// One hop and the gateway take turns, so that drift in the
-		// machine's load touches both; each figure is the median run.
-		var oneRuns, viaRuns, offRuns []transfer
-		for i := 0; i < max(cfg.bulkRuns, 1); i++ {
-			logf("bulk %s, %d bytes, one hop (run %d)", dirName, cfg.bulk, i+1)
-			one, err := bulk(oneHop, cfg.bulk, down)
-			if err != nil {
-				return err
-			}
-			logf("  %.0f MB/s, endpoint %s", one.mbps(), one.costs())
-			logf("bulk %s, %d bytes, through the gateway, recording on (run %d)", dirName, cfg.bulk, i+1)
-			via, err := bulk(viaGW, cfg.bulk, down)
-			clearSpool(spool)
-			if err != nil {
-				return err
-			}
-			logf("  %.0f MB/s, gateway %s", via.mbps(), via.costs())
-			logf("bulk %s, %d bytes, through the gateway, recording off (run %d)", dirName, cfg.bulk, i+1)
-			off, err := bulk(viaOff, cfg.bulk, down)
-			if err != nil {
-				return err
-			}
-			logf("  %.0f MB/s, gateway %s", off.mbps(), off.costs())
-			oneRuns, viaRuns, offRuns = append(oneRuns, one), append(viaRuns, via), append(offRuns, off)
+		// The four take turns, so that drift in the machine's load
+		// touches all; each figure is the median run.
+		turns := []struct {
+			what string
+			t    target
+			runs []transfer
+		}{
+			{"one hop", oneHop, nil},
+			{"through the gateway, recording on", viaGW, nil},
+			{"through the gateway, recording off", viaOff, nil},
+			{"through a naive two-hop bridge", bridge, nil},
 		}
-		one, via, off := medianTransfer(oneRuns), medianTransfer(viaRuns), medianTransfer(offRuns)
+		for i := 0; i < max(cfg.bulkRuns, 1); i++ {
+			for k := range turns {
+				tn := &turns[k]
+				logf("bulk %s, %d bytes, %s (run %d)", dirName, cfg.bulk, tn.what, i+1)
+				x, err := bulk(tn.t, cfg.bulk, down)
+				clearSpool(spool)
+				if err != nil {
+					return err
+				}
+				logf("  %.0f MB/s, %s %s", x.mbps(), tn.t.name, x.costs())
+				tn.runs = append(tn.runs, x)
+			}
+		}
+		one, via, off, b := medianTransfer(turns[0].runs), medianTransfer(turns[1].runs), medianTransfer(turns[2].runs), medianTransfer(turns[3].runs)
 		vias[down], ones[down] = via, one
 		r.add(figure{Name: "bulk " + dirName + ", through gateway (recording on)", Value: via.mbps(), Unit: "MB/s",
 			Baseline: "one-hop Go SSH", BaselineValue: one.mbps(), Target: ">= 0.70", Prototype: "0.62-0.66",
@@ -232,6 +238,9 @@ func (r *results) speed(cfg config, dir string) error {
 		r.add(figure{Name: "gateway CPU per byte, " + dirName + ", recording off (reference)", Value: off.nsPerByte(), Unit: "ns/B",
 			Baseline: "one-hop endpoint CPU per byte", BaselineValue: one.nsPerByte(), Lower: true,
 			Note: fmt.Sprintf("the relay alone (NopRecorders), %.0f MB/s; recording adds %.2f ns/B", off.mbps(), via.nsPerByte()-off.nsPerByte())})
+		r.add(figure{Name: "bulk " + dirName + ", naive two-hop bridge (reference)", Value: b.mbps(), Unit: "MB/s",
+			Baseline: "one-hop Go SSH", BaselineValue: one.mbps(), Prototype: "0.62-0.66, 176 MB/s",
+			Note: fmt.Sprintf("the prototype's design, measured here: x/crypto/ssh relaying to the one-hop endpoint with io.Copy, no login factors, no recording; its CPU %.2f ns/B", b.nsPerByte())})
 	}
 	r.sshJ(cfg, filepath.Join(dir, "openssh"), vias, ones)
 
@@ -246,10 +255,18 @@ func (r *results) speed(cfg config, dir string) error {
 		if err != nil {
 			return err
 		}
+		logf("keystrokes: %d round trips, through a naive two-hop bridge", cfg.keystrokes)
+		brK, err := keystrokes(bridge, cfg.keystrokes)
+		if err != nil {
+			return err
+		}
 		r.add(figure{Name: "keystroke echo p50, through gateway", Value: us(viaK.p50), Unit: "µs", Baseline: "one hop",
 			BaselineValue: us(oneK.p50), Lower: true, Prototype: "277 vs 146 µs (1.90)"})
 		r.add(figure{Name: "keystroke echo p99, through gateway", Value: us(viaK.p99), Unit: "µs", Baseline: "one hop",
 			BaselineValue: us(oneK.p99), Target: "<= 1.3", Lower: true, Prototype: "530 vs 339 µs (1.56)"})
+		r.add(figure{Name: "keystroke echo p50 / p99, naive two-hop bridge (reference)", Value: us(brK.p99), Unit: "µs", Baseline: "one hop p99",
+			BaselineValue: us(oneK.p99), Lower: true,
+			Note: fmt.Sprintf("p50 %.0f µs (%.2f of one hop's); what a third process that ends SSH on both hops adds, with no work of its own", us(brK.p50), us(brK.p50)/us(oneK.p50))})
 	}
 	if cfg.setups > 0 {
 		logf("set-up: %d sessions one at a time, then %d with %d clients in parallel, one hop", cfg.setups, cfg.setups, cfg.workers)

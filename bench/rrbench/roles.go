@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -57,6 +59,7 @@ func runRole(role string, args []string) error {
 	gw := fs.String("gw", "", "agent: the gateway's agent address")
 	fp := fs.String("fp", "", "agent: the gateway's host key fingerprint")
 	shell := fs.String("shell", "/bin/sh", "agent, onehop: the shell sessions run")
+	upstream := fs.String("upstream", "", "bridge: the one-hop endpoint's address")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -85,6 +88,8 @@ func runRole(role string, args []string) error {
 		return onehopRole(ctx, ctl, log, *shell)
 	case "bare":
 		return bareRole(ctx, ctl)
+	case "bridge":
+		return bridgeRole(ctx, ctl, *upstream)
 	}
 	return fmt.Errorf("unknown role %q", role)
 }
@@ -392,36 +397,18 @@ func onehopRole(ctx context.Context, ctl *control, log *slog.Logger, shell strin
 	defer ln.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var n int
-	var mu sync.Mutex
-	go func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
+	var n atomic.Int64
+	go serveSSH(ln, cfg, func(_ *ssh.ServerConn, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) {
+		go ssh.DiscardRequests(reqs)
+		for nch := range chans {
+			if nch.ChannelType() != "session" {
+				nch.Reject(ssh.UnknownChannelType, "session only")
+				continue
 			}
-			go func() {
-				sc, chans, reqs, err := ssh.NewServerConn(nc, cfg)
-				if err != nil {
-					nc.Close()
-					return
-				}
-				defer sc.Close()
-				go ssh.DiscardRequests(reqs)
-				for nch := range chans {
-					if nch.ChannelType() != "session" {
-						nch.Reject(ssh.UnknownChannelType, "session only")
-						continue
-					}
-					mu.Lock()
-					n++
-					id := fmt.Sprintf("onehop%010d", n)
-					mu.Unlock()
-					go a.ServeChannel(ctx, sessionChannel{nch, ssh.Marshal(&wire.SessionOpen{SessionID: id, Person: "p0", Team: "bench_RR"})})
-				}
-			}()
+			id := fmt.Sprintf("onehop%010d", n.Add(1))
+			go a.ServeChannel(ctx, sessionChannel{nch, ssh.Marshal(&wire.SessionOpen{SessionID: id, Person: "p0", Team: "bench_RR"})})
 		}
-	}()
+	})
 	ctl.send("ready", map[string]string{"addr": ln.Addr().String()})
 	ctl.serve(nil)
 	return nil
@@ -436,6 +423,27 @@ type sessionChannel struct {
 
 func (c sessionChannel) ChannelType() string { return wire.ChannelSession }
 func (c sessionChannel) ExtraData() []byte   { return c.extra }
+
+// serveSSH accepts connections on ln until it is closed and runs handle on
+// each one whose handshake succeeds; the connection closes when handle
+// returns.
+func serveSSH(ln net.Listener, cfg *ssh.ServerConfig, handle func(*ssh.ServerConn, <-chan ssh.NewChannel, <-chan *ssh.Request)) {
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			sc, chans, reqs, err := ssh.NewServerConn(nc, cfg)
+			if err != nil {
+				nc.Close()
+				return
+			}
+			defer sc.Close()
+			handle(sc, chans, reqs)
+		}()
+	}
+}
 
 // anyKeyServer is the one-hop and bare roles' SSH server: the one-hop host
 // key, any client key (loopback benchmark only), a listener on 127.0.0.1.
@@ -461,27 +469,13 @@ func bareRole(ctx context.Context, ctl *control) error {
 		return err
 	}
 	defer ln.Close()
-	go func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go bareConn(nc, cfg)
-		}
-	}()
+	go serveSSH(ln, cfg, bareConn)
 	ctl.send("ready", map[string]string{"addr": ln.Addr().String()})
 	ctl.serve(nil)
 	return nil
 }
 
-func bareConn(nc net.Conn, cfg *ssh.ServerConfig) {
-	sc, chans, reqs, err := ssh.NewServerConn(nc, cfg)
-	if err != nil {
-		nc.Close()
-		return
-	}
-	defer sc.Close()
+func bareConn(_ *ssh.ServerConn, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) {
 	var ch ssh.Channel
 	var creqs <-chan *ssh.Request
 	for reqs != nil || chans != nil {
@@ -501,6 +495,7 @@ func bareConn(nc net.Conn, cfg *ssh.ServerConfig) {
 				nch.Reject(ssh.Prohibited, "one session")
 				continue
 			}
+			var err error
 			if ch, creqs, err = nch.Accept(); err != nil {
 				return
 			}
@@ -519,4 +514,76 @@ func bareConn(nc net.Conn, cfg *ssh.ServerConfig) {
 			}
 		}
 	}
+}
+
+// bridgeRole is the reference design the prototype measured: a
+// naive two-hop bridge. It is an SSH server on x/crypto/ssh that, for each
+// person, dials the one-hop endpoint (upstream) as an SSH client and
+// relays every session channel to it: requests both ways, data with
+// io.Copy. No login factors, no recording, no limits — what any relay
+// that ends SSH on both hops costs at the least, measured in the same run.
+func bridgeRole(ctx context.Context, ctl *control, upstream string) error {
+	cfg, ln, err := anyKeyServer()
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	up := &ssh.ClientConfig{User: "bridge", Auth: []ssh.AuthMethod{ssh.PublicKeys(personKey(0))},
+		HostKeyCallback: ssh.FixedHostKey(signer(onehopKeyName).PublicKey())}
+	go serveSSH(ln, cfg, func(_ *ssh.ServerConn, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) {
+		bridgeConn(chans, reqs, upstream, up)
+	})
+	ctl.send("ready", map[string]string{"addr": ln.Addr().String()})
+	ctl.serve(nil)
+	return nil
+}
+
+func bridgeConn(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request, upstream string, upCfg *ssh.ClientConfig) {
+	go ssh.DiscardRequests(reqs)
+	up, err := ssh.Dial("tcp", upstream, upCfg)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	for nch := range chans {
+		if nch.ChannelType() != "session" {
+			nch.Reject(ssh.Prohibited, "sessions only")
+			continue
+		}
+		uch, ureqs, err := up.OpenChannel("session", nil)
+		if err != nil {
+			nch.Reject(ssh.ConnectionFailed, err.Error())
+			continue
+		}
+		ch, creqs, err := nch.Accept()
+		if err != nil {
+			uch.Close()
+			continue
+		}
+		go bridgeChannel(ch, creqs, uch, ureqs)
+	}
+}
+
+// bridgeChannel relays one session channel until the upstream side ends.
+func bridgeChannel(ch ssh.Channel, creqs <-chan *ssh.Request, uch ssh.Channel, ureqs <-chan *ssh.Request) {
+	relay := func(to ssh.Channel, reqs <-chan *ssh.Request) {
+		for r := range reqs {
+			ok, err := to.SendRequest(r.Type, r.WantReply, r.Payload)
+			if r.WantReply {
+				r.Reply(ok && err == nil, nil)
+			}
+		}
+	}
+	go relay(uch, creqs)
+	go func() {
+		io.Copy(uch, ch)
+		uch.CloseWrite()
+	}()
+	var out sync.WaitGroup
+	out.Go(func() { io.Copy(ch, uch) })
+	out.Go(func() { io.Copy(ch.Stderr(), uch.Stderr()) })
+	relay(ch, ureqs) // exit-status and the like, until upstream closes
+	out.Wait()
+	ch.Close()
+	uch.Close()
 }
