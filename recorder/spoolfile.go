@@ -28,6 +28,12 @@ import (
 //     README's benchmarks), and a recording running at hundreds of MB/s no
 //     longer pushes everything else out of the cache.
 //
+// Before a buffer starts filling, its blocks on disk are reserved: a full
+// disk is then found while a Write can still fail (and the session stop
+// before the bytes go out unrecorded), not later by a write in the
+// background. A filesystem that cannot reserve stays in the page cache,
+// whose writes find a full disk themselves.
+//
 // At most one chunk is in flight, and nothing after it is written until it
 // is done, so the file never has a hole. A flush waits for it, then writes
 // what the filling buffer holds through the page cache, exactly (no
@@ -56,6 +62,12 @@ type spoolFile struct {
 
 	after, chunk int64 // directAfter and directChunk (tests set smaller ones)
 	directWrites int   // chunks written with O_DIRECT (for tests)
+
+	// reserve allocates the file's blocks for [off, off+n) without
+	// changing its size (fallocate, FALLOC_FL_KEEP_SIZE); reserved says
+	// it has been used, so close gives back what lies past the end.
+	reserve  func(off, n int64) error
+	reserved bool
 }
 
 const (
@@ -83,6 +95,14 @@ func createSpoolFile(path string) (*spoolFile, error) {
 	s := &spoolFile{f: f, h: sha256.New(), after: directAfter, chunk: directChunk, done: make(chan error, 1)}
 	if d, err := os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT, 0); err == nil {
 		s.direct = d
+	}
+	s.reserve = func(off, n int64) error {
+		sc, err := f.SyscallConn()
+		if err != nil {
+			return err
+		}
+		cerr := sc.Control(func(fd uintptr) { err = unix.Fallocate(int(fd), unix.FALLOC_FL_KEEP_SIZE, off, n) })
+		return errors.Join(cerr, err)
 	}
 	return s, nil
 }
@@ -118,6 +138,11 @@ func (s *spoolFile) enterDirect() {
 	size := s.n.Load()
 	base := size &^ (directAlign - 1)
 	fill := int(size - base)
+	s.reserved = true
+	if s.reserve(base, s.chunk) != nil {
+		directBufs.Put(b)
+		return
+	}
 	if fill > 0 {
 		if _, err := s.f.ReadAt((*b)[:fill], base); err != nil {
 			directBufs.Put(b)
@@ -187,6 +212,9 @@ func (s *spoolFile) send() error {
 	}
 	s.base += s.chunk
 	s.fill = 0
+	if err := s.reserve(s.base, s.chunk); err != nil {
+		return fmt.Errorf("reserve disk space: %w", err)
+	}
 	return nil
 }
 
@@ -244,10 +272,16 @@ func (s *spoolFile) close() error {
 	defer s.mu.Unlock()
 	werr := s.wait() // after a failed flush, a chunk may still be in flight
 	s.release()
+	var terr error
+	if s.reserved {
+		// Give back the blocks reserved past the end. After a failed
+		// Write this also drops bytes the digest does not cover.
+		terr = s.f.Truncate(s.n.Load())
+	}
 	serr := s.f.Sync()
 	cerr := s.f.Close()
 	if s.direct != nil {
 		s.direct.Close()
 	}
-	return errors.Join(ferr, werr, serr, cerr)
+	return errors.Join(ferr, werr, terr, serr, cerr)
 }

@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // spoolFileRun writes random amounts with flushes in between, checking
@@ -182,6 +186,50 @@ func TestBusyRecordingGoesDirectAndQuietOneLeaves(t *testing.T) {
 	got, _, end, err := replay(t, file)
 	if err != nil || end == nil || !bytes.Equal(got, sent) {
 		t.Fatalf("replay: %d bytes (want %d), end %v, err %v", len(got), len(sent), end, err)
+	}
+	// The blocks reserved past the end were given back.
+	var st syscall.Stat_t
+	if err := syscall.Stat(closed.Path, &st); err != nil {
+		t.Fatal(err)
+	}
+	if allocated := st.Blocks * 512; allocated > closed.Size+directChunk/2 {
+		t.Fatalf("%d bytes allocated to a %d-byte file: the reservation past its end was kept", allocated, closed.Size)
+	}
+}
+
+// TestFullDiskFailsTheWrite: when the disk has no room for the next
+// buffer, the Write that needs it fails (so the session stops before those
+// bytes go out), and the closed file is exactly what was accepted, with
+// the digest of that.
+func TestFullDiskFailsTheWrite(t *testing.T) {
+	s, path := directSpoolFile(t)
+	s.after, s.chunk = 3*directAlign, 4*directAlign
+	reserve, calls := s.reserve, 0
+	s.reserve = func(off, n int64) error {
+		if calls++; calls > 4 {
+			return unix.ENOSPC
+		}
+		return reserve(off, n)
+	}
+	var accepted []byte
+	var werr error
+	for i := 0; werr == nil && i < 100; i++ {
+		p := bytes.Repeat([]byte{byte(i)}, 3000)
+		var n int
+		if n, werr = s.Write(p); werr == nil {
+			accepted = append(accepted, p[:n]...)
+		} else if n != 0 {
+			t.Fatalf("a failed Write reports %d bytes written", n)
+		}
+	}
+	if !errors.Is(werr, unix.ENOSPC) {
+		t.Fatalf("Write error %v, want ENOSPC", werr)
+	}
+	s.close()
+	got, _ := os.ReadFile(path)
+	sum := sha256.Sum256(accepted)
+	if !bytes.Equal(got, accepted) || !bytes.Equal(s.h.Sum(nil), sum[:]) || s.n.Load() != int64(len(accepted)) {
+		t.Fatalf("file %d bytes, accepted %d, counted %d", len(got), len(accepted), s.n.Load())
 	}
 }
 
