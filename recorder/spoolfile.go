@@ -76,6 +76,11 @@ const (
 	directAfter = 2 << 20 // bytes between two flushes (1 s apart) that make a recording busy
 )
 
+// directSlots bounds the recordings in direct mode at once, and so the
+// memory their buffers take (2 × directChunk each, 64 MiB in all); a busy
+// recording that finds none free stays in the page cache.
+var directSlots = make(chan struct{}, 32)
+
 // directBufs holds aligned buffers of directChunk bytes (as *[]byte).
 var directBufs = sync.Pool{New: func() any { b := alignedBuffer(directChunk); return &b }}
 
@@ -134,6 +139,11 @@ func (s *spoolFile) Write(p []byte) (int, error) {
 // the bytes already written past it. If that fails the file stays in
 // page-cache mode.
 func (s *spoolFile) enterDirect() {
+	select {
+	case directSlots <- struct{}{}:
+	default:
+		return
+	}
 	b := directBufs.Get().(*[]byte)
 	size := s.n.Load()
 	base := size &^ (directAlign - 1)
@@ -141,11 +151,13 @@ func (s *spoolFile) enterDirect() {
 	s.reserved = true
 	if s.reserve(base, s.chunk) != nil {
 		directBufs.Put(b)
+		<-directSlots
 		return
 	}
 	if fill > 0 {
 		if _, err := s.f.ReadAt((*b)[:fill], base); err != nil {
 			directBufs.Put(b)
+			<-directSlots
 			return
 		}
 	}
@@ -237,6 +249,7 @@ func (s *spoolFile) release() {
 		directBufs.Put(s.buf)
 		directBufs.Put(s.spare)
 		s.buf, s.spare, s.fill = nil, nil, 0
+		<-directSlots
 	}
 }
 

@@ -244,3 +244,47 @@ func TestSpoolFileDirectRefusedOnWrite(t *testing.T) {
 		t.Fatalf("%d direct writes, direct file %v: want the page cache after the refusal", s.directWrites, s.direct)
 	}
 }
+
+// TestDirectModeIsBounded: with every slot taken, a busy recording stays
+// in the page cache; once one is free, it goes direct.
+func TestDirectModeIsBounded(t *testing.T) {
+	s, path := directSpoolFile(t)
+	s.after, s.chunk = 3*directAlign, 4*directAlign
+	n := 0
+	for full := false; !full; {
+		select {
+		case directSlots <- struct{}{}:
+			n++
+		default:
+			full = true
+		}
+	}
+	p := bytes.Repeat([]byte("x"), 5000)
+	var want []byte
+	for range 10 {
+		s.Write(p)
+		want = append(want, p...)
+	}
+	if s.buf != nil || s.directWrites != 0 {
+		t.Fatal("direct mode without a free slot")
+	}
+	for range n {
+		<-directSlots
+	}
+	for range 10 {
+		s.Write(p)
+		want = append(want, p...)
+	}
+	if s.directWrites == 0 {
+		t.Fatal("no direct writes once slots were free")
+	}
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(directSlots) != 0 {
+		t.Fatalf("%d slots still held after close", len(directSlots))
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, want) {
+		t.Fatalf("file %d bytes, want %d", len(got), len(want))
+	}
+}
