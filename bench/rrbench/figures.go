@@ -125,36 +125,59 @@ func pct(d []time.Duration) percentiles {
 }
 
 // keystrokes times n round trips of one byte through an interactive PTY
-// shell on the host: alternately "x" (echoed "x") and DEL (echoed "\b \b"
-// by the terminal's line discipline), so the line never grows.
-func keystrokes(t target, n int) (percentiles, error) {
-	c, err := t.dial(0)
-	if err != nil {
-		return percentiles{}, err
-	}
-	sh, err := openShell(c)
-	if err != nil {
-		c.Close()
-		return percentiles{}, err
-	}
-	defer sh.close()
-	sh.quiet(300 * time.Millisecond) // the rest of the prompt
-	var d []time.Duration
-	for i := range n + 20 {
-		p, want := []byte("x"), 1
-		if i%2 == 1 {
-			p, want = []byte{0x7f}, 3
+// shell on the host, on each target: alternately "x" (echoed "x") and DEL
+// (echoed "\b \b" by the terminal's line discipline), so the line never
+// grows. The targets take turns in rounds of keystrokeRound, so that drift
+// in the machine's load touches all of them alike.
+func keystrokes(targets []target, n int) ([]percentiles, error) {
+	shells := make([]*shell, len(targets))
+	defer func() {
+		for _, sh := range shells {
+			if sh != nil {
+				sh.close()
+			}
 		}
-		rt, err := sh.roundTrip(p, want)
+	}()
+	for k, t := range targets {
+		c, err := t.dial(0)
 		if err != nil {
-			return percentiles{}, fmt.Errorf("%s: keystroke %d: %w", t.name, i, err)
+			return nil, err
 		}
-		if i >= 20 { // warm-up
-			d = append(d, rt)
+		if shells[k], err = openShell(c); err != nil {
+			c.Close()
+			return nil, err
+		}
+		shells[k].quiet(300 * time.Millisecond) // the rest of the prompt
+	}
+	d := make([][]time.Duration, len(targets))
+	const warmup = 20
+	for done := -warmup; done < n; done += keystrokeRound {
+		for k, t := range targets {
+			for i := range keystrokeRound {
+				p, want := []byte("x"), 1
+				if i%2 == 1 {
+					p, want = []byte{0x7f}, 3
+				}
+				rt, err := shells[k].roundTrip(p, want)
+				if err != nil {
+					return nil, fmt.Errorf("%s: keystroke %d: %w", t.name, done+i, err)
+				}
+				if done >= 0 && done+i < n {
+					d[k] = append(d[k], rt)
+				}
+			}
 		}
 	}
-	return pct(d), nil
+	out := make([]percentiles, len(targets))
+	for k := range targets {
+		out[k] = pct(d[k])
+	}
+	return out, nil
 }
+
+// keystrokeRound is how many round trips each target makes in its turn
+// (even, so that each turn leaves the line as it found it).
+const keystrokeRound = 20
 
 // setup is one session from TCP connect to the first byte of its shell.
 func setup(t target, person int) (time.Duration, error) {

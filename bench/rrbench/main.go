@@ -245,21 +245,12 @@ func (r *results) speed(cfg config, dir string) error {
 	r.sshJ(cfg, filepath.Join(dir, "openssh"), vias, ones)
 
 	if cfg.keystrokes > 0 {
-		logf("keystrokes: %d round trips, one hop", cfg.keystrokes)
-		oneK, err := keystrokes(oneHop, cfg.keystrokes)
+		logf("keystrokes: %d round trips each, one hop, through the gateway and through a naive two-hop bridge, taking turns", cfg.keystrokes)
+		ks, err := keystrokes([]target{oneHop, viaGW, bridge}, cfg.keystrokes)
 		if err != nil {
 			return err
 		}
-		logf("keystrokes: %d round trips, through the gateway", cfg.keystrokes)
-		viaK, err := keystrokes(viaGW, cfg.keystrokes)
-		if err != nil {
-			return err
-		}
-		logf("keystrokes: %d round trips, through a naive two-hop bridge", cfg.keystrokes)
-		brK, err := keystrokes(bridge, cfg.keystrokes)
-		if err != nil {
-			return err
-		}
+		oneK, viaK, brK := ks[0], ks[1], ks[2]
 		r.add(figure{Name: "keystroke echo p50, through gateway", Value: us(viaK.p50), Unit: "µs", Baseline: "one hop",
 			BaselineValue: us(oneK.p50), Lower: true, Prototype: "277 vs 146 µs (1.90)"})
 		r.add(figure{Name: "keystroke echo p99, through gateway", Value: us(viaK.p99), Unit: "µs", Baseline: "one hop",
