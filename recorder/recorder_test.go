@@ -398,3 +398,41 @@ func TestLostTrailerIsTruncated(t *testing.T) {
 		t.Fatalf("whole file: %v", err)
 	}
 }
+
+// failingWriter fails every write after the first ok ones.
+type failingWriter struct{ ok int }
+
+func (f *failingWriter) Write(p []byte) (int, error) {
+	if f.ok == 0 {
+		return 0, errors.New("disk gone")
+	}
+	f.ok--
+	return len(p), nil
+}
+
+// TestWriterAfterAWriteError: once the destination fails, every call
+// reports the error; none panics, whatever it appends (here a chunk that
+// fills the block, then one that needs the exact-bytes twin).
+func TestWriterAfterAWriteError(t *testing.T) {
+	w, err := NewWriter(&failingWriter{ok: 2}, pass, Header{SessionID: "broken"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := []func() error{
+		func() error { return w.Output(bytes.Repeat([]byte("a"), 32728)) },
+		func() error { return w.Output(append([]byte{0xff}, bytes.Repeat([]byte("a"), 32726)...)) },
+		func() error { return w.Input([]byte("\xfe\xfd typed")) },
+		func() error { return w.Resize(100, 40) },
+		func() error { return w.Flush() },
+		func() error { return w.Close(End{Reason: "exit 0"}) },
+	}
+	failed := 0
+	for _, c := range calls {
+		if c() != nil {
+			failed++
+		}
+	}
+	if failed < len(calls)-1 {
+		t.Fatalf("%d of %d calls reported the broken destination", failed, len(calls))
+	}
+}

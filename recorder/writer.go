@@ -364,8 +364,14 @@ func (w *Writer) elapsed() time.Duration {
 // block is not written. A failure is kept in w.err: the recording is
 // broken from then on.
 func (w *Writer) writeBlock() error {
-	if w.err != nil || len(w.blk) == blockHeaderLen {
+	if w.err != nil {
+		// Broken: drop the block, so that callers appending after a
+		// failure still find room in it.
+		w.blk, w.plain = w.blk[:blockHeaderLen], blockHeaderLen
 		return w.err
+	}
+	if len(w.blk) == blockHeaderLen {
+		return nil
 	}
 	w.stream.XORKeyStream(w.blk[w.plain:], w.blk[w.plain:])
 	w.gz.seal(w.blk)
