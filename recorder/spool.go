@@ -178,8 +178,16 @@ func (r *Recording) Flush() error {
 	return nil
 }
 
-// Resize records a window change.
-func (r *Recording) Resize(cols, rows uint32) error { return r.w.Resize(cols, rows) }
+// Resize records a window change and puts it in the file at once.
+func (r *Recording) Resize(cols, rows uint32) error {
+	if err := r.w.Resize(cols, rows); err != nil {
+		return err
+	}
+	if err := r.file.sync(); err != nil {
+		return fmt.Errorf("recorder: resize %s: %w", r.path, err)
+	}
+	return nil
+}
 
 // Close writes the closing event, syncs and closes the file, and returns
 // its size and SHA-256.

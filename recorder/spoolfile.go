@@ -35,7 +35,10 @@ import (
 // whose writes find a full disk themselves.
 //
 // At most one chunk is in flight, and nothing after it is written until it
-// is done, so the file never has a hole. A flush waits for it, then writes
+// is done, so the file never has a hole. A failure (of a write, of a chunk
+// in the background) sticks: every later call returns it, so the session
+// ends at its next write, and close cuts the file where it can no longer
+// be trusted, leaving a clean prefix. A flush waits for it, then writes
 // what the filling buffer holds through the page cache, exactly (no
 // padding): the file always ends at the last byte flushed, and a crash
 // leaves a prefix of the recording. The next chunk is written over that
@@ -46,28 +49,33 @@ type spoolFile struct {
 	mu     sync.Mutex
 	f      *os.File // read-write, through the page cache
 	direct *os.File // the same file opened O_DIRECT; nil if refused
-	proven bool     // a chunk has gone out with O_DIRECT
 	h      hash.Hash
 	n      atomic.Int64 // bytes written; the flusher reads it for writeback
 	recent int64        // bytes written since the last flush
 
+	// err is the first failure; the file is good up to cut.
+	err error
+	cut int64
+
 	// In direct mode, buf holds the file's bytes from base (a multiple of
 	// directAlign) on, of which fill are set; spare is the other buffer,
-	// the one in flight while flight is true. Both nil otherwise.
+	// the one in flight (from flightAt) while flight is true. Both nil
+	// otherwise.
 	buf, spare *[]byte
 	base       int64
 	fill       int
 	flight     bool
+	flightAt   int64
 	done       chan error // the chunk in flight's result
 
 	after, chunk int64 // directAfter and directChunk (tests set smaller ones)
-	directWrites int   // chunks written with O_DIRECT (for tests)
+	directWrites int   // chunks written with O_DIRECT; the first one proves it works here
 
 	// reserve allocates the file's blocks for [off, off+n) without
-	// changing its size (fallocate, FALLOC_FL_KEEP_SIZE); reserved says
-	// it has been used, so close gives back what lies past the end.
-	reserve  func(off, n int64) error
-	reserved bool
+	// changing its size (fallocate, FALLOC_FL_KEEP_SIZE); writeDirect
+	// writes a chunk with O_DIRECT. Tests replace them to inject failures.
+	reserve     func(off, n int64) error
+	writeDirect func(b []byte, off int64) error
 }
 
 const (
@@ -98,9 +106,11 @@ func createSpoolFile(path string) (*spoolFile, error) {
 		return nil, err
 	}
 	s := &spoolFile{f: f, h: sha256.New(), after: directAfter, chunk: directChunk, done: make(chan error, 1)}
-	if d, err := os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT, 0); err == nil {
-		s.direct = d
+	d, err := os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT, 0)
+	if err != nil {
+		return s, nil
 	}
+	s.direct = d
 	s.reserve = func(off, n int64) error {
 		sc, err := f.SyscallConn()
 		if err != nil {
@@ -109,26 +119,38 @@ func createSpoolFile(path string) (*spoolFile, error) {
 		cerr := sc.Control(func(fd uintptr) { err = unix.Fallocate(int(fd), unix.FALLOC_FL_KEEP_SIZE, off, n) })
 		return errors.Join(cerr, err)
 	}
+	s.writeDirect = func(b []byte, off int64) error {
+		_, err := d.WriteAt(b, off)
+		return err
+	}
 	return s, nil
 }
 
-// Write appends p to the file (or, in direct mode, to the buffer). A
-// failed write breaks the recording: the Writer keeps the error.
+// fail keeps the first failure and where the file stops being good.
+func (s *spoolFile) fail(err error, at int64) error {
+	if s.err == nil {
+		s.err, s.cut = err, at
+	}
+	return s.err
+}
+
+// Write appends p to the file (or, in direct mode, to the buffer).
 func (s *spoolFile) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.err != nil {
+		return 0, s.err
+	}
 	s.recent += int64(len(p))
 	if s.buf == nil && s.direct != nil && s.recent >= s.after {
 		s.enterDirect()
 	}
-	var err error
 	if s.buf != nil {
-		err = s.gather(p)
-	} else {
-		_, err = s.f.WriteAt(p, s.n.Load())
-	}
-	if err != nil {
-		return 0, err
+		if err := s.gather(p); err != nil {
+			return 0, err
+		}
+	} else if _, err := s.f.WriteAt(p, s.n.Load()); err != nil {
+		return 0, s.fail(err, s.n.Load())
 	}
 	s.h.Write(p)
 	s.n.Add(int64(len(p)))
@@ -136,8 +158,9 @@ func (s *spoolFile) Write(p []byte) (int, error) {
 }
 
 // enterDirect starts gathering from the last aligned offset, reading back
-// the bytes already written past it. If that fails the file stays in
-// page-cache mode.
+// the bytes already written past it. If a slot cannot be had the file
+// stays in the page cache for now; if the reservation or the read-back
+// fails, for good.
 func (s *spoolFile) enterDirect() {
 	select {
 	case directSlots <- struct{}{}:
@@ -148,28 +171,33 @@ func (s *spoolFile) enterDirect() {
 	size := s.n.Load()
 	base := size &^ (directAlign - 1)
 	fill := int(size - base)
-	s.reserved = true
-	if s.reserve(base, s.chunk) != nil {
+	err := s.reserve(base, s.chunk)
+	if err == nil && fill > 0 {
+		_, err = s.f.ReadAt((*b)[:fill], base)
+	}
+	if err != nil {
 		directBufs.Put(b)
 		<-directSlots
+		s.noDirect()
 		return
 	}
-	if fill > 0 {
-		if _, err := s.f.ReadAt((*b)[:fill], base); err != nil {
-			directBufs.Put(b)
-			<-directSlots
-			return
-		}
-	}
 	s.buf, s.spare, s.base, s.fill = b, directBufs.Get().(*[]byte), base, fill
+}
+
+// noDirect gives up O_DIRECT for this file.
+func (s *spoolFile) noDirect() {
+	s.direct.Close()
+	s.direct = nil
 }
 
 // gather adds p to the buffer, sending each full one to the disk.
 func (s *spoolFile) gather(p []byte) error {
 	for len(p) > 0 {
 		if s.buf == nil { // O_DIRECT refused on the first chunk
-			_, err := s.f.WriteAt(p, s.base) // base: the end of what went out
-			return err
+			if _, err := s.f.WriteAt(p, s.base); err != nil { // base: the end of what went out
+				return s.fail(err, s.base)
+			}
+			return nil
 		}
 		buf := (*s.buf)[:s.chunk]
 		c := copy(buf[s.fill:], p)
@@ -186,46 +214,39 @@ func (s *spoolFile) gather(p []byte) error {
 
 // send writes the full buffer at base: the first chunk of a file
 // synchronously (to learn whether O_DIRECT works here), the others in the
-// background once the one before is done.
+// background once the one before is done. Then it reserves the blocks of
+// the next buffer.
 func (s *spoolFile) send() error {
 	if err := s.wait(); err != nil {
 		return err
 	}
 	full, off := (*s.buf)[:s.chunk], s.base
-	if !s.proven {
-		_, err := s.direct.WriteAt(full, off)
+	s.base += s.chunk
+	s.fill = 0
+	if s.directWrites == 0 {
+		err := s.writeDirect(full, off)
 		if errors.Is(err, unix.EINVAL) {
 			// Accepted at open, refused on write (some filesystems
 			// and devices do): the page cache from now on.
 			if _, err := s.f.WriteAt(full, off); err != nil {
-				return err
+				return s.fail(err, off)
 			}
-			s.direct.Close()
-			s.direct = nil
-			s.base += s.chunk
-			s.fill = 0
+			s.noDirect()
 			s.release()
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("direct write: %w", err)
+			return s.fail(fmt.Errorf("direct write: %w", err), off)
 		}
-		s.proven = true
-		s.directWrites++
 	} else {
-		d, done := s.direct, s.done
-		s.flight = true
-		go func() {
-			_, err := d.WriteAt(full, off)
-			done <- err
-		}()
-		s.directWrites++
+		write, done := s.writeDirect, s.done
+		s.flight, s.flightAt = true, off
+		go func() { done <- write(full, off) }()
 		s.buf, s.spare = s.spare, s.buf
 	}
-	s.base += s.chunk
-	s.fill = 0
+	s.directWrites++
 	if err := s.reserve(s.base, s.chunk); err != nil {
-		return fmt.Errorf("reserve disk space: %w", err)
+		return s.fail(fmt.Errorf("reserve disk space: %w", err), s.base)
 	}
 	return nil
 }
@@ -233,13 +254,13 @@ func (s *spoolFile) send() error {
 // wait waits for the chunk in flight, if any.
 func (s *spoolFile) wait() error {
 	if !s.flight {
-		return nil
+		return s.err
 	}
 	s.flight = false
 	if err := <-s.done; err != nil {
-		return fmt.Errorf("direct write: %w", err)
+		return s.fail(fmt.Errorf("direct write: %w", err), s.flightAt)
 	}
-	return nil
+	return s.err
 }
 
 // release gives both buffers back; nothing may be in flight and
@@ -253,24 +274,41 @@ func (s *spoolFile) release() {
 	}
 }
 
-// flush puts everything written so far into the file: it waits for the
-// chunk in flight, then writes what the buffer holds through the page
-// cache. A recording gone quiet leaves direct mode.
-func (s *spoolFile) flush() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	busy := s.recent >= s.chunk
-	s.recent = 0
+// writeTail puts everything written so far into the file: it waits for
+// the chunk in flight, then writes what the buffer holds through the page
+// cache. Call with mu held.
+func (s *spoolFile) writeTail() error {
 	if s.buf == nil {
-		return nil
+		return s.err
 	}
 	if err := s.wait(); err != nil {
 		return err
 	}
 	if s.fill > 0 {
 		if _, err := s.f.WriteAt((*s.buf)[:s.fill], s.base); err != nil {
-			return err
+			return s.fail(err, s.base)
 		}
+	}
+	return nil
+}
+
+// sync puts everything written so far into the file (a resize, which
+// must reach the disk at once), without touching the mode.
+func (s *spoolFile) sync() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.writeTail()
+}
+
+// flush is sync at the flush interval: a recording gone quiet also leaves
+// direct mode.
+func (s *spoolFile) flush() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	busy := s.recent >= s.chunk
+	s.recent = 0
+	if err := s.writeTail(); err != nil {
+		return err
 	}
 	if !busy {
 		s.release()
@@ -278,23 +316,24 @@ func (s *spoolFile) flush() error {
 	return nil
 }
 
-// close flushes, syncs and closes the file.
+// close flushes, cuts the file at its end (giving back the blocks reserved
+// past it; after a failure, where it stops being good), syncs and closes
+// it.
 func (s *spoolFile) close() error {
-	ferr := s.flush()
+	s.flush()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	werr := s.wait() // after a failed flush, a chunk may still be in flight
+	s.wait() // after a failed flush, a chunk may still be in flight
 	s.release()
-	var terr error
-	if s.reserved {
-		// Give back the blocks reserved past the end. After a failed
-		// Write this also drops bytes the digest does not cover.
-		terr = s.f.Truncate(s.n.Load())
+	end := s.n.Load()
+	if s.err != nil {
+		end = min(end, s.cut)
 	}
+	terr := s.f.Truncate(end)
 	serr := s.f.Sync()
 	cerr := s.f.Close()
 	if s.direct != nil {
 		s.direct.Close()
 	}
-	return errors.Join(ferr, werr, terr, serr, cerr)
+	return errors.Join(s.err, terr, serr, cerr)
 }

@@ -111,9 +111,6 @@ func TestSpoolFilePageCache(t *testing.T) {
 	}
 	s.after, s.chunk = 3*directAlign, 4*directAlign
 	spoolFileRun(t, s, path, 9)
-	if s.directWrites != 0 {
-		t.Fatal("direct writes without a direct file")
-	}
 }
 
 // TestBusyRecordingGoesDirectAndQuietOneLeaves: through the Spool with the
@@ -234,11 +231,12 @@ func TestFullDiskFailsTheWrite(t *testing.T) {
 }
 
 // TestSpoolFileDirectRefusedOnWrite: a file whose first O_DIRECT chunk is
-// refused (here: a length the device cannot take) goes on through the page
-// cache without losing or repeating a byte.
+// refused (EINVAL, as some filesystems and devices answer) goes on through
+// the page cache without losing or repeating a byte.
 func TestSpoolFileDirectRefusedOnWrite(t *testing.T) {
 	s, path := directSpoolFile(t)
-	s.after, s.chunk = 3*directAlign, 4*directAlign+1
+	s.after, s.chunk = 3*directAlign, 4*directAlign
+	s.writeDirect = func([]byte, int64) error { return unix.EINVAL }
 	spoolFileRun(t, s, path, 5)
 	if s.directWrites != 0 || s.direct != nil {
 		t.Fatalf("%d direct writes, direct file %v: want the page cache after the refusal", s.directWrites, s.direct)
@@ -259,6 +257,12 @@ func TestDirectModeIsBounded(t *testing.T) {
 			full = true
 		}
 	}
+	held := n
+	t.Cleanup(func() {
+		for range held {
+			<-directSlots
+		}
+	})
 	p := bytes.Repeat([]byte("x"), 5000)
 	var want []byte
 	for range 10 {
@@ -271,6 +275,7 @@ func TestDirectModeIsBounded(t *testing.T) {
 	for range n {
 		<-directSlots
 	}
+	held = 0
 	for range 10 {
 		s.Write(p)
 		want = append(want, p...)
@@ -286,5 +291,87 @@ func TestDirectModeIsBounded(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(path); !bytes.Equal(got, want) {
 		t.Fatalf("file %d bytes, want %d", len(got), len(want))
+	}
+}
+
+// TestFailedChunkSticks: a chunk whose background write fails breaks the
+// file for good: the next call says so, close reports it, and the file is
+// cut where that chunk began, so it holds an exact prefix and no hole.
+func TestFailedChunkSticks(t *testing.T) {
+	s, path := directSpoolFile(t)
+	s.after, s.chunk = 3*directAlign, 4*directAlign
+	write, calls := s.writeDirect, 0
+	var failedAt int64 = -1
+	s.writeDirect = func(b []byte, off int64) error {
+		if calls++; calls == 3 {
+			failedAt = off
+			return unix.EIO
+		}
+		return write(b, off)
+	}
+	var want []byte
+	var werr error
+	for i := 0; werr == nil && i < 200; i++ {
+		p := bytes.Repeat([]byte{byte(i)}, 3000)
+		if _, werr = s.Write(p); werr == nil {
+			want = append(want, p...)
+			if i%7 == 6 {
+				werr = s.flush()
+			}
+		}
+	}
+	if !errors.Is(werr, unix.EIO) {
+		t.Fatalf("after the failed chunk: %v, want EIO", werr)
+	}
+	if _, err := s.Write([]byte("more")); !errors.Is(err, unix.EIO) {
+		t.Fatalf("a later Write: %v, want EIO", err)
+	}
+	if err := s.close(); !errors.Is(err, unix.EIO) {
+		t.Fatalf("close: %v, want EIO", err)
+	}
+	got, _ := os.ReadFile(path)
+	if failedAt < 0 || int64(len(got)) != failedAt || !bytes.Equal(got, want[:failedAt]) {
+		t.Fatalf("file %d bytes, want the %d before the failed chunk", len(got), failedAt)
+	}
+}
+
+// TestResizeReachesABusyFile: a window change is in the file at once,
+// also while the recording gathers O_DIRECT chunks.
+func TestResizeReachesABusyFile(t *testing.T) {
+	sp, err := NewSpool(SpoolConfig{Dir: t.TempDir(), FlushInterval: 1 << 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	r, err := sp.Create("resize", pass, Header{SessionID: "resize"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(End{Reason: "exit 0"})
+	if r.file.direct == nil {
+		t.Skip("the filesystem of the temporary folder refuses O_DIRECT")
+	}
+	for range 100 {
+		r.Output(bytes.Repeat([]byte("busy "), 6000)) // 3 MiB: direct mode
+	}
+	if r.file.buf == nil {
+		t.Fatal("the recording did not go direct")
+	}
+	if err := r.Resize(132, 43); err != nil {
+		t.Fatal(err)
+	}
+	file, _ := os.ReadFile(r.path)
+	rd, err := NewReader(bytes.NewReader(file), pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ev, err := rd.Next()
+		if err != nil {
+			t.Fatalf("no resize event in the file: %v", err)
+		}
+		if ev.Code == "r" && string(ev.Data) == "132x43" {
+			return
+		}
 	}
 }
