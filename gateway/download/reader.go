@@ -182,6 +182,9 @@ func (r *reader) fill() error {
 		switch {
 		case err == io.EOF && r.pos < size:
 			return r.fail(fmt.Errorf("%w: %s ends at byte %d, %d recorded", ErrIntegrity, r.entry.ID, r.pos, size))
+		case errors.Is(err, ErrIntegrity): // the opener's own check (S3's stored checksum)
+			r.drop()
+			return r.fail(fmt.Errorf("download: read %s at %d: %w", r.entry.ID, r.pos, err))
 		case err != nil && err != io.EOF:
 			r.drop()
 			return fmt.Errorf("download: read %s at %d: %w", r.entry.ID, r.pos, err)

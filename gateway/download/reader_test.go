@@ -2,10 +2,12 @@ package download
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -173,14 +175,16 @@ func TestReaderConcurrentRandomOrder(t *testing.T) {
 	order := sequence(chunks(len(data)))
 	rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 	work := make(chan int)
-	errs := make(chan error, 8)
+	var firstErr error
+	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
-			for i := range work {
+			for i := range work { // keep draining after an error, so the sender never blocks
 				if err := readChunk(r, got, i); err != nil {
-					errs <- err
-					return
+					mu.Lock()
+					firstErr = cmp.Or(firstErr, err)
+					mu.Unlock()
 				}
 			}
 		})
@@ -190,9 +194,8 @@ func TestReaderConcurrentRandomOrder(t *testing.T) {
 	}
 	close(work)
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
+	if firstErr != nil {
+		t.Fatal(firstErr)
 	}
 	if !bytes.Equal(got, data) {
 		t.Fatal("reassembled bytes differ")
@@ -326,5 +329,55 @@ func TestReaderClosed(t *testing.T) {
 	}
 	if n := m.openCount(); n != 0 {
 		t.Errorf("opens after Close = %d, want 0", n)
+	}
+}
+
+// failingBody serves data, then fails with err, as S3's stream does when
+// the object no longer matches its stored checksum.
+type failingBody struct {
+	r   io.Reader
+	err error
+}
+
+func (b *failingBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err == io.EOF {
+		err = b.err
+	}
+	return n, err
+}
+
+func (b *failingBody) Close() error { return nil }
+
+// TestReaderIntegrityFromOpenerSticks: a mismatch the opener's stream
+// reports fails that read and every later one, without fetching again.
+func TestReaderIntegrityFromOpenerSticks(t *testing.T) {
+	data := randomBytes(t, 8*testRead)
+	sum := sha256.Sum256(data)
+	opens := 0
+	open := func(_ context.Context, _ string, off int64) (io.ReadCloser, error) {
+		opens++
+		return &failingBody{r: bytes.NewReader(data[off : 3*testRead]), err: fmt.Errorf("s3: %w", ErrIntegrity)}, nil
+	}
+	r := newReader(context.Background(), open, Entry{ID: "s1", Location: "x", Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])})
+	r.ringSize, r.maxSkip = testRing, testSkip
+	defer r.Close()
+	p := make([]byte, testRead)
+	for _, off := range []int64{0, testRead, 2 * testRead} {
+		if _, err := r.ReadAt(p, off); err != nil {
+			t.Fatalf("read at %d, before the bad part: %v", off, err)
+		}
+	}
+	if _, err := r.ReadAt(p, 3*testRead); !errors.Is(err, ErrIntegrity) {
+		t.Fatalf("read over the bad part: %v, want ErrIntegrity", err)
+	}
+	before := opens
+	for _, off := range []int64{0, 5 * testRead} {
+		if _, err := r.ReadAt(p, off); !errors.Is(err, ErrIntegrity) {
+			t.Fatalf("later read at %d: %v, want ErrIntegrity", off, err)
+		}
+	}
+	if opens != before {
+		t.Fatalf("%d more opens after the mismatch, want none", opens-before)
 	}
 }
