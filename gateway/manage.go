@@ -164,7 +164,7 @@ const maxListed = 1000
 // file: the uploader may move the file to S3 at any moment, so every open
 // reads where it is now (openRecording).
 func entry(x store.Session) download.Entry {
-	return download.Entry{ID: x.ID, Host: x.Host, Person: x.Person, Started: x.Started,
+	return download.Entry{ID: x.ID, Host: x.Host, Started: x.Started,
 		Size: x.RecordingSize, SHA256: x.RecordingSHA256, Location: sessionLocation + x.ID}
 }
 

@@ -15,11 +15,10 @@ import (
 type Entry struct {
 	ID       string
 	Host     string
-	Person   string
 	Started  time.Time
 	Size     int64  // bytes, as recorded when the file was finalized
 	SHA256   string // hex, as recorded when the file was finalized
-	Location string // where it is: a local path, or s3://bucket/key — opaque here, given to Opener
+	Location string // where it is, opaque here and given to the Opener (the gateway's "session:ID", a local path)
 }
 
 // Name is how the entry is listed under recordings/:

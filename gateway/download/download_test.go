@@ -121,7 +121,6 @@ func entryFor(id, host string, data []byte) Entry {
 	return Entry{
 		ID:       id,
 		Host:     host,
-		Person:   "alice",
 		Started:  time.Date(2026, 11, 25, 21, 10, 0, 0, time.UTC),
 		Size:     int64(len(data)),
 		SHA256:   hex.EncodeToString(sum[:]),

@@ -14,9 +14,13 @@ type netAddr = net.Addr
 // Keepalive sends a keepalive@openssh.com request on conn every interval
 // and closes conn when maxMissed intervals in a row pass without the
 // outstanding request being answered. At most one request is in flight. It
-// returns when ctx is done or conn is closed. Either side may run it: an
-// unknown global request still earns a reply (false).
+// returns when ctx is done or conn is closed, and at once if interval is 0
+// or less (no keepalives). Either side may run it: an unknown global
+// request still earns a reply (false).
 func Keepalive(ctx context.Context, conn ssh.Conn, interval time.Duration, maxMissed int) {
+	if interval <= 0 {
+		return
+	}
 	stop, done := StartKeepalive(conn, interval, maxMissed)
 	defer stop()
 	select {
