@@ -182,7 +182,10 @@ func New(cfg Config) (*Server, error) {
 	console, err := admin.New(admin.Config{
 		Store: cfg.Store,
 		Kill: func(ctx context.Context, id, by, reason string) error {
-			ctx, cancel := context.WithTimeout(ctx, killWait)
+			// The kill is sent at once; waiting for its end does not
+			// depend on the console's connection, so the audit says
+			// how it ended even when that connection drops meanwhile.
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), killWait)
 			defer cancel()
 			return s.Kill(ctx, id, by, reason)
 		},

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -616,4 +617,53 @@ type lateSpool struct {
 
 func (l lateSpool) Start(ctx context.Context, info gateway.SessionInfo) (gateway.SessionRecorder, error) {
 	return gateway.SpoolRecorders(l.sp, *l.st, slog.Default(), nil).Start(ctx, info)
+}
+
+// TestKillOutlivesTheConsole: a kill whose console connection drops while
+// the session is still closing (its process ignores SIGHUP, so it lasts
+// until the agent's SIGKILL) still finishes, and the audit says it did.
+func TestKillOutlivesTheConsole(t *testing.T) {
+	e := newEnv(t, gateway.Config{})
+	victim := e.dialB(t, "rr+web-01")
+	_, _, victimErr := startCommand(t, victim, "trap '' HUP; echo started; sleep 60")
+	live, err := e.gw.Store.Sessions(context.Background(), store.SessionFilter{LiveOnly: true})
+	if err != nil || len(live) != 1 {
+		t.Fatalf("live sessions: %v, %v", live, err)
+	}
+	id := live[0].ID
+
+	console := e.dialB(t, "rr")
+	cs, err := console.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, _ := cs.StdinPipe()
+	if err := cs.RequestSubsystem("rr-admin"); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(in, "kill %s leaving now\n", id)
+	waitFor(t, victimErr, "Session closed by alice")
+	console.Close() // while the kill still waits for the session's end
+
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		evs, err := e.gw.Store.AuditEvents(context.Background(), store.AuditFilter{Action: "session.kill"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 1 {
+			if evs[0].Outcome != "allowed" {
+				t.Fatalf("kill audited as %q (%s), want allowed", evs[0].Outcome, evs[0].Detail)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no kill in the audit after 15 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s, err := e.gw.Store.Session(context.Background(), id)
+	if err != nil || s.KilledBy != "alice" {
+		t.Fatalf("row: %+v, %v", s, err)
+	}
 }
