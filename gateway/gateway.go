@@ -66,6 +66,10 @@ type Config struct {
 	// gives, from an offset on, for downloads (default:
 	// download.OpenFile, files in the local spool).
 	OpenRecording download.Opener
+	// Declared reports whether a person, team or host is declared in the
+	// configuration file (applied at every start): the rr-admin console
+	// refuses to change those. Optional.
+	Declared func(kind, name string) bool
 	// LoginGraceTime bounds the SSH handshake and authentication, and
 	// separately the passphrase and code asked on a session's terminal
 	// (3m: long enough to fetch a mailed code).
@@ -192,6 +196,7 @@ func New(cfg Config) (*Server, error) {
 		Online:          s.Online,
 		Live:            s.liveBytes,
 		DownloadCommand: s.downloadCommand,
+		Declared:        cfg.Declared,
 		Now:             cfg.Now,
 		Logger:          cfg.Logger,
 	})

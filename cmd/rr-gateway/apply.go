@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -205,4 +206,18 @@ func (r integrityErrors) Read(p []byte) (int, error) {
 		err = fmt.Errorf("%w: %v", download.ErrIntegrity, err)
 	}
 	return n, err
+}
+
+// declared reports whether the file declares a person, team or host of
+// that name: apply writes those at every start.
+func (c *fileConfig) declared(kind, name string) bool {
+	switch kind {
+	case "person":
+		return slices.ContainsFunc(c.People, func(p filePerson) bool { return p.Name == name })
+	case "team":
+		return slices.ContainsFunc(c.Teams, func(t fileTeam) bool { return t.Name == name })
+	case "host":
+		return slices.ContainsFunc(c.Hosts, func(h fileHost) bool { return h.Name == name })
+	}
+	return false
 }

@@ -214,6 +214,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 		Name:               c.Name,
 		Address:            c.address(),
 		OpenRecording:      openRecording,
+		Declared:           c.declared,
 		LoginGraceTime:     c.LoginGraceTime,
 		ShutdownGrace:      c.ShutdownGrace,
 		AgentKeepalive:     c.AgentKeepalive,

@@ -72,8 +72,13 @@ type Config struct {
 	// DownloadCommand returns the command that fetches id's recording, e.g.
 	// "scp -P 2222 rr@gw.example.com:recordings/ID.gz ." Optional.
 	DownloadCommand func(id string) string
-	Now             func() time.Time // default time.Now
-	Logger          *slog.Logger     // default: discard
+	// Declared reports whether a person, team or host (kind "person",
+	// "team", "host") is declared in the gateway's configuration file,
+	// which is applied at every start: the console refuses to change
+	// those, as its change would be undone. Optional: nil declares none.
+	Declared func(kind, name string) bool
+	Now      func() time.Time // default time.Now
+	Logger   *slog.Logger     // default: discard
 }
 
 // ErrNotLive is Config.Kill's answer for a session that is not live here.
@@ -173,7 +178,7 @@ func (c *Console) exec(ctx context.Context, who Caller, line string, out io.Writ
 		c.audit(ctx, who, store.AuditEvent{Action: cmd.action(), Target: firstOr(args, ""), Outcome: "denied", Detail: "admins only"})
 		return asJSON, errAdminsOnly
 	}
-	x := &call{ctx: ctx, who: who, out: out, cmd: cmd, args: args}
+	x := &call{ctx: ctx, who: who, out: out, cmd: cmd, args: args, declared: c.cfg.Declared}
 	err = cmd.run(c, x)
 	if errors.Is(err, flag.ErrHelp) {
 		return false, c.helpFor(x, cmd)

@@ -561,3 +561,35 @@ func sha256sum(s string) []byte {
 	h := sha256.Sum256([]byte(s))
 	return h[:]
 }
+
+// TestDeclaredInTheFileAreRefused: people, teams and hosts the gateway's
+// configuration file declares are rewritten at every start, so the console
+// refuses to change them (the refusal is audited) and changes the rest; a
+// declared host still gets enrollment tokens.
+func TestDeclaredInTheFileAreRefused(t *testing.T) {
+	e := newEnv(t)
+	e.console.cfg.Declared = func(kind, name string) bool {
+		return kind+":"+name == "person:bob" || kind+":"+name == "team:ops" || kind+":"+name == "host:web-01"
+	}
+	key, _ := newKey(t)
+	for _, line := range []string{
+		"user set bob --role standard", "user remove bob", "key add bob " + key, "user add bob --email b@x --role standard",
+		"team rapid-response ops off", "team member add ops carol", "team host remove ops web-01", "team remove ops",
+		"host labels web-01 env=dev", "host remove web-01", "host passphrase web-01 $argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo",
+	} {
+		if _, msg := e.exec(admin, line); !strings.Contains(msg, "declared in the gateway's configuration file") {
+			t.Errorf("%q: %q, want a refusal naming the configuration file", line, msg)
+		}
+	}
+	if p, err := e.st.PersonByName(context.Background(), "bob"); err != nil || p.Role != auth.RoleAdvanced {
+		t.Errorf("bob after the refusals: %+v, %v", p, err)
+	}
+	if got := e.audited(t, "admin.user.set"); len(got) != 1 || !strings.Contains(got[0], "alice failed bob") {
+		t.Errorf("audit of the refused user set: %q", got)
+	}
+	for _, line := range []string{"user set carol --role standard", "team member add sec bob", "host labels db-01 env=dev", "host token web-01"} {
+		if _, msg := e.exec(admin, line); msg != "" {
+			t.Errorf("%q: %s", line, msg)
+		}
+	}
+}

@@ -20,7 +20,11 @@ type command struct {
 	detail  string // more for "help NAME"; optional
 	admin   bool   // admins only
 	change  bool   // changes the store: audited as admin.<name>
-	run     func(c *Console, x *call) error
+	// edits is the kind of what the first argument names ("person",
+	// "team", "host") when the command changes it: refused for what the
+	// configuration file declares (Config.Declared).
+	edits string
+	run   func(c *Console, x *call) error
 }
 
 // usage is the command's synopsis.
@@ -56,43 +60,43 @@ func commands() []*command {
 		{name: "users", summary: "list people: email, role, keys, teams, whether a password or TOTP is set",
 			admin: true, run: (*Console).users},
 		{name: "user add", args: "NAME --email E --role R [--password-hash H]", summary: "add a person",
-			detail: passwordHelp, admin: true, change: true, run: (*Console).userAdd},
+			detail: passwordHelp, admin: true, change: true, edits: "person", run: (*Console).userAdd},
 		{name: "user set", args: "NAME [--email E] [--role R] [--password-hash H] [--clear-password]",
 			summary: "change a person's email, role or password", detail: passwordHelp, admin: true, change: true,
-			run: (*Console).userSet},
+			edits: "person", run: (*Console).userSet},
 		{name: "user remove", args: "NAME", summary: "remove a person with their keys and memberships",
-			admin: true, change: true, run: (*Console).userRemove},
+			admin: true, change: true, edits: "person", run: (*Console).userRemove},
 		{name: "keys", args: "NAME", summary: "list a person's public keys", admin: true, run: (*Console).keys},
 		{name: "key add", args: "NAME AUTHORIZED_KEY...", summary: "register a public key (an authorized_keys line) to a person",
 			detail: "Put -- before a key line whose comment starts with '-'.",
-			admin:  true, change: true, run: (*Console).keyAdd},
+			admin:  true, change: true, edits: "person", run: (*Console).keyAdd},
 		{name: "key remove", args: "NAME FINGERPRINT", summary: "remove a person's key (SHA256:… fingerprint)",
-			admin: true, change: true, run: (*Console).keyRemove},
+			admin: true, change: true, edits: "person", run: (*Console).keyRemove},
 		{name: "teams", summary: "list teams: Rapid Response, members, hosts", admin: true, run: (*Console).teams},
 		{name: "team add", args: "NAME [--rapid-response]", summary: "add a team", admin: true, change: true,
-			run: (*Console).teamAdd},
-		{name: "team remove", args: "NAME", summary: "remove a team", admin: true, change: true, run: (*Console).teamRemove},
+			edits: "team", run: (*Console).teamAdd},
+		{name: "team remove", args: "NAME", summary: "remove a team", admin: true, change: true, edits: "team", run: (*Console).teamRemove},
 		{name: "team rapid-response", args: "NAME on|off", summary: "switch a team's Rapid Response on or off",
-			admin: true, change: true, run: (*Console).teamRapidResponse},
+			admin: true, change: true, edits: "team", run: (*Console).teamRapidResponse},
 		{name: "team member add", args: "TEAM PERSON", summary: "put a person in a team", admin: true, change: true,
-			run: (*Console).teamMemberAdd},
+			edits: "team", run: (*Console).teamMemberAdd},
 		{name: "team member remove", args: "TEAM PERSON", summary: "take a person out of a team", admin: true,
-			change: true, run: (*Console).teamMemberRemove},
+			change: true, edits: "team", run: (*Console).teamMemberRemove},
 		{name: "team host add", args: "TEAM PATTERN", summary: "let a team reach hosts: a name, label:K=V or *",
-			admin: true, change: true, run: (*Console).teamHostAdd},
+			admin: true, change: true, edits: "team", run: (*Console).teamHostAdd},
 		{name: "team host remove", args: "TEAM PATTERN", summary: "remove a host pattern from a team", admin: true,
-			change: true, run: (*Console).teamHostRemove},
+			change: true, edits: "team", run: (*Console).teamHostRemove},
 		{name: "hosts", summary: "list hosts: online, last seen, enrolled, labels, passphrase set", admin: true,
 			run: (*Console).hosts},
 		{name: "host add", args: "NAME [--label K=V]...", summary: "add a host", admin: true, change: true,
-			run: (*Console).hostAdd},
+			edits: "host", run: (*Console).hostAdd},
 		{name: "host remove", args: "NAME", summary: "remove a host and its enrollment tokens (its sessions stay)",
-			admin: true, change: true, run: (*Console).hostRemove},
+			admin: true, change: true, edits: "host", run: (*Console).hostRemove},
 		{name: "host labels", args: "NAME [K=V...]", summary: "replace a host's labels (none: clear them)",
-			admin: true, change: true, run: (*Console).hostLabels},
+			admin: true, change: true, edits: "host", run: (*Console).hostLabels},
 		{name: "host passphrase", args: "NAME VERIFIER", summary: "set a host's passphrase verifier (an argon2id hash)",
 			detail: "The console never takes a passphrase: make the verifier with: rr-gateway passphrase-hash",
-			admin:  true, change: true, run: (*Console).hostPassphrase},
+			admin:  true, change: true, edits: "host", run: (*Console).hostPassphrase},
 		{name: "host token", args: "NAME [--ttl 24h]", summary: "make a one-time enrollment token for a host's agent",
 			detail: "The token is shown once; the gateway keeps only its SHA-256. The agent's first\n" +
 				"connection with it binds the agent's key to the host.",

@@ -44,6 +44,7 @@ type call struct {
 	// target and detail describe a change for its audit event (target
 	// defaults to the first argument).
 	target, detail string
+	declared       func(kind, name string) bool // Config.Declared
 }
 
 // flags returns a flag set for the command, --json already defined.
@@ -86,6 +87,10 @@ func (x *call) parse(fs *flag.FlagSet, min, max int) ([]string, error) {
 	}
 	if len(pos) < min || (max >= 0 && len(pos) > max) {
 		return nil, fmt.Errorf("usage: %s", x.cmd.usage())
+	}
+	if kind := x.cmd.edits; kind != "" && len(pos) > 0 && x.declared != nil && x.declared(kind, pos[0]) {
+		return nil, fmt.Errorf("%s %s is declared in the gateway's configuration file, which is applied at every start; change it there",
+			kind, pos[0])
 	}
 	return pos, nil
 }
