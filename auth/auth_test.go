@@ -56,6 +56,12 @@ func TestCheckSecret(t *testing.T) {
 	if !ValidVerifier(bc) || !ValidVerifier(v) || ValidVerifier("$argon2id$junk") {
 		t.Fatal("ValidVerifier")
 	}
+	// The same bcrypt hash under $2x$ parses for bcrypt.Cost, but
+	// CheckSecret cannot use it: not valid.
+	x := "$2x$" + bc[4:]
+	if _, err := CheckSecret("secret", x); !errors.Is(err, ErrBadVerifier) || ValidVerifier(x) {
+		t.Fatalf("$2x$ verifier: valid %v, check %v", ValidVerifier(x), err)
+	}
 }
 
 func TestLimiterLockoutBacksOff(t *testing.T) {

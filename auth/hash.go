@@ -38,12 +38,17 @@ func CheckSecret(secret, verifier string) (bool, error) {
 	return false, ErrBadVerifier
 }
 
-// ValidVerifier reports whether v is a verifier CheckSecret understands.
+// ValidVerifier reports whether v is a verifier CheckSecret understands:
+// argon2id, or bcrypt with one of the prefixes it compares ($2a$, $2b$,
+// $2y$; bcrypt.Cost alone would also take $2x$, which CheckSecret refuses).
 func ValidVerifier(v string) bool {
-	if strings.HasPrefix(v, "$argon2id$") {
+	switch {
+	case strings.HasPrefix(v, "$argon2id$"):
 		_, _, _, err := argon2id.DecodeHash(v)
 		return err == nil
+	case strings.HasPrefix(v, "$2a$"), strings.HasPrefix(v, "$2b$"), strings.HasPrefix(v, "$2y$"):
+		_, err := bcrypt.Cost([]byte(v))
+		return err == nil
 	}
-	_, err := bcrypt.Cost([]byte(v))
-	return err == nil
+	return false
 }

@@ -1,5 +1,7 @@
 package store
 
+import "strings"
+
 // ValidName reports whether s may name a person, a team or a host: 1 to 64
 // characters of ASCII letters, digits, '.', '_' and '-', not starting with
 // '-' or '.'.
@@ -17,4 +19,20 @@ func ValidName(s string) bool {
 		}
 	}
 	return true
+}
+
+// ValidLabel reports whether l is a host label "K=V": a non-empty key, no
+// comma (labels are stored comma-joined).
+func ValidLabel(l string) bool {
+	k, _, ok := strings.Cut(l, "=")
+	return ok && k != "" && !strings.Contains(l, ",")
+}
+
+// ValidHostPattern reports whether p may name hosts for a team: a host
+// name, "label:K=V" or "*".
+func ValidHostPattern(p string) bool {
+	if l, ok := strings.CutPrefix(p, "label:"); ok {
+		return ValidLabel(l)
+	}
+	return p == "*" || ValidName(p)
 }

@@ -192,7 +192,7 @@ func (c *fileConfig) check() error {
 			}
 		}
 		for _, h := range t.Hosts {
-			if h != "*" && !strings.HasPrefix(h, "label:") && !store.ValidName(h) {
+			if !store.ValidHostPattern(h) {
 				errs = append(errs, fmt.Errorf("teams[%d] %s: host %q: want a name, label:K=V or *", i, t.Name, h))
 			}
 		}
@@ -205,7 +205,7 @@ func (c *fileConfig) check() error {
 			errs = append(errs, fmt.Errorf("hosts[%d] %s: passphrase_verifier does not parse", i, h.Name))
 		}
 		for _, l := range h.Labels {
-			if k, _, ok := strings.Cut(l, "="); !ok || k == "" || strings.Contains(l, ",") {
+			if !store.ValidLabel(l) {
 				errs = append(errs, fmt.Errorf("hosts[%d] %s: label %q: want K=V", i, h.Name, l))
 			}
 		}

@@ -19,7 +19,7 @@ import (
 
 // serviceLogin is the gateway's service login (gateway.ServiceLogin): no
 // person may take its name.
-const serviceLogin = "rr"
+const serviceLogin = auth.ServiceLogin
 
 type userJSON struct {
 	Name     string   `json:"name"`

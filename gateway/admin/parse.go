@@ -162,7 +162,7 @@ func checkName(what, s string) error {
 
 // checkLabel returns an error unless l is a host label "K=V".
 func checkLabel(l string) error {
-	if k, _, ok := strings.Cut(l, "="); !ok || k == "" || strings.Contains(l, ",") {
+	if !store.ValidLabel(l) {
 		return fmt.Errorf("bad label %q: want K=V (no commas)", l)
 	}
 	return nil
@@ -172,9 +172,9 @@ func checkLabel(l string) error {
 // name, "label:K=V" or "*".
 func checkPattern(p string) error {
 	if l, ok := strings.CutPrefix(p, "label:"); ok {
-		return checkLabel(l)
+		return checkLabel(l) // says what is wrong with the label
 	}
-	if p != "*" && !store.ValidName(p) {
+	if !store.ValidHostPattern(p) {
 		return fmt.Errorf("bad host pattern %q: want a host name, label:K=V or *", p)
 	}
 	return nil
@@ -183,9 +183,7 @@ func checkPattern(p string) error {
 // checkVerifier returns an error unless v is an argon2id or bcrypt hash:
 // the console takes only hashes, never a secret.
 func checkVerifier(v string) error {
-	ok := strings.HasPrefix(v, "$argon2id$") || strings.HasPrefix(v, "$2a$") ||
-		strings.HasPrefix(v, "$2b$") || strings.HasPrefix(v, "$2y$")
-	if !ok || !auth.ValidVerifier(v) {
+	if !auth.ValidVerifier(v) {
 		return errors.New("not an argon2id or bcrypt hash (make one with: rr-gateway passphrase-hash)")
 	}
 	return nil
