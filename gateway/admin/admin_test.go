@@ -593,3 +593,18 @@ func TestDeclaredInTheFileAreRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminKeepsOwnRole: an admin cannot demote themself (the last admin
+// would lock everyone out), as they cannot remove themself.
+func TestAdminKeepsOwnRole(t *testing.T) {
+	e := newEnv(t)
+	if _, msg := e.exec(admin, "user set alice --role standard"); !strings.Contains(msg, "your own admin role") {
+		t.Fatalf("self-demotion: %q", msg)
+	}
+	if p, _ := e.st.PersonByName(context.Background(), "alice"); p.Role != auth.RoleAdmin {
+		t.Fatalf("alice is %s now", p.Role)
+	}
+	if _, msg := e.exec(admin, "user set alice --email alice@example.org"); msg != "" {
+		t.Fatalf("changing one's own email: %s", msg)
+	}
+}

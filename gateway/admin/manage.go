@@ -168,12 +168,16 @@ func (c *Console) userSet(x *call) error {
 	if err != nil {
 		return c.storeErr(err)
 	}
+	wasAdmin := p.Role == auth.RoleAdmin
 	changed, err := f.apply(fs, &p)
 	if err != nil {
 		return err
 	}
 	if len(changed) == 0 {
 		return fmt.Errorf("nothing to change; usage: %s", x.cmd.usage())
+	}
+	if p.Name == x.who.Person && wasAdmin && p.Role != auth.RoleAdmin {
+		return errors.New("you cannot give up your own admin role (another admin can)") // as with removing yourself: never lock the last admin out
 	}
 	if err := c.cfg.Store.UpdatePerson(x.ctx, p); err != nil {
 		return c.storeErr(err)
