@@ -94,14 +94,12 @@ type mailpit struct {
 	cmd      *exec.Cmd
 }
 
+// freePort is rrtest.FreeAddr's port.
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	_, port, _ := net.SplitHostPort(rrtest.FreeAddr(t))
+	n, _ := strconv.Atoi(port)
+	return n
 }
 
 // startMailpit starts mailpit on 127.0.0.1 with extra flags and stops it

@@ -18,7 +18,10 @@ const (
 // (rec nil) or not at all. Each session logs in on its own connection, as
 // each asks its passphrase.
 func benchTransfer(b *testing.B, rec gateway.Recorders, down bool) {
-	data := bytes.Repeat([]byte(benchLine), benchSize/len(benchLine)+1)[:benchSize]
+	var data []byte // what an upload sends
+	if !down {
+		data = bytes.Repeat([]byte(benchLine), benchSize/len(benchLine)+1)[:benchSize]
+	}
 	e := newEnvB(b, gateway.Config{Recorders: rec})
 	b.SetBytes(benchSize)
 	b.ReportAllocs()

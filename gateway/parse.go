@@ -21,7 +21,7 @@ type Login struct {
 }
 
 // ParseLogin splits an SSH user name of the form NAME[+HOST]. Both parts
-// must be valid names (ValidName); the host part may not be empty.
+// must be valid names (store.ValidName); the host part may not be empty.
 func ParseLogin(user string) (Login, error) {
 	name, host, hasHost := strings.Cut(user, "+")
 	if !store.ValidName(name) {

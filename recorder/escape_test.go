@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	mrand "math/rand/v2"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -183,4 +184,17 @@ func TestWriterMatchesReference(t *testing.T) {
 		}
 		t.Fatalf("plaintext differs at byte %d of %d/%d: got %q, want %q", i, len(got), len(want), got[i:min(len(got), i+80)], want[i:min(len(want), i+80)])
 	}
+}
+
+// appendString appends p as the body of a JSON string (no quotes). Bytes
+// that are not valid UTF-8 become U+FFFD; valid reports whether there were
+// none. (The Writer calls escape directly, into its block buffer; this is
+// escape over one buffer, for the tests and benchmarks.)
+func appendString(dst, p []byte) (out []byte, valid bool) {
+	n := len(dst)
+	// Room for the worst case (6 bytes out per byte in) and escape's slack,
+	// so that one call does it all.
+	dst = slices.Grow(dst, 6*len(p)+escapeRoom)
+	d, _, valid := escape(dst[:cap(dst)], n, p, 0, true)
+	return dst[:d], valid
 }

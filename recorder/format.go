@@ -8,7 +8,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"math/bits"
-	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -45,18 +44,6 @@ func newStream(passphrase string, salt []byte) (cipher.Stream, error) {
 		return nil, err
 	}
 	return cipher.NewCTR(block, km[32:48]), nil
-}
-
-// appendString appends p as the body of a JSON string (no quotes). Bytes
-// that are not valid UTF-8 become U+FFFD; valid reports whether there were
-// none. (The Writer calls escape directly, into its block buffer.)
-func appendString(dst, p []byte) (out []byte, valid bool) {
-	n := len(dst)
-	// Room for the worst case (6 bytes out per byte in) and escape's slack,
-	// so that one call does it all.
-	dst = slices.Grow(dst, 6*len(p)+escapeRoom)
-	d, _, valid := escape(dst[:cap(dst)], n, p, 0, true)
-	return dst[:d], valid
 }
 
 // escapeRoom is the room escape needs in dst for one step: a step may

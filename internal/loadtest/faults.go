@@ -68,15 +68,6 @@ func (p *proc) output() string {
 	return string(b)
 }
 
-func freePort(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // pollMailpit feeds the codes of new mails in mailpit to mb until ctx
 // ends; it carries on through mailpit being down.
 func pollMailpit(ctx context.Context, api string, mb *mailbox) {
@@ -113,20 +104,18 @@ func pollMailpit(ctx context.Context, api string, mb *mailbox) {
 // faultWorld is the real thing on 127.0.0.1: rr-gateway, one rr-agent per
 // host, mailpit and versitygw, all processes.
 type faultWorld struct {
-	t                   testing.TB
-	dir, bin            string
-	people, agents      string // addresses
-	gw, mailpit, s3     *proc
-	agent               map[string]*proc
-	s3dir, s3addr       string
-	tg                  target
-	st                  *store.SQLite
-	hosts               []string
-	persons             []person
-	live                *liveCounter
-	mailAPI, mailSMTP   string
-	mailStop            context.CancelFunc
-	hostKey, fingerprnt string
+	t                 testing.TB
+	dir, bin          string
+	people, agents    string // addresses
+	gw, mailpit, s3   *proc
+	agent             map[string]*proc
+	s3dir, s3addr     string
+	tg                target
+	st                *store.SQLite
+	hosts             []string
+	persons           []person
+	live              *liveCounter
+	mailAPI, mailSMTP string
 }
 
 func (w *faultWorld) gatewayLog() string { return w.gw.output() }
@@ -154,21 +143,20 @@ func startFaultWorld(t testing.TB, nPeople, nHosts int) *faultWorld {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	// mailpit, and a poller that hands codes to the logins.
-	w.mailSMTP, w.mailAPI = freePort(t), "http://"+freePort(t)
+	w.mailSMTP, w.mailAPI = rrtest.FreeAddr(t), "http://"+rrtest.FreeAddr(t)
 	w.mailpit = newProc(t, filepath.Join(w.dir, "mailpit.log"), nil, rrtest.Tool(t, "mailpit", "scripts/load.sh installs it"), "-l", strings.TrimPrefix(w.mailAPI, "http://"),
 		"-s", w.mailSMTP, "--disable-version-check", "-d", filepath.Join(w.dir, "mailpit.db"))
 	w.mailpit.start()
 	rrtest.WaitPort(t, w.mailSMTP)
 	mb := newMailbox()
 	ctx, cancel := context.WithCancel(context.Background())
-	w.mailStop = cancel
 	done := make(chan struct{})
 	go func() { pollMailpit(ctx, w.mailAPI, mb); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	// versitygw with a bucket.
 	w.s3dir = t.TempDir()
 	os.Mkdir(filepath.Join(w.s3dir, "rec"), 0o700)
-	s3addr := freePort(t)
+	s3addr := rrtest.FreeAddr(t)
 	w.s3addr = s3addr
 	w.s3 = newProc(t, filepath.Join(w.dir, "versitygw.log"), nil, rrtest.Tool(t, "versitygw", "scripts/load.sh installs it"), "--access", "rr-access", "--secret", "rr-secret-key",
 		"--port", s3addr, "posix", w.s3dir)
@@ -192,7 +180,7 @@ func startFaultWorld(t testing.TB, nPeople, nHosts int) *faultWorld {
 		keys[h] = rrtest.NewKey(t, h+"_agent")
 		fmt.Fprintf(&hosts, "  - {name: %s, passphrase_verifier: '%s', agent_key_file: %s.pub}\n", h, rrtest.CheapHash(t, "pp-"+h), keys[h].Path)
 	}
-	w.people, w.agents = freePort(t), freePort(t)
+	w.people, w.agents = rrtest.FreeAddr(t), rrtest.FreeAddr(t)
 	cfg := filepath.Join(w.dir, "gateway.yaml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: %s
 agent_listen: %s

@@ -127,12 +127,6 @@ func (w *watchBuffer) Bytes() []byte {
 	return bytes.Clone(w.buf)
 }
 
-func (w *watchBuffer) Len() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.buf)
-}
-
 // waitFor waits until s appears at or after from, until timeout or dead
 // is closed; it returns where s ends, or -1.
 func (w *watchBuffer) waitFor(s string, from int, timeout time.Duration, dead <-chan struct{}) int {

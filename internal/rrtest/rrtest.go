@@ -304,6 +304,18 @@ func StartAgent(t testing.TB, g *Gateway, host string, key Key, edit func(*agent
 	return a
 }
 
+// FreeAddr returns a 127.0.0.1:PORT address that was free a moment ago,
+// for a server the test starts as a process of its own.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
 // WaitPort waits until something listens on addr (a child process gives
 // no readiness event), failing the test after 30 seconds.
 func WaitPort(t testing.TB, addr string) {
