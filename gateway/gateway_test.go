@@ -663,7 +663,7 @@ func TestKillOutlivesTheConsole(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	s, err := e.gw.Store.Session(context.Background(), id)
-	if err != nil || s.KilledBy != "alice" {
+	if err != nil || s.KilledBy != "alice" || s.EndReason != "killed by alice: leaving now" {
 		t.Fatalf("row: %+v, %v", s, err)
 	}
 }

@@ -554,7 +554,7 @@ func (ss *session) bridge(ctx context.Context, clientReqs <-chan *ssh.Request, a
 				end.Reason = strings.TrimPrefix(cause.Error(), "rr: ")
 				var k *killError
 				if errors.As(cause, &k) {
-					end.KilledBy = k.by
+					end.Reason, end.KilledBy = k.endReason(), k.by
 				}
 			}
 			if !errors.Is(cause, errClientGone) {
@@ -623,6 +623,15 @@ func (ss *session) limits(idle, maxLen time.Duration) (stop func()) {
 
 // killError is the cause of a session killed by someone.
 type killError struct{ by, reason string }
+
+// endReason is how the row and the recording say it ended, in the same
+// lower case as the other reasons ("exit 0", "agent lost").
+func (k *killError) endReason() string {
+	if k.reason == "" {
+		return "killed by " + k.by
+	}
+	return "killed by " + k.by + ": " + k.reason
+}
 
 func (k *killError) Error() string {
 	msg := "rr: Session closed by " + k.by
