@@ -187,12 +187,6 @@ func (s *Server) openRecording(ctx context.Context, location string, offset int6
 	return s.cfg.OpenRecording(ctx, x.Recording, offset)
 }
 
-// final reports whether x's recording may be downloaded: the session is
-// over and its file was finalized (size and checksum taken).
-func final(x store.Session) bool {
-	return x.State != store.StateLive && x.Recording != "" && x.RecordingSHA256 != ""
-}
-
 func (l *library) List(ctx context.Context) ([]download.Entry, error) {
 	f := store.SessionFilter{Limit: maxListed}
 	if l.who.Role != auth.RoleAdmin {
@@ -204,7 +198,7 @@ func (l *library) List(ctx context.Context) ([]download.Entry, error) {
 	}
 	var out []download.Entry
 	for _, x := range xs {
-		if admin.MaySee(l.who, x) && final(x) {
+		if admin.MaySee(l.who, x) && admin.Downloadable(x) {
 			out = append(out, entry(x))
 		}
 	}
@@ -219,7 +213,7 @@ func (l *library) Lookup(ctx context.Context, id string) (download.Entry, error)
 	if err != nil {
 		return download.Entry{}, err
 	}
-	if !final(x) {
+	if !admin.Downloadable(x) {
 		return download.Entry{}, download.ErrLive
 	}
 	return entry(x), nil

@@ -125,6 +125,13 @@ func New(cfg Config) (*Console, error) {
 	return c, nil
 }
 
+// Downloadable reports whether x's recording may be downloaded: the
+// session is over and its file was finalized (size and checksum taken).
+// The console's show and the gateway's downloads both go by it.
+func Downloadable(x store.Session) bool {
+	return x.State != store.StateLive && x.Recording != "" && x.RecordingSHA256 != ""
+}
+
 // MaySee reports whether who may see session x: admins see every session,
 // everyone else the sessions of the team they logged in under.
 func MaySee(who Caller, x store.Session) bool {

@@ -608,3 +608,20 @@ func TestAdminKeepsOwnRole(t *testing.T) {
 		t.Fatalf("changing one's own email: %s", msg)
 	}
 }
+
+// TestShowOffersOnlyWhatDownloads: a closed session whose recording was
+// never finalized (no checksum) is not offered for download.
+func TestShowOffersOnlyWhatDownloads(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	must(t, e.st.CreateSession(ctx, store.Session{ID: "ops-broken", Person: "bob", Team: "ops", Host: "web-01",
+		State: store.StateLive, Started: t0, Recording: "/spool/ops-broken.gz"}))
+	must(t, e.st.FinishSession(ctx, "ops-broken", store.SessionEnd{State: store.StateClosed, Ended: t0.Add(time.Minute)}))
+	out, msg := e.exec(bob, "show ops-broken")
+	if msg != "" || strings.Contains(out, "scp ") || !strings.Contains(out, "not finalized") {
+		t.Fatalf("show of an unfinalized recording: %q %q", out, msg)
+	}
+	if out, _ := e.exec(bob, "show ops-done"); !strings.Contains(out, "scp -P 2222") {
+		t.Fatalf("show of a finalized recording: %q", out)
+	}
+}

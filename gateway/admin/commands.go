@@ -333,6 +333,8 @@ func (c *Console) show(x *call) error {
 	switch {
 	case s.State == store.StateLive:
 		rec.Download = "available once the session is closed"
+	case !Downloadable(s):
+		rec.Download = "not available: the recording was not finalized"
 	case c.cfg.DownloadCommand != nil:
 		rec.Download = c.cfg.DownloadCommand(s.ID)
 	}
