@@ -44,7 +44,7 @@ func main() {
 		return
 	}
 	cfg := config{}
-	bulk := flag.String("bulk", envOr("BULK", "1GiB"), "bytes moved each way by the bulk figures")
+	bulk := flag.String("bulk", envOr("BULK", "1GiB"), "bytes moved each way by the bulk figures (0 skips them)")
 	flag.IntVar(&cfg.bulkRuns, "bulk-runs", envInt("BULK_RUNS", 3), "runs of each bulk transfer (the median is reported)")
 	flag.IntVar(&cfg.sessions, "sessions", envInt("SESSIONS", 1000), "idle sessions for the memory figure (0 skips it)")
 	flag.IntVar(&cfg.agents, "agents", envInt("AGENTS", 1000), "idle agent tunnels for the memory figure (0 skips it)")
@@ -57,7 +57,9 @@ func main() {
 	flag.StringVar(&cfg.shell, "shell", "/bin/sh", "the shell sessions run on the host")
 	flag.Parse()
 	var err error
-	if cfg.bulk, err = parseSize(*bulk); err != nil {
+	if *bulk == "0" {
+		cfg.bulk = 0 // skips the bulk figures
+	} else if cfg.bulk, err = parseSize(*bulk); err != nil {
 		fmt.Fprintln(os.Stderr, "rrbench:", err)
 		os.Exit(2)
 	}
@@ -198,6 +200,9 @@ func (r *results) speed(cfg config, dir string) error {
 
 	vias, ones := map[bool]transfer{}, map[bool]transfer{}
 	for _, down := range []bool{true, false} {
+		if cfg.bulk == 0 {
+			break
+		}
 		dirName := "person→host"
 		if down {
 			dirName = "host→person"
@@ -242,7 +247,9 @@ func (r *results) speed(cfg config, dir string) error {
 			Baseline: "one-hop Go SSH", BaselineValue: one.mbps(), Prototype: "0.62-0.66, 176 MB/s",
 			Note: fmt.Sprintf("the prototype's design, measured here: x/crypto/ssh relaying to the one-hop endpoint with io.Copy, no login factors, no recording; its CPU %.2f ns/B", b.nsPerByte())})
 	}
-	r.sshJ(cfg, filepath.Join(dir, "openssh"), vias, ones)
+	if cfg.bulk > 0 {
+		r.sshJ(cfg, filepath.Join(dir, "openssh"), vias, ones)
+	}
 
 	if cfg.keystrokes > 0 {
 		logf("keystrokes: %d round trips each, one hop, through the gateway and through a naive two-hop bridge, taking turns", cfg.keystrokes)

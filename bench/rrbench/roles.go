@@ -77,6 +77,13 @@ func runRole(role string, args []string) error {
 		}
 		defer stop()
 	}
+	if v := os.Getenv(memProfileRateEnv); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return fmt.Errorf("%s=%q: want bytes per sample, 1 or more", memProfileRateEnv, v)
+		}
+		runtime.MemProfileRate = n
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	switch role {
@@ -169,14 +176,32 @@ func startCPUProfile(path string) (stop func(), err error) {
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
+// memProfileRateEnv sets the roles' heap profile sampling (bytes per
+// sample; 1 records every allocation), for a finer heap profile than the
+// default 512 KiB sampling gives.
+const memProfileRateEnv = "RRBENCH_MEMPROFILERATE"
+
+// writeHeapProfile writes the heap profile to path and, beside it, the
+// goroutines with their stacks (path with .goroutines.txt for
+// .heap.pprof): together they say what an idle session or tunnel holds.
 func writeHeapProfile(path string) error {
 	runtime.GC()
+	if err := writeProfile("heap", path, 0); err != nil {
+		return err
+	}
+	return writeProfile("goroutine", strings.TrimSuffix(path, ".heap.pprof")+".goroutines.txt", 1)
+}
+
+func writeProfile(name, path string, debug int) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	return pprof.Lookup("heap").WriteTo(f, 0)
+	if err := pprof.Lookup(name).WriteTo(f, debug); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // procStats is what a role says about itself.
