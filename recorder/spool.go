@@ -89,8 +89,28 @@ func (s *Spool) Create(id, passphrase string, h Header) (*Recording, error) {
 
 // Seal closes out the file of a session a crash left open: it is not
 // appended to (a gzip member after a torn one breaks stock gzip); its size
-// and SHA-256 are taken as it stands.
-func (s *Spool) Seal(id string) (Closed, error) { return hashFile(s.Path(id)) }
+// and SHA-256 are taken as it stands. The disk blocks a busy recording had
+// reserved past its end (see spoolFile) are given back first.
+func (s *Spool) Seal(id string) (Closed, error) {
+	path := s.Path(id)
+	releaseReserve(path)
+	return hashFile(path)
+}
+
+// releaseReserve drops the blocks allocated past the end of the file at
+// path (fallocate with KEEP_SIZE) by truncating it to its own size, which
+// changes no byte. It is best effort: a file it cannot open for writing
+// keeps them, and is whole either way.
+func releaseReserve(path string) {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil {
+		f.Truncate(fi.Size())
+	}
+}
 
 // Close stops the flusher. Live recordings stay open (their owners close
 // them).

@@ -375,3 +375,52 @@ func TestResizeReachesABusyFile(t *testing.T) {
 		}
 	}
 }
+
+// TestSealGivesBackAReservation: a file a crash left with blocks reserved
+// past its end (a busy recording's next buffer) is sealed as it stands,
+// byte for byte, and the reservation is given back.
+func TestSealGivesBackAReservation(t *testing.T) {
+	sp, err := NewSpool(SpoolConfig{Dir: t.TempDir(), FlushInterval: 1 << 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	content := bytes.Repeat([]byte("torn prefix "), 1000)
+	path := sp.Path("crashed")
+	if err := os.WriteFile(path, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_KEEP_SIZE, int64(len(content)), 4*directChunk)
+	f.Close()
+	if err != nil {
+		t.Skipf("this filesystem cannot reserve: %v", err)
+	}
+	allocated := func() int64 {
+		var st syscall.Stat_t
+		if err := syscall.Stat(path, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Blocks * 512
+	}
+	if a := allocated(); a < 4*directChunk {
+		t.Skipf("the reservation did not show in st_blocks (%d bytes)", a)
+	}
+	closed, err := sp.Seal("crashed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(content)
+	if closed.Size != int64(len(content)) || closed.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("sealed %+v, want %d bytes with the content's digest", closed, len(content))
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, content) {
+		t.Fatal("sealing changed the file")
+	}
+	if a := allocated(); a > int64(len(content))+directChunk/2 {
+		t.Fatalf("%d bytes still allocated to a %d-byte file after Seal", a, len(content))
+	}
+}
