@@ -370,9 +370,24 @@ func TestDownloads(t *testing.T) {
 	}
 	cmd.Process.Kill()
 
-	// Every download is in the audit trail.
+	// Every download is in the audit trail, and so is every refused one:
+	// bob's try at another team's recording, alice's at a live one.
 	evs, _ := w.gw.Store.AuditEvents(ctx, store.AuditFilter{Action: "recording.download"})
-	if len(evs) < 4 {
-		t.Errorf("%d downloads audited, want at least 4", len(evs))
+	var allowed int
+	var bobDenied, liveDenied bool
+	for _, ev := range evs {
+		switch {
+		case ev.Outcome == "allowed":
+			allowed++
+		case ev.Outcome == "denied" && ev.Actor == "bob" && strings.Contains(ev.Target, row.ID):
+			bobDenied = true
+		case ev.Outcome == "denied" && ev.Actor == "alice" && strings.Contains(ev.Target, live) &&
+			strings.Contains(ev.Detail, "still live"):
+			liveDenied = true
+		}
+	}
+	if allowed < 4 || !bobDenied || !liveDenied {
+		t.Errorf("audited: %d downloads (want at least 4), bob's refusal %v, the live one's %v:\n%+v",
+			allowed, bobDenied, liveDenied, evs)
 	}
 }

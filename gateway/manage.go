@@ -219,6 +219,19 @@ func (l *library) Lookup(ctx context.Context, id string) (download.Entry, error)
 	return entry(x), nil
 }
 
+// Refused audits a refused read: a recording that does not exist, that
+// the person may not see (the two read the same to them, not here), or
+// whose session is still live.
+func (l *library) Refused(name, via string, err error) {
+	reason := "no such recording, or not theirs to see"
+	if errors.Is(err, download.ErrLive) {
+		reason = "the session is still live"
+	}
+	l.srv.audit(store.AuditEvent{Actor: l.who.Person, Action: "recording.download", Target: name, Outcome: "denied",
+		Detail: via + ": " + reason, Source: l.who.Source})
+	l.srv.log.Info("recording download refused", "path", name, "person", l.who.Person, "via", via, "reason", reason)
+}
+
 func (l *library) Fetched(e download.Entry, via string, sent int64, err error) {
 	outcome, detail := "allowed", fmt.Sprintf("%s, %d bytes", via, sent)
 	if err != nil {

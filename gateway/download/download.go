@@ -40,6 +40,14 @@ type Library interface {
 	// "scp"), the bytes sent, and err (nil if the whole file was sent and
 	// verified; wraps ErrIntegrity on a mismatch). The gateway audits it.
 	Fetched(e Entry, via string, sent int64, err error)
+	// Refused is called when a request to read a recording is refused
+	// because it does not resolve (ErrNotFound: no such recording, not
+	// theirs to see, or a path outside recordings/) or its session is live
+	// (ErrLive): name is the path as the client asked for it, via "sftp" or
+	// "scp". An SFTP stat of a name in recordings/ that does not resolve
+	// counts (OpenSSH stats before it opens, and stops there); listings and
+	// other stats do not. The gateway audits it.
+	Refused(name, via string, err error)
 }
 
 const liveText = "the session is still live; its recording can be downloaded once it is closed"

@@ -37,6 +37,7 @@ type fakeLibrary struct {
 
 	mu      sync.Mutex
 	fetched []fetch
+	refused []string // "via name: err"
 }
 
 func (l *fakeLibrary) List(context.Context) ([]Entry, error) { return l.entries, nil }
@@ -57,6 +58,19 @@ func (l *fakeLibrary) Fetched(e Entry, via string, sent int64, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.fetched = append(l.fetched, fetch{e.ID, via, sent, err})
+}
+
+func (l *fakeLibrary) Refused(name, via string, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.refused = append(l.refused, via+" "+name+": "+err.Error())
+}
+
+// refusals returns the Refused calls so far.
+func (l *fakeLibrary) refusals() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.refused...)
 }
 
 // fetches returns the Fetched calls so far.

@@ -165,8 +165,10 @@ func (src *scpSource) send(p string) (ok bool, err error) {
 	n, err := src.s.resolve(src.ctx, p)
 	switch {
 	case errors.Is(err, ErrNotFound):
+		src.s.lib.Refused(p, "scp", err)
 		return false, src.reject("%s: no such recording", p)
 	case errors.Is(err, ErrLive):
+		src.s.lib.Refused(p, "scp", err)
 		return false, src.reject("%s: %s", p, liveText)
 	case err != nil:
 		src.s.log.Error("download: scp", "path", p, "err", err)

@@ -236,6 +236,14 @@ func TestSCPSeveralPaths(t *testing.T) {
 	if fe := f.lib.fetches(); len(fe) != 2 || fe[0].err != nil || fe[1].err != nil {
 		t.Errorf("Fetched = %+v, want two clean downloads", fe)
 	}
+	wantRefused := []string{
+		"scp recordings/nope.gz: " + ErrNotFound.Error(),
+		"scp recordings/s9.gz: " + ErrLive.Error(),
+		"scp ../../etc/passwd: " + ErrNotFound.Error(),
+	}
+	if got := f.lib.refusals(); fmt.Sprint(got) != fmt.Sprint(wantRefused) {
+		t.Errorf("Refused = %q, want %q", got, wantRefused)
+	}
 }
 
 func TestSCPRefusals(t *testing.T) {

@@ -81,6 +81,9 @@ func (h *sftpHandler) status(err error, p string) error {
 func (h *sftpHandler) Fileread(req *sftp.Request) (io.ReaderAt, error) {
 	n, err := h.s.resolve(h.ctx, req.Filepath)
 	if err != nil {
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrLive) {
+			h.s.lib.Refused(req.Filepath, "sftp", err)
+		}
 		return nil, h.status(err, req.Filepath)
 	}
 	if n.isDir() {
@@ -115,6 +118,11 @@ func (h *sftpHandler) Filelist(req *sftp.Request) (sftp.ListerAt, error) {
 	switch {
 	case errors.Is(err, ErrLive) && req.Method != "List":
 		return lister{liveInfo(path.Base(req.Filepath))}, nil
+	case errors.Is(err, ErrNotFound) && req.Method != "List" && namesRecording(req.Filepath):
+		// OpenSSH's scp and sftp stat a file before they open it, and stop
+		// here: this is the download attempt.
+		h.s.lib.Refused(req.Filepath, "sftp", err)
+		return nil, h.status(err, req.Filepath)
 	case err != nil:
 		return nil, h.status(err, req.Filepath)
 	case req.Method != "List":

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"sync"
@@ -170,6 +171,7 @@ func TestSFTPRefusals(t *testing.T) {
 	_, notFound["open unknown"] = c.Open("/recordings/nope.gz")
 	_, notFound["open wrong long name"] = c.Open("/recordings/s1_db-01_20261125T211000Z.gz")
 	_, notFound["readdir elsewhere"] = c.ReadDir("/etc")
+	_, notFound["stat unknown"] = c.Stat("/recordings/other.gz")
 	for what, err := range notFound {
 		if !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s: %v, want not found", what, err)
@@ -185,6 +187,20 @@ func TestSFTPRefusals(t *testing.T) {
 	}
 	if got := f.lib.fetches(); len(got) != 0 {
 		t.Errorf("Fetched called for refused requests: %+v", got)
+	}
+	// The refused reads are reported (to be audited), with the paths as
+	// the client sent them (absolute, cleaned); a stat of a name in
+	// recordings/ that does not resolve counts as one, other stats,
+	// listings and writes do not.
+	want := []string{
+		"sftp /recordings/s9.gz: " + ErrLive.Error(),
+		"sftp /etc/passwd: " + ErrNotFound.Error(),
+		"sftp /recordings/nope.gz: " + ErrNotFound.Error(),
+		"sftp /recordings/s1_db-01_20261125T211000Z.gz: " + ErrNotFound.Error(),
+		"sftp /recordings/other.gz: " + ErrNotFound.Error(),
+	}
+	if got := f.lib.refusals(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Refused = %q, want %q", got, want)
 	}
 }
 

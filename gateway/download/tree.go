@@ -49,6 +49,14 @@ func (s *Server) resolve(ctx context.Context, p string) (node, error) {
 	}
 }
 
+// namesRecording reports whether p is a file name in the recordings
+// directory, one that could name a recording.
+func namesRecording(p string) bool {
+	dir, name := path.Split(path.Clean("/" + p))
+	id, _ := recordingID(name)
+	return dir == "/"+dirName+"/" && id != ""
+}
+
 // recordingID returns the session id a file name refers to, and whether the
 // name is the short form "ID.gz". It returns "" when the name can be neither.
 func recordingID(name string) (id string, short bool) {
