@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -225,4 +226,64 @@ func TestEntryName(t *testing.T) {
 	if got, want := e.Name(), "abc123_web-01_20261125T211000Z.gz"; got != want {
 		t.Errorf("Name() = %q, want %q", got, want)
 	}
+}
+
+// errReset stands for a stream that broke mid-way (a reset connection, an
+// S3 GET cut short).
+var errReset = errors.New("connection reset by peer")
+
+// flaky wraps an Opener: the first breaks[location] streams it opens there
+// fail with errReset after `after` bytes.
+type flaky struct {
+	open  Opener
+	after int64
+
+	mu     sync.Mutex
+	breaks map[string]int
+	offs   []int64 // every open's offset, in order
+}
+
+func (f *flaky) Open(ctx context.Context, loc string, off int64) (io.ReadCloser, error) {
+	rc, err := f.open(ctx, loc, off)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.offs = append(f.offs, off)
+	if f.breaks[loc] == 0 {
+		return rc, nil
+	}
+	f.breaks[loc]--
+	return &breaking{ReadCloser: rc, left: f.after}, nil
+}
+
+func (f *flaky) opens() []int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]int64(nil), f.offs...)
+}
+
+type breaking struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *breaking) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, errReset
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+// quickResumes makes re-opening a broken stream wait 1 ms, not 100.
+func quickResumes(t *testing.T) {
+	old := resumePause
+	resumePause = time.Millisecond
+	t.Cleanup(func() { resumePause = old })
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 )
 
 const (
@@ -22,7 +23,15 @@ const (
 	maxSkip = 4 << 20
 	// maxEmptyReads is how many (0, nil) reads in a row mean a broken stream.
 	maxEmptyReads = 100
+	// maxResumes is how many times one fill re-opens a stream that broke
+	// (a reset connection, an S3 GET cut short) where it broke, after
+	// resumePause, then four times that, and so on.
+	maxResumes = 3
 )
+
+// resumePause is the first pause before re-opening a broken stream (a
+// variable for the tests).
+var resumePause = 100 * time.Millisecond
 
 // reader is an io.ReaderAt over one entry's stored bytes, safe for
 // concurrent use. It keeps one sequential stream from Opener and a ring of
@@ -168,11 +177,14 @@ func (r *reader) drop() error {
 }
 
 // fill reads the next bytes of the stream into the ring, never past Size.
+// A stream that breaks is re-opened where it broke (resume), so a passing
+// fault costs a pause, not the download.
 func (r *reader) fill() error {
 	size := r.entry.Size
 	i := r.pos % int64(len(r.ring))
 	buf := r.ring[i:min(int64(len(r.ring)), i+size-r.pos)]
-	for range maxEmptyReads {
+	resumes := 0
+	for empty := 0; empty < maxEmptyReads; {
 		k, err := r.rc.Read(buf)
 		if r.continuous {
 			r.hash.Write(buf[:k])
@@ -186,14 +198,47 @@ func (r *reader) fill() error {
 			r.drop()
 			return r.fail(fmt.Errorf("download: read %s at %d: %w", r.entry.ID, r.pos, err))
 		case err != nil && err != io.EOF:
-			r.drop()
-			return fmt.Errorf("download: read %s at %d: %w", r.entry.ID, r.pos, err)
+			if resumes == maxResumes || r.ctx.Err() != nil {
+				r.drop()
+				return fmt.Errorf("download: read %s at %d: %w", r.entry.ID, r.pos, err)
+			}
+			resumes++
+			if rerr := r.resume(resumePause<<(2*(resumes-1)), err); rerr != nil {
+				return rerr
+			}
+			if k > 0 {
+				return nil
+			}
 		case k > 0 || err == io.EOF:
 			return nil
+		default:
+			empty++
 		}
 	}
 	r.drop()
 	return fmt.Errorf("download: read %s at %d: %w", r.entry.ID, r.pos, io.ErrNoProgress)
+}
+
+// resume re-opens the stream at pos after pause, keeping the ring and the
+// running hash: the bytes go on from where the broken stream stopped.
+func (r *reader) resume(pause time.Duration, cause error) error {
+	r.rc.Close()
+	r.rc = nil
+	t := time.NewTimer(pause)
+	select {
+	case <-r.ctx.Done():
+		t.Stop()
+		r.continuous = false
+		return fmt.Errorf("download: read %s at %d: %w", r.entry.ID, r.pos, cause)
+	case <-t.C:
+	}
+	rc, err := r.open(r.ctx, r.entry.Location, r.pos)
+	if err != nil {
+		r.continuous = false
+		return fmt.Errorf("download: read %s at %d: %w (re-opening: %v)", r.entry.ID, r.pos, cause, err)
+	}
+	r.rc = rc
+	return nil
 }
 
 // copyOut copies the ring's bytes [from, to) into p, which starts at off.

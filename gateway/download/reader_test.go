@@ -381,3 +381,46 @@ func TestReaderIntegrityFromOpenerSticks(t *testing.T) {
 		t.Fatalf("%d more opens after the mismatch, want none", opens-before)
 	}
 }
+
+// TestReaderResumesABrokenStream: a stream that breaks is re-opened where
+// it broke, up to maxResumes times in one fill; the file arrives whole and
+// verified from the running hash (no second pass from 0).
+func TestReaderResumesABrokenStream(t *testing.T) {
+	quickResumes(t)
+	data := randomBytes(t, 1<<20)
+	e := entryFor("x", "h", data)
+	r, m := newTestReader(t, e, data)
+	fl := &flaky{open: m.open, after: 100_000, breaks: map[string]int{e.Location: maxResumes}}
+	r.open = fl.Open
+	got := readChunks(t, r, len(data), sequence(chunks(len(data))))
+	if !bytes.Equal(got, data) {
+		t.Fatal("reassembled bytes differ")
+	}
+	want := []int64{0, 100_000, 200_000, 300_000}
+	if fmt.Sprint(fl.opens()) != fmt.Sprint(want) {
+		t.Errorf("opened at %v, want %v (resumed where it broke, never again from 0)", fl.opens(), want)
+	}
+}
+
+// TestReaderGivesUpOnAStreamThatKeepsBreaking: one more break than
+// maxResumes in a row fails the read with the stream's error, not an
+// integrity failure; a later read starts afresh.
+func TestReaderGivesUpOnAStreamThatKeepsBreaking(t *testing.T) {
+	quickResumes(t)
+	data := randomBytes(t, 300_000)
+	e := entryFor("x", "h", data)
+	r, m := newTestReader(t, e, data)
+	fl := &flaky{open: m.open, after: 0, breaks: map[string]int{e.Location: maxResumes + 1}}
+	r.open = fl.Open
+	_, err := r.ReadAt(make([]byte, testRead), 0)
+	if !errors.Is(err, errReset) || errors.Is(err, ErrIntegrity) {
+		t.Fatalf("ReadAt = %v, want the reset", err)
+	}
+	if n := len(fl.opens()); n != maxResumes+1 {
+		t.Errorf("%d opens, want %d", n, maxResumes+1)
+	}
+	got := readChunks(t, r, len(data), sequence(chunks(len(data))))
+	if !bytes.Equal(got, data) {
+		t.Fatal("after the streams heal, the bytes differ")
+	}
+}

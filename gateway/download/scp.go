@@ -217,25 +217,25 @@ func (src *scpSource) send(p string) (ok bool, err error) {
 			break
 		}
 	}
-	switch {
-	case errors.Is(outcome, ErrIntegrity):
-		src.s.log.Error("download: recording failed its integrity check", "id", e.ID, "via", "scp", "err", outcome)
-		// The client expects Size bytes before the status: pad, then fail.
+	if outcome != nil {
+		msg := p + ": reading the recording failed; try again later"
+		if errors.Is(outcome, ErrIntegrity) {
+			src.s.log.Error("download: recording failed its integrity check", "id", e.ID, "via", "scp", "err", outcome)
+			msg = "recording failed its integrity check"
+		} else {
+			src.s.log.Error("download: scp", "path", p, "err", outcome)
+		}
+		// The client expects Size bytes before the status: pad, then fail
+		// this file; the next ones still come.
 		if err := src.pad(e.Size - sent); err != nil {
 			return false, err
 		}
-		if err := src.reject("recording failed its integrity check"); err != nil {
+		if err := src.reject("%s", msg); err != nil {
 			return false, err
 		}
-	case outcome != nil:
-		src.s.log.Error("download: scp", "path", p, "err", outcome)
-		fmt.Fprintf(src.stderr, "rr: %s: reading the recording failed; try again later\n", p)
-		return false, outcome
-	default:
-		if _, err := src.w.Write([]byte{0}); err != nil {
-			outcome = err
-			return false, err
-		}
+	} else if _, err := src.w.Write([]byte{0}); err != nil {
+		outcome = err
+		return false, err
 	}
 	ackErr := src.ack()
 	if outcome == nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -306,5 +307,36 @@ func TestSCPClientRefusesFile(t *testing.T) {
 	}
 	if fe := f.lib.fetches(); len(fe) != 1 || fe[0].sent != 0 || !strings.Contains(fmt.Sprint(fe[0].err), "Permission denied") {
 		t.Errorf("Fetched = %+v, want the client's refusal", fe)
+	}
+}
+
+// TestSCPReadFailureSkipsOneFile: a recording whose stream keeps breaking
+// fails alone (padded to its size, then an error the client shows); the
+// next file still comes, and a passing break costs nothing.
+func TestSCPReadFailureSkipsOneFile(t *testing.T) {
+	quickResumes(t)
+	f := newFixture(t)
+	// s1's streams break at once, one time more than a read resumes; s2's
+	// first stream breaks half-way.
+	fl := &flaky{open: OpenFile, after: 0, breaks: map[string]int{f.good.Location: maxResumes + 1}}
+	fl2 := &flaky{open: fl.Open, after: int64(len(f.smallData) / 2), breaks: map[string]int{f.small.Location: 1}}
+	srv, err := New(Config{Library: f.lib, Open: fl2.Open, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv = srv
+	got, status, _ := runSCP(t, f, "scp -f recordings/s1.gz recordings/s2.gz")
+	if status != 1 || len(got) != 2 {
+		t.Fatalf("status %d, received %d items; want 1 and two files", status, len(got))
+	}
+	if r := got[0]; r.err != "rr: recordings/s1.gz: reading the recording failed; try again later" || int64(len(r.data)) != f.good.Size {
+		t.Errorf("broken file: err %q, %d bytes; want the read error after %d bytes", r.err, len(r.data), f.good.Size)
+	}
+	if r := got[1]; r.err != "" || !bytes.Equal(r.data, f.smallData) {
+		t.Errorf("the next file: err %q, %d bytes; want it whole", r.err, len(r.data))
+	}
+	fe := f.lib.fetches()
+	if len(fe) != 2 || !errors.Is(fe[0].err, errReset) || fe[1].err != nil {
+		t.Errorf("Fetched = %+v, want the reset for s1, then nil", fe)
 	}
 }
