@@ -240,6 +240,26 @@ func (s *SQLite) PersonKeys(ctx context.Context, person string) ([]PersonKey, er
 	return out, rows.Err()
 }
 
+// KeyCounts returns how many keys each person has; people without keys
+// are not in the map.
+func (s *SQLite) KeyCounts(ctx context.Context) (map[string]int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT person, count(*) FROM person_keys GROUP BY person`)
+	if err != nil {
+		return nil, fmt.Errorf("store: key counts: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var person string
+		var n int
+		if err := rows.Scan(&person, &n); err != nil {
+			return nil, fmt.Errorf("store: key counts: %w", err)
+		}
+		out[person] = n
+	}
+	return out, rows.Err()
+}
+
 // AddPersonKey registers a key to person. No such person: ErrNotFound; a
 // fingerprint registered to anyone (person included): ErrConflict.
 func (s *SQLite) AddPersonKey(ctx context.Context, person, fingerprint, authorizedKey string) error {
@@ -304,7 +324,7 @@ func (s *SQLite) Team(ctx context.Context, name string) (Team, error) {
 }
 
 // teams runs query (which selects name and rapid_response) and fills in
-// each team's hosts and members.
+// each team's hosts and members: three queries, however many teams.
 func (s *SQLite) teams(ctx context.Context, query string, args ...any) ([]Team, error) {
 	var out []Team
 	err := s.tx(ctx, func(tx *sql.Tx) error {
@@ -324,15 +344,22 @@ func (s *SQLite) teams(ctx context.Context, query string, args ...any) ([]Team, 
 		if err := rows.Err(); err != nil {
 			return err
 		}
+		byName := make(map[string]*Team, len(out))
 		for i := range out {
-			if out[i].Hosts, err = column(ctx, tx, `SELECT pattern FROM team_hosts WHERE team = ? ORDER BY pattern`, out[i].Name); err != nil {
-				return err
-			}
-			if out[i].Members, err = column(ctx, tx, `SELECT person FROM team_members WHERE team = ? ORDER BY person`, out[i].Name); err != nil {
-				return err
-			}
+			byName[out[i].Name] = &out[i]
 		}
-		return nil
+		if err := eachPair(ctx, tx, `SELECT team, pattern FROM team_hosts ORDER BY team, pattern`, func(team, pattern string) {
+			if t := byName[team]; t != nil {
+				t.Hosts = append(t.Hosts, pattern)
+			}
+		}); err != nil {
+			return err
+		}
+		return eachPair(ctx, tx, `SELECT team, person FROM team_members ORDER BY team, person`, func(team, person string) {
+			if t := byName[team]; t != nil {
+				t.Members = append(t.Members, person)
+			}
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: teams: %w", err)
@@ -429,20 +456,20 @@ func exists(ctx context.Context, tx *sql.Tx, query, what string, args ...any) er
 	return nil
 }
 
-// column returns the one string column query selects.
-func column(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]string, error) {
-	rows, err := tx.QueryContext(ctx, query, args...)
+// eachPair runs query, which selects two text columns, and calls f with
+// each row.
+func eachPair(ctx context.Context, tx *sql.Tx, query string, f func(a, b string)) error {
+	rows, err := tx.QueryContext(ctx, query)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer rows.Close()
-	var out []string
 	for rows.Next() {
-		var v string
-		if err := rows.Scan(&v); err != nil {
-			return nil, err
+		var a, b string
+		if err := rows.Scan(&a, &b); err != nil {
+			return err
 		}
-		out = append(out, v)
+		f(a, b)
 	}
-	return out, rows.Err()
+	return rows.Err()
 }

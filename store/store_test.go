@@ -384,6 +384,9 @@ func TestPeopleAndKeys(t *testing.T) {
 	if err != nil || len(ks) != 2 || ks[0] != (PersonKey{"SHA256:b1", "ssh-ed25519 B1"}) || ks[1].Fingerprint != "SHA256:b2" {
 		t.Fatalf("keys %+v %v", ks, err)
 	}
+	if n, err := s.KeyCounts(ctx); err != nil || len(n) != 1 || n["bob"] != 2 {
+		t.Fatalf("key counts %v %v, want bob's 2 and no one else", n, err)
+	}
 	if p, err := s.PersonByKey(ctx, "SHA256:b2"); err != nil || p.Name != "bob" {
 		t.Fatalf("by key: %+v %v", p, err)
 	}

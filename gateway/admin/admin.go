@@ -37,6 +37,7 @@ type Store interface {
 	UpdatePerson(ctx context.Context, p store.Person) error
 	DeletePerson(ctx context.Context, name string) error
 	PersonKeys(ctx context.Context, person string) ([]store.PersonKey, error)
+	KeyCounts(ctx context.Context) (map[string]int, error)
 	AddPersonKey(ctx context.Context, person, fingerprint, authorizedKey string) error
 	RemovePersonKey(ctx context.Context, person, fingerprint string) error
 

@@ -43,6 +43,10 @@ func (c *Console) users(x *call) error {
 	if err != nil {
 		return c.storeErr(err)
 	}
+	keys, err := c.cfg.Store.KeyCounts(x.ctx)
+	if err != nil {
+		return c.storeErr(err)
+	}
 	teamsOf := map[string][]string{}
 	for _, t := range teams {
 		for _, m := range t.Members {
@@ -51,11 +55,7 @@ func (c *Console) users(x *call) error {
 	}
 	list := []userJSON{}
 	for _, p := range people {
-		keys, err := c.cfg.Store.PersonKeys(x.ctx, p.Name)
-		if err != nil {
-			return c.storeErr(err)
-		}
-		list = append(list, userJSON{Name: p.Name, Email: p.Email, Role: p.Role, Keys: len(keys),
+		list = append(list, userJSON{Name: p.Name, Email: p.Email, Role: p.Role, Keys: keys[p.Name],
 			Teams: orEmpty(teamsOf[p.Name]), Password: p.PasswordHash != "", TOTP: p.TOTPSecret != ""})
 	}
 	if x.json {
