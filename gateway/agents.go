@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -66,10 +65,9 @@ func (s *Server) agentsConfig() *ssh.ServerConfig {
 			host := meta.User()
 			return nil, &ssh.PartialSuccessError{Next: ssh.ServerAuthCallbacks{
 				PasswordCallback: func(meta ssh.ConnMetadata, token []byte) (*ssh.Permissions, error) {
-					sum := sha256.Sum256(token)
 					ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 					defer cancel()
-					err := s.cfg.Store.UseEnrollToken(ctx, host, sum[:], authorized, s.cfg.Now())
+					err := s.cfg.Store.UseEnrollToken(ctx, host, store.EnrollTokenHash(token), authorized, s.cfg.Now())
 					if err != nil {
 						s.audit(store.AuditEvent{Actor: "agent:" + host, Action: "agent.enroll", Target: host,
 							Outcome: "denied", Detail: "bad or used token", Source: meta.RemoteAddr().String()})

@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"database/sql"
 	"embed"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -289,7 +292,23 @@ func (s *SQLite) TouchHost(ctx context.Context, name string, t time.Time) error 
 	return mustAffect(res, "host "+name)
 }
 
-// CreateEnrollToken stores the SHA-256 of a one-time token for host.
+// NewEnrollToken makes a one-time enrollment token (32 random bytes,
+// base64url) and the hash of it the store keeps (EnrollTokenHash).
+func NewEnrollToken() (token string, hash []byte) {
+	var raw [32]byte
+	rand.Read(raw[:])
+	token = base64.RawURLEncoding.EncodeToString(raw[:])
+	return token, EnrollTokenHash([]byte(token))
+}
+
+// EnrollTokenHash is what the store keeps of a token, and what a token an
+// agent offers is matched against: its SHA-256.
+func EnrollTokenHash(token []byte) []byte {
+	sum := sha256.Sum256(token)
+	return sum[:]
+}
+
+// CreateEnrollToken stores the hash of a one-time token for host.
 func (s *SQLite) CreateEnrollToken(ctx context.Context, host string, tokenHash []byte, expires time.Time) error {
 	if _, err := s.Host(ctx, host); err != nil {
 		return err

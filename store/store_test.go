@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -101,7 +102,15 @@ func TestHosts(t *testing.T) {
 func TestEnrollTokens(t *testing.T) {
 	s, _ := open(t)
 	now := time.Now()
-	sum := func(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] }
+	sum := func(s string) []byte { return EnrollTokenHash([]byte(s)) }
+	if h := sha256.Sum256([]byte("good")); !bytes.Equal(sum("good"), h[:]) {
+		t.Fatal("EnrollTokenHash is not the SHA-256 of the token")
+	}
+	t1, h1 := NewEnrollToken()
+	t2, _ := NewEnrollToken()
+	if len(t1) != 43 || t1 == t2 || !bytes.Equal(h1, sum(t1)) {
+		t.Fatalf("NewEnrollToken: %q (%x), then %q", t1, h1, t2)
+	}
 	if err := s.CreateEnrollToken(ctx, "web-01", sum("t"), now.Add(time.Hour)); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("token for missing host: %v", err)
 	}

@@ -5,9 +5,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -303,12 +300,9 @@ func cmdEnroll(args []string, stdout, stderr io.Writer) int {
 	if err := st.UpsertHost(ctx, host); err != nil {
 		return fail(stderr, err)
 	}
-	var raw [32]byte
-	rand.Read(raw[:])
-	token := base64.RawURLEncoding.EncodeToString(raw[:])
-	sum := sha256.Sum256([]byte(token))
+	token, hash := store.NewEnrollToken()
 	expires := time.Now().Add(*ttl)
-	if err := st.CreateEnrollToken(ctx, host, sum[:], expires); err != nil {
+	if err := st.CreateEnrollToken(ctx, host, hash, expires); err != nil {
 		return fail(stderr, err)
 	}
 	if err := st.Audit(ctx, store.AuditEvent{Time: time.Now(), Actor: "cli", Action: "agent.token",

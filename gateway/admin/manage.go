@@ -1,9 +1,6 @@
 package admin
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -530,12 +527,9 @@ func (c *Console) hostToken(x *call) error {
 	if err := c.cfg.Store.UpsertHost(x.ctx, host); err != nil {
 		return c.storeErr(err)
 	}
-	var raw [32]byte
-	rand.Read(raw[:])
-	token := base64.RawURLEncoding.EncodeToString(raw[:])
-	sum := sha256.Sum256([]byte(token))
+	token, hash := store.NewEnrollToken()
 	expires := c.cfg.Now().Add(*ttl).UTC()
-	if err := c.cfg.Store.CreateEnrollToken(x.ctx, host, sum[:], expires); err != nil {
+	if err := c.cfg.Store.CreateEnrollToken(x.ctx, host, hash, expires); err != nil {
 		return c.storeErr(err)
 	}
 	x.detail = "expires " + expires.Format(time.RFC3339)
