@@ -56,8 +56,8 @@ type Config struct {
 	Recorders Recorders // default NopRecorders{}
 	Logger    *slog.Logger
 
-	// Name identifies this gateway in logs and recordings (default: the
-	// machine's host name).
+	// Name identifies this gateway in logs and recordings (default:
+	// DefaultName()).
 	Name string
 	// Address is how people reach the gateway (HOST or HOST:PORT), shown
 	// in hints such as the scp command of a recording (default: Name).
@@ -110,7 +110,7 @@ func (c *Config) checkAndSetDefaults() error {
 		c.Logger = slog.Default()
 	}
 	if c.Name == "" {
-		c.Name = hostname()
+		c.Name = DefaultName()
 	}
 	if c.Address == "" {
 		c.Address = c.Name

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rr-gateway/rr/auth"
+	"github.com/rr-gateway/rr/gateway"
 	"github.com/rr-gateway/rr/gateway/download"
 	"github.com/rr-gateway/rr/internal/config"
 	"github.com/rr-gateway/rr/recorder"
@@ -188,7 +189,7 @@ func (c *fileConfig) address() string {
 	}
 	name := c.Name
 	if name == "" {
-		name, _ = os.Hostname()
+		name = gateway.DefaultName()
 	}
 	if _, port, err := net.SplitHostPort(c.Listen); err == nil && port != "22" {
 		return net.JoinHostPort(name, port)
