@@ -48,14 +48,8 @@ func (s *SQLite) SetPersonKeys(ctx context.Context, person string, keys map[stri
 			return err
 		}
 		for fp, line := range keys {
-			var owner string
-			err := tx.QueryRowContext(ctx, `SELECT person FROM person_keys WHERE fingerprint = ?`, fp).Scan(&owner)
-			if err == nil {
-				return fmt.Errorf("%w: key %s belongs to %s", ErrConflict, fp, owner)
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO person_keys (fingerprint, person, authorized_key) VALUES (?, ?, ?)`,
-				fp, person, line); err != nil {
-				return fmt.Errorf("store: key of %s: %w", person, err)
+			if err := insertKey(ctx, tx, person, fp, line); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -267,20 +261,26 @@ func (s *SQLite) AddPersonKey(ctx context.Context, person, fingerprint, authoriz
 		if err := exists(ctx, tx, `SELECT 1 FROM people WHERE name = ?`, "person "+person, person); err != nil {
 			return err
 		}
-		var owner string
-		err := tx.QueryRowContext(ctx, `SELECT person FROM person_keys WHERE fingerprint = ?`, fingerprint).Scan(&owner)
-		if err == nil {
-			return fmt.Errorf("%w: key %s belongs to %s", ErrConflict, fingerprint, owner)
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("store: key %s: %w", fingerprint, err)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO person_keys (fingerprint, person, authorized_key) VALUES (?, ?, ?)`,
-			fingerprint, person, authorizedKey); err != nil {
-			return fmt.Errorf("store: key of %s: %w", person, err)
-		}
-		return nil
+		return insertKey(ctx, tx, person, fingerprint, authorizedKey)
 	})
+}
+
+// insertKey registers a key to person; a fingerprint registered to anyone
+// already is ErrConflict.
+func insertKey(ctx context.Context, tx *sql.Tx, person, fingerprint, authorizedKey string) error {
+	var owner string
+	err := tx.QueryRowContext(ctx, `SELECT person FROM person_keys WHERE fingerprint = ?`, fingerprint).Scan(&owner)
+	if err == nil {
+		return fmt.Errorf("%w: key %s belongs to %s", ErrConflict, fingerprint, owner)
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("store: key %s: %w", fingerprint, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO person_keys (fingerprint, person, authorized_key) VALUES (?, ?, ?)`,
+		fingerprint, person, authorizedKey); err != nil {
+		return fmt.Errorf("store: key of %s: %w", person, err)
+	}
+	return nil
 }
 
 // RemovePersonKey removes one of person's keys; ErrNotFound if person has
