@@ -53,9 +53,10 @@ type spoolFile struct {
 	n      atomic.Int64 // bytes written; the flusher reads it for writeback
 	recent int64        // bytes written since the last flush
 
-	// err is the first failure; the file is good up to cut.
-	err error
-	cut int64
+	// err holds the failures; the file is good up to cut.
+	err    error
+	cut    int64
+	closed bool
 
 	// In direct mode, buf holds the file's bytes from base (a multiple of
 	// directAlign) on, of which fill are set; spare is the other buffer,
@@ -106,6 +107,9 @@ func createSpoolFile(path string) (*spoolFile, error) {
 		return nil, err
 	}
 	s := &spoolFile{f: f, h: sha256.New(), after: directAfter, chunk: directChunk, done: make(chan error, 1)}
+	if !overwritesInPlace(f) {
+		return s, nil
+	}
 	d, err := os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT, 0)
 	if err != nil {
 		return s, nil
@@ -126,10 +130,32 @@ func createSpoolFile(path string) (*spoolFile, error) {
 	return s, nil
 }
 
-// fail keeps the first failure and where the file stops being good.
+// overwritesInPlace reports whether f's filesystem writes over reserved
+// and already written blocks in place (ext4, XFS, tmpfs). On a
+// copy-on-write one (btrfs, ZFS, bcachefs) or a log-structured one
+// (f2fs), a chunk written with O_DIRECT over the tail a flush wrote needs
+// new room, so a full disk would be found in the background, after the
+// Write that needed it went out: those files stay in the page cache, whose
+// writes find a full disk themselves.
+func overwritesInPlace(f *os.File) bool {
+	var st unix.Statfs_t
+	if unix.Fstatfs(int(f.Fd()), &st) != nil {
+		return false
+	}
+	switch st.Type {
+	case unix.EXT4_SUPER_MAGIC, unix.XFS_SUPER_MAGIC, unix.TMPFS_MAGIC:
+		return true
+	}
+	return false
+}
+
+// fail records a failure and where the file stops being good: every
+// failure is kept, and the file is good up to the lowest of their offsets.
 func (s *spoolFile) fail(err error, at int64) error {
 	if s.err == nil {
 		s.err, s.cut = err, at
+	} else {
+		s.err, s.cut = errors.Join(s.err, err), min(s.cut, at)
 	}
 	return s.err
 }
@@ -138,6 +164,10 @@ func (s *spoolFile) fail(err error, at int64) error {
 func (s *spoolFile) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return 0, os.ErrClosed
+	}
+	s.poll()
 	if s.err != nil {
 		return 0, s.err
 	}
@@ -251,6 +281,23 @@ func (s *spoolFile) send() error {
 	return nil
 }
 
+// poll takes the result of the chunk in flight if it is done, so that a
+// failed one ends the session at the next Write rather than at the next
+// chunk or flush.
+func (s *spoolFile) poll() {
+	if !s.flight {
+		return
+	}
+	select {
+	case err := <-s.done:
+		s.flight = false
+		if err != nil {
+			s.fail(fmt.Errorf("direct write: %w", err), s.flightAt)
+		}
+	default:
+	}
+}
+
 // wait waits for the chunk in flight, if any.
 func (s *spoolFile) wait() error {
 	if !s.flight {
@@ -305,6 +352,10 @@ func (s *spoolFile) sync() error {
 func (s *spoolFile) flush() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.flushLocked()
+}
+
+func (s *spoolFile) flushLocked() error {
 	busy := s.recent >= s.chunk
 	s.recent = 0
 	if err := s.writeTail(); err != nil {
@@ -317,17 +368,25 @@ func (s *spoolFile) flush() error {
 }
 
 // close flushes, cuts the file at its end (giving back the blocks reserved
-// past it; after a failure, where it stops being good), syncs and closes
-// it.
+// past it; after a failure, where it stops being good, and never past what
+// is in it), syncs and closes it, all under one lock: a Write after it
+// fails.
 func (s *spoolFile) close() error {
-	s.flush()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return os.ErrClosed
+	}
+	s.closed = true
+	s.flushLocked()
 	s.wait() // after a failed flush, a chunk may still be in flight
 	s.release()
 	end := s.n.Load()
 	if s.err != nil {
 		end = min(end, s.cut)
+		if fi, err := s.f.Stat(); err == nil {
+			end = min(end, fi.Size())
+		}
 	}
 	terr := s.f.Truncate(end)
 	serr := s.f.Sync()

@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -422,5 +424,140 @@ func TestSealGivesBackAReservation(t *testing.T) {
 	}
 	if a := allocated(); a > int64(len(content))+directChunk/2 {
 		t.Fatalf("%d bytes still allocated to a %d-byte file after Seal", a, len(content))
+	}
+}
+
+// TestTwoFailuresCutAtTheLower: a reservation fails (the disk is full)
+// just after a chunk went out in the background, and that chunk then
+// fails too: the file is cut before the failed chunk, not padded to what
+// the Writes accepted, and close reports both failures.
+func TestTwoFailuresCutAtTheLower(t *testing.T) {
+	s, path := directSpoolFile(t)
+	s.after, s.chunk = 3*directAlign, 4*directAlign
+	write, wcalls := s.writeDirect, 0
+	var failedAt int64 = -1
+	s.writeDirect = func(b []byte, off int64) error {
+		if wcalls++; wcalls == 2 {
+			failedAt = off
+			return unix.EIO
+		}
+		return write(b, off)
+	}
+	reserve, rcalls := s.reserve, 0
+	s.reserve = func(off, n int64) error {
+		if rcalls++; rcalls == 3 {
+			return unix.ENOSPC
+		}
+		return reserve(off, n)
+	}
+	var accepted []byte
+	var werr error
+	for i := 0; werr == nil && i < 100; i++ {
+		p := bytes.Repeat([]byte{byte(i + 1)}, 3000)
+		if _, werr = s.Write(p); werr == nil {
+			accepted = append(accepted, p...)
+		}
+	}
+	if !errors.Is(werr, unix.ENOSPC) {
+		t.Fatalf("the Write that needed room: %v, want ENOSPC", werr)
+	}
+	cerr := s.close()
+	if !errors.Is(cerr, unix.ENOSPC) || !errors.Is(cerr, unix.EIO) {
+		t.Errorf("close: %v, want both ENOSPC and EIO", cerr)
+	}
+	got, _ := os.ReadFile(path)
+	if failedAt < 0 || int64(len(got)) != failedAt || !bytes.Equal(got, accepted[:failedAt]) {
+		t.Fatalf("file %d bytes, want the %d before the failed chunk, exactly", len(got), failedAt)
+	}
+}
+
+// TestWriteDuringClose: a Write racing close is either in the file (and
+// the digest) or refused; the file is never padded.
+func TestWriteDuringClose(t *testing.T) {
+	for range 100 {
+		s, path := directSpoolFile(t)
+		s.after, s.chunk = 3*directAlign, 4*directAlign
+		p := bytes.Repeat([]byte("y"), 1000)
+		for range 20 {
+			s.Write(p)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				if _, err := s.Write(p); err != nil {
+					if !errors.Is(err, os.ErrClosed) {
+						t.Errorf("Write during close: %v, want os.ErrClosed", err)
+					}
+					return
+				}
+				runtime.Gosched()
+			}
+		}()
+		runtime.Gosched()
+		if err := s.close(); err != nil {
+			t.Fatal(err)
+		}
+		<-done
+		got, _ := os.ReadFile(path)
+		sum := sha256.Sum256(got)
+		if int64(len(got)) != s.n.Load() || !bytes.Equal(s.h.Sum(nil), sum[:]) || bytes.IndexByte(got, 0) >= 0 {
+			t.Fatalf("file %d bytes (zero at %d), %d accepted; digest matches: %v",
+				len(got), bytes.IndexByte(got, 0), s.n.Load(), bytes.Equal(s.h.Sum(nil), sum[:]))
+		}
+	}
+}
+
+// TestFailedChunkStopsTheNextWrite: once a chunk in the background has
+// failed, the next Write says so, not the one that fills the next chunk.
+func TestFailedChunkStopsTheNextWrite(t *testing.T) {
+	s, _ := directSpoolFile(t)
+	defer s.close()
+	s.after, s.chunk = 3*directAlign, 4*directAlign
+	write := s.writeDirect
+	var calls atomic.Int32
+	started, fail, failed := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	s.writeDirect = func(b []byte, off int64) error {
+		if calls.Add(1) == 2 { // the first chunk in the background
+			close(started)
+			<-fail
+			defer close(failed)
+			return unix.EIO
+		}
+		return write(b, off)
+	}
+	p := bytes.Repeat([]byte("z"), 1000)
+	for inFlight := false; !inFlight; {
+		if _, err := s.Write(p); err != nil {
+			t.Fatalf("before the chunk failed: %v", err)
+		}
+		s.mu.Lock()
+		inFlight = s.flight
+		s.mu.Unlock()
+	}
+	<-started
+	close(fail)
+	<-failed
+	if _, err := s.Write([]byte("x")); !errors.Is(err, unix.EIO) {
+		t.Fatalf("the Write after the chunk failed: %v, want EIO", err)
+	}
+}
+
+// TestCopyOnWriteStaysInThePageCache: direct mode is for filesystems that
+// overwrite in place; this one (the test's) is ext4, XFS or tmpfs, or the
+// spool file did not open O_DIRECT.
+func TestCopyOnWriteStaysInThePageCache(t *testing.T) {
+	s, err := createSpoolFile(filepath.Join(t.TempDir(), "r.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(int(s.f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	inPlace := st.Type == unix.EXT4_SUPER_MAGIC || st.Type == unix.XFS_SUPER_MAGIC || st.Type == unix.TMPFS_MAGIC
+	if !inPlace && s.direct != nil {
+		t.Fatalf("filesystem type %#x: O_DIRECT chosen on a filesystem that may not overwrite in place", st.Type)
 	}
 }
