@@ -209,7 +209,7 @@ func (s *session) handle(req *ssh.Request) (done bool) {
 				})
 			}
 		}
-		return false // no reply, whatever the client asked
+		ok = true
 	case wire.ReqSignal:
 		var sig wire.Signal
 		if s.sid != 0 && wire.Unmarshal(req.Type, req.Payload, &sig) == nil {

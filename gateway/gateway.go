@@ -226,15 +226,13 @@ func (s *Server) serve(ln net.Listener, handle func(net.Conn)) error {
 			if s.isClosing() || errors.Is(err, net.ErrClosed) {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				// Temporary trouble (out of file descriptors…): back off.
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				s.log.Warn("accept failed; retrying", "err", err, "delay", delay)
-				time.Sleep(delay)
-				continue
-			}
-			return fmt.Errorf("gateway: accept: %w", err)
+			// Anything else is trouble that passes (out of file
+			// descriptors or memory…): back off and try again, rather
+			// than end every session with the gateway.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed; retrying", "err", err, "delay", delay)
+			time.Sleep(delay)
+			continue
 		}
 		delay = 0
 		if !s.trackConn(nc) {

@@ -47,6 +47,7 @@ type session struct {
 	// killedBy (set before) says who killed it, "" if nobody did.
 	finished chan struct{}
 	killedBy string
+	notices  sync.WaitGroup // lines notify is writing
 
 	bytesIn  atomic.Int64 // person → host
 	bytesOut atomic.Int64 // host → person
@@ -55,8 +56,31 @@ type session struct {
 
 // notify writes a line to the person's terminal (stderr), whatever the
 // session is doing.
+//
+// It does not wait for the line to go out: a person who has stopped
+// reading (their window is full) must not hold up the session's end, a
+// kill, or a shutdown. noticesSent waits for the lines a while.
 func (ss *session) notify(msg string) {
-	writeLine(ss.client, ss.pty, msg)
+	ss.notices.Add(1)
+	go func() {
+		defer ss.notices.Done()
+		writeLine(ss.client, ss.pty, msg)
+	}()
+}
+
+// noticesSent waits up to d for notify's lines to go out, and reports
+// whether they did.
+func (ss *session) noticesSent(d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { ss.notices.Wait(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 func writeLine(ch ssh.Channel, pty bool, msg string) {
@@ -315,7 +339,7 @@ func (c *personConn) openSession(ctx context.Context, ss *session, st *setup, st
 	}
 	if err := s.cfg.Store.CreateSession(ctx, row); err != nil {
 		ss.log.Error("cannot record session", "err", err)
-		ss.notify("rr: internal error; the session was not started")
+		writeLine(ss.client, ss.pty, "rr: internal error; the session was not started")
 		sendExitStatus(ss.client, 1)
 		return
 	}
@@ -337,7 +361,7 @@ func (c *personConn) openSession(ctx context.Context, ss *session, st *setup, st
 	r, err := s.cfg.Recorders.Start(ctx, info)
 	if err != nil {
 		ss.log.Error("recorder refused the session", "err", err)
-		ss.notify("rr: the session cannot be recorded, so it was not started")
+		writeLine(ss.client, ss.pty, "rr: the session cannot be recorded, so it was not started")
 		sendExitStatus(ss.client, 1)
 		end.Reason = "recorder failed"
 		return
@@ -351,19 +375,14 @@ func (c *personConn) openSession(ctx context.Context, ss *session, st *setup, st
 	agent, agentReqs, err := s.openAgentChannel(target.Host, wire.SessionOpen{SessionID: ss.id, Person: c.person})
 	if err != nil {
 		ss.log.Warn("cannot reach host", "err", err)
-		ss.notify(c.refusal(target.Host, errHostOffline))
+		writeLine(ss.client, ss.pty, c.refusal(target.Host, errHostOffline))
 		sendExitStatus(ss.client, 1)
 		end.Reason = "host offline"
 		return
 	}
-	if ok := replay(agent, st, start, target); !ok {
-		agent.Close()
-		ss.notify("rr: the host refused to start the session")
-		sendExitStatus(ss.client, 1)
-		end.Reason = "host refused"
-		return
-	}
-
+	// Live from here: a kill or a shutdown reaches it while the host side
+	// is being started, which a cancel cuts short by closing that side (a
+	// host that never answers must not hold the session).
 	s.mu.Lock()
 	s.sessions[ss.id] = ss
 	s.mu.Unlock()
@@ -372,6 +391,22 @@ func (c *personConn) openSession(ctx context.Context, ss *session, st *setup, st
 		delete(s.sessions, ss.id)
 		s.mu.Unlock()
 	}()
+	stopWatch := context.AfterFunc(ctx, func() { agent.Close() })
+	ok := replay(agent, st, start, target)
+	if !stopWatch() || !ok {
+		agent.Close()
+		if ctx.Err() != nil {
+			end = endOf(context.Cause(ctx), false)
+			if !errors.Is(context.Cause(ctx), errClientGone) {
+				writeLine(ss.client, ss.pty, context.Cause(ctx).Error())
+			}
+		} else {
+			writeLine(ss.client, ss.pty, "rr: the host refused to start the session")
+			end.Reason = "host refused"
+		}
+		sendExitStatus(ss.client, 1)
+		return
+	}
 	ss.log.Info("session started", "command", target.Command, "pty", ss.pty)
 	s.audit(store.AuditEvent{Actor: c.person, Action: "session.open", Target: target.Host,
 		Outcome: "allowed", Source: c.remote, SessionID: ss.id})
@@ -414,6 +449,7 @@ func (s *Server) finishSession(ss *session, rec SessionRecorder, end SessionEnd)
 	}
 	if err := rec.Close(end); err != nil {
 		ss.log.Error("recording not finalized", "err", err)
+		end.Reason += " (recording not finalized)" // the row says so too
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -486,6 +522,18 @@ func (ss *session) bridge(ctx context.Context, clientReqs <-chan *ssh.Request, a
 	var end SessionEnd
 	exited := false
 	var giveUp <-chan time.Time // after a cancel: how long the host side may take to close
+	// cancelled takes the cancel's cause as the end reason (unless the
+	// host had ended it first) and tells the person why.
+	cancelled := func() {
+		cause := context.Cause(ctx)
+		if end.Reason == "" {
+			e := endOf(cause, exited)
+			end.Reason, end.KilledBy = e.Reason, e.KilledBy
+		}
+		if !errors.Is(cause, errClientGone) {
+			ss.notify(cause.Error())
+		}
+	}
 	for agentReqs != nil {
 		select {
 		case <-giveUp:
@@ -549,17 +597,7 @@ func (ss *session) bridge(ctx context.Context, clientReqs <-chan *ssh.Request, a
 				}
 			}
 		case <-ctx.Done():
-			cause := context.Cause(ctx)
-			if !exited && end.Reason == "" {
-				end.Reason = strings.TrimPrefix(cause.Error(), "rr: ")
-				var k *killError
-				if errors.As(cause, &k) {
-					end.Reason, end.KilledBy = k.endReason(), k.by
-				}
-			}
-			if !errors.Is(cause, errClientGone) {
-				ss.notify(cause.Error())
-			}
+			cancelled()
 			// End the host side; the person's channel closes once the
 			// session is finalized (or at once if the host side hangs).
 			agent.Close()
@@ -572,21 +610,54 @@ func (ss *session) bridge(ctx context.Context, clientReqs <-chan *ssh.Request, a
 		}
 	}
 	// The host side has closed. Deliver what it wrote, then close; after a
-	// cancel, not for long.
-	if giveUp != nil {
+	// cancel, not for long. A person who has stopped reading keeps the
+	// output pumps waiting: a cancel (kill, a timeout, a shutdown) still
+	// ends the session then.
+	delivered := false
+	cut := giveUp != nil
+	if !cut {
 		select {
 		case <-outDone:
+			delivered = true
+		case <-ctx.Done():
+			cancelled()
+			cut = true
+		}
+	}
+	if cut {
+		select {
+		case <-outDone:
+			delivered = true
 		case <-time.After(time.Second):
 		}
-	} else {
-		<-outDone
 	}
 	if !exited && end.Reason == "" {
 		end.Reason = "agent lost"
 		ss.notify(errAgentLost.Error())
 	}
-	client.CloseWrite()
+	// EOF only when nothing writes to the person any more (x/crypto/ssh's
+	// CloseWrite must not race a Write); the close that follows finish
+	// ends the channel either way.
+	if ss.noticesSent(time.Second) && delivered {
+		client.CloseWrite()
+	}
 	finish(end)
+}
+
+// endOf is how a session cancelled with cause ended, for its row and its
+// recording; exited says the host had already reported its exit (which
+// then stays the reason).
+func endOf(cause error, exited bool) SessionEnd {
+	var e SessionEnd
+	if exited {
+		return e
+	}
+	e.Reason = strings.TrimPrefix(cause.Error(), "rr: ")
+	var k *killError
+	if errors.As(cause, &k) {
+		e.Reason, e.KilledBy = k.endReason(), k.by
+	}
+	return e
 }
 
 // limits arms the idle and maximum-length timers (no goroutine waits on
@@ -641,11 +712,15 @@ func (k *killError) Error() string {
 	return msg
 }
 
-// forward sends req to ch and, when req wants a reply, relays ch's answer.
+// forward sends req on to ch without asking for an answer, and answers it
+// itself when it wants one (yes, unless ch is gone): the bridge's loop
+// must never wait on a peer, or it would stop seeing kills and timeouts.
+// The requests it forwards (window-change, signal, exit-status…) change
+// nothing if refused.
 func forward(ch ssh.Channel, req *ssh.Request) {
-	ok, err := ch.SendRequest(req.Type, req.WantReply, req.Payload)
+	_, err := ch.SendRequest(req.Type, false, req.Payload)
 	if req.WantReply {
-		req.Reply(ok && err == nil, nil)
+		req.Reply(err == nil, nil)
 	}
 }
 

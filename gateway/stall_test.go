@@ -1,0 +1,199 @@
+package gateway_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/rr-gateway/rr/gateway"
+	"github.com/rr-gateway/rr/gateway/admin"
+	"github.com/rr-gateway/rr/internal/rrtest"
+	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/wire"
+)
+
+// The bridge must keep seeing kills, timeouts and shutdowns whatever the
+// person or the host does: a request nobody answers, a person who stopped
+// reading, a host side that never answers the start.
+
+// onlySession returns the one session row, and waits (up to 15 s) for it
+// to leave the live state when ended is true.
+func onlySession(t *testing.T, e *env, ended bool) store.Session {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		rows, err := e.gw.Store.Sessions(context.Background(), store.SessionFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) == 1 && (!ended || rows[0].State != store.StateLive) {
+			return rows[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 15 s: %+v (want one session, ended: %v)", rows, ended)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// notReading starts cmd on web-01 and never reads its output.
+func notReading(t *testing.T, e *env, cmd string) *ssh.Client {
+	t.Helper()
+	c := e.dial(t, "rr+web-01", e.alice.Signer)
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if _, err := s.StdoutPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.StderrPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(cmd); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestRequestWantingAReply: a window-change that asks for a reply is
+// answered, and does not stop the idle timeout from ending the session.
+func TestRequestWantingAReply(t *testing.T) {
+	e := newEnv(t, gateway.Config{IdleTimeout: time.Second})
+	s, _, _ := startCommand(t, e.dial(t, "rr+web-01", e.alice.Signer), "echo started; sleep 30")
+	ok, err := s.SendRequest(wire.ReqWindowChange, true, ssh.Marshal(&wire.WindowChange{Columns: 100, Rows: 40}))
+	if err != nil || !ok {
+		t.Errorf("window-change wanting a reply: %v, %v", ok, err)
+	}
+	if row := onlySession(t, e, true); row.EndReason != "the session was idle too long; closed" {
+		t.Errorf("ended %q, want the idle timeout", row.EndReason)
+	}
+}
+
+// TestStalledPersonIsKilledAfterTheHostExits: the host wrote more than
+// the person's window and exited; the person reads nothing. A kill still
+// ends the session, at once; it ended as the host said (exit 7), so the
+// kill is told it came second.
+func TestStalledPersonIsKilledAfterTheHostExits(t *testing.T) {
+	e := newEnv(t, gateway.Config{})
+	notReading(t, e, "head -c 3000000 /dev/zero; exit 7")
+	row := onlySession(t, e, false)
+	time.Sleep(500 * time.Millisecond) // the host is done; its output waits
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.gw.Srv.Kill(ctx, row.ID, "bob", "stuck"); !errors.Is(err, admin.ErrEndedFirst) {
+		t.Fatalf("kill: %v, want %v", err, admin.ErrEndedFirst)
+	}
+	if row = onlySession(t, e, true); row.State != store.StateClosed || row.EndReason != "exit 7" {
+		t.Errorf("row %+v, want closed with the host's exit", row)
+	}
+}
+
+// TestStalledPersonTimesOut: the host keeps writing, the person reads
+// nothing: the idle timeout ends the session, though the notice cannot
+// reach them.
+func TestStalledPersonTimesOut(t *testing.T) {
+	e := newEnv(t, gateway.Config{IdleTimeout: time.Second})
+	notReading(t, e, "head -c 50000000 /dev/zero; sleep 30")
+	if row := onlySession(t, e, true); row.EndReason != "the session was idle too long; closed" {
+		t.Errorf("ended %q, want the idle timeout", row.EndReason)
+	}
+}
+
+// TestShutdownWithAStalledPerson: Shutdown keeps to its deadline when a
+// person has stopped reading.
+func TestShutdownWithAStalledPerson(t *testing.T) {
+	e := newEnv(t, gateway.Config{ShutdownGrace: 500 * time.Millisecond})
+	notReading(t, e, "head -c 50000000 /dev/zero; sleep 30")
+	onlySession(t, e, false)
+	time.Sleep(time.Second) // the person's window fills
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- e.gw.Srv.Shutdown(ctx) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("Shutdown did not return within 15 s of a 10 s deadline")
+	}
+	if row := onlySession(t, e, true); row.EndReason != "the gateway shut down; session closed" {
+		t.Errorf("ended %q, want the shutdown", row.EndReason)
+	}
+}
+
+// silentHost is an agent for host that accepts session channels and never
+// answers a request on them.
+func silentHost(t *testing.T, e *env, host string) {
+	t.Helper()
+	key := e.gw.AddHost(host)
+	nc, err := net.Dial("tcp", e.gw.AgentAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, chans, reqs, err := ssh.NewClientConn(nc, e.gw.AgentAddr, &ssh.ClientConfig{User: host,
+		Auth: []ssh.AuthMethod{ssh.PublicKeys(key.Signer)}, HostKeyCallback: ssh.FixedHostKey(e.gw.HostKey.PublicKey())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	go func() {
+		for r := range reqs {
+			if r.WantReply {
+				r.Reply(true, nil)
+			}
+		}
+	}()
+	go func() {
+		for nch := range chans {
+			_, creqs, err := nch.Accept()
+			if err != nil {
+				continue
+			}
+			go func() {
+				for range creqs { // never answered
+				}
+			}()
+		}
+	}()
+	e.gw.WaitOnline(host)
+}
+
+// TestHostThatNeverStarts: while the host side has not answered the start
+// of the session, the session is live and a kill ends it.
+func TestHostThatNeverStarts(t *testing.T) {
+	e := newEnv(t, gateway.Config{})
+	silentHost(t, e, "web-02")
+	c, err := ssh.Dial("tcp", e.gw.PeopleAddr, &ssh.ClientConfig{User: "rr+web-02",
+		Auth: []ssh.AuthMethod{ssh.PublicKeys(e.alice.Signer),
+			rrtest.Answers(t, e.gw.Outbox, map[string]string{"Passphrase for web-02": "pp-web-02"})},
+		HostKeyCallback: ssh.FixedHostKey(e.gw.HostKey.PublicKey()), Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run("true") }()
+	row := onlySession(t, e, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.gw.Srv.Kill(ctx, row.ID, "bob", "stuck"); err != nil {
+		t.Fatalf("kill while the host side starts: %v", err)
+	}
+	if row = onlySession(t, e, true); row.State != store.StateKilled || row.EndReason != "killed by bob: stuck" {
+		t.Errorf("row %+v, want killed by bob", row)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Error("the person's session did not end")
+	}
+}
