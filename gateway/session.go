@@ -359,6 +359,10 @@ func (c *personConn) openSession(ctx context.Context, ss *session, st *setup, st
 	}()
 
 	r, err := s.cfg.Recorders.Start(ctx, info)
+	if err != nil && ctx.Err() != nil {
+		end = endOf(context.Cause(ctx), false) // cancelled while the recording started
+		return
+	}
 	if err != nil {
 		ss.log.Error("recorder refused the session", "err", err)
 		writeLine(ss.client, ss.pty, "rr: the session cannot be recorded, so it was not started")
@@ -491,6 +495,11 @@ func (ss *session) bridge(ctx context.Context, clientReqs <-chan *ssh.Request, a
 		}
 	}
 	pumpErr := func(err error) {
+		select {
+		case <-ss.finished:
+			return // bytes after the end: the closed recording refused them, as it should
+		default:
+		}
 		if errors.Is(err, errRecorder) {
 			ss.log.Error("recording failed", "err", err)
 			ss.cancel(errRecording)
