@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -100,6 +101,11 @@ type Service struct {
 	log     *slog.Logger
 	limiter *limiter
 	dummy   string // a password hash to compare against for unknown people
+	// dummyTook is how long the last check against dummy took
+	// (nanoseconds): every password check is made to take as long, so
+	// that a person whose hash is cheaper (bcrypt) is not told apart
+	// from someone unknown by the time it takes.
+	dummyTook atomic.Int64
 }
 
 // New checks cfg and returns a Service.
@@ -185,9 +191,20 @@ func (s *Service) audit(e Event) {
 		"outcome", e.Outcome, "reason", e.Reason, "source", e.Source)
 }
 
-func (s *Service) fail(who, source, action, target, reason string) {
-	s.audit(Event{Person: who, Action: action, Target: target, Outcome: "denied", Reason: reason, Source: source})
-	if s.limiter.failure(who) {
-		s.audit(Event{Person: who, Action: "lockout", Outcome: "denied", Reason: "too many failures", Source: source})
+// failPassword audits a failed password login as who (the name as the
+// audit may show it) and counts it against key (the name it was for).
+func (s *Service) failPassword(who, key, source, reason string) {
+	s.audit(Event{Person: who, Action: "login", Outcome: "denied", Reason: reason, Source: source})
+	if s.limiter.passwordFailure(key) {
+		s.audit(Event{Person: who, Action: "lockout", Outcome: "denied", Reason: "too many failed passwords", Source: source})
+	}
+}
+
+// failFactor audits a wrong factor (team, passphrase, code) given by
+// person, whose identity was proven, and counts it against them.
+func (s *Service) failFactor(person, source, action, target, reason string) {
+	s.audit(Event{Person: person, Action: action, Target: target, Outcome: "denied", Reason: reason, Source: source})
+	if s.limiter.factorFailure(person) {
+		s.audit(Event{Person: person, Action: "lockout", Outcome: "denied", Reason: "too many wrong factors", Source: source})
 	}
 }

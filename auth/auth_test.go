@@ -3,6 +3,8 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -69,38 +71,114 @@ func TestLimiterLockoutBacksOff(t *testing.T) {
 	l := newLimiter(Limits{FailuresBeforeLockout: 3, LockoutBase: time.Minute, LockoutMax: 3 * time.Minute}.withDefaults(),
 		func() time.Time { return now })
 	for i := 0; i < 2; i++ {
-		if l.failure("bob") {
+		if l.factorFailure("bob") {
 			t.Fatal("locked too early")
 		}
 	}
-	if !l.failure("bob") || !l.locked("bob") || l.locked("alice") {
+	if !l.factorFailure("bob") || !l.factorLocked("bob") || l.factorLocked("alice") {
 		t.Fatal("third failure did not lock bob alone")
 	}
 	now = now.Add(61 * time.Second)
-	if l.locked("bob") {
+	if l.factorLocked("bob") {
 		t.Fatal("first lockout longer than its minute")
 	}
-	l.failure("bob")
-	l.failure("bob")
-	l.failure("bob")
+	l.factorFailure("bob")
+	l.factorFailure("bob")
+	l.factorFailure("bob")
 	now = now.Add(61 * time.Second)
-	if !l.locked("bob") {
+	if !l.factorLocked("bob") {
 		t.Fatal("second lockout did not double")
 	}
-	now = now.Add(10 * time.Minute)
+	now = now.Add(time.Minute)
 	for i := 0; i < 3; i++ {
-		l.failure("bob")
+		l.factorFailure("bob")
 	}
 	now = now.Add(3*time.Minute + time.Second)
-	if l.locked("bob") {
+	if l.factorLocked("bob") {
 		t.Fatal("lockout exceeded its maximum")
 	}
 	// A success clears the run of failures.
-	l.failure("carol")
-	l.failure("carol")
-	l.success("carol")
-	if l.failure("carol") {
+	l.factorFailure("carol")
+	l.factorFailure("carol")
+	l.factorSuccess("carol")
+	if l.factorFailure("carol") {
 		t.Fatal("success did not reset the count")
+	}
+}
+
+// TestLimiterForgets: a run of failures older than LockoutMax is
+// forgotten, and the doubling history after a day without failures.
+func TestLimiterForgets(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := newLimiter(Limits{FailuresBeforeLockout: 3, LockoutBase: time.Minute, LockoutMax: time.Hour}.withDefaults(),
+		func() time.Time { return now })
+	l.passwordFailure("bob")
+	l.passwordFailure("bob")
+	now = now.Add(time.Hour + time.Second)
+	if l.passwordFailure("bob") {
+		t.Fatal("a run of failures an hour old still counted")
+	}
+	for range 5 { // five lockouts: the next would last 32 minutes
+		for range 3 {
+			l.passwordFailure("bob")
+		}
+		now = now.Add(time.Hour + time.Second)
+	}
+	now = now.Add(historyTTL)
+	for range 3 {
+		l.passwordFailure("bob")
+	}
+	now = now.Add(time.Minute + time.Second)
+	if l.passwordLocked("bob") {
+		t.Fatal("after a quiet day, a lockout still lasted more than the base")
+	}
+}
+
+// TestLimiterBooksApart: guessing someone's password locks out password
+// logins under that name, never the factors of the person (so a stranger
+// cannot lock a responder out of their key login); wrong factors lock the
+// person, not the name's password logins.
+func TestLimiterBooksApart(t *testing.T) {
+	l := newLimiter(Limits{FailuresBeforeLockout: 2}.withDefaults(), time.Now)
+	l.passwordFailure("bob")
+	l.passwordFailure("bob")
+	if !l.passwordLocked("bob") || l.factorLocked("bob") {
+		t.Fatal("password guesses: want bob's password logins locked, his factors not")
+	}
+	l.factorFailure("carol")
+	l.factorFailure("carol")
+	if !l.factorLocked("carol") || l.passwordLocked("carol") {
+		t.Fatal("wrong factors: want carol's factors locked, her password logins not")
+	}
+}
+
+// TestLimiterBounded: a flood of names does not grow the books without
+// end.
+func TestLimiterBounded(t *testing.T) {
+	now := time.Now()
+	l := newLimiter(Limits{}.withDefaults(), func() time.Time { return now })
+	for i := range maxBook + 10 {
+		l.passwordFailure(fmt.Sprint("name-", i))
+	}
+	now = now.Add(2 * time.Minute) // the next sweep is due
+	l.passwordFailure("one more")
+	if n := len(l.passwords); n > 1 {
+		t.Fatalf("%d names kept after the sweep of a flood, want only the last", n)
+	}
+}
+
+func TestSourceKey(t *testing.T) {
+	for _, tt := range []struct{ a, b string }{
+		{"192.0.2.7:50123", "192.0.2.7:50999"},
+		{"[2001:db8:1:2:aaaa::1]:22", "[2001:db8:1:2:bbbb::9]:4000"},
+		{"[::ffff:192.0.2.7]:1", "192.0.2.7:2"},
+	} {
+		if sourceKey(tt.a) != sourceKey(tt.b) {
+			t.Errorf("%s and %s counted apart: %s, %s", tt.a, tt.b, sourceKey(tt.a), sourceKey(tt.b))
+		}
+	}
+	if sourceKey("192.0.2.7:1") == sourceKey("192.0.2.8:1") || sourceKey("[2001:db8:1:2::1]:1") == sourceKey("[2001:db8:1:3::1]:1") {
+		t.Error("different sources counted together")
 	}
 }
 
@@ -182,7 +260,7 @@ func TestInteractiveOrderAndDenials(t *testing.T) {
 		case strings.HasPrefix(prompt, "Passphrase"):
 			return "pp"
 		case strings.HasPrefix(prompt, "Code"):
-			return strings.TrimPrefix(sent[len(sent)-1].Subject, "rr login code: ")
+			return regexp.MustCompile(`\d{6}`).FindString(sent[len(sent)-1].Body)
 		}
 		return ""
 	})
@@ -318,5 +396,156 @@ func TestAdminWithoutTeamReachesNoHost(t *testing.T) {
 	}
 	if _, err := s.Interactive(context.Background(), answers("bob"), nil, ServiceLogin, "", "src"); err == nil {
 		t.Fatal("an advanced user in no team logged in")
+	}
+}
+
+// bobWithAuthenticator is a directory with bob (password "pw", an
+// authenticator) and host h (passphrase "pp"), and a Service over it that
+// records its audit events.
+func bobWithAuthenticator(t *testing.T) (*Service, *[]Event, string) {
+	t.Helper()
+	key, err := NewTOTPKey("rr", "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := &fakeDir{
+		people: map[string]Person{"bob": {Name: "bob", Email: "bob@x.test", Role: RoleAdvanced, PasswordHash: mustHash(t, "pw"), TOTPSecret: key.Secret()}},
+		teams:  map[string][]Team{"bob": {{Name: "t_RR", RapidResponse: true, Hosts: []string{"*"}}}},
+		hosts:  map[string]Host{"h": {Name: "h", PassphraseVerifier: mustHash(t, "pp")}},
+	}
+	var events []Event
+	s, err := New(Config{Directory: dir, Mailer: mailFunc(func(Message) error { return nil }),
+		Audit: func(e Event) { events = append(events, e) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, &events, key.Secret()
+}
+
+// TestFactorGuessingIsBounded: on one connection, session after session,
+// wrong authenticator codes lock the person out after
+// FailuresBeforeLockout of them: nothing more is asked, and the right
+// passphrase and code are refused until the lockout ends. A right
+// passphrase between wrong codes does not reset the count.
+func TestFactorGuessingIsBounded(t *testing.T) {
+	s, _, secret := bobWithAuthenticator(t)
+	ctx := context.Background()
+	l, err := s.Interactive(ctx, promptFunc(func(string) string { return "pw" }), nil, "bob", "", "192.0.2.1:1000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := 0
+	wrong := promptFunc(func(prompt string) string {
+		if strings.HasPrefix(prompt, "Authenticator code") {
+			codes++
+			return "000000"
+		}
+		return "pp"
+	})
+	for range 20 {
+		if _, err := s.HostFactors(ctx, wrong, l, "h"); err == nil {
+			t.Fatal("a wrong code passed")
+		}
+		if _, ok := l.Passphrase("h"); ok {
+			t.Fatal("the passphrase was kept though the code was wrong")
+		}
+	}
+	if max := DefaultLimits.FailuresBeforeLockout; codes != max {
+		t.Errorf("%d codes asked over 20 sessions, want %d (then locked out)", codes, max)
+	}
+	right := promptFunc(func(prompt string) string {
+		if strings.HasPrefix(prompt, "Authenticator code") {
+			c, _ := totp.GenerateCode(secret, time.Now())
+			return c
+		}
+		return "pp"
+	})
+	_, err = s.HostFactors(ctx, right, l, "h")
+	var d *Denied
+	if !errors.As(err, &d) || d.Reason != "locked out" {
+		t.Fatalf("right factors while locked out: %v, want locked out", err)
+	}
+	// A new connection, by password, is refused as well.
+	if _, err := s.Interactive(ctx, promptFunc(func(string) string { return "pw" }), nil, "bob", "h", "192.0.2.1:1001"); !errors.As(err, &d) || d.Reason != "locked out" {
+		t.Fatalf("a new login while locked out: %v", err)
+	}
+}
+
+// TestUnknownNamesAreNotRecorded: what was typed as a username that is
+// no one's (maybe a password) reaches neither the audit trail nor the
+// counters, only a digest of it.
+func TestUnknownNamesAreNotRecorded(t *testing.T) {
+	s, events, _ := bobWithAuthenticator(t)
+	typed := "correct horse battery staple"
+	p := promptFunc(func(prompt string) string {
+		if strings.HasPrefix(prompt, "Username") {
+			return typed
+		}
+		return "pw"
+	})
+	if _, err := s.Interactive(context.Background(), p, nil, ServiceLogin, "", "192.0.2.1:1000"); err == nil {
+		t.Fatal("an unknown name logged in")
+	}
+	for _, e := range *events {
+		if strings.Contains(fmt.Sprintf("%+v", e), "horse") {
+			t.Fatalf("the typed name is in the audit: %+v", e)
+		}
+	}
+	if len(*events) == 0 || !strings.HasPrefix((*events)[0].Person, "unknown:") {
+		t.Fatalf("events %+v, want the refusal under unknown:DIGEST", *events)
+	}
+	for k := range s.limiter.passwords {
+		if strings.Contains(k, "horse") {
+			t.Fatal("the typed name is a key of the lockout book")
+		}
+	}
+}
+
+// TestCodeIsNotInTheSubject: subjects show in notifications and relay
+// logs; the code is only in the body.
+func TestCodeIsNotInTheSubject(t *testing.T) {
+	var sent []Message
+	dir := &fakeDir{
+		people: map[string]Person{"bob": {Name: "bob", Email: "bob@x.test", Role: RoleAdvanced, PasswordHash: mustHash(t, "pw")}},
+		teams:  map[string][]Team{"bob": {{Name: "t_RR", RapidResponse: true, Hosts: []string{"*"}}}},
+		hosts:  map[string]Host{"h": {Name: "h", PassphraseVerifier: mustHash(t, "pp")}},
+	}
+	s, err := New(Config{Directory: dir, Mailer: mailFunc(func(m Message) error { sent = append(sent, m); return nil })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := promptFunc(func(prompt string) string {
+		if strings.HasPrefix(prompt, "Code") {
+			return regexp.MustCompile(`\d{6}`).FindString(sent[len(sent)-1].Body)
+		}
+		if strings.HasPrefix(prompt, "Passphrase") {
+			return "pp"
+		}
+		return "pw"
+	})
+	if _, err := s.Interactive(context.Background(), p, nil, "bob", "h", "src"); err != nil {
+		t.Fatal(err)
+	}
+	if len(sent) != 1 || regexp.MustCompile(`\d`).MatchString(sent[0].Subject) {
+		t.Fatalf("mails %+v, want one with no digit in its subject", sent)
+	}
+}
+
+// TestPasswordChecksTakeTheSameTime: a person whose hash is cheaper than
+// the one unknown names are checked against (bcrypt) is answered no
+// sooner than an unknown name.
+func TestPasswordChecksTakeTheSameTime(t *testing.T) {
+	const cheap = "$2a$04$8Gp1DvmwH6Ta6SvqG1v1wuLm9yDMl7nVtAfrp6A7yXW9nWbbkPr1S"
+	dir := &fakeDir{people: map[string]Person{"bob": {Name: "bob", Role: RoleAdvanced, PasswordHash: cheap}}}
+	s, err := New(Config{Directory: dir, Mailer: mailFunc(func(Message) error { return nil })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const took = 300 * time.Millisecond // as if the unknown name's check had taken that
+	s.dummyTook.Store(int64(took))
+	start := time.Now()
+	s.Interactive(context.Background(), promptFunc(func(string) string { return "wrong" }), nil, "bob", "", "src")
+	if d := time.Since(start); d < took {
+		t.Fatalf("bob's bcrypt check answered after %v, before the %v an unknown name takes", d, took)
 	}
 }

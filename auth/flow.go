@@ -3,8 +3,10 @@ package auth
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base32"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -118,7 +120,7 @@ func (s *Service) Interactive(ctx context.Context, p Prompter, known *Person, lo
 	var person Person
 	if known != nil {
 		person = *known
-		if s.limiter.locked(person.Name) {
+		if s.limiter.factorLocked(person.Name) {
 			s.audit(Event{Person: person.Name, Action: "login", Outcome: "denied", Reason: "locked out", Source: source})
 			return nil, denied("locked out", "rr: too many failed attempts; try again later")
 		}
@@ -127,6 +129,10 @@ func (s *Service) Interactive(ctx context.Context, p Prompter, known *Person, lo
 		var err error
 		if person, err = s.password(ctx, p, loginName, source); err != nil {
 			return nil, err
+		}
+		if s.limiter.factorLocked(person.Name) {
+			s.audit(Event{Person: person.Name, Action: "login", Outcome: "denied", Reason: "locked out", Source: source})
+			return nil, denied("locked out", "rr: too many failed attempts; try again later")
 		}
 	}
 	if person.Role != RoleAdvanced && person.Role != RoleAdmin {
@@ -162,16 +168,31 @@ func (s *Service) password(ctx context.Context, p Prompter, loginName, source st
 	if err != nil {
 		return Person{}, err
 	}
-	person, found, err := s.cfg.Directory.PersonByName(ctx, name)
-	if err != nil {
-		return Person{}, err
+	found := false
+	var person Person
+	if plausibleName(name) {
+		if person, found, err = s.cfg.Directory.PersonByName(ctx, name); err != nil {
+			return Person{}, err
+		}
 	}
 	verifier := s.dummy
 	if found && person.PasswordHash != "" {
 		verifier = person.PasswordHash
 	}
+	start := time.Now()
 	ok, verr := CheckSecret(limitLen(pw), verifier)
-	locked := s.limiter.locked(name)
+	if verifier == s.dummy {
+		s.dummyTook.Store(int64(time.Since(start)))
+	} else if err := sleepCtx(ctx, time.Duration(s.dummyTook.Load())-time.Since(start)); err != nil {
+		return Person{}, err
+	}
+	// The name is recorded only if it is someone's: a password typed
+	// into the Username prompt must not land in the audit trail.
+	key, who := name, name
+	if !found {
+		key, who = unknownName(name), unknownName(name)
+	}
+	locked := s.limiter.passwordLocked(key)
 	if !found || person.PasswordHash == "" || !ok || verr != nil || locked {
 		reason := "wrong password"
 		switch {
@@ -185,15 +206,55 @@ func (s *Service) password(ctx context.Context, p Prompter, loginName, source st
 			reason = "bad password verifier: " + verr.Error()
 		}
 		if locked {
-			s.audit(Event{Person: name, Action: "login", Outcome: "denied", Reason: reason, Source: source})
+			s.audit(Event{Person: who, Action: "login", Outcome: "denied", Reason: reason, Source: source})
 		} else {
-			s.fail(name, source, "login", "", reason)
+			s.failPassword(who, key, source, reason)
 		}
 		return Person{}, denied(reason, "")
 	}
-	s.limiter.success(name)
+	s.limiter.passwordSuccess(key)
 	s.audit(Event{Person: name, Action: "login", Outcome: "allowed", Reason: "password", Source: source})
 	return person, nil
+}
+
+// maxName bounds a name worth looking up (the store's names are shorter).
+const maxName = 64
+
+// plausibleName reports whether name could be someone's: short, and
+// without spaces or control characters.
+func plausibleName(name string) bool {
+	if name == "" || len(name) > maxName {
+		return false
+	}
+	for _, r := range name {
+		if r <= ' ' || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// unknownName is how a name that is no one's appears in the audit trail
+// and is counted: a short digest, so that repeated guesses at one name can
+// be told apart without keeping what was typed (possibly a password).
+func unknownName(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return "unknown:" + hex.EncodeToString(sum[:6])
+}
+
+// sleepCtx waits d (nothing if d <= 0) or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func limitLen(s string) string {
@@ -239,7 +300,7 @@ func (s *Service) chooseTeam(ctx context.Context, p Prompter, l *Login) (string,
 		}
 		t, ok := pickTeam(rr, answer)
 		if !ok {
-			s.fail(l.Person.Name, l.Source, "team", answer, "not one of the choices")
+			s.failFactor(l.Person.Name, l.Source, "team", "", "not one of the choices")
 			return "", denied("bad team choice", "rr: not one of your Rapid Response teams")
 		}
 		l.Team = t
@@ -294,8 +355,16 @@ func (s *Service) MayOpen(ctx context.Context, l *Login, host string) error {
 	return nil
 }
 
+// hostFactors asks for host's passphrase unless this connection gave it,
+// then the second factor unless given: the passphrase is kept (and the host
+// ready) only once both have passed. A person locked out (too many wrong
+// factors, on any connection) is asked nothing.
 func (s *Service) hostFactors(ctx context.Context, p Prompter, l *Login, host, instruction string) error {
-	if _, ok := l.hosts[host]; !ok {
+	if err := s.notLocked(l); err != nil {
+		return err
+	}
+	given, ok := l.hosts[host]
+	if !ok {
 		h, found, err := s.cfg.Directory.Host(ctx, host)
 		if err != nil {
 			return err
@@ -311,6 +380,9 @@ func (s *Service) hostFactors(ctx context.Context, p Prompter, l *Login, host, i
 			if try > 0 {
 				instruction = "Wrong passphrase; try again."
 			}
+			if err := s.notLocked(l); err != nil {
+				return err
+			}
 			if pp, err = p.Ask(ctx, instruction, "Passphrase for "+host+": ", false); err != nil {
 				return err
 			}
@@ -325,10 +397,7 @@ func (s *Service) hostFactors(ctx context.Context, p Prompter, l *Login, host, i
 				case h.PassphraseVerifier == "":
 					reason = "host has no passphrase set"
 				}
-				s.fail(l.Person.Name, l.Source, "passphrase", host, reason)
-				if s.limiter.locked(l.Person.Name) {
-					return denied("locked out", "rr: too many failed attempts; try again later")
-				}
+				s.failFactor(l.Person.Name, l.Source, "passphrase", host, reason)
 			}
 		}
 		if !ok {
@@ -337,18 +406,26 @@ func (s *Service) hostFactors(ctx context.Context, p Prompter, l *Login, host, i
 			}
 			return denied("wrong passphrase", "rr: wrong passphrase for "+host)
 		}
-		s.limiter.success(l.Person.Name)
 		s.audit(Event{Person: l.Person.Name, Action: "passphrase", Target: host, Outcome: "allowed", Source: l.Source})
-		l.hosts[host] = NewSecret(pp)
+		given = NewSecret(limitLen(pp)) // what was checked
 	}
-	if l.secondDone {
+	if !l.secondDone {
+		if err := s.secondFactor(ctx, p, l, instruction); err != nil {
+			return err
+		}
+		l.secondDone = true
+	}
+	l.hosts[host] = given
+	return nil
+}
+
+// notLocked refuses a person locked out for wrong factors.
+func (s *Service) notLocked(l *Login) error {
+	if !s.limiter.factorLocked(l.Person.Name) {
 		return nil
 	}
-	if err := s.secondFactor(ctx, p, l, instruction); err != nil {
-		return err
-	}
-	l.secondDone = true
-	return nil
+	s.audit(Event{Person: l.Person.Name, Action: "factors", Outcome: "denied", Reason: "locked out", Source: l.Source})
+	return denied("locked out", "rr: too many failed attempts; try again later")
 }
 
 // secondFactor checks an authenticator code for people who enrolled one,
@@ -357,6 +434,9 @@ func (s *Service) secondFactor(ctx context.Context, p Prompter, l *Login, instru
 	who := l.Person.Name
 	if l.Person.TOTPSecret != "" {
 		for try := 0; try < s.cfg.CodeTries; try++ {
+			if err := s.notLocked(l); err != nil {
+				return err
+			}
 			answer, err := p.Ask(ctx, instruction, "Authenticator code: ", false)
 			if err != nil {
 				return err
@@ -365,10 +445,11 @@ func (s *Service) secondFactor(ctx context.Context, p Prompter, l *Login, instru
 			ok, _ := totp.ValidateCustom(strings.TrimSpace(limitLen(answer)), l.Person.TOTPSecret, s.cfg.Now(),
 				totp.ValidateOpts{Period: 30, Skew: 1, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
 			if ok {
+				s.limiter.factorSuccess(who)
 				s.audit(Event{Person: who, Action: "code", Outcome: "allowed", Reason: "authenticator", Source: l.Source})
 				return nil
 			}
-			s.fail(who, l.Source, "code", "", "wrong authenticator code")
+			s.failFactor(who, l.Source, "code", "", "wrong authenticator code")
 		}
 		return denied("wrong authenticator code", "rr: wrong code")
 	}
@@ -385,7 +466,7 @@ func (s *Service) secondFactor(ctx context.Context, p Prompter, l *Login, instru
 		return err
 	}
 	sendCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	err = s.cfg.Mailer.Send(sendCtx, Message{To: l.Person.Email, Subject: "rr login code: " + code,
+	err = s.cfg.Mailer.Send(sendCtx, Message{To: l.Person.Email, Subject: "rr login code",
 		Body: fmt.Sprintf("Your rr code is %s. It is valid for %s, for the login you started from %s.\n"+
 			"If that was not you, tell your security team.\n", code, s.cfg.CodeTTL, l.Source)})
 	cancel()
@@ -406,17 +487,17 @@ func (s *Service) secondFactor(ctx context.Context, p Prompter, l *Login, instru
 		instruction = ""
 		l.code.tries++
 		if s.cfg.Now().After(l.code.expires) {
-			s.fail(who, l.Source, "code", "", "code expired")
+			s.failFactor(who, l.Source, "code", "", "code expired")
 			return denied("code expired", "rr: the code expired; log in again for a new one")
 		}
 		if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(limitLen(answer))), []byte(l.code.code)) == 1 {
-			s.limiter.success(who)
+			s.limiter.factorSuccess(who)
 			s.audit(Event{Person: who, Action: "code", Outcome: "allowed", Reason: "emailed code", Source: l.Source})
 			return nil
 		}
-		s.fail(who, l.Source, "code", "", "wrong code")
-		if s.limiter.locked(who) {
-			return denied("locked out", "rr: too many failed attempts; try again later")
+		s.failFactor(who, l.Source, "code", "", "wrong code")
+		if err := s.notLocked(l); err != nil {
+			return err
 		}
 	}
 	return denied("wrong code", "rr: wrong code")

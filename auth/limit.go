@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"net"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -51,14 +53,23 @@ func orDefault[T int | time.Duration](v, d T) T {
 
 // limiter keeps the counters in memory: a restart forgets them, and
 // several gateways count apart (a shared store will carry them later).
+//
+// Failures lock out in two separate books: password guesses by the name
+// they were made for (a stranger guessing alice's password locks out
+// alice's password logins, never her key), and wrong factors asked after
+// identity was proven (team, host passphrase, code) by the person. A run
+// of failures is forgotten after LockoutMax without another, and the
+// lockout history (each lockout doubles the next) after a day without one.
 type limiter struct {
 	l   Limits
 	now func() time.Time
 
-	mu      sync.Mutex
-	sources map[string]*window
-	mails   map[string]*window
-	people  map[string]*lockState
+	mu        sync.Mutex
+	sources   map[string]*window
+	mails     map[string]*window
+	passwords map[string]*lockState // by login name
+	factors   map[string]*lockState // by person
+	swept     time.Time             // last sweep of the two books
 }
 
 // window counts events in a fixed window.
@@ -70,11 +81,20 @@ type window struct {
 type lockState struct {
 	failures int
 	lockouts int
-	until    time.Time
+	until    time.Time // locked out before then
+	last     time.Time // last failure
 }
 
+// maxBook bounds each book: past it, a sweep drops every entry not locked
+// out now, rather than let a flood of names grow memory.
+const maxBook = 100000
+
+// historyTTL is how long a lockout history lasts without a failure.
+const historyTTL = 24 * time.Hour
+
 func newLimiter(l Limits, now func() time.Time) *limiter {
-	return &limiter{l: l, now: now, sources: map[string]*window{}, mails: map[string]*window{}, people: map[string]*lockState{}}
+	return &limiter{l: l, now: now, sources: map[string]*window{}, mails: map[string]*window{},
+		passwords: map[string]*lockState{}, factors: map[string]*lockState{}}
 }
 
 // take counts one event in m[key] and reports whether it is within max per
@@ -97,11 +117,33 @@ func (lm *limiter) take(m map[string]*window, key string, max int, d time.Durati
 	return w.n <= max
 }
 
-// attempt reports whether source may start another authentication.
+// attempt reports whether source (host:port or host) may start another
+// authentication; it is counted by address (an IPv6 one by its /64), not
+// by connection.
 func (lm *limiter) attempt(source string) bool {
 	lm.mu.Lock()
 	defer lm.mu.Unlock()
-	return lm.take(lm.sources, source, lm.l.SourceAttempts, lm.l.SourceWindow)
+	return lm.take(lm.sources, sourceKey(source), lm.l.SourceAttempts, lm.l.SourceWindow)
+}
+
+// sourceKey is the address a source is counted under: its IP without the
+// port, and for IPv6 the /64 a single host is usually given.
+func sourceKey(source string) string {
+	host := source
+	if h, _, err := net.SplitHostPort(source); err == nil {
+		host = h
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	ip = ip.Unmap()
+	if ip.Is6() {
+		if p, err := ip.Prefix(64); err == nil {
+			return p.String()
+		}
+	}
+	return ip.String()
 }
 
 // mail reports whether another code may be mailed to person.
@@ -111,32 +153,47 @@ func (lm *limiter) mail(person string) bool {
 	return lm.take(lm.mails, person, lm.l.MailsPerPerson, lm.l.MailWindow)
 }
 
-// locked reports whether person is locked out now.
-func (lm *limiter) locked(person string) bool {
+// passwordLocked reports whether password logins as name are locked out.
+func (lm *limiter) passwordLocked(name string) bool { return lm.locked(lm.passwords, name) }
+
+// factorLocked reports whether person may not be asked factors now.
+func (lm *limiter) factorLocked(person string) bool { return lm.locked(lm.factors, person) }
+
+// passwordFailure and factorFailure count a failure and report whether it
+// has just locked the name or person out.
+func (lm *limiter) passwordFailure(name string) bool { return lm.failure(lm.passwords, name) }
+func (lm *limiter) factorFailure(person string) bool { return lm.failure(lm.factors, person) }
+
+// passwordSuccess and factorSuccess end a run of failures (not the lockout
+// history). A factor run ends only when the last factor passes: a right
+// passphrase followed by wrong codes is still a run.
+func (lm *limiter) passwordSuccess(name string) { lm.success(lm.passwords, name) }
+func (lm *limiter) factorSuccess(person string) { lm.success(lm.factors, person) }
+
+func (lm *limiter) locked(book map[string]*lockState, key string) bool {
 	lm.mu.Lock()
 	defer lm.mu.Unlock()
-	st := lm.people[person]
+	st := book[key]
 	return st != nil && lm.now().Before(st.until)
 }
 
-// failure counts a failed factor for person and reports whether it has
-// just locked them out.
-func (lm *limiter) failure(person string) bool {
+func (lm *limiter) failure(book map[string]*lockState, key string) bool {
 	lm.mu.Lock()
 	defer lm.mu.Unlock()
-	st := lm.people[person]
+	now := lm.now()
+	lm.sweep(now)
+	st := book[key]
 	if st == nil {
-		if len(lm.people) > 10000 {
-			now := lm.now()
-			for k, v := range lm.people {
-				if now.After(v.until) && v.failures == 0 {
-					delete(lm.people, k)
-				}
-			}
-		}
 		st = &lockState{}
-		lm.people[person] = st
+		book[key] = st
 	}
+	switch {
+	case now.Sub(st.last) > historyTTL:
+		st.failures, st.lockouts = 0, 0
+	case now.Sub(st.last) > lm.l.LockoutMax:
+		st.failures = 0
+	}
+	st.last = now
 	st.failures++
 	if st.failures < lm.l.FailuresBeforeLockout {
 		return false
@@ -145,16 +202,39 @@ func (lm *limiter) failure(person string) bool {
 	if d > lm.l.LockoutMax || d <= 0 {
 		d = lm.l.LockoutMax
 	}
-	st.until, st.failures = lm.now().Add(d), 0
+	st.until, st.failures = now.Add(d), 0
 	st.lockouts++
 	return true
 }
 
-// success clears person's run of failures (but not their lockout history).
-func (lm *limiter) success(person string) {
+func (lm *limiter) success(book map[string]*lockState, key string) {
 	lm.mu.Lock()
 	defer lm.mu.Unlock()
-	if st := lm.people[person]; st != nil {
+	if st := book[key]; st != nil {
 		st.failures = 0
+	}
+}
+
+// sweep drops, at most once a minute, the entries that no longer matter:
+// not locked out, and no failure within historyTTL. A book still over
+// maxBook then loses every entry not locked out now.
+func (lm *limiter) sweep(now time.Time) {
+	if now.Sub(lm.swept) < time.Minute && len(lm.passwords)+len(lm.factors) <= 2*maxBook {
+		return
+	}
+	lm.swept = now
+	for _, book := range []map[string]*lockState{lm.passwords, lm.factors} {
+		for k, st := range book {
+			if !now.Before(st.until) && now.Sub(st.last) > historyTTL {
+				delete(book, k)
+			}
+		}
+		if len(book) > maxBook {
+			for k, st := range book {
+				if !now.Before(st.until) {
+					delete(book, k)
+				}
+			}
+		}
 	}
 }

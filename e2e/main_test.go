@@ -145,7 +145,7 @@ func newestCode(api, addr string, after int) (string, error) {
 	for {
 		msgs, err := mails(api, addr)
 		if err == nil && len(msgs) > after {
-			return sixDigits.FindString(msgs[0].Subject), nil
+			return sixDigits.FindString(msgs[0].Snippet), nil
 		}
 		if time.Now().After(deadline) {
 			return "", fmt.Errorf("no mail to %s (%v)", addr, err)
@@ -155,7 +155,7 @@ func newestCode(api, addr string, after int) (string, error) {
 }
 
 type mailSummary struct {
-	Subject string
+	Snippet string // the start of the text body, where the code is
 	To      []struct{ Address string }
 }
 

@@ -279,7 +279,7 @@ type lineMailer struct{ ctl *control }
 var codeRE = regexp.MustCompile(`\b\d{6}\b`)
 
 func (m lineMailer) Send(_ context.Context, msg auth.Message) error {
-	m.ctl.send("mail", msg.To+" "+codeRE.FindString(msg.Subject))
+	m.ctl.send("mail", msg.To+" "+codeRE.FindString(msg.Body))
 	return nil
 }
 

@@ -38,7 +38,7 @@ func (m *mailbox) Send(_ context.Context, msg auth.Message) error {
 	if m.fail.Load() {
 		return errors.New("connection refused")
 	}
-	m.add(msg.To, sixDigits.FindString(msg.Subject))
+	m.add(msg.To, sixDigits.FindString(msg.Body))
 	return nil
 }
 

@@ -78,7 +78,7 @@ func pollMailpit(ctx context.Context, api string, mb *mailbox) {
 			var body struct {
 				Messages []struct {
 					ID      string
-					Subject string
+					Snippet string // the start of the text body, where the code is
 					To      []struct{ Address string }
 				}
 			}
@@ -89,7 +89,7 @@ func pollMailpit(ctx context.Context, api string, mb *mailbox) {
 						continue
 					}
 					seen[m.ID] = true
-					mb.add(m.To[0].Address, sixDigits.FindString(m.Subject))
+					mb.add(m.To[0].Address, sixDigits.FindString(m.Snippet))
 				}
 			}
 			resp.Body.Close()

@@ -120,7 +120,7 @@ func (o *Outbox) CodeAfter(n int) (string, error) {
 		if len(o.msgs) > n {
 			m := o.msgs[n]
 			o.mu.Unlock()
-			return codeRE.FindString(m.Subject), nil
+			return codeRE.FindString(m.Body), nil
 		}
 		ch := o.changed
 		o.mu.Unlock()
