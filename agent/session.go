@@ -26,12 +26,17 @@ import (
 // copyBufSize is the size of each copy buffer: an SSH packet's worth.
 const copyBufSize = 32 << 10
 
-// ptyIdle is how long the pty output must stay idle, once the process has
-// exited, before the master is closed on whatever still holds the slave;
-// ptyDrainMax caps that wait.
+// Once a pty session's process has exited, its output is read to the
+// end. If processes it left behind still hold the terminal, the master is
+// closed once the output stays idle for ptyIdle, or after ptyDrainMax of
+// output; with none left, every buffered byte is read (the master then
+// returns EIO), and only ptyOrphanIdle without a byte closes it (a
+// process outside the session holding the terminal). Time spent waiting
+// for the gateway to take the output never counts.
 const (
-	ptyIdle     = 100 * time.Millisecond
-	ptyDrainMax = 2 * time.Second
+	ptyIdle       = 100 * time.Millisecond
+	ptyDrainMax   = 2 * time.Second
+	ptyOrphanIdle = 2 * time.Second
 )
 
 // session is one wire.ChannelSession channel and the process it runs.
@@ -63,6 +68,7 @@ type session struct {
 	sid     int              // the process's id, its session and process group id; 0 if none
 	ptmx    *os.File         // pty master (non-blocking, so Close interrupts reads), with a pty
 	outputs []*os.File       // read ends of stdout and stderr, without a pty
+	input   *os.File         // write end of stdin, without a pty
 	state   *os.ProcessState // how the process ended
 	reaped  chan struct{}    // closed once the process is reaped
 	exited  chan struct{}    // closed once it is reaped and its output drained
@@ -152,6 +158,9 @@ func (s *session) stop(reqs <-chan *ssh.Request) {
 	for _, f := range s.outputs {
 		f.Close()
 	}
+	if s.input != nil {
+		s.input.Close() // a copy blocked writing to a stdin nobody reads
+	}
 }
 
 // terminate sends SIGHUP (and SIGCONT, for stopped jobs) to every process
@@ -168,8 +177,13 @@ func (s *session) terminate() {
 		for {
 			select {
 			case <-grace.C:
-				if signalSession(s.sid, unix.SIGKILL) {
-					s.log.Info("session's processes killed after the grace period")
+				// Again while any is left: one forked between the scan
+				// of /proc and the kill escapes a single pass.
+				for pass := 0; pass < 20 && signalSession(s.sid, unix.SIGKILL); pass++ {
+					if pass == 0 {
+						s.log.Info("session's processes killed after the grace period")
+					}
+					time.Sleep(10 * time.Millisecond)
 				}
 				break wait
 			case <-tick.C:
@@ -374,26 +388,30 @@ func (s *session) startPTY(attrs *syscall.SysProcAttr) error {
 	})
 	s.wg.Go(func() {
 		<-s.reaped
-		// Drain what the process wrote. If something it left behind still
-		// holds the terminal, close the master once output goes idle.
 		tick := time.NewTicker(ptyIdle)
 		defer tick.Stop()
-		limit := time.NewTimer(ptyDrainMax)
-		defer limit.Stop()
-		last := moved.Load()
+		last, budget, idle := moved.Load(), ptyDrainMax, time.Duration(0)
 	drain:
 		for {
 			select {
 			case <-outDone:
 				break drain
-			case <-limit.C:
-				break drain
 			case <-tick.C:
-				if now := moved.Load(); now == last && !writing.Load() {
+			}
+			if writing.Load() {
+				continue // the gateway is taking its time: not ours to count
+			}
+			left := signalSession(s.sid, 0)
+			if now := moved.Load(); now != last {
+				last, idle = now, 0
+				if budget -= ptyIdle; left && budget <= 0 {
 					break drain
-				} else {
-					last = now
 				}
+				continue
+			}
+			idle += ptyIdle
+			if left && idle >= ptyIdle || idle >= ptyOrphanIdle {
+				break drain
 			}
 		}
 		ptmx.Close() // interrupts the read if it still waits
@@ -414,12 +432,13 @@ func (s *session) wait() {
 // ioctls) with a non-blocking duplicate that Go's poller manages, so that
 // Close interrupts a pending Read. f is closed.
 func pollable(f *os.File) (*os.File, error) {
-	fd, err := unix.Dup(int(f.Fd()))
+	// Close-on-exec from the start: another session forking meanwhile
+	// must not inherit this master.
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 	f.Close()
 	if err != nil {
 		return nil, fmt.Errorf("dup pty: %w", err)
 	}
-	unix.CloseOnExec(fd)
 	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("pty non-blocking: %w", err)
@@ -465,7 +484,7 @@ func (s *session) startPipes(attrs *syscall.SysProcAttr) error {
 		return err
 	}
 	s.sid = s.cmd.Process.Pid
-	s.outputs = []*os.File{outR, errR}
+	s.outputs, s.input = []*os.File{outR, errR}, inW
 	s.reaped, s.exited = make(chan struct{}), make(chan struct{})
 	s.log.Info("session started", "pty", false, "pid", s.sid)
 	s.wg.Go(s.wait)

@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"fmt"
+	"io"
 	"os"
 	"os/user"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -294,5 +298,49 @@ func TestNonRootCannotSwitchUser(t *testing.T) {
 		Signer: newSigner(t), User: "root"})
 	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("root")) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestPTYOutputWaitsForASlowGateway: a pty session's process exits while
+// the gateway is not taking output (a slow person, a full window); every
+// byte it wrote still arrives, before its exit status.
+func TestPTYOutputWaitsForASlowGateway(t *testing.T) {
+	e := setup(t, nil)
+	s := openSession(t, e.conn)
+	if !s.req(wire.ReqPTY, &wire.PTYRequest{Term: "xterm", Columns: 80, Rows: 24}) {
+		t.Fatal("pty-req refused")
+	}
+	const n = 2<<20 + 8000 // the window, and a tail the pty holds once the process has exited
+	s.exec(fmt.Sprintf("head -c %d /dev/zero | tr '\\0' a", n))
+	time.Sleep(4 * time.Second) // longer than any drain limit: the window stays full
+	b, _ := io.ReadAll(s.ch)
+	x := s.wait()
+	if len(b) != n || x.status != 0 {
+		t.Fatalf("got %d of %d bytes, exit %+v", len(b), n, x)
+	}
+}
+
+// TestEscapedStdinDoesNotHoldTheAgent: a process that left the session
+// keeps the session's stdin open and reads nothing, and the person sent
+// more than a pipe holds; closing the session still ends its goroutines,
+// so the agent stops (and could reconnect).
+func TestEscapedStdinDoesNotHoldTheAgent(t *testing.T) {
+	e := setup(t, nil)
+	s := openSession(t, e.conn).collect()
+	s.exec("exec 3<&0; setsid sleep 1000 <&3 >/dev/null 2>&1 & echo pid=$!; exec 3<&-; exec sleep 1000 </dev/null")
+	m := s.out.waitFor(t, `pid=(\d+)`)
+	pid := atoi(t, m[1])
+	defer syscall.Kill(pid, syscall.SIGKILL)
+	s.ch.Write(make([]byte, 256<<10)) // nobody reads it: the pipe fills
+	time.Sleep(300 * time.Millisecond)
+	s.ch.Close()
+	stopped := make(chan struct{})
+	go func() { e.stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		syscall.Kill(pid, syscall.SIGKILL) // so that the test can end
+		<-stopped
+		t.Fatal("the agent did not stop while an escaped process held the session's stdin")
 	}
 }

@@ -115,7 +115,10 @@ func run(args []string, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, fmt.Errorf("config: %w", err))
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	// SIGHUP too (a terminal closing, a service manager's reload): the
+	// agent ends its sessions and stops cleanly rather than die and leave
+	// them running.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	log.Info("agent starting", "host", c.Host, "gateways", c.Gateways)
 	if err := a.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
