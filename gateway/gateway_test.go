@@ -667,3 +667,100 @@ func TestKillOutlivesTheConsole(t *testing.T) {
 		t.Fatalf("row: %+v, %v", s, err)
 	}
 }
+
+// TestUploadStartsWhenTheSessionEnds: the upload of a recording is asked
+// for once its session's row is closed — asked for earlier, it would find
+// the session live and leave the file to the next rescan, an hour here.
+// The uploader here is as quick as can be: each kick waits until it has
+// looked at the session.
+func TestUploadStartsWhenTheSessionEnds(t *testing.T) {
+	sp, err := rrrec.NewSpool(rrrec.SpoolConfig{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	var (
+		st     *store.SQLite
+		mu     sync.Mutex
+		seen   []store.SessionState // each state the uploader found the session in
+		looked = make(chan struct{}, 8)
+	)
+	sink := &chanSink{uploaded: make(chan string, 1)}
+	up, err := rrrec.NewUploader(rrrec.UploaderConfig{Spool: sp, Sink: sink, Rescan: time.Hour,
+		Final: func(ctx context.Context, id string) (rrrec.Closed, bool, error) {
+			sess, err := st.Session(ctx, id)
+			if err != nil {
+				return rrrec.Closed{}, false, err
+			}
+			mu.Lock()
+			seen = append(seen, sess.State)
+			mu.Unlock()
+			select {
+			case looked <- struct{}{}:
+			default:
+			}
+			return rrrec.Closed{Size: sess.RecordingSize, SHA256: sess.RecordingSHA256}, sess.State != store.StateLive, nil
+		},
+		Moved:    func(ctx context.Context, id, loc string) error { return st.MoveSessionRecording(ctx, id, loc) },
+		Location: func(name string) string { return "test://" + name },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kick := func() {
+		up.Kick()
+		select {
+		case <-looked:
+		case <-time.After(10 * time.Second):
+		}
+	}
+	e := newEnv(t, gateway.Config{Recorders: kickingSpool{sp: sp, st: &st, kick: kick}})
+	st = e.gw.Store
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); up.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	c := e.dial(t, "rr+web-01", e.alice.Signer)
+	if out, _, err := run(t, c, "echo recorded", nil); out != "recorded\n" || err != nil {
+		t.Fatalf("session: %q %v", out, err)
+	}
+	select {
+	case name := <-sink.uploaded:
+		id := strings.TrimSuffix(name, ".gz")
+		sess, err := st.Session(context.Background(), id)
+		if err != nil || sess.State != store.StateClosed || sess.RecordingSHA256 == "" {
+			t.Fatalf("uploaded %s of a session %+v, %v", name, sess, err)
+		}
+	case <-time.After(10 * time.Second):
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("no upload 10s after the session ended; the uploader found it %q", seen)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 1 || seen[0] != store.StateClosed {
+		t.Fatalf("the uploader was asked while the session was %q; want once, when closed", seen)
+	}
+}
+
+// kickingSpool builds SpoolRecorders, which kick the uploader, once the
+// store exists.
+type kickingSpool struct {
+	sp   *rrrec.Spool
+	st   **store.SQLite
+	kick func()
+}
+
+func (k kickingSpool) Start(ctx context.Context, info gateway.SessionInfo) (gateway.SessionRecorder, error) {
+	return gateway.SpoolRecorders(k.sp, *k.st, slog.Default(), k.kick).Start(ctx, info)
+}
+
+// chanSink takes every upload, verified, and says which.
+type chanSink struct{ uploaded chan string }
+
+func (s *chanSink) Upload(_ context.Context, name, _ string, _ int64, _ string) error {
+	s.uploaded <- name
+	return nil
+}
+func (s *chanSink) Verify(context.Context, string, string, int64, string) error { return nil }

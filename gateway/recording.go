@@ -19,17 +19,25 @@ type RecordingStore interface {
 // the person gave for the host, and notes each file's location, size and
 // SHA-256 in the store. It fails closed: no passphrase, no file, no
 // session.
-// onClosed, if not nil, is called after each recording is finalized (to
-// start its upload).
-func SpoolRecorders(sp *recorder.Spool, st RecordingStore, log *slog.Logger, onClosed func()) Recorders {
-	return spoolRecorders{sp: sp, st: st, log: log, onClosed: onClosed}
+// onFinished, if not nil, is called once each session is over: its
+// recording finalized and its row closed (to start its upload, which
+// takes only recordings of sessions that are over).
+func SpoolRecorders(sp *recorder.Spool, st RecordingStore, log *slog.Logger, onFinished func()) Recorders {
+	return spoolRecorders{sp: sp, st: st, log: log, onFinished: onFinished}
 }
 
 type spoolRecorders struct {
-	sp       *recorder.Spool
-	st       RecordingStore
-	log      *slog.Logger
-	onClosed func()
+	sp         *recorder.Spool
+	st         RecordingStore
+	log        *slog.Logger
+	onFinished func()
+}
+
+// sessionFinisher is a SessionRecorder that also hears when its session's
+// row is final: finishSession calls Finished once, after Close and after
+// the row is closed, whatever became of either.
+type sessionFinisher interface {
+	Finished()
 }
 
 func (r spoolRecorders) Start(ctx context.Context, info SessionInfo) (SessionRecorder, error) {
@@ -58,15 +66,15 @@ func (r spoolRecorders) Start(ctx context.Context, info SessionInfo) (SessionRec
 		rec.Close(recorder.End{Reason: "recording not registered"})
 		return nil, err
 	}
-	return &spoolRecording{rec: rec, id: info.ID, st: r.st, log: r.log, onClosed: r.onClosed}, nil
+	return &spoolRecording{rec: rec, id: info.ID, st: r.st, log: r.log, onFinished: r.onFinished}, nil
 }
 
 type spoolRecording struct {
-	rec      *recorder.Recording
-	id       string
-	st       RecordingStore
-	log      *slog.Logger
-	onClosed func()
+	rec        *recorder.Recording
+	id         string
+	st         RecordingStore
+	log        *slog.Logger
+	onFinished func()
 }
 
 func (s *spoolRecording) Input(p []byte) error           { return s.rec.Input(p) }
@@ -80,8 +88,13 @@ func (s *spoolRecording) Close(end SessionEnd) error {
 	if serr := s.st.SetSessionRecording(ctx, s.id, closed.Path, closed.Size, closed.SHA256); serr != nil {
 		err = errors.Join(err, serr)
 	}
-	if s.onClosed != nil {
-		s.onClosed()
-	}
 	return err
+}
+
+// Finished starts the upload: the session's row is final now. (From Close
+// it would find the row still live, and wait for the next rescan.)
+func (s *spoolRecording) Finished() {
+	if s.onFinished != nil {
+		s.onFinished()
+	}
 }

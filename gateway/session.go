@@ -465,6 +465,9 @@ func (s *Server) finishSession(ss *session, rec SessionRecorder, end SessionEnd)
 	if err != nil {
 		ss.log.Error("session row not finalized", "err", err)
 	}
+	if f, ok := rec.(sessionFinisher); ok {
+		f.Finished() // the row is final: its recording may go
+	}
 	ss.log.Info("session ended", "reason", end.Reason, "bytes_in", ss.bytesIn.Load(), "bytes_out", ss.bytesOut.Load())
 }
 

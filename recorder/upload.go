@@ -3,6 +3,7 @@ package recorder
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -14,29 +15,40 @@ import (
 
 // Sink is a remote store for closed recordings (an S3 bucket). Upload
 // returns nil only once the object is verified against size and SHA-256;
-// it never overwrites an existing object.
+// it never overwrites an existing object. Verify checks an object already
+// there against the file the same way: the store's own checksum of what it
+// holds, never a label we stored beside it.
 type Sink interface {
 	Upload(ctx context.Context, name, path string, size int64, sha256hex string) error
+	Verify(ctx context.Context, name, path string, size int64, sha256hex string) error
 }
 
 // UploaderConfig configures an Uploader.
 type UploaderConfig struct {
 	Spool *Spool
 	Sink  Sink
-	// Closed reports whether session id is over, so its file may leave
-	// the spool (a live session's file is still being written).
-	Closed func(ctx context.Context, id string) (bool, error)
+	// Final reports session id's recording as the store noted it when it
+	// was finalized: its size and SHA-256, which the file and its upload
+	// are checked against. over is false while the session is live (its
+	// file is still being written) or unknown (not ours to move). A
+	// session that is over but has no SHA-256 noted yet (a crash came
+	// before its file was sealed; the next start seals it) keeps its file.
+	Final func(ctx context.Context, id string) (c Closed, over bool, err error)
 	// Moved records that session id's recording now lives at location;
 	// the local file is removed only after it returns nil.
 	Moved func(ctx context.Context, id, location string) error
 	// Location names where Sink keeps name (e.g. s3://bucket/prefix/name).
 	Location func(name string) string
 	// AlreadyThere, if set, is how Sink says an object exists (its
-	// sentinel error): the upload is then checked as done if the object
-	// matches, which is how a crash between upload and Moved heals.
+	// sentinel error): Sink.Verify then says whether it is this recording,
+	// which is how a crash between upload and Moved heals. One that is
+	// not is left alone, and so is the local file.
 	AlreadyThere error
-	// Stat, with AlreadyThere, checks an existing object.
-	Stat func(ctx context.Context, name string) (size int64, sha256hex string, err error)
+	// Mismatch, if set, is how Sink says an object is not the file (its
+	// sentinel error). An object stays once put, so a name whose object
+	// does not verify stays taken: that is logged as an error, for someone
+	// to look at, and the local file is kept.
+	Mismatch error
 
 	Rescan     time.Duration // 1m: look for files left behind
 	BackoffMin time.Duration // 2s
@@ -51,8 +63,9 @@ type Uploader struct {
 	cfg  UploaderConfig
 	kick chan struct{}
 
-	mu    sync.Mutex
-	retry map[string]retryState
+	mu       sync.Mutex
+	retry    map[string]retryState
+	unsealed map[string]bool // over, no SHA-256 noted: said once
 }
 
 type retryState struct {
@@ -62,8 +75,8 @@ type retryState struct {
 
 // NewUploader returns an Uploader; start it with Run.
 func NewUploader(cfg UploaderConfig) (*Uploader, error) {
-	if cfg.Spool == nil || cfg.Sink == nil || cfg.Closed == nil || cfg.Moved == nil || cfg.Location == nil {
-		return nil, errors.New("recorder: uploader needs Spool, Sink, Closed, Moved and Location")
+	if cfg.Spool == nil || cfg.Sink == nil || cfg.Final == nil || cfg.Moved == nil || cfg.Location == nil {
+		return nil, errors.New("recorder: uploader needs Spool, Sink, Final, Moved and Location")
 	}
 	if cfg.Rescan <= 0 {
 		cfg.Rescan = time.Minute
@@ -77,7 +90,7 @@ func NewUploader(cfg UploaderConfig) (*Uploader, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Uploader{cfg: cfg, kick: make(chan struct{}, 1), retry: map[string]retryState{}}, nil
+	return &Uploader{cfg: cfg, kick: make(chan struct{}, 1), retry: map[string]retryState{}, unsealed: map[string]bool{}}, nil
 }
 
 // Kick asks for a pass now (a recording was just closed).
@@ -137,11 +150,11 @@ func (u *Uploader) pass(ctx context.Context) time.Time {
 			}
 			continue
 		}
-		closed, err := u.cfg.Closed(ctx, id)
-		if err != nil || !closed {
+		fin, over, err := u.cfg.Final(ctx, id)
+		if err != nil || !over || !u.sealed(id, fin) {
 			continue
 		}
-		if err := u.upload(ctx, id, f); err != nil {
+		if err := u.upload(ctx, id, f, fin); err != nil {
 			d := u.cfg.BackoffMin
 			if waiting {
 				d = min(2*r.delay, u.cfg.BackoffMax)
@@ -151,7 +164,11 @@ func (u *Uploader) pass(ctx context.Context) time.Time {
 			u.mu.Lock()
 			u.retry[id] = retryState{next: next, delay: max(d, u.cfg.BackoffMin)}
 			u.mu.Unlock()
-			u.cfg.Logger.Warn("recording upload failed; will retry", "session", id, "err", err, "retry_in", d)
+			if errors.As(err, new(keepError)) || (u.cfg.Mismatch != nil && errors.Is(err, u.cfg.Mismatch)) {
+				u.cfg.Logger.Error("recording not uploaded; the local file is kept", "session", id, "err", err, "retry_in", d)
+			} else {
+				u.cfg.Logger.Warn("recording upload failed; will retry", "session", id, "err", err, "retry_in", d)
+			}
 			if earliest.IsZero() || next.Before(earliest) {
 				earliest = next
 			}
@@ -164,20 +181,53 @@ func (u *Uploader) pass(ctx context.Context) time.Time {
 	return earliest
 }
 
-func (u *Uploader) upload(ctx context.Context, id, path string) error {
+// sealed reports whether a session that is over has its recording's
+// SHA-256 noted; the first time one has not, it says so.
+func (u *Uploader) sealed(id string, fin Closed) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if fin.SHA256 != "" {
+		delete(u.unsealed, id)
+		return true
+	}
+	if !u.unsealed[id] {
+		u.unsealed[id] = true
+		u.cfg.Logger.Warn("recording not uploaded: its session has no size and SHA-256 noted (the next start seals it); the local file is kept", "session", id)
+	}
+	return false
+}
+
+// keepError marks a failure that retrying alone will not mend: someone
+// must look. The local file stays.
+type keepError struct{ err error }
+
+func (e keepError) Error() string { return e.err.Error() }
+func (e keepError) Unwrap() error { return e.err }
+
+// upload puts the file of session id up, checked against fin, the size
+// and SHA-256 the store noted for it, and removes it once the store says
+// where it went.
+func (u *Uploader) upload(ctx context.Context, id, path string, fin Closed) error {
 	c, err := hashFile(path)
 	if err != nil {
 		return err
 	}
+	if c.Size != fin.Size || !strings.EqualFold(c.SHA256, fin.SHA256) {
+		return keepError{fmt.Errorf("recorder: the spool file (%d bytes, SHA-256 %s) is not the recording its session noted (%d bytes, SHA-256 %s)",
+			c.Size, c.SHA256, fin.Size, fin.SHA256)}
+	}
 	name := id + ".gz"
-	err = u.cfg.Sink.Upload(ctx, name, path, c.Size, c.SHA256)
-	if err != nil && u.cfg.AlreadyThere != nil && errors.Is(err, u.cfg.AlreadyThere) && u.cfg.Stat != nil {
-		// Uploaded before, and the gateway stopped before noting it?
-		size, sum, serr := u.cfg.Stat(ctx, name)
-		if serr == nil && size == c.Size && strings.EqualFold(sum, c.SHA256) {
-			err = nil
-		} else {
-			return errors.Join(err, errors.New("a different object holds that name; the local file is kept"))
+	err = u.cfg.Sink.Upload(ctx, name, path, fin.Size, fin.SHA256)
+	if err != nil && u.cfg.AlreadyThere != nil && errors.Is(err, u.cfg.AlreadyThere) {
+		// Uploaded before, and the gateway stopped before noting it? Only
+		// the store's own checksum of what it holds can say.
+		err = u.cfg.Sink.Verify(ctx, name, path, fin.Size, fin.SHA256)
+		if u.cfg.Mismatch != nil && errors.Is(err, u.cfg.Mismatch) {
+			return keepError{fmt.Errorf("recorder: %s holds a different or damaged object, which is never overwritten: %w",
+				u.cfg.Location(name), err)}
+		}
+		if err != nil {
+			return fmt.Errorf("recorder: %s exists and could not be checked: %w", u.cfg.Location(name), err)
 		}
 	}
 	if err != nil {
@@ -186,6 +236,6 @@ func (u *Uploader) upload(ctx context.Context, id, path string) error {
 	if err := u.cfg.Moved(ctx, id, u.cfg.Location(name)); err != nil {
 		return err
 	}
-	u.cfg.Logger.Info("recording uploaded", "session", id, "location", u.cfg.Location(name), "size", c.Size)
+	u.cfg.Logger.Info("recording uploaded", "session", id, "location", u.cfg.Location(name), "size", fin.Size)
 	return os.Remove(path)
 }

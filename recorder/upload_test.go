@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,13 +17,18 @@ type fakeSink struct {
 	failures int               // fail this many uploads first
 	objects  map[string]string // name → sha256
 	sizes    map[string]int64
+	uploads  int
 }
 
-var errExists = errors.New("exists")
+var (
+	errExists   = errors.New("exists")
+	errMismatch = errors.New("mismatch")
+)
 
-func (f *fakeSink) Upload(_ context.Context, name, path string, _ int64, sum string) error {
+func (f *fakeSink) Upload(_ context.Context, name, path string, size int64, sum string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.uploads++
 	if f.failures > 0 {
 		f.failures--
 		return errors.New("connection refused")
@@ -33,14 +40,18 @@ func (f *fakeSink) Upload(_ context.Context, name, path string, _ int64, sum str
 	if f.sizes == nil {
 		f.sizes = map[string]int64{}
 	}
-	f.sizes[name] = -1
+	f.sizes[name] = size
 	return nil
 }
 
-func (f *fakeSink) Stat(_ context.Context, name string) (int64, string, error) {
+// Verify stands for the server's checksum of what it holds.
+func (f *fakeSink) Verify(_ context.Context, name, _ string, size int64, sum string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.sizes[name], f.objects[name], nil
+	if f.objects[name] != sum || f.sizes[name] != size {
+		return errMismatch
+	}
+	return nil
 }
 
 func TestUploaderRetriesAndKeepsFilesUntilVerified(t *testing.T) {
@@ -49,6 +60,7 @@ func TestUploaderRetriesAndKeepsFilesUntilVerified(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sp.Close()
+	var done1 Closed
 	for _, id := range []string{"done1", "live1"} {
 		r, err := sp.Create(id, "pp", Header{SessionID: id})
 		if err != nil {
@@ -56,7 +68,7 @@ func TestUploaderRetriesAndKeepsFilesUntilVerified(t *testing.T) {
 		}
 		r.Output([]byte("data of " + id))
 		if id == "done1" {
-			r.Close(End{Reason: "exit 0"})
+			done1, _ = r.Close(End{Reason: "exit 0"})
 		} else {
 			defer r.Close(End{})
 		}
@@ -66,7 +78,7 @@ func TestUploaderRetriesAndKeepsFilesUntilVerified(t *testing.T) {
 	u, err := NewUploader(UploaderConfig{
 		Spool:      sp,
 		Sink:       sink,
-		Closed:     func(_ context.Context, id string) (bool, error) { return id != "live1", nil },
+		Final:      func(_ context.Context, id string) (Closed, bool, error) { return done1, id == "done1", nil },
 		Moved:      func(_ context.Context, id, loc string) error { moved <- id + " " + loc; return nil },
 		Location:   func(name string) string { return "s3://b/" + name },
 		BackoffMin: 20 * time.Millisecond, BackoffMax: 50 * time.Millisecond, Rescan: time.Hour,
@@ -116,9 +128,9 @@ func TestUploaderHealsAfterCrashBetweenUploadAndMove(t *testing.T) {
 		sink := &fakeSink{objects: map[string]string{"s1.gz": tc.remote}, sizes: map[string]int64{"s1.gz": c.Size}}
 		var movedTo string
 		u, _ := NewUploader(UploaderConfig{Spool: sp, Sink: sink,
-			Closed:   func(context.Context, string) (bool, error) { return true, nil },
+			Final:    func(context.Context, string) (Closed, bool, error) { return c, true, nil },
 			Moved:    func(_ context.Context, _, loc string) error { movedTo = loc; return nil },
-			Location: func(n string) string { return "s3://b/" + n }, AlreadyThere: errExists, Stat: sink.Stat})
+			Location: func(n string) string { return "s3://b/" + n }, AlreadyThere: errExists, Mismatch: errMismatch})
 		u.pass(context.Background())
 		_, err := os.Stat(sp.Path("s1"))
 		if kept := err == nil; kept != tc.kept || (movedTo != "") == tc.kept {
@@ -147,5 +159,96 @@ func TestClosedDigestMatchesFile(t *testing.T) {
 	want, _ := sp.Seal("d1")
 	if got != want {
 		t.Fatalf("closed %+v, file %+v", got, want)
+	}
+}
+
+// logRecords keeps the messages of a logger's records.
+type logRecords struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (l *logRecords) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logRecords) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.msgs = append(l.msgs, r.Level.String()+" "+r.Message)
+	return nil
+}
+func (l *logRecords) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logRecords) WithGroup(string) slog.Handler      { return l }
+
+func (l *logRecords) count(prefix string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, m := range l.msgs {
+		if strings.HasPrefix(m, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestUploaderWaitsForTheSessionsDigest: a session that is over but whose
+// row has no SHA-256 yet (a crash came between marking it interrupted and
+// sealing its file) keeps its file, and says so once; once the row has
+// its digest, the file goes up, checked against it.
+func TestUploaderWaitsForTheSessionsDigest(t *testing.T) {
+	sp, _ := NewSpool(SpoolConfig{Dir: t.TempDir()})
+	defer sp.Close()
+	r, _ := sp.Create("u1", "pp", Header{SessionID: "u1"})
+	r.Output([]byte("cut short"))
+	r.Close(End{}) // and its size and SHA-256 never reached the row
+	sink := &fakeSink{objects: map[string]string{}}
+	var (
+		row   Closed // what the store noted: nothing yet
+		moved []string
+		logs  logRecords
+	)
+	u, _ := NewUploader(UploaderConfig{Spool: sp, Sink: sink, Logger: slog.New(&logs),
+		Final:    func(context.Context, string) (Closed, bool, error) { return row, true, nil },
+		Moved:    func(_ context.Context, id, _ string) error { moved = append(moved, id); return nil },
+		Location: func(n string) string { return "s3://b/" + n }, AlreadyThere: errExists, Mismatch: errMismatch})
+	for range 2 {
+		u.pass(context.Background())
+	}
+	if _, err := os.Stat(sp.Path("u1")); err != nil || sink.uploads != 0 || len(moved) != 0 {
+		t.Fatalf("a recording with no digest noted: file %v, %d uploads, moved %v", err, sink.uploads, moved)
+	}
+	if n := logs.count("WARN recording not uploaded: its session has no size and SHA-256"); n != 1 {
+		t.Fatalf("said %d times, want once: %q", n, logs.msgs)
+	}
+
+	row, _ = sp.Seal("u1") // the next start
+	u.pass(context.Background())
+	if _, err := os.Stat(sp.Path("u1")); !os.IsNotExist(err) || sink.objects["u1.gz"] != row.SHA256 || len(moved) != 1 {
+		t.Fatalf("after sealing: file %v, object %q, moved %v", err, sink.objects["u1.gz"], moved)
+	}
+}
+
+// TestUploaderChecksTheFileAgainstTheRow: a spool file that is not the
+// recording its row noted (changed on disk since) is not uploaded.
+func TestUploaderChecksTheFileAgainstTheRow(t *testing.T) {
+	sp, _ := NewSpool(SpoolConfig{Dir: t.TempDir()})
+	defer sp.Close()
+	r, _ := sp.Create("m1", "pp", Header{SessionID: "m1"})
+	r.Output([]byte("original"))
+	row, _ := r.Close(End{Reason: "exit 0"})
+	f, _ := os.OpenFile(sp.Path("m1"), os.O_WRONLY, 0)
+	f.WriteAt([]byte{'X'}, row.Size-1)
+	f.Close()
+	sink := &fakeSink{objects: map[string]string{}}
+	var logs logRecords
+	u, _ := NewUploader(UploaderConfig{Spool: sp, Sink: sink, Logger: slog.New(&logs),
+		Final:    func(context.Context, string) (Closed, bool, error) { return row, true, nil },
+		Moved:    func(context.Context, string, string) error { t.Error("moved"); return nil },
+		Location: func(n string) string { return "s3://b/" + n }})
+	u.pass(context.Background())
+	if _, err := os.Stat(sp.Path("m1")); err != nil || sink.uploads != 0 {
+		t.Fatalf("a file that is not its row's recording: file %v, %d uploads", err, sink.uploads)
+	}
+	if logs.count("ERROR recording not uploaded; the local file is kept") != 1 {
+		t.Fatalf("not logged as an error: %q", logs.msgs)
 	}
 }

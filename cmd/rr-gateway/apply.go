@@ -166,17 +166,20 @@ func (c *fileConfig) uploader(ctx context.Context, spool *recorder.Spool, st *st
 	}
 	up, err := recorder.NewUploader(recorder.UploaderConfig{
 		Spool: spool, Sink: sink, Logger: log,
-		Closed: func(ctx context.Context, id string) (bool, error) {
+		Final: func(ctx context.Context, id string) (recorder.Closed, bool, error) {
 			sess, err := st.Session(ctx, id)
 			if errors.Is(err, store.ErrNotFound) {
-				return false, nil // not ours to move
+				return recorder.Closed{}, false, nil // not ours to move
 			}
-			return err == nil && sess.State != store.StateLive, err
+			if err != nil || sess.State == store.StateLive {
+				return recorder.Closed{}, false, err
+			}
+			return recorder.Closed{Path: sess.Recording, Size: sess.RecordingSize, SHA256: sess.RecordingSHA256}, true, nil
 		},
 		Moved:        st.MoveSessionRecording,
 		Location:     sink.Location,
 		AlreadyThere: s3sink.ErrExists,
-		Stat:         sink.Stat,
+		Mismatch:     s3sink.ErrMismatch,
 	})
 	return up, open, err
 }

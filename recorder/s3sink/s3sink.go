@@ -54,7 +54,9 @@ type Sink struct {
 	client *s3.Client
 }
 
-// metaSHA256 is the object metadata key holding the hex SHA-256.
+// metaSHA256 is the object metadata key holding the hex SHA-256, for
+// people (rr verify -sha256). It is what we claimed, not proof: an object
+// is checked against the checksum the server computed (Verify).
 const metaSHA256 = "sha256"
 
 // New checks cfg and builds a client; it does not contact the server.
@@ -131,23 +133,24 @@ func (s *Sink) endpointName() string {
 }
 
 // Upload puts the file at path as object name, unless one exists
-// (ErrExists), then checks the object's size and SHA-256 against the
-// file's (ErrMismatch). nil means the object is there and verified.
+// (ErrExists: it is never overwritten; Verify says whether it is this
+// file), then verifies the object (ErrMismatch). nil means the object is
+// there and verified.
 func (s *Sink) Upload(ctx context.Context, name, path string, size int64, sha256hex string) error {
-	if _, _, err := s.Stat(ctx, name); err == nil {
-		return ErrExists
-	} else if !errors.Is(err, ErrNotFound) {
+	raw, err := decodeSHA256(sha256hex)
+	if err != nil {
 		return err
+	}
+	if _, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(s.key(name))}); err == nil {
+		return ErrExists
+	} else if !isCode(err, "NotFound", "NoSuchKey") {
+		return fmt.Errorf("s3: head %s: %w", s.key(name), err)
 	}
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	raw, err := hex.DecodeString(sha256hex)
-	if err != nil || len(raw) != sha256.Size {
-		return fmt.Errorf("s3: bad sha256 %q", sha256hex)
-	}
 	in := &s3.PutObjectInput{
 		Bucket:            aws.String(s.cfg.Bucket),
 		Key:               aws.String(s.key(name)),
@@ -179,34 +182,50 @@ func (s *Sink) Upload(ctx context.Context, name, path string, size int64, sha256
 		}
 		return fmt.Errorf("s3: put %s: %w", s.key(name), err)
 	}
-	return s.verify(ctx, name, path, size, sha256hex)
+	return s.Verify(ctx, name, path, size, sha256hex)
 }
 
-// verify checks the stored object against the local file: its size, and
-// the SHA-256 the server computed (whole, or of the parts for a multipart
-// upload, recomputed here from the file).
-func (s *Sink) verify(ctx context.Context, name, path string, size int64, sha256hex string) error {
+// Verify checks object name against the file at path, of size bytes and
+// SHA-256 sha256hex: its size, and the SHA-256 the server computed (whole,
+// or of the parts for a multipart upload, recomputed here from the file).
+// It is how Upload checks what it put, and how an object found under the
+// name is told to be this file or not; the metadata we wrote with it is
+// never taken as proof. nil means the object is this file; ErrMismatch
+// that it is another or damaged; ErrNotFound that there is none.
+func (s *Sink) Verify(ctx context.Context, name, path string, size int64, sha256hex string) error {
+	raw, err := decodeSHA256(sha256hex)
+	if err != nil {
+		return err
+	}
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.cfg.Bucket),
 		Key: aws.String(s.key(name)), ChecksumMode: types.ChecksumModeEnabled})
 	if err != nil {
+		if isCode(err, "NotFound", "NoSuchKey") {
+			return fmt.Errorf("%w: %s", ErrNotFound, s.key(name))
+		}
 		return fmt.Errorf("s3: verify %s: %w", s.key(name), err)
 	}
 	got := aws.ToString(out.ChecksumSHA256)
-	want := ""
+	want := base64.StdEncoding.EncodeToString(raw)
 	if n, isMultipart := partsOf(got); isMultipart {
 		want, err = compositeSHA256(path, size, s.cfg.PartSize, n)
 		if err != nil {
 			return err
 		}
-	} else {
-		raw, _ := hex.DecodeString(sha256hex)
-		want = base64.StdEncoding.EncodeToString(raw)
 	}
 	if aws.ToInt64(out.ContentLength) != size || got != want {
 		return fmt.Errorf("%w: %s is %d bytes, checksum %q; the file is %d bytes, checksum %q",
 			ErrMismatch, s.key(name), aws.ToInt64(out.ContentLength), got, size, want)
 	}
 	return nil
+}
+
+func decodeSHA256(sha256hex string) ([]byte, error) {
+	raw, err := hex.DecodeString(sha256hex)
+	if err != nil || len(raw) != sha256.Size {
+		return nil, fmt.Errorf("s3: bad sha256 %q", sha256hex)
+	}
+	return raw, nil
 }
 
 // partsOf reads the part count of a composite checksum ("…-3").
@@ -239,18 +258,6 @@ func compositeSHA256(path string, size, partSize int64, parts int) (string, erro
 		outer.Write(h.Sum(nil))
 	}
 	return base64.StdEncoding.EncodeToString(outer.Sum(nil)) + "-" + strconv.Itoa(parts), nil
-}
-
-// Stat returns an object's size and the SHA-256 (hex) stored with it.
-func (s *Sink) Stat(ctx context.Context, name string) (int64, string, error) {
-	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(s.key(name))})
-	if err != nil {
-		if isCode(err, "NotFound", "NoSuchKey") {
-			return 0, "", ErrNotFound
-		}
-		return 0, "", fmt.Errorf("s3: head %s: %w", s.key(name), err)
-	}
-	return aws.ToInt64(out.ContentLength), out.Metadata[metaSHA256], nil
 }
 
 // Open streams an object.

@@ -122,9 +122,9 @@ func roundTrip(t *testing.T, s *Sink, name string, n int) {
 	if err := s.Upload(ctx, name, path, int64(n), sum); err != nil {
 		t.Fatalf("upload %d bytes: %v", n, err)
 	}
-	size, gotSum, err := s.Stat(ctx, name)
-	if err != nil || size != int64(n) || gotSum != sum {
-		t.Fatalf("stat: %d %s %v", size, gotSum, err)
+	// Found again (the check after a crash between upload and Moved).
+	if err := s.Verify(ctx, name, path, int64(n), sum); err != nil {
+		t.Fatalf("verify: %v", err)
 	}
 	body, size, err := s.Open(ctx, name)
 	if err != nil {
@@ -156,8 +156,21 @@ func TestUploadVerifyDownload(t *testing.T) {
 	if err := s.Upload(ctx, "small.gz", path, 500, sum); !errors.Is(err, ErrExists) {
 		t.Fatalf("second upload under a name: %v", err)
 	}
-	if size, _, _ := s.Stat(ctx, "small.gz"); size != 1000 {
-		t.Fatalf("the object was replaced: %d bytes", size)
+	if err := s.Verify(ctx, "small.gz", path, 500, sum); !errors.Is(err, ErrMismatch) {
+		t.Fatalf("another file verified as the object: %v", err)
+	}
+	if r, size, err := s.Open(ctx, "small.gz"); err != nil || size != 1000 {
+		t.Fatalf("the object was replaced: %d bytes, %v", size, err)
+	} else {
+		r.Close()
+	}
+	// A multipart object is told from another file of its size.
+	path, sum = file(t, 12<<20)
+	if err := s.Verify(ctx, "large.gz", path, 12<<20, sum); !errors.Is(err, ErrMismatch) {
+		t.Fatalf("another file verified as a multipart object: %v", err)
+	}
+	if err := s.Verify(ctx, "missing.gz", path, 12<<20, sum); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("verify a missing object: %v", err)
 	}
 	// A wrong digest is caught.
 	path, _ = file(t, 300)

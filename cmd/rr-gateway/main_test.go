@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rr-gateway/rr/internal/rrtest"
+	"github.com/rr-gateway/rr/recorder"
+	"github.com/rr-gateway/rr/store"
+)
+
+// logWatch is a logger's handler that keeps every message and tells
+// waiters when one arrives.
+type logWatch struct {
+	mu      sync.Mutex
+	msgs    []string
+	changed chan struct{}
+}
+
+func newLogWatch() *logWatch { return &logWatch{changed: make(chan struct{})} }
+
+func (l *logWatch) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logWatch) Handle(_ context.Context, r slog.Record) error {
+	msg := r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		msg += " " + a.Key + "=" + a.Value.String()
+		return true
+	})
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.msgs = append(l.msgs, msg)
+	close(l.changed)
+	l.changed = make(chan struct{})
+	return nil
+}
+func (l *logWatch) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logWatch) WithGroup(string) slog.Handler      { return l }
+
+// wait returns the first message logged that holds every one of words,
+// failing the test after 30 seconds.
+func (l *logWatch) wait(t *testing.T, words ...string) string {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		l.mu.Lock()
+		for _, m := range l.msgs {
+			all := true
+			for _, w := range words {
+				all = all && strings.Contains(m, w)
+			}
+			if all {
+				l.mu.Unlock()
+				return m
+			}
+		}
+		changed := l.changed
+		l.mu.Unlock()
+		select {
+		case <-changed:
+		case <-timeout:
+			t.Fatalf("never logged %q; logged:\n%s", words, strings.Join(l.msgs, "\n"))
+		}
+	}
+}
+
+// startS3 starts versitygw (POSIX backend) with bucket "rec" and returns
+// its address and folder.
+func startS3(t *testing.T) (addr, dir string) {
+	t.Helper()
+	bin := rrtest.Tool(t, "versitygw", "`make test` installs it")
+	addr, dir = rrtest.FreeAddr(t), t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "rec"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--access", "rr-access", "--secret", "rr-secret-key", "--port", addr, "posix", dir)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	rrtest.WaitPort(t, addr)
+	return addr, dir
+}
+
+// TestRecoveryIsIdempotent: a gateway that died during start-up recovery,
+// after marking its sessions interrupted but before sealing their files,
+// left rows with no size or SHA-256. The uploader leaves such a file
+// alone; the next start seals it (and, as before, seals the files of
+// sessions still marked live), and then it goes up, checked against the
+// row.
+func TestRecoveryIsIdempotent(t *testing.T) {
+	s3addr, s3dir := startS3(t)
+	t.Setenv("RR_TEST_S3_SECRET", "rr-secret-key")
+	c := defaultConfig()
+	c.Recordings.Spool = filepath.Join(t.TempDir(), "spool")
+	c.Recordings.S3 = fileS3{Bucket: "rec", Endpoint: "http://" + s3addr, Region: "us-east-1", Prefix: "r/", PathStyle: true,
+		AccessKeyID: "rr-access", SecretAccessKeyEnv: "RR_TEST_S3_SECRET"}
+	st, err := store.Open(filepath.Join(t.TempDir(), "rr.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	spool, err := recorder.NewSpool(recorder.SpoolConfig{Dir: c.Recordings.Spool, FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spool.Close()
+	ctx := context.Background()
+
+	// Two sessions recorded by a run that was killed: "cut" was marked
+	// interrupted by the next start, which died before sealing its file;
+	// "live" is still marked live.
+	for _, id := range []string{"cut", "live"} {
+		if err := st.CreateSession(ctx, store.Session{ID: id, Person: "alice", Host: "web-01", State: store.StateLive, Started: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		rec, err := spool.Create(id, "pp", recorder.Header{SessionID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.SetSessionRecording(ctx, id, spool.Path(id), 0, ""); err != nil {
+			t.Fatal(err)
+		}
+		rec.Output([]byte("output of " + id))
+		rec.Close(recorder.End{})
+		if id == "cut" {
+			if _, err := st.InterruptLiveSessions(ctx, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	// upload runs the uploader until it has logged, for each of waits, a
+	// message holding every one of its words, and returns the last.
+	upload := func(waits ...[]string) (msg string) {
+		t.Helper()
+		logs := newLogWatch()
+		up, _, err := c.uploader(ctx, spool, st, slog.New(logs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		uctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); up.Run(uctx) }()
+		defer func() { cancel(); <-done }()
+		for _, words := range waits {
+			msg = logs.wait(t, words...)
+		}
+		return msg
+	}
+
+	// Before recovery: "cut" is over but has no digest: it stays.
+	if msg := upload([]string{"session=cut"}); !strings.Contains(msg, "no size and SHA-256 noted") {
+		t.Errorf("before recovery, the uploader logged %q", msg)
+	}
+	if _, err := os.Stat(spool.Path("cut")); err != nil {
+		t.Fatalf("a recording with no SHA-256 in its row left the spool: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(s3dir, "rec", "r", "cut.gz")); !os.IsNotExist(err) {
+		t.Fatalf("a recording with no SHA-256 in its row was uploaded: %v", err)
+	}
+
+	// The next start; and one more, which finds nothing left to do.
+	for range 2 {
+		if err := recoverSessions(ctx, st, spool, c.Recordings.Spool, slog.New(newLogWatch())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []string{"cut", "live"} {
+		b, err := os.ReadFile(spool.Path(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(b)
+		sess, err := st.Session(ctx, id)
+		if err != nil || sess.State != store.StateInterrupted || sess.RecordingSize != int64(len(b)) ||
+			sess.RecordingSHA256 != hex.EncodeToString(sum[:]) || sess.Recording != spool.Path(id) {
+			t.Fatalf("%s after recovery: %+v %v; want interrupted, %d bytes, SHA-256 %x", id, sess, err, len(b), sum)
+		}
+	}
+
+	// Now both go up, checked against their rows, and leave the spool.
+	upload([]string{"recording uploaded", "session=cut"}, []string{"recording uploaded", "session=live"})
+	for _, id := range []string{"cut", "live"} {
+		sess, _ := st.Session(ctx, id)
+		obj, err := os.ReadFile(filepath.Join(s3dir, "rec", "r", id+".gz"))
+		sum := sha256.Sum256(obj)
+		if err != nil || sess.Recording != "s3://rec/r/"+id+".gz" || hex.EncodeToString(sum[:]) != sess.RecordingSHA256 {
+			t.Fatalf("%s: row %+v, object %d bytes (%v)", id, sess, len(obj), err)
+		}
+		if _, err := os.Stat(spool.Path(id)); !os.IsNotExist(err) {
+			t.Fatalf("%s still in the spool: %v", id, err)
+		}
+	}
+}
