@@ -319,15 +319,7 @@ func mustHash(t *testing.T, s string) string {
 }
 
 func TestAuthenticatorCodeReplacesMail(t *testing.T) {
-	key, err := NewTOTPKey("rr", "bob")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := &fakeDir{
-		people: map[string]Person{"bob": {Name: "bob", Email: "bob@x.test", Role: RoleAdvanced, PasswordHash: mustHash(t, "pw"), TOTPSecret: key.Secret()}},
-		teams:  map[string][]Team{"bob": {{Name: "t_RR", RapidResponse: true, Hosts: []string{"*"}}}},
-		hosts:  map[string]Host{"h": {Name: "h", PassphraseVerifier: mustHash(t, "pp")}},
-	}
+	dir, secret := bobDir(t)
 	mailed := 0
 	s, err := New(Config{Directory: dir, Mailer: mailFunc(func(Message) error { mailed++; return nil })})
 	if err != nil {
@@ -349,7 +341,7 @@ func TestAuthenticatorCodeReplacesMail(t *testing.T) {
 				if tc.code != "" {
 					return tc.code
 				}
-				c, _ := totp.GenerateCode(key.Secret(), time.Now())
+				c, _ := totp.GenerateCode(secret, time.Now())
 				return c
 			}
 			return ""
@@ -399,27 +391,33 @@ func TestAdminWithoutTeamReachesNoHost(t *testing.T) {
 	}
 }
 
-// bobWithAuthenticator is a directory with bob (password "pw", an
-// authenticator) and host h (passphrase "pp"), and a Service over it that
-// records its audit events.
-func bobWithAuthenticator(t *testing.T) (*Service, *[]Event, string) {
+// bobDir is a directory with bob (password "pw", an authenticator whose
+// secret it returns) and host h (passphrase "pp").
+func bobDir(t *testing.T) (*fakeDir, string) {
 	t.Helper()
 	key, err := NewTOTPKey("rr", "bob")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := &fakeDir{
+	return &fakeDir{
 		people: map[string]Person{"bob": {Name: "bob", Email: "bob@x.test", Role: RoleAdvanced, PasswordHash: mustHash(t, "pw"), TOTPSecret: key.Secret()}},
 		teams:  map[string][]Team{"bob": {{Name: "t_RR", RapidResponse: true, Hosts: []string{"*"}}}},
 		hosts:  map[string]Host{"h": {Name: "h", PassphraseVerifier: mustHash(t, "pp")}},
-	}
+	}, key.Secret()
+}
+
+// bobWithAuthenticator is a Service over bobDir that records its audit
+// events.
+func bobWithAuthenticator(t *testing.T) (*Service, *[]Event, string) {
+	t.Helper()
+	dir, secret := bobDir(t)
 	var events []Event
 	s, err := New(Config{Directory: dir, Mailer: mailFunc(func(Message) error { return nil }),
 		Audit: func(e Event) { events = append(events, e) }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, &events, key.Secret()
+	return s, &events, secret
 }
 
 // TestFactorGuessingIsBounded: on one connection, session after session,
