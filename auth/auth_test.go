@@ -383,7 +383,7 @@ func TestAdminWithoutTeamReachesNoHost(t *testing.T) {
 	if l.Team.Name != "" {
 		t.Fatalf("team %q, want none", l.Team.Name)
 	}
-	if err := s.MayOpen(context.Background(), l, "h"); !errors.Is(err, ErrNoSuchHost) {
+	if err := s.MayOpen(context.Background(), l.Team, "h"); !errors.Is(err, ErrNoSuchHost) {
 		t.Fatalf("MayOpen = %v, want ErrNoSuchHost", err)
 	}
 	if _, err := s.Interactive(context.Background(), answers("bob"), nil, ServiceLogin, "", "src"); err == nil {

@@ -343,13 +343,13 @@ func (s *Service) HostFactors(ctx context.Context, p Prompter, l *Login, host st
 // person's team does not reach; the two are not told apart.
 var ErrNoSuchHost = errors.New("no such host for this team")
 
-// MayOpen checks, without asking anything, whether l's team reaches host.
-func (s *Service) MayOpen(ctx context.Context, l *Login, host string) error {
+// MayOpen checks, without asking anything, whether team t reaches host.
+func (s *Service) MayOpen(ctx context.Context, t Team, host string) error {
 	h, found, err := s.cfg.Directory.Host(ctx, host)
 	if err != nil {
 		return err
 	}
-	if !found || !MayReach(l.Team, h) {
+	if !found || !MayReach(t, h) {
 		return ErrNoSuchHost
 	}
 	return nil

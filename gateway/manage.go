@@ -77,9 +77,45 @@ func (s *Server) downloadCommand(id string) string {
 	return fmt.Sprintf("scp rr@%s:recordings/%s.gz .", host, id)
 }
 
-// caller is who runs the console on this connection.
-func (c *personConn) caller() admin.Caller {
-	return admin.Caller{Person: c.person, Role: c.login.Person.Role, Team: c.login.Team.Name, Source: c.remote}
+// errNoLongerAllowed ends a console or refuses a download for someone
+// whose role or team changed since they logged in.
+var errNoLongerAllowed = errors.New("your role or team has changed since you logged in; log in again")
+
+// caller is who runs the console or a download on this connection, as the
+// store has them now, not as they were at login: a demotion, a removal,
+// leaving the team or the team losing Rapid Response takes effect at once
+// on connections already open. The team stays the one logged in under, if
+// they are still in it.
+func (c *personConn) caller(ctx context.Context) (admin.Caller, error) {
+	who, _, err := c.current(ctx)
+	return who, err
+}
+
+// current is caller, with the team as it is now (its hosts included).
+func (c *personConn) current(ctx context.Context) (admin.Caller, store.Team, error) {
+	p, err := c.srv.cfg.Store.PersonByName(ctx, c.person)
+	if errors.Is(err, store.ErrNotFound) {
+		return admin.Caller{}, store.Team{}, errNoLongerAllowed
+	}
+	if err != nil {
+		return admin.Caller{}, store.Team{}, err
+	}
+	var team store.Team
+	if c.login.Team.Name != "" {
+		teams, err := c.srv.cfg.Store.TeamsOf(ctx, c.person)
+		if err != nil {
+			return admin.Caller{}, store.Team{}, err
+		}
+		for _, t := range teams {
+			if t.Name == c.login.Team.Name && t.RapidResponse {
+				team = t
+			}
+		}
+	}
+	if p.Role != auth.RoleAdmin && (p.Role != auth.RoleAdvanced || team.Name == "") {
+		return admin.Caller{}, store.Team{}, errNoLongerAllowed
+	}
+	return admin.Caller{Person: c.person, Role: p.Role, Team: team.Name, Source: c.remote}, team, nil
 }
 
 // serveGatewaySubsystem runs a subsystem the gateway serves itself. It
@@ -94,10 +130,17 @@ func (c *personConn) serveGatewaySubsystem(ctx context.Context, ch ssh.Channel, 
 		start.Reply(true, nil)
 		c.serveAdmin(ctx, ch, reqs, st, log)
 	case SubsystemSFTP:
+		d, err := c.downloads(ctx)
+		if err != nil {
+			log.Info("downloads refused", "err", err)
+			start.Reply(false, nil)
+			writeLine(ch, false, "rr: "+err.Error())
+			sendExitStatus(ch, 1)
+			return true
+		}
 		start.Reply(true, nil)
-		var err error
 		c.converse(ctx, ch, reqs, st, func() {
-			err = c.downloads().ServeSFTP(ctx, ch)
+			err = d.ServeSFTP(ctx, ch)
 		})
 		if err != nil && !errors.Is(err, io.EOF) {
 			log.Info("sftp ended", "err", err)
@@ -117,7 +160,7 @@ func (c *personConn) serveAdmin(ctx context.Context, ch ssh.Channel, reqs <-chan
 	tty := st.pty != nil
 	failed := 0
 	c.converse(ctx, ch, reqs, st, func() {
-		failed = c.srv.console.Run(ctx, c.caller(), ch, ch, ch.Stderr(), tty)
+		failed = c.srv.console.RunAs(ctx, c.caller, ch, ch, ch.Stderr(), tty)
 	})
 	status := uint32(0)
 	if failed > 0 {
@@ -129,24 +172,35 @@ func (c *personConn) serveAdmin(ctx context.Context, ch ssh.Channel, reqs <-chan
 
 // serveSCP runs a legacy "scp -f" (or refused "scp -t") exec.
 func (c *personConn) serveSCP(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, st *setup, command string) {
+	d, err := c.downloads(ctx)
+	if err != nil {
+		c.log.Info("downloads refused", "err", err)
+		writeLine(ch, false, "rr: "+err.Error())
+		sendExitStatus(ch, 1)
+		return
+	}
 	status := 1
 	c.converse(ctx, ch, reqs, st, func() {
-		status = c.downloads().ServeSCP(ctx, command, ch, ch.Stderr())
+		status = d.ServeSCP(ctx, command, ch, ch.Stderr())
 	})
 	sendExitStatus(ch, uint32(status))
 }
 
-// downloads is the recordings server for this person.
-func (c *personConn) downloads() *download.Server {
+// downloads is the recordings server for this person, as they are now.
+func (c *personConn) downloads(ctx context.Context) (*download.Server, error) {
+	who, err := c.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
 	d, err := download.New(download.Config{
-		Library: &library{srv: c.srv, who: c.caller()},
+		Library: &library{srv: c.srv, who: who},
 		Open:    c.srv.openRecording,
 		Logger:  c.log,
 	})
 	if err != nil {
 		panic(err) // the config is built here, complete
 	}
-	return d
+	return d, nil
 }
 
 // library is the recordings one person may fetch: closed sessions of the
@@ -156,6 +210,9 @@ type library struct {
 	srv *Server
 	who admin.Caller
 }
+
+// maxAuditPath bounds a refused path as the audit keeps it.
+const maxAuditPath = 256
 
 // maxListed bounds the recordings listed at once (newest first).
 const maxListed = 1000
@@ -226,6 +283,9 @@ func (l *library) Refused(name, via string, err error) {
 	reason := "no such recording, or not theirs to see"
 	if errors.Is(err, download.ErrLive) {
 		reason = "the session is still live"
+	}
+	if len(name) > maxAuditPath { // a path may be 256 KiB long; the audit row need not
+		name = strings.ToValidUTF8(name[:maxAuditPath], "") + "…"
 	}
 	l.srv.audit(store.AuditEvent{Actor: l.who.Person, Action: "recording.download", Target: name, Outcome: "denied",
 		Detail: via + ": " + reason, Source: l.who.Source})

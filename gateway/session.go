@@ -292,9 +292,15 @@ func (t terminalPrompter) Ask(_ context.Context, instruction, prompt string, ech
 	return line, nil
 }
 
-// mayOpen decides whether this person may open a session on host now.
+// mayOpen decides whether this person may open a session on host now:
+// with their role and team as they are now (hosts included), not as they
+// were when this connection logged in.
 func (c *personConn) mayOpen(ctx context.Context, host string) error {
-	if err := c.srv.cfg.Auth.MayOpen(ctx, c.login, host); err != nil {
+	_, team, err := c.current(ctx)
+	if err != nil {
+		return err
+	}
+	if err := c.srv.cfg.Auth.MayOpen(ctx, auth.Team{Name: team.Name, RapidResponse: team.RapidResponse, Hosts: team.Hosts}, host); err != nil {
 		if errors.Is(err, auth.ErrNoSuchHost) {
 			return errNoSuchHost
 		}
@@ -316,6 +322,8 @@ func (c *personConn) refusal(host string, err error) string {
 		return fmt.Sprintf("rr: no host %q that you may reach; \"ssh rr@GATEWAY\" lists yours", host)
 	case errors.Is(err, errHostOffline):
 		return fmt.Sprintf("rr: host %q is offline: its agent is not connected to the gateway", host)
+	case errors.Is(err, errNoLongerAllowed):
+		return "rr: " + err.Error()
 	default:
 		return "rr: internal error; the session was not started"
 	}
@@ -357,6 +365,18 @@ func (c *personConn) openSession(ctx context.Context, ss *session, st *setup, st
 			finish(end)
 		}
 	}()
+	// Live from here, as its row says: a kill or a shutdown reaches it
+	// while its recording starts and its host side opens (a cancel cuts
+	// the host side's start short, closing that side: a host that never
+	// answers must not hold the session).
+	s.mu.Lock()
+	s.sessions[ss.id] = ss
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.sessions, ss.id)
+		s.mu.Unlock()
+	}()
 
 	r, err := s.cfg.Recorders.Start(ctx, info)
 	if err != nil && ctx.Err() != nil {
@@ -384,17 +404,6 @@ func (c *personConn) openSession(ctx context.Context, ss *session, st *setup, st
 		end.Reason = "host offline"
 		return
 	}
-	// Live from here: a kill or a shutdown reaches it while the host side
-	// is being started, which a cancel cuts short by closing that side (a
-	// host that never answers must not hold the session).
-	s.mu.Lock()
-	s.sessions[ss.id] = ss
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.sessions, ss.id)
-		s.mu.Unlock()
-	}()
 	stopWatch := context.AfterFunc(ctx, func() { agent.Close() })
 	ok := replay(agent, st, start, target)
 	if !stopWatch() || !ok {

@@ -183,7 +183,7 @@ func (c *Console) exec(ctx context.Context, who Caller, line string, out io.Writ
 		return asJSON, err
 	}
 	if cmd.admin && !isAdmin(who) {
-		c.audit(ctx, who, store.AuditEvent{Action: cmd.action(), Target: firstOr(args, ""), Outcome: "denied", Detail: "admins only"})
+		c.audit(ctx, who, store.AuditEvent{Action: cmd.action(), Outcome: "denied", Detail: "admins only"}) // no target: its words are unparsed, and a flag's may be a secret
 		return asJSON, errAdminsOnly
 	}
 	x := &call{ctx: ctx, who: who, out: out, cmd: cmd, args: args, declared: c.cfg.Declared}
@@ -236,9 +236,6 @@ func (c *Console) audit(ctx context.Context, who Caller, e store.AuditEvent) {
 // the message the person saw.
 func (c *Console) auditChange(x *call, err error) {
 	e := store.AuditEvent{Action: x.cmd.action(), Target: x.target, Outcome: "allowed", Detail: x.detail}
-	if e.Target == "" {
-		e.Target = firstOr(x.args, "")
-	}
 	if err != nil {
 		e.Outcome, e.Detail = "failed", err.Error()
 	}
@@ -257,11 +254,4 @@ func (c *Console) storeErr(err error) error {
 	}
 	c.log.Error("admin: store", "err", err)
 	return errInternal
-}
-
-func firstOr(args []string, def string) string {
-	if len(args) == 0 {
-		return def
-	}
-	return args[0]
 }

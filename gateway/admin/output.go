@@ -1,7 +1,9 @@
 package admin
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -37,21 +39,54 @@ func cell(s string) string {
 	if s == "" {
 		return "-"
 	}
-	if strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) || r == unicode.ReplacementChar }) >= 0 {
+	if strings.IndexFunc(s, func(r rune) bool { return unsafeRune(r) || r == unicode.ReplacementChar }) >= 0 {
 		return strconv.Quote(s)
 	}
 	return s
 }
 
-// writeJSON writes v as one JSON document on one line.
+// unsafeRune reports whether r, written to a terminal, could act rather
+// than show: C0 and C1 controls (U+009B is an 8-bit CSI), DEL, and the
+// bidirectional formatting characters that reorder what follows.
+// Commands, labels, paths and end reasons are stored as people typed them.
+func unsafeRune(r rune) bool {
+	switch {
+	case unicode.IsControl(r):
+		return true
+	case r == 0x061C, r == 0x200E, r == 0x200F, r >= 0x202A && r <= 0x202E, r >= 0x2066 && r <= 0x2069:
+		return true
+	}
+	return false
+}
+
+// writeJSON writes v as one JSON document on one line. encoding/json
+// escapes C0 controls but not C1 or bidi ones: those are escaped too.
 func writeJSON(out io.Writer, v any) error {
-	return json.NewEncoder(out).Encode(v)
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if bytes.IndexFunc(b, unsafeRune) >= 0 {
+		// Only inside strings (JSON's own syntax is ASCII), where \uXXXX
+		// means the same character.
+		var e bytes.Buffer
+		for _, r := range string(b) {
+			if unsafeRune(r) {
+				fmt.Fprintf(&e, "\\u%04x", r)
+			} else {
+				e.WriteRune(r)
+			}
+		}
+		b = e.Bytes()
+	}
+	_, err = out.Write(append(b, '\n'))
+	return err
 }
 
 // oneLine makes an error message safe to print as one line.
 func oneLine(msg string) string {
 	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
+		if unsafeRune(r) {
 			return ' '
 		}
 		return r

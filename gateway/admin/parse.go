@@ -41,8 +41,9 @@ type call struct {
 	cmd  *command
 	args []string // the words after the command's name
 	json bool     // --json
-	// target and detail describe a change for its audit event (target
-	// defaults to the first argument).
+	// target and detail describe a change for its audit event (parse sets
+	// target to the first positional argument; never a flag, which may
+	// carry a secret).
 	target, detail string
 	declared       func(kind, name string) bool // Config.Declared
 }
@@ -84,6 +85,9 @@ func (x *call) parse(fs *flag.FlagSet, min, max int) ([]string, error) {
 			return nil, fmt.Errorf("%v; usage: %s", err, x.cmd.usage())
 		}
 		args = args[n:]
+	}
+	if len(pos) > 0 && x.target == "" {
+		x.target = pos[0]
 	}
 	if len(pos) < min || (max >= 0 && len(pos) > max) {
 		return nil, fmt.Errorf("usage: %s", x.cmd.usage())

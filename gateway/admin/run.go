@@ -28,6 +28,14 @@ const prompt = "rr-admin> "
 // when the command asked for --json. Run returns the number of commands
 // that failed.
 func (c *Console) Run(ctx context.Context, who Caller, in io.Reader, out, errOut io.Writer, tty bool) (failed int) {
+	return c.RunAs(ctx, func(context.Context) (Caller, error) { return who, nil }, in, out, errOut, tty)
+}
+
+// RunAs is Run with the caller looked up before every command (their
+// role and team as they are now: a demotion or a removal takes effect at
+// the next command). An error from who ends the console, its message
+// told.
+func (c *Console) RunAs(ctx context.Context, who func(context.Context) (Caller, error), in io.Reader, out, errOut io.Writer, tty bool) (failed int) {
 	if tty {
 		out = crlfWriter{out}
 		errOut = out
@@ -47,7 +55,12 @@ func (c *Console) Run(ctx context.Context, who Caller, in io.Reader, out, errOut
 		}
 		asJSON, err := false, readErr
 		if err == nil || errors.Is(err, io.EOF) {
-			asJSON, err = c.exec(ctx, who, line, out)
+			caller, werr := who(ctx)
+			if werr != nil {
+				fmt.Fprintf(errOut, "rr-admin: %s\n", oneLine(werr.Error()))
+				return failed + 1
+			}
+			asJSON, err = c.exec(ctx, caller, line, out)
 		}
 		if errors.Is(err, errQuit) {
 			return failed

@@ -3,6 +3,8 @@ package admin
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -199,4 +201,44 @@ func FuzzExec(f *testing.F) {
 		e.run(who, line+"\r", true)
 		e.run(who, line+"\n", false)
 	})
+}
+
+// TestRunAsAsksBeforeEachCommand: the caller is looked up before every
+// command; once that fails (demoted, removed), the console ends with the
+// reason and runs nothing more.
+func TestRunAsAsksBeforeEachCommand(t *testing.T) {
+	e := newEnv(t)
+	calls := 0
+	who := func(context.Context) (Caller, error) {
+		if calls++; calls > 1 {
+			return Caller{}, errors.New("your role or team has changed since you logged in; log in again")
+		}
+		return bob, nil
+	}
+	var o, eo bytes.Buffer
+	failed := e.console.RunAs(context.Background(), who, strings.NewReader("whoami\nwhoami\nwhoami\n"), &o, &eo, false)
+	if failed != 1 || strings.Count(o.String(), "bob") != 1 || !strings.Contains(eo.String(), "log in again") || calls != 2 {
+		t.Fatalf("failed %d, calls %d, out %q, err %q", failed, calls, o.String(), eo.String())
+	}
+}
+
+// TestJSONCannotDriveATerminal: stored strings (a command line, a label)
+// holding C1 controls or bidi overrides come out of --json escaped, as
+// they do in tables.
+func TestJSONCannotDriveATerminal(t *testing.T) {
+	var b bytes.Buffer
+	if err := writeJSON(&b, map[string]string{"command": "echo \u009b2J\u202egnp.exe \x1b[31m"}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if strings.ContainsAny(out, "\u009b\u202e\x1b") || !strings.Contains(out, `\u009b`) || !strings.Contains(out, `\u202e`) {
+		t.Fatalf("JSON %q", out)
+	}
+	var back map[string]string
+	if err := json.Unmarshal(b.Bytes(), &back); err != nil || back["command"] != "echo \u009b2J\u202egnp.exe \x1b[31m" {
+		t.Fatalf("escaped JSON does not decode to the same: %q %v", back["command"], err)
+	}
+	if c := cell("a\u202eb"); !strings.HasPrefix(c, `"`) {
+		t.Errorf("a table cell with a bidi override: %q, want it quoted", c)
+	}
 }
