@@ -521,3 +521,10 @@ func NewTOTPKey(issuer, person string) (*otp.Key, error) {
 	return totp.Generate(totp.GenerateOpts{Issuer: issuer, AccountName: person, Period: 30,
 		Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
 }
+
+// ValidTOTPSecret reports whether s is a TOTP secret an authenticator can
+// use: base32 (any case, padding optional) of 80 bits or more.
+func ValidTOTPSecret(s string) bool {
+	b, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(strings.ToUpper(strings.TrimRight(s, "=")))
+	return err == nil && len(b) >= 10
+}

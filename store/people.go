@@ -39,6 +39,29 @@ func (s *SQLite) UpsertPerson(ctx context.Context, p Person) error {
 	return nil
 }
 
+// SetPeopleKeys replaces the public keys of several people at once, in
+// one transaction: every listed person's keys go, then the new ones come,
+// so that a key may move from one of them to another. keys maps each
+// person to their keys (fingerprint → authorized_keys line). A key
+// registered to someone not listed is ErrConflict, and nothing changes.
+func (s *SQLite) SetPeopleKeys(ctx context.Context, keys map[string]map[string]string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		for person := range keys {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM person_keys WHERE person = ?`, person); err != nil {
+				return err
+			}
+		}
+		for person, ks := range keys {
+			for fp, line := range ks {
+				if err := insertKey(ctx, tx, person, fp, line); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
 // SetPersonKeys replaces a person's public keys. keys maps each key's
 // SHA256 fingerprint to its authorized_keys line. A key registered to
 // someone else is ErrConflict.

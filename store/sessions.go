@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -269,7 +270,8 @@ type AuditFilter struct {
 	Limit     int    // 0 means 1000
 }
 
-// AuditEvents returns the events f matches, oldest first.
+// AuditEvents returns the newest events f matches (at most f.Limit,
+// default 1000), oldest first.
 func (s *SQLite) AuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error) {
 	var where []string
 	var args []any
@@ -299,7 +301,7 @@ func (s *SQLite) AuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, 
 	if limit <= 0 {
 		limit = 1000
 	}
-	rows, err := s.db.QueryContext(ctx, q+` ORDER BY at, id LIMIT ?`, append(args, limit)...)
+	rows, err := s.db.QueryContext(ctx, q+` ORDER BY at DESC, id DESC LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("store: audit events: %w", err)
 	}
@@ -314,5 +316,6 @@ func (s *SQLite) AuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, 
 		e.Time = fromNanos(at)
 		out = append(out, e)
 	}
+	slices.Reverse(out)
 	return out, rows.Err()
 }

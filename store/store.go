@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -43,7 +44,25 @@ func Open(path string) (*SQLite, error) {
 			return nil, fmt.Errorf("store: create folder: %w", err)
 		}
 	}
-	dsn := "file:" + path + "?_journal_mode=WAL&_busy_timeout=5000&_foreign_keys=on&_txlock=immediate&_synchronous=NORMAL"
+	// The database holds password hashes, TOTP secrets and the audit
+	// trail: its owner's only, whatever the folder's mode (SQLite gives
+	// the -wal and -shm files the database's mode).
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	if fi, err := f.Stat(); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		err = f.Chmod(fi.Mode().Perm() &^ 0o077)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("store: %s is readable by others and cannot be made private: %w", path, err)
+		}
+	}
+	f.Close()
+	// The path goes into a URI: escaped, so that '?' or '#' in it name
+	// the file rather than start options.
+	dsn := (&url.URL{Scheme: "file", Opaque: (&url.URL{Path: path}).EscapedPath()}).String() +
+		"?_journal_mode=WAL&_busy_timeout=5000&_foreign_keys=on&_txlock=immediate&_synchronous=NORMAL"
 	db, err := sql.Open("sqlite3", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
@@ -53,11 +72,26 @@ func Open(path string) (*SQLite, error) {
 	// games. Reads are fast enough for a gateway's rates.
 	db.SetMaxOpenConns(1)
 	s := &SQLite{db: db}
-	if err := s.migrate(context.Background()); err != nil {
+	// Two processes creating one database at once can find it locked
+	// while the other turns on WAL, past the busy timeout's reach: try
+	// again for a while.
+	for attempt := 0; ; attempt++ {
+		err = s.migrate(context.Background())
+		if err == nil || !isBusy(err) || attempt == 50 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: %s: %w", path, err)
 	}
 	return s, nil
+}
+
+func isBusy(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && (se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked)
 }
 
 // Close closes the database.
@@ -94,8 +128,13 @@ func loadMigrations() ([]migration, error) {
 // migrate applies, each in its own transaction, the migrations newer than
 // the database's schema_version.
 func (s *SQLite) migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
-		version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+	// In a write transaction (BEGIN IMMEDIATE waits for the lock): another
+	// process may be creating the database too.
+	if err := s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
+			version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`)
+		return err
+	}); err != nil {
 		return fmt.Errorf("schema_version: %w", err)
 	}
 	var current int
@@ -118,6 +157,16 @@ func (s *SQLite) migrate(ctx context.Context) error {
 			continue
 		}
 		err := s.tx(ctx, func(tx *sql.Tx) error {
+			// Another process may have applied it since current was read
+			// (two opening a new database at once): look again, inside the
+			// write lock.
+			var now int
+			if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&now); err != nil {
+				return err
+			}
+			if m.version <= now {
+				return nil
+			}
 			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 				return fmt.Errorf("migration %s: %w", m.name, err)
 			}

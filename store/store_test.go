@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -320,7 +321,7 @@ func TestAuditFilter(t *testing.T) {
 		{AuditFilter{Target: "dave"}, []string{"dave"}},
 		{AuditFilter{SessionID: "s2"}, []string{"web-01"}},
 		{AuditFilter{Since: t0.Add(time.Minute), Until: t0.Add(3 * time.Minute)}, []string{"web-01", "alice"}},
-		{AuditFilter{Actor: "alice", Limit: 2}, []string{"s1", "alice"}},
+		{AuditFilter{Actor: "alice", Limit: 2}, []string{"alice", "x"}}, // the newest two, oldest first
 	} {
 		evs, err := s.AuditEvents(ctx, tc.f)
 		if err != nil {
@@ -546,6 +547,72 @@ func TestValidLabelAndHostPattern(t *testing.T) {
 		"we b": false, "**": false} {
 		if ValidHostPattern(p) != want {
 			t.Errorf("ValidHostPattern(%q) = %v", p, !want)
+		}
+	}
+}
+
+// TestDatabaseIsPrivate: the database (and its WAL) are the owner's only,
+// also in a folder others may read, and also if it was created readable.
+func TestDatabaseIsPrivate(t *testing.T) {
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	path := filepath.Join(dir, "rr.db")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.UpsertHost(ctx, "web-01"); err != nil { // the WAL exists now
+		t.Fatal(err)
+	}
+	for _, f := range []string{path, path + "-wal"} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s: mode %v, want the owner's only", f, fi.Mode().Perm())
+		}
+	}
+}
+
+// TestDatabasePathWithURICharacters: '?' and '#' in the path name the
+// file; they do not start options.
+func TestDatabasePathWithURICharacters(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a?b#c")
+	path := filepath.Join(dir, "rr.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
+		t.Fatalf("the database is not at %s: %v", path, err)
+	}
+}
+
+// TestOpenRacesOpen: two processes (here, two handles) opening a new
+// database at once both migrate it without error.
+func TestOpenRacesOpen(t *testing.T) {
+	for range 20 {
+		path := filepath.Join(t.TempDir(), "rr.db")
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i := range errs {
+			wg.Go(func() {
+				s, err := Open(path)
+				if err == nil {
+					s.Close()
+				}
+				errs[i] = err
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

@@ -78,11 +78,15 @@ func (c *fileConfig) authConfig() auth.Config {
 // and hosts). It is idempotent, and leaves alone what the file does not
 // name.
 func (c *fileConfig) apply(ctx context.Context, st *store.SQLite) error {
+	keysOf := map[string]map[string]string{} // check has refused a key given to two people
 	for _, p := range c.People {
 		keys, err := p.keys()
 		if err != nil {
 			return fmt.Errorf("config: %w", err)
 		}
+		keysOf[p.Name] = keys
+	}
+	for _, p := range c.People {
 		totp := ""
 		if p.TOTPSecretFile != "" {
 			b, err := os.ReadFile(p.TOTPSecretFile)
@@ -95,9 +99,10 @@ func (c *fileConfig) apply(ctx context.Context, st *store.SQLite) error {
 			PasswordHash: p.PasswordHash, TOTPSecret: totp}); err != nil {
 			return err
 		}
-		if err := st.SetPersonKeys(ctx, p.Name, keys); err != nil {
-			return fmt.Errorf("config: people %s: %w", p.Name, err)
-		}
+	}
+	// All at once: a key may move from one declared person to another.
+	if err := st.SetPeopleKeys(ctx, keysOf); err != nil {
+		return fmt.Errorf("config: people's keys: %w", err)
 	}
 	for _, h := range c.Hosts {
 		key, err := h.agentKey()

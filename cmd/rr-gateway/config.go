@@ -159,7 +159,25 @@ func (c *fileConfig) check() error {
 		errs = append(errs, errors.New("recordings.spool: empty (sessions are never run unrecorded)"))
 	}
 	people := map[string]bool{}
+	keyOwner := map[string]string{} // fingerprint → person
 	for i, p := range c.People {
+		if keys, err := p.keys(); err != nil {
+			errs = append(errs, err)
+		} else {
+			for fp := range keys {
+				if o, ok := keyOwner[fp]; ok && o != p.Name {
+					errs = append(errs, fmt.Errorf("people[%d] %s: key %s is also %s's; a key is one person's", i, p.Name, fp, o))
+				}
+				keyOwner[fp] = p.Name
+			}
+		}
+		if p.TOTPSecretFile != "" {
+			if b, err := os.ReadFile(p.TOTPSecretFile); err != nil {
+				errs = append(errs, fmt.Errorf("people[%d] %s: totp_secret_file: %w", i, p.Name, err))
+			} else if !auth.ValidTOTPSecret(strings.TrimSpace(string(b))) {
+				errs = append(errs, fmt.Errorf("people[%d] %s: totp_secret_file %s: not a base32 TOTP secret of 80 bits or more (make one with rr-gateway totp-enroll)", i, p.Name, p.TOTPSecretFile))
+			}
+		}
 		if !store.ValidName(p.Name) || p.Name == gateway.ServiceLogin {
 			errs = append(errs, fmt.Errorf("people[%d]: bad name %q", i, p.Name))
 		}

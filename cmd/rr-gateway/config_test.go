@@ -167,3 +167,76 @@ func TestApplyIsIdempotent(t *testing.T) {
 		t.Fatalf("key lookup: %+v %v", p, err)
 	}
 }
+
+// configIn writes yaml to dir and loads it; check must pass when ok.
+func configIn(t *testing.T, dir, yaml string, ok bool) (fileConfig, error) {
+	t.Helper()
+	p := filepath.Join(dir, "g.yaml")
+	if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := loadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.check()
+	if ok && err != nil {
+		t.Fatal(err)
+	}
+	return c, err
+}
+
+// TestKeyMovesBetweenDeclaredPeople: a key the file moves from bob to
+// alice (listed first) moves, at the next start and every one after.
+func TestKeyMovesBetweenDeclaredPeople(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	run([]string{"keygen", filepath.Join(dir, "k")}, &out, &errb)
+	pub := strings.TrimSpace(out.String())
+	st, err := store.Open(filepath.Join(dir, "rr.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	v1, _ := configIn(t, dir, "people: [{name: alice, role: advanced}, {name: bob, role: advanced, keys: ['"+pub+"']}]\n", true)
+	if err := v1.apply(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	v2, _ := configIn(t, dir, "people: [{name: alice, role: admin, keys: ['"+pub+"']}, {name: bob, role: standard}]\n", true)
+	for i := range 2 {
+		if err := v2.apply(ctx, st); err != nil {
+			t.Fatalf("start %d after moving bob's key to alice: %v", i, err)
+		}
+	}
+	k, _, _, _, _ := ssh.ParseAuthorizedKey([]byte(pub))
+	if p, err := st.PersonByKey(ctx, ssh.FingerprintSHA256(k)); err != nil || p.Name != "alice" {
+		t.Fatalf("the key is %+v's (%v), want alice's", p, err)
+	}
+	if b, _ := st.PersonByName(ctx, "bob"); b.Role != "standard" {
+		t.Fatalf("bob is %s, want standard", b.Role)
+	}
+}
+
+// TestCheckRefusesBeforeWriting: a key given to two people, or a TOTP
+// secret file that holds no secret, is refused by check, naming it,
+// before anything reaches the store.
+func TestCheckRefusesBeforeWriting(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	run([]string{"keygen", filepath.Join(dir, "k")}, &out, &errb)
+	pub := strings.TrimSpace(out.String())
+	_, err := configIn(t, dir, "people: [{name: bob, role: advanced, keys: ['"+pub+"']}, {name: carol, role: advanced, keys: ['"+pub+"']}]\n", false)
+	if err == nil || !strings.Contains(err.Error(), "also bob's") {
+		t.Errorf("one key for bob and carol: %v", err)
+	}
+	bad := filepath.Join(dir, "totp")
+	os.WriteFile(bad, []byte("otpauth://totp/rr:alice?secret=NOTBASE32!!"), 0o600)
+	_, err = configIn(t, dir, "people: [{name: alice, role: advanced, totp_secret_file: "+bad+"}]\n", false)
+	if err == nil || !strings.Contains(err.Error(), "totp_secret_file") {
+		t.Errorf("a TOTP file with no secret: %v", err)
+	}
+	good, _ := auth.NewTOTPKey("rr", "alice")
+	os.WriteFile(bad, []byte(good.Secret()+"\n"), 0o600)
+	configIn(t, dir, "people: [{name: alice, role: advanced, totp_secret_file: "+bad+"}]\n", true)
+}
