@@ -30,6 +30,10 @@ var (
 	// ErrTruncated: the file ends before its closing event, as a file left
 	// by a crash does; every event before the cut was returned.
 	ErrTruncated = errors.New("recorder: the recording is cut short")
+	// ErrDamaged: the file is whole but its bytes are not what was
+	// written (the gzip checksum of the ciphertext does not match);
+	// what was returned before may be wrong too.
+	ErrDamaged = errors.New("recorder: the recording is damaged (its gzip checksum does not match): its content cannot be trusted")
 )
 
 // newStream derives the AES-256-CTR keystream of passphrase and salt as

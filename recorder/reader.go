@@ -107,6 +107,15 @@ func (r *Reader) Next() (Event, error) {
 	return *ev, nil
 }
 
+// cutOrDamaged names why the decrypted stream ended early: damaged when
+// gzip's checksum says the bytes are not the ones written, else cut.
+func cutOrDamaged(err error) error {
+	if errors.Is(err, gzip.ErrChecksum) {
+		return ErrDamaged
+	}
+	return ErrTruncated
+}
+
 func (r *Reader) read() (*Event, error) {
 	if r.ended {
 		// The file must end cleanly after the closing event: a file that
@@ -114,17 +123,14 @@ func (r *Reader) read() (*Event, error) {
 		if r.tail == nil {
 			r.tail = io.EOF
 			if _, err := io.Copy(io.Discard, r.lines); err != nil {
-				r.tail = ErrTruncated
+				r.tail = cutOrDamaged(err)
 			}
 		}
 		return nil, r.tail
 	}
 	line, err := r.lines.ReadBytes('\n')
 	if err != nil {
-		if len(line) > 0 || !errors.Is(err, io.EOF) {
-			return nil, ErrTruncated // a torn line, or gzip cut short
-		}
-		return nil, ErrTruncated // no closing event
+		return nil, cutOrDamaged(err) // a torn line, gzip cut short, or no closing event
 	}
 	var raw [3]json.RawMessage
 	var t float64

@@ -436,3 +436,83 @@ func TestWriterAfterAWriteError(t *testing.T) {
 		t.Fatalf("%d of %d calls reported the broken destination", failed, len(calls))
 	}
 }
+
+// TestHeldBytesReachTheFile: the start of a UTF-8 sequence a chunk ended
+// in is written at the next flush, and before the other direction's next
+// event: a crash after the flush keeps it, in order, and rr cat's exact
+// bytes are what came.
+func TestHeldBytesReachTheFile(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, pass, Header{Width: 80, Height: 24}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Output([]byte("binary \xf0"))
+	w.Input([]byte("exit\r"))
+	w.Output([]byte("\x9f\x98\x80 after"))
+	w.Output([]byte("x \xe2\x82"))
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// A crash here: no Close.
+	r, err := NewReader(bytes.NewReader(buf.Bytes()), pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	var out []byte
+	for {
+		ev, err := r.Next()
+		if err != nil {
+			break
+		}
+		if ev.Code == "o" || ev.Code == "i" {
+			order = append(order, ev.Code)
+		}
+		if ev.Code == "o" {
+			out = append(out, ev.Data...)
+		}
+	}
+	if want := "binary \xf0\x9f\x98\x80 afterx \xe2\x82"; string(out) != want {
+		t.Errorf("output %q, want %q", out, want)
+	}
+	// "binary ", then the held byte as an event of its own, then the input.
+	if got := strings.Join(order, ""); !strings.HasPrefix(got, "ooi") {
+		t.Errorf("events in the order %s: the held output byte came after the input", got)
+	}
+}
+
+// TestBlockNeverOutgrows: an event that starts with exactly its header's
+// room left stays in the 32 KiB block (no reallocation), and a character
+// split between two big chunks leaves no chunk-sized buffer behind.
+func TestBlockNeverOutgrows(t *testing.T) {
+	var buf bytes.Buffer
+	clock := time.Unix(1700000000, 0)
+	w, err := NewWriter(&buf, pass, Header{Width: 80, Height: 24}, func() time.Time { return clock })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// `[0.000000, "o", "` is 17 bytes and `"]\n` 3: leave 16 free.
+	if err := w.Output(bytes.Repeat([]byte("a"), blockSize-len(w.blk)-16-20)); err != nil {
+		t.Fatal(err)
+	}
+	w.Output([]byte("b"))
+	if cap(w.blk) != blockSize {
+		t.Errorf("block reallocated to %d bytes", cap(w.blk))
+	}
+	a := append(bytes.Repeat([]byte("é"), 16<<10-1), 0xc3)
+	b := append([]byte{0xa9}, bytes.Repeat([]byte("é"), 16<<10-1)...)
+	w.Output(a)
+	w.Output(b)
+	w.Flush()
+	if cap(w.join) > maxKeptJoin {
+		t.Errorf("a %d-byte join buffer kept after the chunk", cap(w.join))
+	}
+	if err := w.Close(End{Reason: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	out, _, _, err := replay(t, buf.Bytes())
+	if err != nil || !bytes.HasSuffix(out, b) {
+		t.Fatalf("replay: %v", err)
+	}
+}

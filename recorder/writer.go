@@ -141,10 +141,18 @@ func (w *Writer) data(dir int, p []byte) error {
 		return err
 	}
 	w.takeBlock()
+	// The other direction's held bytes go first: events stay in the order
+	// the bytes came.
+	if err := w.writeCarry(1 - dir); err != nil {
+		return err
+	}
 	if c := w.carry[dir]; len(c) > 0 {
 		w.join = append(append(w.join[:0], c...), p...)
 		p = w.join
 		w.carry[dir] = c[:0]
+		if cap(w.join) > maxKeptJoin {
+			defer func() { w.join = nil }() // a quiet session holds no chunk-sized buffer
+		}
 	}
 	if n := incompleteTail(p); n > 0 {
 		w.carry[dir] = append(w.carry[dir][:0], p[len(p)-n:]...)
@@ -154,6 +162,24 @@ func (w *Writer) data(dir int, p []byte) error {
 		}
 	}
 	return w.writeData(dir, p)
+}
+
+// maxKeptJoin bounds the join buffer kept between chunks.
+const maxKeptJoin = 1 << 10
+
+// writeCarry writes the bytes held over in direction dir (the start of a
+// UTF-8 sequence a chunk ended in) as they are: an "o"/"i" event and its
+// exact-bytes twin. A flush, a resize or the other direction's next chunk
+// must not leave them behind or after what came later; the bytes that
+// complete the sequence then come as an event of their own, and rr cat
+// joins the exact pieces.
+func (w *Writer) writeCarry(dir int) error {
+	c := w.carry[dir]
+	if len(c) == 0 {
+		return nil
+	}
+	w.carry[dir] = c[:0]
+	return w.writeData(dir, c)
 }
 
 // writeData writes one "o"/"i" event (and its exact-bytes twin if p is
@@ -179,7 +205,7 @@ func (w *Writer) writeData(dir int, p []byte) error {
 
 // beginEvent appends `[t, "code", "`.
 func (w *Writer) beginEvent(t []byte, code string) {
-	w.room(len(t) + len(code) + 7)
+	w.room(len(t) + len(code) + len(`[, "", "`))
 	w.blk = append(w.blk, '[')
 	w.blk = append(w.blk, t...)
 	w.blk = append(w.blk, `, "`...)
@@ -251,6 +277,9 @@ func (w *Writer) Resize(cols, rows uint32) error {
 		return err
 	}
 	w.takeBlock()
+	if err := errors.Join(w.writeCarry(dirOut), w.writeCarry(dirIn)); err != nil {
+		return err
+	}
 	var b [64]byte
 	e := append(b[:0], '[')
 	e = appendElapsed(e, w.elapsed())
@@ -271,6 +300,13 @@ func (w *Writer) Flush() error {
 	defer w.mu.Unlock()
 	if w.closed || w.err != nil {
 		return w.err
+	}
+	if len(w.carry[dirOut])+len(w.carry[dirIn]) > 0 {
+		// Held bytes are recorded bytes: they reach the file too.
+		w.takeBlock()
+		if err := errors.Join(w.writeCarry(dirOut), w.writeCarry(dirIn)); err != nil {
+			return err
+		}
 	}
 	if w.blk == nil {
 		return nil
@@ -308,12 +344,8 @@ func (w *Writer) Close(end End) error {
 	w.takeBlock()
 	defer w.releaseBlock()
 	if w.err == nil {
-		for dir, c := range w.carry {
-			if len(c) > 0 {
-				w.writeData(dir, c) // an incomplete sequence at the very end
-				w.carry[dir] = nil
-			}
-		}
+		w.writeCarry(dirOut) // an incomplete sequence at the very end
+		w.writeCarry(dirIn)
 	}
 	w.closed = true
 	if w.err != nil {

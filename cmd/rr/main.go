@@ -7,6 +7,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -14,7 +15,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/term"
@@ -55,7 +58,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	passFile := fs.String("passphrase-file", "", "read the passphrase from `file` (first line)")
 	withInput := fs.Bool("input", false, "cat: include the input")
 	speed := fs.Float64("speed", 1, "play: speed factor")
-	maxIdle := fs.Duration("max-idle", 0, "play: longest pause (0: as recorded)")
+	maxIdle := fs.Duration("max-idle", 0, "play: longest pause in the recording, before -speed applies (0: as recorded)")
 	sum := fs.String("sha256", "", "verify: the SHA-256 (hex) the gateway recorded for the file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -73,8 +76,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "rr: unknown command %q (rr -h)\n", cmd)
 		return 2
 	}
-	if cmd == "play" && *speed <= 0 {
-		fmt.Fprintln(stderr, "rr: -speed must be positive")
+	if cmd == "play" && !(*speed >= 0.01 && *speed <= 1000) { // NaN too
+		fmt.Fprintln(stderr, "rr: -speed must be between 0.01 and 1000")
 		return 2
 	}
 	data, err := readInput(fs.Arg(0), stdin)
@@ -113,11 +116,9 @@ func readInput(name string, stdin io.Reader) ([]byte, error) {
 	return os.ReadFile(name)
 }
 
-// passphrase comes from RR_PASSPHRASE, a file, or the terminal.
+// passphrase comes from the file named on the command line, else
+// RR_PASSPHRASE, else the terminal (echo off).
 func passphrase(file string, stderr io.Writer) (string, error) {
-	if v := os.Getenv("RR_PASSPHRASE"); v != "" {
-		return v, nil
-	}
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
@@ -126,15 +127,43 @@ func passphrase(file string, stderr io.Writer) (string, error) {
 		line, _, _ := strings.Cut(string(b), "\n")
 		return strings.TrimRight(line, "\r"), nil
 	}
+	if v := os.Getenv("RR_PASSPHRASE"); v != "" {
+		return v, nil
+	}
 	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
 	if err != nil {
 		return "", errors.New("no passphrase: set RR_PASSPHRASE, use -passphrase-file, or run on a terminal")
 	}
 	defer tty.Close()
+	fd := int(tty.Fd())
+	state, err := term.GetState(fd)
+	if err != nil {
+		return "", err
+	}
+	// Ctrl-C at the prompt must not leave the terminal without echo.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sig)
+	type answer struct {
+		b   []byte
+		err error
+	}
+	got := make(chan answer, 1)
 	fmt.Fprint(tty, "Passphrase: ")
-	b, err := term.ReadPassword(int(tty.Fd()))
-	fmt.Fprintln(tty)
-	return string(b), err
+	go func() {
+		b, err := term.ReadPassword(fd)
+		got <- answer{b, err}
+	}()
+	select {
+	case a := <-got:
+		fmt.Fprintln(tty)
+		return string(a.b), a.err
+	case s := <-sig:
+		term.Restore(fd, state)
+		fmt.Fprintln(tty)
+		os.Exit(128 + int(s.(syscall.Signal)))
+		return "", nil
+	}
 }
 
 func open(data []byte, pass string) (*recorder.Reader, error) {
@@ -177,21 +206,43 @@ func cat(data []byte, pass string, withInput bool, w io.Writer) error {
 	return err
 }
 
+// clock is play's time (the tests' is simulated).
+var clock = struct {
+	now   func() time.Time
+	sleep func(time.Duration)
+}{time.Now, time.Sleep}
+
+// play writes the output with its original timing: each event is due at
+// its time in the recording (pauses over maxIdle cut to maxIdle, as
+// asciinema does, then divided by speed) after the start, and waits only
+// if it is early, so that the overshoot of many short sleeps does not add
+// up. Events already due go out together.
 func play(data []byte, pass string, speed float64, maxIdle time.Duration, w io.Writer) error {
-	last := 0.0
+	bw := bufio.NewWriter(w)
+	start := clock.now()
+	var last, at float64 // the last event's time in the recording; its time in the replay, before speed
 	_, err := each(data, pass, func(ev recorder.Event) error {
 		if ev.Code != "o" {
 			return nil
 		}
-		d := time.Duration((ev.Time - last) / speed * float64(time.Second))
+		gap := ev.Time - last
 		last = ev.Time
-		if maxIdle > 0 && d > maxIdle {
-			d = maxIdle
+		if maxIdle > 0 && gap > maxIdle.Seconds() {
+			gap = maxIdle.Seconds()
 		}
-		time.Sleep(d)
-		_, err := w.Write(ev.Data)
+		at += max(gap, 0)
+		if wait := start.Add(time.Duration(at / speed * float64(time.Second))).Sub(clock.now()); wait > 0 {
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+			clock.sleep(wait)
+		}
+		_, err := bw.Write(ev.Data)
 		return err
 	})
+	if ferr := bw.Flush(); err == nil {
+		err = ferr
+	}
 	return err
 }
 
@@ -205,11 +256,22 @@ func export(data []byte, pass string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(w, plain)
-	if err != nil {
-		return fmt.Errorf("%w (the prefix was written)", recorder.ErrTruncated)
+	all, err := io.ReadAll(plain)
+	if err == nil {
+		_, err = w.Write(all)
+		return err
 	}
-	return nil
+	// A cut file: its whole lines only, so that the export parses
+	// (asciinema cat stops at a torn line).
+	if i := bytes.LastIndexByte(all, '\n'); i >= 0 {
+		if _, werr := w.Write(all[:i+1]); werr != nil {
+			return werr
+		}
+	}
+	if errors.Is(err, gzip.ErrChecksum) {
+		return recorder.ErrDamaged
+	}
+	return fmt.Errorf("%w (the complete lines before the cut were written)", recorder.ErrTruncated)
 }
 
 func verify(data []byte, pass, want string, w io.Writer) error {

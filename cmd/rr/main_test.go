@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rr-gateway/rr/recorder"
 )
@@ -101,5 +103,67 @@ func TestPlayKeepsTimingBounded(t *testing.T) {
 	}
 	if _, _, code := rr(t, "pp", "bogus", f); code != 2 {
 		t.Fatalf("unknown command: %d", code)
+	}
+}
+
+// TestPlayDoesNotDrift: 2000 events 1 ms apart, each sleep overshooting
+// by 1 ms (as a loaded machine's do), play in about 2 s of simulated
+// time, not 4: lateness does not add up.
+func TestPlayDoesNotDrift(t *testing.T) {
+	var buf bytes.Buffer
+	at := time.Unix(1700000000, 0)
+	w, err := recorder.NewWriter(&buf, "pp", recorder.Header{Width: 80, Height: 24}, func() time.Time { return at })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2000 {
+		at = at.Add(time.Millisecond)
+		w.Output([]byte("x"))
+	}
+	w.Close(recorder.End{Reason: "exit 0"})
+	now := time.Unix(0, 0)
+	old := clock
+	clock.now = func() time.Time { return now }
+	clock.sleep = func(d time.Duration) { now = now.Add(d + time.Millisecond) }
+	defer func() { clock = old }()
+	var out bytes.Buffer
+	if err := play(buf.Bytes(), "pp", 1, 0, &out); err != nil || out.Len() != 2000 {
+		t.Fatalf("play: %v, %d bytes", err, out.Len())
+	}
+	if took := now.Sub(time.Unix(0, 0)); took > 2100*time.Millisecond {
+		t.Fatalf("played 2 s of events in %v of simulated time", took)
+	}
+}
+
+// TestPassphraseFileWins: the file named on the command line is used,
+// even with RR_PASSPHRASE set.
+func TestPassphraseFileWins(t *testing.T) {
+	f := writeRecording(t, "pp", 0)
+	pf := filepath.Join(t.TempDir(), "pass")
+	os.WriteFile(pf, []byte("pp\n"), 0o600)
+	if out, errOut, code := rr(t, "other", "cat", "-passphrase-file", pf, f); code != 0 || !strings.HasPrefix(out, "hello") {
+		t.Fatalf("cat with -passphrase-file and RR_PASSPHRASE: %d %q %q", code, out, errOut)
+	}
+}
+
+// TestDamagedAndCut: a flipped byte is damage, not a cut; a cut file's
+// export ends on a whole line.
+func TestDamagedAndCut(t *testing.T) {
+	f := writeRecording(t, "pp", 0)
+	b, _ := os.ReadFile(f)
+	b[len(b)/2] ^= 1
+	os.WriteFile(f, b, 0o600)
+	if _, errOut, code := rr(t, "pp", "verify", f); code != 1 || !strings.Contains(errOut, "damaged") {
+		t.Fatalf("verify of a damaged file: %d %q", code, errOut)
+	}
+	f = writeRecording(t, "pp", 30)
+	out, errOut, code := rr(t, "pp", "export", f)
+	if code != 1 || !strings.Contains(errOut, "cut short") || !strings.HasSuffix(out, "\n") {
+		t.Fatalf("export of a cut file: %d %q, ends %q", code, errOut, out[max(0, len(out)-20):])
+	}
+	for _, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Fatalf("export of a cut file has a torn line: %q", line)
+		}
 	}
 }
