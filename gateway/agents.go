@@ -192,6 +192,13 @@ func (r *registry) notifyLocked() {
 	r.changed = make(chan struct{})
 }
 
+// count is how many hosts have a tunnel.
+func (r *registry) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.hosts)
+}
+
 // get returns the host's newest tunnel, or nil.
 func (r *registry) get(host string) *agentConn {
 	r.mu.Lock()

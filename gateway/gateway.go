@@ -55,6 +55,9 @@ type Config struct {
 	Auth      *auth.Service
 	Recorders Recorders // default NopRecorders{}
 	Logger    *slog.Logger
+	// Metrics, if set, counts ended sessions and their bytes (see
+	// Server.Register).
+	Metrics *Metrics
 
 	// Name identifies this gateway in logs and recordings (default:
 	// DefaultName()).

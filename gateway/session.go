@@ -474,6 +474,9 @@ func (s *Server) finishSession(ss *session, rec SessionRecorder, end SessionEnd)
 	if err != nil {
 		ss.log.Error("session row not finalized", "err", err)
 	}
+	if m := s.cfg.Metrics; m != nil {
+		m.sessionEnded(string(state), ss.bytesIn.Load(), ss.bytesOut.Load())
+	}
 	if f, ok := rec.(sessionFinisher); ok {
 		f.Finished() // the row is final: its recording may go
 	}

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rr-gateway/rr/gateway"
 	"github.com/rr-gateway/rr/gateway/admin"
 	"github.com/rr-gateway/rr/internal/rrtest"
@@ -195,5 +198,39 @@ func TestHostThatNeverStarts(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Error("the person's session did not end")
+	}
+}
+
+// TestMetricsCountSessions: an ended session is counted by its state, its
+// bytes by direction.
+func TestMetricsCountSessions(t *testing.T) {
+	m := gateway.NewMetrics()
+	e := newEnv(t, gateway.Config{Metrics: m})
+	reg := prometheus.NewRegistry()
+	if err := e.gw.Srv.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err := run(t, e.dial(t, "rr+web-01", e.alice.Signer), "echo hello", nil); err != nil || out != "hello\n" {
+		t.Fatalf("session: %q %v", out, err)
+	}
+	onlySession(t, e, true)
+	want := `
+# HELP rr_sessions_ended_total Sessions finalized, by the state their row ended in (closed, killed).
+# TYPE rr_sessions_ended_total counter
+rr_sessions_ended_total{state="closed"} 1
+# HELP rr_session_bytes_total Bytes relayed and recorded by ended sessions: in (person to host), out (host to person).
+# TYPE rr_session_bytes_total counter
+rr_session_bytes_total{direction="in"} 0
+rr_session_bytes_total{direction="out"} 6
+`
+	// Counted just after the row is final: look again for a moment.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		err := testutil.GatherAndCompare(reg, strings.NewReader(want), "rr_sessions_ended_total", "rr_session_bytes_total")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
 	}
 }

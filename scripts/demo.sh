@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 GATEWAY_PORT=${GATEWAY_PORT:-2222}
 AGENT_PORT=${AGENT_PORT:-2223}
+HTTP_PORT=${HTTP_PORT:-9464}
 d=demo
 mkdir -p "$d"
 chmod 700 "$d"
@@ -29,6 +30,7 @@ cat >"$d/gateway.yaml" <<YAML
 # Written by scripts/demo.sh; see configs/gateway.yaml for every field.
 listen: 127.0.0.1:$GATEWAY_PORT
 agent_listen: 127.0.0.1:$AGENT_PORT
+http_listen: 127.0.0.1:$HTTP_PORT
 host_key: $d/ssh_host_ed25519_key
 database: $d/rr.db
 name: demo-gateway
@@ -101,6 +103,7 @@ cat <<MSG
     sftp -i $d/id_ed25519 -P $GATEWAY_PORT rr@127.0.0.1            (ls recordings, get …)
     scp -i $d/id_ed25519 -P $GATEWAY_PORT rr@127.0.0.1:recordings/ID.gz .
       then: gzip -dc ID.gz | openssl enc -d -aes-256-ctr -pbkdf2 -k $passphrase
+    curl -s 127.0.0.1:$HTTP_PORT/metrics | grep '^rr_'                (metrics; /healthz)
   The gateway's host key: $fp
 
   Ctrl-C stops both.

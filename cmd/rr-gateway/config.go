@@ -19,6 +19,7 @@ import (
 type fileConfig struct {
 	Listen             string         `yaml:"listen"`
 	AgentListen        string         `yaml:"agent_listen"`
+	HTTPListen         string         `yaml:"http_listen"`
 	HostKey            string         `yaml:"host_key"`
 	Database           string         `yaml:"database"`
 	Name               string         `yaml:"name"`

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -169,7 +170,9 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 	acfg.Directory = gateway.StoreDirectory(st)
 	acfg.Mailer = mailer
 	acfg.Logger = log
-	acfg.Audit = gateway.AuthAudit(st, log)
+	metrics := gateway.NewMetrics()
+	audit := gateway.AuthAudit(st, log)
+	acfg.Audit = func(e auth.Event) { metrics.AuthDecision(e); audit(e) }
 	authSvc, err := auth.New(acfg)
 	if err != nil {
 		return err
@@ -194,6 +197,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 		Auth:               authSvc,
 		Recorders:          gateway.SpoolRecorders(spool, st, log, kick),
 		Logger:             log,
+		Metrics:            metrics,
 		Name:               c.Name,
 		Address:            c.address(),
 		OpenRecording:      openRecording,
@@ -217,6 +221,25 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 	if err != nil {
 		pl.Close()
 		return err
+	}
+	var web *http.Server
+	if c.HTTPListen != "" {
+		h, err := httpHandler(srv, st)
+		if err != nil {
+			pl.Close()
+			al.Close()
+			return err
+		}
+		hl, err := net.Listen("tcp", c.HTTPListen)
+		if err != nil {
+			pl.Close()
+			al.Close()
+			return fmt.Errorf("http_listen: %w", err)
+		}
+		web = newHTTPServer(h)
+		go web.Serve(hl)
+		defer web.Close()
+		log.Info("metrics and health", "http", hl.Addr().String())
 	}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.ServePeople(pl) }()
