@@ -302,15 +302,7 @@ func TestDirectModeIsBounded(t *testing.T) {
 func TestFailedChunkSticks(t *testing.T) {
 	s, path := directSpoolFile(t)
 	s.after, s.chunk = 3*directAlign, 4*directAlign
-	write, calls := s.writeDirect, 0
-	var failedAt int64 = -1
-	s.writeDirect = func(b []byte, off int64) error {
-		if calls++; calls == 3 {
-			failedAt = off
-			return unix.EIO
-		}
-		return write(b, off)
-	}
+	failedAt := failChunk(s, 3)
 	var want []byte
 	var werr error
 	for i := 0; werr == nil && i < 200; i++ {
@@ -332,8 +324,8 @@ func TestFailedChunkSticks(t *testing.T) {
 		t.Fatalf("close: %v, want EIO", err)
 	}
 	got, _ := os.ReadFile(path)
-	if failedAt < 0 || int64(len(got)) != failedAt || !bytes.Equal(got, want[:failedAt]) {
-		t.Fatalf("file %d bytes, want the %d before the failed chunk", len(got), failedAt)
+	if *failedAt < 0 || int64(len(got)) != *failedAt || !bytes.Equal(got, want[:*failedAt]) {
+		t.Fatalf("file %d bytes, want the %d before the failed chunk", len(got), *failedAt)
 	}
 }
 
@@ -434,15 +426,7 @@ func TestSealGivesBackAReservation(t *testing.T) {
 func TestTwoFailuresCutAtTheLower(t *testing.T) {
 	s, path := directSpoolFile(t)
 	s.after, s.chunk = 3*directAlign, 4*directAlign
-	write, wcalls := s.writeDirect, 0
-	var failedAt int64 = -1
-	s.writeDirect = func(b []byte, off int64) error {
-		if wcalls++; wcalls == 2 {
-			failedAt = off
-			return unix.EIO
-		}
-		return write(b, off)
-	}
+	failedAt := failChunk(s, 2)
 	reserve, rcalls := s.reserve, 0
 	s.reserve = func(off, n int64) error {
 		if rcalls++; rcalls == 3 {
@@ -466,8 +450,8 @@ func TestTwoFailuresCutAtTheLower(t *testing.T) {
 		t.Errorf("close: %v, want both ENOSPC and EIO", cerr)
 	}
 	got, _ := os.ReadFile(path)
-	if failedAt < 0 || int64(len(got)) != failedAt || !bytes.Equal(got, accepted[:failedAt]) {
-		t.Fatalf("file %d bytes, want the %d before the failed chunk, exactly", len(got), failedAt)
+	if *failedAt < 0 || int64(len(got)) != *failedAt || !bytes.Equal(got, accepted[:*failedAt]) {
+		t.Fatalf("file %d bytes, want the %d before the failed chunk, exactly", len(got), *failedAt)
 	}
 }
 
@@ -560,4 +544,19 @@ func TestCopyOnWriteStaysInThePageCache(t *testing.T) {
 	if !inPlace && s.direct != nil {
 		t.Fatalf("filesystem type %#x: O_DIRECT chosen on a filesystem that may not overwrite in place", st.Type)
 	}
+}
+
+// failChunk makes the n-th O_DIRECT write of s fail with EIO, and returns
+// where that chunk was to go (-1 until then).
+func failChunk(s *spoolFile, n int) *int64 {
+	write, calls := s.writeDirect, 0
+	at := int64(-1)
+	s.writeDirect = func(b []byte, off int64) error {
+		if calls++; calls == n {
+			at = off
+			return unix.EIO
+		}
+		return write(b, off)
+	}
+	return &at
 }
