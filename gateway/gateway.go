@@ -150,11 +150,6 @@ type Server struct {
 	registry registry
 	console  *admin.Console
 
-	// logins holds each connection's authentication result from the
-	// auth callbacks until its handler takes it, by SSH session id.
-	loginsMu sync.Mutex
-	logins   map[string]*auth.Login
-
 	// ctx is cancelled, with a cause, when the server closes; every
 	// connection's context derives from it.
 	ctx    context.Context
@@ -177,7 +172,6 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:       cfg,
 		log:       cfg.Logger,
-		logins:    map[string]*auth.Login{},
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[net.Conn]struct{}{},
 		sessions:  map[string]*session{},

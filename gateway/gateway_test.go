@@ -331,7 +331,7 @@ func ptyShell(t *testing.T, c *ssh.Client, term string, rows, cols int) (*ssh.Se
 	}
 	stdin, _ := s.StdinPipe()
 	out := &syncBuffer{}
-	s.Stdout = out
+	s.Stdout, s.Stderr = out, out // as a terminal shows both
 	if err := s.Shell(); err != nil {
 		t.Fatal(err)
 	}

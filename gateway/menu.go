@@ -2,11 +2,13 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/ssh"
 
@@ -70,6 +72,8 @@ func (c *personConn) pickHost(ctx context.Context, ch ssh.Channel, reqs <-chan *
 	}
 
 	var host string
+	ctx, cancel := context.WithTimeoutCause(ctx, c.srv.cfg.LoginGraceTime, errors.New("menu timed out"))
+	defer cancel()
 	if !c.converse(ctx, ch, reqs, st, func() { host = menuLoop(ch, hosts, c.srv.Online) }) {
 		return "", false
 	}
@@ -151,36 +155,65 @@ func menuLoop(rw io.ReadWriter, hosts []hostEntry, online func(string) bool) str
 // readLine reads one line from a raw terminal a byte at a time, so that
 // nothing typed after Enter is consumed (it goes to the host's shell). It
 // keeps printable bytes (ASCII and UTF-8), echoes them if echo is set,
-// handles backspace, drops escape sequences and other control bytes, and
-// keeps at most max bytes. ok is false on Ctrl-C, Ctrl-D or a read error.
+// handles backspace (a whole character) and Ctrl-U (the whole line) as a
+// terminal does, drops escape sequences and other control bytes, and keeps
+// at most max bytes. A line feed before anything else is the end of a
+// CR LF the line before ended in, not an empty line. ok is false on
+// Ctrl-C, Ctrl-D or a read error.
 func readLine(rw io.ReadWriter, max int, echo bool) (line string, ok bool) {
 	var buf []byte
 	var one [1]byte
-	inEscape := false
+	const (
+		plain  = iota
+		escape // after ESC
+		csi    // after ESC [: parameters until a final byte in 0x40–0x7e
+		ss3    // after ESC O: one more byte
+	)
+	state, first := plain, true
+	erase := func(n int) { // the last n characters
+		for ; n > 0 && len(buf) > 0; n-- {
+			_, size := utf8.DecodeLastRune(buf)
+			buf = buf[:len(buf)-size]
+			if echo {
+				io.WriteString(rw, "\b \b")
+			}
+		}
+	}
 	for {
 		if _, err := io.ReadFull(rw, one[:]); err != nil {
 			return "", false
 		}
 		c := one[0]
+		wasFirst := first
+		first = false
 		switch {
-		case inEscape:
-			// CSI and SS3 sequences end with a byte in 0x40–0x7e.
-			if c >= 0x40 && c <= 0x7e && c != '[' && c != 'O' {
-				inEscape = false
+		case state == escape:
+			switch c {
+			case '[':
+				state = csi
+			case 'O':
+				state = ss3
+			default:
+				state = plain
 			}
+		case state == csi:
+			if c >= 0x40 && c <= 0x7e {
+				state = plain
+			}
+		case state == ss3:
+			state = plain
 		case c == 0x1b:
-			inEscape = true
+			state = escape
+		case c == '\n' && wasFirst:
+			// the rest of the previous line's CR LF
 		case c == '\r' || c == '\n':
 			return string(buf), true
 		case c == 0x03 || c == 0x04:
 			return "", false
 		case c == 0x7f || c == 0x08:
-			if len(buf) > 0 {
-				buf = buf[:len(buf)-1]
-				if echo {
-					io.WriteString(rw, "\b \b")
-				}
-			}
+			erase(1)
+		case c == 0x15: // Ctrl-U
+			erase(len(buf))
 		case c >= 0x20 && c != 0x7f && len(buf) < max:
 			buf = append(buf, c)
 			if echo {

@@ -31,6 +31,11 @@ func TestReadLine(t *testing.T) {
 		{in: "a\tb\x00c\r", line: "abc", ok: true},
 		{in: "pä\r", line: "pä", ok: true},
 		{in: strings.Repeat("x", 100) + "\r", line: strings.Repeat("x", 64), ok: true},
+		{in: "pä\x7f\r", line: "p", ok: true},                        // backspace takes the whole character
+		{in: "abc\x15xyz\r", line: "xyz", ok: true},                  // Ctrl-U erases the line
+		{in: "\nabc\r\nls\r", line: "abc", ok: true, rest: "\nls\r"}, // the LF of a CR LF
+		{in: "\x1b[Oabc\x1b[Iz\r", line: "abcz", ok: true},           // focus out and in
+		{in: "\x1b[1;5Dab\r", line: "ab", ok: true},                  // a CSI with parameters
 	}
 	for _, tt := range tests {
 		tm := &term{in: strings.NewReader(tt.in)}

@@ -3,8 +3,10 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -25,8 +27,8 @@ var errDenied = errors.New("permission denied")
 // registered key proves who someone is and hands over to
 // keyboard-interactive for the rest (team, passphrase, code); without a
 // key, keyboard-interactive asks for username and password first. Both
-// paths run auth.Service.Interactive; its Login is kept for the
-// connection's handler under the SSH session id.
+// paths run auth.Service.Interactive; its Login reaches the connection's
+// handler in the connection's Permissions.
 func (s *Server) peopleConfig() *ssh.ServerConfig {
 	cfg := &ssh.ServerConfig{
 		ServerVersion: "SSH-2.0-rr-gateway",
@@ -78,24 +80,22 @@ func (s *Server) interactive(known *auth.Person) func(ssh.ConnMetadata, ssh.Keyb
 			}
 			return nil, errDenied
 		}
-		s.loginsMu.Lock()
-		s.logins[string(meta.SessionID())] = l
-		s.loginsMu.Unlock()
+		// The Login rides on the connection's Permissions: if the
+		// handshake fails after this, it goes with the connection
+		// (a map beside it would keep a passphrase forever).
 		return &ssh.Permissions{Extensions: map[string]string{
 			extPerson:    l.Person.Name,
 			extLoginHost: login.Host,
-		}}, nil
+		}, ExtraData: map[any]any{loginKey{}: l}}, nil
 	}
 }
 
-// takeLogin hands a connection's Login to its handler, once.
-func (s *Server) takeLogin(sessionID []byte) *auth.Login {
-	s.loginsMu.Lock()
-	defer s.loginsMu.Unlock()
-	l := s.logins[string(sessionID)]
-	delete(s.logins, string(sessionID))
-	return l
-}
+// maxSessionsPerConn bounds the session channels one connection runs at
+// once, as sshd's MaxSessions does (10).
+const maxSessionsPerConn = 10
+
+// loginKey is the Permissions.ExtraData key of a connection's Login.
+type loginKey struct{}
 
 func (s *Server) handlePerson(nc net.Conn) {
 	remote := nc.RemoteAddr().String()
@@ -107,7 +107,7 @@ func (s *Server) handlePerson(nc net.Conn) {
 	}
 	defer sc.Close()
 	nc.SetDeadline(time.Time{})
-	login := s.takeLogin(sc.SessionID())
+	login, _ := sc.Permissions.ExtraData[loginKey{}].(*auth.Login)
 	if login == nil {
 		s.log.Error("authenticated connection without a login", "remote", remote)
 		return
@@ -130,6 +130,7 @@ func (s *Server) handlePerson(nc net.Conn) {
 	defer stopKeepalive()
 	// One goroutine takes both new channels and global requests: an idle
 	// connection costs as few stacks as it can.
+	var open atomic.Int32 // session channels running
 	for {
 		var nch ssh.NewChannel
 		select {
@@ -152,6 +153,10 @@ func (s *Server) handlePerson(nc net.Conn) {
 			nch.Reject(ssh.Prohibited, "rr: forwarding is disabled on this gateway; only sessions are allowed")
 			continue
 		}
+		if open.Load() >= maxSessionsPerConn {
+			nch.Reject(ssh.ResourceShortage, fmt.Sprintf("rr: at most %d sessions on one connection", maxSessionsPerConn))
+			continue
+		}
 		ch, creqs, err := nch.Accept()
 		if err != nil {
 			continue
@@ -162,9 +167,11 @@ func (s *Server) handlePerson(nc net.Conn) {
 			continue
 		}
 		s.wg.Add(1)
+		open.Add(1)
 		go func() {
 			defer s.wg.Done()
 			defer s.sessionWG.Done()
+			defer open.Add(-1)
 			c.runSession(ctx, ch, creqs)
 		}()
 	}

@@ -95,6 +95,9 @@ func sendExitStatus(ch ssh.Channel, status uint32) {
 	ch.SendRequest(wire.ReqExitStatus, false, ssh.Marshal(&wire.ExitStatus{Status: status}))
 }
 
+// maxEnvValue bounds an accepted environment value (LANG, TZ, LC_*).
+const maxEnvValue = 256
+
 // setup is what a client asked for before naming the host.
 type setup struct {
 	pty *wire.PTYRequest
@@ -115,7 +118,7 @@ func (st *setup) handle(c *personConn, req *ssh.Request) bool {
 		}
 	case wire.ReqEnv:
 		var e wire.Env
-		if wire.Unmarshal(req.Type, req.Payload, &e) == nil && len(st.env) < 64 && wire.AcceptEnv(e.Name) {
+		if wire.Unmarshal(req.Type, req.Payload, &e) == nil && len(st.env) < 64 && len(e.Value) <= maxEnvValue && wire.AcceptEnv(e.Name) {
 			st.env, ok = append(st.env, e), true
 		}
 	case wire.ReqWindowChange:
@@ -151,8 +154,15 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 
 	var st setup
 	var start *ssh.Request
+	// A channel that never asks for a shell, a command or a subsystem is
+	// closed after the login grace time.
+	grace := time.NewTimer(s.cfg.LoginGraceTime)
+	defer grace.Stop()
 	for n := 0; start == nil; n++ {
 		select {
+		case <-grace.C:
+			log.Info("session channel closed: nothing started within the login grace time")
+			return
 		case <-ctx.Done():
 			return
 		case req, ok := <-reqs:
@@ -229,6 +239,8 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 	if !ok {
 		return
 	}
+	// Every session asks anew, also after one refused on the way.
+	defer c.login.Forget(target.Host)
 	ss := &session{srv: c.srv, id: id, host: target.Host, pty: pty, client: ch, log: log, cancel: cancel,
 		finished: make(chan struct{})}
 	c.openSession(ctx, ss, &st, start, target, reqs, passphrase)
@@ -280,12 +292,16 @@ type terminalPrompter struct{ ch ssh.Channel }
 var errAbandoned = errors.New("the person left the prompt")
 
 func (t terminalPrompter) Ask(_ context.Context, instruction, prompt string, echo bool) (string, error) {
+	// On stderr, as sudo's prompt goes to the terminal: with the output
+	// redirected (ssh -t … > file), the prompt still shows, and is not in
+	// the file.
+	w := t.ch.Stderr()
 	if instruction != "" {
-		io.WriteString(t.ch, instruction+"\r\n")
+		io.WriteString(w, instruction+"\r\n")
 	}
-	io.WriteString(t.ch, prompt)
+	io.WriteString(w, prompt)
 	line, ok := readLine(t.ch, 256, echo)
-	io.WriteString(t.ch, "\r\n")
+	io.WriteString(w, "\r\n")
 	if !ok {
 		return "", errAbandoned
 	}

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -232,5 +233,48 @@ rr_session_bytes_total{direction="out"} 6
 		if time.Now().After(deadline) {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestSetupIsBounded: a connection runs at most 10 session channels; a
+// channel that starts nothing, and a menu nobody answers, end after the
+// login grace time.
+func TestSetupIsBounded(t *testing.T) {
+	e := newEnv(t, gateway.Config{LoginGraceTime: time.Second})
+	c := e.dial(t, "rr", e.alice.Signer)
+	var chans []ssh.Channel
+	for i := range 11 {
+		ch, reqs, err := c.OpenChannel("session", nil)
+		if i == 10 {
+			if err == nil {
+				t.Fatal("an 11th session channel was accepted")
+			}
+			break
+		}
+		if err != nil {
+			t.Fatalf("channel %d: %v", i, err)
+		}
+		go ssh.DiscardRequests(reqs)
+		chans = append(chans, ch)
+	}
+	// None of them started anything: all are closed within the grace time.
+	for i, ch := range chans {
+		done := make(chan struct{})
+		go func() { io.Copy(io.Discard, ch); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("channel %d still open 10 s after a 1 s grace time", i)
+		}
+	}
+	// The menu, unanswered.
+	s, _, out := ptyShell(t, c, "xterm", 24, 80)
+	waitFor(t, out, "Host (number or name")
+	done := make(chan error, 1)
+	go func() { done <- s.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the menu waited more than 10 s with a 1 s grace time")
 	}
 }
