@@ -255,6 +255,7 @@ type group struct {
 	wg      sync.WaitGroup
 	results []*SessionResult
 	mu      sync.Mutex
+	started int // sessions launched; every one must report a result
 }
 
 // launch starts n sessions of the group on hosts (round-robin) with the
@@ -263,6 +264,7 @@ func (w *faultWorld) launch(g *group, next *int, n int, hosts []string, d time.D
 	if g.stop == nil {
 		g.stop = make(chan struct{})
 	}
+	g.started += n
 	for i := range n {
 		idx := *next
 		*next++
@@ -401,7 +403,8 @@ func RunFaults(t testing.TB, seed uint64) *Report {
 	w.mailpit.kill()
 	liveBefore := w.liveNow()
 	w.launch(smtpDown, &next, 4, others, time.Second, seed)
-	waitGroup(smtpDown, time.Minute)
+	hung := map[string]bool{}
+	hung[smtpDown.name] = !waitGroup(smtpDown, time.Minute)
 	refused := count(smtpDown.results, func(r *SessionResult) bool {
 		return strings.HasPrefix(r.Saw, "login refused") && strings.Contains(r.Saw, "could not be sent")
 	})
@@ -419,7 +422,7 @@ func RunFaults(t testing.TB, seed uint64) *Report {
 
 	// Ten sessions end normally (mail back, S3 up).
 	close(steady.stop)
-	waitGroup(steady, time.Minute)
+	hung[steady.name] = !waitGroup(steady, time.Minute)
 
 	// 3. The S3 server stops: recordings that close wait in the spool.
 	w.s3.kill()
@@ -469,14 +472,22 @@ func RunFaults(t testing.TB, seed uint64) *Report {
 
 	// 5. Life goes on: eight short sessions on every host, f-01 included.
 	w.launch(after, &next, 8, w.hosts, 3*time.Second, seed)
-	waitGroup(after, 2*time.Minute)
+	hung[after.name] = !waitGroup(after, 2*time.Minute)
 	rep.LoadSeconds = time.Since(loadStart).Seconds()
 
 	// Every recording reaches the bucket; the spool empties.
 	verifyStart := time.Now()
 	all := []*SessionResult{}
 	for _, g := range []*group{agentKill, steady, s3down, smtpDown, gwKill, gwKillBulk, after} {
+		g.mu.Lock()
+		// A session that never reported (hung past its group's wait)
+		// would otherwise vanish from the report.
+		if len(g.results) != g.started || hung[g.name] {
+			t.Errorf("group %s: %d of %d sessions reported (wait timed out: %v)", g.name, len(g.results), g.started, hung[g.name])
+			rep.Errors++
+		}
 		all = append(all, g.results...)
+		g.mu.Unlock()
 	}
 	deadline := time.Now().Add(90 * time.Second)
 	var inS3, rows int
@@ -513,17 +524,21 @@ func RunFaults(t testing.TB, seed uint64) *Report {
 		return row.Recording
 	})
 	rep.VerifySeconds = time.Since(verifyStart).Seconds()
+	// Every rule also wants the client's own checks passed (r.Err: what it
+	// received was what it was sent, no more), and a recording holding
+	// nothing the client did not see (Extra).
+	clean := func(r *SessionResult) bool { return r.Err == "" && r.Check.In.Extra() == 0 && r.Check.Out.Extra() == 0 }
 	expect := map[string]func(*SessionResult) bool{
 		"agent-kill": func(r *SessionResult) bool {
-			return strings.Contains(r.Notice, "connection to the host was lost") && r.State == "closed" && r.EndReason == "agent lost" &&
+			return clean(r) && strings.Contains(r.Notice, "connection to the host was lost") && r.State == "closed" && r.EndReason == "agent lost" &&
 				(r.Check.Status == "identical" || r.Check.Status == "complete-prefix")
 		},
 		"smtp-down": func(r *SessionResult) bool { return strings.Contains(r.Saw, "could not be sent") && r.ID == "" },
 		"gateway-kill": func(r *SessionResult) bool {
-			return r.State == "interrupted" && r.Check.Status == "prefix" && r.Saw != "exit 0"
+			return clean(r) && r.State == "interrupted" && r.Check.Status == "prefix" && r.Saw != "exit 0"
 		},
 		"gateway-kill-bulk": func(r *SessionResult) bool {
-			return r.State == "interrupted" && r.Check.Status == "prefix" && r.Saw != "exit 0"
+			return clean(r) && r.State == "interrupted" && r.Check.Status == "prefix" && r.Saw != "exit 0"
 		},
 	}
 	rep.tally(all, func(r *SessionResult) bool {

@@ -100,6 +100,11 @@ func (r *Report) tally(results []*SessionResult, ok func(*SessionResult) bool) {
 		switch s.Check.Status {
 		case "prefix", "complete-prefix":
 			r.UnrecordedTail += s.Check.Lost()
+			r.LostBytes += s.Check.In.Extra() + s.Check.Out.Extra() // recorded but never seen: wrong, not late
+		case "missing", "":
+			if s.ID != "" { // a row but no readable recording: all it moved is unrecorded
+				r.LostBytes += s.Sent + s.Received
+			}
 		default:
 			r.LostBytes += s.Check.Lost() + s.Check.In.Extra() + s.Check.Out.Extra()
 		}
