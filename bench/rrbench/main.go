@@ -201,7 +201,12 @@ func (r *results) speed(cfg config, dir string) error {
 	bridge := target{name: "naive bridge", addr: br.ready["addr"], hostKey: signer(onehopKeyName).PublicKey(), proc: br}
 	spool := gw.ready["spool"]
 
-	vias, ones := map[bool]transfer{}, map[bool]transfer{}
+	// OpenSSH direct and ssh -J, when sshd is here, take their turns with
+	// the Go paths.
+	o, osshSkip := r.startOpenSSH(cfg, filepath.Join(dir, "openssh"))
+	if o != nil {
+		defer o.stop()
+	}
 	for _, down := range []bool{true, false} {
 		if cfg.bulk == 0 {
 			break
@@ -210,33 +215,46 @@ func (r *results) speed(cfg config, dir string) error {
 		if down {
 			dirName = "host→person"
 		}
-		// The four take turns, so that drift in the machine's load
+		// They all take turns, so that drift in the machine's load
 		// touches all; each figure is the median run.
-		turns := []struct {
+		type turn struct {
 			what string
-			t    target
+			run  func() (transfer, error)
 			runs []transfer
-		}{
-			{"one hop", oneHop, nil},
-			{"through the gateway, recording on", viaGW, nil},
-			{"through the gateway, recording off", viaOff, nil},
-			{"through a naive two-hop bridge", bridge, nil},
+		}
+		goTurn := func(what string, t target) turn {
+			return turn{what: what, run: func() (transfer, error) {
+				x, err := bulk(t, cfg.bulk, down)
+				clearSpool(spool)
+				if err == nil {
+					logf("  %.0f MB/s, %s %s", x.mbps(), t.name, x.costs())
+				}
+				return x, err
+			}}
+		}
+		turns := []turn{
+			goTurn("one hop", oneHop),
+			goTurn("through the gateway, recording on", viaGW),
+			goTurn("through the gateway, recording off", viaOff),
+			goTurn("through a naive two-hop bridge", bridge),
+		}
+		if o != nil {
+			for _, ot := range o.turns(cfg.bulk, down) {
+				turns = append(turns, turn{what: ot.what, run: ot.run})
+			}
 		}
 		for i := 0; i < max(cfg.bulkRuns, 1); i++ {
 			for k := range turns {
 				tn := &turns[k]
 				logf("bulk %s, %d bytes, %s (run %d)", dirName, cfg.bulk, tn.what, i+1)
-				x, err := bulk(tn.t, cfg.bulk, down)
-				clearSpool(spool)
+				x, err := tn.run()
 				if err != nil {
 					return err
 				}
-				logf("  %.0f MB/s, %s %s", x.mbps(), tn.t.name, x.costs())
 				tn.runs = append(tn.runs, x)
 			}
 		}
 		one, via, off, b := medianTransfer(turns[0].runs), medianTransfer(turns[1].runs), medianTransfer(turns[2].runs), medianTransfer(turns[3].runs)
-		vias[down], ones[down] = via, one
 		r.add(figure{Name: "bulk " + dirName + ", through gateway (recording on)", Value: via.mbps(), Unit: "MB/s",
 			Baseline: "one-hop Go SSH", BaselineValue: one.mbps(), Target: ">= 0.70", Prototype: "0.62-0.66",
 			Note: fmt.Sprintf("%s of log lines", sizeString(cfg.bulk))})
@@ -249,9 +267,11 @@ func (r *results) speed(cfg config, dir string) error {
 		r.add(figure{Name: "bulk " + dirName + ", naive two-hop bridge (reference)", Value: b.mbps(), Unit: "MB/s",
 			Baseline: "one-hop Go SSH", BaselineValue: one.mbps(), Prototype: "0.62-0.66, 176 MB/s",
 			Note: fmt.Sprintf("the prototype's design, measured here: x/crypto/ssh relaying to the one-hop endpoint with io.Copy, no login factors, no recording; its CPU %.2f ns/B", b.nsPerByte())})
-	}
-	if cfg.bulk > 0 {
-		r.sshJ(cfg, filepath.Join(dir, "openssh"), vias, ones)
+		if o != nil {
+			o.figures(r, dirName, via, one, medianTransfer(turns[4].runs), medianTransfer(turns[5].runs), medianTransfer(turns[6].runs))
+		} else if down {
+			r.add(figure{Name: "bulk through gateway vs OpenSSH ssh -J", Target: ">= 1.5", Skipped: true, Note: "skipped: " + osshSkip})
+		}
 	}
 
 	if cfg.keystrokes > 0 {
@@ -471,72 +491,69 @@ func (r *results) agentMemory(cfg config, dir string) error {
 
 // sshJ compares with OpenSSH through a jump host (and directly), when
 // sshd is installed.
-func (r *results) sshJ(cfg config, dir string, vias, ones map[bool]transfer) {
-	skip := func(why string) {
-		r.add(figure{Name: "bulk through gateway vs OpenSSH ssh -J", Target: ">= 1.5", Skipped: true, Note: "skipped: " + why})
+// startOpenSSH starts the throwaway sshds for the ssh -J figures, or
+// says why it cannot (no sshd, no ssh).
+func (r *results) startOpenSSH(cfg config, dir string) (*openssh, string) {
+	if cfg.bulk == 0 {
+		return nil, ""
 	}
 	sshd := sshdPath()
 	if sshd == "" {
-		skip("no sshd (apt-get install openssh-server)")
-		return
+		return nil, "no sshd (apt-get install openssh-server)"
 	}
 	if _, err := exec.LookPath("ssh"); err != nil {
-		skip("no ssh (apt-get install openssh-client)")
-		return
+		return nil, "no ssh (apt-get install openssh-client)"
 	}
 	o, err := startOpenSSH(sshd, dir)
 	if err != nil {
-		skip(err.Error())
-		return
+		return nil, err.Error()
 	}
-	defer o.stop()
-	for _, down := range []bool{true, false} {
-		dirName := "person→host"
-		if down {
-			dirName = "host→person"
-		}
-		logf("bulk %s, %d bytes, OpenSSH direct and ssh -J (%s, then OpenSSH's default cipher)", dirName, cfg.bulk, matchedCipher)
-		setups := map[string]time.Duration{}
-		for _, run := range []struct{ host, cipher string }{{"direct", matchedCipher}, {"target", matchedCipher}, {"target", ""}} {
-			d, err := o.setup(run.host, run.cipher)
-			if err != nil {
-				skip(err.Error())
-				return
+	return o, ""
+}
+
+// osshTurn is one OpenSSH transfer that takes its turn with the Go ones.
+type osshTurn struct {
+	what string
+	run  func() (transfer, error)
+}
+
+// turns are OpenSSH direct and ssh -J with the Go paths' cipher, and ssh
+// -J with OpenSSH's default, each with its set-up (measured first) taken
+// off.
+func (o *openssh) turns(size int64, down bool) []osshTurn {
+	mk := func(what, host, cipher string) osshTurn {
+		var setup time.Duration
+		return osshTurn{what: what, run: func() (transfer, error) {
+			if setup == 0 {
+				d, err := o.setup(host, cipher)
+				if err != nil {
+					return transfer{}, err
+				}
+				setup = d
 			}
-			setups[run.host+"/"+run.cipher] = d
-		}
-		var directs, jumps, defaults []transfer
-		for i := 0; i < max(cfg.bulkRuns, 1); i++ {
-			d, err := o.bulk("direct", matchedCipher, setups["direct/"+matchedCipher], cfg.bulk, down)
-			if err != nil {
-				skip(err.Error())
-				return
+			x, err := o.bulk(host, cipher, setup, size, down)
+			if err == nil {
+				logf("  %.0f MB/s (set-up of %v taken off)", x.mbps(), setup.Round(time.Millisecond))
 			}
-			j, err := o.bulk("target", matchedCipher, setups["target/"+matchedCipher], cfg.bulk, down)
-			if err != nil {
-				skip(err.Error())
-				return
-			}
-			dj, err := o.bulk("target", "", setups["target/"], cfg.bulk, down)
-			if err != nil {
-				skip(err.Error())
-				return
-			}
-			directs, jumps, defaults = append(directs, d), append(jumps, j), append(defaults, dj)
-		}
-		direct, jump, dflt := medianTransfer(directs), medianTransfer(jumps), medianTransfer(defaults)
-		logf("  direct %.0f MB/s, ssh -J %.0f MB/s, ssh -J with the default cipher %.0f MB/s (set-up taken off: %v, %v, %v)",
-			direct.mbps(), jump.mbps(), dflt.mbps(), setups["direct/"+matchedCipher], setups["target/"+matchedCipher], setups["target/"])
-		r.add(figure{Name: "bulk " + dirName + ", through gateway vs OpenSSH ssh -J", Value: vias[down].mbps(), Unit: "MB/s",
-			Baseline: "ssh -J via a throwaway sshd", BaselineValue: jump.mbps(), Target: ">= 1.5", Prototype: "ssh -J 124 MB/s",
-			Note: fmt.Sprintf("the Go paths' cipher (%s); each ssh run's set-up (ssh HOST true, %v) taken off, as the Go paths time from their session's start",
-				matchedCipher, setups["target/"+matchedCipher].Round(time.Millisecond))})
-		r.add(figure{Name: "bulk " + dirName + ", ssh -J with OpenSSH's default cipher (reference)", Value: vias[down].mbps(), Unit: "MB/s",
-			Baseline: "ssh -J, OpenSSH's default cipher", BaselineValue: dflt.mbps(), Note: "set-up taken off the same way"})
-		r.add(figure{Name: "bulk " + dirName + ", OpenSSH direct (reference)", Value: direct.mbps(), Unit: "MB/s",
-			Baseline: "one-hop Go SSH", BaselineValue: ones[down].mbps(), Prototype: "447 MB/s",
-			Note: matchedCipher + ", set-up taken off"})
+			return x, err
+		}}
 	}
+	return []osshTurn{
+		mk("OpenSSH direct, "+matchedCipher, "direct", matchedCipher),
+		mk("OpenSSH ssh -J, "+matchedCipher, "target", matchedCipher),
+		mk("OpenSSH ssh -J, its default cipher", "target", ""),
+	}
+}
+
+// figures adds the OpenSSH figures of one direction.
+func (o *openssh) figures(r *results, dirName string, via, one, direct, jump, dflt transfer) {
+	r.add(figure{Name: "bulk " + dirName + ", through gateway vs OpenSSH ssh -J", Value: via.mbps(), Unit: "MB/s",
+		Baseline: "ssh -J via a throwaway sshd", BaselineValue: jump.mbps(), Target: ">= 1.5", Prototype: "ssh -J 124 MB/s",
+		Note: "the Go paths' cipher (" + matchedCipher + "), taking turns with them; each ssh run's set-up (ssh HOST true) taken off, as the Go paths time from their session's start"})
+	r.add(figure{Name: "bulk " + dirName + ", ssh -J with OpenSSH's default cipher (reference)", Value: via.mbps(), Unit: "MB/s",
+		Baseline: "ssh -J, OpenSSH's default cipher", BaselineValue: dflt.mbps(), Note: "set-up taken off the same way"})
+	r.add(figure{Name: "bulk " + dirName + ", OpenSSH direct (reference)", Value: direct.mbps(), Unit: "MB/s",
+		Baseline: "one-hop Go SSH", BaselineValue: one.mbps(), Prototype: "447 MB/s", Note: matchedCipher + ", set-up taken off"})
 }
 
 func absPath(p string) string {

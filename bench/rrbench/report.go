@@ -192,7 +192,7 @@ func (r *results) write(dir string) error {
 	date := r.started.UTC().Format("2006-01-02 15:04 UTC")
 	var b strings.Builder
 	fmt.Fprintf(&b, "Run %s on %s, %s elapsed.\n", date, m.Summary, time.Since(r.started).Round(time.Second))
-	fmt.Fprintf(&b, "Sizes: bulk %s each way (median of %d runs, one hop, the two gateways and the naive bridge taking turns), %d keystrokes, %d set-ups, %d idle sessions, %d idle agents.\n\n",
+	fmt.Fprintf(&b, "Sizes: bulk %s each way (median of %d runs, one hop, the two gateways, the naive bridge and, with sshd, OpenSSH direct and ssh -J taking turns), %d keystrokes, %d set-ups, %d idle sessions, %d idle agents.\n\n",
 		sizeString(r.cfg.bulk), max(r.cfg.bulkRuns, 1), r.cfg.keystrokes, r.cfg.setups, r.cfg.sessions, r.cfg.agents)
 	b.WriteString("| figure | value | baseline | ratio | target | met? | notes |\n|---|---:|---|---:|---|---|---|\n")
 	for _, f := range append(slices.Clone(r.figures), r.gobench...) {
