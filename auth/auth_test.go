@@ -547,3 +547,46 @@ func TestPasswordChecksTakeTheSameTime(t *testing.T) {
 		t.Fatalf("bob's bcrypt check answered after %v, before the %v an unknown name takes", d, took)
 	}
 }
+
+// TestLimitsHoldThroughLogins: the per-address limit refuses the 31st
+// login a minute from one address (any port), and the mail limit the 6th
+// code in 15 minutes for one person, through Interactive itself.
+func TestLimitsHoldThroughLogins(t *testing.T) {
+	dir := &fakeDir{
+		people: map[string]Person{"bob": {Name: "bob", Email: "bob@x.test", Role: RoleAdvanced, PasswordHash: mustHash(t, "pw")}},
+		teams:  map[string][]Team{"bob": {{Name: "t_RR", RapidResponse: true, Hosts: []string{"*"}}}},
+		hosts:  map[string]Host{"h": {Name: "h", PassphraseVerifier: mustHash(t, "pp")}},
+	}
+	var sent []Message
+	s, err := New(Config{Directory: dir, Mailer: mailFunc(func(m Message) error { sent = append(sent, m); return nil })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var d *Denied
+	quit := promptFunc(func(string) string { return "" }) // wrong answers, quickly
+	for i := range DefaultLimits.SourceAttempts {
+		s.Interactive(ctx, quit, &Person{Name: "bob", Role: RoleAdvanced}, "bob", "", fmt.Sprintf("192.0.2.9:%d", 1000+i))
+	}
+	if _, err := s.Interactive(ctx, quit, &Person{Name: "bob", Role: RoleAdvanced}, "bob", "", "192.0.2.9:5000"); !errors.As(err, &d) || d.Reason != "source rate limited" {
+		t.Fatalf("login %d from one address: %v, want the source limit", DefaultLimits.SourceAttempts+1, err)
+	}
+	right := promptFunc(func(prompt string) string {
+		if strings.HasPrefix(prompt, "Passphrase") {
+			return "pp"
+		}
+		return regexp.MustCompile(`\d{6}`).FindString(sent[len(sent)-1].Body)
+	})
+	for i := range DefaultLimits.MailsPerPerson + 1 {
+		_, err := s.Interactive(ctx, right, &Person{Name: "bob", Role: RoleAdvanced, Email: "bob@x.test"}, "bob", "h", fmt.Sprintf("198.51.100.%d:1", i))
+		if i < DefaultLimits.MailsPerPerson && err != nil {
+			t.Fatalf("login %d: %v", i+1, err)
+		}
+		if i == DefaultLimits.MailsPerPerson && (!errors.As(err, &d) || d.Reason != "mail rate limit") {
+			t.Fatalf("code %d: %v, want the mail limit", i+1, err)
+		}
+	}
+	if len(sent) != DefaultLimits.MailsPerPerson {
+		t.Fatalf("%d codes mailed, want %d", len(sent), DefaultLimits.MailsPerPerson)
+	}
+}

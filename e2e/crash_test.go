@@ -20,7 +20,9 @@ import (
 // recording whose decryptable prefix holds what was flushed; the next
 // start marks the session interrupted and seals the file as it stands.
 func TestGatewayKilledMidSession(t *testing.T) {
-	killMidSession(t, "echo before-the-kill; sleep 60", nil)
+	// The shell computes the marker: the command line in the recording's
+	// header must not be what the check finds.
+	killMidSession(t, "echo before-the-$((6*7)); sleep 60", nil)
 }
 
 // TestGatewayKilledMidBulk: the same during a bulk transfer, when the
@@ -29,7 +31,7 @@ func TestGatewayKilledMidSession(t *testing.T) {
 // host sent, event by event, with nothing torn or padded inside it.
 func TestGatewayKilledMidBulk(t *testing.T) {
 	const line = "rr-busy-line-0123456789\n"
-	killMidSession(t, "echo before-the-kill; exec yes "+strings.TrimSuffix(line, "\n"), func(plain []byte) {
+	killMidSession(t, "echo before-the-$((6*7)); exec yes "+strings.TrimSuffix(line, "\n"), func(plain []byte) {
 		lines := strings.Split(string(plain), "\n")
 		var out strings.Builder
 		for i, l := range lines[1 : len(lines)-1] { // the header, then whole events; the last line may be cut
@@ -41,7 +43,7 @@ func TestGatewayKilledMidBulk(t *testing.T) {
 				out.WriteString(ev[2].(string))
 			}
 		}
-		got, ok := strings.CutPrefix(out.String(), "before-the-kill\n")
+		got, ok := strings.CutPrefix(out.String(), "before-the-42\n")
 		if !ok || len(got) < 8<<20 {
 			t.Fatalf("the prefix holds %d bytes of output after the marker (want over 8 MiB: a busy recording)", len(got))
 		}
@@ -80,7 +82,7 @@ func killMidSession(t *testing.T, command string, check func(plain []byte)) {
 		}
 		r := bufio.NewReader(stdout)
 		line, _ := r.ReadString('\n')
-		if line == "before-the-kill\n" {
+		if line == "before-the-42\n" {
 			go io.Copy(io.Discard, r) // a bulk command goes on at full speed
 			break
 		}
@@ -89,6 +91,16 @@ func killMidSession(t *testing.T, command string, check func(plain []byte)) {
 			t.Fatalf("no session: %q\n%s", line, g.log())
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// The real process's HTTP port, mid-session.
+	if code, body := g.get("/healthz"); code != 200 || body != "ok\n" {
+		t.Errorf("/healthz: %d %q", code, body)
+	}
+	_, metrics := g.get("/metrics")
+	for _, want := range []string{"rr_sessions_live 1", "rr_agents_connected 1", `rr_auth_decisions_total{action="code",outcome="allowed"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 	time.Sleep(600 * time.Millisecond) // let a flush pass (flush_interval 200ms)
 	gw.Process.Signal(syscall.SIGKILL)
@@ -100,10 +112,14 @@ func killMidSession(t *testing.T, command string, check func(plain []byte)) {
 	if len(files) != 1 {
 		t.Fatalf("spool holds %v", files)
 	}
+	// The gateway logs at debug level here: still never a secret.
+	if log := g.log(); strings.Contains(log, "pp-web-01") {
+		t.Error("the host passphrase is in the gateway's log")
+	}
 	before, _ := os.ReadFile(files[0])
 	out, err := exec.Command("bash", "-c", `gzip -dc "$1" 2>"$1.err" | openssl enc -d -aes-256-ctr -pbkdf2 -k pp-web-01`, "x", files[0]).Output()
 	gzErr, _ := os.ReadFile(files[0] + ".err")
-	if err != nil || !strings.Contains(string(out), "before-the-kill") || !strings.Contains(string(gzErr), "unexpected end of file") {
+	if err != nil || !strings.Contains(string(out), "before-the-42") || !strings.Contains(string(gzErr), "unexpected end of file") {
 		t.Fatalf("prefix of the killed session's recording: %v, %.300q, gzip said %q", err, out, gzErr)
 	}
 	if check != nil {

@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +39,7 @@ type procGateway struct {
 	cfg    string
 	env    []string
 	people string
+	http   string // its metrics and health port
 	w      *world // ssh as alice against this gateway
 }
 
@@ -56,9 +59,11 @@ func startProcGateway(t *testing.T, extra string, env ...string) (*procGateway, 
 	}
 	g.people = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	agents := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	g.http = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	g.cfg = filepath.Join(g.dir, "gateway.yaml")
 	os.WriteFile(g.cfg, []byte(fmt.Sprintf(`listen: %s
 agent_listen: %s
+http_listen: %s
 host_key: %s/host_key
 database: %s/rr.db
 log: {format: text, level: debug}
@@ -66,7 +71,7 @@ mail: {mode: smtp, from: rr@gateway.test, smtp: {host: 127.0.0.1, port: %d, tls:
 people: [{name: alice, email: %s, role: advanced, key_files: [%s.pub]}]
 teams: [{name: ops_RR, rapid_response: true, members: [alice], hosts: ["*"]}]
 hosts: [{name: web-01, passphrase_verifier: '%s', agent_key_file: %s.pub}]
-%s`, g.people, agents, g.dir, g.dir, mp.SMTPPort, aliceMail, alice.Path, verifier, agentKey.Path, extra)), 0o600)
+%s`, g.people, agents, g.http, g.dir, g.dir, mp.SMTPPort, aliceMail, alice.Path, verifier, agentKey.Path, extra)), 0o600)
 	cmd := g.start()
 
 	fp, err := exec.Command(filepath.Join(g.bin, "rr-gateway"), "fingerprint", "-config", g.cfg).Output()
@@ -103,6 +108,18 @@ func (g *procGateway) start() *exec.Cmd {
 }
 
 func (g *procGateway) logPath() string { return filepath.Join(g.dir, "gateway.log") }
+
+// get fetches path from the gateway's HTTP port.
+func (g *procGateway) get(path string) (int, string) {
+	g.t.Helper()
+	resp, err := http.Get("http://" + g.http + path)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
 
 func (g *procGateway) log() string {
 	b, _ := os.ReadFile(g.logPath())

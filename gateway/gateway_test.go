@@ -345,6 +345,7 @@ type recorder struct {
 	resizes []string
 	end     *gateway.SessionEnd
 	fail    bool
+	failAt  int // with it set, Output fails once it holds that many bytes (a disk filling mid-session)
 }
 
 func (r *recorder) Start(context.Context, gateway.SessionInfo) (gateway.SessionRecorder, error) {
@@ -357,6 +358,9 @@ func (r *recorder) Input(p []byte) error { r.mu.Lock(); defer r.mu.Unlock(); r.i
 func (r *recorder) Output(p []byte) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.failAt > 0 && r.out.Len()+len(p) > r.failAt {
+		return errors.New("disk full")
+	}
 	r.out.Write(p)
 	return nil
 }
@@ -399,6 +403,28 @@ func TestRecorderFailureRefusesSession(t *testing.T) {
 	out, errOut, err := run(t, c, "echo must-not-run", nil)
 	if out != "" || !strings.Contains(errOut, "cannot be recorded") || exitStatus(err) != 1 {
 		t.Fatalf("stdout %q stderr %q err %v", out, errOut, err)
+	}
+}
+
+// TestRecordingFailureEndsSession: a recording that fails mid-session ends
+// the session, tells the person why, and nothing it did not record
+// reaches them.
+func TestRecordingFailureEndsSession(t *testing.T) {
+	rec := &recorder{failAt: 100 << 10}
+	e := newEnv(t, gateway.Config{Recorders: rec})
+	c := e.dial(t, "rr+web-01", e.alice.Signer)
+	out, errOut, err := run(t, c, "seq 1 1000000", nil)
+	rec.mu.Lock()
+	recorded := rec.out.String()
+	rec.mu.Unlock()
+	if err == nil || !strings.Contains(errOut, "recording failed") {
+		t.Fatalf("session after the recording failed: %v, stderr %q", err, errOut)
+	}
+	if len(out) > len(recorded) || !strings.HasPrefix(recorded, out) {
+		t.Fatalf("the person got %d bytes, %d were recorded: unrecorded output went out", len(out), len(recorded))
+	}
+	if row := onlySession(t, e, true); row.EndReason != "recording failed; session closed" {
+		t.Errorf("end reason %q", row.EndReason)
 	}
 }
 

@@ -130,7 +130,6 @@ func (s *Server) handlePerson(nc net.Conn) {
 	defer stopKeepalive()
 	// One goroutine takes both new channels and global requests: an idle
 	// connection costs as few stacks as it can.
-	var open atomic.Int32 // session channels running
 	for {
 		var nch ssh.NewChannel
 		select {
@@ -153,7 +152,7 @@ func (s *Server) handlePerson(nc net.Conn) {
 			nch.Reject(ssh.Prohibited, "rr: forwarding is disabled on this gateway; only sessions are allowed")
 			continue
 		}
-		if open.Load() >= maxSessionsPerConn {
+		if c.sessions.Load() >= maxSessionsPerConn {
 			nch.Reject(ssh.ResourceShortage, fmt.Sprintf("rr: at most %d sessions on one connection", maxSessionsPerConn))
 			continue
 		}
@@ -167,11 +166,10 @@ func (s *Server) handlePerson(nc net.Conn) {
 			continue
 		}
 		s.wg.Add(1)
-		open.Add(1)
+		c.sessions.Add(1) // runSession gives it back before the channel closes
 		go func() {
 			defer s.wg.Done()
 			defer s.sessionWG.Done()
-			defer open.Add(-1)
 			c.runSession(ctx, ch, creqs)
 		}()
 	}
@@ -197,6 +195,7 @@ type personConn struct {
 	loginHost string
 	remote    string
 	log       *slog.Logger
+	sessions  atomic.Int32 // session channels running (maxSessionsPerConn)
 }
 
 // globalRequest refuses port forwarding (tcpip-forward, streamlocal…) and

@@ -148,6 +148,7 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
 	defer ch.Close()
+	defer c.sessions.Add(-1) // before the close: a person who sees it may open the next at once
 	id := newSessionID()
 	log := c.log.With("session", id)
 	defer s.recoverPanic("session", "session", id, "person", c.person)

@@ -50,6 +50,7 @@ for step in "${steps[@]}"; do
     ;;
   unit)
     echo "== unit tests (-race)"
+    need_tools # some unit tests use the real ssh, scp, sftp and openssl too
     need_versitygw
     go test -race -count=1 -timeout 10m $(go list ./... | grep -v /e2e)
     ;;

@@ -26,13 +26,13 @@ type openSSH struct {
 }
 
 // startOpenSSH serves f's Server on 127.0.0.1:0: the "sftp" subsystem and
-// scp exec requests, for one client key. It skips the test when scp, sftp
-// or ssh is missing.
+// scp exec requests, for one client key. It fails the test when scp, sftp
+// or ssh is missing (make test installs them; a skip would hide that).
 func startOpenSSH(t *testing.T, f *fixture) *openSSH {
 	t.Helper()
 	for _, bin := range []string{"ssh", "scp", "sftp"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("%s not installed", bin)
+			t.Fatalf("%s not installed: make test (scripts/test.sh) installs it", bin)
 		}
 	}
 	_, hostPriv, _ := ed25519.GenerateKey(rand.Reader)
