@@ -239,16 +239,7 @@ func FuzzPickTeam(f *testing.F) {
 }
 
 func TestInteractiveOrderAndDenials(t *testing.T) {
-	dir := &fakeDir{
-		people: map[string]Person{"bob": {Name: "bob", Email: "bob@x.test", Role: RoleAdvanced, PasswordHash: mustHash(t, "pw")}},
-		teams:  map[string][]Team{"bob": {{Name: "t_RR", RapidResponse: true, Hosts: []string{"*"}}}},
-		hosts:  map[string]Host{"h": {Name: "h", PassphraseVerifier: mustHash(t, "pp")}},
-	}
-	var sent []Message
-	s, err := New(Config{Directory: dir, Mailer: mailFunc(func(m Message) error { sent = append(sent, m); return nil })})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, mails := bobMailed(t)
 	var asked []string
 	p := promptFunc(func(prompt string) string {
 		asked = append(asked, prompt)
@@ -260,7 +251,7 @@ func TestInteractiveOrderAndDenials(t *testing.T) {
 		case strings.HasPrefix(prompt, "Passphrase"):
 			return "pp"
 		case strings.HasPrefix(prompt, "Code"):
-			return regexp.MustCompile(`\d{6}`).FindString(sent[len(sent)-1].Body)
+			return regexp.MustCompile(`\d{6}`).FindString((*mails)[len(*mails)-1].Body)
 		}
 		return ""
 	})
@@ -552,16 +543,7 @@ func TestPasswordChecksTakeTheSameTime(t *testing.T) {
 // login a minute from one address (any port), and the mail limit the 6th
 // code in 15 minutes for one person, through Interactive itself.
 func TestLimitsHoldThroughLogins(t *testing.T) {
-	dir := &fakeDir{
-		people: map[string]Person{"bob": {Name: "bob", Email: "bob@x.test", Role: RoleAdvanced, PasswordHash: mustHash(t, "pw")}},
-		teams:  map[string][]Team{"bob": {{Name: "t_RR", RapidResponse: true, Hosts: []string{"*"}}}},
-		hosts:  map[string]Host{"h": {Name: "h", PassphraseVerifier: mustHash(t, "pp")}},
-	}
-	var sent []Message
-	s, err := New(Config{Directory: dir, Mailer: mailFunc(func(m Message) error { sent = append(sent, m); return nil })})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, mails := bobMailed(t)
 	ctx := context.Background()
 	var d *Denied
 	quit := promptFunc(func(string) string { return "" }) // wrong answers, quickly
@@ -575,7 +557,7 @@ func TestLimitsHoldThroughLogins(t *testing.T) {
 		if strings.HasPrefix(prompt, "Passphrase") {
 			return "pp"
 		}
-		return regexp.MustCompile(`\d{6}`).FindString(sent[len(sent)-1].Body)
+		return regexp.MustCompile(`\d{6}`).FindString((*mails)[len(*mails)-1].Body)
 	})
 	for i := range DefaultLimits.MailsPerPerson + 1 {
 		_, err := s.Interactive(ctx, right, &Person{Name: "bob", Role: RoleAdvanced, Email: "bob@x.test"}, "bob", "h", fmt.Sprintf("198.51.100.%d:1", i))
@@ -586,7 +568,24 @@ func TestLimitsHoldThroughLogins(t *testing.T) {
 			t.Fatalf("code %d: %v, want the mail limit", i+1, err)
 		}
 	}
-	if len(sent) != DefaultLimits.MailsPerPerson {
-		t.Fatalf("%d codes mailed, want %d", len(sent), DefaultLimits.MailsPerPerson)
+	if len(*mails) != DefaultLimits.MailsPerPerson {
+		t.Fatalf("%d codes mailed, want %d", len(*mails), DefaultLimits.MailsPerPerson)
 	}
+}
+
+// bobMailed is a Service over a directory with bob (password "pw", mailed
+// codes) and host h (passphrase "pp"), and the mails it sends.
+func bobMailed(t *testing.T) (*Service, *[]Message) {
+	t.Helper()
+	dir := &fakeDir{
+		people: map[string]Person{"bob": {Name: "bob", Email: "bob@x.test", Role: RoleAdvanced, PasswordHash: mustHash(t, "pw")}},
+		teams:  map[string][]Team{"bob": {{Name: "t_RR", RapidResponse: true, Hosts: []string{"*"}}}},
+		hosts:  map[string]Host{"h": {Name: "h", PassphraseVerifier: mustHash(t, "pp")}},
+	}
+	var sent []Message
+	s, err := New(Config{Directory: dir, Mailer: mailFunc(func(m Message) error { sent = append(sent, m); return nil })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, &sent
 }
