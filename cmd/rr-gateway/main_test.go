@@ -201,3 +201,41 @@ func TestRecoveryIsIdempotent(t *testing.T) {
 		}
 	}
 }
+
+// TestBucketCheckedAtStart: a wrong bucket, key or endpoint stops the
+// start with an error naming it, before any session; the right ones pass.
+func TestBucketCheckedAtStart(t *testing.T) {
+	s3addr, _ := startS3(t)
+	t.Setenv("RR_TEST_S3_SECRET", "rr-secret-key")
+	st, err := store.Open(filepath.Join(t.TempDir(), "rr.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	spool, err := recorder.NewSpool(recorder.SpoolConfig{Dir: t.TempDir(), FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spool.Close()
+	good := fileS3{Bucket: "rec", Endpoint: "http://" + s3addr, Region: "us-east-1", Prefix: "r/", PathStyle: true,
+		AccessKeyID: "rr-access", SecretAccessKeyEnv: "RR_TEST_S3_SECRET"}
+	for _, tc := range []struct {
+		name string
+		edit func(*fileS3)
+	}{
+		{"the right bucket", func(*fileS3) {}},
+		{"no such bucket", func(s *fileS3) { s.Bucket = "nope" }},
+		{"a wrong key", func(s *fileS3) { s.AccessKeyID = "someone-else" }},
+		{"nothing listening", func(s *fileS3) { s.Endpoint = "http://" + rrtest.FreeAddr(t) }},
+	} {
+		c := defaultConfig()
+		c.Recordings.S3 = good
+		tc.edit(&c.Recordings.S3)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		up, _, err := c.uploader(ctx, spool, st, slog.New(slog.DiscardHandler))
+		cancel()
+		if ok := tc.name == "the right bucket"; (err == nil) != ok || (ok && up == nil) {
+			t.Errorf("%s: uploader %v, err %v", tc.name, up != nil, err)
+		}
+	}
+}

@@ -167,3 +167,42 @@ func TestDamagedAndCut(t *testing.T) {
 		}
 	}
 }
+
+// TestPlaySpeedAndMaxIdle: -speed 2 plays in half the time; -max-idle
+// cuts a long pause as recorded, before the speed divides it.
+func TestPlaySpeedAndMaxIdle(t *testing.T) {
+	var buf bytes.Buffer
+	at := time.Unix(1700000000, 0)
+	w, err := recorder.NewWriter(&buf, "pp", recorder.Header{Width: 80, Height: 24}, func() time.Time { return at })
+	if err != nil {
+		t.Fatal(err)
+	}
+	at = at.Add(time.Second)
+	w.Output([]byte("a"))
+	at = at.Add(10 * time.Second) // a long pause
+	w.Output([]byte("b"))
+	w.Close(recorder.End{Reason: "exit 0"})
+	old := clock
+	defer func() { clock = old }()
+	for _, tc := range []struct {
+		speed   float64
+		maxIdle time.Duration
+		want    time.Duration
+	}{
+		{1, 0, 11 * time.Second},
+		{2, 0, 5500 * time.Millisecond},
+		{1, 2 * time.Second, 3 * time.Second},        // 1 s, then the 10 s pause cut to 2 s
+		{2, 2 * time.Second, 1500 * time.Millisecond}, // the same, halved
+	} {
+		now := time.Unix(0, 0)
+		clock.now = func() time.Time { return now }
+		clock.sleep = func(d time.Duration) { now = now.Add(d) }
+		var out bytes.Buffer
+		if err := play(buf.Bytes(), "pp", tc.speed, tc.maxIdle, &out); err != nil || out.String() != "ab" {
+			t.Fatalf("play: %v %q", err, out.String())
+		}
+		if took := now.Sub(time.Unix(0, 0)); took != tc.want {
+			t.Errorf("speed %v, max-idle %v: %v, want %v", tc.speed, tc.maxIdle, took, tc.want)
+		}
+	}
+}
