@@ -191,7 +191,7 @@ func TestPlaySpeedAndMaxIdle(t *testing.T) {
 	}{
 		{1, 0, 11 * time.Second},
 		{2, 0, 5500 * time.Millisecond},
-		{1, 2 * time.Second, 3 * time.Second},        // 1 s, then the 10 s pause cut to 2 s
+		{1, 2 * time.Second, 3 * time.Second},         // 1 s, then the 10 s pause cut to 2 s
 		{2, 2 * time.Second, 1500 * time.Millisecond}, // the same, halved
 	} {
 		now := time.Unix(0, 0)
