@@ -39,6 +39,7 @@ type procGateway struct {
 	cfg    string
 	env    []string
 	people string
+	agents string // its agents' port
 	http   string // its metrics and health port
 	w      *world // ssh as alice against this gateway
 }
@@ -59,6 +60,7 @@ func startProcGateway(t *testing.T, extra string, env ...string) (*procGateway, 
 	}
 	g.people = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	agents := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	g.agents = agents
 	g.http = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	g.cfg = filepath.Join(g.dir, "gateway.yaml")
 	os.WriteFile(g.cfg, []byte(fmt.Sprintf(`listen: %s
