@@ -191,11 +191,11 @@ func (s *Service) audit(e Event) {
 		"outcome", e.Outcome, "reason", e.Reason, "source", e.Source)
 }
 
-// failPassword audits a failed password login as who (the name as the
-// audit may show it) and counts it against key (the name it was for).
-func (s *Service) failPassword(who, key, source, reason string) {
+// failPassword audits a failed password login under who (the name, or
+// its digest if it is no one's) and counts it against who.
+func (s *Service) failPassword(who, source, reason string) {
 	s.audit(Event{Person: who, Action: "login", Outcome: "denied", Reason: reason, Source: source})
-	if s.limiter.passwordFailure(key) {
+	if s.limiter.passwordFailure(who) {
 		s.audit(Event{Person: who, Action: "lockout", Outcome: "denied", Reason: "too many failed passwords", Source: source})
 	}
 }

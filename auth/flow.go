@@ -120,9 +120,8 @@ func (s *Service) Interactive(ctx context.Context, p Prompter, known *Person, lo
 	var person Person
 	if known != nil {
 		person = *known
-		if s.limiter.factorLocked(person.Name) {
-			s.audit(Event{Person: person.Name, Action: "login", Outcome: "denied", Reason: "locked out", Source: source})
-			return nil, denied("locked out", "rr: too many failed attempts; try again later")
+		if err := s.lockedOut(person.Name, source, "login"); err != nil {
+			return nil, err
 		}
 		s.audit(Event{Person: person.Name, Action: "login", Outcome: "allowed", Reason: "publickey", Source: source})
 	} else {
@@ -130,9 +129,8 @@ func (s *Service) Interactive(ctx context.Context, p Prompter, known *Person, lo
 		if person, err = s.password(ctx, p, loginName, source); err != nil {
 			return nil, err
 		}
-		if s.limiter.factorLocked(person.Name) {
-			s.audit(Event{Person: person.Name, Action: "login", Outcome: "denied", Reason: "locked out", Source: source})
-			return nil, denied("locked out", "rr: too many failed attempts; try again later")
+		if err := s.lockedOut(person.Name, source, "login"); err != nil {
+			return nil, err
 		}
 	}
 	if person.Role != RoleAdvanced && person.Role != RoleAdmin {
@@ -188,11 +186,11 @@ func (s *Service) password(ctx context.Context, p Prompter, loginName, source st
 	}
 	// The name is recorded only if it is someone's: a password typed
 	// into the Username prompt must not land in the audit trail.
-	key, who := name, name
+	who := name // as audited and counted
 	if !found {
-		key, who = unknownName(name), unknownName(name)
+		who = unknownName(name)
 	}
-	locked := s.limiter.passwordLocked(key)
+	locked := s.limiter.passwordLocked(who)
 	if !found || person.PasswordHash == "" || !ok || verr != nil || locked {
 		reason := "wrong password"
 		switch {
@@ -208,11 +206,11 @@ func (s *Service) password(ctx context.Context, p Prompter, loginName, source st
 		if locked {
 			s.audit(Event{Person: who, Action: "login", Outcome: "denied", Reason: reason, Source: source})
 		} else {
-			s.failPassword(who, key, source, reason)
+			s.failPassword(who, source, reason)
 		}
 		return Person{}, denied(reason, "")
 	}
-	s.limiter.passwordSuccess(key)
+	s.limiter.passwordSuccess(who)
 	s.audit(Event{Person: name, Action: "login", Outcome: "allowed", Reason: "password", Source: source})
 	return person, nil
 }
@@ -419,12 +417,16 @@ func (s *Service) hostFactors(ctx context.Context, p Prompter, l *Login, host, i
 	return nil
 }
 
-// notLocked refuses a person locked out for wrong factors.
-func (s *Service) notLocked(l *Login) error {
-	if !s.limiter.factorLocked(l.Person.Name) {
+// notLocked refuses l's person if locked out for wrong factors.
+func (s *Service) notLocked(l *Login) error { return s.lockedOut(l.Person.Name, l.Source, "factors") }
+
+// lockedOut refuses, and audits under action, a person locked out for
+// wrong factors; nil if they are not.
+func (s *Service) lockedOut(person, source, action string) error {
+	if !s.limiter.factorLocked(person) {
 		return nil
 	}
-	s.audit(Event{Person: l.Person.Name, Action: "factors", Outcome: "denied", Reason: "locked out", Source: l.Source})
+	s.audit(Event{Person: person, Action: action, Outcome: "denied", Reason: "locked out", Source: source})
 	return denied("locked out", "rr: too many failed attempts; try again later")
 }
 

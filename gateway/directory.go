@@ -50,7 +50,7 @@ func (d directory) TeamsOf(ctx context.Context, name string) ([]auth.Team, error
 	ts, err := d.st.TeamsOf(ctx, name)
 	out := make([]auth.Team, 0, len(ts))
 	for _, t := range ts {
-		out = append(out, auth.Team{Name: t.Name, RapidResponse: t.RapidResponse, Hosts: t.Hosts})
+		out = append(out, authTeam(t))
 	}
 	return out, err
 }
@@ -59,6 +59,10 @@ func (d directory) Host(ctx context.Context, name string) (auth.Host, bool, erro
 	h, err := d.st.Host(ctx, name)
 	ok, err := found(err)
 	return authHost(h), ok, err
+}
+
+func authTeam(t store.Team) auth.Team {
+	return auth.Team{Name: t.Name, RapidResponse: t.RapidResponse, Hosts: t.Hosts}
 }
 
 func authHost(h store.Host) auth.Host {

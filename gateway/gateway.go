@@ -264,12 +264,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, ss := range live {
 		ss.notify(fmt.Sprintf("rr: the gateway is shutting down; this session will be closed in %s", grace))
 	}
-	done := make(chan struct{})
-	go func() { s.sessionWG.Wait(); close(done) }()
 	timer := time.NewTimer(grace)
 	defer timer.Stop()
 	select {
-	case <-done:
+	case <-done(&s.sessionWG):
 	case <-timer.C:
 	case <-ctx.Done():
 	}
@@ -298,10 +296,8 @@ func (s *Server) closeAll(cause error) {
 	// Sessions first, so each finalizes with the shutdown as its reason,
 	// then the connections under them.
 	s.cancel(cause)
-	done := make(chan struct{})
-	go func() { s.sessionWG.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-done(&s.sessionWG):
 	case <-time.After(5 * time.Second):
 		s.log.Warn("sessions slow to end at shutdown; closing connections")
 	}
@@ -313,10 +309,8 @@ func (s *Server) closeAll(cause error) {
 }
 
 func (s *Server) wait(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-done(&s.wg):
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

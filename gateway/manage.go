@@ -130,12 +130,9 @@ func (c *personConn) serveGatewaySubsystem(ctx context.Context, ch ssh.Channel, 
 		start.Reply(true, nil)
 		c.serveAdmin(ctx, ch, reqs, st, log)
 	case SubsystemSFTP:
-		d, err := c.downloads(ctx)
+		d, err := c.downloads(ctx, ch)
 		if err != nil {
-			log.Info("downloads refused", "err", err)
 			start.Reply(false, nil)
-			writeLine(ch, false, "rr: "+err.Error())
-			sendExitStatus(ch, 1)
 			return true
 		}
 		start.Reply(true, nil)
@@ -172,11 +169,8 @@ func (c *personConn) serveAdmin(ctx context.Context, ch ssh.Channel, reqs <-chan
 
 // serveSCP runs a legacy "scp -f" (or refused "scp -t") exec.
 func (c *personConn) serveSCP(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, st *setup, command string) {
-	d, err := c.downloads(ctx)
+	d, err := c.downloads(ctx, ch)
 	if err != nil {
-		c.log.Info("downloads refused", "err", err)
-		writeLine(ch, false, "rr: "+err.Error())
-		sendExitStatus(ch, 1)
 		return
 	}
 	status := 1
@@ -186,10 +180,14 @@ func (c *personConn) serveSCP(ctx context.Context, ch ssh.Channel, reqs <-chan *
 	sendExitStatus(ch, uint32(status))
 }
 
-// downloads is the recordings server for this person, as they are now.
-func (c *personConn) downloads(ctx context.Context) (*download.Server, error) {
+// downloads is the recordings server for this person, as they are now;
+// if they may no longer download, it tells them on ch and ends it.
+func (c *personConn) downloads(ctx context.Context, ch ssh.Channel) (*download.Server, error) {
 	who, err := c.caller(ctx)
 	if err != nil {
+		c.log.Info("downloads refused", "err", err)
+		writeLine(ch, false, "rr: "+err.Error())
+		sendExitStatus(ch, 1)
 		return nil, err
 	}
 	d, err := download.New(download.Config{

@@ -71,12 +71,10 @@ func (ss *session) notify(msg string) {
 // noticesSent waits up to d for notify's lines to go out, and reports
 // whether they did.
 func (ss *session) noticesSent(d time.Duration) bool {
-	done := make(chan struct{})
-	go func() { ss.notices.Wait(); close(done) }()
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
-	case <-done:
+	case <-done(&ss.notices):
 		return true
 	case <-t.C:
 		return false
@@ -317,7 +315,7 @@ func (c *personConn) mayOpen(ctx context.Context, host string) error {
 	if err != nil {
 		return err
 	}
-	if err := c.srv.cfg.Auth.MayOpen(ctx, auth.Team{Name: team.Name, RapidResponse: team.RapidResponse, Hosts: team.Hosts}, host); err != nil {
+	if err := c.srv.cfg.Auth.MayOpen(ctx, authTeam(team), host); err != nil {
 		if errors.Is(err, auth.ErrNoSuchHost) {
 			return errNoSuchHost
 		}
@@ -397,7 +395,7 @@ func (c *personConn) openSession(ctx context.Context, ss *session, st *setup, st
 
 	r, err := s.cfg.Recorders.Start(ctx, info)
 	if err != nil && ctx.Err() != nil {
-		end = endOf(context.Cause(ctx), false) // cancelled while the recording started
+		end = endOf(context.Cause(ctx)) // cancelled while the recording started
 		return
 	}
 	if err != nil {
@@ -426,7 +424,7 @@ func (c *personConn) openSession(ctx context.Context, ss *session, st *setup, st
 	if !stopWatch() || !ok {
 		agent.Close()
 		if ctx.Err() != nil {
-			end = endOf(context.Cause(ctx), false)
+			end = endOf(context.Cause(ctx))
 			if !errors.Is(context.Cause(ctx), errClientGone) {
 				writeLine(ss.client, ss.pty, context.Cause(ctx).Error())
 			}
@@ -567,9 +565,8 @@ func (ss *session) bridge(ctx context.Context, clientReqs <-chan *ssh.Request, a
 	// host had ended it first) and tells the person why.
 	cancelled := func() {
 		cause := context.Cause(ctx)
-		if end.Reason == "" {
-			e := endOf(cause, exited)
-			end.Reason, end.KilledBy = e.Reason, e.KilledBy
+		if end.Reason == "" { // the host's exit, if it came first, stays the reason
+			end = endOf(cause)
 		}
 		if !errors.Is(cause, errClientGone) {
 			ss.notify(cause.Error())
@@ -686,13 +683,9 @@ func (ss *session) bridge(ctx context.Context, clientReqs <-chan *ssh.Request, a
 }
 
 // endOf is how a session cancelled with cause ended, for its row and its
-// recording; exited says the host had already reported its exit (which
-// then stays the reason).
-func endOf(cause error, exited bool) SessionEnd {
+// recording.
+func endOf(cause error) SessionEnd {
 	var e SessionEnd
-	if exited {
-		return e
-	}
 	e.Reason = strings.TrimPrefix(cause.Error(), "rr: ")
 	var k *killError
 	if errors.As(cause, &k) {

@@ -139,10 +139,13 @@ func createSpoolFile(path string) (*spoolFile, error) {
 // writes find a full disk themselves.
 func overwritesInPlace(f *os.File) bool {
 	var st unix.Statfs_t
-	if unix.Fstatfs(int(f.Fd()), &st) != nil {
-		return false
-	}
-	switch st.Type {
+	return unix.Fstatfs(int(f.Fd()), &st) == nil && inPlaceFS(int64(st.Type))
+}
+
+// inPlaceFS reports whether the filesystem of type fsType (statfs's
+// f_type) is one of those that overwrite in place.
+func inPlaceFS(fsType int64) bool {
+	switch fsType {
 	case unix.EXT4_SUPER_MAGIC, unix.XFS_SUPER_MAGIC, unix.TMPFS_MAGIC:
 		return true
 	}

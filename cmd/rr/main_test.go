@@ -110,27 +110,17 @@ func TestPlayKeepsTimingBounded(t *testing.T) {
 // by 1 ms (as a loaded machine's do), play in about 2 s of simulated
 // time, not 4: lateness does not add up.
 func TestPlayDoesNotDrift(t *testing.T) {
-	var buf bytes.Buffer
-	at := time.Unix(1700000000, 0)
-	w, err := recorder.NewWriter(&buf, "pp", recorder.Header{Width: 80, Height: 24}, func() time.Time { return at })
-	if err != nil {
-		t.Fatal(err)
+	gaps := make([]time.Duration, 2000)
+	for i := range gaps {
+		gaps[i] = time.Millisecond
 	}
-	for range 2000 {
-		at = at.Add(time.Millisecond)
-		w.Output([]byte("x"))
-	}
-	w.Close(recorder.End{Reason: "exit 0"})
-	now := time.Unix(0, 0)
-	old := clock
-	clock.now = func() time.Time { return now }
-	clock.sleep = func(d time.Duration) { now = now.Add(d + time.Millisecond) }
-	defer func() { clock = old }()
+	rec := recordWithGaps(t, "x", gaps...)
+	took := simulatedClock(t, time.Millisecond)
 	var out bytes.Buffer
-	if err := play(buf.Bytes(), "pp", 1, 0, &out); err != nil || out.Len() != 2000 {
+	if err := play(rec, "pp", 1, 0, &out); err != nil || out.Len() != 2000 {
 		t.Fatalf("play: %v, %d bytes", err, out.Len())
 	}
-	if took := now.Sub(time.Unix(0, 0)); took > 2100*time.Millisecond {
+	if took := took(); took > 2100*time.Millisecond {
 		t.Fatalf("played 2 s of events in %v of simulated time", took)
 	}
 }
@@ -171,19 +161,7 @@ func TestDamagedAndCut(t *testing.T) {
 // TestPlaySpeedAndMaxIdle: -speed 2 plays in half the time; -max-idle
 // cuts a long pause as recorded, before the speed divides it.
 func TestPlaySpeedAndMaxIdle(t *testing.T) {
-	var buf bytes.Buffer
-	at := time.Unix(1700000000, 0)
-	w, err := recorder.NewWriter(&buf, "pp", recorder.Header{Width: 80, Height: 24}, func() time.Time { return at })
-	if err != nil {
-		t.Fatal(err)
-	}
-	at = at.Add(time.Second)
-	w.Output([]byte("a"))
-	at = at.Add(10 * time.Second) // a long pause
-	w.Output([]byte("b"))
-	w.Close(recorder.End{Reason: "exit 0"})
-	old := clock
-	defer func() { clock = old }()
+	rec := recordWithGaps(t, "x", time.Second, 10*time.Second) // "x" after 1 s, again after a long pause
 	for _, tc := range []struct {
 		speed   float64
 		maxIdle time.Duration
@@ -194,15 +172,44 @@ func TestPlaySpeedAndMaxIdle(t *testing.T) {
 		{1, 2 * time.Second, 3 * time.Second},         // 1 s, then the 10 s pause cut to 2 s
 		{2, 2 * time.Second, 1500 * time.Millisecond}, // the same, halved
 	} {
-		now := time.Unix(0, 0)
-		clock.now = func() time.Time { return now }
-		clock.sleep = func(d time.Duration) { now = now.Add(d) }
+		took := simulatedClock(t, 0)
 		var out bytes.Buffer
-		if err := play(buf.Bytes(), "pp", tc.speed, tc.maxIdle, &out); err != nil || out.String() != "ab" {
+		if err := play(rec, "pp", tc.speed, tc.maxIdle, &out); err != nil || out.String() != "xx" {
 			t.Fatalf("play: %v %q", err, out.String())
 		}
-		if took := now.Sub(time.Unix(0, 0)); took != tc.want {
+		if took := took(); took != tc.want {
 			t.Errorf("speed %v, max-idle %v: %v, want %v", tc.speed, tc.maxIdle, took, tc.want)
 		}
 	}
+}
+
+// recordWithGaps is a recording (passphrase "pp") of data written once
+// after each gap.
+func recordWithGaps(t *testing.T, data string, gaps ...time.Duration) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	at := time.Unix(1700000000, 0)
+	w, err := recorder.NewWriter(&buf, "pp", recorder.Header{Width: 80, Height: 24}, func() time.Time { return at })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range gaps {
+		at = at.Add(g)
+		w.Output([]byte(data))
+	}
+	w.Close(recorder.End{Reason: "exit 0"})
+	return buf.Bytes()
+}
+
+// simulatedClock gives play a clock that moves only when it sleeps, each
+// sleep overshooting by overshoot, until the test ends; took says how
+// much time has passed.
+func simulatedClock(t *testing.T, overshoot time.Duration) (took func() time.Duration) {
+	old := clock
+	t.Cleanup(func() { clock = old })
+	start := time.Unix(0, 0)
+	now := start
+	clock.now = func() time.Time { return now }
+	clock.sleep = func(d time.Duration) { now = now.Add(d + overshoot) }
+	return func() time.Duration { return now.Sub(start) }
 }
