@@ -50,10 +50,21 @@ func newPlainReader(plain io.Reader) (*Reader, error) {
 	if err != nil && len(line) == 0 {
 		return nil, ErrTruncated
 	}
-	if json.Unmarshal(line, &rd.hdr) != nil || rd.hdr.Version != 2 {
-		return nil, ErrWrongPassphrase
+	if rd.hdr, err = ParseHeader(line); err != nil {
+		return nil, err
 	}
 	return rd, nil
+}
+
+// ParseHeader parses a recording's first line, decrypted. A line that is
+// not an asciicast v2 header means a wrong passphrase (ErrWrongPassphrase):
+// the format has no other check.
+func ParseHeader(line []byte) (Header, error) {
+	var h Header
+	if json.Unmarshal(line, &h) != nil || h.Version != 2 {
+		return Header{}, ErrWrongPassphrase
+	}
+	return h, nil
 }
 
 // Plaintext returns the decrypted asciicast of a recording: exactly what

@@ -6,13 +6,13 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"os/signal"
@@ -80,23 +80,26 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "rr: -speed must be between 0.01 and 1000")
 		return 2
 	}
-	data, err := readInput(fs.Arg(0), stdin)
+	in, err := openInput(fs.Arg(0), stdin)
 	if err != nil {
 		return fail(stderr, err)
 	}
+	defer in.Close()
 	pass, err := passphrase(*passFile, stderr)
 	if err != nil {
 		return fail(stderr, err)
 	}
+	// Each command reads the file once, as it goes: a recording of many
+	// gigabytes takes no more memory than a small one.
 	switch cmd {
 	case "cat":
-		err = cat(data, pass, *withInput, stdout)
+		err = cat(in, pass, *withInput, stdout)
 	case "play":
-		err = play(data, pass, *speed, *maxIdle, stdout)
+		err = play(in, pass, *speed, *maxIdle, stdout)
 	case "export":
-		err = export(data, pass, stdout)
+		err = export(in, pass, stdout)
 	case "verify":
-		err = verify(data, pass, *sum, stdout)
+		err = verify(in, pass, *sum, stdout)
 	}
 	if err != nil {
 		return fail(stderr, err)
@@ -109,11 +112,13 @@ func fail(stderr io.Writer, err error) int {
 	return 1
 }
 
-func readInput(name string, stdin io.Reader) ([]byte, error) {
+// openInput opens the file named on the command line ("-": standard
+// input).
+func openInput(name string, stdin io.Reader) (io.ReadCloser, error) {
 	if name == "-" {
-		return io.ReadAll(stdin)
+		return io.NopCloser(stdin), nil
 	}
-	return os.ReadFile(name)
+	return os.Open(name)
 }
 
 // passphrase comes from the file named on the command line, else
@@ -166,14 +171,10 @@ func passphrase(file string, stderr io.Writer) (string, error) {
 	}
 }
 
-func open(data []byte, pass string) (*recorder.Reader, error) {
-	return recorder.NewReader(bytes.NewReader(data), pass)
-}
-
 // each calls f for every event, and says at the end whether the file was
 // complete.
-func each(data []byte, pass string, f func(recorder.Event) error) (*recorder.Reader, error) {
-	r, err := open(data, pass)
+func each(in io.Reader, pass string, f func(recorder.Event) error) (*recorder.Reader, error) {
+	r, err := recorder.NewReader(in, pass)
 	if err != nil {
 		return nil, err
 	}
@@ -191,9 +192,9 @@ func each(data []byte, pass string, f func(recorder.Event) error) (*recorder.Rea
 	}
 }
 
-func cat(data []byte, pass string, withInput bool, w io.Writer) error {
+func cat(in io.Reader, pass string, withInput bool, w io.Writer) error {
 	bw := bufio.NewWriter(w)
-	_, err := each(data, pass, func(ev recorder.Event) error {
+	_, err := each(in, pass, func(ev recorder.Event) error {
 		if ev.Code == "o" || (withInput && ev.Code == "i") {
 			_, err := bw.Write(ev.Data)
 			return err
@@ -217,11 +218,11 @@ var clock = struct {
 // asciinema does, then divided by speed) after the start, and waits only
 // if it is early, so that the overshoot of many short sleeps does not add
 // up. Events already due go out together.
-func play(data []byte, pass string, speed float64, maxIdle time.Duration, w io.Writer) error {
+func play(in io.Reader, pass string, speed float64, maxIdle time.Duration, w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	start := clock.now()
 	var last, at float64 // the last event's time in the recording; its time in the replay, before speed
-	_, err := each(data, pass, func(ev recorder.Event) error {
+	_, err := each(in, pass, func(ev recorder.Event) error {
 		if ev.Code != "o" {
 			return nil
 		}
@@ -247,42 +248,77 @@ func play(data []byte, pass string, speed float64, maxIdle time.Duration, w io.W
 }
 
 // export writes the decrypted asciicast as it is in the file, like the
-// openssl command line does.
-func export(data []byte, pass string, w io.Writer) error {
-	if _, err := open(data, pass); err != nil { // refuse a wrong passphrase before writing garbage
-		return err
-	}
-	plain, err := recorder.Plaintext(bytes.NewReader(data), pass)
+// openssl command line does, once its first line has shown the passphrase
+// right (garbage is never written). A cut or damaged file's export ends
+// at its last whole line, so that it still parses (asciinema cat stops at
+// a torn line).
+func export(in io.Reader, pass string, w io.Writer) error {
+	plain, err := recorder.Plaintext(in, pass)
 	if err != nil {
 		return err
 	}
-	all, err := io.ReadAll(plain)
-	if err == nil {
-		_, err = w.Write(all)
-		return err
-	}
-	// A cut file: its whole lines only, so that the export parses
-	// (asciinema cat stops at a torn line).
-	if i := bytes.LastIndexByte(all, '\n'); i >= 0 {
-		if _, werr := w.Write(all[:i+1]); werr != nil {
+	br := bufio.NewReaderSize(plain, 64<<10)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	var line []byte // a line longer than br's buffer, gathered
+	for first := true; ; first = false {
+		chunk, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			line = append(line, chunk...)
+			continue
+		}
+		if len(line) > 0 {
+			chunk = append(line, chunk...)
+			line = line[:0]
+		}
+		if first {
+			if _, herr := recorder.ParseHeader(chunk); herr != nil {
+				if err != nil && len(chunk) == 0 {
+					return recorder.ErrTruncated
+				}
+				return herr
+			}
+		}
+		if err != nil && err != io.EOF {
+			// chunk is the torn line: left out.
+			if ferr := bw.Flush(); ferr != nil {
+				return ferr
+			}
+			if errors.Is(err, gzip.ErrChecksum) {
+				return recorder.ErrDamaged
+			}
+			return fmt.Errorf("%w (the complete lines before the cut were written)", recorder.ErrTruncated)
+		}
+		if _, werr := bw.Write(chunk); werr != nil {
 			return werr
 		}
+		if err == io.EOF {
+			return bw.Flush()
+		}
 	}
-	if errors.Is(err, gzip.ErrChecksum) {
-		return recorder.ErrDamaged
-	}
-	return fmt.Errorf("%w (the complete lines before the cut were written)", recorder.ErrTruncated)
 }
 
-func verify(data []byte, pass, want string, w io.Writer) error {
-	got := sha256.Sum256(data)
-	gotHex := hex.EncodeToString(got[:])
-	if want != "" && !strings.EqualFold(want, gotHex) {
-		return fmt.Errorf("SHA-256 %s is not the recorded %s: this is not the file the gateway wrote", gotHex, want)
-	}
+// countingHash hashes and counts what is read through it.
+type countingHash struct {
+	r io.Reader
+	h hash.Hash
+	n int64
+}
+
+func (c *countingHash) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.h.Write(p[:n])
+	c.n += int64(n)
+	return n, err
+}
+
+// verify reads the file once, parsing its events and hashing its bytes;
+// the summary is written only when the file is the one asked for (with
+// -sha256).
+func verify(file io.Reader, pass, want string, w io.Writer) error {
+	src := &countingHash{r: file, h: sha256.New()}
 	events, out, in := 0, 0, 0
 	var lastT float64
-	r, err := each(data, pass, func(ev recorder.Event) error {
+	r, err := each(src, pass, func(ev recorder.Event) error {
 		events++
 		lastT = ev.Time
 		switch ev.Code {
@@ -293,13 +329,22 @@ func verify(data []byte, pass, want string, w io.Writer) error {
 		}
 		return nil
 	})
+	// What the parse did not read (after a cut or a failure) is still
+	// part of the file.
+	if _, rerr := io.Copy(io.Discard, src); rerr != nil {
+		return rerr
+	}
+	gotHex := hex.EncodeToString(src.h.Sum(nil))
+	if want != "" && !strings.EqualFold(want, gotHex) {
+		return fmt.Errorf("SHA-256 %s is not the recorded %s: this is not the file the gateway wrote", gotHex, want)
+	}
 	if r == nil {
 		return err
 	}
 	h := r.Header()
 	fmt.Fprintf(w, "session  %s\nhost     %s\nperson   %s\nteam     %s\ncommand  %s\nstarted  %s\nduration %.1fs\nevents   %d (output %d bytes, input %d bytes)\nsize     %d bytes\nsha256   %s\n",
 		h.SessionID, h.Host, h.Person, h.Team, h.Command, time.Unix(h.Timestamp, 0).UTC().Format(time.RFC3339),
-		lastT, events, out, in, len(data), gotHex)
+		lastT, events, out, in, src.n, gotHex)
 	if err != nil {
 		return fmt.Errorf("incomplete: %w", err)
 	}

@@ -5,10 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -117,7 +120,7 @@ func TestPlayDoesNotDrift(t *testing.T) {
 	rec := recordWithGaps(t, "x", gaps...)
 	took := simulatedClock(t, time.Millisecond)
 	var out bytes.Buffer
-	if err := play(rec, "pp", 1, 0, &out); err != nil || out.Len() != 2000 {
+	if err := play(bytes.NewReader(rec), "pp", 1, 0, &out); err != nil || out.Len() != 2000 {
 		t.Fatalf("play: %v, %d bytes", err, out.Len())
 	}
 	if took := took(); took > 2100*time.Millisecond {
@@ -174,7 +177,7 @@ func TestPlaySpeedAndMaxIdle(t *testing.T) {
 	} {
 		took := simulatedClock(t, 0)
 		var out bytes.Buffer
-		if err := play(rec, "pp", tc.speed, tc.maxIdle, &out); err != nil || out.String() != "xx" {
+		if err := play(bytes.NewReader(rec), "pp", tc.speed, tc.maxIdle, &out); err != nil || out.String() != "xx" {
 			t.Fatalf("play: %v %q", err, out.String())
 		}
 		if took := took(); took != tc.want {
@@ -212,4 +215,167 @@ func simulatedClock(t *testing.T, overshoot time.Duration) (took func() time.Dur
 	clock.now = func() time.Time { return now }
 	clock.sleep = func(d time.Duration) { now = now.Add(d + overshoot) }
 	return func() time.Duration { return now.Sub(start) }
+}
+
+// TestMain runs rr itself when a test starts this binary as rr (see
+// rrProcess).
+func TestMain(m *testing.M) {
+	if os.Getenv("RR_TEST_AS_RR") == "1" {
+		main()
+	}
+	os.Exit(m.Run())
+}
+
+// rrProcess runs rr as its own process, with stdout into out, and returns
+// its exit code and its peak resident memory in KiB.
+func rrProcess(t *testing.T, out io.Writer, args ...string) (int, int64) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "RR_TEST_AS_RR=1", "RR_PASSPHRASE=pp")
+	cmd.Stdout = out
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatal(err)
+	}
+	if errb.Len() > 0 {
+		t.Logf("rr %s: %s", args[0], errb.String())
+	}
+	return cmd.ProcessState.ExitCode(), cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss
+}
+
+// TestBigRecordingStreams: cat, export and verify read a recording as they
+// go. A 128 MiB one takes a few MiB of memory (rr read the whole file
+// first, and export the whole plaintext too), and each gives all of it.
+func TestBigRecordingStreams(t *testing.T) {
+	const size = 128 << 20
+	path := filepath.Join(t.TempDir(), "big.gz")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := recorder.NewWriter(f, "pp", recorder.Header{Width: 80, Height: 24, SessionID: "big", Host: "web-01", Person: "alice"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := bytes.Repeat([]byte("Nov 24 18:33:02 web-01 sshd[1234]: Accepted publickey for deploy\r\n"), 500)
+	binary := []byte("\x1b[1mtorn \xff\xfe sequence\x1b[0m\r\n")
+	catWant := sha256.New()
+	for n := 0; n < size; n += len(text) + len(binary) {
+		w.Output(text)
+		w.Output(binary)
+		catWant.Write(text)
+		catWant.Write(binary)
+	}
+	zero := 0
+	if err := w.Close(recorder.End{Reason: "exit 0", ExitStatus: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fileSum, err := fileSHA256(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exportWant := sha256.New()
+	fr, _ := os.Open(path)
+	defer fr.Close()
+	plain, err := recorder.Plaintext(fr, "pp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(exportWant, plain); err != nil {
+		t.Fatal(err)
+	}
+
+	const limit = 64 << 10 // KiB: half the file
+	for _, tc := range []struct {
+		cmd  string
+		want []byte
+	}{{"cat", catWant.Sum(nil)}, {"export", exportWant.Sum(nil)}} {
+		got := sha256.New()
+		code, rss := rrProcess(t, got, tc.cmd, path)
+		t.Logf("rr %s: peak %d KiB", tc.cmd, rss)
+		if code != 0 || !bytes.Equal(got.Sum(nil), tc.want) {
+			t.Errorf("rr %s: exit %d; output is what was recorded: %v", tc.cmd, code, bytes.Equal(got.Sum(nil), tc.want))
+		}
+		if rss > limit {
+			t.Errorf("rr %s of a %d MiB recording peaked at %d MiB of memory", tc.cmd, size>>20, rss>>10)
+		}
+	}
+	var out bytes.Buffer
+	code, rss := rrProcess(t, &out, "verify", "-sha256", fileSum, path)
+	if code != 0 || !strings.Contains(out.String(), "sha256   "+fileSum) || !strings.HasSuffix(out.String(), "ok\n") {
+		t.Errorf("rr verify: exit %d\n%s", code, out.String())
+	}
+	if rss > limit {
+		t.Errorf("rr verify of a %d MiB recording peaked at %d MiB of memory", size>>20, rss>>10)
+	}
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// TestExportLongLinesAndCuts: an event line longer than export's buffer
+// is written whole, and a file cut anywhere exports exactly the whole
+// lines of its decryptable prefix.
+func TestExportLongLinesAndCuts(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := recorder.NewWriter(&buf, "pp", recorder.Header{Width: 80, Height: 24, SessionID: "long"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		w.Output(bytes.Repeat([]byte{1}, 30<<10)) // escaped as \u0001: a line of 180 KiB
+		w.Output([]byte(strings.Repeat("line\r\n", i+1)))
+	}
+	w.Close(recorder.End{Reason: "exit 0"})
+	file := buf.Bytes()
+	plain := func(b []byte) ([]byte, error) {
+		p, err := recorder.Plaintext(bytes.NewReader(b), "pp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return io.ReadAll(p)
+	}
+	whole, err := plain(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	longest := 0
+	for _, l := range bytes.Split(whole, []byte("\n")) {
+		longest = max(longest, len(l))
+	}
+	if longest < 128<<10 {
+		t.Fatalf("the longest line is %d bytes: the test needs one longer than export's buffer", longest)
+	}
+	var out bytes.Buffer
+	if err := export(bytes.NewReader(file), "pp", &out); err != nil || !bytes.Equal(out.Bytes(), whole) {
+		t.Fatalf("export: %v; %d bytes, want %d", err, out.Len(), len(whole))
+	}
+	for _, cut := range []int{len(file) / 3, len(file) / 2, len(file) - 100, len(file) - 9} {
+		prefix, perr := plain(file[:cut])
+		if perr == nil {
+			t.Fatalf("cut at %d: the prefix decrypts without error", cut)
+		}
+		want := prefix[:bytes.LastIndexByte(prefix, '\n')+1]
+		out.Reset()
+		err := export(bytes.NewReader(file[:cut]), "pp", &out)
+		if !errors.Is(err, recorder.ErrTruncated) || !bytes.Equal(out.Bytes(), want) {
+			t.Fatalf("export cut at %d of %d: %v; %d bytes, want %d", cut, len(file), err, out.Len(), len(want))
+		}
+	}
 }
