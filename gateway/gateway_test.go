@@ -20,6 +20,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/rr-gateway/rr/agent"
+	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/gateway"
 	"github.com/rr-gateway/rr/internal/rrtest"
 	rrrec "github.com/rr-gateway/rr/recorder"
@@ -38,12 +39,19 @@ type env struct {
 	alice rrtest.Key
 }
 
-func newEnv(t *testing.T, cfg gateway.Config) *env { return newEnvB(t, cfg) }
+func newEnv(t *testing.T, cfg gateway.Config) *env { return newEnvWith(t, rrtest.Config{Gateway: cfg}) }
 
-func newEnvB(t testing.TB, cfg gateway.Config) *env {
+// newEnvB is newEnv for a benchmark, which logs in once per iteration: the
+// mail and address limits must not end it at the sixth (BULKTIME=10x).
+func newEnvB(b *testing.B, cfg gateway.Config) *env {
+	return newEnvWith(b, rrtest.Config{Gateway: cfg,
+		Auth: auth.Config{Limits: auth.Limits{MailsPerPerson: 1 << 20, SourceAttempts: 1 << 20}}})
+}
+
+func newEnvWith(t testing.TB, cfg rrtest.Config) *env {
 	t.Helper()
 	alice := rrtest.NewKey(t, "alice")
-	gw := rrtest.StartGateway(t, rrtest.Config{Gateway: cfg})
+	gw := rrtest.StartGateway(t, cfg)
 	gw.AddPerson("alice", "advanced", "alice@example.com", "", alice)
 	web01 := gw.AddHost("web-01")
 	gw.AddHost("web-02") // declared, no agent: offline

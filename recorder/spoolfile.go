@@ -26,7 +26,10 @@ import (
 //     The kernel copies nothing into the page cache: that copy was about a
 //     fifth of the gateway's CPU per byte on bulk transfers (see the
 //     README's benchmarks), and a recording running at hundreds of MB/s no
-//     longer pushes everything else out of the cache.
+//     longer pushes everything else out of the cache. The chunk is hashed
+//     there too, before it is written: SHA-256 is the recorder's largest
+//     cost per byte, and on the session's own goroutine it would slow the
+//     session by all of it.
 //
 // Before a buffer starts filling, its blocks on disk are reserved: a full
 // disk is then found while a Write can still fail (and the session stop
@@ -49,7 +52,8 @@ type spoolFile struct {
 	mu     sync.Mutex
 	f      *os.File // read-write, through the page cache
 	direct *os.File // the same file opened O_DIRECT; nil if refused
-	h      hash.Hash
+	h      hash.Hash    // touched only while no chunk is in flight, or by the chunk's goroutine
+	hashed int64        // how much of the file h has taken (or the chunk in flight will have)
 	n      atomic.Int64 // bytes written; the flusher reads it for writeback
 	recent int64        // bytes written since the last flush
 
@@ -185,9 +189,21 @@ func (s *spoolFile) Write(p []byte) (int, error) {
 	} else if _, err := s.f.WriteAt(p, s.n.Load()); err != nil {
 		return 0, s.fail(err, s.n.Load())
 	}
-	s.h.Write(p)
+	if s.buf == nil { // in the file already; a buffer's bytes are hashed when it goes out
+		s.hashFrom(p, s.n.Load())
+	}
 	s.n.Add(int64(len(p)))
 	return len(p), nil
+}
+
+// hashFrom gives h the part of b, which holds the file's bytes from off
+// on, that it has not taken yet. h must have taken everything before off.
+// Call with nothing in flight.
+func (s *spoolFile) hashFrom(b []byte, off int64) {
+	if end := off + int64(len(b)); end > s.hashed {
+		s.h.Write(b[s.hashed-off:])
+		s.hashed = end
+	}
 }
 
 // enterDirect starts gathering from the last aligned offset, reading back
@@ -257,6 +273,7 @@ func (s *spoolFile) send() error {
 	s.base += s.chunk
 	s.fill = 0
 	if s.directWrites == 0 {
+		s.hashFrom(full, off)
 		err := s.writeDirect(full, off)
 		if errors.Is(err, unix.EINVAL) {
 			// Accepted at open, refused on write (some filesystems
@@ -272,9 +289,12 @@ func (s *spoolFile) send() error {
 			return s.fail(fmt.Errorf("direct write: %w", err), off)
 		}
 	} else {
-		write, done := s.writeDirect, s.done
-		s.flight, s.flightAt = true, off
-		go func() { done <- write(full, off) }()
+		write, done, h, unhashed := s.writeDirect, s.done, s.h, full[max(s.hashed-off, 0):]
+		s.flight, s.flightAt, s.hashed = true, off, off+s.chunk
+		go func() {
+			h.Write(unhashed)
+			done <- write(full, off)
+		}()
 		s.buf, s.spare = s.spare, s.buf
 	}
 	s.directWrites++
@@ -313,10 +333,12 @@ func (s *spoolFile) wait() error {
 	return s.err
 }
 
-// release gives both buffers back; nothing may be in flight and
-// everything they held must be in the file.
+// release gives both buffers back, once h has taken what the filling one
+// holds; nothing may be in flight and everything they held must be in the
+// file.
 func (s *spoolFile) release() {
 	if s.buf != nil {
+		s.hashFrom((*s.buf)[:s.fill], s.base)
 		directBufs.Put(s.buf)
 		directBufs.Put(s.spare)
 		s.buf, s.spare, s.fill = nil, nil, 0

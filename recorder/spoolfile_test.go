@@ -225,9 +225,10 @@ func TestFullDiskFailsTheWrite(t *testing.T) {
 		t.Fatalf("Write error %v, want ENOSPC", werr)
 	}
 	s.close()
+	// The digest is not checked: after a failure the recording reports
+	// none (the next start seals the file and hashes what it holds).
 	got, _ := os.ReadFile(path)
-	sum := sha256.Sum256(accepted)
-	if !bytes.Equal(got, accepted) || !bytes.Equal(s.h.Sum(nil), sum[:]) || s.n.Load() != int64(len(accepted)) {
+	if !bytes.Equal(got, accepted) || s.n.Load() != int64(len(accepted)) {
 		t.Fatalf("file %d bytes, accepted %d, counted %d", len(got), len(accepted), s.n.Load())
 	}
 }
