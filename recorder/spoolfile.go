@@ -50,8 +50,8 @@ import (
 // the first chunk) gets the page cache throughout.
 type spoolFile struct {
 	mu     sync.Mutex
-	f      *os.File // read-write, through the page cache
-	direct *os.File // the same file opened O_DIRECT; nil if refused
+	f      *os.File     // read-write, through the page cache
+	direct *os.File     // the same file opened O_DIRECT; nil if refused
 	h      hash.Hash    // touched only while no chunk is in flight, or by the chunk's goroutine
 	hashed int64        // how much of the file h has taken (or the chunk in flight will have)
 	n      atomic.Int64 // bytes written; the flusher reads it for writeback
