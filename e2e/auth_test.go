@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -245,5 +246,41 @@ func TestMailOverSTARTTLS(t *testing.T) {
 	plain, _ := auth.NewSMTPMailer(auth.SMTPConfig{Host: "127.0.0.1", Port: mp.SMTPPort, TLS: "none", From: "rr@gateway.test"})
 	if err := plain.Send(context.Background(), auth.Message{To: aliceMail, Subject: "x", Body: "x"}); err == nil {
 		t.Fatal("mail without STARTTLS accepted by a server that requires it")
+	}
+}
+
+// TestMailOverImplicitTLSWithAuth: tls "tls" (port 465's implicit TLS)
+// with a username and password, against a mailpit that requires both.
+// A wrong password, no password and an untrusted certificate are refused.
+func TestMailOverImplicitTLSWithAuth(t *testing.T) {
+	cert, key := selfSigned(t)
+	users := filepath.Join(t.TempDir(), "smtp-users")
+	if err := os.WriteFile(users, []byte("rr-gateway:s3cret-pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mp := startMailpit(t, "--smtp-tls-cert", cert, "--smtp-tls-key", key, "--smtp-require-tls", "--smtp-auth-file", users)
+	pem, _ := os.ReadFile(cert)
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	mailer := func(user, pw string, roots *x509.CertPool) *auth.SMTPMailer {
+		m, err := auth.NewSMTPMailer(auth.SMTPConfig{Host: "127.0.0.1", Port: mp.SMTPPort, TLS: "tls",
+			Username: user, Password: auth.NewSecret(pw), From: "rr@gateway.test", RootCAs: roots, Timeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	w := newWorldWith(t, auth.Config{Mailer: mailer("rr-gateway", "s3cret-pw", roots)}, mp)
+	if _, out, errOut, code := w.attempt(t, "rr+web-01", nil); code != 0 || out != "ok-2\n" {
+		t.Fatalf("login with the code mailed over implicit TLS with a password: %d %q %q", code, out, errOut)
+	}
+	for name, m := range map[string]*auth.SMTPMailer{
+		"a wrong password":         mailer("rr-gateway", "guess", roots),
+		"no password":              mailer("", "", roots),
+		"an untrusted certificate": mailer("rr-gateway", "s3cret-pw", nil),
+	} {
+		if err := m.Send(context.Background(), auth.Message{To: aliceMail, Subject: "x", Body: "x"}); err == nil {
+			t.Errorf("mail with %s accepted", name)
+		}
 	}
 }
