@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -166,5 +167,51 @@ func TestUploaderKeepsFileWhenObjectIsCorrupt(t *testing.T) {
 	}
 	if err := s.Verify(context.Background(), "c1.gz", sp.Path("c1"), row.Size, row.SHA256); !errors.Is(err, ErrMismatch) {
 		t.Fatalf("verify the damaged object: %v", err)
+	}
+}
+
+// headBlindProxy is an S3 endpoint in front of v that answers every
+// HeadObject with 404: as if each object appeared only after the sink
+// looked, so that only the conditional put (If-None-Match: *) stands
+// between an upload and an object another gateway put meanwhile.
+func headBlindProxy(t *testing.T, v *versitygw) string {
+	t.Helper()
+	backend, _ := url.Parse("http://" + v.addr)
+	rp := httputil.NewSingleHostReverseProxy(backend)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestConditionalPutNeverOverwrites: an object put under the name between
+// the sink's look and its put is not overwritten, in one put or in parts;
+// the upload says ErrExists (and the uploader's Verify then decides).
+func TestConditionalPutNeverOverwrites(t *testing.T) {
+	v := startVersity(t)
+	ctx := context.Background()
+	direct := newSink(t, v, func(c *Config) { c.MultipartThreshold = 5 << 20; c.PartSize = 5 << 20 })
+	racing := newSink(t, v, func(c *Config) {
+		c.Endpoint = headBlindProxy(t, v)
+		c.MultipartThreshold, c.PartSize = 5<<20, 5<<20
+	})
+	for _, n := range []int{1000, 11 << 20} {
+		name := fmt.Sprintf("raced-%d.gz", n)
+		first, firstSum := file(t, n)
+		if err := direct.Upload(ctx, name, first, int64(n), firstSum); err != nil {
+			t.Fatal(err)
+		}
+		second, secondSum := file(t, n)
+		if err := racing.Upload(ctx, name, second, int64(n), secondSum); !errors.Is(err, ErrExists) {
+			t.Errorf("%d bytes: an upload over an object put meanwhile: %v, want ErrExists", n, err)
+		}
+		if err := direct.Verify(ctx, name, first, int64(n), firstSum); err != nil {
+			t.Errorf("%d bytes: the first object was replaced: %v", n, err)
+		}
 	}
 }
