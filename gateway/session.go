@@ -395,7 +395,7 @@ func (c *personConn) openSession(ctx context.Context, ss *session, st *setup, st
 
 	r, err := s.cfg.Recorders.Start(ctx, info)
 	if err != nil && ctx.Err() != nil {
-		end = endOf(context.Cause(ctx)) // cancelled while the recording started
+		end = ss.cancelledBeforeStart(context.Cause(ctx)) // while the recording started
 		return
 	}
 	if err != nil {
@@ -424,21 +424,29 @@ func (c *personConn) openSession(ctx context.Context, ss *session, st *setup, st
 	if !stopWatch() || !ok {
 		agent.Close()
 		if ctx.Err() != nil {
-			end = endOf(context.Cause(ctx))
-			if !errors.Is(context.Cause(ctx), errClientGone) {
-				writeLine(ss.client, ss.pty, context.Cause(ctx).Error())
-			}
-		} else {
-			writeLine(ss.client, ss.pty, "rr: the host refused to start the session")
-			end.Reason = "host refused"
+			end = ss.cancelledBeforeStart(context.Cause(ctx))
+			return
 		}
+		writeLine(ss.client, ss.pty, "rr: the host refused to start the session")
 		sendExitStatus(ss.client, 1)
+		end.Reason = "host refused"
 		return
 	}
 	ss.log.Info("session started", "command", target.Command, "pty", ss.pty)
 	s.audit(store.AuditEvent{Actor: c.person, Action: "session.open", Target: target.Host,
 		Outcome: "allowed", Source: c.remote, SessionID: ss.id})
 	ss.bridge(ctx, reqs, agent, agentReqs, rec, finish)
+}
+
+// cancelledBeforeStart tells the person why their session ended before
+// it started (a kill, a shutdown; nobody to tell if they left), gives it
+// exit status 1, and returns how it ended.
+func (ss *session) cancelledBeforeStart(cause error) SessionEnd {
+	if !errors.Is(cause, errClientGone) {
+		writeLine(ss.client, ss.pty, cause.Error())
+	}
+	sendExitStatus(ss.client, 1)
+	return endOf(cause)
 }
 
 // replay sends the agent what the client asked for before the host was

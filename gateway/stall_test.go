@@ -316,3 +316,49 @@ func TestSetupIsBounded(t *testing.T) {
 		t.Fatal("the menu waited more than 10 s with a 1 s grace time")
 	}
 }
+
+// slowRecorders starts no recording until its session is cancelled.
+type slowRecorders struct{ starting chan struct{} }
+
+func (r slowRecorders) Start(ctx context.Context, _ gateway.SessionInfo) (gateway.SessionRecorder, error) {
+	close(r.starting)
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestKilledWhileTheRecordingStarts: a session killed before its
+// recording has started ends at once, and the person is told who ended it
+// (exit status 1), as when it is killed while the host side starts.
+func TestKilledWhileTheRecordingStarts(t *testing.T) {
+	rec := slowRecorders{starting: make(chan struct{})}
+	e := newEnv(t, gateway.Config{Recorders: rec})
+	c := e.dialB(t, "rr+web-01")
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var out strings.Builder
+	s.Stdout, s.Stderr = &out, &out
+	done := make(chan error, 1)
+	go func() { done <- s.Run("true") }()
+	<-rec.starting
+	row := onlySession(t, e, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.gw.Srv.Kill(ctx, row.ID, "bob", "stuck"); err != nil {
+		t.Fatalf("kill while the recording starts: %v", err)
+	}
+	select {
+	case err := <-done:
+		var exit *ssh.ExitError
+		if !errors.As(err, &exit) || exit.ExitStatus() != 1 || !strings.Contains(out.String(), "Session closed by bob: stuck") {
+			t.Errorf("the person saw %q, %v; want exit status 1 and who ended it", out.String(), err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the person's session did not end")
+	}
+	if row = onlySession(t, e, true); row.State != store.StateKilled || row.EndReason != "killed by bob: stuck" {
+		t.Errorf("row %+v, want killed by bob", row)
+	}
+}
