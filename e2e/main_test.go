@@ -11,7 +11,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"github.com/rr-gateway/rr/internal/rrtest"
 	"math/big"
 	"net"
 	"net/http"
@@ -22,7 +21,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/rr-gateway/rr/internal/rrtest"
+
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // The test binary doubles as OpenSSH's SSH_ASKPASS program: run with
@@ -36,7 +40,7 @@ func TestMain(m *testing.M) {
 		fmt.Println("e2e: the OpenSSH client is not installed; run `make test`, which installs it")
 		os.Exit(1)
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m) // no test may leave a goroutine running
 }
 
 // askpass answers a keyboard-interactive prompt from the environment:

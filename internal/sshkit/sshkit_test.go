@@ -51,16 +51,18 @@ func TestPinnedHostKey(t *testing.T) {
 	}
 }
 
-// stallConn stops reading (and so answering) once stalled is closed.
+// stallConn stops reading (and so answering) once stalled is closed,
+// until released: the peer looks dead but TCP stays up.
 type stallConn struct {
 	net.Conn
-	stalled chan struct{}
+	stalled, released chan struct{}
 }
 
 func (c *stallConn) Read(p []byte) (int, error) {
 	select {
 	case <-c.stalled:
-		select {} // never again: the peer looks dead but TCP stays up
+		<-c.released
+		return 0, net.ErrClosed
 	default:
 	}
 	return c.Conn.Read(p)
@@ -75,18 +77,22 @@ func TestKeepalive(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	stalled := make(chan struct{})
+	stalled, released, served := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	defer func() { close(released); <-served }() // the server side ends with the test
 	go func() {
+		defer close(served)
 		nc, err := ln.Accept()
 		if err != nil {
 			return
 		}
+		defer nc.Close()
 		cfg := &ssh.ServerConfig{NoClientAuth: true}
 		cfg.AddHostKey(srvKey)
-		_, chans, reqs, err := ssh.NewServerConn(&stallConn{Conn: nc, stalled: stalled}, cfg)
+		sc, chans, reqs, err := ssh.NewServerConn(&stallConn{Conn: nc, stalled: stalled, released: released}, cfg)
 		if err != nil {
 			return
 		}
+		defer sc.Wait()
 		go ssh.DiscardRequests(reqs)
 		for range chans {
 		}
