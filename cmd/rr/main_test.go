@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/rr-gateway/rr/recorder"
 )
 
@@ -223,7 +225,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv("RR_TEST_AS_RR") == "1" {
 		main()
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 // rrProcess runs rr as its own process, with stdout into out, and returns
