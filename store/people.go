@@ -496,3 +496,65 @@ func eachPair(ctx context.Context, tx *sql.Tx, query string, f func(a, b string)
 	}
 	return rows.Err()
 }
+
+// declaredTables are the tables SyncDeclared keeps, by kind.
+var declaredTables = map[string]string{"person": "people", "team": "teams", "host": "hosts"}
+
+// SyncDeclared makes names (which must exist) the declared set of kind
+// ("person", "team" or "host"): the configuration file's. Those it
+// declared before and names no more are deleted, with what hangs off them
+// (a person's keys and memberships, a team's, a host's enrollment tokens;
+// sessions stay), so that taking someone out of the file takes their
+// access away. It returns the names deleted. All in one transaction.
+func (s *SQLite) SyncDeclared(ctx context.Context, kind string, names []string) ([]string, error) {
+	table, ok := declaredTables[kind]
+	if !ok {
+		return nil, fmt.Errorf("store: declared %q: want person, team or host", kind)
+	}
+	keep := make(map[string]bool, len(names))
+	for _, n := range names {
+		keep[n] = true
+	}
+	var removed []string
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT name FROM `+table+` WHERE declared = 1`)
+		if err != nil {
+			return err
+		}
+		var gone []string
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				rows.Close()
+				return err
+			}
+			if !keep[n] {
+				gone = append(gone, n)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, n := range gone {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE name = ?`, n); err != nil {
+				return err
+			}
+		}
+		for _, n := range names {
+			res, err := tx.ExecContext(ctx, `UPDATE `+table+` SET declared = 1 WHERE name = ?`, n)
+			if err != nil {
+				return err
+			}
+			if err := mustAffect(res, kind+" "+n); err != nil {
+				return err
+			}
+		}
+		removed = gone
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: sync declared %s: %w", table, err)
+	}
+	return removed, nil
+}

@@ -75,9 +75,11 @@ func (c *fileConfig) authConfig() auth.Config {
 
 // apply makes the store hold what the file declares: people (with their
 // keys), hosts (labels, passphrase verifier, agent key) and teams (members
-// and hosts). It is idempotent, and leaves alone what the file does not
-// name.
-func (c *fileConfig) apply(ctx context.Context, st *store.SQLite) error {
+// and hosts). It is idempotent. A person, team or host the file declared
+// at an earlier start and no longer names is removed (logged and audited):
+// taking someone out of the file takes their access away. What the file
+// never declared (managed from the console) is left alone.
+func (c *fileConfig) apply(ctx context.Context, st *store.SQLite, log *slog.Logger) error {
 	keysOf := map[string]map[string]string{} // check has refused a key given to two people
 	for _, p := range c.People {
 		keys, err := p.keys()
@@ -130,6 +132,31 @@ func (c *fileConfig) apply(ctx context.Context, st *store.SQLite) error {
 		if err := st.UpsertTeam(ctx, store.Team{Name: t.Name, RapidResponse: t.RapidResponse,
 			Hosts: t.Hosts, Members: t.Members}); err != nil {
 			return err
+		}
+	}
+	declared := map[string][]string{}
+	for _, p := range c.People {
+		declared["person"] = append(declared["person"], p.Name)
+	}
+	for _, t := range c.Teams {
+		declared["team"] = append(declared["team"], t.Name)
+	}
+	for _, h := range c.Hosts {
+		declared["host"] = append(declared["host"], h.Name)
+	}
+	for _, kind := range []string{"team", "person", "host"} {
+		removed, err := st.SyncDeclared(ctx, kind, declared[kind])
+		if err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		for _, name := range removed {
+			if log != nil {
+				log.Warn("removed: no longer in the configuration file", "kind", kind, "name", name)
+			}
+			if err := st.Audit(ctx, store.AuditEvent{Time: time.Now(), Actor: "config file", Action: "config.remove",
+				Target: name, Outcome: "allowed", Detail: kind + " no longer declared"}); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -152,7 +154,7 @@ func TestApplyIsIdempotent(t *testing.T) {
 	defer st.Close()
 	ctx := context.Background()
 	for i := 0; i < 2; i++ {
-		if err := c.apply(ctx, st); err != nil {
+		if err := c.apply(ctx, st, nil); err != nil {
 			t.Fatalf("apply %d: %v", i, err)
 		}
 	}
@@ -200,12 +202,12 @@ func TestKeyMovesBetweenDeclaredPeople(t *testing.T) {
 	defer st.Close()
 	ctx := context.Background()
 	v1, _ := configIn(t, dir, "people: [{name: alice, role: advanced}, {name: bob, role: advanced, keys: ['"+pub+"']}]\n", true)
-	if err := v1.apply(ctx, st); err != nil {
+	if err := v1.apply(ctx, st, nil); err != nil {
 		t.Fatal(err)
 	}
 	v2, _ := configIn(t, dir, "people: [{name: alice, role: admin, keys: ['"+pub+"']}, {name: bob, role: standard}]\n", true)
 	for i := range 2 {
-		if err := v2.apply(ctx, st); err != nil {
+		if err := v2.apply(ctx, st, nil); err != nil {
 			t.Fatalf("start %d after moving bob's key to alice: %v", i, err)
 		}
 	}
@@ -239,4 +241,86 @@ func TestCheckRefusesBeforeWriting(t *testing.T) {
 	good, _ := auth.NewTOTPKey("rr", "alice")
 	os.WriteFile(bad, []byte(good.Secret()+"\n"), 0o600)
 	configIn(t, dir, "people: [{name: alice, role: advanced, totp_secret_file: "+bad+"}]\n", true)
+}
+
+// TestRemovedFromTheFileIsRemoved: a person, team or host the file
+// declared and no longer names is gone at the next start (a person's key
+// then finds no one), audited; what the console made is left alone; the
+// next starts change nothing; declaring it again brings it back.
+func TestRemovedFromTheFileIsRemoved(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	run([]string{"keygen", filepath.Join(dir, "k")}, &out, &errb)
+	pub := strings.TrimSpace(out.String())
+	k, _, _, _, _ := ssh.ParseAuthorizedKey([]byte(pub))
+	st, err := store.Open(filepath.Join(dir, "rr.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	// Made from the console: never the file's to remove.
+	if err := st.UpsertPerson(ctx, store.Person{Name: "carol", Role: "standard"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.UpsertHost(ctx, "db-01"); err != nil {
+		t.Fatal(err)
+	}
+	const hosts = "hosts: [{name: web-01}, {name: web-02}]\n"
+	v1, _ := configIn(t, dir, "people: [{name: alice, role: advanced}, {name: bob, role: advanced, keys: ['"+pub+"']}]\n"+
+		"teams: [{name: ops, rapid_response: true, members: [alice, bob], hosts: [web-01]}, {name: old, members: [bob], hosts: ['*']}]\n"+hosts, true)
+	if err := v1.apply(ctx, st, nil); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := st.PersonByKey(ctx, ssh.FingerprintSHA256(k)); err != nil || p.Name != "bob" {
+		t.Fatalf("before: bob's key finds %+v, %v", p, err)
+	}
+	v2, _ := configIn(t, dir, "people: [{name: alice, role: advanced}]\n"+
+		"teams: [{name: ops, rapid_response: true, members: [alice], hosts: [web-01]}]\nhosts: [{name: web-01}]\n", true)
+	for range 2 {
+		if err := v2.apply(ctx, st, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.PersonByName(ctx, "bob"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("bob, taken out of the file, is still there: %v", err)
+	}
+	if p, err := st.PersonByKey(ctx, ssh.FingerprintSHA256(k)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("bob's key still logs in as %+v (%v)", p, err)
+	}
+	if _, err := st.Host(ctx, "web-02"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("web-02, taken out of the file, is still there: %v", err)
+	}
+	if teams, _ := st.Teams(ctx); len(teams) != 1 || teams[0].Name != "ops" {
+		t.Errorf("teams %+v, want only ops", teams)
+	}
+	for _, who := range []string{"alice", "carol"} {
+		if _, err := st.PersonByName(ctx, who); err != nil {
+			t.Errorf("%s: %v", who, err)
+		}
+	}
+	for _, h := range []string{"web-01", "db-01"} {
+		if _, err := st.Host(ctx, h); err != nil {
+			t.Errorf("%s: %v", h, err)
+		}
+	}
+	events, err := st.AuditEvents(ctx, store.AuditFilter{Action: "config.remove"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var removed []string
+	for _, e := range events {
+		removed = append(removed, e.Target)
+	}
+	sort.Strings(removed)
+	if strings.Join(removed, " ") != "bob old web-02" {
+		t.Errorf("audited removals %q, want bob, old and web-02 once each", removed)
+	}
+	// Declared again: back, with the key.
+	if err := v1.apply(ctx, st, nil); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := st.PersonByKey(ctx, ssh.FingerprintSHA256(k)); err != nil || p.Name != "bob" {
+		t.Errorf("bob declared again: his key finds %+v, %v", p, err)
+	}
 }

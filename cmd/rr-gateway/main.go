@@ -155,7 +155,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	if err := c.apply(ctx, st); err != nil {
+	if err := c.apply(ctx, st, log); err != nil {
 		return err
 	}
 	spool, err := recorder.NewSpool(recorder.SpoolConfig{Dir: c.Recordings.Spool, FlushInterval: c.Recordings.FlushInterval, Logger: log})
