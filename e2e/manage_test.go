@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"context"
 	"encoding/json"
 	"net"
@@ -389,5 +390,28 @@ func TestDownloads(t *testing.T) {
 	if allowed < 4 || !bobDenied || !liveDenied {
 		t.Errorf("audited: %d downloads (want at least 4), bob's refusal %v, the live one's %v:\n%+v",
 			allowed, bobDenied, liveDenied, evs)
+	}
+
+	// Refused reads past the 20th on one channel are summed up in one
+	// row: asking in a loop cannot fill the audit table.
+	var names []string
+	for i := range 30 {
+		names = append(names, fmt.Sprintf("recordings/%016x.gz", i))
+	}
+	if out, err := w.tool(t, ctx, bob, "scp", "-O", "rr@127.0.0.1:"+strings.Join(names, " "), dir).CombinedOutput(); err == nil {
+		t.Fatalf("scp -O of 30 recordings that are not there: %s", out)
+	}
+	evs, _ = w.gw.Store.AuditEvents(ctx, store.AuditFilter{Action: "recording.download", Actor: "bob"})
+	listed, summed := 0, ""
+	for _, ev := range evs {
+		switch {
+		case strings.HasPrefix(ev.Target, "recordings/000000000000"):
+			listed++
+		case strings.Contains(ev.Detail, "not listed one by one"):
+			summed = ev.Detail
+		}
+	}
+	if listed != 20 || !strings.HasPrefix(summed, "10 more refused reads") {
+		t.Errorf("30 refused reads on one channel: %d audited one by one, summed up as %q; want 20 and the 10 others", listed, summed)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/crypto/ssh"
 
@@ -130,11 +131,12 @@ func (c *personConn) serveGatewaySubsystem(ctx context.Context, ch ssh.Channel, 
 		start.Reply(true, nil)
 		c.serveAdmin(ctx, ch, reqs, st, log)
 	case SubsystemSFTP:
-		d, err := c.downloads(ctx, ch)
+		d, lib, err := c.downloads(ctx, ch)
 		if err != nil {
 			start.Reply(false, nil)
 			return true
 		}
+		defer lib.done()
 		start.Reply(true, nil)
 		c.converse(ctx, ch, reqs, st, func() {
 			err = d.ServeSFTP(ctx, ch)
@@ -169,10 +171,11 @@ func (c *personConn) serveAdmin(ctx context.Context, ch ssh.Channel, reqs <-chan
 
 // serveSCP runs a legacy "scp -f" (or refused "scp -t") exec.
 func (c *personConn) serveSCP(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, st *setup, command string) {
-	d, err := c.downloads(ctx, ch)
+	d, lib, err := c.downloads(ctx, ch)
 	if err != nil {
 		return
 	}
+	defer lib.done()
 	status := 1
 	c.converse(ctx, ch, reqs, st, func() {
 		status = d.ServeSCP(ctx, command, ch, ch.Stderr())
@@ -182,32 +185,40 @@ func (c *personConn) serveSCP(ctx context.Context, ch ssh.Channel, reqs <-chan *
 
 // downloads is the recordings server for this person, as they are now;
 // if they may no longer download, it tells them on ch and ends it.
-func (c *personConn) downloads(ctx context.Context, ch ssh.Channel) (*download.Server, error) {
+// The caller calls the library's done when the channel ends.
+func (c *personConn) downloads(ctx context.Context, ch ssh.Channel) (*download.Server, *library, error) {
 	who, err := c.caller(ctx)
 	if err != nil {
 		c.log.Info("downloads refused", "err", err)
 		writeLine(ch, false, "rr: "+err.Error())
 		sendExitStatus(ch, 1)
-		return nil, err
+		return nil, nil, err
 	}
+	lib := &library{srv: c.srv, who: who}
 	d, err := download.New(download.Config{
-		Library: &library{srv: c.srv, who: who},
+		Library: lib,
 		Open:    c.srv.openRecording,
 		Logger:  c.log,
 	})
 	if err != nil {
 		panic(err) // the config is built here, complete
 	}
-	return d, nil
+	return d, lib, nil
 }
 
 // library is the recordings one person may fetch: closed sessions of the
 // team they logged in under, or every one for an admin — the same rule as
 // the console's sessions list.
 type library struct {
-	srv *Server
-	who admin.Caller
+	srv     *Server
+	who     admin.Caller
+	refused atomic.Int64 // reads refused on this channel
 }
+
+// maxRefusedListed bounds the refused reads of one channel audited (and
+// logged) one by one; done sums up the rest in one row, so that a client
+// asking for names in a loop cannot fill the audit table.
+const maxRefusedListed = 20
 
 // maxAuditPath bounds a refused path as the audit keeps it.
 const maxAuditPath = 256
@@ -278,6 +289,9 @@ func (l *library) Lookup(ctx context.Context, id string) (download.Entry, error)
 // the person may not see (the two read the same to them, not here), or
 // whose session is still live.
 func (l *library) Refused(name, via string, err error) {
+	if l.refused.Add(1) > maxRefusedListed {
+		return // counted; done sums them up
+	}
 	reason := "no such recording, or not theirs to see"
 	if errors.Is(err, download.ErrLive) {
 		reason = "the session is still live"
@@ -288,6 +302,15 @@ func (l *library) Refused(name, via string, err error) {
 	l.srv.audit(store.AuditEvent{Actor: l.who.Person, Action: "recording.download", Target: name, Outcome: "denied",
 		Detail: via + ": " + reason, Source: l.who.Source})
 	l.srv.log.Info("recording download refused", "path", name, "person", l.who.Person, "via", via, "reason", reason)
+}
+
+// done audits the refused reads beyond maxRefusedListed, in one row.
+func (l *library) done() {
+	if n := l.refused.Load() - maxRefusedListed; n > 0 {
+		l.srv.audit(store.AuditEvent{Actor: l.who.Person, Action: "recording.download", Outcome: "denied",
+			Detail: fmt.Sprintf("%d more refused reads on this channel, not listed one by one", n), Source: l.who.Source})
+		l.srv.log.Warn("recording downloads refused, not listed one by one", "person", l.who.Person, "count", n)
+	}
 }
 
 func (l *library) Fetched(e download.Entry, via string, sent int64, err error) {
