@@ -52,7 +52,10 @@ for step in "${steps[@]}"; do
     echo "== unit tests (-race)"
     need_tools # some unit tests use the real ssh, scp, sftp and openssl too
     need_versitygw
-    go test -race -count=1 -timeout 10m $(go list ./... | grep -v /e2e)
+    # cmd/rr reads one file on one goroutine; its test of a 128 MiB
+    # recording's memory would take the race detector 40 s.
+    go test -race -count=1 -timeout 10m $(go list ./... | grep -v -e /e2e -e /cmd/rr$)
+    go test -count=1 -timeout 5m ./cmd/rr
     ;;
   e2e)
     echo "== end-to-end tests (real ssh)"
