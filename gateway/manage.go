@@ -131,12 +131,11 @@ func (c *personConn) serveGatewaySubsystem(ctx context.Context, ch ssh.Channel, 
 		start.Reply(true, nil)
 		c.serveAdmin(ctx, ch, reqs, st, log)
 	case SubsystemSFTP:
-		d, lib, err := c.downloads(ctx, ch)
+		d, err := c.downloads(ctx, ch)
 		if err != nil {
 			start.Reply(false, nil)
 			return true
 		}
-		defer lib.done()
 		start.Reply(true, nil)
 		c.converse(ctx, ch, reqs, st, func() {
 			err = d.ServeSFTP(ctx, ch)
@@ -171,11 +170,10 @@ func (c *personConn) serveAdmin(ctx context.Context, ch ssh.Channel, reqs <-chan
 
 // serveSCP runs a legacy "scp -f" (or refused "scp -t") exec.
 func (c *personConn) serveSCP(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, st *setup, command string) {
-	d, lib, err := c.downloads(ctx, ch)
+	d, err := c.downloads(ctx, ch)
 	if err != nil {
 		return
 	}
-	defer lib.done()
 	status := 1
 	c.converse(ctx, ch, reqs, st, func() {
 		status = d.ServeSCP(ctx, command, ch, ch.Stderr())
@@ -185,25 +183,23 @@ func (c *personConn) serveSCP(ctx context.Context, ch ssh.Channel, reqs <-chan *
 
 // downloads is the recordings server for this person, as they are now;
 // if they may no longer download, it tells them on ch and ends it.
-// The caller calls the library's done when the channel ends.
-func (c *personConn) downloads(ctx context.Context, ch ssh.Channel) (*download.Server, *library, error) {
+func (c *personConn) downloads(ctx context.Context, ch ssh.Channel) (*download.Server, error) {
 	who, err := c.caller(ctx)
 	if err != nil {
 		c.log.Info("downloads refused", "err", err)
 		writeLine(ch, false, "rr: "+err.Error())
 		sendExitStatus(ch, 1)
-		return nil, nil, err
+		return nil, err
 	}
-	lib := &library{srv: c.srv, who: who}
 	d, err := download.New(download.Config{
-		Library: lib,
+		Library: &library{srv: c.srv, who: who, refused: &c.refused},
 		Open:    c.srv.openRecording,
 		Logger:  c.log,
 	})
 	if err != nil {
 		panic(err) // the config is built here, complete
 	}
-	return d, lib, nil
+	return d, nil
 }
 
 // library is the recordings one person may fetch: closed sessions of the
@@ -212,12 +208,13 @@ func (c *personConn) downloads(ctx context.Context, ch ssh.Channel) (*download.S
 type library struct {
 	srv     *Server
 	who     admin.Caller
-	refused atomic.Int64 // reads refused on this channel
+	refused *atomic.Int64 // reads refused on the connection, all its channels together
 }
 
-// maxRefusedListed bounds the refused reads of one channel audited (and
-// logged) one by one; done sums up the rest in one row, so that a client
-// asking for names in a loop cannot fill the audit table.
+// maxRefusedListed bounds the refused reads of one connection audited
+// (and logged) one by one; the rest are summed up in one row when it ends
+// (auditUnlistedRefusals), so that a client asking for names in a loop, on
+// one channel or many, cannot fill the audit table.
 const maxRefusedListed = 20
 
 // maxAuditPath bounds a refused path as the audit keeps it.
@@ -304,12 +301,13 @@ func (l *library) Refused(name, via string, err error) {
 	l.srv.log.Info("recording download refused", "path", name, "person", l.who.Person, "via", via, "reason", reason)
 }
 
-// done audits the refused reads beyond maxRefusedListed, in one row.
-func (l *library) done() {
-	if n := l.refused.Load() - maxRefusedListed; n > 0 {
-		l.srv.audit(store.AuditEvent{Actor: l.who.Person, Action: "recording.download", Outcome: "denied",
-			Detail: fmt.Sprintf("%d more refused reads on this channel, not listed one by one", n), Source: l.who.Source})
-		l.srv.log.Warn("recording downloads refused, not listed one by one", "person", l.who.Person, "count", n)
+// auditUnlistedRefusals audits, in one row, the refused reads of the
+// connection past maxRefusedListed; handlePerson calls it at the end.
+func (c *personConn) auditUnlistedRefusals() {
+	if n := c.refused.Load() - maxRefusedListed; n > 0 {
+		c.srv.audit(store.AuditEvent{Actor: c.person, Action: "recording.download", Outcome: "denied",
+			Detail: fmt.Sprintf("%d more refused reads on this connection, not listed one by one", n), Source: c.remote})
+		c.log.Warn("recording downloads refused, not listed one by one", "count", n)
 	}
 }
 

@@ -124,6 +124,7 @@ func (s *Server) handlePerson(nc net.Conn) {
 	}
 	c.log.Info("login", "login", sc.User())
 
+	defer c.auditUnlistedRefusals()
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	defer cancel(errClientGone)
 	stopKeepalive, _ := sshkit.StartKeepalive(sc, s.cfg.ClientKeepalive, s.cfg.KeepaliveMaxMissed)
@@ -196,6 +197,7 @@ type personConn struct {
 	remote    string
 	log       *slog.Logger
 	sessions  atomic.Int32 // session channels running (maxSessionsPerConn)
+	refused   atomic.Int64 // recording reads refused on this connection (maxRefusedListed)
 }
 
 // globalRequest refuses port forwarding (tcpip-forward, streamlocal…) and

@@ -1,8 +1,10 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -360,5 +362,54 @@ func TestKilledWhileTheRecordingStarts(t *testing.T) {
 	}
 	if row = onlySession(t, e, true); row.State != store.StateKilled || row.EndReason != "killed by bob: stuck" {
 		t.Errorf("row %+v, want killed by bob", row)
+	}
+}
+
+// TestRefusedReadsAreSummedUpPerConnection: a connection's first 20
+// refused recording reads are audited one by one, and the rest in one row
+// when it ends, however many channels ask.
+func TestRefusedReadsAreSummedUpPerConnection(t *testing.T) {
+	e := newEnv(t, gateway.Config{})
+	c := e.dialB(t, "rr")
+	for ch := range 3 {
+		s, err := c.NewSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for i := range 10 {
+			names = append(names, fmt.Sprintf("recordings/%015x%d.gz", ch, i))
+		}
+		s.Stdin = bytes.NewReader(make([]byte, 64)) // scp's "go on" answers
+		if err := s.Run("scp -f " + strings.Join(names, " ")); err == nil {
+			t.Fatal("scp -f of recordings that are not there succeeded")
+		}
+	}
+	c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		evs, err := e.gw.Store.AuditEvents(context.Background(), store.AuditFilter{Action: "recording.download"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed, summed := 0, ""
+		for _, ev := range evs {
+			switch {
+			case strings.HasPrefix(ev.Target, "recordings/"):
+				listed++
+			case strings.Contains(ev.Detail, "not listed one by one"):
+				summed = ev.Detail
+			}
+		}
+		if listed == 20 && summed != "" {
+			if !strings.HasPrefix(summed, "10 more refused reads on this connection") {
+				t.Fatalf("summed up as %q, want the 10 past the 20th", summed)
+			}
+			return
+		}
+		if listed > 20 || time.Now().After(deadline) {
+			t.Fatalf("30 refused reads on 3 channels of one connection: %d audited one by one, summed up as %q; want 20 and one row for the rest", listed, summed)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
