@@ -260,7 +260,7 @@ func export(in io.Reader, pass string, w io.Writer) error {
 	br := bufio.NewReaderSize(plain, 64<<10)
 	bw := bufio.NewWriterSize(w, 64<<10)
 	var line []byte // a line longer than br's buffer, gathered
-	for first := true; ; first = false {
+	for first := true; ; {
 		chunk, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
 			line = append(line, chunk...)
@@ -277,6 +277,7 @@ func export(in io.Reader, pass string, w io.Writer) error {
 				}
 				return herr
 			}
+			first = false
 		}
 		if err != nil && err != io.EOF {
 			// chunk is the torn line: left out.

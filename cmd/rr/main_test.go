@@ -381,3 +381,20 @@ func TestExportLongLinesAndCuts(t *testing.T) {
 		}
 	}
 }
+
+// TestExportRefusesALongFirstLine: what decrypts to something other than
+// an asciicast header is refused, however long its first line (one longer
+// than export's buffer was written out).
+func TestExportRefusesALongFirstLine(t *testing.T) {
+	plain := strings.Repeat("A", 70000) + "\nnot a recording\n"
+	cmd := exec.Command("sh", "-c", "openssl enc -aes-256-ctr -pbkdf2 -pass pass:pp | gzip -c")
+	cmd.Stdin = strings.NewReader(plain)
+	file, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := export(bytes.NewReader(file), "pp", &out); !errors.Is(err, recorder.ErrWrongPassphrase) || out.Len() != 0 {
+		t.Fatalf("export: %v, %d bytes written; want ErrWrongPassphrase and nothing", err, out.Len())
+	}
+}
