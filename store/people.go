@@ -497,27 +497,29 @@ func eachPair(ctx context.Context, tx *sql.Tx, query string, f func(a, b string)
 	return rows.Err()
 }
 
-// declaredTables are the tables SyncDeclared keeps, by kind.
+// declaredTables are the tables PruneDeclared and MarkDeclared keep, by
+// kind.
 var declaredTables = map[string]string{"person": "people", "team": "teams", "host": "hosts"}
 
-// SyncDeclared makes names (which must exist) the declared set of kind
-// ("person", "team" or "host"): the configuration file's. Those it
-// declared before and names no more are deleted, with what hangs off them
-// (a person's keys and memberships, a team's, a host's enrollment tokens;
-// sessions stay), so that taking someone out of the file takes their
-// access away. It returns the names deleted. All in one transaction.
-func (s *SQLite) SyncDeclared(ctx context.Context, kind string, names []string) ([]string, error) {
+// PruneDeclared deletes the people, teams or hosts (kind "person", "team"
+// or "host") that the configuration file declared at an earlier start and
+// that keep does not name, with what hangs off them (a person's keys and
+// memberships, a team's, a host's enrollment tokens; sessions stay), so
+// that taking someone out of the file takes their access away. Each
+// deletion is audited (config.remove) in the same transaction. It returns
+// the names deleted.
+func (s *SQLite) PruneDeclared(ctx context.Context, kind string, keep []string, at time.Time) ([]string, error) {
 	table, ok := declaredTables[kind]
 	if !ok {
 		return nil, fmt.Errorf("store: declared %q: want person, team or host", kind)
 	}
-	keep := make(map[string]bool, len(names))
-	for _, n := range names {
-		keep[n] = true
+	kept := make(map[string]bool, len(keep))
+	for _, n := range keep {
+		kept[n] = true
 	}
 	var removed []string
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT name FROM `+table+` WHERE declared = 1`)
+		rows, err := tx.QueryContext(ctx, `SELECT name FROM `+table+` WHERE declared = 1 ORDER BY name`)
 		if err != nil {
 			return err
 		}
@@ -528,7 +530,7 @@ func (s *SQLite) SyncDeclared(ctx context.Context, kind string, names []string) 
 				rows.Close()
 				return err
 			}
-			if !keep[n] {
+			if !kept[n] {
 				gone = append(gone, n)
 			}
 		}
@@ -540,13 +542,8 @@ func (s *SQLite) SyncDeclared(ctx context.Context, kind string, names []string) 
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE name = ?`, n); err != nil {
 				return err
 			}
-		}
-		for _, n := range names {
-			res, err := tx.ExecContext(ctx, `UPDATE `+table+` SET declared = 1 WHERE name = ?`, n)
-			if err != nil {
-				return err
-			}
-			if err := mustAffect(res, kind+" "+n); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO audit (at, actor, action, target, outcome, detail)
+				VALUES (?, 'config file', 'config.remove', ?, 'allowed', ?)`, nanos(at), n, kind+" no longer declared"); err != nil {
 				return err
 			}
 		}
@@ -554,7 +551,29 @@ func (s *SQLite) SyncDeclared(ctx context.Context, kind string, names []string) 
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store: sync declared %s: %w", table, err)
+		return nil, fmt.Errorf("store: prune declared %s: %w", table, err)
 	}
 	return removed, nil
+}
+
+// MarkDeclared notes that the configuration file declares names (which
+// must exist) of kind: from now on, the file taking one out removes it
+// (PruneDeclared), whoever made it first.
+func (s *SQLite) MarkDeclared(ctx context.Context, kind string, names []string) error {
+	table, ok := declaredTables[kind]
+	if !ok {
+		return fmt.Errorf("store: declared %q: want person, team or host", kind)
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		for _, n := range names {
+			res, err := tx.ExecContext(ctx, `UPDATE `+table+` SET declared = 1 WHERE name = ?`, n)
+			if err != nil {
+				return fmt.Errorf("store: mark %s %s declared: %w", kind, n, err)
+			}
+			if err := mustAffect(res, kind+" "+n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

@@ -76,10 +76,44 @@ func (c *fileConfig) authConfig() auth.Config {
 // apply makes the store hold what the file declares: people (with their
 // keys), hosts (labels, passphrase verifier, agent key) and teams (members
 // and hosts). It is idempotent. A person, team or host the file declared
-// at an earlier start and no longer names is removed (logged and audited):
-// taking someone out of the file takes their access away. What the file
-// never declared (managed from the console) is left alone.
+// at an earlier start and no longer names is removed first (logged and
+// audited): taking someone out of the file takes their access away, and a
+// key can move to someone the file names now. What the file never named
+// is left alone, and so is a whole kind whose section the file leaves out
+// (people: [] removes every person it declared; no people: at all, or a
+// bare people:, removes none).
 func (c *fileConfig) apply(ctx context.Context, st *store.SQLite, log *slog.Logger) error {
+	type kindNames struct {
+		kind    string
+		names   []string
+		managed bool // the file has the section
+	}
+	kinds := []kindNames{{kind: "team", managed: c.Teams != nil}, {kind: "person", managed: c.People != nil},
+		{kind: "host", managed: c.Hosts != nil}}
+	for _, t := range c.Teams {
+		kinds[0].names = append(kinds[0].names, t.Name)
+	}
+	for _, p := range c.People {
+		kinds[1].names = append(kinds[1].names, p.Name)
+	}
+	for _, h := range c.Hosts {
+		kinds[2].names = append(kinds[2].names, h.Name)
+	}
+	for _, k := range kinds {
+		if !k.managed {
+			continue
+		}
+		removed, err := st.PruneDeclared(ctx, k.kind, k.names, time.Now())
+		if err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		for _, name := range removed {
+			if log != nil {
+				log.Warn("removed: no longer in the configuration file", "kind", k.kind, "name", name)
+			}
+		}
+	}
+
 	keysOf := map[string]map[string]string{} // check has refused a key given to two people
 	for _, p := range c.People {
 		keys, err := p.keys()
@@ -134,29 +168,9 @@ func (c *fileConfig) apply(ctx context.Context, st *store.SQLite, log *slog.Logg
 			return err
 		}
 	}
-	declared := map[string][]string{}
-	for _, p := range c.People {
-		declared["person"] = append(declared["person"], p.Name)
-	}
-	for _, t := range c.Teams {
-		declared["team"] = append(declared["team"], t.Name)
-	}
-	for _, h := range c.Hosts {
-		declared["host"] = append(declared["host"], h.Name)
-	}
-	for _, kind := range []string{"team", "person", "host"} {
-		removed, err := st.SyncDeclared(ctx, kind, declared[kind])
-		if err != nil {
+	for _, k := range kinds {
+		if err := st.MarkDeclared(ctx, k.kind, k.names); err != nil {
 			return fmt.Errorf("config: %w", err)
-		}
-		for _, name := range removed {
-			if log != nil {
-				log.Warn("removed: no longer in the configuration file", "kind", kind, "name", name)
-			}
-			if err := st.Audit(ctx, store.AuditEvent{Time: time.Now(), Actor: "config file", Action: "config.remove",
-				Target: name, Outcome: "allowed", Detail: kind + " no longer declared"}); err != nil {
-				return err
-			}
 		}
 	}
 	return nil

@@ -323,4 +323,36 @@ func TestRemovedFromTheFileIsRemoved(t *testing.T) {
 	if p, err := st.PersonByKey(ctx, ssh.FingerprintSHA256(k)); err != nil || p.Name != "bob" {
 		t.Errorf("bob declared again: his key finds %+v, %v", p, err)
 	}
+	// Renamed, with his key: bob goes first, so robert can have it.
+	v3, _ := configIn(t, dir, "people: [{name: alice, role: advanced}, {name: robert, role: advanced, keys: ['"+pub+"']}]\n"+hosts, true)
+	if err := v3.apply(ctx, st, nil); err != nil {
+		t.Fatalf("start after renaming bob to robert: %v", err)
+	}
+	if p, err := st.PersonByKey(ctx, ssh.FingerprintSHA256(k)); err != nil || p.Name != "robert" {
+		t.Errorf("after the rename the key finds %+v, %v; want robert", p, err)
+	}
+	// A section left out removes nothing of its kind (a file cut short
+	// must not empty the store); teams: [] removes every declared team.
+	v4, _ := configIn(t, dir, "people: [{name: alice, role: advanced}, {name: robert, role: advanced, keys: ['"+pub+"']}]\nteams: []\n", true)
+	if err := v4.apply(ctx, st, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Host(ctx, "web-02"); err != nil {
+		t.Errorf("web-02 removed by a file without a hosts section: %v", err)
+	}
+	if teams, _ := st.Teams(ctx); len(teams) != 0 {
+		t.Errorf("teams %+v after teams: [], want none", teams)
+	}
+	// Once the file names something the console made, it is the file's:
+	// taking it out removes it.
+	v5, _ := configIn(t, dir, "people: [{name: alice, role: advanced}, {name: carol, role: standard}]\n", true)
+	v6, _ := configIn(t, dir, "people: [{name: alice, role: advanced}]\n", true)
+	for _, v := range []fileConfig{v5, v6} {
+		if err := v.apply(ctx, st, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.PersonByName(ctx, "carol"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("carol, named by the file and then taken out, is still there: %v", err)
+	}
 }
