@@ -289,7 +289,10 @@ func (s *spoolFile) send() error {
 			return s.fail(fmt.Errorf("direct write: %w", err), off)
 		}
 	} else {
-		write, done, h, unhashed := s.writeDirect, s.done, s.h, full[max(s.hashed-off, 0):]
+		if s.hashed < off { // cannot happen: every byte before a chunk is hashed before it goes
+			return s.fail(fmt.Errorf("recorder: internal error: bytes %d to %d of the file not hashed", s.hashed, off), s.hashed)
+		}
+		write, done, h, unhashed := s.writeDirect, s.done, s.h, full[min(s.hashed-off, s.chunk):]
 		s.flight, s.flightAt, s.hashed = true, off, off+s.chunk
 		go func() {
 			h.Write(unhashed)
