@@ -168,7 +168,7 @@ func newFixture(t *testing.T) *fixture {
 	f.good = store(entryFor("s1", "web-01", f.goodData), f.goodData)
 	f.small = store(entryFor("s2", "db-01", f.smallData), f.smallData)
 	corrupt := append([]byte(nil), badData...)
-	corrupt[len(corrupt)-1] ^= 1
+	corrupt[len(corrupt)/2] ^= 1 // in the middle: a prefix that went out would hold it
 	f.bad = store(entryFor("s3", "web-02", badData), corrupt)
 	f.small.Started = f.small.Started.Add(time.Hour)
 	f.lib = &fakeLibrary{entries: []Entry{f.small, f.good, f.bad}, live: map[string]bool{"s9": true}}

@@ -186,6 +186,9 @@ func TestOpenSSHClients(t *testing.T) {
 			if err == nil || !strings.Contains(out, legacyOr(mode, "integrity check", "Failure")) {
 				t.Errorf("scp of a corrupt recording: %v\n%s", err, out)
 			}
+			if fi, err := os.Stat(filepath.Join(dir, "s3.gz")); err == nil && fi.Size() > 0 {
+				t.Errorf("%d bytes of a corrupt recording reached the client's disk", fi.Size())
+			}
 			out, err = o.run(t, "scp", mode, filepath.Join(dir, "got"+mode), o.remote("recordings/"))
 			if err == nil {
 				t.Errorf("scp upload succeeded:\n%s", out)

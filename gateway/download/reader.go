@@ -39,11 +39,16 @@ var resumePause = 100 * time.Millisecond
 // the stream re-opens the stream at the offset (at 0 when the offset is
 // within maxSkip of it).
 //
-// The read that returns the entry's last bytes first verifies the whole file
-// against Entry.Size and Entry.SHA256: with the SHA-256 of the stream when it
-// has been read without a gap from offset 0, otherwise with a separate
-// sequential pass. A mismatch (ErrIntegrity) fails that read and every later
-// one. Reads at or past Size return io.EOF (see atEnd).
+// start checks the whole file against Entry.Size and Entry.SHA256 before
+// the first byte goes out: the format has no integrity of its own (AES-CTR
+// turns a changed byte of the file into a changed byte of the session), so
+// a recording changed at rest must not reach anyone's disk, not even its
+// prefix. The read that returns the entry's last bytes checks again, with
+// the SHA-256 of the stream when it has been read without a gap from
+// offset 0 (a file changed during the download); otherwise start's check
+// stands (without start, a separate sequential pass decides). A mismatch
+// (ErrIntegrity) fails that read and every later one. Reads at or past
+// Size return io.EOF (see atEnd).
 type reader struct {
 	ctx      context.Context
 	open     Opener
@@ -58,6 +63,7 @@ type reader struct {
 	lo         int64         // the ring holds [lo, pos)
 	hash       hash.Hash     // SHA-256 of [0, pos) while continuous
 	continuous bool          // rc was opened at 0 and read without a gap
+	prechecked bool          // start verified the whole file
 	checked    bool          // verdict is final
 	verdict    error         // nil, or wraps ErrIntegrity
 	closed     bool
@@ -135,10 +141,23 @@ func (r *reader) atEnd() error {
 	return io.EOF
 }
 
-// start opens the stream at 0, so that a missing file fails early.
+// start verifies the whole file (see reader), reading it as downloads do
+// (a stream that breaks is resumed), then opens the stream at 0.
 func (r *reader) start() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if err := r.seek(0); err != nil {
+		return err
+	}
+	for r.pos < r.entry.Size {
+		if err := r.fill(); err != nil {
+			return err
+		}
+	}
+	if err := r.verifyStream(); err != nil {
+		return r.fail(err)
+	}
+	r.prechecked = true
 	return r.seek(0)
 }
 
@@ -257,9 +276,11 @@ func (r *reader) verify() error {
 		return r.verdict
 	}
 	var err error
-	if r.continuous && r.pos == r.entry.Size {
+	switch {
+	case r.continuous && r.pos == r.entry.Size:
 		err = r.verifyStream()
-	} else {
+	case r.prechecked: // start's check stands
+	default:
 		err = r.verifyPass()
 	}
 	if err != nil && !errors.Is(err, ErrIntegrity) {

@@ -185,7 +185,11 @@ func (src *scpSource) send(p string) (ok bool, err error) {
 	var sent int64
 	var outcome error
 	defer func() { src.s.lib.Fetched(e, "scp", sent, outcome) }()
-	if outcome = rd.start(); outcome != nil {
+	if outcome = rd.start(); outcome != nil { // nothing sent yet: refused whole
+		if errors.Is(outcome, ErrIntegrity) {
+			src.s.log.Error("download: recording failed its integrity check", "id", e.ID, "via", "scp", "err", outcome)
+			return false, src.reject("%s: the recording failed its integrity check; nothing of it was sent", p)
+		}
 		src.s.log.Error("download: scp", "path", p, "err", outcome)
 		return false, src.reject("%s: recordings are unavailable right now; try again later", p)
 	}

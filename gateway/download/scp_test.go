@@ -273,15 +273,15 @@ func TestSCPIntegrityFailure(t *testing.T) {
 	if status != 1 || len(got) != 2 {
 		t.Fatalf("status %d, received %+v; want 1 and two files", status, got)
 	}
-	if r := got[0]; r.err != "rr: recording failed its integrity check" || int64(len(r.data)) != f.bad.Size {
-		t.Errorf("corrupt file: err %q, %d bytes; want the integrity error after %d bytes", r.err, len(r.data), f.bad.Size)
+	if r := got[0]; r.err != "rr: recordings/s3.gz: the recording failed its integrity check; nothing of it was sent" || len(r.data) != 0 {
+		t.Errorf("corrupt file: err %q, %d bytes; want the integrity error and no byte of it", r.err, len(r.data))
 	}
 	if r := got[1]; r.err != "" || !bytes.Equal(r.data, f.smallData) {
 		t.Errorf("the next file: %+v, want it whole", r)
 	}
 	fe := f.lib.fetches()
-	if len(fe) != 2 || !errors.Is(fe[0].err, ErrIntegrity) || fe[0].sent >= f.bad.Size || fe[1].err != nil {
-		t.Errorf("Fetched = %+v, want ErrIntegrity for s3 before its end, then nil", fe)
+	if len(fe) != 2 || !errors.Is(fe[0].err, ErrIntegrity) || fe[0].sent != 0 || fe[1].err != nil {
+		t.Errorf("Fetched = %+v, want ErrIntegrity for s3 with nothing sent, then nil", fe)
 	}
 }
 
@@ -311,8 +311,8 @@ func TestSCPClientRefusesFile(t *testing.T) {
 }
 
 // TestSCPReadFailureSkipsOneFile: a recording whose stream keeps breaking
-// fails alone (padded to its size, then an error the client shows); the
-// next file still comes, and a passing break costs nothing.
+// fails alone (refused before any byte of it, with an error the client
+// shows); the next file still comes, and a passing break costs nothing.
 func TestSCPReadFailureSkipsOneFile(t *testing.T) {
 	quickResumes(t)
 	f := newFixture(t)
@@ -329,8 +329,8 @@ func TestSCPReadFailureSkipsOneFile(t *testing.T) {
 	if status != 1 || len(got) != 2 {
 		t.Fatalf("status %d, received %d items; want 1 and two files", status, len(got))
 	}
-	if r := got[0]; r.err != "rr: recordings/s1.gz: reading the recording failed; try again later" || int64(len(r.data)) != f.good.Size {
-		t.Errorf("broken file: err %q, %d bytes; want the read error after %d bytes", r.err, len(r.data), f.good.Size)
+	if r := got[0]; r.err != "rr: recordings/s1.gz: recordings are unavailable right now; try again later" || len(r.data) != 0 {
+		t.Errorf("broken file: err %q, %d bytes; want the read error and no byte of it", r.err, len(r.data))
 	}
 	if r := got[1]; r.err != "" || !bytes.Equal(r.data, f.smallData) {
 		t.Errorf("the next file: err %q, %d bytes; want it whole", r.err, len(r.data))

@@ -188,8 +188,8 @@ func (f *sftpFile) ReadAt(p []byte, off int64) (int, error) {
 			f.complete = true
 		}
 		return n, err
-	case f.err == nil:
-		f.err = err
+	case f.err == nil, errors.Is(err, ErrIntegrity) && !errors.Is(f.err, ErrIntegrity):
+		f.err = err // the first error, unless a mismatch comes after it
 	}
 	return 0, f.h.status(err, f.r.entry.Name())
 }
@@ -212,11 +212,10 @@ func (f *sftpFile) Close() error {
 	}
 	f.closed = true
 	sent, err := f.sent, f.err
-	if f.complete {
-		err = nil
-	} else if err == nil {
+	if err == nil && !f.complete {
 		err = errIncomplete(sent, f.r.entry.Size)
-	}
+	} // a read that failed before the last bytes went out fails the download
+
 	f.mu.Unlock()
 
 	f.cancel()
