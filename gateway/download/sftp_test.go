@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/pkg/sftp"
