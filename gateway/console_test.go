@@ -5,7 +5,9 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/rr-gateway/rr/gateway"
@@ -78,6 +80,10 @@ func TestChangesReachOpenConnections(t *testing.T) {
 	if err := s.RequestSubsystem("sftp"); err == nil {
 		t.Error("SFTP opened after leaving the team")
 	}
+	evs, _ := e.gw.Store.AuditEvents(ctx, store.AuditFilter{Action: "recording.download", Actor: "alice"})
+	if len(evs) != 1 || evs[0].Outcome != "denied" {
+		t.Errorf("the refused SFTP session is not audited: %+v", evs)
+	}
 }
 
 // TestChangeAuditNamesItsTarget: a change's audit target is the name it
@@ -96,5 +102,56 @@ func TestChangeAuditNamesItsTarget(t *testing.T) {
 		if ev.Target != "alice" || strings.Contains(ev.Detail, "hunter2") {
 			t.Errorf("audit target %q, detail %q: want alice, and no secret", ev.Target, ev.Detail)
 		}
+	}
+}
+
+// TestRemovalReachesAnOpenSFTPSession: someone taken out of their team
+// while an SFTP session of theirs is open lists and fetches nothing more
+// on it (the session asks who they are at each request), and the refusal
+// is audited.
+func TestRemovalReachesAnOpenSFTPSession(t *testing.T) {
+	e := newEnv(t, gateway.Config{})
+	ctx := context.Background()
+	if out, _, err := run(t, e.dialB(t, "rr+web-01"), "echo recorded", nil); out != "recorded\n" || err != nil {
+		t.Fatalf("session: %q %v", out, err)
+	}
+	var id string
+	for deadline := time.Now().Add(10 * time.Second); id == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		rows, _ := e.gw.Store.Sessions(ctx, store.SessionFilter{})
+		if len(rows) == 1 && rows[0].State != store.StateLive && rows[0].RecordingSHA256 != "" {
+			id = rows[0].ID
+		}
+	}
+	if id == "" {
+		t.Fatal("no closed session with its recording")
+	}
+	cl, err := sftp.NewClient(e.dialB(t, "rr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if fis, err := cl.ReadDir("recordings"); err != nil || len(fis) != 1 {
+		t.Fatalf("before: %d recordings listed, %v", len(fis), err)
+	}
+	if err := e.gw.Store.RemoveTeamMember(ctx, "ops_RR", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if fis, err := cl.ReadDir("recordings"); err == nil {
+		t.Errorf("after leaving the team alice still lists %d recordings", len(fis))
+	}
+	if f, err := cl.Open("recordings/" + id + ".gz"); err == nil {
+		b, _ := io.ReadAll(f)
+		f.Close()
+		t.Errorf("after leaving the team alice still fetched %d bytes of %s", len(b), id)
+	} else if !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("the open says %v, want permission denied", err)
+	}
+	evs, _ := e.gw.Store.AuditEvents(ctx, store.AuditFilter{Action: "recording.download", Actor: "alice"})
+	var refused bool
+	for _, ev := range evs {
+		refused = refused || ev.Outcome == "denied" && strings.Contains(ev.Detail, "may no longer download")
+	}
+	if !refused {
+		t.Errorf("the refusal is not audited: %+v", evs)
 	}
 }

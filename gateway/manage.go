@@ -187,12 +187,16 @@ func (c *personConn) downloads(ctx context.Context, ch ssh.Channel) (*download.S
 	who, err := c.caller(ctx)
 	if err != nil {
 		c.log.Info("downloads refused", "err", err)
+		if errors.Is(err, errNoLongerAllowed) {
+			c.srv.audit(store.AuditEvent{Actor: c.person, Action: "recording.download", Outcome: "denied",
+				Detail: "may no longer download (role or team changed)", Source: c.remote})
+		}
 		writeLine(ch, false, "rr: "+err.Error())
 		sendExitStatus(ch, 1)
 		return nil, err
 	}
 	d, err := download.New(download.Config{
-		Library: &library{srv: c.srv, who: who, refused: &c.refused},
+		Library: &library{srv: c.srv, conn: c, who: who, refused: &c.refused},
 		Open:    c.srv.openRecording,
 		Logger:  c.log,
 	})
@@ -207,7 +211,8 @@ func (c *personConn) downloads(ctx context.Context, ch ssh.Channel) (*download.S
 // the console's sessions list.
 type library struct {
 	srv     *Server
-	who     admin.Caller
+	conn    *personConn
+	who     admin.Caller // as the channel began: for the audit (name, source)
 	refused *atomic.Int64 // reads refused on the connection, all its channels together
 }
 
@@ -250,10 +255,24 @@ func (s *Server) openRecording(ctx context.Context, location string, offset int6
 	return s.cfg.OpenRecording(ctx, x.Recording, offset)
 }
 
+// now is the person as they are now (role, team): a change reaches a
+// download channel opened before it at its next request.
+func (l *library) now(ctx context.Context) (admin.Caller, error) {
+	who, err := l.conn.caller(ctx)
+	if errors.Is(err, errNoLongerAllowed) {
+		return who, download.ErrNotAllowed
+	}
+	return who, err
+}
+
 func (l *library) List(ctx context.Context) ([]download.Entry, error) {
+	who, err := l.now(ctx)
+	if err != nil {
+		return nil, err
+	}
 	f := store.SessionFilter{Limit: maxListed}
-	if l.who.Role != auth.RoleAdmin {
-		f.Team = l.who.Team
+	if who.Role != auth.RoleAdmin {
+		f.Team = who.Team
 	}
 	xs, err := l.srv.cfg.Store.Sessions(ctx, f)
 	if err != nil {
@@ -261,7 +280,7 @@ func (l *library) List(ctx context.Context) ([]download.Entry, error) {
 	}
 	var out []download.Entry
 	for _, x := range xs {
-		if admin.MaySee(l.who, x) && admin.Downloadable(x) {
+		if admin.MaySee(who, x) && admin.Downloadable(x) {
 			out = append(out, entry(x))
 		}
 	}
@@ -269,8 +288,12 @@ func (l *library) List(ctx context.Context) ([]download.Entry, error) {
 }
 
 func (l *library) Lookup(ctx context.Context, id string) (download.Entry, error) {
+	who, err := l.now(ctx)
+	if err != nil {
+		return download.Entry{}, err
+	}
 	x, err := l.srv.cfg.Store.Session(ctx, id)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && !admin.MaySee(l.who, x)) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !admin.MaySee(who, x)) {
 		return download.Entry{}, download.ErrNotFound
 	}
 	if err != nil {
@@ -290,8 +313,11 @@ func (l *library) Refused(name, via string, err error) {
 		return // counted; done sums them up
 	}
 	reason := "no such recording, or not theirs to see"
-	if errors.Is(err, download.ErrLive) {
+	switch {
+	case errors.Is(err, download.ErrLive):
 		reason = "the session is still live"
+	case errors.Is(err, download.ErrNotAllowed):
+		reason = "may no longer download (role or team changed)"
 	}
 	if len(name) > maxAuditPath { // a path may be 256 KiB long; the audit row need not
 		name = strings.ToValidUTF8(name[:maxAuditPath], "") + "…"

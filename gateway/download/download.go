@@ -29,7 +29,10 @@ func (e Entry) Name() string {
 
 // Library answers for the person connected: only what they may see.
 type Library interface {
-	// List returns the closed-session recordings the person may download, newest first.
+	// List returns the closed-session recordings the person may download,
+	// newest first. Both List and Lookup answer for the person as they are
+	// now: ErrNotAllowed once they may no longer download at all (removed
+	// from their team, demoted) on a connection opened before.
 	List(ctx context.Context) ([]Entry, error)
 	// Lookup returns one by session id. ErrNotFound when unknown or not
 	// visible (the two read the same), ErrLive when the session is still live
@@ -42,15 +45,18 @@ type Library interface {
 	Fetched(e Entry, via string, sent int64, err error)
 	// Refused is called when a request to read a recording is refused
 	// because it does not resolve (ErrNotFound: no such recording, not
-	// theirs to see, or a path outside recordings/) or its session is live
-	// (ErrLive): name is the path as the client asked for it, via "sftp" or
+	// theirs to see, or a path outside recordings/), its session is live
+	// (ErrLive), or the person may no longer download (ErrNotAllowed): name is the path as the client asked for it, via "sftp" or
 	// "scp". An SFTP stat of a name in recordings/ that does not resolve
 	// counts (OpenSSH stats before it opens, and stops there); listings and
 	// other stats do not. The gateway audits it.
 	Refused(name, via string, err error)
 }
 
-const liveText = "the session is still live; its recording can be downloaded once it is closed"
+const (
+	liveText       = "the session is still live; its recording can be downloaded once it is closed"
+	notAllowedText = "you may no longer download recordings (your role or team changed)"
+)
 
 var (
 	// ErrNotFound is what Library.Lookup returns for a recording that does not
@@ -58,6 +64,9 @@ var (
 	ErrNotFound = errors.New("download: no such recording")
 	// ErrLive is what Library.Lookup returns while the session is live.
 	ErrLive = errors.New("download: " + liveText)
+	// ErrNotAllowed is what Library.List and Lookup return once the person
+	// may no longer download recordings at all.
+	ErrNotAllowed = errors.New("download: " + notAllowedText)
 	// ErrIntegrity is wrapped by the error passed to Library.Fetched when the
 	// stored bytes do not match the recorded size and SHA-256.
 	ErrIntegrity = errors.New("download: recording failed its integrity check")

@@ -170,6 +170,9 @@ func (src *scpSource) send(p string) (ok bool, err error) {
 	case errors.Is(err, ErrLive):
 		src.s.lib.Refused(p, "scp", err)
 		return false, src.reject("%s: %s", p, liveText)
+	case errors.Is(err, ErrNotAllowed):
+		src.s.lib.Refused(p, "scp", err)
+		return false, src.reject("%s: %s", p, notAllowedText)
 	case err != nil:
 		src.s.log.Error("download: scp", "path", p, "err", err)
 		return false, src.reject("%s: recordings are unavailable right now; try again later", p)

@@ -56,6 +56,7 @@ var (
 	errReadOnly    = statusError{"rr: recordings are read-only", sftp.ErrSSHFxPermissionDenied}
 	errNoSuchFile  = statusError{"rr: no such recording", sftp.ErrSSHFxNoSuchFile}
 	errLiveStatus  = statusError{"rr: " + liveText, sftp.ErrSSHFxPermissionDenied}
+	errNotAllowed  = statusError{"rr: " + notAllowedText, sftp.ErrSSHFxPermissionDenied}
 	errIsDir       = statusError{"rr: not a regular file", sftp.ErrSSHFxFailure}
 	errBusy        = statusError{"rr: too many recordings open at once", sftp.ErrSSHFxFailure}
 	errIntegrity   = statusError{"rr: recording failed its integrity check", sftp.ErrSSHFxFailure}
@@ -70,6 +71,8 @@ func (h *sftpHandler) status(err error, p string) error {
 		return errNoSuchFile
 	case errors.Is(err, ErrLive):
 		return errLiveStatus
+	case errors.Is(err, ErrNotAllowed):
+		return errNotAllowed
 	case errors.Is(err, ErrIntegrity):
 		return errIntegrity
 	}
@@ -81,7 +84,7 @@ func (h *sftpHandler) status(err error, p string) error {
 func (h *sftpHandler) Fileread(req *sftp.Request) (io.ReaderAt, error) {
 	n, err := h.s.resolve(h.ctx, req.Filepath)
 	if err != nil {
-		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrLive) {
+		if refusal(err) {
 			h.s.lib.Refused(req.Filepath, "sftp", err)
 		}
 		return nil, h.status(err, req.Filepath)
@@ -118,6 +121,9 @@ func (h *sftpHandler) Filelist(req *sftp.Request) (sftp.ListerAt, error) {
 	switch {
 	case errors.Is(err, ErrLive) && req.Method != "List":
 		return lister{liveInfo(path.Base(req.Filepath))}, nil
+	case errors.Is(err, ErrNotAllowed):
+		h.s.lib.Refused(req.Filepath, "sftp", err)
+		return nil, h.status(err, req.Filepath)
 	case errors.Is(err, ErrNotFound) && req.Method != "List" && namesRecording(req.Filepath):
 		// OpenSSH's scp and sftp stat a file before they open it, and stop
 		// here: this is the download attempt.
@@ -138,6 +144,9 @@ func (h *sftpHandler) Filelist(req *sftp.Request) (sftp.ListerAt, error) {
 	}
 	entries, err := h.s.lib.List(h.ctx)
 	if err != nil {
+		if errors.Is(err, ErrNotAllowed) {
+			h.s.lib.Refused(req.Filepath, "sftp", err)
+		}
 		return nil, h.status(err, req.Filepath)
 	}
 	l := make(lister, len(entries))

@@ -2,6 +2,7 @@ package download
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"path"
 	"strings"
@@ -98,3 +99,10 @@ func (fi fileInfo) ModTime() time.Time { return fi.modTime }
 func (fi fileInfo) Mode() fs.FileMode  { return fi.mode }
 func (fi fileInfo) IsDir() bool        { return fi.mode.IsDir() }
 func (fi fileInfo) Sys() any           { return nil }
+
+// refusal reports whether err refuses a read the Library hears of
+// (Refused): a name that does not resolve, a live session, a person who
+// may no longer download.
+func refusal(err error) bool {
+	return errors.Is(err, ErrNotFound) || errors.Is(err, ErrLive) || errors.Is(err, ErrNotAllowed)
+}
