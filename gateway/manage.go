@@ -212,7 +212,7 @@ func (c *personConn) downloads(ctx context.Context, ch ssh.Channel) (*download.S
 type library struct {
 	srv     *Server
 	conn    *personConn
-	who     admin.Caller // as the channel began: for the audit (name, source)
+	who     admin.Caller  // as the channel began: for the audit (name, source)
 	refused *atomic.Int64 // reads refused on the connection, all its channels together
 }
 
