@@ -169,15 +169,25 @@ func (r *reader) Close() error {
 	return r.drop()
 }
 
-// seek (re-)opens the stream at off, with an empty ring.
+// seek (re-)opens the stream at off, with an empty ring. An open that
+// fails is tried again like a broken stream (the file may just have moved
+// from the spool to S3, which the next open finds).
 func (r *reader) seek(off int64) error {
 	r.drop()
 	rc, err := r.open(r.ctx, r.entry.Location, off)
+	for tries := 1; err != nil && tries <= maxResumes; tries++ {
+		if !r.pause(resumePause << (2 * (tries - 1))) {
+			break
+		}
+		rc, err = r.open(r.ctx, r.entry.Location, off)
+	}
 	if err != nil {
 		return fmt.Errorf("download: open %s at %d: %w", r.entry.ID, off, err)
 	}
 	if r.ring == nil {
-		r.ring = make([]byte, r.ringSize)
+		// No bigger than the file: a small recording opened many times
+		// does not hold a MiB each time.
+		r.ring = make([]byte, max(min(int64(r.ringSize), r.entry.Size), 1))
 	}
 	r.rc, r.pos, r.lo = rc, off, off
 	r.continuous = off == 0
@@ -217,13 +227,25 @@ func (r *reader) fill() error {
 			r.drop()
 			return r.fail(fmt.Errorf("download: read %s at %d: %w", r.entry.ID, r.pos, err))
 		case err != nil && err != io.EOF:
-			if resumes == maxResumes || r.ctx.Err() != nil {
-				r.drop()
-				return fmt.Errorf("download: read %s at %d: %w", r.entry.ID, r.pos, err)
-			}
-			resumes++
-			if rerr := r.resume(resumePause<<(2*(resumes-1)), err); rerr != nil {
-				return rerr
+			// Re-open where it broke; an open that fails counts as one
+			// more break.
+			r.rc.Close()
+			r.rc = nil
+			for r.rc == nil {
+				if resumes == maxResumes || r.ctx.Err() != nil {
+					r.continuous = false
+					return fmt.Errorf("download: read %s at %d: %w", r.entry.ID, r.pos, err)
+				}
+				resumes++
+				if !r.pause(resumePause << (2 * (resumes - 1))) {
+					continue // ctx done: the check above ends it
+				}
+				rc, oerr := r.open(r.ctx, r.entry.Location, r.pos)
+				if oerr != nil {
+					err = fmt.Errorf("%w (re-opening: %v)", err, oerr)
+					continue
+				}
+				r.rc = rc
 			}
 			if k > 0 {
 				return nil
@@ -238,26 +260,16 @@ func (r *reader) fill() error {
 	return fmt.Errorf("download: read %s at %d: %w", r.entry.ID, r.pos, io.ErrNoProgress)
 }
 
-// resume re-opens the stream at pos after pause, keeping the ring and the
-// running hash: the bytes go on from where the broken stream stopped.
-func (r *reader) resume(pause time.Duration, cause error) error {
-	r.rc.Close()
-	r.rc = nil
-	t := time.NewTimer(pause)
+// pause waits d, or less if ctx is done first (false then).
+func (r *reader) pause(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
 	case <-r.ctx.Done():
-		t.Stop()
-		r.continuous = false
-		return fmt.Errorf("download: read %s at %d: %w", r.entry.ID, r.pos, cause)
+		return false
 	case <-t.C:
+		return true
 	}
-	rc, err := r.open(r.ctx, r.entry.Location, r.pos)
-	if err != nil {
-		r.continuous = false
-		return fmt.Errorf("download: read %s at %d: %w (re-opening: %v)", r.entry.ID, r.pos, cause, err)
-	}
-	r.rc = rc
-	return nil
 }
 
 // copyOut copies the ring's bytes [from, to) into p, which starts at off.

@@ -424,3 +424,64 @@ func TestReaderGivesUpOnAStreamThatKeepsBreaking(t *testing.T) {
 		t.Fatal("after the streams heal, the bytes differ")
 	}
 }
+
+// failingOpens fails the first n opens, then opens as open does.
+type failingOpens struct {
+	open Opener
+	mu   sync.Mutex
+	n    int
+	offs []int64
+}
+
+func (f *failingOpens) Open(ctx context.Context, loc string, off int64) (io.ReadCloser, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.offs = append(f.offs, off)
+	if f.n > 0 {
+		f.n--
+		return nil, errors.New("connection refused")
+	}
+	return f.open(ctx, loc, off)
+}
+
+// TestReaderRetriesAFailedOpen: an open that fails (the file moving from
+// the spool to S3, S3 briefly away) is tried again like a broken stream,
+// at the first open and when re-opening where a stream broke; the file
+// arrives whole, checked by the running hash.
+func TestReaderRetriesAFailedOpen(t *testing.T) {
+	quickResumes(t)
+	data := randomBytes(t, 300_000)
+	e := entryFor("x", "h", data)
+	r, m := newTestReader(t, e, data)
+	fl := &flaky{open: m.open, after: 100_000, breaks: map[string]int{e.Location: 1}}
+	fo := &failingOpens{open: fl.Open, n: 1}
+	r.open = fo.Open
+	got := readChunks(t, r, len(data), sequence(chunks(len(data))))
+	if !bytes.Equal(got, data) {
+		t.Fatal("reassembled bytes differ")
+	}
+	if want := "[0 0]"; fmt.Sprint(fo.offs[:2]) != want {
+		t.Errorf("first opens at %v, want %s (the failed first open tried again)", fo.offs, want)
+	}
+	// The stream breaks at 100000; its re-open fails once (counted as a
+	// break) and works the time after.
+	r2, m2 := newTestReader(t, e, data)
+	fl2 := &flaky{open: m2.open, after: 100_000, breaks: map[string]int{e.Location: 1}}
+	fo2 := &failingOpens{open: fl2.Open}
+	r2.open = func(ctx context.Context, loc string, off int64) (io.ReadCloser, error) {
+		if off > 0 && len(fo2.offs) == 1 {
+			fo2.n = 1 // the first re-open fails
+		}
+		return fo2.Open(ctx, loc, off)
+	}
+	got = readChunks(t, r2, len(data), sequence(chunks(len(data))))
+	if !bytes.Equal(got, data) {
+		t.Fatal("reassembled bytes differ after a failed re-open")
+	}
+	if want := "[0 100000 100000]"; fmt.Sprint(fo2.offs) != want {
+		t.Errorf("opened at %v, want %s (the failed re-open tried again, never from 0)", fo2.offs, want)
+	}
+	if !r2.checked || r2.verdict != nil || !r2.continuous {
+		t.Errorf("checked %v, verdict %v, continuous %v: want verified from the running hash", r2.checked, r2.verdict, r2.continuous)
+	}
+}
