@@ -199,6 +199,7 @@ func (c *personConn) downloads(ctx context.Context, ch ssh.Channel) (*download.S
 		Library: &library{srv: c.srv, conn: c, who: who, refused: &c.refused},
 		Open:    c.srv.openRecording,
 		Logger:  c.log,
+		Handles: &c.downloadHandles,
 	})
 	if err != nil {
 		panic(err) // the config is built here, complete

@@ -198,6 +198,9 @@ type personConn struct {
 	log       *slog.Logger
 	sessions  atomic.Int32 // session channels running (maxSessionsPerConn)
 	refused   atomic.Int64 // recording reads refused on this connection (maxRefusedListed)
+	// downloadHandles counts the recordings and listings open on this
+	// connection's download channels, together (download.Config.Handles).
+	downloadHandles atomic.Int32
 }
 
 // globalRequest refuses port forwarding (tcpip-forward, streamlocal…) and

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -81,13 +82,24 @@ type Config struct {
 	Library Library
 	Open    Opener
 	Logger  *slog.Logger // slog.Default() when nil
+	// Handles counts the recordings and directory listings open at once
+	// (at most maxOpen), shared by the Servers of one connection's
+	// channels so that the bound holds for the connection; nil: this
+	// Server counts its own.
+	Handles *atomic.Int32
 }
+
+// maxOpen bounds the recordings (each with its read-ahead, up to 1 MiB)
+// and directory listings (up to maxListed entries) one connection holds
+// open at once, over SFTP and scp together.
+const maxOpen = 8
 
 // Server serves one person's recordings over SFTP and legacy scp.
 type Server struct {
-	lib  Library
-	open Opener
-	log  *slog.Logger
+	lib     Library
+	open    Opener
+	log     *slog.Logger
+	handles *atomic.Int32
 }
 
 // New checks cfg and returns a Server.
@@ -105,8 +117,23 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Server{lib: cfg.Library, open: cfg.Open, log: cfg.Logger}, nil
+	if cfg.Handles == nil {
+		cfg.Handles = new(atomic.Int32)
+	}
+	return &Server{lib: cfg.Library, open: cfg.Open, log: cfg.Logger, handles: cfg.Handles}, nil
 }
+
+// acquire takes one of the connection's maxOpen handles; false if none is
+// left. release gives it back.
+func (s *Server) acquire() bool {
+	if s.handles.Add(1) > maxOpen {
+		s.handles.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (s *Server) release() { s.handles.Add(-1) }
 
 // OpenFile is the Opener of recordings kept in local files (the spool):
 // location is a path. Locations of other stores ("s3://…") need their own

@@ -182,6 +182,10 @@ func (src *scpSource) send(p string) (ok bool, err error) {
 		return false, src.reject("%s: not a regular file", p)
 	}
 
+	if !src.s.acquire() {
+		return false, src.reject("%s: too many recordings open at once on this connection; try again", p)
+	}
+	defer src.s.release()
 	e := n.entry
 	rd := newReader(src.ctx, src.s.open, e)
 	defer rd.Close()

@@ -8,14 +8,9 @@ import (
 	"os"
 	"path"
 	"sync"
-	"sync/atomic"
 
 	"github.com/pkg/sftp"
 )
-
-// maxOpenFiles bounds the files one SFTP session holds open at once, and so
-// the memory their rings take.
-const maxOpenFiles = 8
 
 // ServeSFTP serves the "sftp" subsystem on rw until the client ends it or ctx
 // is done; when ctx is done it closes rw. A client ending the session is not
@@ -37,9 +32,8 @@ func (s *Server) ServeSFTP(ctx context.Context, rw io.ReadWriteCloser) error {
 
 // sftpHandler answers one SFTP session's requests from the virtual tree.
 type sftpHandler struct {
-	s     *Server
-	ctx   context.Context
-	files atomic.Int32 // open files
+	s   *Server
+	ctx context.Context
 }
 
 // statusError carries a message for the client and the SFTP status code
@@ -92,8 +86,7 @@ func (h *sftpHandler) Fileread(req *sftp.Request) (io.ReaderAt, error) {
 	if n.isDir() {
 		return nil, errIsDir
 	}
-	if h.files.Add(1) > maxOpenFiles {
-		h.files.Add(-1)
+	if !h.s.acquire() {
 		return nil, errBusy
 	}
 	ctx, cancel := context.WithCancel(h.ctx)
@@ -139,11 +132,17 @@ func (h *sftpHandler) Filelist(req *sftp.Request) (sftp.ListerAt, error) {
 		return lister{dirInfo(name)}, nil
 	case n.file:
 		return nil, statusError{"rr: not a directory", sftp.ErrSSHFxFailure}
-	case n.path == "/":
-		return lister{dirInfo(dirName)}, nil
+	}
+	// An open directory holds a handle until the client closes it.
+	if !h.s.acquire() {
+		return nil, errBusy
+	}
+	if n.path == "/" {
+		return &openDir{lister: lister{dirInfo(dirName)}, release: h.s.release}, nil
 	}
 	entries, err := h.s.lib.List(h.ctx)
 	if err != nil {
+		h.s.release()
 		if errors.Is(err, ErrNotAllowed) {
 			h.s.lib.Refused(req.Filepath, "sftp", err)
 		}
@@ -153,7 +152,20 @@ func (h *sftpHandler) Filelist(req *sftp.Request) (sftp.ListerAt, error) {
 	for i, e := range entries {
 		l[i] = entryInfo(e.Name(), e)
 	}
-	return l, nil
+	return &openDir{lister: l, release: h.s.release}, nil
+}
+
+// openDir is a directory listing the client holds open; pkg/sftp closes
+// it when the client closes its handle (or the session ends).
+type openDir struct {
+	lister
+	once    sync.Once
+	release func()
+}
+
+func (d *openDir) Close() error {
+	d.once.Do(d.release)
+	return nil
 }
 
 // lister is a directory listing, or one stat.
@@ -229,7 +241,7 @@ func (f *sftpFile) Close() error {
 
 	f.cancel()
 	f.r.Close()
-	f.h.files.Add(-1)
+	f.h.s.release()
 	if errors.Is(err, ErrIntegrity) {
 		f.h.s.log.Error("download: recording failed its integrity check", "id", f.r.entry.ID, "via", "sftp", "err", err)
 	}

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/pkg/sftp"
@@ -214,5 +216,57 @@ func TestSFTPEndsWithContext(t *testing.T) {
 	cancel()
 	if err := wait(); !errors.Is(err, context.Canceled) {
 		t.Errorf("ServeSFTP after cancel = %v, want context.Canceled", err)
+	}
+}
+
+// TestOpenHandlesAreBoundedPerConnection: directory listings held open
+// and open recordings count together against maxOpen, across the Servers
+// (channels) that share one connection's Handles; closing one frees its
+// place.
+func TestOpenHandlesAreBoundedPerConnection(t *testing.T) {
+	f := newFixture(t)
+	var handles atomic.Int32
+	servers := make([]*Server, 2)
+	for i := range servers {
+		s, err := New(Config{Library: f.lib, Open: OpenFile, Logger: slog.New(slog.DiscardHandler), Handles: &handles})
+		if err != nil {
+			t.Fatal(err)
+		}
+		servers[i] = s
+	}
+	list := func(s *Server) (sftp.ListerAt, error) {
+		h := &sftpHandler{s: s, ctx: context.Background()}
+		return h.Filelist(sftp.NewRequest("List", "/recordings"))
+	}
+	var dirs []sftp.ListerAt
+	for i := range maxOpen - 1 {
+		d, err := list(servers[i%2])
+		if err != nil {
+			t.Fatalf("listing %d: %v", i, err)
+		}
+		dirs = append(dirs, d)
+	}
+	h := &sftpHandler{s: servers[1], ctx: context.Background()}
+	file, err := h.Fileread(sftp.NewRequest("Get", "/recordings/s2.gz"))
+	if err != nil {
+		t.Fatalf("the last handle, a recording: %v", err)
+	}
+	if _, err := list(servers[0]); !errors.Is(err, errBusy) {
+		t.Fatalf("listing past %d open handles: %v, want errBusy", maxOpen, err)
+	}
+	if _, err := h.Fileread(sftp.NewRequest("Get", "/recordings/s1.gz")); !errors.Is(err, errBusy) {
+		t.Fatalf("a recording past %d open handles: %v, want errBusy", maxOpen, err)
+	}
+	dirs[0].(io.Closer).Close()
+	dirs[0].(io.Closer).Close() // twice frees one place only
+	if _, err := list(servers[0]); err != nil {
+		t.Fatalf("a listing after one was closed: %v", err)
+	}
+	if _, err := list(servers[1]); !errors.Is(err, errBusy) {
+		t.Fatalf("a second listing after one was closed: %v, want errBusy", err)
+	}
+	file.(io.Closer).Close()
+	if n := handles.Load(); n != maxOpen-1 {
+		t.Errorf("%d handles counted, want %d", n, maxOpen-1)
 	}
 }
