@@ -199,7 +199,7 @@ func (c *personConn) downloads(ctx context.Context, ch ssh.Channel) (*download.S
 		Library: &library{srv: c.srv, conn: c, who: who, refused: &c.refused},
 		Open:    c.srv.openRecording,
 		Logger:  c.log,
-		Handles: &c.downloadHandles,
+		Conn:    &c.downloadConn,
 	})
 	if err != nil {
 		panic(err) // the config is built here, complete
@@ -219,7 +219,7 @@ type library struct {
 
 // maxRefusedListed bounds the refused reads of one connection audited
 // (and logged) one by one; the rest are summed up in one row when it ends
-// (auditUnlistedRefusals), so that a client asking for names in a loop, on
+// (auditDownloadSums), so that a client asking for names in a loop, on
 // one channel or many, cannot fill the audit table.
 const maxRefusedListed = 20
 
@@ -328,8 +328,38 @@ func (l *library) Refused(name, via string, err error) {
 	l.srv.log.Info("recording download refused", "path", name, "person", l.who.Person, "via", via, "reason", reason)
 }
 
+// fetchedBefore counts a download of id with outcome on this connection
+// and reports whether there was one before.
+func (c *personConn) fetchedBefore(id, outcome string) bool {
+	c.fetchesMu.Lock()
+	defer c.fetchesMu.Unlock()
+	if c.fetches == nil {
+		c.fetches = map[[2]string]int{}
+	}
+	k := [2]string{id, outcome}
+	c.fetches[k]++
+	return c.fetches[k] > 1
+}
+
+// auditDownloadSums audits what the connection's downloads did not audit
+// one by one: repeated downloads of a recording (a row for each recording
+// and outcome) and refused reads past maxRefusedListed (one row).
+// handlePerson calls it at the end.
+func (c *personConn) auditDownloadSums() {
+	c.fetchesMu.Lock()
+	for k, n := range c.fetches {
+		if n > 1 {
+			c.srv.audit(store.AuditEvent{Actor: c.person, Action: "recording.download", Target: k[0], Outcome: k[1],
+				Detail: fmt.Sprintf("%d more downloads of it on this connection, not listed one by one", n-1),
+				Source: c.remote, SessionID: k[0]})
+		}
+	}
+	c.fetchesMu.Unlock()
+	c.auditUnlistedRefusals()
+}
+
 // auditUnlistedRefusals audits, in one row, the refused reads of the
-// connection past maxRefusedListed; handlePerson calls it at the end.
+// connection past maxRefusedListed.
 func (c *personConn) auditUnlistedRefusals() {
 	if n := c.refused.Load() - maxRefusedListed; n > 0 {
 		c.srv.audit(store.AuditEvent{Actor: c.person, Action: "recording.download", Outcome: "denied",
@@ -338,10 +368,18 @@ func (c *personConn) auditUnlistedRefusals() {
 	}
 }
 
+// Fetched audits a download: the first of each recording and outcome on
+// the connection in a row of its own, the ones after it counted and summed
+// up when the connection ends (auditRepeatedFetches), so that opening the
+// same recording in a loop cannot fill the audit table.
 func (l *library) Fetched(e download.Entry, via string, sent int64, err error) {
 	outcome, detail := "allowed", fmt.Sprintf("%s, %d bytes", via, sent)
 	if err != nil {
 		outcome, detail = "failed", fmt.Sprintf("%s, %d bytes: %v", via, sent, err)
+	}
+	if l.conn.fetchedBefore(e.ID, outcome) {
+		l.srv.log.Debug("recording downloaded again", "session", e.ID, "via", via, "bytes", sent, "err", err)
+		return
 	}
 	l.srv.audit(store.AuditEvent{Actor: l.who.Person, Action: "recording.download", Target: e.ID, Outcome: outcome,
 		Detail: detail, Source: l.who.Source, SessionID: e.ID})

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
 	"github.com/rr-gateway/rr/auth"
+	"github.com/rr-gateway/rr/gateway/download"
 	"github.com/rr-gateway/rr/internal/sshkit"
 	"github.com/rr-gateway/rr/store"
 )
@@ -124,7 +126,7 @@ func (s *Server) handlePerson(nc net.Conn) {
 	}
 	c.log.Info("login", "login", sc.User())
 
-	defer c.auditUnlistedRefusals()
+	defer c.auditDownloadSums()
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	defer cancel(errClientGone)
 	stopKeepalive, _ := sshkit.StartKeepalive(sc, s.cfg.ClientKeepalive, s.cfg.KeepaliveMaxMissed)
@@ -189,18 +191,18 @@ func (s *Server) startSession() bool {
 
 // personConn is one person's authenticated connection.
 type personConn struct {
-	srv       *Server
-	conn      *ssh.ServerConn
-	login     *auth.Login
-	person    string
-	loginHost string
-	remote    string
-	log       *slog.Logger
-	sessions  atomic.Int32 // session channels running (maxSessionsPerConn)
-	refused   atomic.Int64 // recording reads refused on this connection (maxRefusedListed)
-	// downloadHandles counts the recordings and listings open on this
-	// connection's download channels, together (download.Config.Handles).
-	downloadHandles atomic.Int32
+	srv          *Server
+	conn         *ssh.ServerConn
+	login        *auth.Login
+	person       string
+	loginHost    string
+	remote       string
+	log          *slog.Logger
+	sessions     atomic.Int32  // session channels running (maxSessionsPerConn)
+	refused      atomic.Int64  // recording reads refused on this connection (maxRefusedListed)
+	downloadConn download.Conn // what this connection's download channels share
+	fetchesMu    sync.Mutex
+	fetches      map[[2]string]int // downloads by recording and outcome (auditDownloadSums)
 }
 
 // globalRequest refuses port forwarding (tcpip-forward, streamlocal…) and

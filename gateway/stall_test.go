@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -411,5 +412,52 @@ func TestRefusedReadsAreSummedUpPerConnection(t *testing.T) {
 			t.Fatalf("30 refused reads on 3 channels of one connection: %d audited one by one, summed up as %q; want 20 and one row for the rest", listed, summed)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestRepeatedDownloadsAreSummedUp: the same recording fetched again and
+// again on one connection is audited once, and the repeats in one row when
+// the connection ends.
+func TestRepeatedDownloadsAreSummedUp(t *testing.T) {
+	e := newEnv(t, gateway.Config{})
+	ctx := context.Background()
+	if out, _, err := run(t, e.dialB(t, "rr+web-01"), "echo recorded", nil); out != "recorded\n" || err != nil {
+		t.Fatalf("session: %q %v", out, err)
+	}
+	var id string
+	for deadline := time.Now().Add(10 * time.Second); id == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		rows, _ := e.gw.Store.Sessions(ctx, store.SessionFilter{})
+		if len(rows) == 1 && rows[0].State != store.StateLive && rows[0].RecordingSHA256 != "" {
+			id = rows[0].ID
+		}
+	}
+	if id == "" {
+		t.Fatal("no closed session with its recording")
+	}
+	c := e.dialB(t, "rr")
+	cl, err := sftp.NewClient(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 25 {
+		f, err := cl.Open("recordings/" + id + ".gz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadAll(f); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	cl.Close()
+	c.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		evs, _ := e.gw.Store.AuditEvents(ctx, store.AuditFilter{Action: "recording.download", Target: id})
+		if len(evs) == 2 && evs[0].Outcome == "allowed" && strings.HasPrefix(evs[1].Detail, "24 more downloads") {
+			return
+		}
+		if len(evs) > 2 || time.Now().After(deadline) {
+			t.Fatalf("25 downloads of one recording on one connection audited as %+v; want one row and one for the 24 others", evs)
+		}
 	}
 }

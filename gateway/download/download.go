@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -82,11 +83,38 @@ type Config struct {
 	Library Library
 	Open    Opener
 	Logger  *slog.Logger // slog.Default() when nil
-	// Handles counts the recordings and directory listings open at once
-	// (at most maxOpen), shared by the Servers of one connection's
-	// channels so that the bound holds for the connection; nil: this
-	// Server counts its own.
-	Handles *atomic.Int32
+	// Conn is what the Servers of one connection's channels share (the
+	// bound on open handles, the recordings already verified); nil: this
+	// Server has its own.
+	Conn *Conn
+}
+
+// Conn is the download state of one SSH connection, shared by the Servers
+// of its channels. The zero value is ready.
+type Conn struct {
+	// handles counts the recordings and directory listings open at once
+	// (at most maxOpen).
+	handles atomic.Int32
+
+	mu       sync.Mutex
+	verified map[string]bool // entry ID + SHA-256 → checked whole on this connection
+}
+
+// checked reports whether e was verified whole on this connection.
+func (c *Conn) checked(e Entry) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.verified[e.ID+" "+e.SHA256]
+}
+
+// passed notes that e was verified whole.
+func (c *Conn) passed(e Entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.verified == nil {
+		c.verified = map[string]bool{}
+	}
+	c.verified[e.ID+" "+e.SHA256] = true
 }
 
 // maxOpen bounds the recordings (each with its read-ahead, up to 1 MiB)
@@ -96,10 +124,10 @@ const maxOpen = 8
 
 // Server serves one person's recordings over SFTP and legacy scp.
 type Server struct {
-	lib     Library
-	open    Opener
-	log     *slog.Logger
-	handles *atomic.Int32
+	lib  Library
+	open Opener
+	log  *slog.Logger
+	conn *Conn
 }
 
 // New checks cfg and returns a Server.
@@ -117,23 +145,32 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.Handles == nil {
-		cfg.Handles = new(atomic.Int32)
+	if cfg.Conn == nil {
+		cfg.Conn = new(Conn)
 	}
-	return &Server{lib: cfg.Library, open: cfg.Open, log: cfg.Logger, handles: cfg.Handles}, nil
+	return &Server{lib: cfg.Library, open: cfg.Open, log: cfg.Logger, conn: cfg.Conn}, nil
 }
 
 // acquire takes one of the connection's maxOpen handles; false if none is
 // left. release gives it back.
 func (s *Server) acquire() bool {
-	if s.handles.Add(1) > maxOpen {
-		s.handles.Add(-1)
+	if s.conn.handles.Add(1) > maxOpen {
+		s.conn.handles.Add(-1)
 		return false
 	}
 	return true
 }
 
-func (s *Server) release() { s.handles.Add(-1) }
+func (s *Server) release() { s.conn.handles.Add(-1) }
+
+// newReader opens e for reading; its start verifies it whole unless this
+// connection did already (an open that costs a read of the whole file
+// must not be a way to make the gateway read it over and over).
+func (s *Server) newReader(ctx context.Context, e Entry) *reader {
+	r := newReader(ctx, s.open, e)
+	r.conn = s.conn
+	return r
+}
 
 // OpenFile is the Opener of recordings kept in local files (the spool):
 // location is a path. Locations of other stores ("s3://…") need their own

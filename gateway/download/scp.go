@@ -187,7 +187,7 @@ func (src *scpSource) send(p string) (ok bool, err error) {
 	}
 	defer src.s.release()
 	e := n.entry
-	rd := newReader(src.ctx, src.s.open, e)
+	rd := src.s.newReader(src.ctx, e)
 	defer rd.Close()
 	var sent int64
 	var outcome error

@@ -90,7 +90,7 @@ func (h *sftpHandler) Fileread(req *sftp.Request) (io.ReaderAt, error) {
 		return nil, errBusy
 	}
 	ctx, cancel := context.WithCancel(h.ctx)
-	f := &sftpFile{h: h, r: newReader(ctx, h.s.open, n.entry), cancel: cancel}
+	f := &sftpFile{h: h, r: h.s.newReader(ctx, n.entry), cancel: cancel}
 	if err := f.r.start(); err != nil {
 		f.err = err
 		f.Close()

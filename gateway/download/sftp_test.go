@@ -10,7 +10,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/pkg/sftp"
@@ -225,10 +224,10 @@ func TestSFTPEndsWithContext(t *testing.T) {
 // place.
 func TestOpenHandlesAreBoundedPerConnection(t *testing.T) {
 	f := newFixture(t)
-	var handles atomic.Int32
+	var conn Conn
 	servers := make([]*Server, 2)
 	for i := range servers {
-		s, err := New(Config{Library: f.lib, Open: OpenFile, Logger: slog.New(slog.DiscardHandler), Handles: &handles})
+		s, err := New(Config{Library: f.lib, Open: OpenFile, Logger: slog.New(slog.DiscardHandler), Conn: &conn})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -266,7 +265,37 @@ func TestOpenHandlesAreBoundedPerConnection(t *testing.T) {
 		t.Fatalf("a second listing after one was closed: %v, want errBusy", err)
 	}
 	file.(io.Closer).Close()
-	if n := handles.Load(); n != maxOpen-1 {
+	if n := conn.handles.Load(); n != maxOpen-1 {
 		t.Errorf("%d handles counted, want %d", n, maxOpen-1)
+	}
+}
+
+// TestVerifiedOncePerConnection: a recording is read whole to verify it at
+// its first open on a connection, not at every open (which would let a
+// client make the gateway read a large file over and over).
+func TestVerifiedOncePerConnection(t *testing.T) {
+	f := newFixture(t)
+	var mu sync.Mutex
+	var opens []int64
+	counting := func(ctx context.Context, loc string, off int64) (io.ReadCloser, error) {
+		mu.Lock()
+		opens = append(opens, off)
+		mu.Unlock()
+		return OpenFile(ctx, loc, off)
+	}
+	s, err := New(Config{Library: f.lib, Open: counting, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &sftpHandler{s: s, ctx: context.Background()}
+	for range 3 {
+		file, err := h.Fileread(sftp.NewRequest("Get", "/recordings/s1.gz"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		file.(io.Closer).Close()
+	}
+	if want := "[0 0 0 0]"; fmt.Sprint(opens) != want {
+		t.Errorf("opened at %v, want %s: one pass to verify, then one stream per open", opens, want)
 	}
 }
