@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -179,9 +180,16 @@ func OpenFile(_ context.Context, location string, offset int64) (io.ReadCloser, 
 	if strings.Contains(location, "://") {
 		return nil, fmt.Errorf("recording at %s: no opener configured for it", location)
 	}
-	f, err := os.Open(location)
+	// Not through a link, and only a regular file: the spool is the
+	// gateway's own folder, but a link or a FIFO put there is not a
+	// recording.
+	f, err := os.OpenFile(location, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("recording at %s: not a regular file", location)
 	}
 	if _, err := f.Seek(offset, io.SeekStart); err != nil {
 		f.Close()

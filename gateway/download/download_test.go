@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -286,4 +287,35 @@ func quickResumes(t *testing.T) {
 	old := resumePause
 	resumePause = time.Millisecond
 	t.Cleanup(func() { resumePause = old })
+}
+
+// TestOpenFileRefusesLinksAndFIFOs: OpenFile opens regular files only, not
+// through a symbolic link.
+func TestOpenFileRefusesLinksAndFIFOs(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real.gz")
+	os.WriteFile(real, []byte("data"), 0o600)
+	link := filepath.Join(dir, "link.gz")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo.gz")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if rc, err := OpenFile(context.Background(), real, 1); err != nil {
+		t.Fatalf("a regular file: %v", err)
+	} else {
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		if string(b) != "ata" {
+			t.Fatalf("read %q from offset 1", b)
+		}
+	}
+	for _, p := range []string{link, fifo} {
+		if rc, err := OpenFile(context.Background(), p, 0); err == nil {
+			rc.Close()
+			t.Errorf("%s opened", filepath.Base(p))
+		}
+	}
 }
