@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"strconv"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -17,7 +18,10 @@ func signalSession(sid int, sig unix.Signal) bool {
 	if sid <= 0 {
 		return false
 	}
-	alive := unix.Kill(-sid, sig) == nil
+	// The group at once; not counted: its leader, kept a zombie until the
+	// session is over (session.reap), answers too.
+	unix.Kill(-sid, sig)
+	alive := false
 	for _, pid := range sessionMembers(sid) {
 		if unix.Kill(pid, sig) == nil {
 			alive = true
@@ -70,4 +74,32 @@ func statSession(b []byte) (sid int, zombie, ok bool) {
 		return 0, false, false
 	}
 	return sid, string(f[0]) == "Z", true
+}
+
+// siginfoChild is the start of Linux's siginfo_t for SIGCHLD, as waitid
+// fills it on 64-bit platforms: signo, errno, code, padding, then the
+// union's pid, uid and status.
+type siginfoChild struct {
+	Signo, Errno, Code, _ int32
+	Pid                   int32
+	UID                   uint32
+	Status                int32
+}
+
+// si_code values of SIGCHLD (asm-generic/siginfo.h).
+const (
+	cldKilled = 2
+	cldDumped = 3
+)
+
+// childStatus reads how a child ended from what waitid filled in.
+func childStatus(si *unix.Siginfo) exitStatus {
+	c := (*siginfoChild)(unsafe.Pointer(si))
+	switch c.Code {
+	case cldKilled:
+		return exitStatus{signal: unix.Signal(c.Status)}
+	case cldDumped:
+		return exitStatus{signal: unix.Signal(c.Status), core: true}
+	}
+	return exitStatus{code: int(c.Status)}
 }

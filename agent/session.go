@@ -52,7 +52,7 @@ const (
 // goroutine of the session (wg) has.
 //
 // Fields are written by the loop's goroutine only, before the goroutines
-// that read them start, except state (written before reaped is closed).
+// that read them start, except status (written before ended is closed).
 type session struct {
 	a    *Agent
 	ch   ssh.Channel
@@ -69,9 +69,17 @@ type session struct {
 	ptmx    *os.File         // pty master (non-blocking, so Close interrupts reads), with a pty
 	outputs []*os.File       // read ends of stdout and stderr, without a pty
 	input   *os.File         // write end of stdin, without a pty
-	state   *os.ProcessState // how the process ended
-	reaped  chan struct{}    // closed once the process is reaped
-	exited  chan struct{}    // closed once it is reaped and its output drained
+	status  exitStatus    // how the process ended
+	ended   chan struct{} // closed once the process has ended (a zombie still, see reap)
+	exited  chan struct{} // closed once it has ended and its output is drained
+	done    chan struct{} // closed by stop once nothing will signal the session again
+}
+
+// exitStatus is how a session's process ended.
+type exitStatus struct {
+	code   int         // exit status, if not signal
+	signal unix.Signal // the signal that ended it, or 0
+	core   bool
 }
 
 func (a *Agent) serveSession(ctx context.Context, log *slog.Logger, nch ssh.NewChannel) {
@@ -124,17 +132,16 @@ func (s *session) run(ctx context.Context, reqs <-chan *ssh.Request) {
 
 // finish reports how the process ended, then EOF and close (wire's order).
 func (s *session) finish() {
-	ws, _ := s.state.Sys().(syscall.WaitStatus)
-	if ws.Signaled() {
-		name := strings.TrimPrefix(unix.SignalName(ws.Signal()), "SIG")
+	if st := s.status; st.signal != 0 {
+		name := strings.TrimPrefix(unix.SignalName(st.signal), "SIG")
 		if name == "" {
-			name = fmt.Sprint(int(ws.Signal()))
+			name = fmt.Sprint(int(st.signal))
 		}
 		s.log.Info("session ended", "signal", name)
-		s.ch.SendRequest(wire.ReqExitSignal, false, ssh.Marshal(&wire.ExitSignal{Signal: name, CoreDumped: ws.CoreDump()}))
+		s.ch.SendRequest(wire.ReqExitSignal, false, ssh.Marshal(&wire.ExitSignal{Signal: name, CoreDumped: st.core}))
 	} else {
-		s.log.Info("session ended", "exit", s.state.ExitCode())
-		s.ch.SendRequest(wire.ReqExitStatus, false, ssh.Marshal(&wire.ExitStatus{Status: uint32(s.state.ExitCode())}))
+		s.log.Info("session ended", "exit", st.code)
+		s.ch.SendRequest(wire.ReqExitStatus, false, ssh.Marshal(&wire.ExitStatus{Status: uint32(st.code)}))
 	}
 	s.ch.CloseWrite()
 	s.ch.Close()
@@ -150,6 +157,7 @@ func (s *session) stop(reqs <-chan *ssh.Request) {
 		return
 	}
 	s.terminate()
+	close(s.done) // the process may be reaped now (reap)
 	// Whatever escaped the session and still holds an output must not keep
 	// the session's goroutines.
 	if s.ptmx != nil {
@@ -163,9 +171,16 @@ func (s *session) stop(reqs <-chan *ssh.Request) {
 	}
 }
 
+// unkillableWait is how long terminate waits, after SIGKILL, for the
+// session's process to end; a variable for the tests.
+var unkillableWait = 10 * time.Second
+
 // terminate sends SIGHUP (and SIGCONT, for stopped jobs) to every process
 // of the session, then SIGKILL to what is left after KillGrace, and
-// returns once the process itself has been reaped.
+// returns once the process itself has ended — or, if even SIGKILL does not
+// end it (uninterruptible sleep on a hung disk or NFS mount), after
+// unkillableWait: the session is left to it, so that it cannot hold the
+// tunnel and every other session.
 func (s *session) terminate() {
 	if signalSession(s.sid, unix.SIGHUP) {
 		signalSession(s.sid, unix.SIGCONT)
@@ -193,7 +208,19 @@ func (s *session) terminate() {
 			}
 		}
 	}
-	<-s.reaped
+	select {
+	case <-s.ended:
+		return
+	default:
+	}
+	signalSession(s.sid, unix.SIGKILL) // a process that ignored SIGHUP and left nothing behind
+	t := time.NewTimer(unkillableWait)
+	defer t.Stop()
+	select {
+	case <-s.ended:
+	case <-t.C:
+		s.log.Error("the session's process survives SIGKILL (uninterruptible sleep?); the session ends without it", "pid", s.sid)
+	}
 }
 
 // handle answers one request, and says whether the session is over.
@@ -350,8 +377,8 @@ func (s *session) startPTY(attrs *syscall.SysProcAttr) error {
 		return err
 	}
 	s.sid = s.cmd.Process.Pid
-	s.reaped, s.exited = make(chan struct{}), make(chan struct{})
-	s.wg.Go(s.wait)
+	s.ended, s.exited, s.done = make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go s.reap() // not in wg: a process that never ends must not hold the session
 	if ptmx, err = pollable(ptmx); err != nil {
 		// The process runs: stop ends it and reaps it.
 		return err
@@ -387,7 +414,13 @@ func (s *session) startPTY(attrs *syscall.SysProcAttr) error {
 		}
 	})
 	s.wg.Go(func() {
-		<-s.reaped
+		select {
+		case <-s.ended:
+		case <-s.done: // given up on (terminate): stop has closed the master
+			<-outDone
+			close(s.exited)
+			return
+		}
 		tick := time.NewTicker(ptyIdle)
 		defer tick.Stop()
 		last, budget, idle := moved.Load(), ptyDrainMax, time.Duration(0)
@@ -421,11 +454,28 @@ func (s *session) startPTY(attrs *syscall.SysProcAttr) error {
 	return nil
 }
 
-// wait reaps the process and records how it ended.
-func (s *session) wait() {
+// reap learns how the process ended without reaping it (waitid with
+// WNOWAIT): the zombie keeps its pid — the number of the session and of
+// its process group — from going to another process while the session
+// may still signal them (terminate, a signal request, the pty's drain);
+// once stop is done with the session, it reaps it.
+func (s *session) reap() {
+	var si unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, s.sid, &si, unix.WEXITED|unix.WNOWAIT, nil)
+		if err == nil {
+			s.status = childStatus(&si)
+			break
+		}
+		if err != unix.EINTR {
+			s.log.Error("waiting for the session's process", "err", err)
+			s.status = exitStatus{code: 255}
+			break
+		}
+	}
+	close(s.ended)
+	<-s.done
 	s.cmd.Wait()
-	s.state = s.cmd.ProcessState
-	close(s.reaped)
 }
 
 // pollable replaces f (creack/pty's master, left in blocking mode by its
@@ -485,9 +535,9 @@ func (s *session) startPipes(attrs *syscall.SysProcAttr) error {
 	}
 	s.sid = s.cmd.Process.Pid
 	s.outputs, s.input = []*os.File{outR, errR}, inW
-	s.reaped, s.exited = make(chan struct{}), make(chan struct{})
+	s.ended, s.exited, s.done = make(chan struct{}), make(chan struct{}), make(chan struct{})
 	s.log.Info("session started", "pty", false, "pid", s.sid)
-	s.wg.Go(s.wait)
+	go s.reap() // not in wg: a process that never ends must not hold the session
 	s.wg.Go(func() {
 		defer inW.Close() // the person's EOF reaches the process
 		buf := make([]byte, copyBufSize)
@@ -506,7 +556,10 @@ func (s *session) startPipes(attrs *syscall.SysProcAttr) error {
 	s.wg.Go(copyOut(s.ch, outR))
 	s.wg.Go(copyOut(s.ch.Stderr(), errR))
 	s.wg.Go(func() {
-		<-s.reaped
+		select {
+		case <-s.ended:
+		case <-s.done: // given up on (terminate): stop has closed the outputs
+		}
 		outWG.Wait() // as sshd: until every writer of stdout and stderr is gone
 		close(s.exited)
 	})

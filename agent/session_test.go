@@ -344,3 +344,47 @@ func TestEscapedStdinDoesNotHoldTheAgent(t *testing.T) {
 		t.Fatal("the agent did not stop while an escaped process held the session's stdin")
 	}
 }
+
+// procState is the state letter of /proc/PID/stat ("" if there is no such
+// process).
+func procState(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if f := bytes.Fields(b[i+1:]); i >= 0 && len(f) > 0 {
+		return string(f[0])
+	}
+	return ""
+}
+
+// TestEndedProcessKeepsItsPIDUntilTheSessionIsOver: while a session whose
+// process has ended is still open (an escaped process holds its output),
+// the process stays a zombie, so that its number — the session's and its
+// group's, which the agent signals at the end — cannot go to a stranger;
+// it is reaped once the session is over.
+func TestEndedProcessKeepsItsPIDUntilTheSessionIsOver(t *testing.T) {
+	e := setup(t, nil)
+	s := openSession(t, e.conn).collect()
+	s.exec("setsid sleep 1000 & echo pids=$$,$!")
+	m := s.out.waitFor(t, `pids=(\d+),(\d+)`)
+	leader, escaped := atoi(t, m[1]), atoi(t, m[2])
+	defer syscall.Kill(escaped, syscall.SIGKILL)
+	deadline := time.Now().Add(waitLimit)
+	for procState(leader) != "Z" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the ended leader %d is %q, want a zombie while the session is open", leader, procState(leader))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if st := procState(leader); st != "Z" {
+		t.Fatalf("the ended leader %d is %q before the session is over, want a zombie", leader, st)
+	}
+	s.ch.Close()
+	waitGone(t, leader)
+	if procState(escaped) == "" {
+		t.Fatal("the escaped process (outside the session) was killed")
+	}
+}

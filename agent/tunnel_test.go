@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -202,4 +207,55 @@ func TestKeepaliveDropsSilentGateway(t *testing.T) {
 		t.Errorf("silent gateway dropped after %v", d)
 	}
 	waitState(t, states, agent.StateConnected)
+}
+
+// TestUnreapableProcessDoesNotHoldTheTunnel: a session whose process does
+// not end even after SIGKILL (here: traced by a stopped strace, so that
+// its end is never reported to the agent; on a host in trouble, a process
+// stuck on a hung disk) is left to it, and the tunnel is dialled again
+// when its gateway comes back.
+func TestUnreapableProcessDoesNotHoldTheTunnel(t *testing.T) {
+	strace, err := exec.LookPath("strace")
+	if err != nil {
+		t.Fatal("strace is not installed; `make test` installs it")
+	}
+	defer agent.SetUnkillableWait(300 * time.Millisecond)()
+	e := setup(t, nil)
+	s := openSession(t, e.conn).collect()
+	s.exec("echo pid=$$; exec sleep 1000")
+	pid := atoi(t, s.out.waitFor(t, `pid=(\d+)`)[1])
+	defer syscall.Kill(pid, syscall.SIGKILL)
+	tracer := exec.Command(strace, "-o", "/dev/null", "-p", strconv.Itoa(pid))
+	if err := tracer.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { tracer.Process.Kill(); tracer.Wait() }()
+	for deadline := time.Now().Add(5 * time.Second); !traced(pid); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Skip("strace cannot attach here (ptrace not permitted)")
+		}
+	}
+	tracer.Process.Signal(syscall.SIGSTOP)
+
+	addr := e.gw.addr
+	e.gw.Close() // the gateway restarts
+	waitState(t, e.state, agent.StateDisconnected)
+	gw2 := startGW(t, addr, e.gw.hostKey, e.key, nil)
+	waitState(t, e.state, agent.StateConnected)
+	s2 := openSession(t, gw2.conn()).collect()
+	s2.exec("echo back")
+	if got := s2.out.all(t); got != "back\n" {
+		t.Fatalf("stdout %q", got)
+	}
+}
+
+// traced reports whether pid has a tracer (/proc/PID/status TracerPid).
+func traced(pid int) bool {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "TracerPid:"); ok {
+			return strings.TrimSpace(v) != "0"
+		}
+	}
+	return false
 }

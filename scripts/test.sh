@@ -14,6 +14,7 @@ need_tools() {
   command -v tmux >/dev/null || missing+=(tmux)
   command -v openssl >/dev/null || missing+=(openssl)
   command -v asciinema >/dev/null || missing+=(asciinema)
+  command -v strace >/dev/null || missing+=(strace) # the agent test of a process that never ends
   [ ${#missing[@]} -eq 0 ] && return 0
   echo "test: installing ${missing[*]}"
   local sudo=""
