@@ -65,10 +65,10 @@ type session struct {
 	started bool
 
 	cmd     *exec.Cmd
-	sid     int              // the process's id, its session and process group id; 0 if none
-	ptmx    *os.File         // pty master (non-blocking, so Close interrupts reads), with a pty
-	outputs []*os.File       // read ends of stdout and stderr, without a pty
-	input   *os.File         // write end of stdin, without a pty
+	sid     int           // the process's id, its session and process group id; 0 if none
+	ptmx    *os.File      // pty master (non-blocking, so Close interrupts reads), with a pty
+	outputs []*os.File    // read ends of stdout and stderr, without a pty
+	input   *os.File      // write end of stdin, without a pty
 	status  exitStatus    // how the process ended
 	ended   chan struct{} // closed once the process has ended (a zombie still, see reap)
 	exited  chan struct{} // closed once it has ended and its output is drained
