@@ -80,4 +80,42 @@ func TestRealAgentEnrolls(t *testing.T) {
 	if got, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(got), "from-the-real-42") {
 		t.Fatalf("a session through the real agent: %v %q", err, got)
 	}
+
+	// The spent token's file deleted, as one does with a used secret: the
+	// agent starts again on its key alone.
+	agent.Process.Kill()
+	agent.Wait()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, m := g.get("/metrics"); strings.Contains(m, "rr_agents_connected 1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the gateway did not see the agent go")
+		}
+	}
+	os.Remove(filepath.Join(dir, "token"))
+	again := exec.Command(filepath.Join(g.bin, "rr-agent"), "-config", cfg)
+	again.Stdout, again.Stderr = agentLog, agentLog
+	if err := again.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- again.Wait() }()
+	t.Cleanup(func() { again.Process.Kill(); <-exited })
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, m := g.get("/metrics"); strings.Contains(m, "rr_agents_connected 2") {
+			break
+		}
+		select {
+		case err := <-exited:
+			exited <- err
+			log, _ := os.ReadFile(agentLog.Name())
+			t.Fatalf("the agent stopped without its token file (%v):\n%s", err, log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(agentLog.Name())
+			t.Fatalf("the agent did not come back without its token file:\n%s", log)
+		}
+	}
 }

@@ -87,6 +87,12 @@ func run(args []string, stderr io.Writer) int {
 		return fail(stderr, err)
 	}
 	token, err := config.Secret(c.EnrollToken, c.EnrollTokenFile, "RR_ENROLL_TOKEN")
+	if errors.Is(err, os.ErrNotExist) && c.EnrollTokenFile != "" {
+		// A one-time token's file, deleted once used: the key alone will
+		// do from now on (and the gateway says so if it does not).
+		log.Info("no enrollment token: its file is gone", "file", c.EnrollTokenFile)
+		token, err = "", nil
+	}
 	if err != nil {
 		return fail(stderr, err)
 	}
