@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -245,8 +247,8 @@ func (s *session) handle(req *ssh.Request) (done bool) {
 			s.pty.Columns, s.pty.Rows, s.pty.Width, s.pty.Height = w.Columns, w.Rows, w.Width, w.Height
 			if s.ptmx != nil {
 				ptmxControl(s.ptmx, func(fd int) {
-					unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(w.Rows), Col: uint16(w.Columns),
-						Xpixel: uint16(w.Width), Ypixel: uint16(w.Height)})
+					unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, &unix.Winsize{Row: clamp16(w.Rows), Col: clamp16(w.Columns),
+						Xpixel: clamp16(w.Width), Ypixel: clamp16(w.Height)})
 				})
 			}
 		}
@@ -371,9 +373,19 @@ func (s *session) start(command string) error {
 
 func (s *session) startPTY(attrs *syscall.SysProcAttr) error {
 	attrs.Setctty = true // the pty (its stdin, Ctty 0) as controlling terminal
-	ptmx, err := pty.StartWithAttrs(s.cmd, &pty.Winsize{Cols: uint16(s.pty.Columns), Rows: uint16(s.pty.Rows),
-		X: uint16(s.pty.Width), Y: uint16(s.pty.Height)}, attrs)
+	ptmx, tty, err := pty.Open()
 	if err != nil {
+		return err
+	}
+	err = s.prepareTTY(ptmx, tty)
+	if err == nil {
+		s.cmd.Stdin, s.cmd.Stdout, s.cmd.Stderr = tty, tty, tty
+		s.cmd.SysProcAttr = attrs
+		err = s.cmd.Start()
+	}
+	tty.Close() // the child's end
+	if err != nil {
+		ptmx.Close()
 		return err
 	}
 	s.sid = s.cmd.Process.Pid
@@ -452,6 +464,36 @@ func (s *session) startPTY(attrs *syscall.SysProcAttr) error {
 		close(s.exited)
 	})
 	return nil
+}
+
+// prepareTTY sizes the terminal and, for a session run as another
+// account, gives it its terminal as sshd does (owner, group tty, mode
+// 0620), so that what reopens it ($(tty), screen, pinentry) can.
+func (s *session) prepareTTY(ptmx, tty *os.File) error {
+	if err := pty.Setsize(ptmx, &pty.Winsize{Cols: clamp16(s.pty.Columns), Rows: clamp16(s.pty.Rows),
+		X: clamp16(s.pty.Width), Y: clamp16(s.pty.Height)}); err != nil {
+		return err
+	}
+	acct := s.a.acct
+	if !acct.switchUser {
+		return nil
+	}
+	gid := int(acct.gid)
+	if g, err := user.LookupGroup("tty"); err == nil {
+		if n, err := strconv.Atoi(g.Gid); err == nil {
+			gid = n
+		}
+	}
+	if err := tty.Chown(int(acct.uid), gid); err != nil {
+		return fmt.Errorf("give the terminal to %s: %w", acct.name, err)
+	}
+	return tty.Chmod(0o620)
+}
+
+// clamp16 is v as a terminal size field, the largest one if it does not
+// fit (a size of 65536 must not become 0).
+func clamp16(v uint32) uint16 {
+	return uint16(min(v, 0xffff))
 }
 
 // reap learns how the process ended without reaping it (waitid with

@@ -83,6 +83,28 @@ func TestSignalRequestINT(t *testing.T) {
 	}
 }
 
+// TestPTYSignalGoesToTheForegroundJob: with a terminal, INT goes to its
+// foreground job (as ^C would), not to the shell.
+func TestPTYSignalGoesToTheForegroundJob(t *testing.T) {
+	e := setup(t, nil)
+	s := openSession(t, e.conn).collect()
+	if !s.req(wire.ReqPTY, &wire.PTYRequest{Term: "xterm", Columns: 80, Rows: 24}) || !s.req(wire.ReqShell, nil) {
+		t.Fatal("pty-req or shell refused")
+	}
+	s.ch.Write([]byte("echo ready; sleep 100\n"))
+	s.out.waitFor(t, `ready\r?\n`)
+	time.Sleep(200 * time.Millisecond) // sleep is the foreground job now
+	if !s.req(wire.ReqSignal, &wire.Signal{Name: "INT"}) {
+		t.Fatal("signal refused")
+	}
+	s.ch.Write([]byte("echo after=$?\n"))
+	s.out.waitFor(t, `after=130`)
+	s.ch.Write([]byte("exit 4\n"))
+	if x := s.wait(); x.status != 4 {
+		t.Fatalf("exit %+v, want the shell's own exit 4", x)
+	}
+}
+
 func TestPTYShellTermAndWindowChange(t *testing.T) {
 	e := setup(t, nil)
 	s := openSession(t, e.conn).collect()
@@ -155,6 +177,7 @@ func TestClosingKillsEverything(t *testing.T) {
 }
 
 func TestEnvironmentAndRefusedRequests(t *testing.T) {
+	t.Setenv("RR_ENROLL_TOKEN", "agent-secret") // the agent's own environment must not reach a session
 	e := setup(t, nil)
 	s := openSession(t, e.conn).collect()
 	if !s.req(wire.ReqEnv, &wire.Env{Name: "LANG", Value: "C.UTF-8"}) ||
@@ -175,7 +198,7 @@ func TestEnvironmentAndRefusedRequests(t *testing.T) {
 	if s.req(wire.ReqSubsystem, &wire.Command{Command: "sftp"}) {
 		t.Error("subsystem accepted")
 	}
-	s.exec(`echo "$HOME|$USER|$LOGNAME|$SHELL|$PATH|$LANG|$LC_TIME|$TZ|${EVIL-unset}|$(printenv TERM || echo unset)|$RR_SESSION_ID|$(pwd)"; read x; exit 0`)
+	s.exec(`echo "$HOME|$USER|$LOGNAME|$SHELL|$PATH|$LANG|$LC_TIME|$TZ|${EVIL-unset}|$(printenv TERM || echo unset)|$RR_SESSION_ID|$(pwd)|${RR_ENROLL_TOKEN-unset}"; read x; exit 0`)
 	if s.req(wire.ReqExec, &wire.Command{Command: "echo second"}) || s.req(wire.ReqShell, nil) {
 		t.Error("a second process accepted")
 	}
@@ -195,9 +218,9 @@ func TestEnvironmentAndRefusedRequests(t *testing.T) {
 	}
 	dir, _ = filepath.EvalSymlinks(dir)
 	f := strings.Split(strings.TrimSpace(out), "|")
-	if len(f) != 12 || f[0] != u.HomeDir || f[1] != u.Username || f[2] != u.Username || f[3] == "" || f[4] != path ||
+	if len(f) != 13 || f[0] != u.HomeDir || f[1] != u.Username || f[2] != u.Username || f[3] == "" || f[4] != path ||
 		f[5] != "C.UTF-8" || f[6] != "C" || f[7] != "UTC" || f[8] != "unset" || f[9] != "unset" ||
-		!strings.HasPrefix(f[10], "s") || f[11] != dir {
+		!strings.HasPrefix(f[10], "s") || f[11] != dir || f[12] != "unset" {
 		t.Fatalf("environment %q", out)
 	}
 	if x := s.wait(); x.status != 0 {
@@ -386,5 +409,33 @@ func TestEndedProcessKeepsItsPIDUntilTheSessionIsOver(t *testing.T) {
 	waitGone(t, leader)
 	if procState(escaped) == "" {
 		t.Fatal("the escaped process (outside the session) was killed")
+	}
+}
+
+// TestPTYBelongsToTheSessionUser: a PTY session run as another account
+// owns its terminal (group tty, mode 0620, as sshd gives it), so that what
+// reopens it can; a size too big for the terminal is clamped, not wrapped
+// to 0.
+func TestPTYBelongsToTheSessionUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody")
+	}
+	e := setup(t, func(c *agent.Config) { c.User, c.Shell = "nobody", "/bin/sh" })
+	s := openSession(t, e.conn).collect()
+	if !s.req(wire.ReqPTY, &wire.PTYRequest{Term: "xterm", Columns: 70000, Rows: 24}) {
+		t.Fatal("pty-req refused")
+	}
+	s.exec(`t=$(tty); echo "owner=$(stat -c %u:%a "$t") size=$(stty size)"; echo reopened >"$t" && echo ok`)
+	m := s.out.waitFor(t, `owner=(\d+):(\d+) size=(\d+ \d+)`)
+	if m[1] != nobody.Uid || m[2] != "620" || m[3] != "24 65535" {
+		t.Errorf("terminal owned %s mode %s, size %q; want %s, 620 and 24 65535", m[1], m[2], m[3], nobody.Uid)
+	}
+	s.out.waitFor(t, `reopened\r?\nok`)
+	if x := s.wait(); x.status != 0 {
+		t.Fatalf("exit %+v", x)
 	}
 }
