@@ -466,13 +466,17 @@ func (s *session) startPTY(attrs *syscall.SysProcAttr) error {
 	return nil
 }
 
-// prepareTTY sizes the terminal and, for a session run as another
+// prepareTTY sizes the terminal, sets the modes the client asked for and,
+// for a session run as another
 // account, gives it its terminal as sshd does (owner, group tty, mode
 // 0620), so that what reopens it ($(tty), screen, pinentry) can.
 func (s *session) prepareTTY(ptmx, tty *os.File) error {
 	if err := pty.Setsize(ptmx, &pty.Winsize{Cols: clamp16(s.pty.Columns), Rows: clamp16(s.pty.Rows),
 		X: clamp16(s.pty.Width), Y: clamp16(s.pty.Height)}); err != nil {
 		return err
+	}
+	if err := applyModes(int(tty.Fd()), []byte(s.pty.Modes)); err != nil {
+		return fmt.Errorf("terminal modes: %w", err)
 	}
 	acct := s.a.acct
 	if !acct.switchUser {

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -437,5 +439,25 @@ func TestPTYBelongsToTheSessionUser(t *testing.T) {
 	s.out.waitFor(t, `reopened\r?\nok`)
 	if x := s.wait(); x.status != 0 {
 		t.Fatalf("exit %+v", x)
+	}
+}
+
+// TestPTYModesAreApplied: the terminal modes of the pty-req (here: erase
+// is ^H, UTF-8 line editing on, echo of control characters off) are the
+// terminal's, as sshd makes them.
+func TestPTYModesAreApplied(t *testing.T) {
+	e := setup(t, nil)
+	s := openSession(t, e.conn).collect()
+	mode := func(op byte, v uint32) []byte { return []byte{op, byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)} }
+	modes := slices.Concat(mode(3, 8), mode(42, 1), mode(60, 0), mode(128, 38400), []byte{0})
+	if !s.req(wire.ReqPTY, &wire.PTYRequest{Term: "xterm", Columns: 80, Rows: 24, Modes: string(modes)}) {
+		t.Fatal("pty-req refused")
+	}
+	s.exec("stty -a")
+	out := s.out.all(t)
+	for _, want := range []string{`erase = \^H;`, `(^|\s)iutf8\b`, `(^|\s)-echoctl\b`} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("stty -a has no %s:\n%s", want, out)
+		}
 	}
 }
