@@ -65,8 +65,9 @@ const escapeRoom = 16
 //
 // The encoding is the Writer's documented one: '"' and '\\' are escaped
 // with a backslash, \n \r \t by their short forms, other bytes below 0x20
-// as \u00XX, and everything else (DEL, valid UTF-8 including U+2028 and
-// U+2029) is copied as it is.
+// as \u00XX, a real U+FFFD as \ufffd (so that U+FFFD written as it is
+// always marks bytes that were not valid UTF-8), and everything else (DEL,
+// valid UTF-8 including U+2028 and U+2029) is copied as it is.
 func escape(dst []byte, d int, p []byte, i int, valid bool) (int, int, bool) {
 	var bad uint64 // badByte is set if a byte became U+FFFD
 	for i < len(p) && len(dst)-d >= escapeRoom {
@@ -119,6 +120,11 @@ func escape(dst []byte, d int, p []byte, i int, valid bool) (int, int, bool) {
 		}
 		// c may start a multi-byte sequence.
 		if n := validRune(p[i:]); n > 0 {
+			if n == 3 && p[i] == 0xef && p[i+1] == 0xbf && p[i+2] == 0xbd {
+				d += copy(dst[d:], `\ufffd`)
+				i += 3
+				continue
+			}
 			copy(dst[d:d+4], p[i:i+n])
 			d += n
 			i += n

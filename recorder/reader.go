@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"unicode/utf8"
 )
 
 // Event is one recorded event. For "o" and "i", Data holds the exact bytes
@@ -20,6 +19,8 @@ type Event struct {
 	Time float64
 	Code string
 	Data []byte
+
+	lossy bool // its line holds U+FFFD as it is: bytes that were not valid UTF-8
 }
 
 // Reader reads a recording.
@@ -27,6 +28,7 @@ type Reader struct {
 	hdr     Header
 	lines   *bufio.Reader
 	pending *Event // read ahead, looking for an exact-bytes twin
+	pendErr error  // the read ahead's error, for the next call
 	ended   bool   // the "x" event was read
 	tail    error  // after it: io.EOF, or ErrTruncated if the file ends badly
 	End     *End   // set once the "x" event is read
@@ -58,14 +60,24 @@ func newPlainReader(plain io.Reader) (*Reader, error) {
 
 // ParseHeader parses a recording's first line, decrypted. A line that is
 // not an asciicast v2 header means a wrong passphrase (ErrWrongPassphrase):
-// the format has no other check.
+// the format has no other check. A line cut short (no newline) that begins
+// as every header the Writer writes does is a file cut inside its header
+// (ErrTruncated).
 func ParseHeader(line []byte) (Header, error) {
 	var h Header
 	if json.Unmarshal(line, &h) != nil || h.Version != 2 {
+		if n := min(len(line), len(headerStart)); n > 0 && !bytes.HasSuffix(line, []byte("\n")) &&
+			string(line[:n]) == headerStart[:n] {
+			return Header{}, ErrTruncated
+		}
 		return Header{}, ErrWrongPassphrase
 	}
 	return h, nil
 }
+
+// headerStart is how every header the Writer writes begins (json.Marshal
+// of Header).
+const headerStart = `{"version":2,`
 
 // Plaintext returns the decrypted asciicast of a recording: exactly what
 // gzip -dc | openssl enc -d -aes-256-ctr -pbkdf2 prints. It does not check
@@ -93,8 +105,11 @@ func (r *Reader) Header() Header { return r.hdr }
 // Next returns the next event; io.EOF after the closing event, or
 // ErrTruncated where the file was cut before it.
 func (r *Reader) Next() (Event, error) {
-	ev, err := r.pending, error(nil)
-	r.pending = nil
+	ev, err := r.pending, r.pendErr
+	r.pending, r.pendErr = nil, nil
+	if err != nil {
+		return Event{}, err
+	}
 	if ev == nil {
 		if ev, err = r.read(); err != nil {
 			return Event{}, err
@@ -107,13 +122,17 @@ func (r *Reader) Next() (Event, error) {
 			ev.Data = next.Data
 		case err == nil:
 			r.pending = next
-		case bytes.ContainsRune(ev.Data, utf8.RuneError):
+		case ev.lossy && (errors.Is(err, ErrTruncated) || errors.Is(err, ErrDamaged)):
 			// The file ends here, maybe between this event and the exact
 			// bytes it stands for: its text is not known to be exact, so
-			// it is not part of the prefix given back.
+			// it is not part of the prefix given back. (A real U+FFFD is
+			// written \ufffd, so an event with none written as it is is
+			// exact; files from before that rule lose such an event at a
+			// cut.)
 			return Event{}, err
+		default:
+			r.pendErr = err // returned by the next call
 		}
-		// Any other error is returned by the next call.
 	}
 	return *ev, nil
 }
@@ -150,7 +169,7 @@ func (r *Reader) read() (*Event, error) {
 		json.Unmarshal(raw[1], &code) != nil || json.Unmarshal(raw[2], &data) != nil {
 		return nil, fmt.Errorf("recorder: bad event line %q", bytes.TrimSpace(line))
 	}
-	ev := &Event{Time: t, Code: code, Data: []byte(data)}
+	ev := &Event{Time: t, Code: code, Data: []byte(data), lossy: bytes.Contains(line, []byte("\xef\xbf\xbd"))}
 	switch code {
 	case "ob", "ib":
 		b, err := base64.StdEncoding.DecodeString(data)

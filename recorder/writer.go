@@ -147,12 +147,11 @@ func (w *Writer) data(dir int, p []byte) error {
 		return err
 	}
 	if c := w.carry[dir]; len(c) > 0 {
+		// Kept while the session is busy (no allocation per chunk); the
+		// quiet Flush that gives the block back drops it too.
 		w.join = append(append(w.join[:0], c...), p...)
 		p = w.join
 		w.carry[dir] = c[:0]
-		if cap(w.join) > maxKeptJoin {
-			defer func() { w.join = nil }() // a quiet session holds no chunk-sized buffer
-		}
 	}
 	if n := incompleteTail(p); n > 0 {
 		w.carry[dir] = append(w.carry[dir][:0], p[len(p)-n:]...)
@@ -163,9 +162,6 @@ func (w *Writer) data(dir int, p []byte) error {
 	}
 	return w.writeData(dir, p)
 }
-
-// maxKeptJoin bounds the join buffer kept between chunks.
-const maxKeptJoin = 1 << 10
 
 // writeCarry writes the bytes held over in direction dir (the start of a
 // UTF-8 sequence a chunk ended in) as they are: an "o"/"i" event and its
@@ -313,6 +309,7 @@ func (w *Writer) Flush() error {
 	}
 	if len(w.blk) == blockHeaderLen {
 		w.releaseBlock() // nothing since the last flush: quiet
+		w.join = nil     // and no chunk-sized join buffer either
 		return nil
 	}
 	return w.writeBlock()
