@@ -671,3 +671,19 @@ func TestSplitTailsDoNotAllocate(t *testing.T) {
 		t.Errorf("%.1f allocations per chunk, want 0", n)
 	}
 }
+
+// TestSizesFitPlayers: a width or height too big for players' 16-bit
+// sizes is written as 65535, in the header and in "r" events.
+func TestSizesFitPlayers(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, pass, Header{Width: 70000, Height: 24}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Resize(80, 1<<32-1)
+	w.Close(End{Reason: "exit 0"})
+	plain, _ := io.ReadAll(mustPlaintext(t, buf.Bytes()))
+	if !bytes.Contains(plain, []byte(`"width":65535,"height":24`)) || !bytes.Contains(plain, []byte(`"r", "80x65535"`)) {
+		t.Errorf("sizes not clamped:\n%s", plain)
+	}
+}

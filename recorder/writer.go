@@ -104,6 +104,7 @@ func NewWriter(dst io.Writer, passphrase string, h Header, now func() time.Time)
 	w := &Writer{dst: dst, stream: stream, now: now, start: start}
 	w.takeBlock()
 	h.Version = 2
+	h.Width, h.Height = min(max(h.Width, 0), maxSize), min(max(h.Height, 0), maxSize)
 	if h.Timestamp == 0 {
 		h.Timestamp = w.start.Unix()
 	}
@@ -265,6 +266,11 @@ func (w *Writer) room(n int) {
 	}
 }
 
+// maxSize is the largest terminal width or height written: players read
+// them as 16-bit numbers (asciinema 3 fails on a larger one); an SSH
+// client may send up to 2^32-1.
+const maxSize = 65535
+
 // Resize records a terminal size change and flushes.
 func (w *Writer) Resize(cols, rows uint32) error {
 	w.mu.Lock()
@@ -280,9 +286,9 @@ func (w *Writer) Resize(cols, rows uint32) error {
 	e := append(b[:0], '[')
 	e = appendElapsed(e, w.elapsed())
 	e = append(e, `, "r", "`...)
-	e = strconv.AppendUint(e, uint64(cols), 10)
+	e = strconv.AppendUint(e, uint64(min(cols, maxSize)), 10)
 	e = append(e, 'x')
-	e = strconv.AppendUint(e, uint64(rows), 10)
+	e = strconv.AppendUint(e, uint64(min(rows, maxSize)), 10)
 	e = append(e, "\"]\n"...)
 	w.room(len(e))
 	w.blk = append(w.blk, e...)
