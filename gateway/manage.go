@@ -300,8 +300,13 @@ func (l *library) Lookup(ctx context.Context, id string) (download.Entry, error)
 	if err != nil {
 		return download.Entry{}, err
 	}
-	if !admin.Downloadable(x) {
+	switch {
+	case x.State == store.StateLive:
 		return download.Entry{}, download.ErrLive
+	case x.Recording == "":
+		return download.Entry{}, download.ErrNotFound // never recorded (refused before it started)
+	case !admin.Downloadable(x):
+		return download.Entry{}, download.ErrUnsealed
 	}
 	return entry(x), nil
 }
@@ -319,6 +324,8 @@ func (l *library) Refused(name, via string, err error) {
 		reason = "the session is still live"
 	case errors.Is(err, download.ErrNotAllowed):
 		reason = "may no longer download (role or team changed)"
+	case errors.Is(err, download.ErrUnsealed):
+		reason = "its recording is not finalized yet"
 	}
 	if len(name) > maxAuditPath { // a path may be 256 KiB long; the audit row need not
 		name = strings.ToValidUTF8(name[:maxAuditPath], "") + "…"

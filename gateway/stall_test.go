@@ -461,3 +461,42 @@ func TestRepeatedDownloadsAreSummedUp(t *testing.T) {
 		}
 	}
 }
+
+// TestUnsealedRecordingSaysSo: a session that is over but whose recording
+// was not finalized (no SHA-256 yet) is refused with that reason, not as
+// "still live"; one never recorded does not exist.
+func TestUnsealedRecordingSaysSo(t *testing.T) {
+	e := newEnv(t, gateway.Config{})
+	ctx := context.Background()
+	for _, id := range []string{"0123456789abcdef", "fedcba9876543210"} {
+		if err := e.gw.Store.CreateSession(ctx, store.Session{ID: id, Person: "alice", Team: "ops_RR", Host: "web-01",
+			State: store.StateLive, Started: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.gw.Store.SetSessionRecording(ctx, "0123456789abcdef", "/nonexistent/0123456789abcdef.gz", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"0123456789abcdef", "fedcba9876543210"} {
+		if err := e.gw.Store.FinishSession(ctx, id, store.SessionEnd{State: store.StateClosed, Ended: time.Now(),
+			EndReason: "exit 0 (recording not finalized)"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := e.dialB(t, "rr")
+	for id, want := range map[string]string{
+		"0123456789abcdef": "not finalized yet",
+		"fedcba9876543210": "no such recording",
+	} {
+		s, err := c.NewSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Stdin = bytes.NewReader(make([]byte, 8))
+		out, _ := s.Output("scp -f recordings/" + id + ".gz")
+		s.Close()
+		if !strings.Contains(string(out), want) {
+			t.Errorf("%s: scp says %q, want %q", id, out, want)
+		}
+	}
+}

@@ -59,6 +59,7 @@ type Library interface {
 const (
 	liveText       = "the session is still live; its recording can be downloaded once it is closed"
 	notAllowedText = "you may no longer download recordings (your role or team changed)"
+	unsealedText   = "the session is over but its recording is not finalized yet; the gateway seals it at its next start"
 )
 
 var (
@@ -70,6 +71,10 @@ var (
 	// ErrNotAllowed is what Library.List and Lookup return once the person
 	// may no longer download recordings at all.
 	ErrNotAllowed = errors.New("download: " + notAllowedText)
+	// ErrUnsealed is what Library.Lookup returns for a session that is over
+	// but whose recording has no size and SHA-256 yet (its finalization
+	// failed; the next start seals it).
+	ErrUnsealed = errors.New("download: " + unsealedText)
 	// ErrIntegrity is wrapped by the error passed to Library.Fetched when the
 	// stored bytes do not match the recorded size and SHA-256.
 	ErrIntegrity = errors.New("download: recording failed its integrity check")

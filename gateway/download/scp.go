@@ -173,6 +173,9 @@ func (src *scpSource) send(p string) (ok bool, err error) {
 	case errors.Is(err, ErrNotAllowed):
 		src.s.lib.Refused(p, "scp", err)
 		return false, src.reject("%s: %s", p, notAllowedText)
+	case errors.Is(err, ErrUnsealed):
+		src.s.lib.Refused(p, "scp", err)
+		return false, src.reject("%s: %s", p, unsealedText)
 	case err != nil:
 		src.s.log.Error("download: scp", "path", p, "err", err)
 		return false, src.reject("%s: recordings are unavailable right now; try again later", p)

@@ -51,6 +51,7 @@ var (
 	errNoSuchFile  = statusError{"rr: no such recording", sftp.ErrSSHFxNoSuchFile}
 	errLiveStatus  = statusError{"rr: " + liveText, sftp.ErrSSHFxPermissionDenied}
 	errNotAllowed  = statusError{"rr: " + notAllowedText, sftp.ErrSSHFxPermissionDenied}
+	errUnsealed    = statusError{"rr: " + unsealedText, sftp.ErrSSHFxFailure}
 	errIsDir       = statusError{"rr: not a regular file", sftp.ErrSSHFxFailure}
 	errBusy        = statusError{"rr: too many recordings open at once", sftp.ErrSSHFxFailure}
 	errIntegrity   = statusError{"rr: recording failed its integrity check", sftp.ErrSSHFxFailure}
@@ -67,6 +68,8 @@ func (h *sftpHandler) status(err error, p string) error {
 		return errLiveStatus
 	case errors.Is(err, ErrNotAllowed):
 		return errNotAllowed
+	case errors.Is(err, ErrUnsealed):
+		return errUnsealed
 	case errors.Is(err, ErrIntegrity):
 		return errIntegrity
 	}
@@ -117,7 +120,7 @@ func (h *sftpHandler) Filelist(req *sftp.Request) (sftp.ListerAt, error) {
 	case errors.Is(err, ErrNotAllowed):
 		h.s.lib.Refused(req.Filepath, "sftp", err)
 		return nil, h.status(err, req.Filepath)
-	case errors.Is(err, ErrNotFound) && req.Method != "List" && namesRecording(req.Filepath):
+	case (errors.Is(err, ErrNotFound) || errors.Is(err, ErrUnsealed)) && req.Method != "List" && namesRecording(req.Filepath):
 		// OpenSSH's scp and sftp stat a file before they open it, and stop
 		// here: this is the download attempt.
 		h.s.lib.Refused(req.Filepath, "sftp", err)

@@ -104,5 +104,6 @@ func (fi fileInfo) Sys() any           { return nil }
 // (Refused): a name that does not resolve, a live session, a person who
 // may no longer download.
 func refusal(err error) bool {
-	return errors.Is(err, ErrNotFound) || errors.Is(err, ErrLive) || errors.Is(err, ErrNotAllowed)
+	return errors.Is(err, ErrNotFound) || errors.Is(err, ErrLive) || errors.Is(err, ErrNotAllowed) ||
+		errors.Is(err, ErrUnsealed)
 }
