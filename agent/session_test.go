@@ -296,14 +296,7 @@ func TestRunEndsSessions(t *testing.T) {
 
 // TestRunAsOtherUser runs a session as nobody (root only).
 func TestRunAsOtherUser(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	nobody, err := user.Lookup("nobody")
-	if err != nil {
-		t.Skip("no user nobody")
-	}
-	e := setup(t, func(c *agent.Config) { c.User, c.Shell = "nobody", "/bin/sh" })
+	nobody, e := asNobody(t)
 	s := openSession(t, e.conn).collect()
 	s.exec(`echo "$(id -u) $(id -g) $USER $PATH"`)
 	want := nobody.Uid + " " + nobody.Gid + " nobody /usr/local/bin:/usr/bin:/bin\n"
@@ -419,14 +412,7 @@ func TestEndedProcessKeepsItsPIDUntilTheSessionIsOver(t *testing.T) {
 // reopens it can; a size too big for the terminal is clamped, not wrapped
 // to 0.
 func TestPTYBelongsToTheSessionUser(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	nobody, err := user.Lookup("nobody")
-	if err != nil {
-		t.Skip("no user nobody")
-	}
-	e := setup(t, func(c *agent.Config) { c.User, c.Shell = "nobody", "/bin/sh" })
+	nobody, e := asNobody(t)
 	s := openSession(t, e.conn).collect()
 	if !s.req(wire.ReqPTY, &wire.PTYRequest{Term: "xterm", Columns: 70000, Rows: 24}) {
 		t.Fatal("pty-req refused")
@@ -460,4 +446,18 @@ func TestPTYModesAreApplied(t *testing.T) {
 			t.Errorf("stty -a has no %s:\n%s", want, out)
 		}
 	}
+}
+
+// asNobody starts an agent whose sessions run as nobody (root only: the
+// test is skipped otherwise).
+func asNobody(t *testing.T) (*user.User, *env) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody")
+	}
+	return nobody, setup(t, func(c *agent.Config) { c.User, c.Shell = "nobody", "/bin/sh" })
 }

@@ -5,7 +5,6 @@ import (
 	"io"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
@@ -112,19 +111,7 @@ func TestChangeAuditNamesItsTarget(t *testing.T) {
 func TestRemovalReachesAnOpenSFTPSession(t *testing.T) {
 	e := newEnv(t, gateway.Config{})
 	ctx := context.Background()
-	if out, _, err := run(t, e.dialB(t, "rr+web-01"), "echo recorded", nil); out != "recorded\n" || err != nil {
-		t.Fatalf("session: %q %v", out, err)
-	}
-	var id string
-	for deadline := time.Now().Add(10 * time.Second); id == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		rows, _ := e.gw.Store.Sessions(ctx, store.SessionFilter{})
-		if len(rows) == 1 && rows[0].State != store.StateLive && rows[0].RecordingSHA256 != "" {
-			id = rows[0].ID
-		}
-	}
-	if id == "" {
-		t.Fatal("no closed session with its recording")
-	}
+	id := recordedSession(t, e)
 	cl, err := sftp.NewClient(e.dialB(t, "rr"))
 	if err != nil {
 		t.Fatal(err)

@@ -421,19 +421,7 @@ func TestRefusedReadsAreSummedUpPerConnection(t *testing.T) {
 func TestRepeatedDownloadsAreSummedUp(t *testing.T) {
 	e := newEnv(t, gateway.Config{})
 	ctx := context.Background()
-	if out, _, err := run(t, e.dialB(t, "rr+web-01"), "echo recorded", nil); out != "recorded\n" || err != nil {
-		t.Fatalf("session: %q %v", out, err)
-	}
-	var id string
-	for deadline := time.Now().Add(10 * time.Second); id == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		rows, _ := e.gw.Store.Sessions(ctx, store.SessionFilter{})
-		if len(rows) == 1 && rows[0].State != store.StateLive && rows[0].RecordingSHA256 != "" {
-			id = rows[0].ID
-		}
-	}
-	if id == "" {
-		t.Fatal("no closed session with its recording")
-	}
+	id := recordedSession(t, e)
 	c := e.dialB(t, "rr")
 	cl, err := sftp.NewClient(c)
 	if err != nil {
@@ -499,4 +487,21 @@ func TestUnsealedRecordingSaysSo(t *testing.T) {
 			t.Errorf("%s: scp says %q, want %q", id, out, want)
 		}
 	}
+}
+
+// recordedSession runs one session on web-01 and returns its id once it
+// is closed and its recording finalized (downloadable).
+func recordedSession(t *testing.T, e *env) string {
+	t.Helper()
+	if out, _, err := run(t, e.dialB(t, "rr+web-01"), "echo recorded", nil); out != "recorded\n" || err != nil {
+		t.Fatalf("session: %q %v", out, err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		rows, _ := e.gw.Store.Sessions(context.Background(), store.SessionFilter{})
+		if len(rows) == 1 && rows[0].State != store.StateLive && rows[0].RecordingSHA256 != "" {
+			return rows[0].ID
+		}
+	}
+	t.Fatal("no closed session with its recording")
+	return ""
 }
