@@ -85,7 +85,8 @@ type account struct {
 	name, home, shell string
 	uid, gid          uint32
 	groups            []uint32
-	switchUser        bool // uid differs from the agent's: set credentials
+	switchUser        bool   // uid differs from the agent's: set credentials
+	ttyGID            uint32 // group of its terminals when switchUser: tty (as sshd), else its own
 }
 
 // Agent is a running rr-agent. Create it with New and start it with Run.
@@ -200,6 +201,12 @@ func lookupAccount(name, shell string) (account, error) {
 		for _, g := range gids {
 			if n, err := strconv.ParseUint(g, 10, 32); err == nil {
 				acct.groups = append(acct.groups, uint32(n))
+			}
+		}
+		acct.ttyGID = acct.gid
+		if g, err := user.LookupGroup("tty"); err == nil {
+			if n, err := strconv.ParseUint(g.Gid, 10, 32); err == nil {
+				acct.ttyGID = uint32(n)
 			}
 		}
 	}

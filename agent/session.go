@@ -8,10 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -246,10 +244,7 @@ func (s *session) handle(req *ssh.Request) (done bool) {
 		if wire.Unmarshal(req.Type, req.Payload, &w) == nil && s.pty != nil {
 			s.pty.Columns, s.pty.Rows, s.pty.Width, s.pty.Height = w.Columns, w.Rows, w.Width, w.Height
 			if s.ptmx != nil {
-				ptmxControl(s.ptmx, func(fd int) {
-					unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, &unix.Winsize{Row: clamp16(w.Rows), Col: clamp16(w.Columns),
-						Xpixel: clamp16(w.Width), Ypixel: clamp16(w.Height)})
-				})
+				ptmxControl(s.ptmx, func(fd int) { setWinsize(fd, s.pty) })
 			}
 		}
 		ok = true
@@ -466,13 +461,12 @@ func (s *session) startPTY(attrs *syscall.SysProcAttr) error {
 	return nil
 }
 
-// prepareTTY sizes the terminal, sets the modes the client asked for and,
-// for a session run as another
-// account, gives it its terminal as sshd does (owner, group tty, mode
-// 0620), so that what reopens it ($(tty), screen, pinentry) can.
+// prepareTTY sizes the terminal, sets the modes the client asked for
+// and, for a session run as another account, gives it its terminal as
+// sshd does (owner, group tty, mode 0620), so that what reopens it
+// ($(tty), screen, pinentry) can.
 func (s *session) prepareTTY(ptmx, tty *os.File) error {
-	if err := pty.Setsize(ptmx, &pty.Winsize{Cols: clamp16(s.pty.Columns), Rows: clamp16(s.pty.Rows),
-		X: clamp16(s.pty.Width), Y: clamp16(s.pty.Height)}); err != nil {
+	if err := setWinsize(int(ptmx.Fd()), s.pty); err != nil {
 		return err
 	}
 	if err := applyModes(int(tty.Fd()), []byte(s.pty.Modes)); err != nil {
@@ -482,22 +476,18 @@ func (s *session) prepareTTY(ptmx, tty *os.File) error {
 	if !acct.switchUser {
 		return nil
 	}
-	gid := int(acct.gid)
-	if g, err := user.LookupGroup("tty"); err == nil {
-		if n, err := strconv.Atoi(g.Gid); err == nil {
-			gid = n
-		}
-	}
-	if err := tty.Chown(int(acct.uid), gid); err != nil {
+	if err := tty.Chown(int(acct.uid), int(acct.ttyGID)); err != nil {
 		return fmt.Errorf("give the terminal to %s: %w", acct.name, err)
 	}
 	return tty.Chmod(0o620)
 }
 
-// clamp16 is v as a terminal size field, the largest one if it does not
-// fit (a size of 65536 must not become 0).
-func clamp16(v uint32) uint16 {
-	return uint16(min(v, 0xffff))
+// setWinsize gives the terminal of master fd the size in p; a size too
+// big for the terminal's 16 bits is clamped (65536 must not become 0).
+func setWinsize(fd int, p *wire.PTYRequest) error {
+	clamp := func(v uint32) uint16 { return uint16(min(v, 0xffff)) }
+	return unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, &unix.Winsize{Row: clamp(p.Rows), Col: clamp(p.Columns),
+		Xpixel: clamp(p.Width), Ypixel: clamp(p.Height)})
 }
 
 // reap learns how the process ended without reaping it (waitid with

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync/atomic"
 
 	"golang.org/x/crypto/ssh"
 
@@ -189,14 +188,14 @@ func (c *personConn) downloads(ctx context.Context, ch ssh.Channel) (*download.S
 		c.log.Info("downloads refused", "err", err)
 		if errors.Is(err, errNoLongerAllowed) {
 			c.srv.audit(store.AuditEvent{Actor: c.person, Action: "recording.download", Outcome: "denied",
-				Detail: "may no longer download (role or team changed)", Source: c.remote})
+				Detail: reasonNotAllowed, Source: c.remote})
 		}
 		writeLine(ch, false, "rr: "+err.Error())
 		sendExitStatus(ch, 1)
 		return nil, err
 	}
 	d, err := download.New(download.Config{
-		Library: &library{srv: c.srv, conn: c, who: who, refused: &c.refused},
+		Library: &library{srv: c.srv, conn: c, who: who},
 		Open:    c.srv.openRecording,
 		Logger:  c.log,
 		Conn:    &c.downloadConn,
@@ -211,11 +210,13 @@ func (c *personConn) downloads(ctx context.Context, ch ssh.Channel) (*download.S
 // team they logged in under, or every one for an admin — the same rule as
 // the console's sessions list.
 type library struct {
-	srv     *Server
-	conn    *personConn
-	who     admin.Caller  // as the channel began: for the audit (name, source)
-	refused *atomic.Int64 // reads refused on the connection, all its channels together
+	srv  *Server
+	conn *personConn  // its counts (refused reads, fetches) are the connection's, over all its channels
+	who  admin.Caller // as the channel began: for the audit (name, source)
 }
+
+// reasonNotAllowed is how the audit says a person may no longer download.
+const reasonNotAllowed = "may no longer download (role or team changed)"
 
 // maxRefusedListed bounds the refused reads of one connection audited
 // (and logged) one by one; the rest are summed up in one row when it ends
@@ -312,18 +313,20 @@ func (l *library) Lookup(ctx context.Context, id string) (download.Entry, error)
 }
 
 // Refused audits a refused read: a recording that does not exist, that
-// the person may not see (the two read the same to them, not here), or
-// whose session is still live.
+// the person may not see (the two read the same to them, not here), whose
+// session is still live or whose recording is not finalized, or a person
+// who may no longer download. Past maxRefusedListed on the connection,
+// they are only counted (auditDownloadSums).
 func (l *library) Refused(name, via string, err error) {
-	if l.refused.Add(1) > maxRefusedListed {
-		return // counted; done sums them up
+	if l.conn.refused.Add(1) > maxRefusedListed {
+		return
 	}
 	reason := "no such recording, or not theirs to see"
 	switch {
 	case errors.Is(err, download.ErrLive):
 		reason = "the session is still live"
 	case errors.Is(err, download.ErrNotAllowed):
-		reason = "may no longer download (role or team changed)"
+		reason = reasonNotAllowed
 	case errors.Is(err, download.ErrUnsealed):
 		reason = "its recording is not finalized yet"
 	}
@@ -377,7 +380,7 @@ func (c *personConn) auditUnlistedRefusals() {
 
 // Fetched audits a download: the first of each recording and outcome on
 // the connection in a row of its own, the ones after it counted and summed
-// up when the connection ends (auditRepeatedFetches), so that opening the
+// up when the connection ends (auditDownloadSums), so that opening the
 // same recording in a loop cannot fill the audit table.
 func (l *library) Fetched(e download.Entry, via string, sent int64, err error) {
 	outcome, detail := "allowed", fmt.Sprintf("%s, %d bytes", via, sent)

@@ -542,8 +542,8 @@ func (s *SQLite) PruneDeclared(ctx context.Context, kind string, keep []string, 
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE name = ?`, n); err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO audit (at, actor, action, target, outcome, detail)
-				VALUES (?, 'config file', 'config.remove', ?, 'allowed', ?)`, nanos(at), n, kind+" no longer declared"); err != nil {
+			if err := insertAudit(ctx, tx, AuditEvent{Time: at, Actor: "config file", Action: "config.remove",
+				Target: n, Outcome: "allowed", Detail: kind + " no longer declared"}); err != nil {
 				return err
 			}
 		}

@@ -246,10 +246,18 @@ type AuditEvent struct {
 
 // Audit appends an event.
 func (s *SQLite) Audit(ctx context.Context, e AuditEvent) error {
+	return insertAudit(ctx, s.db, e)
+}
+
+// insertAudit appends e through db (the database, or a transaction the
+// event belongs to).
+func insertAudit(ctx context.Context, db interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+}, e AuditEvent) error {
 	if e.Action == "" {
 		return errors.New("store: audit event without an action")
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO audit (at, actor, action, target, outcome, detail, source, session_id)
+	_, err := db.ExecContext(ctx, `INSERT INTO audit (at, actor, action, target, outcome, detail, source, session_id)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		nanos(e.Time), e.Actor, e.Action, e.Target, e.Outcome, e.Detail, e.Source, e.SessionID)
 	if err != nil {

@@ -183,11 +183,9 @@ func (r *reader) Close() error {
 func (r *reader) seek(off int64) error {
 	r.drop()
 	rc, err := r.open(r.ctx, r.entry.Location, off)
-	for tries := 1; err != nil && tries <= maxResumes; tries++ {
-		if !r.pause(resumePause << (2 * (tries - 1))) {
-			break
-		}
-		rc, err = r.open(r.ctx, r.entry.Location, off)
+	if err != nil {
+		tries := 0
+		rc, err = r.reopen(off, &tries, err)
 	}
 	if err != nil {
 		return fmt.Errorf("download: open %s at %d: %w", r.entry.ID, off, err)
@@ -235,26 +233,15 @@ func (r *reader) fill() error {
 			r.drop()
 			return r.fail(fmt.Errorf("download: read %s at %d: %w", r.entry.ID, r.pos, err))
 		case err != nil && err != io.EOF:
-			// Re-open where it broke; an open that fails counts as one
-			// more break.
+			// Re-open where it broke, keeping the ring and the running
+			// hash; an open that fails counts as one more break.
 			r.rc.Close()
-			r.rc = nil
-			for r.rc == nil {
-				if resumes == maxResumes || r.ctx.Err() != nil {
-					r.continuous = false
-					return fmt.Errorf("download: read %s at %d: %w", r.entry.ID, r.pos, err)
-				}
-				resumes++
-				if !r.pause(resumePause << (2 * (resumes - 1))) {
-					continue // ctx done: the check above ends it
-				}
-				rc, oerr := r.open(r.ctx, r.entry.Location, r.pos)
-				if oerr != nil {
-					err = fmt.Errorf("%w (re-opening: %v)", err, oerr)
-					continue
-				}
-				r.rc = rc
+			rc, rerr := r.reopen(r.pos, &resumes, err)
+			if rerr != nil {
+				r.rc, r.continuous = nil, false
+				return fmt.Errorf("download: read %s at %d: %w", r.entry.ID, r.pos, rerr)
 			}
+			r.rc = rc
 			if k > 0 {
 				return nil
 			}
@@ -268,16 +255,27 @@ func (r *reader) fill() error {
 	return fmt.Errorf("download: read %s at %d: %w", r.entry.ID, r.pos, io.ErrNoProgress)
 }
 
-// pause waits d, or less if ctx is done first (false then).
-func (r *reader) pause(d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-r.ctx.Done():
-		return false
-	case <-t.C:
-		return true
+// reopen opens the stream at off after a failure (cause), after pauses of
+// resumePause, then four times that, and so on, while *tries (which the
+// caller may share between failures) is below maxResumes and ctx is not
+// done; it returns cause, with the failed opens added, if it gives up.
+func (r *reader) reopen(off int64, tries *int, cause error) (io.ReadCloser, error) {
+	for *tries < maxResumes && r.ctx.Err() == nil {
+		*tries++
+		t := time.NewTimer(resumePause << (2 * (*tries - 1)))
+		select {
+		case <-r.ctx.Done():
+			t.Stop()
+			return nil, cause
+		case <-t.C:
+		}
+		rc, err := r.open(r.ctx, r.entry.Location, off)
+		if err == nil {
+			return rc, nil
+		}
+		cause = fmt.Errorf("%w (re-opening: %v)", cause, err)
 	}
+	return nil, cause
 }
 
 // copyOut copies the ring's bytes [from, to) into p, which starts at off.

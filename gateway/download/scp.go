@@ -164,19 +164,11 @@ func (src *scpSource) reject(format string, args ...any) error {
 func (src *scpSource) send(p string) (ok bool, err error) {
 	n, err := src.s.resolve(src.ctx, p)
 	switch {
-	case errors.Is(err, ErrNotFound):
-		src.s.lib.Refused(p, "scp", err)
-		return false, src.reject("%s: no such recording", p)
-	case errors.Is(err, ErrLive):
-		src.s.lib.Refused(p, "scp", err)
-		return false, src.reject("%s: %s", p, liveText)
-	case errors.Is(err, ErrNotAllowed):
-		src.s.lib.Refused(p, "scp", err)
-		return false, src.reject("%s: %s", p, notAllowedText)
-	case errors.Is(err, ErrUnsealed):
-		src.s.lib.Refused(p, "scp", err)
-		return false, src.reject("%s: %s", p, unsealedText)
 	case err != nil:
+		if text, ok := refusal(err); ok {
+			src.s.lib.Refused(p, "scp", err)
+			return false, src.reject("%s: %s", p, text)
+		}
 		src.s.log.Error("download: scp", "path", p, "err", err)
 		return false, src.reject("%s: recordings are unavailable right now; try again later", p)
 	case n.isDir() && src.cmd.recursive:

@@ -81,7 +81,7 @@ func (h *sftpHandler) status(err error, p string) error {
 func (h *sftpHandler) Fileread(req *sftp.Request) (io.ReaderAt, error) {
 	n, err := h.s.resolve(h.ctx, req.Filepath)
 	if err != nil {
-		if refusal(err) {
+		if _, ok := refusal(err); ok {
 			h.s.lib.Refused(req.Filepath, "sftp", err)
 		}
 		return nil, h.status(err, req.Filepath)
@@ -235,11 +235,10 @@ func (f *sftpFile) Close() error {
 		return nil
 	}
 	f.closed = true
-	sent, err := f.sent, f.err
+	sent, err := f.sent, f.err // a read that failed fails the download, even if the last bytes went out later
 	if err == nil && !f.complete {
 		err = errIncomplete(sent, f.r.entry.Size)
-	} // a read that failed before the last bytes went out fails the download
-
+	}
 	f.mu.Unlock()
 
 	f.cancel()

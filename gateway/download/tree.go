@@ -100,10 +100,26 @@ func (fi fileInfo) Mode() fs.FileMode  { return fi.mode }
 func (fi fileInfo) IsDir() bool        { return fi.mode.IsDir() }
 func (fi fileInfo) Sys() any           { return nil }
 
-// refusal reports whether err refuses a read the Library hears of
-// (Refused): a name that does not resolve, a live session, a person who
-// may no longer download.
-func refusal(err error) bool {
-	return errors.Is(err, ErrNotFound) || errors.Is(err, ErrLive) || errors.Is(err, ErrNotAllowed) ||
-		errors.Is(err, ErrUnsealed)
+// refusals are the Library's answers that refuse a read it hears of
+// (Refused), with what the client is told of each.
+var refusals = []struct {
+	err  error
+	text string
+}{
+	{ErrNotFound, "no such recording"},
+	{ErrLive, liveText},
+	{ErrNotAllowed, notAllowedText},
+	{ErrUnsealed, unsealedText},
+}
+
+// refusal reports whether err refuses a read (a name that does not
+// resolve, a live session, a person who may no longer download, a
+// recording not finalized) and what the client is told.
+func refusal(err error) (text string, ok bool) {
+	for _, r := range refusals {
+		if errors.Is(err, r.err) {
+			return r.text, true
+		}
+	}
+	return "", false
 }
