@@ -417,10 +417,14 @@ func TestPTYBelongsToTheSessionUser(t *testing.T) {
 	if !s.req(wire.ReqPTY, &wire.PTYRequest{Term: "xterm", Columns: 70000, Rows: 24}) {
 		t.Fatal("pty-req refused")
 	}
-	s.exec(`t=$(tty); echo "owner=$(stat -c %u:%a "$t") size=$(stty size)"; echo reopened >"$t" && echo ok`)
-	m := s.out.waitFor(t, `owner=(\d+):(\d+) size=(\d+ \d+)`)
-	if m[1] != nobody.Uid || m[2] != "620" || m[3] != "24 65535" {
-		t.Errorf("terminal owned %s mode %s, size %q; want %s, 620 and 24 65535", m[1], m[2], m[3], nobody.Uid)
+	group := nobody.Gid
+	if g, err := user.LookupGroup("tty"); err == nil {
+		group = g.Gid
+	}
+	s.exec(`t=$(tty); echo "owner=$(stat -c %u:%g:%a "$t") size=$(stty size)"; echo reopened >"$t" && echo ok`)
+	m := s.out.waitFor(t, `owner=(\d+):(\d+):(\d+) size=(\d+ \d+)`)
+	if m[1] != nobody.Uid || m[2] != group || m[3] != "620" || m[4] != "24 65535" {
+		t.Errorf("terminal owned %s:%s mode %s, size %q; want %s:%s, 620 and 24 65535", m[1], m[2], m[3], m[4], nobody.Uid, group)
 	}
 	s.out.waitFor(t, `reopened\r?\nok`)
 	if x := s.wait(); x.status != 0 {

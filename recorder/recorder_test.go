@@ -680,10 +680,10 @@ func TestSizesFitPlayers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Resize(80, 1<<32-1)
+	w.Resize(70000, 1<<32-1)
 	w.Close(End{Reason: "exit 0"})
 	plain, _ := io.ReadAll(mustPlaintext(t, buf.Bytes()))
-	if !bytes.Contains(plain, []byte(`"width":65535,"height":24`)) || !bytes.Contains(plain, []byte(`"r", "80x65535"`)) {
+	if !bytes.Contains(plain, []byte(`"width":65535,"height":24`)) || !bytes.Contains(plain, []byte(`"r", "65535x65535"`)) {
 		t.Errorf("sizes not clamped:\n%s", plain)
 	}
 }

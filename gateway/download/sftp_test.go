@@ -256,6 +256,10 @@ func TestOpenHandlesAreBoundedPerConnection(t *testing.T) {
 	if _, err := h.Fileread(sftp.NewRequest("Get", "/recordings/s1.gz")); !errors.Is(err, errBusy) {
 		t.Fatalf("a recording past %d open handles: %v, want errBusy", maxOpen, err)
 	}
+	f.srv = servers[0] // scp on another channel of the connection
+	if got, _, _ := runSCP(t, f, "scp -f recordings/s2.gz"); len(got) != 1 || !strings.Contains(got[0].err, "too many recordings open") {
+		t.Fatalf("scp past %d open handles: %+v, want refused", maxOpen, got)
+	}
 	dirs[0].(io.Closer).Close()
 	dirs[0].(io.Closer).Close() // twice frees one place only
 	if _, err := list(servers[0]); err != nil {
@@ -297,5 +301,45 @@ func TestVerifiedOncePerConnection(t *testing.T) {
 	}
 	if want := "[0 0 0 0]"; fmt.Sprint(opens) != want {
 		t.Errorf("opened at %v, want %s: one pass to verify, then one stream per open", opens, want)
+	}
+}
+
+// TestFailedReadIsNotACompleteDownload: a download whose read failed is
+// reported failed even if its last bytes were sent afterwards (OpenSSH
+// asks for them ahead, and is left with a file with a hole).
+func TestFailedReadIsNotACompleteDownload(t *testing.T) {
+	quickResumes(t)
+	f := newFixture(t)
+	var mu sync.Mutex
+	opens := 0
+	open := func(ctx context.Context, loc string, off int64) (io.ReadCloser, error) {
+		rc, err := OpenFile(ctx, loc, off)
+		mu.Lock()
+		defer mu.Unlock()
+		if opens++; err == nil && opens >= 2 && opens <= 2+maxResumes { // the stream after the check, and its resumes
+			return &breaking{ReadCloser: rc}, nil
+		}
+		return rc, err
+	}
+	s, err := New(Config{Library: f.lib, Open: open, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &sftpHandler{s: s, ctx: context.Background()}
+	file, err := h.Fileread(sftp.NewRequest("Get", "/recordings/s1.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, 32<<10)
+	if _, err := file.ReadAt(p, 0); err == nil {
+		t.Fatal("the first read did not fail")
+	}
+	last := f.good.Size - int64(len(p))
+	if n, err := file.ReadAt(p, last); n != len(p) || (err != nil && err != io.EOF) {
+		t.Fatalf("the last bytes: %d, %v", n, err)
+	}
+	file.(io.Closer).Close()
+	if fe := f.lib.fetches(); len(fe) != 1 || fe[0].err == nil {
+		t.Errorf("Fetched = %+v, want the failed read", fe)
 	}
 }
