@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"crypto/rand"
+	"encoding/base64"
 	"io"
 	"testing"
 )
@@ -113,4 +114,22 @@ func BenchmarkEscapeBinary(b *testing.B) {
 	data := make([]byte, chunk)
 	rand.Read(data)
 	benchEscape(b, data)
+}
+
+func BenchmarkBase64Ours(b *testing.B) {
+	p := make([]byte, 32<<10)
+	dst := make([]byte, base64.StdEncoding.EncodedLen(len(p)))
+	b.SetBytes(int64(len(p)))
+	for b.Loop() {
+		encodeBase64(dst, p)
+	}
+}
+
+func BenchmarkBase64Library(b *testing.B) {
+	p := make([]byte, 32<<10)
+	dst := make([]byte, base64.StdEncoding.EncodedLen(len(p)))
+	b.SetBytes(int64(len(p)))
+	for b.Loop() {
+		base64.StdEncoding.Encode(dst, p)
+	}
 }

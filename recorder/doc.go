@@ -19,8 +19,12 @@
 // ended. Asciicast strings are UTF-8; terminal bytes need not be. A chunk
 // that is not valid UTF-8 is written as its "o" (or "i") event with each
 // invalid byte shown as U+FFFD — what a player should display — followed at
-// once by an "ob" (or "ib") event holding the exact bytes in base64. rr cat
-// uses the exact bytes; players ignore the codes they do not know.
+// once by an "ob" (or "ib") event holding the exact bytes in base64. A
+// chunk of binary data (see isBinary: 256 bytes or more, of which the first
+// 512 are more than one eighth bytes a terminal neither prints nor acts on)
+// is written as its "ob" (or "ib") event alone: as text it would take
+// about three times the bytes, for a display of U+FFFD. rr cat and rr play
+// use the exact bytes; players ignore the codes they do not know.
 //
 // Crash safety: the Writer flushes the salt and header before it returns,
 // and Flush (called on an interval and on every resize and the end) pushes

@@ -9,6 +9,7 @@ import (
 	mrand "math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -95,6 +96,48 @@ func TestEscapeRandom(t *testing.T) {
 	}
 }
 
+// TestIsBinaryMatchesReference: isBinary (which skips printable ASCII a
+// word at a time) says what refBinary says, on chunks around the length
+// bounds, with runes across the scan's end, and with every density of
+// odd bytes around one in eight.
+func TestIsBinaryMatchesReference(t *testing.T) {
+	pieces := [][]byte{[]byte("a"), []byte("plain text "), []byte("\r\n"), []byte("\x1b[0m"), []byte("é"), []byte("漢"), []byte("😀"),
+		{0}, {0x01}, {0x7f}, {0xff}, {0xc3}, {0xe6, 0xbc}, []byte("\ufffd"), {0x1f}, {0x0e}}
+	for k := 0; k < 50000; k++ {
+		var p []byte
+		n := []int{255, 256, 257, 511, 512, 513, 600, 4000}[mrand.IntN(8)] + mrand.IntN(3) - 1
+		odd := mrand.IntN(4) // how often to take a piece that may be odd
+		for len(p) < n {
+			if mrand.IntN(4) < odd {
+				p = append(p, pieces[mrand.IntN(len(pieces))]...)
+			} else {
+				p = append(p, pieces[mrand.IntN(2)]...)
+			}
+		}
+		p = p[:n]
+		if got, want := isBinary(p), refBinary(p); got != want {
+			t.Fatalf("isBinary(%q) = %v, want %v", p, got, want)
+		}
+	}
+}
+
+// TestEncodeBase64: the same bytes as encoding/base64 at every length
+// up to 200 (each remainder after the 6-byte steps), on random data.
+func TestEncodeBase64(t *testing.T) {
+	p := make([]byte, 200)
+	for k := 0; k < 50; k++ {
+		rand.Read(p)
+		for n := 0; n <= len(p); n++ {
+			want := base64.StdEncoding.EncodeToString(p[:n])
+			got := make([]byte, len(want))
+			encodeBase64(got, p[:n])
+			if string(got) != want {
+				t.Fatalf("encodeBase64(% x) = %s, want %s", p[:n], got, want)
+			}
+		}
+	}
+}
+
 // TestValidRune: validRune agrees with utf8.DecodeRune on every first two
 // bytes, with the third and fourth at the edges of their ranges.
 func TestValidRune(t *testing.T) {
@@ -142,7 +185,8 @@ func TestAppendElapsed(t *testing.T) {
 
 // TestWriterMatchesReference: a recording's plaintext is exactly the
 // documented asciicast, event by event, including events larger than a
-// block (text, dense escapes, and binary with its base64 twin).
+// block (text, dense escapes, text with invalid bytes and its base64
+// twin, and binary data as base64 alone).
 func TestWriterMatchesReference(t *testing.T) {
 	random := make([]byte, 100<<10)
 	rand.Read(random)
@@ -154,6 +198,7 @@ func TestWriterMatchesReference(t *testing.T) {
 		append(random[70000:], 'z'),
 		bytes.Repeat([]byte{0}, 40000),
 		logText(),
+		bytes.Repeat([]byte("caf\xe9 au lait, s'il vous pla\xeet. "), 30), // Latin-1 prose: text, with a twin
 		[]byte("\xff"),
 	}
 	file := record(t, chunks, End{Reason: "exit 0"})
@@ -166,6 +211,10 @@ func TestWriterMatchesReference(t *testing.T) {
 	for i, c := range chunks {
 		ms++
 		code := [2]string{"o", "i"}[i%2]
+		if refBinary(c) {
+			event(code+"b", base64.StdEncoding.AppendEncode(nil, c))
+			continue
+		}
 		body, valid := refString(nil, c)
 		event(code, body)
 		if !valid {
@@ -184,6 +233,27 @@ func TestWriterMatchesReference(t *testing.T) {
 		}
 		t.Fatalf("plaintext differs at byte %d of %d/%d: got %q, want %q", i, len(got), len(want), got[i:min(len(got), i+80)], want[i:min(len(want), i+80)])
 	}
+}
+
+// refBinary is isBinary's rule written plainly: a chunk of at least 256
+// bytes whose first 512 hold more than one byte in eight that is not valid
+// UTF-8 or is a control byte other than BEL BS HT LF VT FF CR SO SI ESC.
+func refBinary(p []byte) bool {
+	if len(p) < 256 {
+		return false
+	}
+	n, odd := min(len(p), 512), 0
+	for i := 0; i < n; {
+		r, size := utf8.DecodeRune(p[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			odd++
+		case r < 0x20 && !strings.ContainsRune("\a\b\t\n\v\f\r\x0e\x0f\x1b", r):
+			odd++
+		}
+		i += size
+	}
+	return odd*8 > n
 }
 
 // appendString appends p as the body of a JSON string (no quotes). Bytes

@@ -5,6 +5,7 @@ import (
 	"crypto/cipher"
 	"crypto/pbkdf2"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"math/bits"
@@ -261,6 +262,94 @@ func plain8(x uint64) bool { return special8(x) == 0 }
 func special8(x uint64) uint64 {
 	return ((x - 0x20*lsb) | ((x ^ '"'*lsb) - lsb) | ((x ^ '\\'*lsb) - lsb) | x) & msb
 }
+
+// A chunk of binary data (an archive, a core file, random bytes) is
+// written as its exact bytes alone, an "ob" or "ib" event: as text, most
+// of its bytes would become U+FFFD or \u00XX, about 2.6 bytes for each
+// random byte on top of the 1.33 of the exact bytes in base64, and the
+// recording would cost several times what it costs for text. Players show
+// nothing for such a chunk; rr cat and rr play give its bytes.
+const (
+	binaryMin  = 256 // shorter chunks are always written as text too: keystrokes, prompts
+	binaryScan = 512 // how much of a chunk's start decides
+)
+
+// textControls are the control bytes a terminal acts on (BEL, BS, HT, LF,
+// VT, FF, CR, SO, SI, ESC), as a bit set: they are text.
+const textControls = 1<<0x07 | 1<<0x08 | 1<<0x09 | 1<<0x0a | 1<<0x0b | 1<<0x0c | 1<<0x0d | 1<<0x0e | 1<<0x0f | 1<<0x1b
+
+// isBinary reports whether p is binary data rather than terminal text: it
+// is at least binaryMin bytes long and, of its first binaryScan, more than
+// one byte in eight is one a terminal neither prints nor acts on — a byte
+// that is not valid UTF-8, or a control byte other than textControls.
+func isBinary(p []byte) bool {
+	if len(p) < binaryMin {
+		return false
+	}
+	n := min(len(p), binaryScan)
+	odd := 0
+	for i := 0; i < n; {
+		if n-i >= 8 && special8(binary.LittleEndian.Uint64(p[i:])) == 0 {
+			i += 8 // eight printable ASCII bytes
+			continue
+		}
+		c := p[i]
+		if c < utf8.RuneSelf {
+			if c < 0x20 && textControls&(1<<c) == 0 {
+				odd++
+			}
+			i++
+			continue
+		}
+		// Decoded in p, not p[:n]: a rune across the scan's end is whole.
+		r, size := utf8.DecodeRune(p[i:])
+		if r == utf8.RuneError && size == 1 {
+			odd++
+		}
+		i += size
+	}
+	return odd*8 > n
+}
+
+// encodeBase64 writes p in standard base64 to dst, which has room for
+// base64.StdEncoding.EncodedLen(len(p)) bytes: the same bytes as the
+// library's Encode, about three times as fast. It takes 6 bytes at a time
+// (read as a word of 8), writing their 8 characters as one word made of
+// four b64pairs lookups; the library does the last few bytes and the
+// padding.
+func encodeBase64(dst, p []byte) {
+	for len(p) >= 26 && len(dst) >= 32 { // four steps at once, for the CPU to overlap
+		a, b := binary.BigEndian.Uint64(p), binary.BigEndian.Uint64(p[6:])
+		c, d := binary.BigEndian.Uint64(p[12:]), binary.BigEndian.Uint64(p[18:])
+		binary.LittleEndian.PutUint64(dst, b64word(a))
+		binary.LittleEndian.PutUint64(dst[8:], b64word(b))
+		binary.LittleEndian.PutUint64(dst[16:], b64word(c))
+		binary.LittleEndian.PutUint64(dst[24:], b64word(d))
+		p, dst = p[24:], dst[32:]
+	}
+	for len(p) >= 8 && len(dst) >= 8 {
+		binary.LittleEndian.PutUint64(dst, b64word(binary.BigEndian.Uint64(p)))
+		p, dst = p[6:], dst[8:]
+	}
+	base64.StdEncoding.Encode(dst, p)
+}
+
+// b64word returns the 8 base64 characters of the top 48 bits of x, as a
+// little-endian word.
+func b64word(x uint64) uint64 {
+	return uint64(b64pairs[x>>52]) | uint64(b64pairs[x>>40&0xfff])<<16 |
+		uint64(b64pairs[x>>28&0xfff])<<32 | uint64(b64pairs[x>>16&0xfff])<<48
+}
+
+// b64pairs holds, for each 12-bit value, its two base64 characters
+// (the first in the low byte).
+var b64pairs = func() (t [1 << 12]uint16) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	for v := range t {
+		t[v] = uint16(alphabet[v>>6]) | uint16(alphabet[v&63])<<8
+	}
+	return t
+}()
 
 // maxFastElapsed bounds where appendElapsed can round in integers: below
 // 2^22 s (48 days) Duration.Seconds() is within half an ulp (2^-31 s) of

@@ -115,14 +115,24 @@ func (r *Reader) Next() (Event, error) {
 			return Event{}, err
 		}
 	}
-	if ev.Code == "o" || ev.Code == "i" {
+	switch ev.Code {
+	case "ob", "ib":
+		// Exact bytes with no text event before them: a chunk of binary
+		// data (see isBinary).
+		ev.Code = ev.Code[:1]
+		return *ev, nil
+	case "o", "i":
+		if !ev.lossy {
+			return *ev, nil // its text is its bytes, and it has no twin
+		}
+		// Bytes that were not valid UTF-8: the exact-bytes twin follows.
 		next, err := r.read()
 		switch {
 		case err == nil && next.Code == ev.Code+"b":
 			ev.Data = next.Data
 		case err == nil:
 			r.pending = next
-		case ev.lossy && (errors.Is(err, ErrTruncated) || errors.Is(err, ErrDamaged)):
+		case errors.Is(err, ErrTruncated) || errors.Is(err, ErrDamaged):
 			// The file ends here, maybe between this event and the exact
 			// bytes it stands for: its text is not known to be exact, so
 			// it is not part of the prefix given back. (A real U+FFFD is

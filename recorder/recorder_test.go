@@ -335,15 +335,21 @@ func TestQuietRecordingHoldsNoBlock(t *testing.T) {
 }
 
 // TestEveryCutOfBinaryKeepsExactPrefix: cut anywhere — including between
-// an "o" event and the "ob" twin holding its exact bytes — the Reader
-// gives back an exact prefix of what was recorded, never replacement text.
+// an "o" event and the "ob" twin holding its exact bytes, or inside a
+// chunk of binary data written as its exact bytes alone — the Reader gives
+// back an exact prefix of what was recorded, never replacement text.
 // (The cuts are made in the plaintext, as a cut file decrypts to a cut
 // plaintext followed by gzip's error.)
 func TestEveryCutOfBinaryKeepsExactPrefix(t *testing.T) {
 	var chunks [][]byte
 	var all []byte
+	random := make([]byte, 300)
+	rand.Read(random)
 	for i := 0; i < 20; i++ {
 		c := []byte(fmt.Sprintf("line %d \xff\xfe bytes\r\n", i))
+		if i%5 == 4 {
+			c = random // binary data: its exact bytes alone
+		}
 		chunks = append(chunks, c, nil)
 		all = append(all, c...)
 	}
@@ -685,5 +691,74 @@ func TestSizesFitPlayers(t *testing.T) {
 	plain, _ := io.ReadAll(mustPlaintext(t, buf.Bytes()))
 	if !bytes.Contains(plain, []byte(`"width":65535,"height":24`)) || !bytes.Contains(plain, []byte(`"r", "65535x65535"`)) {
 		t.Errorf("sizes not clamped:\n%s", plain)
+	}
+}
+
+// TestBinaryChunksAlone: a chunk of binary data is one exact-bytes event
+// with no text event, and the Reader keeps it apart from the events around
+// it: after a text event that has no twin (valid UTF-8) and after one that
+// has (bytes that were not), output and input alike.
+func TestBinaryChunksAlone(t *testing.T) {
+	random := make([]byte, 3000)
+	rand.Read(random)
+	chunks := [][]byte{
+		[]byte("valid text\r\n"), nil,
+		append(random[:999:999], 0xe2), nil, // after a text event with no twin; ends as a 3-byte character starts: written whole
+		[]byte("bad \xff byte"), nil,
+		random[1000:2000], nil, // after a text event and its twin
+		random[2000:], random[2000:], // output then input
+		bytes.Repeat([]byte("text with one \xff in a long line; "), 20), nil, // text, with its twin
+	}
+	file := record(t, chunks, End{Reason: "exit 0"})
+	plain, _ := io.ReadAll(mustPlaintext(t, file))
+	var codes []string
+	for _, line := range strings.Split(strings.TrimSpace(string(plain)), "\n")[1:] {
+		var ev [3]any
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatal(err)
+		}
+		codes = append(codes, ev[1].(string))
+	}
+	if got, want := strings.Join(codes, " "), "o ob o ob ob ob ib o ob x"; got != want {
+		t.Errorf("events %s, want %s", got, want)
+	}
+	r, err := NewReader(bytes.NewReader(file), pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < len(chunks); i++ {
+		if chunks[i] == nil {
+			continue
+		}
+		ev, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := [2]string{"o", "i"}[i%2]; ev.Code != want || !bytes.Equal(ev.Data, chunks[i]) {
+			t.Fatalf("chunk %d: %s event of %d bytes, want %s of %d", i, ev.Code, len(ev.Data), want, len(chunks[i]))
+		}
+	}
+	if ev, err := r.Next(); err != nil || ev.Code != "x" {
+		t.Fatalf("after the chunks: %+v, %v", ev, err)
+	}
+}
+
+// TestAsciinemaPlaysAroundBinary: Debian's asciinema reads a recording
+// with binary data written as exact bytes alone, and with a text event's
+// twin, and shows the text around them.
+func TestAsciinemaPlaysAroundBinary(t *testing.T) {
+	need(t, "gzip", "openssl", "asciinema", "script")
+	random := make([]byte, 4000)
+	rand.Read(random)
+	file := record(t, [][]byte{[]byte("before\r\n"), nil, random, nil, []byte("caf\xe9\r\n"), nil, []byte("after\r\n")}, End{Reason: "exit 0"})
+	plain, ok := stock(t, file, pass)
+	if !ok || !bytes.Contains(plain, []byte(`"ob", "`)) {
+		t.Fatalf("stock decryption (gzip ok %v) or no exact-bytes event:\n%.300s", ok, plain)
+	}
+	cast := filepath.Join(t.TempDir(), "s.cast")
+	os.WriteFile(cast, plain, 0o600)
+	out, err := exec.Command("script", "-qec", "asciinema cat "+cast, "/dev/null").CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("before")) || !bytes.Contains(out, []byte("caf\ufffd")) || !bytes.Contains(out, []byte("after")) {
+		t.Fatalf("asciinema cat: %v:\n%q", err, out)
 	}
 }

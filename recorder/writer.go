@@ -154,6 +154,9 @@ func (w *Writer) data(dir int, p []byte) error {
 		p = w.join
 		w.carry[dir] = c[:0]
 	}
+	if isBinary(p) {
+		return w.writeExact(dir, p) // whole: no character to keep together
+	}
 	if n := incompleteTail(p); n > 0 {
 		w.carry[dir] = append(w.carry[dir][:0], p[len(p)-n:]...)
 		p = p[:len(p)-n]
@@ -177,6 +180,17 @@ func (w *Writer) writeCarry(dir int) error {
 	}
 	w.carry[dir] = c[:0]
 	return w.writeData(dir, c)
+}
+
+// writeExact writes binary data as its "ob"/"ib" event alone.
+func (w *Writer) writeExact(dir int, p []byte) error {
+	var ts [32]byte
+	w.beginEvent(appendElapsed(ts[:0], w.elapsed()), codes[dir][1])
+	if err := w.appendBase64(p); err != nil {
+		return err
+	}
+	w.appendRaw("\"]\n")
+	return w.err
 }
 
 // writeData writes one "o"/"i" event (and its exact-bytes twin if p is
@@ -241,7 +255,7 @@ func (w *Writer) appendBase64(p []byte) error {
 		}
 		n := len(w.blk)
 		w.blk = w.blk[:n+base64.StdEncoding.EncodedLen(k)]
-		base64.StdEncoding.Encode(w.blk[n:], p[:k])
+		encodeBase64(w.blk[n:], p[:k])
 		p = p[k:]
 	}
 	return nil

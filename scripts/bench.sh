@@ -16,6 +16,6 @@ trap 'rm -rf "$tmp"' EXIT
 # 1000 PTY sessions and 1000 agent tunnels need file descriptors.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 go test -run '^$' -bench . -benchmem -benchtime "${BENCHTIME:-1s}" -count "${COUNT:-3}" ./recorder | tee "$tmp/gobench.txt" | grep -E '^Benchmark' >&2
-go test -run '^$' -bench 'Bulk|Upload' -benchmem -benchtime "${BULKTIME:-3x}" -count "${COUNT:-3}" ./gateway | tee -a "$tmp/gobench.txt" | grep -E '^Benchmark' >&2
+go test -run '^$' -bench 'Bulk|Upload|Binary' -benchmem -benchtime "${BULKTIME:-3x}" -count "${COUNT:-3}" ./gateway | tee -a "$tmp/gobench.txt" | grep -E '^Benchmark' >&2
 go build -o "$tmp/rrbench" ./bench/rrbench
 "$tmp/rrbench" -gobench "$tmp/gobench.txt" -out bench

@@ -109,7 +109,8 @@ func (r *results) goBenchmarks(path string) error {
 		return v[(len(v)-1)/2]
 	}
 	for _, b := range []string{"BenchmarkRecorderLog", "BenchmarkRecorderText", "BenchmarkRecorderBinary", "BenchmarkRecorderKeystroke",
-		"BenchmarkGzipHuffmanOnly", "BenchmarkGzipBestSpeed", "BenchmarkBulkRecordingOn", "BenchmarkUploadRecordingOn"} {
+		"BenchmarkGzipHuffmanOnly", "BenchmarkGzipBestSpeed", "BenchmarkBulkRecordingOn", "BenchmarkUploadRecordingOn",
+		"BenchmarkBinaryRecordingOn"} {
 		if len(mbs[b]) == 0 {
 			continue
 		}
@@ -117,10 +118,8 @@ func (r *results) goBenchmarks(path string) error {
 		switch {
 		case strings.Contains(b, "Gzip"):
 			ref = "BenchmarkGzipStored"
-		case strings.Contains(b, "Bulk"):
-			ref = "BenchmarkBulkRecordingOff"
-		case strings.Contains(b, "Upload"):
-			ref = "BenchmarkUploadRecordingOff"
+		case strings.HasSuffix(b, "RecordingOn"): // in-process transfers: against the same with recording off
+			ref = strings.TrimSuffix(b, "On") + "Off"
 		}
 		fg := figure{Name: strings.TrimPrefix(b, "Benchmark") + " (go test -bench)", Value: median(b), Unit: "MB/s",
 			Baseline: strings.TrimPrefix(ref, "Benchmark"), BaselineValue: median(ref), Note: allocs[b] + " allocs/op"}
@@ -133,7 +132,7 @@ func (r *results) goBenchmarks(path string) error {
 		switch b {
 		case "BenchmarkRecorderLog":
 			fg.Target = ">= 0.25"
-		case "BenchmarkBulkRecordingOn", "BenchmarkUploadRecordingOn":
+		case "BenchmarkBulkRecordingOn", "BenchmarkUploadRecordingOn", "BenchmarkBinaryRecordingOn":
 			fg.Target = ">= 0.90"
 		}
 		if fg.Target != "" && fg.BaselineValue != 0 {

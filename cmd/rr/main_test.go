@@ -341,7 +341,7 @@ func TestExportLongLinesAndCuts(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 6 {
-		w.Output(bytes.Repeat([]byte{1}, 30<<10)) // escaped as \u0001: a line of 180 KiB
+		w.Output(bytes.Repeat([]byte{0x1b}, 30<<10)) // escaped as \u001b: a line of 180 KiB
 		w.Output([]byte(strings.Repeat("line\r\n", i+1)))
 	}
 	w.Close(recorder.End{Reason: "exit 0"})
