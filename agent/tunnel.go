@@ -77,10 +77,7 @@ func (t *tunnel) run(ctx context.Context) {
 			return
 		}
 		t.set(StateDisconnected, err)
-		if up > min(t.b.max, resetAfter) {
-			t.b.reset()
-		}
-		delay := t.b.next()
+		delay := t.b.after(up)
 		if errors.Is(err, sshkit.ErrHostKeyMismatch) {
 			// Nothing was sent: x/crypto checks the host key before any
 			// authentication. Keep trying, the gateway may be fixed.
@@ -197,6 +194,17 @@ type backoff struct {
 }
 
 func (b *backoff) reset() { b.cur = 0 }
+
+// after returns the delay before redialling a connection that stayed up
+// for up (0: it never came up). One that stayed up longer than max or
+// resetAfter, whichever is shorter, ended a good run: the back-off starts
+// over, since this is a new outage, not the same one.
+func (b *backoff) after(up time.Duration) time.Duration {
+	if up > min(b.max, resetAfter) {
+		b.reset()
+	}
+	return b.next()
+}
 
 // next returns the next delay.
 func (b *backoff) next() time.Duration {
