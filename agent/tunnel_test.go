@@ -61,13 +61,7 @@ func TestReconnect(t *testing.T) {
 	for _, pid := range m[1:] {
 		waitGone(t, atoi(t, pid))
 	}
-	gw2 := startGW(t, addr, e.gw.hostKey, e.key, nil)
-	waitState(t, e.state, agent.StateConnected)
-	s2 := openSession(t, gw2.conn()).collect()
-	s2.exec("echo back")
-	if got := s2.out.all(t); got != "back\n" {
-		t.Fatalf("stdout %q", got)
-	}
+	gatewayBack(t, e, addr)
 }
 
 // TestEnrollment: the gateway takes an unknown key only with the token
@@ -240,13 +234,7 @@ func TestUnreapableProcessDoesNotHoldTheTunnel(t *testing.T) {
 	addr := e.gw.addr
 	e.gw.Close() // the gateway restarts
 	waitState(t, e.state, agent.StateDisconnected)
-	gw2 := startGW(t, addr, e.gw.hostKey, e.key, nil)
-	waitState(t, e.state, agent.StateConnected)
-	s2 := openSession(t, gw2.conn()).collect()
-	s2.exec("echo back")
-	if got := s2.out.all(t); got != "back\n" {
-		t.Fatalf("stdout %q", got)
-	}
+	gatewayBack(t, e, addr)
 }
 
 // traced reports whether pid has a tracer (/proc/PID/status TracerPid).
@@ -258,4 +246,17 @@ func traced(pid int) bool {
 		}
 	}
 	return false
+}
+
+// gatewayBack starts a gateway again on addr, where e's was, and checks
+// that the agent connects to it and serves a session.
+func gatewayBack(t *testing.T, e *env, addr string) {
+	t.Helper()
+	gw := startGW(t, addr, e.gw.hostKey, e.key, nil)
+	waitState(t, e.state, agent.StateConnected)
+	s := openSession(t, gw.conn()).collect()
+	s.exec("echo back")
+	if got := s.out.all(t); got != "back\n" {
+		t.Fatalf("stdout %q", got)
+	}
 }

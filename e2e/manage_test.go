@@ -404,15 +404,7 @@ func TestDownloads(t *testing.T) {
 	listed, summed := 0, ""
 	for deadline := time.Now().Add(10 * time.Second); summed == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		evs, _ = w.gw.Store.AuditEvents(ctx, store.AuditFilter{Action: "recording.download", Actor: "bob"})
-		listed = 0
-		for _, ev := range evs {
-			switch {
-			case strings.HasPrefix(ev.Target, "recordings/000000000000"):
-				listed++
-			case strings.Contains(ev.Detail, "not listed one by one"):
-				summed = ev.Detail
-			}
-		}
+		listed, summed = rrtest.RefusedReads(evs, "recordings/000000000000")
 	}
 	if listed != 20 || !strings.HasPrefix(summed, "10 more refused reads") {
 		t.Errorf("30 refused reads on one connection: %d audited one by one, summed up as %q; want 20 and the 10 others", listed, summed)

@@ -85,6 +85,17 @@ func (e *env) dial(t testing.TB, user string, key ssh.Signer) *ssh.Client {
 	return c
 }
 
+// newSession opens a session on c, closed when the test ends.
+func newSession(t testing.TB, c *ssh.Client) *ssh.Session {
+	t.Helper()
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 // run runs cmd as an exec request and returns stdout, stderr and the exit
 // error.
 func run(t *testing.T, c *ssh.Client, cmd string, stdin io.Reader) (string, string, error) {
@@ -183,11 +194,7 @@ func TestForwardingRefused(t *testing.T) {
 	if _, err := c.Listen("tcp", "127.0.0.1:0"); err == nil {
 		t.Fatal("tcpip-forward was allowed")
 	}
-	s, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := newSession(t, c)
 	for _, req := range []string{wire.ReqX11, wire.ReqAuthAgent} {
 		if ok, err := s.SendRequest(req, true, nil); ok || err != nil {
 			t.Errorf("%s: ok=%v err=%v; want refused", req, ok, err)
@@ -242,11 +249,7 @@ func TestAuthRefusals(t *testing.T) {
 func TestMenuWithoutTerminalListsHosts(t *testing.T) {
 	e := newEnv(t, gateway.Config{})
 	c := e.dial(t, "rr", e.alice.Signer)
-	s, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := newSession(t, c)
 	var out bytes.Buffer
 	s.Stdout = &out
 	if err := s.Shell(); err != nil {
@@ -311,11 +314,7 @@ func TestPTYShellWindowChange(t *testing.T) {
 // it has.
 func startCommand(t *testing.T, c *ssh.Client, cmd string) (*ssh.Session, *syncBuffer, *syncBuffer) {
 	t.Helper()
-	s, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := newSession(t, c)
 	out, errOut := &syncBuffer{}, &syncBuffer{}
 	s.Stdout, s.Stderr = out, errOut
 	if err := s.Start(cmd); err != nil {
@@ -329,11 +328,7 @@ func startCommand(t *testing.T, c *ssh.Client, cmd string) (*ssh.Session, *syncB
 // closes when the test ends.
 func ptyShell(t *testing.T, c *ssh.Client, term string, rows, cols int) (*ssh.Session, io.Writer, *syncBuffer) {
 	t.Helper()
-	s, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := newSession(t, c)
 	if err := s.RequestPty(term, rows, cols, ssh.TerminalModes{}); err != nil {
 		t.Fatal(err)
 	}

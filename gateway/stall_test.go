@@ -51,11 +51,7 @@ func onlySession(t *testing.T, e *env, ended bool) store.Session {
 func notReading(t *testing.T, e *env, cmd string) *ssh.Client {
 	t.Helper()
 	c := e.dial(t, "rr+web-01", e.alice.Signer)
-	s, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := newSession(t, c)
 	if _, err := s.StdoutPipe(); err != nil {
 		t.Fatal(err)
 	}
@@ -247,11 +243,7 @@ rr_session_bytes_total{direction="out"} 6
 func TestPromptsGoToStderr(t *testing.T) {
 	e := newEnv(t, gateway.Config{})
 	c := e.dial(t, "rr", e.alice.Signer)
-	s, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := newSession(t, c)
 	if err := s.RequestPty("xterm", 24, 80, ssh.TerminalModes{}); err != nil {
 		t.Fatal(err)
 	}
@@ -336,11 +328,7 @@ func TestKilledWhileTheRecordingStarts(t *testing.T) {
 	rec := slowRecorders{starting: make(chan struct{})}
 	e := newEnv(t, gateway.Config{Recorders: rec})
 	c := e.dialB(t, "rr+web-01")
-	s, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := newSession(t, c)
 	var out strings.Builder
 	s.Stdout, s.Stderr = &out, &out
 	done := make(chan error, 1)
@@ -393,15 +381,7 @@ func TestRefusedReadsAreSummedUpPerConnection(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		listed, summed := 0, ""
-		for _, ev := range evs {
-			switch {
-			case strings.HasPrefix(ev.Target, "recordings/"):
-				listed++
-			case strings.Contains(ev.Detail, "not listed one by one"):
-				summed = ev.Detail
-			}
-		}
+		listed, summed := rrtest.RefusedReads(evs, "recordings/")
 		if listed == 20 && summed != "" {
 			if !strings.HasPrefix(summed, "10 more refused reads on this connection") {
 				t.Fatalf("summed up as %q, want the 10 past the 20th", summed)

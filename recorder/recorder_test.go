@@ -752,8 +752,10 @@ func TestAsciinemaPlaysAroundBinary(t *testing.T) {
 	rand.Read(random)
 	file := record(t, [][]byte{[]byte("before\r\n"), nil, random, nil, []byte("caf\xe9\r\n"), nil, []byte("after\r\n")}, End{Reason: "exit 0"})
 	plain, ok := stock(t, file, pass)
-	if !ok || !bytes.Contains(plain, []byte(`"ob", "`)) {
-		t.Fatalf("stock decryption (gzip ok %v) or no exact-bytes event:\n%.300s", ok, plain)
+	// The text events: before, café (with its twin), after; the binary
+	// chunk is an exact-bytes event alone.
+	if !ok || bytes.Count(plain, []byte(`, "o", "`)) != 3 || bytes.Count(plain, []byte(`, "ob", "`)) != 2 {
+		t.Fatalf("stock decryption (gzip ok %v), or not 3 text events and 2 exact-bytes ones:\n%.600s", ok, plain)
 	}
 	cast := filepath.Join(t.TempDir(), "s.cast")
 	os.WriteFile(cast, plain, 0o600)

@@ -185,7 +185,12 @@ func (w *Writer) writeCarry(dir int) error {
 // writeExact writes binary data as its "ob"/"ib" event alone.
 func (w *Writer) writeExact(dir int, p []byte) error {
 	var ts [32]byte
-	w.beginEvent(appendElapsed(ts[:0], w.elapsed()), codes[dir][1])
+	return w.exactEvent(appendElapsed(ts[:0], w.elapsed()), codes[dir][1], p)
+}
+
+// exactEvent appends the event [t, "code", "p in base64"].
+func (w *Writer) exactEvent(t []byte, code string, p []byte) error {
+	w.beginEvent(t, code)
 	if err := w.appendBase64(p); err != nil {
 		return err
 	}
@@ -205,11 +210,7 @@ func (w *Writer) writeData(dir int, p []byte) error {
 	}
 	w.appendRaw("\"]\n")
 	if !valid {
-		w.beginEvent(t, codes[dir][1])
-		if err := w.appendBase64(p); err != nil {
-			return err
-		}
-		w.appendRaw("\"]\n")
+		return w.exactEvent(t, codes[dir][1], p)
 	}
 	return w.err
 }

@@ -164,3 +164,18 @@ func Answers(t testing.TB, o *Outbox, answers map[string]string) ssh.AuthMethod 
 		return out, nil
 	})
 }
+
+// RefusedReads reads recording.download audit rows: how many name a path
+// under prefix one by one, and the detail of the row that sums up the
+// refused reads past those ("" if there is none yet).
+func RefusedReads(evs []store.AuditEvent, prefix string) (listed int, summed string) {
+	for _, ev := range evs {
+		switch {
+		case strings.HasPrefix(ev.Target, prefix):
+			listed++
+		case strings.Contains(ev.Detail, "not listed one by one"):
+			summed = ev.Detail
+		}
+	}
+	return listed, summed
+}
