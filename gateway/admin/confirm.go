@@ -22,8 +22,8 @@ type Change struct {
 	Detail string
 }
 
-// secondFactorInstruction is shown before the code's prompt.
-const secondFactorInstruction = "Changes need your second factor, once per connection."
+// SecondFactorInstruction is shown before the code's prompt.
+const SecondFactorInstruction = "Changes need your second factor, once per connection."
 
 // secondFactor makes sure who's connection has given the second factor
 // before cmd changes anything, asking on ask if not. A refusal is audited
