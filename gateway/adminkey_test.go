@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/gateway"
 	"github.com/rr-gateway/rr/internal/rrtest"
 	"github.com/rr-gateway/rr/store"
@@ -322,5 +324,66 @@ func TestReenrolledOnTheCommandLine(t *testing.T) {
 		if !found {
 			t.Errorf("no %s audited with %q: %+v", action, detail, evs)
 		}
+	}
+}
+
+// stuckMailer passes codes through to an Outbox and holds the notices of
+// changes until release is closed: a mail server that hangs.
+type stuckMailer struct {
+	*rrtest.Outbox
+	release chan struct{}
+}
+
+func (m *stuckMailer) Send(ctx context.Context, msg auth.Message) error {
+	if strings.Contains(msg.Subject, " ran ") {
+		select {
+		case <-m.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return m.Outbox.Send(ctx, msg)
+}
+
+// TestNoticesNeverHoldTheConsole: with the mail server hanging, changes
+// go through at once; past the bounded queue, a change's notice is
+// dropped, and that is logged and audited; once the server answers, the
+// queued ones go out.
+func TestNoticesNeverHoldTheConsole(t *testing.T) {
+	mailer := &stuckMailer{Outbox: rrtest.NewOutbox(), release: make(chan struct{})}
+	e := newEnvWith(t, rrtest.Config{Auth: auth.Config{Mailer: mailer}})
+	ctx := context.Background()
+	boss := rrtest.NewKey(t, "boss")
+	e.gw.AddPerson("boss", "admin", "boss@example.com", "", boss)
+
+	const changes = 70
+	cs := openConsole(t, e.dial(t, "rr", boss.Signer))
+	n := mailer.Count()
+	cs.line("team add t0")
+	code, err := mailer.CodeAfter(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs.line(code)
+	for i := 1; i < changes; i++ {
+		cs.line(fmt.Sprintf("team add t%d", i))
+	}
+	out, errOut := cs.close()
+	if strings.Count(out, "added team t") != changes || strings.Contains(errOut, "rr-admin: ") {
+		t.Fatalf("%d of %d changes went through; stderr %q", strings.Count(out, "added team t"), changes, errOut)
+	}
+	evs, _ := e.gw.Store.AuditEvents(ctx, store.AuditFilter{Action: "admin.notify"})
+	lost := 0
+	for _, ev := range evs {
+		if ev.Outcome == "failed" && strings.Contains(ev.Detail, "not mailed: 64 notices wait already") {
+			lost++
+		}
+	}
+	if lost < changes-1-64 || len(evs) != lost {
+		t.Fatalf("%d notices audited as lost, %d rows: %+v", lost, len(evs), evs)
+	}
+	close(mailer.release)
+	if err := mailer.WaitCount(n + 1 + changes - lost); err != nil {
+		t.Fatal(err)
 	}
 }
