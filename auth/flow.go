@@ -58,6 +58,7 @@ type Login struct {
 	mu         sync.Mutex
 	hosts      map[string]Secret // host → passphrase given on this connection
 	secondDone bool              // emailed or authenticator code accepted
+	secondLost bool              // a round of it refused: SecondFactor asks no more
 	code       *pendingCode
 }
 

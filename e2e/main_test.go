@@ -159,6 +159,7 @@ func newestCode(api, addr string, after int) (string, error) {
 }
 
 type mailSummary struct {
+	Subject string
 	Snippet string // the start of the text body, where the code is
 	To      []struct{ Address string }
 }

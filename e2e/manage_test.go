@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pquerna/otp/totp"
+
+	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/internal/rrtest"
 	"github.com/rr-gateway/rr/store"
 )
@@ -256,16 +259,33 @@ func TestConsoleListsAndKills(t *testing.T) {
 	}
 }
 
+// TestConsoleOnATerminal: ann, an admin in no team, logs in with her key
+// alone (nothing to answer); reading asks nothing more, the first change
+// asks the mailed code on the terminal (not echoed), the next goes
+// through without asking, and ann is mailed each change.
 func TestConsoleOnATerminal(t *testing.T) {
 	w, _, _, _, ann := staffWorld(t)
-	// ann is an admin in no team with a key: nothing to answer.
 	ssh := "ssh " + shellQuote(append(w.openSSHArgs(ann, "-p"), "-t", "-s", "rr@127.0.0.1", "rr-admin"))
 	m := startTmux(t, 120, 30, ssh+"; echo EXIT=$?; sleep 600")
 	m.waitFor("rr-admin>")
 	m.line("hosts")
 	m.waitFor("web-01")
+	before, err := mails(w.mail.API, ann.mail)
+	if err != nil || len(before) != 0 {
+		t.Fatalf("mail to ann before any change: %v %v", before, err)
+	}
 	m.line("user add erin --email erin@example.test --role advanced")
-	m.waitFor("erin")
+	m.waitFor("Changes need your second factor, once per connection.")
+	m.waitFor("Code sent to a***@example.test:") // tmux drops the trailing space
+	code, err := newestCode(w.mail.API, ann.mail, 0)
+	if err != nil || code == "" {
+		t.Fatalf("no code mailed to ann: %q %v", code, err)
+	}
+	m.line(code)
+	m.waitFor("added person erin")
+	if strings.Contains(m.screen(), code) {
+		t.Fatalf("the code was echoed:\n%s", m.screen())
+	}
 	m.line("team member add ops_RR erin")
 	m.line("users")
 	m.waitForLast(func(l string) bool { return strings.HasSuffix(l, "rr-admin>") })
@@ -281,6 +301,74 @@ func TestConsoleOnATerminal(t *testing.T) {
 	}
 	if !w.audited(t, "admin.user.add", "allowed", "") {
 		t.Error("adding a person is not audited")
+	}
+	if n := strings.Count(m.screen(), "Code sent to"); n != 1 {
+		t.Errorf("the code was asked %d times for two changes", n)
+	}
+	// The code, then a notice of each change.
+	notices := waitMails(t, w.mail.API, ann.mail, 3)
+	var subjects []string
+	for _, n := range notices {
+		subjects = append(subjects, n.Subject)
+	}
+	for _, want := range []string{"rr: ann ran user add erin on ", "rr: ann ran team member add ops_RR on "} {
+		if !strings.Contains(strings.Join(subjects, "\n"), want) {
+			t.Errorf("no notice %q to ann: %q", want, subjects)
+		}
+	}
+}
+
+// waitMails waits (up to 20 s; mailpit offers no event) until addr has n
+// mails, and returns them, newest first.
+func waitMails(t *testing.T, api, addr string, n int) []mailSummary {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		msgs, err := mails(api, addr)
+		if err == nil && len(msgs) >= n {
+			return msgs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d mails to %s, want %d (%v)", len(msgs), addr, n, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestScriptedChangeWithAuthenticator: without a terminal, a script
+// answers the code on the line after its first change; an authenticator's
+// code lets it do that without reading mail.
+func TestScriptedChangeWithAuthenticator(t *testing.T) {
+	w, _, _, _, ann := staffWorld(t)
+	ctx := context.Background()
+	key, err := auth.NewTOTPKey("rr", "ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := w.gw.Store.PersonByName(ctx, "ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.TOTPSecret = key.Secret()
+	if err := w.gw.Store.UpdatePerson(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	code, err := totp.GenerateCode(key.Secret(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, exit := w.console(t, ann, "team add scripted_RR --rapid-response", code, "team member add scripted_RR dave")
+	if exit != 0 || !strings.Contains(out, "added team scripted_RR") || !strings.Contains(out, "added dave to team scripted_RR") ||
+		!strings.Contains(errOut, "Authenticator code: ") {
+		t.Fatalf("exit %d\nstdout %q\nstderr %q", exit, out, errOut)
+	}
+	// Without the code, a script's change is refused, and the exit says so.
+	out, errOut, exit = w.console(t, ann, "team remove scripted_RR")
+	if exit != 1 || !strings.Contains(errOut, "rr-admin: change refused: no answer: the input ended") {
+		t.Fatalf("without the code: exit %d\nstdout %q\nstderr %q", exit, out, errOut)
+	}
+	if teams, _ := w.gw.Store.TeamsOf(ctx, "dave"); len(teams) != 2 {
+		t.Fatalf("dave's teams %+v", teams)
 	}
 }
 

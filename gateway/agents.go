@@ -45,8 +45,9 @@ func (s *Server) agentsConfig() *ssh.ServerConfig {
 			if h.AgentKey != "" {
 				bound, _, _, _, err := ssh.ParseAuthorizedKey([]byte(h.AgentKey))
 				if err == nil && subtle.ConstantTimeCompare(bound.Marshal(), key.Marshal()) == 1 {
-					return &ssh.Permissions{Extensions: map[string]string{extHost: host}}, nil
+					return &ssh.Permissions{Extensions: map[string]string{extHost: host, extKey: ssh.FingerprintSHA256(key)}}, nil
 				}
+				return nil, errAgentDenied // an enrolled host takes its key only: host reenroll replaces it, never a token
 			}
 			ok, err := s.cfg.Store.HasEnrollToken(ctx, host, s.cfg.Now())
 			if err != nil || !ok {
@@ -76,7 +77,7 @@ func (s *Server) agentsConfig() *ssh.ServerConfig {
 					s.audit(store.AuditEvent{Actor: "agent:" + host, Action: "agent.enroll", Target: host,
 						Outcome: "allowed", Detail: ssh.FingerprintSHA256(key), Source: meta.RemoteAddr().String()})
 					s.log.Info("agent enrolled", "host", host, "key", ssh.FingerprintSHA256(key))
-					return &ssh.Permissions{Extensions: map[string]string{extHost: host}}, nil
+					return &ssh.Permissions{Extensions: map[string]string{extHost: host, extKey: ssh.FingerprintSHA256(key)}}, nil
 				},
 			}}
 		},
@@ -97,8 +98,10 @@ func (s *Server) handleAgent(nc net.Conn) {
 	host := sc.Permissions.Extensions[extHost]
 	log := s.log.With("host", host, "remote", nc.RemoteAddr().String())
 
-	ac := &agentConn{conn: sc, host: host, since: s.cfg.Now()}
-	s.registry.add(ac)
+	ac := &agentConn{conn: sc, host: host, key: sc.Permissions.Extensions[extKey], since: s.cfg.Now()}
+	if !s.admitAgent(ac, log, nc.RemoteAddr().String()) {
+		return
+	}
 	s.touchHost(host)
 	log.Info("agent connected")
 	s.audit(store.AuditEvent{Actor: "agent:" + host, Action: "agent.connect", Target: host,
@@ -146,6 +149,7 @@ func (s *Server) touchHost(host string) {
 type agentConn struct {
 	conn  ssh.Conn
 	host  string
+	key   string // fingerprint of the key it logged in with
 	since time.Time
 }
 
@@ -238,6 +242,9 @@ func (s *Server) openAgentChannel(host string, open wire.SessionOpen) (ssh.Chann
 	ac := s.registry.get(host)
 	if ac == nil {
 		return nil, nil, errHostOffline
+	}
+	if err := s.checkTunnel(ac); err != nil {
+		return nil, nil, err
 	}
 	ch, reqs, err := ac.conn.OpenChannel(wire.ChannelSession, ssh.Marshal(&open))
 	if err != nil {

@@ -91,8 +91,16 @@ func TestChangeAuditNamesItsTarget(t *testing.T) {
 	e := newEnv(t, gateway.Config{})
 	boss := rrtest.NewKey(t, "boss")
 	e.gw.AddPerson("boss", "admin", "boss@example.com", "", boss)
-	c := e.dial(t, "rr", boss.Signer)
-	console(t, c, "user set --password-hash=hunter2-plaintext alice\nuser set --email=new@example.com alice\n")
+	cs := openConsole(t, e.dial(t, "rr", boss.Signer))
+	n := e.gw.Outbox.Count()
+	cs.line("user set --password-hash=hunter2-plaintext alice")
+	code, err := e.gw.Outbox.CodeAfter(n) // a change asks the code first
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs.line(code)
+	cs.line("user set --email=new@example.com alice")
+	cs.close()
 	evs, err := e.gw.Store.AuditEvents(context.Background(), store.AuditFilter{Action: "admin.user.set"})
 	if err != nil || len(evs) != 2 {
 		t.Fatalf("audit: %+v %v", evs, err)

@@ -6,16 +6,19 @@
 //     password, team, host passphrase, code), the host menu, the refusal of
 //     every kind of forwarding, and one session per "session" channel;
 //   - the agents' listener: agent authentication (a key bound to a host, or
-//     a one-time enrollment token that binds one), keepalives, and the
-//     registry of online hosts;
+//     a one-time enrollment token that binds one to a host with none),
+//     keepalives, and the registry of online hosts, which keeps one agent
+//     key per host: another key's agent is refused while one is live, and
+//     a tunnel whose key the store no longer binds gets no session;
 //   - the bridge: a person's channel forwarded as a wire.ChannelSession
 //     channel over the host's tunnel, data and requests both ways, both data
 //     directions teed into a SessionRecorder;
 //   - the session lifecycle: one row in the store per session, finalized on
 //     every exit path (exit, client gone, agent gone, kill, shutdown);
 //   - what a person reaches on the gateway itself, without a host: the
-//     rr-admin console (package gateway/admin, with Kill and the live
-//     registry plugged in) and the read-only recordings tree over SFTP and
+//     rr-admin console (package gateway/admin, with Kill, the live
+//     registry, the connection's second factor for changes, the admins'
+//     notices and the dropping of a re-enrolled host's agents plugged in) and the read-only recordings tree over SFTP and
 //     legacy scp (package gateway/download, over a library of the sessions
 //     the person may see and an opener of the spool or S3).
 //

@@ -73,6 +73,11 @@ type Config struct {
 	// configuration file (applied at every start): the rr-admin console
 	// refuses to change those. Optional.
 	Declared func(kind, name string) bool
+	// TokenRule says whether host's agent may be enrolled with a token
+	// made in the console (the configuration file's rule): the reason to
+	// audit, or the refusal. Optional: without it, hosts Declared
+	// declares get no token.
+	TokenRule func(host string) (reason string, err error)
 	// LoginGraceTime bounds the SSH handshake and authentication, and
 	// separately the passphrase and code asked on a session's terminal
 	// (3m: long enough to fetch a mailed code).
@@ -160,6 +165,7 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[net.Conn]struct{}
 	sessions  map[string]*session
+	notices   notices        // changes to mail to the admins
 	sessionWG sync.WaitGroup // live sessions
 	wg        sync.WaitGroup // every goroutine the server started
 }
@@ -194,6 +200,10 @@ func New(cfg Config) (*Server, error) {
 		Live:            s.liveBytes,
 		DownloadCommand: s.downloadCommand,
 		Declared:        cfg.Declared,
+		SecondFactor:    s.consoleSecondFactor,
+		Notify:          s.notifyAdmins,
+		DropAgents:      s.dropAgents,
+		TokenRule:       cfg.TokenRule,
 		Now:             cfg.Now,
 		Logger:          cfg.Logger,
 	})

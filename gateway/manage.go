@@ -115,7 +115,7 @@ func (c *personConn) current(ctx context.Context) (admin.Caller, store.Team, err
 	if p.Role != auth.RoleAdmin && (p.Role != auth.RoleAdvanced || team.Name == "") {
 		return admin.Caller{}, store.Team{}, errNoLongerAllowed
 	}
-	return admin.Caller{Person: c.person, Role: p.Role, Team: team.Name, Source: c.remote}, team, nil
+	return admin.Caller{Person: c.person, Role: p.Role, Team: team.Name, Source: c.remote, Login: c.login}, team, nil
 }
 
 // serveGatewaySubsystem runs a subsystem the gateway serves itself. It

@@ -357,15 +357,21 @@ func EnrollTokenHash(token []byte) []byte {
 	return sum[:]
 }
 
-// CreateEnrollToken stores the hash of a one-time token for host.
+// CreateEnrollToken stores the hash of a one-time token for host. A host
+// whose agent is enrolled (a key is bound) is ErrEnrolled: replacing its
+// agent is ReenrollHost, an explicit act.
 func (s *SQLite) CreateEnrollToken(ctx context.Context, host string, tokenHash []byte, expires time.Time) error {
 	if _, err := s.Host(ctx, host); err != nil {
 		return err
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO enroll_tokens (host, token_hash, expires_at) VALUES (?, ?, ?)`,
-		host, tokenHash, nanos(expires))
+	// One statement: a key bound between a check and the insert cannot slip by.
+	res, err := s.db.ExecContext(ctx, `INSERT INTO enroll_tokens (host, token_hash, expires_at)
+		SELECT name, ?, ? FROM hosts WHERE name = ? AND agent_key = ''`, tokenHash, nanos(expires), host)
 	if err != nil {
 		return fmt.Errorf("store: create token for %s: %w", host, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return fmt.Errorf("%w: host %s", ErrEnrolled, host)
 	}
 	return nil
 }
@@ -383,9 +389,20 @@ func (s *SQLite) HasEnrollToken(ctx context.Context, host string, now time.Time)
 
 // UseEnrollToken spends the unused, unexpired token of host whose hash is
 // tokenHash and binds authorizedKey to host, in one transaction. No such
-// token: ErrNotFound.
+// token: ErrNotFound; a host with a key bound already: ErrEnrolled (a
+// token never replaces an enrolled agent, whenever it was made).
 func (s *SQLite) UseEnrollToken(ctx context.Context, host string, tokenHash []byte, authorizedKey string, now time.Time) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		var bound string
+		if err := tx.QueryRowContext(ctx, `SELECT agent_key FROM hosts WHERE name = ?`, host).Scan(&bound); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("%w: host %s", ErrNotFound, host)
+			}
+			return fmt.Errorf("store: host %s: %w", host, err)
+		}
+		if bound != "" {
+			return fmt.Errorf("%w: host %s", ErrEnrolled, host)
+		}
 		rows, err := tx.QueryContext(ctx, `SELECT id, token_hash FROM enroll_tokens WHERE host = ? AND used_at = 0 AND expires_at > ?`,
 			host, nanos(now))
 		if err != nil {
@@ -414,7 +431,13 @@ func (s *SQLite) UseEnrollToken(ctx context.Context, host string, tokenHash []by
 		if _, err := tx.ExecContext(ctx, `UPDATE enroll_tokens SET used_at = ? WHERE id = ?`, nanos(now), match); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE hosts SET agent_key = ? WHERE name = ?`, authorizedKey, host)
-		return err
+		res, err := tx.ExecContext(ctx, `UPDATE hosts SET agent_key = ? WHERE name = ? AND agent_key = ''`, authorizedKey, host)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return fmt.Errorf("%w: host %s", ErrEnrolled, host) // bound meanwhile
+		}
+		return nil
 	})
 }

@@ -116,6 +116,8 @@ type fileHost struct {
 	PassphraseVerifier string   `yaml:"passphrase_verifier"`
 	AgentKey           string   `yaml:"agent_key"`
 	AgentKeyFile       string   `yaml:"agent_key_file"`
+	Enroll             string   `yaml:"enroll"`        // "" or "token" (see tokenRule)
+	EnrollReason       string   `yaml:"enroll_reason"` // why tokens are allowed: audited with each
 }
 
 func defaultConfig() fileConfig {
@@ -238,6 +240,7 @@ func (c *fileConfig) check() error {
 		if h.AgentKey != "" && h.AgentKeyFile != "" {
 			errs = append(errs, fmt.Errorf("hosts[%d]: agent_key and agent_key_file both set", i))
 		}
+		errs = append(errs, h.checkEnroll(i))
 	}
 	return errors.Join(errs...)
 }

@@ -33,9 +33,10 @@ const usage = `rr-gateway: the rr SSH gateway.
 
 Usage:
   rr-gateway [-config FILE] [flags]           run the gateway
-  rr-gateway enroll [-config FILE] [-ttl D] HOST
+  rr-gateway enroll [-config FILE] [-ttl D] [-reenroll] HOST
                                               print a one-time token with which HOST's
-                                              agent enrolls its key (agent: enroll_token)
+                                              agent enrolls its key (agent: enroll_token);
+                                              -reenroll replaces an enrolled agent
   rr-gateway fingerprint [-config FILE]       print the gateway's host key fingerprint,
                                               for the agents' gateway_host_key
   rr-gateway passphrase-hash                  read a passphrase (or password) without echo,
@@ -202,6 +203,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 		Address:            c.address(),
 		OpenRecording:      openRecording,
 		Declared:           c.declared,
+		TokenRule:          c.tokenRule,
 		LoginGraceTime:     c.LoginGraceTime,
 		ShutdownGrace:      c.ShutdownGrace,
 		AgentKeepalive:     c.AgentKeepalive,
@@ -330,10 +332,15 @@ func cmdEnroll(args []string, stdout, stderr io.Writer) int {
 	path := fs.String("config", "", "YAML configuration `file`")
 	database := fs.String("database", "", "SQLite database `file` (overrides database)")
 	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token stays valid")
+	reenroll := fs.Bool("reenroll", false, "replace HOST's enrolled agent: unbind its key (it stops working at once)")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: rr-gateway enroll [-config FILE] [-ttl D] HOST\n\n"+
+		fmt.Fprint(stderr, "Usage: rr-gateway enroll [-config FILE] [-ttl D] [-reenroll] HOST\n\n"+
 			"Prints a one-time token for HOST's agent (agent config: enroll_token_file or\n"+
-			"RR_ENROLL_TOKEN). Its first connection binds the agent's key to HOST.\n\n")
+			"RR_ENROLL_TOKEN). Its first connection binds the agent's key to HOST.\n"+
+			"A host whose agent is enrolled takes no token: -reenroll unbinds its key and\n"+
+			"spends its old tokens first; a running gateway drops the old agent when it\n"+
+			"next opens a session to HOST or the new agent connects. A host the file\n"+
+			"declares takes a token only with enroll: token (hosts[] in the file).\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -352,22 +359,43 @@ func cmdEnroll(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, err)
 	}
 	override(&c.Database, *database)
+	reason, err := c.tokenRule(host)
+	if err != nil {
+		return fail(stderr, err)
+	}
 	st, err := store.Open(c.Database)
 	if err != nil {
 		return fail(stderr, err)
 	}
 	defer st.Close()
 	ctx := context.Background()
-	if err := st.UpsertHost(ctx, host); err != nil {
-		return fail(stderr, err)
-	}
 	token, hash := store.NewEnrollToken()
-	expires := time.Now().Add(*ttl)
-	if err := st.CreateEnrollToken(ctx, host, hash, expires); err != nil {
-		return fail(stderr, err)
+	now := time.Now()
+	expires := now.Add(*ttl)
+	action, detail := "agent.token", "expires "+expires.UTC().Format(time.RFC3339)
+	if *reenroll {
+		old, err := st.ReenrollHost(ctx, host, hash, expires, now)
+		if err != nil {
+			return fail(stderr, err)
+		}
+		action, detail = "agent.reenroll", "unbound key "+keyFingerprint(old)+", "+detail
+	} else {
+		if err := st.UpsertHost(ctx, host); err != nil {
+			return fail(stderr, err)
+		}
+		err := st.CreateEnrollToken(ctx, host, hash, expires)
+		if errors.Is(err, store.ErrEnrolled) {
+			return fail(stderr, fmt.Errorf("host %s has an enrolled agent; to replace it: rr-gateway enroll -reenroll %s", host, host))
+		}
+		if err != nil {
+			return fail(stderr, err)
+		}
 	}
-	if err := st.Audit(ctx, store.AuditEvent{Time: time.Now(), Actor: "cli", Action: "agent.token",
-		Target: host, Outcome: "ok", Detail: "expires " + expires.UTC().Format(time.RFC3339)}); err != nil {
+	if reason != "" {
+		detail += "; the configuration file allows it: " + reason
+	}
+	if err := st.Audit(ctx, store.AuditEvent{Time: now, Actor: "cli", Action: action,
+		Target: host, Outcome: "ok", Detail: detail}); err != nil {
 		return fail(stderr, err)
 	}
 	fmt.Fprintln(stdout, token)

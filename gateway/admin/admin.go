@@ -22,6 +22,9 @@ type Caller struct {
 	Role   string // auth.RoleAdmin, auth.RoleAdvanced
 	Team   string // the Rapid Response team logged in under; "" for an admin in no such team
 	Source string // client address, for the audit trail
+	// Login is the connection's authentication: whether it gave the
+	// second factor, which admin changes need (Config.SecondFactor).
+	Login *auth.Login
 }
 
 // Store is the subset of *store.SQLite the console uses.
@@ -56,10 +59,13 @@ type Store interface {
 	DeleteHost(ctx context.Context, name string) error
 	SetHostLabels(ctx context.Context, host string, labels []string) error
 	SetHostPassphrase(ctx context.Context, host, verifier string) error
+	Host(ctx context.Context, name string) (store.Host, error)
 	CreateEnrollToken(ctx context.Context, host string, tokenHash []byte, expires time.Time) error
+	ReenrollHost(ctx context.Context, host string, tokenHash []byte, expires, now time.Time) (old string, err error)
 }
 
-// Config configures a Console. Store, Kill and Online are required.
+// Config configures a Console. Store, Kill, Online, SecondFactor, Notify
+// and DropAgents are required.
 type Config struct {
 	Store Store
 	// Kill ends live session id on behalf of by, telling its person reason. It returns
@@ -78,8 +84,24 @@ type Config struct {
 	// which is applied at every start: the console refuses to change
 	// those, as its change would be undone. Optional: nil declares none.
 	Declared func(kind, name string) bool
-	Now      func() time.Time // default time.Now
-	Logger   *slog.Logger     // default: discard
+	// SecondFactor makes sure who's connection has given the second
+	// factor, asking on p if not (see Console.RunAs for where p asks).
+	// Every change runs after it, and is refused if it fails: its error
+	// is the short message the person sees.
+	SecondFactor func(ctx context.Context, who Caller, p auth.Prompter) error
+	// Notify tells the admins of a change that went through (a mail each).
+	// It must not block: the console waits for it.
+	Notify func(ctx context.Context, ch Change)
+	// DropAgents closes host's live agent connections (host reenroll) and
+	// says how many there were.
+	DropAgents func(host string) int
+	// TokenRule says whether host's agent may be enrolled with a token
+	// (host token, host reenroll): the reason to audit with it, or the
+	// refusal. Optional: nil refuses hosts Declared declares and allows
+	// the rest.
+	TokenRule func(host string) (reason string, err error)
+	Now       func() time.Time // default time.Now
+	Logger    *slog.Logger     // default: discard
 }
 
 // ErrNotLive is Config.Kill's answer for a session that is not live here.
@@ -109,6 +131,15 @@ func New(cfg Config) (*Console, error) {
 	}
 	if cfg.Online == nil {
 		errs = append(errs, errors.New("admin: Config.Online is required"))
+	}
+	if cfg.SecondFactor == nil {
+		errs = append(errs, errors.New("admin: Config.SecondFactor is required"))
+	}
+	if cfg.Notify == nil {
+		errs = append(errs, errors.New("admin: Config.Notify is required"))
+	}
+	if cfg.DropAgents == nil {
+		errs = append(errs, errors.New("admin: Config.DropAgents is required"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -154,16 +185,20 @@ var (
 
 // Exec runs one command line for who, writing its output to out. The
 // returned error is the one-line message shown to the person.
+//
+// Exec has no input to ask the second factor on: a change goes through
+// only on a connection that gave it already.
 func (c *Console) Exec(ctx context.Context, who Caller, line string, out io.Writer) error {
-	if _, err := c.exec(ctx, who, line, out); err != nil && !errors.Is(err, errQuit) {
+	if _, err := c.exec(ctx, who, line, out, noPrompter{}); err != nil && !errors.Is(err, errQuit) {
 		return err
 	}
 	return nil
 }
 
 // exec runs one line and reports, beside the error, whether the command
-// asked for JSON (so that its error is JSON too).
-func (c *Console) exec(ctx context.Context, who Caller, line string, out io.Writer) (asJSON bool, err error) {
+// asked for JSON (so that its error is JSON too). ask is where a change's
+// second factor is asked.
+func (c *Console) exec(ctx context.Context, who Caller, line string, out io.Writer, ask auth.Prompter) (asJSON bool, err error) {
 	if err := checkLine(line); err != nil {
 		return false, err
 	}
@@ -185,6 +220,11 @@ func (c *Console) exec(ctx context.Context, who Caller, line string, out io.Writ
 	if cmd.admin && !isAdmin(who) {
 		c.audit(ctx, who, store.AuditEvent{Action: cmd.action(), Outcome: "denied", Detail: "admins only"}) // no target: its words are unparsed, and a flag's may be a secret
 		return asJSON, errAdminsOnly
+	}
+	if cmd.change {
+		if err := c.secondFactor(ctx, who, cmd, ask); err != nil {
+			return asJSON, err
+		}
 	}
 	x := &call{ctx: ctx, who: who, out: out, cmd: cmd, args: args, declared: c.cfg.Declared}
 	err = cmd.run(c, x)
@@ -240,6 +280,10 @@ func (c *Console) auditChange(x *call, err error) {
 		e.Outcome, e.Detail = "failed", err.Error()
 	}
 	c.audit(x.ctx, x.who, e)
+	if err == nil {
+		c.cfg.Notify(x.ctx, Change{Time: c.cfg.Now(), Actor: x.who.Person, Source: x.who.Source, Action: e.Action,
+			Target: e.Target, Detail: e.Detail})
+	}
 }
 
 // storeErr turns a store error into what the person sees: not-found and

@@ -42,9 +42,13 @@ type env struct {
 	st      *store.SQLite
 	console *Console
 
-	mu     sync.Mutex
-	kills  []string // "id by reason"
-	online map[string]bool
+	mu      sync.Mutex
+	kills   []string // "id by reason"
+	online  map[string]bool
+	changes []Change // told to Notify
+	drops   []string // hosts whose agents DropAgents dropped
+	// factor is Config.SecondFactor (default: every connection gave it).
+	factor func(ctx context.Context, who Caller, p auth.Prompter) error
 }
 
 func newEnv(t testing.TB) *env {
@@ -74,7 +78,24 @@ func newEnv(t testing.TB) *env {
 			return 11, 22, id == "ops-live"
 		},
 		DownloadCommand: func(id string) string { return "scp -P 2222 rr@gw.example.com:recordings/" + id + ".gz ." },
-		Now:             func() time.Time { return now },
+		SecondFactor: func(ctx context.Context, who Caller, p auth.Prompter) error {
+			if e.factor == nil {
+				return nil
+			}
+			return e.factor(ctx, who, p)
+		},
+		Notify: func(_ context.Context, ch Change) {
+			e.mu.Lock()
+			e.changes = append(e.changes, ch)
+			e.mu.Unlock()
+		},
+		DropAgents: func(host string) int {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			e.drops = append(e.drops, host)
+			return 1
+		},
+		Now: func() time.Time { return now },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +174,7 @@ func column(out string) []string {
 
 func TestNewRequires(t *testing.T) {
 	_, err := New(Config{})
-	for _, want := range []string{"Store", "Kill", "Online"} {
+	for _, want := range []string{"Store", "Kill", "Online", "SecondFactor", "Notify", "DropAgents"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("New(Config{}) = %v; want it to name %s", err, want)
 		}
@@ -564,8 +585,8 @@ func sha256sum(s string) []byte {
 
 // TestDeclaredInTheFileAreRefused: people, teams and hosts the gateway's
 // configuration file declares are rewritten at every start, so the console
-// refuses to change them (the refusal is audited) and changes the rest; a
-// declared host still gets enrollment tokens.
+// refuses to change them (the refusal is audited) and changes the rest;
+// without a TokenRule, a declared host gets no enrollment token either.
 func TestDeclaredInTheFileAreRefused(t *testing.T) {
 	e := newEnv(t)
 	e.console.cfg.Declared = func(kind, name string) bool {
@@ -576,6 +597,7 @@ func TestDeclaredInTheFileAreRefused(t *testing.T) {
 		"user set bob --role standard", "user remove bob", "key add bob " + key, "user add bob --email b@x --role standard",
 		"team rapid-response ops off", "team member add ops carol", "team host remove ops web-01", "team remove ops",
 		"host labels web-01 env=dev", "host remove web-01", "host passphrase web-01 $argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo",
+		"host token web-01", "host reenroll web-01",
 	} {
 		if _, msg := e.exec(admin, line); !strings.Contains(msg, "declared in the gateway's configuration file") {
 			t.Errorf("%q: %q, want a refusal naming the configuration file", line, msg)
@@ -587,7 +609,7 @@ func TestDeclaredInTheFileAreRefused(t *testing.T) {
 	if got := e.audited(t, "admin.user.set"); len(got) != 1 || !strings.Contains(got[0], "alice failed bob") {
 		t.Errorf("audit of the refused user set: %q", got)
 	}
-	for _, line := range []string{"user set carol --role standard", "team member add sec bob", "host labels db-01 env=dev", "host token web-01"} {
+	for _, line := range []string{"user set carol --role standard", "team member add sec bob", "host labels db-01 env=dev", "host token db-01"} {
 		if _, msg := e.exec(admin, line); msg != "" {
 			t.Errorf("%q: %s", line, msg)
 		}

@@ -99,8 +99,13 @@ func commands() []*command {
 			admin:  true, change: true, edits: "host", run: (*Console).hostPassphrase},
 		{name: "host token", args: "NAME [--ttl 24h]", summary: "make a one-time enrollment token for a host's agent",
 			detail: "The token is shown once; the gateway keeps only its SHA-256. The agent's first\n" +
-				"connection with it binds the agent's key to the host.",
+				"connection with it binds the agent's key to the host. A host whose agent is\n" +
+				"enrolled takes no token: replacing its agent is host reenroll.",
 			admin: true, change: true, run: (*Console).hostToken},
+		{name: "host reenroll", args: "NAME [--ttl 24h]", summary: "replace a host's agent: unbind its key, drop it, print a new token",
+			detail: "The bound key stops working at once and the host's live agent connections are\n" +
+				"closed (their sessions end); the new agent enrolls with the one-time token printed.",
+			admin: true, change: true, run: (*Console).hostReenroll},
 		{name: "quit", summary: "end the console (also: exit, Ctrl-D)", run: quit},
 		{name: "exit", summary: "end the console", run: quit},
 	}

@@ -511,36 +511,24 @@ func (c *Console) hostPassphrase(x *call) error {
 }
 
 func (c *Console) hostToken(x *call) error {
-	fs := x.flags()
-	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token stays valid")
-	args, err := x.parse(fs, 1, 1)
+	host, expires, reason, err := c.tokenArgs(x)
 	if err != nil {
 		return err
 	}
-	if *ttl <= 0 {
-		return errors.New("--ttl must be positive")
-	}
-	host := args[0]
-	if err := checkName("host", host); err != nil {
-		return err
+	if h, err := c.cfg.Store.Host(x.ctx, host); err == nil && h.AgentKey != "" {
+		return errEnrolled(host)
 	}
 	if err := c.cfg.Store.UpsertHost(x.ctx, host); err != nil {
 		return c.storeErr(err)
 	}
 	token, hash := store.NewEnrollToken()
-	expires := c.cfg.Now().Add(*ttl).UTC()
-	if err := c.cfg.Store.CreateEnrollToken(x.ctx, host, hash, expires); err != nil {
+	err = c.cfg.Store.CreateEnrollToken(x.ctx, host, hash, expires)
+	if errors.Is(err, store.ErrEnrolled) {
+		return errEnrolled(host) // enrolled since the check
+	}
+	if err != nil {
 		return c.storeErr(err)
 	}
-	x.detail = "expires " + expires.Format(time.RFC3339)
-	if x.json {
-		return writeJSON(x.out, struct {
-			Host    string    `json:"host"`
-			Token   string    `json:"token"`
-			Expires time.Time `json:"expires"`
-		}{host, token, expires})
-	}
-	_, err = fmt.Fprintf(x.out, "one-time enrollment token for %s, valid until %s (shown once):\n%s\n",
-		host, expires.Format(time.RFC3339), token)
-	return err
+	x.detail = "expires " + expires.Format(time.RFC3339) + reason
+	return printToken(x, host, token, expires)
 }

@@ -24,6 +24,9 @@ const prompt = "rr-admin> "
 // errors on out. Without a tty there is no echo, lines end in "\n", and the
 // prompt goes to errOut, so that piped output stays clean.
 //
+// A change's second factor is asked where the prompt goes (the terminal,
+// or errOut), its answer read as the next line (not echoed on a tty).
+//
 // Errors print as "rr-admin: MESSAGE", or as {"error":"MESSAGE"} on out
 // when the command asked for --json. Run returns the number of commands
 // that failed.
@@ -41,6 +44,7 @@ func (c *Console) RunAs(ctx context.Context, who func(context.Context) (Caller, 
 		errOut = out
 	}
 	lines := &lineReader{r: bufio.NewReader(in), tty: tty, echo: out}
+	ask := &linePrompter{lines: lines, w: errOut}
 	for ctx.Err() == nil {
 		fmt.Fprint(errOut, prompt)
 		line, readErr := lines.next()
@@ -60,7 +64,7 @@ func (c *Console) RunAs(ctx context.Context, who func(context.Context) (Caller, 
 				fmt.Fprintf(errOut, "rr-admin: %s\n", oneLine(werr.Error()))
 				return failed + 1
 			}
-			asJSON, err = c.exec(ctx, caller, line, out)
+			asJSON, err = c.exec(ctx, caller, line, out, ask)
 		}
 		if errors.Is(err, errQuit) {
 			return failed
@@ -89,6 +93,7 @@ type lineReader struct {
 	tty    bool
 	echo   io.Writer // where a tty's echo goes
 	lastCR bool      // the last byte was '\r', so a '\n' now ends nothing (CRLF)
+	hide   bool      // a secret is typed: no echo
 }
 
 // next returns the next line without its end. A line cut short by EOF
@@ -129,7 +134,9 @@ func (lr *lineReader) next() (string, error) {
 			if len(buf) > 0 && !tooLong {
 				_, n := utf8.DecodeLastRune(buf)
 				buf = buf[:len(buf)-n]
-				lr.write("\b \b")
+				if !lr.hide {
+					lr.write("\b \b")
+				}
 			}
 		case tooLong:
 		case len(buf) >= maxLine:
@@ -145,7 +152,7 @@ func (lr *lineReader) next() (string, error) {
 // printable ones as typed, anything else as '?' or ^X, so that the echo
 // never drives the terminal.
 func (lr *lineReader) echoTail(buf []byte) {
-	if !lr.tty {
+	if !lr.tty || lr.hide {
 		return
 	}
 	start := len(buf) - 1

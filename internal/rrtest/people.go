@@ -2,6 +2,7 @@ package rrtest
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"strings"
 	"sync"
@@ -178,4 +179,29 @@ func RefusedReads(evs []store.AuditEvent, prefix string) (listed int, summed str
 		}
 	}
 	return listed, summed
+}
+
+// Messages returns the mails sent so far.
+func (o *Outbox) Messages() []auth.Message {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]auth.Message(nil), o.msgs...)
+}
+
+// WaitCount waits (up to 20 s) until n mails were sent.
+func (o *Outbox) WaitCount(n int) error {
+	timeout := time.After(20 * time.Second)
+	for {
+		o.mu.Lock()
+		ch, have := o.changed, len(o.msgs)
+		o.mu.Unlock()
+		if have >= n {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-timeout:
+			return mailErr(fmt.Sprintf("%d mails came, not %d", have, n))
+		}
+	}
 }
