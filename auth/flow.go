@@ -69,21 +69,24 @@ func (l *Login) Passphrase(host string) (Secret, bool) {
 	return p, ok
 }
 
-// Ready returns host's passphrase if this connection has given it and the
-// second factor, so that nothing more needs asking.
-func (l *Login) Ready(host string) (Secret, bool) {
+// Take returns host's passphrase if this connection has given it and the
+// second factor, so that nothing more needs asking, and forgets it: one
+// passphrase given opens one session, however many start at once, and
+// every other session asks anew.
+func (l *Login) Take(host string) (Secret, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	p, ok := l.hosts[host]
-	return p, ok && l.secondDone
+	return l.take(host)
 }
 
-// Forget drops the passphrase of host from memory once the session no
-// longer needs it.
-func (l *Login) Forget(host string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// take is Take with l.mu held.
+func (l *Login) take(host string) (Secret, bool) {
+	p, ok := l.hosts[host]
+	if !ok || !l.secondDone {
+		return Secret{}, false
+	}
 	delete(l.hosts, host)
+	return p, true
 }
 
 type pendingCode struct {
@@ -324,17 +327,19 @@ func pickTeam(teams []Team, answer string) (Team, bool) {
 
 // HostFactors asks, on p, for what opening host still needs on this
 // connection: its passphrase, then — once per connection — the second
-// factor. It returns the passphrase, which keys the session's recording.
+// factor. It returns the passphrase, which keys the session's recording,
+// and takes it from l (see Login.Take).
 func (s *Service) HostFactors(ctx context.Context, p Prompter, l *Login, host string) (Secret, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if pp, ok := l.hosts[host]; ok && l.secondDone {
+	if pp, ok := l.take(host); ok {
 		return pp, nil
 	}
 	if err := s.hostFactors(ctx, p, l, host, "Team: "+l.Team.Name); err != nil {
 		return Secret{}, err
 	}
-	return l.hosts[host], nil
+	pp, _ := l.take(host)
+	return pp, nil
 }
 
 // ErrNoSuchHost is the reason for a host that does not exist or that the
