@@ -176,23 +176,39 @@ func (s *Service) password(ctx context.Context, p Prompter, loginName, source st
 			return Person{}, err
 		}
 	}
-	verifier := s.dummy
-	if found && person.PasswordHash != "" {
-		verifier = person.PasswordHash
-	}
-	start := time.Now()
-	ok, verr := CheckSecret(limitLen(pw), verifier)
-	if verifier == s.dummy {
-		s.dummyTook.Store(int64(time.Since(start)))
-	} else if err := sleepCtx(ctx, time.Duration(s.dummyTook.Load())-time.Since(start)); err != nil {
-		return Person{}, err
-	}
 	// The name is recorded only if it is someone's: a password typed
 	// into the Username prompt must not land in the audit trail.
 	who := name // as audited and counted
 	if !found {
 		who = unknownName(name)
 	}
+	// A name locked out is refused before any hash is checked: its
+	// guesses cost no memory and no CPU. Unknown names lock out the same
+	// way, so this tells no one apart.
+	if s.limiter.passwordLocked(who) {
+		s.audit(Event{Person: who, Action: "login", Outcome: "denied", Reason: "locked out", Source: source})
+		return Person{}, denied("locked out", "")
+	}
+	verifier := s.dummy
+	if found && person.PasswordHash != "" {
+		verifier = person.PasswordHash
+	}
+	ok, took, verr := s.checkSecret(ctx, limitLen(pw), verifier)
+	switch {
+	case verr != nil && ctx.Err() != nil:
+		return Person{}, ctx.Err()
+	case errors.Is(verr, ErrHashBusy):
+		// No guess was checked: audited, not counted against the name.
+		s.audit(Event{Person: who, Action: "login", Outcome: "denied", Reason: "hash memory budget busy", Source: source})
+		return Person{}, denied("hash memory budget busy", "")
+	case verifier == s.dummy:
+		s.dummyTook.Store(int64(took))
+	default:
+		if err := sleepCtx(ctx, time.Duration(s.dummyTook.Load())-took); err != nil {
+			return Person{}, err
+		}
+	}
+	// Failures counted while this check ran may have locked the name out.
 	locked := s.limiter.passwordLocked(who)
 	if !found || person.PasswordHash == "" || !ok || verr != nil || locked {
 		reason := "wrong password"
@@ -390,8 +406,17 @@ func (s *Service) hostFactors(ctx context.Context, p Prompter, l *Login, host, i
 				return err
 			}
 			instruction = ""
-			match, _ := CheckSecret(limitLen(pp), verifier)
+			match, _, err := s.checkSecret(ctx, limitLen(pp), verifier)
+			if err != nil && ctx.Err() != nil {
+				return ctx.Err()
+			}
 			ok = match && reachable
+			if errors.Is(err, ErrHashBusy) {
+				// Nothing was checked: a wrong try, not counted.
+				s.audit(Event{Person: l.Person.Name, Action: "passphrase", Target: host, Outcome: "denied",
+					Reason: "hash memory budget busy", Source: l.Source})
+				continue
+			}
 			if !ok {
 				reason := "wrong passphrase"
 				switch {

@@ -356,3 +356,22 @@ func TestRemovedFromTheFileIsRemoved(t *testing.T) {
 		t.Errorf("carol, named by the file and then taken out, is still there: %v", err)
 	}
 }
+
+// TestHashMemoryBudget: auth.hash_memory_budget reaches auth, and a
+// negative one is refused by name.
+func TestHashMemoryBudget(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "g.yaml")
+	os.WriteFile(p, []byte("auth: {hash_memory_budget: 134217728}\n"), 0o600)
+	c, err := loadConfig(p)
+	if err != nil || c.check() != nil || c.authConfig().HashMemoryBudget != 128<<20 {
+		t.Fatalf("128 MiB budget: %v, %v, %d", err, c.check(), c.authConfig().HashMemoryBudget)
+	}
+	os.WriteFile(p, []byte("auth: {hash_memory_budget: -1}\n"), 0o600)
+	if c, err = loadConfig(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.check(); err == nil || !strings.Contains(err.Error(), "hash_memory_budget") {
+		t.Fatalf("negative budget: %v", err)
+	}
+}

@@ -177,6 +177,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	limitMemory(authSvc.HashMemoryBudget(), log)
 	uploader, openRecording, err := c.uploader(ctx, spool, st, log)
 	if err != nil {
 		return err
