@@ -95,8 +95,9 @@ type pendingCode struct {
 	tries   int
 }
 
-// maxAnswer bounds every answer: longer ones are wrong, not processed.
-const maxAnswer = 256
+// MaxAnswer bounds every answer (bytes): longer ones are cut there, so a
+// password or passphrase longer than this can never be given.
+const MaxAnswer = 256
 
 // KeyPerson returns the person a verified key belongs to, when the login
 // name allows it (the service login, or their own name).
@@ -275,8 +276,8 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 }
 
 func limitLen(s string) string {
-	if len(s) > maxAnswer {
-		return s[:maxAnswer]
+	if len(s) > MaxAnswer {
+		return s[:MaxAnswer]
 	}
 	return s
 }

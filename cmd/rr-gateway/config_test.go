@@ -129,6 +129,30 @@ func TestPassphraseHashFromPipe(t *testing.T) {
 	}
 }
 
+// TestPassphraseHashRefusesTooLong: a passphrase longer than a login
+// answer carries (auth.MaxAnswer) could never be typed: it is refused,
+// with the limit, and no verifier is printed; one of exactly that length
+// is hashed.
+func TestPassphraseHashRefusesTooLong(t *testing.T) {
+	for _, n := range []int{auth.MaxAnswer, auth.MaxAnswer + 1} {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.WriteString(strings.Repeat("p", n) + "\n")
+		w.Close()
+		var out, errb bytes.Buffer
+		code := cmdPassphraseHash(nil, r, &out, &errb)
+		r.Close()
+		if n <= auth.MaxAnswer && (code != 0 || !strings.HasPrefix(out.String(), "$argon2id$")) {
+			t.Fatalf("%d bytes: exit %d, %q %q", n, code, out.String(), errb.String())
+		}
+		if n > auth.MaxAnswer && (code != 1 || out.Len() != 0 || !strings.Contains(errb.String(), "256 bytes")) {
+			t.Fatalf("%d bytes: exit %d, stdout %q, stderr %q; want refused with the limit", n, code, out.String(), errb.String())
+		}
+	}
+}
+
 func TestApplyIsIdempotent(t *testing.T) {
 	dir := t.TempDir()
 	key := filepath.Join(dir, "k")
