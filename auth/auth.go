@@ -42,13 +42,18 @@ type Host struct {
 	PassphraseVerifier string
 }
 
-// Directory is the subset of the store auth reads. Lookups of someone or
+// Directory is the subset of the store auth reads, and the one thing it
+// writes: the last authenticator step used. Lookups of someone or
 // something absent return found == false, not an error.
 type Directory interface {
 	PersonByName(ctx context.Context, name string) (p Person, found bool, err error)
 	PersonByKey(ctx context.Context, fingerprint string) (p Person, found bool, err error)
 	TeamsOf(ctx context.Context, person string) ([]Team, error)
 	Host(ctx context.Context, name string) (h Host, found bool, err error)
+	// UseTOTPStep records person's authenticator time step as used and
+	// reports whether it is later than every step used before, atomically
+	// (two logins with one code: one wins).
+	UseTOTPStep(ctx context.Context, person string, step int64) (fresh bool, err error)
 }
 
 // Event is one audited decision.

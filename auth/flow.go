@@ -475,14 +475,24 @@ func (s *Service) secondFactor(ctx context.Context, p Prompter, l *Login, instru
 				return err
 			}
 			instruction = ""
-			ok, _ := totp.ValidateCustom(strings.TrimSpace(limitLen(answer)), l.Person.TOTPSecret, s.cfg.Now(),
-				totp.ValidateOpts{Period: 30, Skew: 1, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
-			if ok {
+			step, ok := totpStep(strings.TrimSpace(limitLen(answer)), l.Person.TOTPSecret, s.cfg.Now())
+			if !ok {
+				s.failFactor(who, l.Source, "code", "", "wrong authenticator code")
+				continue
+			}
+			// Single use: a code whose step is not later than the last
+			// one accepted from this person (a replay) is refused.
+			fresh, err := s.cfg.Directory.UseTOTPStep(ctx, who, step)
+			if err != nil {
+				return fmt.Errorf("auth: authenticator step of %s: %w", who, err)
+			}
+			if fresh {
 				s.limiter.factorSuccess(who)
 				s.audit(Event{Person: who, Action: "code", Outcome: "allowed", Reason: "authenticator", Source: l.Source})
 				return nil
 			}
-			s.failFactor(who, l.Source, "code", "", "wrong authenticator code")
+			s.failFactor(who, l.Source, "code", "", "authenticator code used already")
+			instruction = "That code was used already; wait for the next one."
 		}
 		return denied("wrong authenticator code", "rr: wrong code")
 	}
@@ -534,6 +544,29 @@ func (s *Service) secondFactor(ctx context.Context, p Prompter, l *Login, instru
 		}
 	}
 	return denied("wrong code", "rr: wrong code")
+}
+
+// totpPeriod and totpSkew: authenticator codes change every 30 s, and
+// the one before and the one after the current are accepted too (clocks
+// drift).
+const (
+	totpPeriod = 30
+	totpSkew   = 1
+)
+
+// totpStep returns the time step (Unix time / totpPeriod) whose code is
+// answer, within totpSkew steps of now; the latest if several match. Every
+// candidate is compared, in constant time.
+func totpStep(answer, secret string, now time.Time) (step int64, ok bool) {
+	opts := totp.ValidateOpts{Period: totpPeriod, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}
+	current := now.Unix() / totpPeriod
+	for d := int64(-totpSkew); d <= totpSkew; d++ {
+		code, err := totp.GenerateCodeCustom(secret, time.Unix((current+d)*totpPeriod, 0), opts)
+		if err == nil && subtle.ConstantTimeCompare([]byte(answer), []byte(code)) == 1 {
+			step, ok = current+d, true
+		}
+	}
+	return step, ok
 }
 
 // newCode makes a 6-digit one-time code with pquerna/otp (HOTP over a
