@@ -194,7 +194,7 @@ func (s *Service) password(ctx context.Context, p Prompter, loginName, source st
 	if found && person.PasswordHash != "" {
 		verifier = person.PasswordHash
 	}
-	ok, took, verr := s.checkSecret(ctx, limitLen(pw), verifier)
+	ok, took, verr := s.checkSecret(ctx, limitLen(pw), verifier, false)
 	switch {
 	case verr != nil && ctx.Err() != nil:
 		return Person{}, ctx.Err()
@@ -407,7 +407,7 @@ func (s *Service) hostFactors(ctx context.Context, p Prompter, l *Login, host, i
 				return err
 			}
 			instruction = ""
-			match, _, err := s.checkSecret(ctx, limitLen(pp), verifier)
+			match, _, err := s.checkSecret(ctx, limitLen(pp), verifier, true)
 			if err != nil && ctx.Err() != nil {
 				return ctx.Err()
 			}

@@ -32,17 +32,25 @@ var ErrHashBusy = errors.New("auth: every password and passphrase check is busy 
 // fit wait their turn, first come first served, until their deadline.
 // Without it each attempt allocates 64 MiB, and a few addresses opening
 // connections run the gateway out of memory.
+//
+// Checks for people whose identity is proven (host passphrases) wait
+// ahead of anonymous ones (passwords), first come first served among
+// themselves: a flood of password guesses delays a responder's passphrase
+// by the checks running, not by the whole queue. Every password check is
+// anonymous, so the order tells no one apart.
 type hashGate struct {
 	size int64 // KiB
 
 	mu      sync.Mutex
 	free    int64
-	waiters list.List // of *gateWaiter, in arrival order
+	waiters list.List // of *gateWaiter: the proven in arrival order, then the others
+	proven  int       // how many of waiters are proven
 }
 
 type gateWaiter struct {
-	n     int64
-	ready chan struct{} // closed when its n are taken for it
+	n      int64
+	proven bool
+	ready  chan struct{} // closed when its n are taken for it
 }
 
 // newHashGate makes a gate for a budget of bytes; it always fits one check
@@ -52,20 +60,30 @@ func newHashGate(bytes int64) *hashGate {
 	return &hashGate{size: size, free: size}
 }
 
-// acquire takes n KiB, waiting in line until ctx is done.
-func (g *hashGate) acquire(ctx context.Context, n int64) error {
+// acquire takes n KiB, waiting in line until ctx is done; proven checks
+// go ahead of the others.
+func (g *hashGate) acquire(ctx context.Context, n int64, proven bool) error {
 	g.mu.Lock()
 	if n > g.size {
 		g.mu.Unlock()
 		return fmt.Errorf("auth: a verifier needing %d MiB is over the hash memory budget of %d MiB", n>>10, g.size>>10)
 	}
-	if g.waiters.Len() == 0 && g.free >= n {
+	ahead := g.waiters.Len()
+	if proven {
+		ahead = g.proven
+	}
+	if ahead == 0 && g.free >= n {
 		g.free -= n
 		g.mu.Unlock()
 		return nil
 	}
-	w := &gateWaiter{n: n, ready: make(chan struct{})}
-	e := g.waiters.PushBack(w)
+	w := &gateWaiter{n: n, proven: proven, ready: make(chan struct{})}
+	var e *list.Element
+	if proven {
+		e = g.insertProven(w)
+	} else {
+		e = g.waiters.PushBack(w)
+	}
 	g.mu.Unlock()
 	select {
 	case <-w.ready:
@@ -78,7 +96,7 @@ func (g *hashGate) acquire(ctx context.Context, n int64) error {
 		// Granted as the deadline passed: give it back.
 		g.free += n
 	default:
-		g.waiters.Remove(e)
+		g.remove(e)
 	}
 	g.grant() // those behind it may fit now
 	g.mu.Unlock()
@@ -101,9 +119,27 @@ func (g *hashGate) grant() {
 			return
 		}
 		g.free -= w.n
-		g.waiters.Remove(e)
+		g.remove(e)
 		close(w.ready)
 	}
+}
+
+// insertProven queues w behind the proven waiters, ahead of the others.
+func (g *hashGate) insertProven(w *gateWaiter) *list.Element {
+	g.proven++
+	for e := g.waiters.Front(); e != nil; e = e.Next() {
+		if !e.Value.(*gateWaiter).proven {
+			return g.waiters.InsertBefore(w, e)
+		}
+	}
+	return g.waiters.PushBack(w)
+}
+
+func (g *hashGate) remove(e *list.Element) {
+	if e.Value.(*gateWaiter).proven {
+		g.proven--
+	}
+	g.waiters.Remove(e)
 }
 
 // HashMemoryBudget is the memory (bytes) the checks may hold at once:
@@ -126,12 +162,13 @@ func hashCost(verifier string) int64 {
 }
 
 // checkSecret is CheckSecret within the hash memory budget. It waits up to
-// HashWait (or until ctx is done) for its share, and returns ErrHashBusy
-// if it did not get it; took is how long the hash itself took.
-func (s *Service) checkSecret(ctx context.Context, secret, verifier string) (ok bool, took time.Duration, err error) {
+// HashWait (or until ctx is done) for its share, ahead of anonymous checks
+// if proven (the person's identity is proven), and returns ErrHashBusy if
+// it did not get it; took is how long the hash itself took.
+func (s *Service) checkSecret(ctx context.Context, secret, verifier string, proven bool) (ok bool, took time.Duration, err error) {
 	n := hashCost(verifier)
 	wctx, cancel := context.WithTimeout(ctx, s.cfg.HashWait)
-	err = s.gate.acquire(wctx, n)
+	err = s.gate.acquire(wctx, n, proven)
 	cancel()
 	switch {
 	case err != nil && ctx.Err() != nil:

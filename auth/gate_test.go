@@ -10,45 +10,49 @@ import (
 )
 
 // TestHashGateOrderAndDeadline: the gate hands out its budget first come,
-// first served; a check that does not fit waits, and gives up at its
+// first served, proven checks (passphrases) ahead of anonymous ones
+// (passwords); a check that does not fit waits, and gives up at its
 // deadline leaving the budget as it was.
 func TestHashGateOrderAndDeadline(t *testing.T) {
 	g := newHashGate(128 << 20) // two checks of 64 MiB
 	ctx := context.Background()
 	const m = 64 << 10 // KiB
-	if err := g.acquire(ctx, m); err != nil {
+	if err := g.acquire(ctx, m, false); err != nil {
 		t.Fatal(err)
 	}
-	if err := g.acquire(ctx, m); err != nil {
+	if err := g.acquire(ctx, m, false); err != nil {
 		t.Fatal(err)
 	}
 	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
-	if err := g.acquire(short, m); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("a third check over the budget: %v, want its deadline", err)
+	for _, proven := range []bool{false, true} {
+		if err := g.acquire(short, m, proven); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("a third check over the budget (proven %v): %v, want its deadline", proven, err)
+		}
 	}
-	// Two waiters, in order: the first in line gets the first release.
-	got := make(chan int, 2)
-	for i := range 2 {
+	// Two anonymous waiters, then a proven one: the proven one is served
+	// first, then the others in their order.
+	got := make(chan int, 3)
+	for i := range 3 {
 		go func() {
-			if err := g.acquire(ctx, m); err == nil {
+			if err := g.acquire(ctx, m, i == 2); err == nil {
 				got <- i
 			}
 		}()
 		g.waitQueued(i + 1) // queued in this order
 	}
-	g.release(m)
-	if first := <-got; first != 0 {
-		t.Fatalf("waiter %d served first", first)
+	for _, want := range []int{2, 0, 1} {
+		g.release(m)
+		if i := <-got; i != want {
+			t.Fatalf("waiter %d served, want %d", i, want)
+		}
 	}
 	g.release(m)
-	<-got
 	g.release(m)
-	g.release(m)
-	if g.free != g.size || g.waiters.Len() != 0 {
-		t.Fatalf("budget not whole after every release: free %d of %d, %d waiting", g.free, g.size, g.waiters.Len())
+	if g.free != g.size || g.waiters.Len() != 0 || g.proven != 0 {
+		t.Fatalf("budget not whole after every release: free %d of %d, %d waiting (%d proven)", g.free, g.size, g.waiters.Len(), g.proven)
 	}
-	if err := g.acquire(ctx, g.size+1); err == nil || errors.Is(err, context.DeadlineExceeded) {
+	if err := g.acquire(ctx, g.size+1, false); err == nil || errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("a verifier over the whole budget: %v, want refused at once", err)
 	}
 	if small := newHashGate(1 << 20); small.size != int64(verifierParams.Memory) {
@@ -73,7 +77,7 @@ func TestBusyHashFailsWithoutHashing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.gate.acquire(ctx, s.gate.size); err != nil { // every check is busy
+	if err := s.gate.acquire(ctx, s.gate.size, false); err != nil { // every check is busy
 		t.Fatal(err)
 	}
 	defer s.gate.release(s.gate.size)
@@ -127,7 +131,7 @@ func TestLockoutBeforeHash(t *testing.T) {
 		for range DefaultLimits.FailuresBeforeLockout {
 			s.limiter.passwordFailure(who)
 		}
-		if err := s.gate.acquire(ctx, s.gate.size); err != nil {
+		if err := s.gate.acquire(ctx, s.gate.size, false); err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -155,7 +159,7 @@ func TestHashWaitTellsNoOneApart(t *testing.T) {
 	ctx := context.Background()
 	// Hold all but 28 MiB: too little for a check of 64 MiB.
 	held := s.gate.size - 28<<10
-	if err := s.gate.acquire(ctx, held); err != nil {
+	if err := s.gate.acquire(ctx, held, false); err != nil {
 		t.Fatal(err)
 	}
 	const hold = 300 * time.Millisecond
