@@ -176,6 +176,9 @@ func (s *Service) checkSecret(ctx context.Context, secret, verifier string, prov
 	case errors.Is(err, context.DeadlineExceeded):
 		return false, 0, ErrHashBusy
 	case err != nil:
+		// A verifier asking more memory than the whole budget: it can
+		// never be checked until the budget grows.
+		s.log.Error("verifier cannot be checked", "err", err)
 		return false, 0, err
 	}
 	defer s.gate.release(n)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/alexedwards/argon2id"
 )
 
 // TestHashGateOrderAndDeadline: the gate hands out its budget first come,
@@ -184,5 +186,24 @@ func (g *hashGate) waitQueued(n int) {
 			return
 		}
 		runtime.Gosched()
+	}
+}
+
+// TestVerifierOverBudget: a verifier asking more memory than the whole
+// budget is refused at once, as a bad verifier, never hashed.
+func TestVerifierOverBudget(t *testing.T) {
+	big, err := argon2id.CreateHash("pw", &argon2id.Params{Memory: 128 << 10, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := &fakeDir{people: map[string]Person{"bob": {Name: "bob", Role: RoleAdvanced, PasswordHash: big}}}
+	s, err := New(Config{Directory: dir, Mailer: mailFunc(func(Message) error { return nil }), HashMemoryBudget: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Interactive(context.Background(), promptFunc(func(string) string { return "pw" }), nil, "bob", "", "src")
+	var d *Denied
+	if !errors.As(err, &d) || !strings.Contains(d.Reason, "over the hash memory budget of 64 MiB") {
+		t.Fatalf("a 128 MiB verifier with a 64 MiB budget: %v", err)
 	}
 }
