@@ -42,13 +42,18 @@ type Host struct {
 	PassphraseVerifier string
 }
 
-// Directory is the subset of the store auth reads. Lookups of someone or
+// Directory is the subset of the store auth reads, and the one thing it
+// writes: the last authenticator step used. Lookups of someone or
 // something absent return found == false, not an error.
 type Directory interface {
 	PersonByName(ctx context.Context, name string) (p Person, found bool, err error)
 	PersonByKey(ctx context.Context, fingerprint string) (p Person, found bool, err error)
 	TeamsOf(ctx context.Context, person string) ([]Team, error)
 	Host(ctx context.Context, name string) (h Host, found bool, err error)
+	// UseTOTPStep records person's authenticator time step as used and
+	// reports whether it is later than every step used before, atomically
+	// (two logins with one code: one wins).
+	UseTOTPStep(ctx context.Context, person string, step int64) (fresh bool, err error)
 }
 
 // Event is one audited decision.
@@ -93,6 +98,12 @@ type Config struct {
 	// Limits on guessing and on mail; zero values take the defaults of
 	// DefaultLimits.
 	Limits Limits
+	// HashMemoryBudget (bytes) bounds the memory password and passphrase
+	// checks hold at once (64 MiB each); HashWait is how long a check
+	// waits for its share before failing as a wrong answer. Zero:
+	// DefaultHashMemoryBudget, DefaultHashWait.
+	HashMemoryBudget int64
+	HashWait         time.Duration
 }
 
 // Service runs the authentication flow.
@@ -100,7 +111,8 @@ type Service struct {
 	cfg     Config
 	log     *slog.Logger
 	limiter *limiter
-	dummy   string // a password hash to compare against for unknown people
+	gate    *hashGate // the hash memory budget
+	dummy   string    // a password hash to compare against for unknown people
 	// dummyTook is how long the last check against dummy took
 	// (nanoseconds): every password check is made to take as long, so
 	// that a person whose hash is cheaper (bcrypt) is not told apart
@@ -139,11 +151,14 @@ func New(cfg Config) (*Service, error) {
 		cfg.PassphraseTries = 3
 	}
 	cfg.Limits = cfg.Limits.withDefaults()
+	cfg.HashMemoryBudget = orDefault(cfg.HashMemoryBudget, DefaultHashMemoryBudget)
+	cfg.HashWait = orDefault(cfg.HashWait, DefaultHashWait)
 	dummy, err := HashSecret("not a password of anyone's")
 	if err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, log: cfg.Logger, limiter: newLimiter(cfg.Limits, cfg.Now), dummy: dummy}, nil
+	return &Service{cfg: cfg, log: cfg.Logger, limiter: newLimiter(cfg.Limits, cfg.Now),
+		gate: newHashGate(cfg.HashMemoryBudget), dummy: dummy}, nil
 }
 
 // MayReach reports whether team t reaches host h: by name, by one of its

@@ -11,7 +11,11 @@
 // function, allowed or denied, with its reason.
 //
 // Failures all read "permission denied" at the SSH layer and cost about
-// the same time whether the person exists or not. Codes and passphrases
+// the same time whether the person exists or not. Every password and
+// passphrase check takes its argon2id memory from one budget
+// (Config.HashMemoryBudget) and waits its turn, with a deadline, rather
+// than allocate beyond it; lockouts and the address limit are checked
+// before any hash. Codes and passphrases
 // are never logged; a passphrase is held in a Secret, whose LogValue is
 // REDACTED, until the recorder has keyed the session with it.
 //

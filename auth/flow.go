@@ -70,21 +70,24 @@ func (l *Login) Passphrase(host string) (Secret, bool) {
 	return p, ok
 }
 
-// Ready returns host's passphrase if this connection has given it and the
-// second factor, so that nothing more needs asking.
-func (l *Login) Ready(host string) (Secret, bool) {
+// Take returns host's passphrase if this connection has given it and the
+// second factor, so that nothing more needs asking, and forgets it: one
+// passphrase given opens one session, however many start at once, and
+// every other session asks anew.
+func (l *Login) Take(host string) (Secret, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	p, ok := l.hosts[host]
-	return p, ok && l.secondDone
+	return l.take(host)
 }
 
-// Forget drops the passphrase of host from memory once the session no
-// longer needs it.
-func (l *Login) Forget(host string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// take is Take with l.mu held.
+func (l *Login) take(host string) (Secret, bool) {
+	p, ok := l.hosts[host]
+	if !ok || !l.secondDone {
+		return Secret{}, false
+	}
 	delete(l.hosts, host)
+	return p, true
 }
 
 type pendingCode struct {
@@ -93,8 +96,9 @@ type pendingCode struct {
 	tries   int
 }
 
-// maxAnswer bounds every answer: longer ones are wrong, not processed.
-const maxAnswer = 256
+// MaxAnswer bounds every answer (bytes): longer ones are cut there, so a
+// password or passphrase longer than this can never be given.
+const MaxAnswer = 256
 
 // KeyPerson returns the person a verified key belongs to, when the login
 // name allows it (the service login, or their own name).
@@ -174,23 +178,39 @@ func (s *Service) password(ctx context.Context, p Prompter, loginName, source st
 			return Person{}, err
 		}
 	}
-	verifier := s.dummy
-	if found && person.PasswordHash != "" {
-		verifier = person.PasswordHash
-	}
-	start := time.Now()
-	ok, verr := CheckSecret(limitLen(pw), verifier)
-	if verifier == s.dummy {
-		s.dummyTook.Store(int64(time.Since(start)))
-	} else if err := sleepCtx(ctx, time.Duration(s.dummyTook.Load())-time.Since(start)); err != nil {
-		return Person{}, err
-	}
 	// The name is recorded only if it is someone's: a password typed
 	// into the Username prompt must not land in the audit trail.
 	who := name // as audited and counted
 	if !found {
 		who = unknownName(name)
 	}
+	// A name locked out is refused before any hash is checked: its
+	// guesses cost no memory and no CPU. Unknown names lock out the same
+	// way, so this tells no one apart.
+	if s.limiter.passwordLocked(who) {
+		s.audit(Event{Person: who, Action: "login", Outcome: "denied", Reason: "locked out", Source: source})
+		return Person{}, denied("locked out", "")
+	}
+	verifier := s.dummy
+	if found && person.PasswordHash != "" {
+		verifier = person.PasswordHash
+	}
+	ok, took, verr := s.checkSecret(ctx, limitLen(pw), verifier, false)
+	switch {
+	case verr != nil && ctx.Err() != nil:
+		return Person{}, ctx.Err()
+	case errors.Is(verr, ErrHashBusy):
+		// No guess was checked: audited, not counted against the name.
+		s.audit(Event{Person: who, Action: "login", Outcome: "denied", Reason: "hash memory budget busy", Source: source})
+		return Person{}, denied("hash memory budget busy", "")
+	case verifier == s.dummy:
+		s.dummyTook.Store(int64(took))
+	default:
+		if err := sleepCtx(ctx, time.Duration(s.dummyTook.Load())-took); err != nil {
+			return Person{}, err
+		}
+	}
+	// Failures counted while this check ran may have locked the name out.
 	locked := s.limiter.passwordLocked(who)
 	if !found || person.PasswordHash == "" || !ok || verr != nil || locked {
 		reason := "wrong password"
@@ -257,8 +277,8 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 }
 
 func limitLen(s string) string {
-	if len(s) > maxAnswer {
-		return s[:maxAnswer]
+	if len(s) > MaxAnswer {
+		return s[:MaxAnswer]
 	}
 	return s
 }
@@ -325,17 +345,19 @@ func pickTeam(teams []Team, answer string) (Team, bool) {
 
 // HostFactors asks, on p, for what opening host still needs on this
 // connection: its passphrase, then — once per connection — the second
-// factor. It returns the passphrase, which keys the session's recording.
+// factor. It returns the passphrase, which keys the session's recording,
+// and takes it from l (see Login.Take).
 func (s *Service) HostFactors(ctx context.Context, p Prompter, l *Login, host string) (Secret, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if pp, ok := l.hosts[host]; ok && l.secondDone {
+	if pp, ok := l.take(host); ok {
 		return pp, nil
 	}
 	if err := s.hostFactors(ctx, p, l, host, "Team: "+l.Team.Name); err != nil {
 		return Secret{}, err
 	}
-	return l.hosts[host], nil
+	pp, _ := l.take(host)
+	return pp, nil
 }
 
 // ErrNoSuchHost is the reason for a host that does not exist or that the
@@ -386,8 +408,17 @@ func (s *Service) hostFactors(ctx context.Context, p Prompter, l *Login, host, i
 				return err
 			}
 			instruction = ""
-			match, _ := CheckSecret(limitLen(pp), verifier)
+			match, _, err := s.checkSecret(ctx, limitLen(pp), verifier, true)
+			if err != nil && ctx.Err() != nil {
+				return ctx.Err()
+			}
 			ok = match && reachable
+			if errors.Is(err, ErrHashBusy) {
+				// Nothing was checked: a wrong try, not counted.
+				s.audit(Event{Person: l.Person.Name, Action: "passphrase", Target: host, Outcome: "denied",
+					Reason: "hash memory budget busy", Source: l.Source})
+				continue
+			}
 			if !ok {
 				reason := "wrong passphrase"
 				switch {
@@ -445,14 +476,24 @@ func (s *Service) secondFactor(ctx context.Context, p Prompter, l *Login, instru
 				return err
 			}
 			instruction = ""
-			ok, _ := totp.ValidateCustom(strings.TrimSpace(limitLen(answer)), l.Person.TOTPSecret, s.cfg.Now(),
-				totp.ValidateOpts{Period: 30, Skew: 1, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
-			if ok {
+			step, ok := totpStep(strings.TrimSpace(limitLen(answer)), l.Person.TOTPSecret, s.cfg.Now())
+			if !ok {
+				s.failFactor(who, l.Source, "code", "", "wrong authenticator code")
+				continue
+			}
+			// Single use: a code whose step is not later than the last
+			// one accepted from this person (a replay) is refused.
+			fresh, err := s.cfg.Directory.UseTOTPStep(ctx, who, step)
+			if err != nil {
+				return fmt.Errorf("auth: authenticator step of %s: %w", who, err)
+			}
+			if fresh {
 				s.limiter.factorSuccess(who)
 				s.audit(Event{Person: who, Action: "code", Outcome: "allowed", Reason: "authenticator", Source: l.Source})
 				return nil
 			}
-			s.failFactor(who, l.Source, "code", "", "wrong authenticator code")
+			s.failFactor(who, l.Source, "code", "", "authenticator code used already")
+			instruction = "That code was used already; wait for the next one."
 		}
 		return denied("wrong authenticator code", "rr: wrong code")
 	}
@@ -504,6 +545,29 @@ func (s *Service) secondFactor(ctx context.Context, p Prompter, l *Login, instru
 		}
 	}
 	return denied("wrong code", "rr: wrong code")
+}
+
+// totpPeriod and totpSkew: authenticator codes change every 30 s, and
+// the one before and the one after the current are accepted too (clocks
+// drift).
+const (
+	totpPeriod = 30
+	totpSkew   = 1
+)
+
+// totpStep returns the time step (Unix time / totpPeriod) whose code is
+// answer, within totpSkew steps of now; the latest if several match. Every
+// candidate is compared, in constant time.
+func totpStep(answer, secret string, now time.Time) (step int64, ok bool) {
+	opts := totp.ValidateOpts{Period: totpPeriod, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}
+	current := now.Unix() / totpPeriod
+	for d := int64(-totpSkew); d <= totpSkew; d++ {
+		code, err := totp.GenerateCodeCustom(secret, time.Unix((current+d)*totpPeriod, 0), opts)
+		if err == nil && subtle.ConstantTimeCompare([]byte(answer), []byte(code)) == 1 {
+			step, ok = current+d, true
+		}
+	}
+	return step, ok
 }
 
 // newCode makes a 6-digit one-time code with pquerna/otp (HOTP over a

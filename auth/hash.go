@@ -2,6 +2,7 @@ package auth
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/alexedwards/argon2id"
@@ -12,9 +13,17 @@ import (
 // 64 MiB, 3 passes (about 0.1 s here), a fresh 16-byte salt per hash.
 var verifierParams = &argon2id.Params{Memory: 64 * 1024, Iterations: 3, Parallelism: 2, SaltLength: 16, KeyLength: 32}
 
+// ErrSecretTooLong is returned by HashSecret for a secret no login could
+// give: longer than MaxAnswer.
+var ErrSecretTooLong = fmt.Errorf("auth: a password or passphrase may be at most %d bytes, what a login answer carries", MaxAnswer)
+
 // HashSecret makes the slow verifier stored for a password or a host
 // passphrase: an argon2id PHC string ($argon2id$v=19$m=…,t=…,p=…$salt$key).
+// A secret longer than MaxAnswer bytes is refused (ErrSecretTooLong).
 func HashSecret(secret string) (string, error) {
+	if len(secret) > MaxAnswer {
+		return "", fmt.Errorf("%w (this one is %d)", ErrSecretTooLong, len(secret))
+	}
 	return argon2id.CreateHash(secret, verifierParams)
 }
 

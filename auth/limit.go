@@ -44,7 +44,7 @@ func (l Limits) withDefaults() Limits {
 }
 
 // orDefault is v if it is set (positive), else d.
-func orDefault[T int | time.Duration](v, d T) T {
+func orDefault[T int | int64 | time.Duration](v, d T) T {
 	if v > 0 {
 		return v
 	}

@@ -16,6 +16,7 @@ type DirectoryStore interface {
 	PersonByKey(ctx context.Context, fingerprint string) (store.Person, error)
 	TeamsOf(ctx context.Context, person string) ([]store.Team, error)
 	Host(ctx context.Context, name string) (store.Host, error)
+	UseTOTPStep(ctx context.Context, person string, step int64) (bool, error)
 }
 
 // StoreDirectory adapts the store to auth.Directory.
@@ -59,6 +60,10 @@ func (d directory) Host(ctx context.Context, name string) (auth.Host, bool, erro
 	h, err := d.st.Host(ctx, name)
 	ok, err := found(err)
 	return authHost(h), ok, err
+}
+
+func (d directory) UseTOTPStep(ctx context.Context, person string, step int64) (bool, error) {
+	return d.st.UseTOTPStep(ctx, person, step)
 }
 
 func authTeam(t store.Team) auth.Team {

@@ -238,8 +238,6 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 	if !ok {
 		return
 	}
-	// Every session asks anew, also after one refused on the way.
-	defer c.login.Forget(target.Host)
 	ss := &session{srv: c.srv, id: id, host: target.Host, pty: pty, client: ch, log: log, cancel: cancel,
 		finished: make(chan struct{})}
 	c.openSession(ctx, ss, &st, start, target, reqs, passphrase)
@@ -250,7 +248,7 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 // keyboard-interactive login did not. Without a terminal they cannot be
 // asked, and the person is told how to do it.
 func (c *personConn) hostFactors(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, st *setup, host string, log *slog.Logger) (auth.Secret, bool) {
-	if pp, ok := c.login.Ready(host); ok {
+	if pp, ok := c.login.Take(host); ok { // one entry, one session
 		return pp, true
 	}
 	pty := st.pty != nil
@@ -407,8 +405,7 @@ func (c *personConn) openSession(ctx context.Context, ss *session, st *setup, st
 	}
 	rec = r
 	// The recorder has what it needs of the passphrase; nothing else here
-	// keeps it (a next session on this host asks again).
-	c.login.Forget(target.Host)
+	// keeps it (the session took it from the login: a next one asks again).
 	info.Passphrase = auth.Secret{}
 
 	agent, agentReqs, err := s.openAgentChannel(target.Host, wire.SessionOpen{SessionID: ss.id, Person: c.person})

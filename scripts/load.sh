@@ -8,8 +8,8 @@
 #   2. The same under -race, 50 sessions of 5-10 s (RR_LOAD_RACE_SESSIONS,
 #      RR_LOAD_RACE_SECONDS).
 #   3. TestFaults: the real rr-gateway and rr-agent processes, mailpit and
-#      versitygw; an agent killed, SMTP and S3 stopped, the gateway
-#      SIGKILLed and restarted, under load.
+#      versitygw; an agent killed, SMTP and S3 stopped, a flood of password
+#      guesses, the gateway SIGKILLed and restarted, under load.
 # Results: bench/load-results.md and bench/load-results.json (one entry per
 # run, replaced by the next run of the same name).
 # Usage: scripts/load.sh [load|race|faults]...   (default: all three)

@@ -106,6 +106,24 @@ func (s *SQLite) PersonByKey(ctx context.Context, fingerprint string) (Person, e
 	return p, err
 }
 
+// UseTOTPStep records that person's authenticator code of time step
+// (Unix time / 30 s) was accepted, and reports whether it was later than
+// every step accepted from them before: false means the code was used
+// already (or an older one), or there is no such person. It is one
+// statement, so two logins racing with one code cannot both win.
+func (s *SQLite) UseTOTPStep(ctx context.Context, person string, step int64) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE people SET totp_last_step = ? WHERE name = ? AND totp_last_step < ?`,
+		step, person, step)
+	if err != nil {
+		return false, fmt.Errorf("store: totp step of %s: %w", person, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("store: totp step of %s: %w", person, err)
+	}
+	return n == 1, nil
+}
+
 // UpsertTeam creates or updates a team and replaces its hosts and members.
 // Every member must exist.
 func (s *SQLite) UpsertTeam(ctx context.Context, t Team) error {

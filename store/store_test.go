@@ -616,3 +616,38 @@ func TestOpenRacesOpen(t *testing.T) {
 		}
 	}
 }
+
+// TestUseTOTPStep: a person's authenticator step is accepted once, and
+// only if later than every one before; one person's steps are not
+// another's; no one's steps are never accepted.
+func TestUseTOTPStep(t *testing.T) {
+	s, _ := open(t)
+	for _, n := range []string{"alice", "bob"} {
+		if err := s.UpsertPerson(ctx, Person{Name: n, Role: "advanced"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		person string
+		step   int64
+		want   bool
+	}{
+		{"alice", 100, true},
+		{"alice", 100, false}, // the same code again
+		{"alice", 99, false},  // an older one
+		{"bob", 100, true},
+		{"alice", 101, true},
+		{"nobody", 200, false},
+	} {
+		if got, err := s.UseTOTPStep(ctx, c.person, c.step); err != nil || got != c.want {
+			t.Fatalf("UseTOTPStep(%s, %d) = %v, %v; want %v", c.person, c.step, got, err, c.want)
+		}
+	}
+	// The last step survives the configuration's upsert at every start.
+	if err := s.UpsertPerson(ctx, Person{Name: "alice", Role: "advanced", TOTPSecret: "X"}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.UseTOTPStep(ctx, "alice", 101); ok {
+		t.Fatal("an upsert of alice forgot her last authenticator step")
+	}
+}

@@ -70,6 +70,7 @@ func (c *fileConfig) authConfig() auth.Config {
 			FailuresBeforeLockout: l.FailuresBeforeLockout, LockoutBase: l.LockoutBase, LockoutMax: l.LockoutMax,
 			MailsPerPerson: l.MailsPerPerson, MailWindow: l.MailWindow,
 		},
+		HashMemoryBudget: a.HashMemoryBudget,
 	}
 }
 

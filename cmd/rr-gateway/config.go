@@ -81,6 +81,9 @@ type fileAuth struct {
 	CodeTries       int           `yaml:"code_tries"`
 	PassphraseTries int           `yaml:"passphrase_tries"`
 	Limits          fileLimits    `yaml:"limits"`
+	// HashMemoryBudget (bytes) bounds the password and passphrase checks
+	// running at once; 0: auth.DefaultHashMemoryBudget.
+	HashMemoryBudget int64 `yaml:"hash_memory_budget"`
 }
 
 type fileLimits struct {
@@ -157,6 +160,9 @@ func (c *fileConfig) check() error {
 	}
 	if c.Database == "" {
 		errs = append(errs, errors.New("database: empty"))
+	}
+	if c.Auth.HashMemoryBudget < 0 {
+		errs = append(errs, errors.New("auth.hash_memory_budget: negative (bytes; 0 for 512 MiB)"))
 	}
 	if c.Recordings.Spool == "" {
 		errs = append(errs, errors.New("recordings.spool: empty (sessions are never run unrecorded)"))

@@ -129,6 +129,30 @@ func TestPassphraseHashFromPipe(t *testing.T) {
 	}
 }
 
+// TestPassphraseHashRefusesTooLong: a passphrase longer than a login
+// answer carries (auth.MaxAnswer) could never be typed: it is refused,
+// with the limit, and no verifier is printed; one of exactly that length
+// is hashed.
+func TestPassphraseHashRefusesTooLong(t *testing.T) {
+	for _, n := range []int{auth.MaxAnswer, auth.MaxAnswer + 1} {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.WriteString(strings.Repeat("p", n) + "\n")
+		w.Close()
+		var out, errb bytes.Buffer
+		code := cmdPassphraseHash(nil, r, &out, &errb)
+		r.Close()
+		if n <= auth.MaxAnswer && (code != 0 || !strings.HasPrefix(out.String(), "$argon2id$")) {
+			t.Fatalf("%d bytes: exit %d, %q %q", n, code, out.String(), errb.String())
+		}
+		if n > auth.MaxAnswer && (code != 1 || out.Len() != 0 || !strings.Contains(errb.String(), "256 bytes")) {
+			t.Fatalf("%d bytes: exit %d, stdout %q, stderr %q; want refused with the limit", n, code, out.String(), errb.String())
+		}
+	}
+}
+
 func TestApplyIsIdempotent(t *testing.T) {
 	dir := t.TempDir()
 	key := filepath.Join(dir, "k")
@@ -354,5 +378,24 @@ func TestRemovedFromTheFileIsRemoved(t *testing.T) {
 	}
 	if _, err := st.PersonByName(ctx, "carol"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("carol, named by the file and then taken out, is still there: %v", err)
+	}
+}
+
+// TestHashMemoryBudget: auth.hash_memory_budget reaches auth, and a
+// negative one is refused by name.
+func TestHashMemoryBudget(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "g.yaml")
+	os.WriteFile(p, []byte("auth: {hash_memory_budget: 134217728}\n"), 0o600)
+	c, err := loadConfig(p)
+	if err != nil || c.check() != nil || c.authConfig().HashMemoryBudget != 128<<20 {
+		t.Fatalf("128 MiB budget: %v, %v, %d", err, c.check(), c.authConfig().HashMemoryBudget)
+	}
+	os.WriteFile(p, []byte("auth: {hash_memory_budget: -1}\n"), 0o600)
+	if c, err = loadConfig(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.check(); err == nil || !strings.Contains(err.Error(), "hash_memory_budget") {
+		t.Fatalf("negative budget: %v", err)
 	}
 }

@@ -43,7 +43,8 @@ Usage:
                                               twice, and print its argon2id verifier for
                                               hosts[].passphrase_verifier or
                                               people[].password_hash; without a terminal it
-                                              reads one line from standard input
+                                              reads one line from standard input; at most
+                                              256 bytes (what a login answer carries)
   rr-gateway totp-enroll [-issuer S] NAME     print a new authenticator secret for NAME:
                                               an otpauth:// URL for the app on stdout,
                                               the secret (for people[].totp_secret_file)
@@ -178,6 +179,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	limitMemory(authSvc.HashMemoryBudget(), log)
 	uploader, openRecording, err := c.uploader(ctx, spool, st, log)
 	if err != nil {
 		return err
@@ -449,7 +451,8 @@ func cmdKeygen(args []string, stdout, stderr io.Writer) int {
 func cmdPassphraseHash(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		fmt.Fprint(stderr, "Usage: rr-gateway passphrase-hash\n\nReads a passphrase without echo (twice) and prints its argon2id verifier.\n"+
-			"Without a terminal it reads one line from standard input.\n")
+			"Without a terminal it reads one line from standard input. At most 256 bytes\n"+
+			"(what a login answer carries).\n")
 		if args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
 			return 0
 		}

@@ -46,7 +46,8 @@ func commands() []*command {
 		{name: "sessions", args: "[--live] [--host H] [--user U] [--since S] [--limit N]",
 			summary: "list live sessions, then recent closed ones",
 			detail: "Shows the sessions of the team you logged in under (admins: every session).\n" +
-				"--since takes a duration ago (2h), RFC 3339 or YYYY-MM-DD; --limit defaults to 100.",
+				"--since takes a duration ago (2h), RFC 3339 or YYYY-MM-DD; --limit defaults to 100,\n" +
+				"at most 10000 (narrow with --since, --host or --user for older ones).",
 			run: (*Console).sessions},
 		{name: "show", args: "ID", summary: "show one session and where its recording is", run: (*Console).show},
 		{name: "kill", args: "ID [REASON...]", summary: "close a live session; its person sees who closed it and why",
@@ -54,7 +55,8 @@ func commands() []*command {
 		{name: "audit", args: "[--since S] [--until S] [--actor A] [--action X] [--session ID] [--limit N]",
 			summary: "show the audit trail, oldest first", admin: true,
 			detail: "--action matches exactly, or as a prefix when it ends with '.' or '*' (session., auth.*).\n" +
-				"--limit defaults to 1000. With --json, prints JSON Lines (one object per event\n" +
+				"--limit defaults to 1000, at most 100000 (narrow with --since and --until).\n" +
+				"With --json, prints JSON Lines (one object per event\n" +
 				"and line, for SIEMs) instead of one document.",
 			run: (*Console).auditTrail},
 		{name: "users", summary: "list people: email, role, keys, teams, whether a password or TOTP is set",
@@ -266,8 +268,8 @@ func (c *Console) sessions(x *call) error {
 	if _, err := x.parse(fs, 0, 0); err != nil {
 		return err
 	}
-	if *limit <= 0 {
-		return errors.New("--limit must be positive")
+	if err := checkLimit(*limit, maxSessionsLimit); err != nil {
+		return err
 	}
 	var list []sessionJSON
 	if isAdmin(x.who) || x.who.Team != "" {
@@ -438,8 +440,8 @@ func (c *Console) auditTrail(x *call) error {
 	if _, err := x.parse(fs, 0, 0); err != nil {
 		return err
 	}
-	if f.Limit <= 0 {
-		return errors.New("--limit must be positive")
+	if err := checkLimit(f.Limit, maxAuditLimit); err != nil {
+		return err
 	}
 	f.Since, f.Until = since.t, until.t
 	evs, err := c.cfg.Store.AuditEvents(x.ctx, f)

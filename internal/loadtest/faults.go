@@ -441,6 +441,10 @@ func RunFaults(t testing.TB, seed uint64) *Report {
 		Expected: "their recordings wait in the spool and are uploaded once S3 is back (checked at the end)",
 		Observed: fmt.Sprintf("%d of 12 sessions ended (%v); %d recordings in the spool while S3 was down", len(s3down.results), ok3, spooled)}
 
+	// A flood of password guesses: memory within budget, sessions go on.
+	burst := &group{name: "password-burst"}
+	fault(w.passwordBurst(burst, &next, others, seed))
+
 	// 4. The gateway is SIGKILLed with 12 sessions live, and restarted.
 	time.Sleep(time.Second)
 	liveAtKill := w.liveNow()
@@ -478,7 +482,7 @@ func RunFaults(t testing.TB, seed uint64) *Report {
 	// Every recording reaches the bucket; the spool empties.
 	verifyStart := time.Now()
 	all := []*SessionResult{}
-	for _, g := range []*group{agentKill, steady, s3down, smtpDown, gwKill, gwKillBulk, after} {
+	for _, g := range []*group{agentKill, steady, s3down, smtpDown, gwKill, gwKillBulk, after, burst} {
 		g.mu.Lock()
 		// A session that never reported (hung past its group's wait)
 		// would otherwise vanish from the report.
