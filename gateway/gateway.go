@@ -46,14 +46,14 @@ type Store interface {
 	Audit(ctx context.Context, e store.AuditEvent) error
 }
 
-// Config configures a Server. HostKey, Store and Auth are required; every
-// other field has a default (see New).
+// Config configures a Server. HostKey, Store, Auth and Recorders are
+// required; every other field has a default (see New).
 type Config struct {
 	HostKey ssh.Signer
 	Store   Store
 	// Auth runs people's authentication; build it over StoreDirectory.
 	Auth      *auth.Service
-	Recorders Recorders // default NopRecorders{}
+	Recorders Recorders // required: no recorder, no session
 	Logger    *slog.Logger
 	// Metrics, if set, counts ended sessions and their bytes (see
 	// Server.Register).
@@ -107,7 +107,7 @@ func (c *Config) checkAndSetDefaults() error {
 		errs = append(errs, errors.New("gateway: no auth service"))
 	}
 	if c.Recorders == nil {
-		c.Recorders = NopRecorders{}
+		errs = append(errs, errors.New("gateway: no recorders (sessions are never run unrecorded)"))
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
