@@ -39,6 +39,7 @@ log: {format: text, level: info}
 shutdown_grace: 3s
 recordings:
   spool: $d/recordings
+demo: true            # allows mail mode file, which prints every code below
 mail:
   mode: file          # each code: a .eml file in outbox, and printed below
   from: rr@demo.localhost

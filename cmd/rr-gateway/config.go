@@ -34,6 +34,7 @@ type fileConfig struct {
 	MaxSessionLength   time.Duration  `yaml:"max_session_length"`
 	Recordings         fileRecordings `yaml:"recordings"`
 	Mail               fileMail       `yaml:"mail"`
+	Demo               bool           `yaml:"demo"`
 	Auth               fileAuth       `yaml:"auth"`
 	People             []filePerson   `yaml:"people"`
 	Teams              []fileTeam     `yaml:"teams"`
@@ -124,7 +125,7 @@ func defaultConfig() fileConfig {
 		AgentListen: ":2223",
 		HostKey:     "/var/lib/rr/ssh_host_ed25519_key",
 		Database:    "/var/lib/rr/rr.db",
-		Mail:        fileMail{Mode: "console", From: "rr@localhost"},
+		Mail:        fileMail{Mode: "smtp", From: "rr@localhost"},
 		Recordings: fileRecordings{Spool: "/var/lib/rr/recordings", FlushInterval: time.Second,
 			S3: fileS3{Region: "us-east-1", Prefix: "recordings/"}},
 	}

@@ -33,6 +33,9 @@ func TestExampleConfig(t *testing.T) {
 	if _, err := c.mailer(nil); err != nil {
 		t.Fatal(err)
 	}
+	if c.Demo || c.Mail.Mode != "smtp" {
+		t.Fatalf("the example is a demo (demo %v, mail mode %s)", c.Demo, c.Mail.Mode)
+	}
 }
 
 func TestConfigErrors(t *testing.T) {
@@ -65,7 +68,7 @@ func TestConfigErrors(t *testing.T) {
 		t.Fatalf("keys: %v", err)
 	}
 	c, _ = loadConfig(write("mail: {mode: smtp, smtp: {host: ''}}\n"))
-	if _, err := c.mailer(nil); err == nil || !strings.Contains(err.Error(), "smtp host") {
+	if _, err := c.mailer(nil); err == nil || !strings.Contains(err.Error(), "smtp.host") {
 		t.Fatalf("smtp without host: %v", err)
 	}
 	c, _ = loadConfig(write("mail: {mode: pigeon}\n"))

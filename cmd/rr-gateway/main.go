@@ -118,7 +118,7 @@ func cmdServe(args []string, _, stderr io.Writer) int {
 	override(&c.Database, *database)
 	override(&c.Log.Format, *logFormat)
 	override(&c.Log.Level, *logLevel)
-	if err := c.check(); err != nil {
+	if err := errors.Join(c.check(), c.checkMail()); err != nil { // checkMail: only serving mails codes
 		return fail(stderr, fmt.Errorf("config: %w", err))
 	}
 	log, err := c.Log.Logger(stderr)
@@ -146,6 +146,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	c.warnDemo(log)
 	signer, err := sshkit.LoadOrCreateKey(c.HostKey)
 	if err != nil {
 		return err
