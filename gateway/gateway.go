@@ -93,6 +93,9 @@ type Config struct {
 	MaxSessionLength time.Duration
 	// Now is the clock (time.Now).
 	Now func() time.Time
+	// Algorithms are the SSH algorithms both ports offer
+	// (DefaultAlgorithms for an empty list).
+	Algorithms Algorithms
 }
 
 func (c *Config) checkAndSetDefaults() error {
@@ -130,6 +133,9 @@ func (c *Config) checkAndSetDefaults() error {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if err := c.Algorithms.checkAndSetDefaults(); err != nil {
+		errs = append(errs, fmt.Errorf("gateway: ssh algorithms: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -180,6 +186,8 @@ func New(cfg Config) (*Server, error) {
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	s.people = s.peopleConfig()
 	s.agents = s.agentsConfig()
+	cfg.Algorithms.apply(s.people)
+	cfg.Algorithms.apply(s.agents)
 	console, err := admin.New(admin.Config{
 		Store: cfg.Store,
 		Kill: func(ctx context.Context, id, by, reason string) error {

@@ -35,6 +35,7 @@ type fileConfig struct {
 	Recordings         fileRecordings `yaml:"recordings"`
 	Mail               fileMail       `yaml:"mail"`
 	Demo               bool           `yaml:"demo"`
+	SSH                fileSSH        `yaml:"ssh"`
 	Auth               fileAuth       `yaml:"auth"`
 	People             []filePerson   `yaml:"people"`
 	Teams              []fileTeam     `yaml:"teams"`
@@ -65,6 +66,18 @@ type fileMail struct {
 	From   string   `yaml:"from"`
 	Outbox string   `yaml:"outbox"`
 	SMTP   fileSMTP `yaml:"smtp"`
+}
+
+// fileSSH is the SSH algorithms both ports offer; an empty list is
+// gateway.DefaultAlgorithms' list.
+type fileSSH struct {
+	KeyExchanges []string `yaml:"kex"`
+	Ciphers      []string `yaml:"ciphers"`
+	MACs         []string `yaml:"macs"`
+}
+
+func (s fileSSH) algorithms() gateway.Algorithms {
+	return gateway.Algorithms{KeyExchanges: s.KeyExchanges, Ciphers: s.Ciphers, MACs: s.MACs}
 }
 
 type fileSMTP struct {
@@ -159,6 +172,9 @@ func (c *fileConfig) check() error {
 	}
 	if c.Recordings.Spool == "" {
 		errs = append(errs, errors.New("recordings.spool: empty (sessions are never run unrecorded)"))
+	}
+	if err := c.SSH.algorithms().Check(); err != nil {
+		errs = append(errs, fmt.Errorf("ssh: %w", err))
 	}
 	people := map[string]bool{}
 	keyOwner := map[string]string{} // fingerprint → person

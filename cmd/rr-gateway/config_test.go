@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/rr-gateway/rr/auth"
+	"github.com/rr-gateway/rr/gateway"
 	"github.com/rr-gateway/rr/store"
 )
 
@@ -35,6 +37,10 @@ func TestExampleConfig(t *testing.T) {
 	}
 	if c.Demo || c.Mail.Mode != "smtp" {
 		t.Fatalf("the example is a demo (demo %v, mail mode %s)", c.Demo, c.Mail.Mode)
+	}
+	if a, d := c.SSH.algorithms(), gateway.DefaultAlgorithms(); !slices.Equal(a.KeyExchanges, d.KeyExchanges) ||
+		!slices.Equal(a.Ciphers, d.Ciphers) || !slices.Equal(a.MACs, d.MACs) {
+		t.Fatalf("the example's ssh algorithms %+v differ from the defaults %+v", a, d)
 	}
 }
 

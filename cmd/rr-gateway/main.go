@@ -203,6 +203,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 		Address:            c.address(),
 		OpenRecording:      openRecording,
 		Declared:           c.declared,
+		Algorithms:         c.SSH.algorithms(),
 		LoginGraceTime:     c.LoginGraceTime,
 		ShutdownGrace:      c.ShutdownGrace,
 		AgentKeepalive:     c.AgentKeepalive,
