@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rr-gateway/rr/internal/rrtest"
 )
@@ -44,5 +45,25 @@ func TestSSHAudit(t *testing.T) {
 		if len(bad) > 0 {
 			t.Errorf("%s port: ssh-audit found:\n  %s\nfull output:\n%s", name, strings.Join(bad, "\n  "), out)
 		}
+	}
+}
+
+// TestKillReasonEscaped: a kill reason typed by someone else reaches the
+// killed person's terminal (the real ssh's stderr) with its bidi override
+// and zero-width space escaped, not acting on their terminal.
+func TestKillReasonEscaped(t *testing.T) {
+	w, alice, dave, _, _ := staffWorld(t)
+	ctx := testCtx(t, 2*time.Minute)
+	cmd, _, errb := w.startLong(t, ctx, alice, "6001")
+	id := w.liveID(t)
+	const reason = "contained \u202etxt.exe\u200b now"
+	if out, errOut, code := w.console(t, dave, "kill "+id+" "+reason); code != 0 || !strings.Contains(out, "killed session "+id) {
+		t.Fatalf("dave's kill: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	err := cmd.Wait()
+	got := errb.String()
+	if exitCode(err) == 0 || !strings.Contains(got, `Session closed by dave: contained \u202etxt.exe\u200b now`) ||
+		strings.ContainsAny(got, "\u202e\u200b") {
+		t.Fatalf("alice's ssh: exit %d, stderr %q; want the reason escaped", exitCode(err), got)
 	}
 }
