@@ -84,14 +84,16 @@ func writeJSON(out io.Writer, v any) error {
 	return err
 }
 
-// oneLine makes an error message safe to print as one line.
+// oneLine makes an error message safe to print as one line: line breaks
+// and tabs become spaces, other unsafe runes are escaped (a person sees
+// that something was there).
 func oneLine(msg string) string {
-	return strings.Map(func(r rune) rune {
-		if unsafeRune(r) {
+	return termtext.Escape(strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' || r == '\t' {
 			return ' '
 		}
 		return r
-	}, strings.ToValidUTF8(msg, "?"))
+	}, msg))
 }
 
 func yesNo(b bool) string {

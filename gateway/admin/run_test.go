@@ -254,4 +254,7 @@ func TestJSONCannotDriveATerminal(t *testing.T) {
 	if c := cell(hidden); c != `"kill\u200b-9 \U000e0041 \u3164 \u2060"` {
 		t.Errorf("a table cell with invisible characters: %q, want them escaped", c)
 	}
+	if m := oneLine("no host \"a\u202eb\"\nsecond line\x1b[2J"); m != `no host "a\u202eb" second line\x1b[2J` {
+		t.Errorf("an error message as one line: %q", m)
+	}
 }
