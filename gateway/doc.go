@@ -33,10 +33,19 @@
 //	     session context is cancelled (its cause is what the person is told)
 //	  ─▶ recorder closed, store row finished, channels closed
 //
+// Text the gateway writes on a person's terminal itself (notices, kill
+// reasons someone else typed, refusals, prompts) goes through
+// internal/termtext: control, bidi and invisible characters escaped. Of the
+// requests an agent sends on a session, only the first well-formed
+// exit-status or exit-signal goes on to the person, re-encoded, its
+// signal name and message bounded (256 bytes) and the message escaped;
+// the rest is dropped. The session's own bytes are never touched.
+//
 // The gateway never runs a shell itself and never forwards TCP, X11 or the
 // SSH agent: those would carry traffic the recorder cannot see.
 //
 // Imports: wire, auth, store (types and the SQLite implementation behind a
-// consumer interface), gateway/admin, gateway/download and internal/sshkit;
+// consumer interface), gateway/admin, gateway/download, internal/sshkit and
+// internal/termtext;
 // never agent.
 package gateway

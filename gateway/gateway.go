@@ -46,14 +46,14 @@ type Store interface {
 	Audit(ctx context.Context, e store.AuditEvent) error
 }
 
-// Config configures a Server. HostKey, Store and Auth are required; every
-// other field has a default (see New).
+// Config configures a Server. HostKey, Store, Auth and Recorders are
+// required; every other field has a default (see New).
 type Config struct {
 	HostKey ssh.Signer
 	Store   Store
 	// Auth runs people's authentication; build it over StoreDirectory.
 	Auth      *auth.Service
-	Recorders Recorders // default NopRecorders{}
+	Recorders Recorders // required: no recorder, no session
 	Logger    *slog.Logger
 	// Metrics, if set, counts ended sessions and their bytes (see
 	// Server.Register).
@@ -98,6 +98,9 @@ type Config struct {
 	MaxSessionLength time.Duration
 	// Now is the clock (time.Now).
 	Now func() time.Time
+	// Algorithms are the SSH algorithms both ports offer
+	// (DefaultAlgorithms for an empty list).
+	Algorithms Algorithms
 }
 
 func (c *Config) checkAndSetDefaults() error {
@@ -112,7 +115,7 @@ func (c *Config) checkAndSetDefaults() error {
 		errs = append(errs, errors.New("gateway: no auth service"))
 	}
 	if c.Recorders == nil {
-		c.Recorders = NopRecorders{}
+		errs = append(errs, errors.New("gateway: no recorders (sessions are never run unrecorded)"))
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -135,6 +138,9 @@ func (c *Config) checkAndSetDefaults() error {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if err := c.Algorithms.checkAndSetDefaults(); err != nil {
+		errs = append(errs, fmt.Errorf("gateway: ssh algorithms: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -186,6 +192,8 @@ func New(cfg Config) (*Server, error) {
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	s.people = s.peopleConfig()
 	s.agents = s.agentsConfig()
+	cfg.Algorithms.apply(s.people)
+	cfg.Algorithms.apply(s.agents)
 	console, err := admin.New(admin.Config{
 		Store: cfg.Store,
 		Kill: func(ctx context.Context, id, by, reason string) error {

@@ -53,7 +53,9 @@ type SessionRecorder interface {
 	Close(end SessionEnd) error
 }
 
-// NopRecorders records nothing. It is the default until the recorder lands.
+// NopRecorders records nothing. It is never a default: it is only for
+// what measures the relay alone (the benchmarks' "recording off" runs),
+// named explicitly in Config.Recorders.
 type NopRecorders struct{}
 
 // Start returns a recorder that discards everything.

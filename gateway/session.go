@@ -15,6 +15,7 @@ import (
 
 	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/gateway/download"
+	"github.com/rr-gateway/rr/internal/termtext"
 	"github.com/rr-gateway/rr/store"
 	"github.com/rr-gateway/rr/wire"
 )
@@ -86,7 +87,7 @@ func writeLine(ch ssh.Channel, pty bool, msg string) {
 	if pty {
 		eol = "\r\n" // the client's terminal is raw
 	}
-	ch.Stderr().Write([]byte(msg + eol))
+	ch.Stderr().Write([]byte(termtext.Escape(msg) + eol)) // a kill reason is someone else's text
 }
 
 func sendExitStatus(ch ssh.Channel, status uint32) {
@@ -294,9 +295,9 @@ func (t terminalPrompter) Ask(_ context.Context, instruction, prompt string, ech
 	// the file.
 	w := t.ch.Stderr()
 	if instruction != "" {
-		io.WriteString(w, instruction+"\r\n")
+		io.WriteString(w, termtext.Escape(instruction)+"\r\n")
 	}
-	io.WriteString(w, prompt)
+	io.WriteString(w, termtext.Escape(prompt))
 	line, ok := readLine(t.ch, 256, echo)
 	io.WriteString(w, "\r\n")
 	if !ok {
@@ -564,7 +565,7 @@ func (ss *session) bridge(ctx context.Context, clientReqs <-chan *ssh.Request, a
 	defer agent.Close()
 
 	var end SessionEnd
-	exited := false
+	exited, droppedLogged := false, false
 	var giveUp <-chan time.Time // after a cancel: how long the host side may take to close
 	// cancelled takes the cancel's cause as the end reason (unless the
 	// host had ended it first) and tells the person why.
@@ -588,20 +589,14 @@ func (ss *session) bridge(ctx context.Context, clientReqs <-chan *ssh.Request, a
 				agentReqs = nil
 				continue
 			}
-			switch req.Type {
-			case wire.ReqExitStatus:
-				var e wire.ExitStatus
-				if wire.Unmarshal(req.Type, req.Payload, &e) == nil {
-					status := int(e.Status)
-					end.ExitStatus, end.Reason, exited = &status, fmt.Sprintf("exit %d", status), true
-				}
-			case wire.ReqExitSignal:
-				var e wire.ExitSignal
-				if wire.Unmarshal(req.Type, req.Payload, &e) == nil {
-					end.Signal, end.Reason, exited = e.Signal, "signal "+e.Signal, true
-				}
+			// One well-formed exit goes on to the person; the rest is
+			// dropped (strings from an agent are bounded and escaped).
+			if !exited && exitRequest(req, &end) {
+				exited = true
+				forward(client, req)
+			} else {
+				ss.dropAgentRequest(req, &droppedLogged)
 			}
-			forward(client, req)
 		case req, ok := <-clientReqs:
 			if !ok {
 				// The person closed the channel: end the host side too.

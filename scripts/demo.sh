@@ -1,29 +1,40 @@
 #!/usr/bin/env bash
 # make demo: a gateway and an agent for "demo-host" on 127.0.0.1, state in
 # demo/ (kept between runs), in the foreground until Ctrl-C.
+# DEMO_DIR and DEMO_BIN (default demo and bin) move the state and the
+# programs.
 set -euo pipefail
+self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$0")/.."
 GATEWAY_PORT=${GATEWAY_PORT:-2222}
 AGENT_PORT=${AGENT_PORT:-2223}
 HTTP_PORT=${HTTP_PORT:-9464}
-d=demo
+d=${DEMO_DIR:-demo}
+bin=${DEMO_BIN:-bin}
 mkdir -p "$d"
 chmod 700 "$d"
 
-# Keys: the person's, the agent's, the gateway's. Kept if present.
-bin/rr-gateway keygen "$d/id_ed25519" >/dev/null
-bin/rr-gateway keygen "$d/agent_ed25519" >/dev/null
-
-# The demo host's passphrase: DEMO_PASSPHRASE, else the one made on the
-# first run (demo/passphrase). Only its verifier goes into the config.
+# The demo host's passphrase lives in demo/passphrase (mode 0600): the one
+# made on the first run, or DEMO_PASSPHRASE's, written there; then this
+# script starts anew without DEMO_PASSPHRASE, so that no process it leaves
+# running (itself, the gateway, the agent) holds it in its environment.
+# It is never an argument either. Only its verifier goes into the config.
 if [ -n "${DEMO_PASSPHRASE:-}" ]; then
-  printf '%s\n' "$DEMO_PASSPHRASE" >"$d/passphrase"
-elif [ ! -s "$d/passphrase" ]; then
+  (umask 077; rm -f "$d/passphrase"; printf '%s\n' "$DEMO_PASSPHRASE" >"$d/passphrase")
+  unset DEMO_PASSPHRASE
+  exec "$self" "$@"
+fi
+if [ ! -s "$d/passphrase" ]; then
   (umask 077; od -An -N9 -tx1 /dev/urandom | tr -d ' \n' >"$d/passphrase"; echo >>"$d/passphrase")
 fi
 chmod 600 "$d/passphrase"
+
+# Keys: the person's, the agent's, the gateway's. Kept if present.
+"$bin"/rr-gateway keygen "$d/id_ed25519" >/dev/null
+"$bin"/rr-gateway keygen "$d/agent_ed25519" >/dev/null
+
 passphrase=$(head -n1 "$d/passphrase")
-verifier=$(printf '%s\n' "$passphrase" | bin/rr-gateway passphrase-hash)
+verifier=$(printf '%s\n' "$passphrase" | "$bin"/rr-gateway passphrase-hash)
 
 # Configs are written on every run so that ports can change.
 cat >"$d/gateway.yaml" <<YAML
@@ -39,6 +50,7 @@ log: {format: text, level: info}
 shutdown_grace: 3s
 recordings:
   spool: $d/recordings
+demo: true            # allows mail mode file, which prints every code below
 mail:
   mode: file          # each code: a .eml file in outbox, and printed below
   from: rr@demo.localhost
@@ -58,7 +70,7 @@ hosts:
     agent_key_file: $d/agent_ed25519.pub
     passphrase_verifier: '$verifier'
 YAML
-fp=$(bin/rr-gateway fingerprint -config "$d/gateway.yaml")
+fp=$("$bin"/rr-gateway fingerprint -config "$d/gateway.yaml")
 cat >"$d/agent.yaml" <<YAML
 # Written by scripts/demo.sh; see configs/agent.yaml for every field.
 gateways: [127.0.0.1:$AGENT_PORT]
@@ -80,9 +92,9 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-bin/rr-gateway -config "$d/gateway.yaml" > >(sed -u 's/^/gateway | /') 2>&1 &
+"$bin"/rr-gateway -config "$d/gateway.yaml" > >(sed -u 's/^/gateway | /') 2>&1 &
 pids+=($!)
-bin/rr-agent -config "$d/agent.yaml" > >(sed -u 's/^/agent   | /') 2>&1 &
+"$bin"/rr-agent -config "$d/agent.yaml" > >(sed -u 's/^/agent   | /') 2>&1 &
 pids+=($!)
 
 cat <<MSG
@@ -93,7 +105,7 @@ cat <<MSG
     ssh -t -i $d/id_ed25519 -p $GATEWAY_PORT rr@127.0.0.1 demo-host
 
   It asks "Passphrase for demo-host:" -- the passphrase is  $passphrase
-  (DEMO_PASSPHRASE=... make demo sets another) -- then for the code it
+  (in $d/passphrase; write another there, mode 0600) -- then for the code it
   mailed: the mail is printed below and saved in $d/outbox/.
   (-o UserKnownHostsFile=$d/known_hosts keeps your own known_hosts clean.)
   Other things to try:

@@ -15,6 +15,7 @@ need_tools() {
   command -v openssl >/dev/null || missing+=(openssl)
   command -v asciinema >/dev/null || missing+=(asciinema)
   command -v strace >/dev/null || missing+=(strace) # the agent test of a process that never ends
+  command -v ssh-audit >/dev/null || missing+=(ssh-audit) # both SSH ports audited
   [ ${#missing[@]} -eq 0 ] && return 0
   echo "test: installing ${missing[*]}"
   local sudo=""

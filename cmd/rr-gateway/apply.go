@@ -26,15 +26,18 @@ import (
 // SMTP section is an error here, at start, not at the first code.
 func (c *fileConfig) mailer(console io.Writer) (auth.Mailer, error) {
 	m := c.Mail
+	if err := c.checkMail(); err != nil {
+		return nil, err
+	}
 	switch m.Mode {
-	case "", "console":
+	case "console":
 		return &auth.FileMailer{Console: console, From: m.From}, nil
 	case "file":
 		if m.Outbox == "" {
 			return nil, errors.New("mail: mode file needs outbox (a folder)")
 		}
 		return &auth.FileMailer{Dir: m.Outbox, Console: console, From: m.From}, nil
-	case "smtp":
+	case "", "smtp":
 		pw, err := config.Secret("", m.SMTP.PasswordFile, m.SMTP.PasswordEnv)
 		if err != nil {
 			return nil, fmt.Errorf("mail: smtp password: %w", err)

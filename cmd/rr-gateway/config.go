@@ -34,6 +34,8 @@ type fileConfig struct {
 	MaxSessionLength   time.Duration  `yaml:"max_session_length"`
 	Recordings         fileRecordings `yaml:"recordings"`
 	Mail               fileMail       `yaml:"mail"`
+	Demo               bool           `yaml:"demo"`
+	SSH                fileSSH        `yaml:"ssh"`
 	Auth               fileAuth       `yaml:"auth"`
 	People             []filePerson   `yaml:"people"`
 	Teams              []fileTeam     `yaml:"teams"`
@@ -64,6 +66,18 @@ type fileMail struct {
 	From   string   `yaml:"from"`
 	Outbox string   `yaml:"outbox"`
 	SMTP   fileSMTP `yaml:"smtp"`
+}
+
+// fileSSH is the SSH algorithms both ports offer; an empty list is
+// gateway.DefaultAlgorithms' list.
+type fileSSH struct {
+	KeyExchanges []string `yaml:"kex"`
+	Ciphers      []string `yaml:"ciphers"`
+	MACs         []string `yaml:"macs"`
+}
+
+func (s fileSSH) algorithms() gateway.Algorithms {
+	return gateway.Algorithms{KeyExchanges: s.KeyExchanges, Ciphers: s.Ciphers, MACs: s.MACs}
 }
 
 type fileSMTP struct {
@@ -129,7 +143,7 @@ func defaultConfig() fileConfig {
 		AgentListen: ":2223",
 		HostKey:     "/var/lib/rr/ssh_host_ed25519_key",
 		Database:    "/var/lib/rr/rr.db",
-		Mail:        fileMail{Mode: "console", From: "rr@localhost"},
+		Mail:        fileMail{Mode: "smtp", From: "rr@localhost"},
 		Recordings: fileRecordings{Spool: "/var/lib/rr/recordings", FlushInterval: time.Second,
 			S3: fileS3{Region: "us-east-1", Prefix: "recordings/"}},
 	}
@@ -166,6 +180,9 @@ func (c *fileConfig) check() error {
 	}
 	if c.Recordings.Spool == "" {
 		errs = append(errs, errors.New("recordings.spool: empty (sessions are never run unrecorded)"))
+	}
+	if err := c.SSH.algorithms().Check(); err != nil {
+		errs = append(errs, fmt.Errorf("ssh: %w", err))
 	}
 	people := map[string]bool{}
 	keyOwner := map[string]string{} // fingerprint → person

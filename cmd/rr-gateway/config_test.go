@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/rr-gateway/rr/auth"
+	"github.com/rr-gateway/rr/gateway"
 	"github.com/rr-gateway/rr/store"
 )
 
@@ -32,6 +34,13 @@ func TestExampleConfig(t *testing.T) {
 	}
 	if _, err := c.mailer(nil); err != nil {
 		t.Fatal(err)
+	}
+	if c.Demo || c.Mail.Mode != "smtp" {
+		t.Fatalf("the example is a demo (demo %v, mail mode %s)", c.Demo, c.Mail.Mode)
+	}
+	if a, d := c.SSH.algorithms(), gateway.DefaultAlgorithms(); !slices.Equal(a.KeyExchanges, d.KeyExchanges) ||
+		!slices.Equal(a.Ciphers, d.Ciphers) || !slices.Equal(a.MACs, d.MACs) {
+		t.Fatalf("the example's ssh algorithms %+v differ from the defaults %+v", a, d)
 	}
 }
 
@@ -65,7 +74,7 @@ func TestConfigErrors(t *testing.T) {
 		t.Fatalf("keys: %v", err)
 	}
 	c, _ = loadConfig(write("mail: {mode: smtp, smtp: {host: ''}}\n"))
-	if _, err := c.mailer(nil); err == nil || !strings.Contains(err.Error(), "smtp host") {
+	if _, err := c.mailer(nil); err == nil || !strings.Contains(err.Error(), "smtp.host") {
 		t.Fatalf("smtp without host: %v", err)
 	}
 	c, _ = loadConfig(write("mail: {mode: pigeon}\n"))

@@ -120,7 +120,7 @@ func cmdServe(args []string, _, stderr io.Writer) int {
 	override(&c.Database, *database)
 	override(&c.Log.Format, *logFormat)
 	override(&c.Log.Level, *logLevel)
-	if err := c.check(); err != nil {
+	if err := errors.Join(c.check(), c.checkMail()); err != nil { // checkMail: only serving mails codes
 		return fail(stderr, fmt.Errorf("config: %w", err))
 	}
 	log, err := c.Log.Logger(stderr)
@@ -148,6 +148,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	c.warnDemo(log)
 	signer, err := sshkit.LoadOrCreateKey(c.HostKey)
 	if err != nil {
 		return err
@@ -206,6 +207,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 		OpenRecording:      openRecording,
 		Declared:           c.declared,
 		TokenRule:          c.tokenRule,
+		Algorithms:         c.SSH.algorithms(),
 		LoginGraceTime:     c.LoginGraceTime,
 		ShutdownGrace:      c.ShutdownGrace,
 		AgentKeepalive:     c.AgentKeepalive,

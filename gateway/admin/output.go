@@ -10,6 +10,9 @@ import (
 	"text/tabwriter"
 	"time"
 	"unicode"
+	"unicode/utf16"
+
+	"github.com/rr-gateway/rr/internal/termtext"
 )
 
 // table writes aligned columns: a header row, then one row per add.
@@ -34,30 +37,24 @@ func (t *table) add(cells ...string) {
 func (t *table) flush() error { return t.tw.Flush() }
 
 // cell makes s safe for a table cell on a terminal: "-" when empty, Go
-// escapes (quoted) when it holds control characters, and never a tab.
+// escapes (quoted) when it holds control, bidi or invisible characters,
+// and never a tab. Commands, labels, paths and end reasons are stored as
+// people typed them.
 func cell(s string) string {
 	if s == "" {
 		return "-"
 	}
 	if strings.IndexFunc(s, func(r rune) bool { return unsafeRune(r) || r == unicode.ReplacementChar }) >= 0 {
-		return strconv.Quote(s)
+		// strconv.Quote leaves what Go deems printable (a Hangul
+		// filler): termtext escapes the rest.
+		return termtext.Escape(strconv.Quote(s))
 	}
 	return s
 }
 
 // unsafeRune reports whether r, written to a terminal, could act rather
-// than show: C0 and C1 controls (U+009B is an 8-bit CSI), DEL, and the
-// bidirectional formatting characters that reorder what follows.
-// Commands, labels, paths and end reasons are stored as people typed them.
-func unsafeRune(r rune) bool {
-	switch {
-	case unicode.IsControl(r):
-		return true
-	case r == 0x061C, r == 0x200E, r == 0x200F, r >= 0x202A && r <= 0x202E, r >= 0x2066 && r <= 0x2069:
-		return true
-	}
-	return false
-}
+// than show, or shows nothing (termtext.Unsafe).
+func unsafeRune(r rune) bool { return termtext.Unsafe(r) }
 
 // writeJSON writes v as one JSON document on one line. encoding/json
 // escapes C0 controls but not C1 or bidi ones: those are escaped too.
@@ -72,7 +69,11 @@ func writeJSON(out io.Writer, v any) error {
 		var e bytes.Buffer
 		for _, r := range string(b) {
 			if unsafeRune(r) {
-				fmt.Fprintf(&e, "\\u%04x", r)
+				if r1, r2 := utf16.EncodeRune(r); r1 != unicode.ReplacementChar {
+					fmt.Fprintf(&e, "\\u%04x\\u%04x", r1, r2) // a tag character: a surrogate pair
+				} else {
+					fmt.Fprintf(&e, "\\u%04x", r)
+				}
 			} else {
 				e.WriteRune(r)
 			}
@@ -83,14 +84,16 @@ func writeJSON(out io.Writer, v any) error {
 	return err
 }
 
-// oneLine makes an error message safe to print as one line.
+// oneLine makes an error message safe to print as one line: line breaks
+// and tabs become spaces, other unsafe runes are escaped (a person sees
+// that something was there).
 func oneLine(msg string) string {
-	return strings.Map(func(r rune) rune {
-		if unsafeRune(r) {
+	return termtext.Escape(strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' || r == '\t' {
 			return ' '
 		}
 		return r
-	}, strings.ToValidUTF8(msg, "?"))
+	}, msg))
 }
 
 func yesNo(b bool) string {

@@ -241,4 +241,20 @@ func TestJSONCannotDriveATerminal(t *testing.T) {
 	if c := cell("a\u202eb"); !strings.HasPrefix(c, `"`) {
 		t.Errorf("a table cell with a bidi override: %q, want it quoted", c)
 	}
+	// Invisible ones too: zero-width, a tag character (outside the BMP:
+	// a surrogate pair in JSON), a Hangul filler.
+	const hidden = "kill\u200b-9 \U000e0041 \u3164 \u2060"
+	b.Reset()
+	if err := writeJSON(&b, map[string]string{"reason": hidden}); err != nil {
+		t.Fatal(err)
+	}
+	if out := b.String(); strings.ContainsAny(out, "\u200b\U000e0041\u3164\u2060") || json.Unmarshal(b.Bytes(), &back) != nil || back["reason"] != hidden {
+		t.Errorf("JSON %q decodes to %q", out, back["reason"])
+	}
+	if c := cell(hidden); c != `"kill\u200b-9 \U000e0041 \u3164 \u2060"` {
+		t.Errorf("a table cell with invisible characters: %q, want them escaped", c)
+	}
+	if m := oneLine("no host \"a\u202eb\"\nsecond line\x1b[2J"); m != `no host "a\u202eb" second line\x1b[2J` {
+		t.Errorf("an error message as one line: %q", m)
+	}
 }
