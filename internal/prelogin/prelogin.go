@@ -143,11 +143,20 @@ func (l *Listener) Pending() int {
 	return l.pending
 }
 
-// Accept waits for a connection within the limits. It returns an error
-// only when the listener is closed: any other error is logged and waited
-// out with back-off (5 ms doubling to 1 s), so that running out of file
-// descriptors for a while does not end the port.
+// Accept is AcceptConn for a net.Listener's users (an http.Server).
 func (l *Listener) Accept() (net.Conn, error) {
+	c, err := l.AcceptConn()
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// AcceptConn waits for a connection within the limits. It returns an
+// error only when the listener is closed: any other error is logged and
+// waited out with back-off (5 ms doubling to 1 s), so that running out of
+// file descriptors for a while does not end the port.
+func (l *Listener) AcceptConn() (*Conn, error) {
 	var delay time.Duration
 	for {
 		nc, err := l.Listener.Accept()

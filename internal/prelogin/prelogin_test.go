@@ -287,7 +287,11 @@ type lockedWriter struct {
 	w  io.Writer
 }
 
-func (w lockedWriter) Write(p []byte) (int, error) { w.mu.Lock(); defer w.mu.Unlock(); return w.w.Write(p) }
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(p)
+}
 
 func TestAddrKey(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
