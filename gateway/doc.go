@@ -30,10 +30,16 @@
 //	     session context is cancelled (its cause is what the person is told)
 //	  ─▶ recorder closed, store row finished, channels closed
 //
+// Before login each port's listener is wrapped by internal/prelogin (caps
+// per address and in all, the handshake deadline, then the login grace,
+// extended to PromptGraceTime once a person's identity is proven); after
+// login, a person's connection with no channel open is closed
+// (UnusedConnectionTimeout).
+//
 // The gateway never runs a shell itself and never forwards TCP, X11 or the
 // SSH agent: those would carry traffic the recorder cannot see.
 //
 // Imports: wire, auth, store (types and the SQLite implementation behind a
-// consumer interface), gateway/admin, gateway/download and internal/sshkit;
-// never agent.
+// consumer interface), gateway/admin, gateway/download, internal/sshkit and
+// internal/prelogin; never agent.
 package gateway
