@@ -29,6 +29,13 @@ type Prompter interface {
 	Ask(ctx context.Context, instruction, prompt string, echo bool) (string, error)
 }
 
+// IdentityWatcher is a Prompter told when the person's identity is
+// proven, before team and factors are asked: the gateway then gives the
+// connection longer (a mailed code takes time to fetch).
+type IdentityWatcher interface {
+	IdentityProven()
+}
+
 // KeyboardInteractive makes a Prompter of an SSH keyboard-interactive
 // challenge function (ssh.KeyboardInteractiveChallenge has this shape):
 // one round a question.
@@ -141,6 +148,9 @@ func (s *Service) Interactive(ctx context.Context, p Prompter, known *Person, lo
 	if person.Role != RoleAdvanced && person.Role != RoleAdmin {
 		s.audit(Event{Person: person.Name, Action: "login", Outcome: "denied", Reason: "role " + person.Role, Source: source})
 		return nil, denied("role "+person.Role, "rr: your role ("+person.Role+") may not open sessions; an admin can make you an advanced user")
+	}
+	if w, ok := p.(IdentityWatcher); ok {
+		w.IdentityProven()
 	}
 	l := &Login{Person: person, Source: source, hosts: map[string]Secret{}}
 	instruction, err := s.chooseTeam(ctx, p, l)

@@ -5,12 +5,12 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/rr-gateway/rr/internal/prelogin"
 	"github.com/rr-gateway/rr/internal/sshkit"
 	"github.com/rr-gateway/rr/store"
 	"github.com/rr-gateway/rr/wire"
@@ -86,15 +86,14 @@ func (s *Server) agentsConfig() *ssh.ServerConfig {
 	return cfg
 }
 
-func (s *Server) handleAgent(nc net.Conn) {
-	nc.SetDeadline(s.cfg.Now().Add(s.cfg.LoginGraceTime))
-	sc, chans, reqs, err := ssh.NewServerConn(nc, s.agents)
+func (s *Server) handleAgent(nc *prelogin.Conn) {
+	sc, chans, reqs, err := ssh.NewServerConn(nc, withKexHook(s.agents, nc))
 	if err != nil {
-		s.log.Info("agent refused", "remote", nc.RemoteAddr().String(), "err", err)
+		logLoginFailure(s.log, "agents", nc.RemoteAddr().String(), err)
 		return
 	}
 	defer sc.Close()
-	nc.SetDeadline(time.Time{})
+	nc.Authenticated()
 	host := sc.Permissions.Extensions[extHost]
 	log := s.log.With("host", host, "remote", nc.RemoteAddr().String())
 

@@ -41,11 +41,16 @@
 // signal name and message bounded (256 bytes) and the message escaped;
 // the rest is dropped. The session's own bytes are never touched.
 //
+// Before login each port's listener is wrapped by internal/prelogin (caps
+// per address and in all, the handshake deadline, then the login grace,
+// extended to PromptGraceTime once a person's identity is proven); after
+// login, a person's connection with no channel open is closed
+// (UnusedConnectionTimeout).
+//
 // The gateway never runs a shell itself and never forwards TCP, X11 or the
 // SSH agent: those would carry traffic the recorder cannot see.
 //
 // Imports: wire, auth, store (types and the SQLite implementation behind a
 // consumer interface), gateway/admin, gateway/download, internal/sshkit and
-// internal/termtext;
-// never agent.
+// internal/termtext, internal/prelogin; never agent.
 package gateway

@@ -17,6 +17,7 @@ import (
 	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/gateway/admin"
 	"github.com/rr-gateway/rr/gateway/download"
+	"github.com/rr-gateway/rr/internal/prelogin"
 	"github.com/rr-gateway/rr/store"
 )
 
@@ -78,10 +79,27 @@ type Config struct {
 	// audit, or the refusal. Optional: without it, hosts Declared
 	// declares get no token.
 	TokenRule func(host string) (reason string, err error)
-	// LoginGraceTime bounds the SSH handshake and authentication, and
-	// separately the passphrase and code asked on a session's terminal
-	// (3m: long enough to fetch a mailed code).
+	// LoginGraceTime bounds, from accept, the SSH handshake and proving
+	// who one is (60s); an authenticated person's connection that never
+	// opens a channel is closed this long after login (see
+	// UnusedConnectionTimeout).
 	LoginGraceTime time.Duration
+	// PromptGraceTime bounds what is asked once identity is proven: the
+	// rest of an rr+HOST login's keyboard-interactive (team, passphrase,
+	// mailed code), and the menu, passphrase and code asked on a
+	// session's terminal (3m: long enough to fetch a mailed code).
+	PromptGraceTime time.Duration
+	// UnusedConnectionTimeout closes a person's connection that has had
+	// no channel open for this long after its last one ended (ssh -N, a
+	// ControlMaster between sessions); one that never opened a channel
+	// is closed LoginGraceTime after login. Zero: never (both). Agents'
+	// tunnels are never closed for it.
+	UnusedConnectionTimeout time.Duration
+	// PeopleLimits and AgentLimits bound the connections not logged in
+	// yet on each port (zero fields: DefaultPeopleLimits,
+	// DefaultAgentLimits); their LoginGrace is LoginGraceTime.
+	PeopleLimits prelogin.Limits
+	AgentLimits  prelogin.Limits
 	// ShutdownGrace is how long Shutdown lets live sessions run after
 	// telling them the gateway is going away (10s).
 	ShutdownGrace time.Duration
@@ -129,7 +147,10 @@ func (c *Config) checkAndSetDefaults() error {
 	if c.OpenRecording == nil {
 		c.OpenRecording = download.OpenFile
 	}
-	setDefault(&c.LoginGraceTime, 3*time.Minute)
+	setDefault(&c.LoginGraceTime, time.Minute)
+	setDefault(&c.PromptGraceTime, 3*time.Minute)
+	c.PeopleLimits = limitsDefaults(c.PeopleLimits, DefaultPeopleLimits, c.LoginGraceTime)
+	c.AgentLimits = limitsDefaults(c.AgentLimits, DefaultAgentLimits, c.LoginGraceTime)
 	setDefault(&c.ShutdownGrace, 10*time.Second)
 	setDefault(&c.AgentKeepalive, 15*time.Second)
 	setDefault(&c.ClientKeepalive, 30*time.Second)
@@ -222,13 +243,24 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// ServePeople accepts people's connections on ln until the server closes.
-func (s *Server) ServePeople(ln net.Listener) error { return s.serve(ln, s.handlePerson) }
+// ServePeople accepts people's connections on ln until the server closes,
+// within Config.PeopleLimits.
+func (s *Server) ServePeople(ln net.Listener) error {
+	return s.serve(ln, "people", s.cfg.PeopleLimits, s.handlePerson)
+}
 
-// ServeAgents accepts agents' connections on ln until the server closes.
-func (s *Server) ServeAgents(ln net.Listener) error { return s.serve(ln, s.handleAgent) }
+// ServeAgents accepts agents' connections on ln until the server closes,
+// within Config.AgentLimits.
+func (s *Server) ServeAgents(ln net.Listener) error {
+	return s.serve(ln, "agents", s.cfg.AgentLimits, s.handleAgent)
+}
 
-func (s *Server) serve(ln net.Listener, handle func(net.Conn)) error {
+func (s *Server) serve(raw net.Listener, port string, lim prelogin.Limits, handle func(*prelogin.Conn)) error {
+	ln, err := prelogin.Wrap(raw, prelogin.Config{Limits: lim, Port: port, Logger: s.log, Refused: s.cfg.Metrics.ConnRefused(port)})
+	if err != nil {
+		raw.Close()
+		return err
+	}
 	if !s.track(ln) {
 		ln.Close()
 		return ErrServerClosed
@@ -236,14 +268,14 @@ func (s *Server) serve(ln net.Listener, handle func(net.Conn)) error {
 	defer s.untrack(ln)
 	var delay time.Duration
 	for {
-		nc, err := ln.Accept()
+		nc, err := ln.AcceptConn()
 		if err != nil {
 			if s.isClosing() || errors.Is(err, net.ErrClosed) {
 				return ErrServerClosed
 			}
-			// Anything else is trouble that passes (out of file
-			// descriptors or memory…): back off and try again, rather
-			// than end every session with the gateway.
+			// prelogin waits out trouble that passes (out of file
+			// descriptors…) itself; anything else, all the same: back
+			// off and try again, rather than end every session.
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 			s.log.Warn("accept failed; retrying", "err", err, "delay", delay)
 			time.Sleep(delay)

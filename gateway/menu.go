@@ -72,7 +72,7 @@ func (c *personConn) pickHost(ctx context.Context, ch ssh.Channel, reqs <-chan *
 	}
 
 	var host string
-	ctx, cancel := context.WithTimeoutCause(ctx, c.srv.cfg.LoginGraceTime, errors.New("menu timed out"))
+	ctx, cancel := context.WithTimeoutCause(ctx, c.srv.cfg.PromptGraceTime, errors.New("menu timed out"))
 	defer cancel()
 	if !c.converse(ctx, ch, reqs, st, func() { host = menuLoop(ch, hosts, c.srv.Online) }) {
 		return "", false

@@ -15,6 +15,7 @@ type Metrics struct {
 	sessionsEnded *prometheus.CounterVec
 	bytes         *prometheus.CounterVec
 	authDecisions *prometheus.CounterVec
+	connRefused   *prometheus.CounterVec
 }
 
 // NewMetrics returns the counters, at zero.
@@ -29,7 +30,19 @@ func NewMetrics() *Metrics {
 		authDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rr_auth_decisions_total", Help: "Authentication decisions, by step (login, team, passphrase, code, ...) and outcome (allowed, denied, failed).",
 		}, []string{"action", "outcome"}),
+		connRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rr_connections_refused_total", Help: "Connections refused before login, by port (people, agents, http) and reason (per_address, early_drop, full).",
+		}, []string{"port", "reason"}),
 	}
+}
+
+// ConnRefused returns what counts a port's connections refused before
+// login (prelogin.Config.Refused); nil when m is nil.
+func (m *Metrics) ConnRefused(port string) func(reason string) {
+	if m == nil {
+		return nil
+	}
+	return func(reason string) { m.connRefused.WithLabelValues(port, reason).Inc() }
 }
 
 // AuthDecision counts one authentication decision; chain it into
@@ -57,7 +70,7 @@ func (s *Server) Register(reg prometheus.Registerer) error {
 			func() float64 { s.mu.Lock(); defer s.mu.Unlock(); return float64(len(s.conns)) }),
 	}
 	if m := s.cfg.Metrics; m != nil {
-		gauges = append(gauges, m.sessionsEnded, m.bytes, m.authDecisions)
+		gauges = append(gauges, m.sessionsEnded, m.bytes, m.authDecisions, m.connRefused)
 	}
 	for _, c := range gauges {
 		if err := reg.Register(c); err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/gateway/download"
+	"github.com/rr-gateway/rr/internal/prelogin"
 	"github.com/rr-gateway/rr/internal/sshkit"
 	"github.com/rr-gateway/rr/store"
 )
@@ -33,45 +33,67 @@ var errDenied = errors.New("permission denied")
 // handler in the connection's Permissions.
 func (s *Server) peopleConfig() *ssh.ServerConfig {
 	cfg := &ssh.ServerConfig{
-		ServerVersion: "SSH-2.0-rr-gateway",
-		MaxAuthTries:  6,
-		PublicKeyCallback: func(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
-			login, err := ParseLogin(meta.User())
-			if err != nil {
-				return nil, errDenied
-			}
-			ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
-			defer cancel()
-			p, ok, err := s.cfg.Auth.KeyPerson(ctx, ssh.FingerprintSHA256(key), login.Name)
-			if err != nil {
-				s.log.Error("key lookup failed", "err", err)
-				return nil, errDenied
-			}
-			if !ok {
-				return nil, errDenied
-			}
-			// Only reached once the client has proven it holds the key.
-			return nil, &ssh.PartialSuccessError{Next: ssh.ServerAuthCallbacks{
-				KeyboardInteractiveCallback: s.interactive(&p),
-			}}
-		},
-		KeyboardInteractiveCallback: s.interactive(nil),
+		ServerVersion:               "SSH-2.0-rr-gateway",
+		MaxAuthTries:                6,
+		PublicKeyCallback:           s.publicKey(nil),
+		KeyboardInteractiveCallback: s.interactive(nil, nil),
 	}
 	cfg.AddHostKey(s.cfg.HostKey)
 	return cfg
 }
 
+// peopleConfigFor is the people's config bound to one connection: its
+// deadline moves to the login grace when the key exchange is over, and to
+// PromptGraceTime once the person's identity is proven.
+func (s *Server) peopleConfigFor(nc *prelogin.Conn) *ssh.ServerConfig {
+	cfg := withKexHook(s.people, nc)
+	cfg.PublicKeyCallback = s.publicKey(nc)
+	cfg.KeyboardInteractiveCallback = s.interactive(nil, nc)
+	return cfg
+}
+
+// publicKey returns the public-key callback of nc (nil: of no connection).
+func (s *Server) publicKey(nc *prelogin.Conn) func(ssh.ConnMetadata, ssh.PublicKey) (*ssh.Permissions, error) {
+	return func(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+		login, err := ParseLogin(meta.User())
+		if err != nil {
+			return nil, errDenied
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+		defer cancel()
+		p, ok, err := s.cfg.Auth.KeyPerson(ctx, ssh.FingerprintSHA256(key), login.Name)
+		if err != nil {
+			s.log.Error("key lookup failed", "err", err)
+			return nil, errDenied
+		}
+		if !ok {
+			return nil, errDenied
+		}
+		// Only reached once the client has proven it holds the key.
+		return nil, &ssh.PartialSuccessError{Next: ssh.ServerAuthCallbacks{
+			KeyboardInteractiveCallback: s.interactive(&p, nc),
+		}}
+	}
+}
+
 // interactive returns the keyboard-interactive callback that completes a
-// login; known is the person a key identified, or nil.
-func (s *Server) interactive(known *auth.Person) func(ssh.ConnMetadata, ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
+// login on nc (nil: no connection's); known is the person a key
+// identified, or nil.
+func (s *Server) interactive(known *auth.Person, nc *prelogin.Conn) func(ssh.ConnMetadata, ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
 	return func(meta ssh.ConnMetadata, client ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
 		login, err := ParseLogin(meta.User())
 		if err != nil {
 			return nil, errDenied
 		}
-		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.LoginGraceTime)
+		// The connection's deadline bounds each step (see
+		// provenPrompter); this bounds the whole.
+		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.LoginGraceTime+s.cfg.PromptGraceTime)
 		defer cancel()
-		l, err := s.cfg.Auth.Interactive(ctx, auth.KeyboardInteractive(client), known, login.Name, login.Host, meta.RemoteAddr().String())
+		var p auth.Prompter = auth.KeyboardInteractive(client)
+		if nc != nil {
+			p = provenPrompter{p, nc, s.cfg.PromptGraceTime}
+		}
+		l, err := s.cfg.Auth.Interactive(ctx, p, known, login.Name, login.Host, meta.RemoteAddr().String())
 		if err != nil {
 			var d *auth.Denied
 			if errors.As(err, &d) && d.Message != "" {
@@ -99,16 +121,15 @@ const maxSessionsPerConn = 10
 // loginKey is the Permissions.ExtraData key of a connection's Login.
 type loginKey struct{}
 
-func (s *Server) handlePerson(nc net.Conn) {
+func (s *Server) handlePerson(nc *prelogin.Conn) {
 	remote := nc.RemoteAddr().String()
-	nc.SetDeadline(s.cfg.Now().Add(s.cfg.LoginGraceTime))
-	sc, chans, reqs, err := ssh.NewServerConn(nc, s.people)
+	sc, chans, reqs, err := ssh.NewServerConn(nc, s.peopleConfigFor(nc))
 	if err != nil {
-		s.log.Debug("login failed", "remote", remote, "err", err)
+		logLoginFailure(s.log, "people", remote, err)
 		return
 	}
 	defer sc.Close()
-	nc.SetDeadline(time.Time{})
+	nc.Authenticated()
 	login, _ := sc.Permissions.ExtraData[loginKey{}].(*auth.Login)
 	if login == nil {
 		s.log.Error("authenticated connection without a login", "remote", remote)
@@ -131,11 +152,19 @@ func (s *Server) handlePerson(nc net.Conn) {
 	defer cancel(errClientGone)
 	stopKeepalive, _ := sshkit.StartKeepalive(sc, s.cfg.ClientKeepalive, s.cfg.KeepaliveMaxMissed)
 	defer stopKeepalive()
+	unused := newUnusedTimer(s.cfg.LoginGraceTime, s.cfg.UnusedConnectionTimeout)
+	defer unused.stop()
 	// One goroutine takes both new channels and global requests: an idle
 	// connection costs as few stacks as it can.
 	for {
 		var nch ssh.NewChannel
 		select {
+		case <-unused.c:
+			c.log.Info("connection closed: no channel open", "for", unused.wait)
+			return
+		case <-unused.ended:
+			unused.sessionEnded(c.sessions.Load())
+			continue
 		case req, ok := <-reqs:
 			if !ok {
 				reqs = nil
@@ -170,9 +199,11 @@ func (s *Server) handlePerson(nc net.Conn) {
 		}
 		s.wg.Add(1)
 		c.sessions.Add(1) // runSession gives it back before the channel closes
+		unused.sessionStarted()
 		go func() {
 			defer s.wg.Done()
 			defer s.sessionWG.Done()
+			defer unused.notifyEnded()
 			c.runSession(ctx, ch, creqs)
 		}()
 	}

@@ -261,7 +261,7 @@ func (c *personConn) hostFactors(ctx context.Context, ch ssh.Channel, reqs <-cha
 	}
 	var pp auth.Secret
 	var err error
-	ctx, cancel := context.WithTimeoutCause(ctx, c.srv.cfg.LoginGraceTime, errors.New("prompt timed out"))
+	ctx, cancel := context.WithTimeoutCause(ctx, c.srv.cfg.PromptGraceTime, errors.New("prompt timed out"))
 	defer cancel()
 	talked := c.converse(ctx, ch, reqs, st, func() {
 		pp, err = c.srv.cfg.Auth.HostFactors(ctx, terminalPrompter{ch}, c.login, host)

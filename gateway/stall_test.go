@@ -270,10 +270,10 @@ func TestPromptsGoToStderr(t *testing.T) {
 }
 
 // TestSetupIsBounded: a connection runs at most 10 session channels; a
-// channel that starts nothing, and a menu nobody answers, end after the
-// login grace time.
+// channel that starts nothing ends after the login grace time, a menu
+// nobody answers after the prompt grace time.
 func TestSetupIsBounded(t *testing.T) {
-	e := newEnv(t, gateway.Config{LoginGraceTime: time.Second})
+	e := newEnv(t, gateway.Config{LoginGraceTime: time.Second, PromptGraceTime: time.Second})
 	c := e.dial(t, "rr", e.alice.Signer)
 	var chans []ssh.Channel
 	for i := range 11 {

@@ -29,6 +29,7 @@ type config struct {
 	keystrokes int
 	setups     int
 	workers    int
+	junk       int    // junk connections held while a person logs in
 	gobench    string // go test -bench output to fold into the table
 	out        string // directory of results.md and results.json
 	work       string // "" = a fresh temporary directory
@@ -51,6 +52,7 @@ func main() {
 	flag.IntVar(&cfg.keystrokes, "keystrokes", envInt("KEYSTROKES", 2000), "keystroke round trips (0 skips the figure)")
 	flag.IntVar(&cfg.setups, "setups", envInt("SETUPS", 200), "session set-ups timed (0 skips the figure)")
 	flag.IntVar(&cfg.workers, "workers", envInt("WORKERS", 8), "parallel clients for the set-up rate and for opening sessions")
+	flag.IntVar(&cfg.junk, "junk", envInt("JUNK", 20000), "junk connections held while a real person logs in (0 skips the flood figures)")
 	flag.StringVar(&cfg.gobench, "gobench", "", "output of go test -bench (recorder, gateway) to include")
 	flag.StringVar(&cfg.out, "out", "bench", "directory for results.md and results.json")
 	flag.StringVar(&cfg.work, "work", "", "working directory (default: a temporary one, removed)")
@@ -138,6 +140,9 @@ func run(cfg config) error {
 		return err
 	}
 	if err := r.agentMemory(cfg, filepath.Join(work, "agents")); err != nil {
+		return err
+	}
+	if err := r.junkFlood(cfg, filepath.Join(work, "flood")); err != nil {
 		return err
 	}
 	if cfg.gobench != "" {

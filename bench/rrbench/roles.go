@@ -29,6 +29,7 @@ import (
 	"github.com/rr-gateway/rr/agent"
 	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/gateway"
+	"github.com/rr-gateway/rr/internal/prelogin"
 	"github.com/rr-gateway/rr/recorder"
 	"github.com/rr-gateway/rr/store"
 	"github.com/rr-gateway/rr/wire"
@@ -60,6 +61,8 @@ func runRole(role string, args []string) error {
 	fp := fs.String("fp", "", "agent: the gateway's host key fingerprint")
 	shell := fs.String("shell", "/bin/sh", "agent, onehop: the shell sessions run")
 	upstream := fs.String("upstream", "", "bridge: the one-hop endpoint's address")
+	nocaps := fs.Bool("nocaps", false, "gateway: lift the people's caps on connections not logged in")
+	addr, from, n := fs.String("addr", "", "junk: the address to flood"), fs.String("from", "", "junk: the source address"), fs.Int("n", 0, "junk: connections")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -88,7 +91,7 @@ func runRole(role string, args []string) error {
 	defer cancel()
 	switch role {
 	case "gateway":
-		return gatewayRole(ctx, ctl, log, *dir, *prefix, *hosts, *people, *record, *cheap)
+		return gatewayRole(ctx, ctl, log, *dir, *prefix, *hosts, *people, *record, *cheap, *nocaps)
 	case "agent":
 		return agentRole(ctx, ctl, log, *gw, *fp, *prefix, *hosts, *shell)
 	case "onehop":
@@ -97,6 +100,8 @@ func runRole(role string, args []string) error {
 		return bareRole(ctx, ctl)
 	case "bridge":
 		return bridgeRole(ctx, ctl, *upstream)
+	case "junk":
+		return junkRole(ctl, *addr, *from, *n)
 	}
 	return fmt.Errorf("unknown role %q", role)
 }
@@ -288,7 +293,7 @@ func (m lineMailer) Send(_ context.Context, msg auth.Message) error {
 // (64 MiB, 3 passes) would only measure argon2id.
 var cheapParams = &argon2id.Params{Memory: 1024, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
 
-func gatewayRole(ctx context.Context, ctl *control, log *slog.Logger, dir, prefix string, hosts, people int, record, cheap bool) error {
+func gatewayRole(ctx context.Context, ctl *control, log *slog.Logger, dir, prefix string, hosts, people int, record, cheap, nocaps bool) error {
 	st, err := store.Open(filepath.Join(dir, "rr.db"))
 	if err != nil {
 		return err
@@ -357,7 +362,13 @@ func gatewayRole(ctx context.Context, ctl *control, log *slog.Logger, dir, prefi
 		rec = gateway.SpoolRecorders(sp, st, log, nil)
 	}
 	hk := signer(gatewayKeyName)
-	srv, err := gateway.New(gateway.Config{HostKey: hk, Store: st, Auth: a, Recorders: rec, Logger: log, Name: "rrbench"})
+	// The agent role dials its 1 000 tunnels at once from one address.
+	lifted := prelogin.Limits{PerAddress: lots, MaxStartups: prelogin.Startups{Start: lots, Rate: 30, Full: lots}}
+	gcfg := gateway.Config{HostKey: hk, Store: st, Auth: a, Recorders: rec, Logger: log, Name: "rrbench", AgentLimits: lifted}
+	if nocaps {
+		gcfg.PeopleLimits = lifted
+	}
+	srv, err := gateway.New(gcfg)
 	if err != nil {
 		return err
 	}

@@ -40,6 +40,11 @@ type fileConfig struct {
 	People             []filePerson   `yaml:"people"`
 	Teams              []fileTeam     `yaml:"teams"`
 	Hosts              []fileHost     `yaml:"hosts"`
+
+	// Before login and without a channel (prelogin.go).
+	PromptGraceTime   time.Duration   `yaml:"prompt_grace_time"`
+	UnusedConnTimeout *time.Duration  `yaml:"unused_connection_timeout"`
+	BeforeLogin       fileBeforeLogin `yaml:"before_login"`
 }
 
 type fileRecordings struct {
@@ -183,6 +188,9 @@ func (c *fileConfig) check() error {
 	}
 	if err := c.SSH.algorithms().Check(); err != nil {
 		errs = append(errs, fmt.Errorf("ssh: %w", err))
+	}
+	if err := c.BeforeLogin.check(); err != nil {
+		errs = append(errs, err)
 	}
 	people := map[string]bool{}
 	keyOwner := map[string]string{} // fingerprint → person

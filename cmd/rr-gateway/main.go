@@ -195,6 +195,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 		close(upDone)
 	}
 	defer func() { stopUploads(); <-upDone }()
+	peopleLimits, agentLimits := c.BeforeLogin.gatewayLimits()
 	srv, err := gateway.New(gateway.Config{
 		HostKey:            signer,
 		Store:              st,
@@ -215,6 +216,11 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 		KeepaliveMaxMissed: c.KeepaliveMaxMissed,
 		IdleTimeout:        c.IdleTimeout,
 		MaxSessionLength:   c.MaxSessionLength,
+
+		PromptGraceTime:         c.PromptGraceTime,
+		UnusedConnectionTimeout: c.unusedConnTimeout(),
+		PeopleLimits:            peopleLimits,
+		AgentLimits:             agentLimits,
 	})
 	if err != nil {
 		return err
@@ -236,13 +242,13 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 			al.Close()
 			return err
 		}
-		hl, err := net.Listen("tcp", c.HTTPListen)
+		web = newHTTPServer(h)
+		hl, err := c.BeforeLogin.listenHTTP(c.HTTPListen, web, metrics, log)
 		if err != nil {
 			pl.Close()
 			al.Close()
 			return fmt.Errorf("http_listen: %w", err)
 		}
-		web = newHTTPServer(h)
 		go web.Serve(hl)
 		defer web.Close()
 		log.Info("metrics and health", "http", hl.Addr().String())

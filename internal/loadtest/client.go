@@ -200,8 +200,13 @@ func login(tg target, p plan) (*ssh.Client, error) {
 		},
 		Timeout: time.Minute,
 	}
-	c, err := ssh.Dial("tcp", tg.Addr, cfg)
+	nc, err := dialPerson(p.Index, tg.Addr, cfg.Timeout)
 	if err != nil {
+		return nil, err
+	}
+	sc, chans, reqs, err := ssh.NewClientConn(nc, tg.Addr, cfg)
+	if err != nil {
+		nc.Close()
 		mu.Lock()
 		defer mu.Unlock()
 		if b := strings.TrimSpace(banner.String()); b != "" {
@@ -209,7 +214,7 @@ func login(tg target, p plan) (*ssh.Client, error) {
 		}
 		return nil, err
 	}
-	return c, nil
+	return ssh.NewClient(sc, chans, reqs), nil
 }
 
 // runSession logs in and runs one session to its end.

@@ -477,12 +477,18 @@ func RunFaults(t testing.TB, seed uint64) *Report {
 	// 5. Life goes on: eight short sessions on every host, f-01 included.
 	w.launch(after, &next, 8, w.hosts, 3*time.Second, seed)
 	hung[after.name] = !waitGroup(after, 2*time.Minute)
+
+	// 6. A bounded flood of junk connections (flood.go).
+	floodDuring, floodFresh := &group{name: "flood-during"}, &group{name: "flood-fresh"}
+	w.launch(floodDuring, &next, 4, w.hosts, 0, seed)
+	w.waitLive(4, time.Minute)
+	fault(w.floodFault(t, floodDuring, floodFresh, &next, seed))
 	rep.LoadSeconds = time.Since(loadStart).Seconds()
 
 	// Every recording reaches the bucket; the spool empties.
 	verifyStart := time.Now()
 	all := []*SessionResult{}
-	for _, g := range []*group{agentKill, steady, s3down, smtpDown, gwKill, gwKillBulk, after, burst} {
+	for _, g := range []*group{agentKill, steady, s3down, smtpDown, gwKill, gwKillBulk, after, burst, floodDuring, floodFresh} {
 		g.mu.Lock()
 		// A session that never reported (hung past its group's wait)
 		// would otherwise vanish from the report.
