@@ -288,7 +288,7 @@ func (m lineMailer) Send(_ context.Context, msg auth.Message) error {
 	return nil
 }
 
-// cheapParams are rrtest's argon2id costs, for runs that open hundreds of
+// cheapParams are gatewaytest's argon2id costs, for runs that open hundreds of
 // sessions at once (the memory figures), where the production verifier
 // (64 MiB, 3 passes) would only measure argon2id.
 var cheapParams = &argon2id.Params{Memory: 1024, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rr-gateway/rr/internal/rrtest"
+	"github.com/rr-gateway/rr/gateway/gatewaytest"
 	"github.com/rr-gateway/rr/recorder"
 	"github.com/rr-gateway/rr/store"
 )
@@ -76,8 +76,8 @@ func (l *logWatch) wait(t *testing.T, words ...string) string {
 // its address and folder.
 func startS3(t *testing.T) (addr, dir string) {
 	t.Helper()
-	bin := rrtest.Tool(t, "versitygw", "`make test` installs it")
-	addr, dir = rrtest.FreeAddr(t), t.TempDir()
+	bin := gatewaytest.Tool(t, "versitygw", "`make test` installs it")
+	addr, dir = gatewaytest.FreeAddr(t), t.TempDir()
 	if err := os.Mkdir(filepath.Join(dir, "rec"), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func startS3(t *testing.T) (addr, dir string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	rrtest.WaitPort(t, addr)
+	gatewaytest.WaitPort(t, addr)
 	return addr, dir
 }
 
@@ -226,7 +226,7 @@ func TestBucketCheckedAtStart(t *testing.T) {
 		{"the right bucket", func(*fileS3) {}},
 		{"no such bucket", func(s *fileS3) { s.Bucket = "nope" }},
 		{"a wrong key", func(s *fileS3) { s.AccessKeyID = "someone-else" }},
-		{"nothing listening", func(s *fileS3) { s.Endpoint = "http://" + rrtest.FreeAddr(t) }},
+		{"nothing listening", func(s *fileS3) { s.Endpoint = "http://" + gatewaytest.FreeAddr(t) }},
 	} {
 		c := defaultConfig()
 		c.Recordings.S3 = good
