@@ -14,6 +14,7 @@ import (
 
 	"github.com/rr-gateway/rr/gateway/gatewaytest"
 	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/store/sqlite"
 )
 
 // s3server is versitygw (POSIX backend) on 127.0.0.1, restartable on the
@@ -81,7 +82,7 @@ func TestRecordingsGoToS3(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	st, err := store.Open(filepath.Join(dir, "rr.db"))
+	st, err := sqlite.Open(filepath.Join(dir, "rr.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/rr-gateway/rr/gateway/gatewaytest"
 	rrrec "github.com/rr-gateway/rr/recorder"
 	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/store/sqlite"
 	"github.com/rr-gateway/rr/wire"
 )
 
@@ -628,7 +629,7 @@ func TestSpoolUnwritableRefusesSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sp.Close()
-	var st *store.SQLite
+	var st *sqlite.Store
 	e := newEnv(t, gateway.Config{Recorders: lateSpool{sp: sp, st: &st}})
 	st = e.gw.Store
 	os.RemoveAll(dir)
@@ -643,7 +644,7 @@ func TestSpoolUnwritableRefusesSessions(t *testing.T) {
 // lateSpool builds SpoolRecorders once the store exists.
 type lateSpool struct {
 	sp *rrrec.Spool
-	st **store.SQLite
+	st **sqlite.Store
 }
 
 func (l lateSpool) Start(ctx context.Context, info gateway.SessionInfo) (gateway.SessionRecorder, error) {
@@ -711,7 +712,7 @@ func TestUploadStartsWhenTheSessionEnds(t *testing.T) {
 	}
 	defer sp.Close()
 	var (
-		st     *store.SQLite
+		st     *sqlite.Store
 		mu     sync.Mutex
 		seen   []store.SessionState // each state the uploader found the session in
 		looked = make(chan struct{}, 8)
@@ -779,7 +780,7 @@ func TestUploadStartsWhenTheSessionEnds(t *testing.T) {
 // store exists.
 type kickingSpool struct {
 	sp   *rrrec.Spool
-	st   **store.SQLite
+	st   **sqlite.Store
 	kick func()
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/rr-gateway/rr/gateway/gatewaytest"
 	"github.com/rr-gateway/rr/internal/sshkit"
 	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/store/sqlite"
 )
 
 // proc is a child process that can be killed and started again with the
@@ -111,7 +112,7 @@ type faultWorld struct {
 	agent             map[string]*proc
 	s3dir, s3addr     string
 	tg                target
-	st                *store.SQLite
+	st                *sqlite.Store
 	hosts             []string
 	persons           []person
 	live              *liveCounter
@@ -235,7 +236,7 @@ log: {format: text, level: info}
 			t.Fatalf("%v\n%s", err, w.gatewayLog())
 		}
 	}
-	st, err := store.Open(filepath.Join(w.dir, "rr.db"))
+	st, err := sqlite.Open(filepath.Join(w.dir, "rr.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

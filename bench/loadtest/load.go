@@ -21,6 +21,7 @@ import (
 	"github.com/rr-gateway/rr/gateway"
 	"github.com/rr-gateway/rr/gateway/gatewaytest"
 	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/store/sqlite"
 )
 
 // Config is the shape of a load run.
@@ -246,7 +247,7 @@ func RunLoad(t testing.TB, name string, c Config) *Report {
 // verify finds each session's store row (by person: one session each),
 // waiting until none is live, and checks its recording; path says where
 // the recording of a row is on this machine.
-func verify(t testing.TB, st *store.SQLite, results []*SessionResult, path func(*SessionResult, store.Session) string) {
+func verify(t testing.TB, st *sqlite.Store, results []*SessionResult, path func(*SessionResult, store.Session) string) {
 	ctx := context.Background()
 	var rows []store.Session
 	deadline := time.Now().Add(30 * time.Second)

@@ -32,6 +32,7 @@ import (
 	"github.com/rr-gateway/rr/internal/prelogin"
 	"github.com/rr-gateway/rr/recorder"
 	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/store/sqlite"
 	"github.com/rr-gateway/rr/wire"
 )
 
@@ -294,7 +295,7 @@ func (m lineMailer) Send(_ context.Context, msg auth.Message) error {
 var cheapParams = &argon2id.Params{Memory: 1024, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
 
 func gatewayRole(ctx context.Context, ctl *control, log *slog.Logger, dir, prefix string, hosts, people int, record, cheap, nocaps bool) error {
-	st, err := store.Open(filepath.Join(dir, "rr.db"))
+	st, err := sqlite.Open(filepath.Join(dir, "rr.db"))
 	if err != nil {
 		return err
 	}

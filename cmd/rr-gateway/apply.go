@@ -20,6 +20,7 @@ import (
 	"github.com/rr-gateway/rr/recorder"
 	"github.com/rr-gateway/rr/recorder/s3sink"
 	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/store/sqlite"
 )
 
 // mailer builds the mailer the mail section describes. A misconfigured
@@ -86,7 +87,7 @@ func (c *fileConfig) authConfig() auth.Config {
 // is left alone, and so is a whole kind whose section the file leaves out
 // (people: [] removes every person it declared; no people: at all, or a
 // bare people:, removes none).
-func (c *fileConfig) apply(ctx context.Context, st *store.SQLite, log *slog.Logger) error {
+func (c *fileConfig) apply(ctx context.Context, st *sqlite.Store, log *slog.Logger) error {
 	type kindNames struct {
 		kind    string
 		names   []string
@@ -184,7 +185,7 @@ func (c *fileConfig) apply(ctx context.Context, st *store.SQLite, log *slog.Logg
 // downloads read them with, or a nil uploader and the local opener when no
 // bucket is configured (recordings then stay in the spool). The bucket is
 // reached at once: a wrong endpoint, credentials or bucket stop the start.
-func (c *fileConfig) uploader(ctx context.Context, spool *recorder.Spool, st *store.SQLite, log *slog.Logger) (*recorder.Uploader, download.Opener, error) {
+func (c *fileConfig) uploader(ctx context.Context, spool *recorder.Spool, st *sqlite.Store, log *slog.Logger) (*recorder.Uploader, download.Opener, error) {
 	s := c.Recordings.S3
 	if s.Bucket == "" {
 		return nil, download.OpenFile, nil

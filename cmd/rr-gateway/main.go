@@ -27,6 +27,7 @@ import (
 	"github.com/rr-gateway/rr/internal/sshkit"
 	"github.com/rr-gateway/rr/recorder"
 	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/store/sqlite"
 )
 
 const usage = `rr-gateway: the rr SSH gateway.
@@ -153,7 +154,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(c.Database)
+	st, err := sqlite.Open(c.Database)
 	if err != nil {
 		return err
 	}
@@ -284,7 +285,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 // run that dies during it, between marking and sealing, leaves sessions
 // the next start still seals. Until then the uploader leaves their files
 // alone.
-func recoverSessions(ctx context.Context, st *store.SQLite, spool *recorder.Spool, dir string, log *slog.Logger) error {
+func recoverSessions(ctx context.Context, st *sqlite.Store, spool *recorder.Spool, dir string, log *slog.Logger) error {
 	ids, err := st.InterruptLiveSessions(ctx, time.Now())
 	if err != nil {
 		return err
@@ -373,7 +374,7 @@ func cmdEnroll(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	st, err := store.Open(c.Database)
+	st, err := sqlite.Open(c.Database)
 	if err != nil {
 		return fail(stderr, err)
 	}

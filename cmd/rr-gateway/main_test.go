@@ -16,6 +16,7 @@ import (
 	"github.com/rr-gateway/rr/gateway/gatewaytest"
 	"github.com/rr-gateway/rr/recorder"
 	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/store/sqlite"
 )
 
 // logWatch is a logger's handler that keeps every message and tells
@@ -103,7 +104,7 @@ func TestRecoveryIsIdempotent(t *testing.T) {
 	c.Recordings.Spool = filepath.Join(t.TempDir(), "spool")
 	c.Recordings.S3 = fileS3{Bucket: "rec", Endpoint: "http://" + s3addr, Region: "us-east-1", Prefix: "r/", PathStyle: true,
 		AccessKeyID: "rr-access", SecretAccessKeyEnv: "RR_TEST_S3_SECRET"}
-	st, err := store.Open(filepath.Join(t.TempDir(), "rr.db"))
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "rr.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +208,7 @@ func TestRecoveryIsIdempotent(t *testing.T) {
 func TestBucketCheckedAtStart(t *testing.T) {
 	s3addr, _ := startS3(t)
 	t.Setenv("RR_TEST_S3_SECRET", "rr-secret-key")
-	st, err := store.Open(filepath.Join(t.TempDir(), "rr.db"))
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "rr.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

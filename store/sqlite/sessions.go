@@ -1,4 +1,4 @@
-package store
+package sqlite
 
 import (
 	"context"
@@ -8,56 +8,13 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/rr-gateway/rr/store"
 )
-
-// SessionState is where a session is in its life.
-type SessionState string
-
-// The states of a session (DESIGN.md §5).
-const (
-	StateLive        SessionState = "live"
-	StateClosed      SessionState = "closed"
-	StateKilled      SessionState = "killed"
-	StateInterrupted SessionState = "interrupted"
-)
-
-// Session is one person's session on one host.
-type Session struct {
-	ID         string
-	Person     string
-	Team       string
-	Host       string
-	Command    string // "" for a shell
-	PTY        bool
-	Source     string // client address
-	State      SessionState
-	Started    time.Time
-	Ended      time.Time // zero while live
-	BytesIn    int64     // person → host
-	BytesOut   int64     // host → person
-	ExitStatus *int      // nil if none (signal, killed, lost)
-	EndReason  string
-	KilledBy   string
-	// Recording is where the recording is (a spool path for now);
-	// RecordingSize and RecordingSHA256 are set when it is finalized.
-	Recording       string
-	RecordingSize   int64
-	RecordingSHA256 string
-}
-
-// SessionEnd is what FinishSession records.
-type SessionEnd struct {
-	State             SessionState
-	Ended             time.Time
-	BytesIn, BytesOut int64
-	ExitStatus        *int
-	EndReason         string
-	KilledBy          string
-}
 
 // CreateSession records a new live session.
-func (s *SQLite) CreateSession(ctx context.Context, sess Session) error {
-	if sess.State != StateLive {
+func (s *Store) CreateSession(ctx context.Context, sess store.Session) error {
+	if sess.State != store.StateLive {
 		return fmt.Errorf("store: new session %s must be live, not %q", sess.ID, sess.State)
 	}
 	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions
@@ -66,7 +23,7 @@ func (s *SQLite) CreateSession(ctx context.Context, sess Session) error {
 		sess.ID, sess.Person, sess.Team, sess.Host, sess.Command, sess.PTY, sess.Source, string(sess.State),
 		nanos(sess.Started), sess.Recording)
 	if isConstraint(err) {
-		return fmt.Errorf("%w: session %s exists", ErrConflict, sess.ID)
+		return fmt.Errorf("%w: session %s exists", store.ErrConflict, sess.ID)
 	}
 	if err != nil {
 		return fmt.Errorf("store: create session %s: %w", sess.ID, err)
@@ -76,8 +33,8 @@ func (s *SQLite) CreateSession(ctx context.Context, sess Session) error {
 
 // FinishSession ends a live session. Only the first call for a session
 // succeeds; later ones get ErrNotFound, so exactly one exit path wins.
-func (s *SQLite) FinishSession(ctx context.Context, id string, end SessionEnd) error {
-	if end.State == StateLive || end.State == "" {
+func (s *Store) FinishSession(ctx context.Context, id string, end store.SessionEnd) error {
+	if end.State == store.StateLive || end.State == "" {
 		return fmt.Errorf("store: finish session %s: bad state %q", id, end.State)
 	}
 	var exit sql.NullInt64
@@ -96,17 +53,17 @@ func (s *SQLite) FinishSession(ctx context.Context, id string, end SessionEnd) e
 const sessionCols = `id, person, team, host, command, pty, source, state, started_at, ended_at,
 	bytes_in, bytes_out, exit_status, end_reason, killed_by, recording, recording_size, recording_sha256`
 
-func scanSession(sc interface{ Scan(...any) error }) (Session, error) {
-	var x Session
+func scanSession(sc interface{ Scan(...any) error }) (store.Session, error) {
+	var x store.Session
 	var state string
 	var started, ended int64
 	var exit sql.NullInt64
 	err := sc.Scan(&x.ID, &x.Person, &x.Team, &x.Host, &x.Command, &x.PTY, &x.Source, &state, &started, &ended,
 		&x.BytesIn, &x.BytesOut, &exit, &x.EndReason, &x.KilledBy, &x.Recording, &x.RecordingSize, &x.RecordingSHA256)
 	if err != nil {
-		return Session{}, err
+		return store.Session{}, err
 	}
-	x.State, x.Started, x.Ended = SessionState(state), fromNanos(started), fromNanos(ended)
+	x.State, x.Started, x.Ended = store.SessionState(state), fromNanos(started), fromNanos(ended)
 	if exit.Valid {
 		v := int(exit.Int64)
 		x.ExitStatus = &v
@@ -116,7 +73,7 @@ func scanSession(sc interface{ Scan(...any) error }) (Session, error) {
 
 // SetSessionRecording records where a session's recording is, and its
 // size and SHA-256 once finalized.
-func (s *SQLite) SetSessionRecording(ctx context.Context, id, location string, size int64, sha256hex string) error {
+func (s *Store) SetSessionRecording(ctx context.Context, id, location string, size int64, sha256hex string) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE sessions SET recording = ?, recording_size = ?, recording_sha256 = ? WHERE id = ?`,
 		location, size, sha256hex, id)
 	if err != nil {
@@ -127,7 +84,7 @@ func (s *SQLite) SetSessionRecording(ctx context.Context, id, location string, s
 
 // MoveSessionRecording records that a session's recording now lives at
 // location (its size and SHA-256 are unchanged by the move).
-func (s *SQLite) MoveSessionRecording(ctx context.Context, id, location string) error {
+func (s *Store) MoveSessionRecording(ctx context.Context, id, location string) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE sessions SET recording = ? WHERE id = ?`, location, id)
 	if err != nil {
 		return fmt.Errorf("store: move recording of %s: %w", id, err)
@@ -136,28 +93,19 @@ func (s *SQLite) MoveSessionRecording(ctx context.Context, id, location string) 
 }
 
 // Session returns one session.
-func (s *SQLite) Session(ctx context.Context, id string) (Session, error) {
+func (s *Store) Session(ctx context.Context, id string) (store.Session, error) {
 	x, err := scanSession(s.db.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Session{}, fmt.Errorf("%w: session %s", ErrNotFound, id)
+		return store.Session{}, fmt.Errorf("%w: session %s", store.ErrNotFound, id)
 	}
 	if err != nil {
-		return Session{}, fmt.Errorf("store: session %s: %w", id, err)
+		return store.Session{}, fmt.Errorf("store: session %s: %w", id, err)
 	}
 	return x, nil
 }
 
-// SessionFilter narrows Sessions. Limit 0 means 100.
-type SessionFilter struct {
-	LiveOnly     bool
-	Host, Person string
-	Team         string // exact, when not empty
-	Since        time.Time
-	Limit        int
-}
-
 // Sessions lists sessions: live ones first, then newest first.
-func (s *SQLite) Sessions(ctx context.Context, f SessionFilter) ([]Session, error) {
+func (s *Store) Sessions(ctx context.Context, f store.SessionFilter) ([]store.Session, error) {
 	var where []string
 	var args []any
 	if f.LiveOnly {
@@ -190,7 +138,7 @@ func (s *SQLite) Sessions(ctx context.Context, f SessionFilter) ([]Session, erro
 		return nil, fmt.Errorf("store: sessions: %w", err)
 	}
 	defer rows.Close()
-	var out []Session
+	var out []store.Session
 	for rows.Next() {
 		x, err := scanSession(rows)
 		if err != nil {
@@ -203,7 +151,7 @@ func (s *SQLite) Sessions(ctx context.Context, f SessionFilter) ([]Session, erro
 
 // InterruptLiveSessions marks every live session interrupted: sessions a
 // crashed gateway left open. It returns their ids.
-func (s *SQLite) InterruptLiveSessions(ctx context.Context, now time.Time) ([]string, error) {
+func (s *Store) InterruptLiveSessions(ctx context.Context, now time.Time) ([]string, error) {
 	var ids []string
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT id FROM sessions WHERE state = 'live' ORDER BY started_at`)
@@ -232,20 +180,8 @@ func (s *SQLite) InterruptLiveSessions(ctx context.Context, now time.Time) ([]st
 	return ids, nil
 }
 
-// AuditEvent is one decision or event, allowed or denied.
-type AuditEvent struct {
-	Time      time.Time
-	Actor     string
-	Action    string
-	Target    string
-	Outcome   string
-	Detail    string
-	Source    string
-	SessionID string
-}
-
 // Audit appends an event.
-func (s *SQLite) Audit(ctx context.Context, e AuditEvent) error {
+func (s *Store) Audit(ctx context.Context, e store.AuditEvent) error {
 	return insertAudit(ctx, s.db, e)
 }
 
@@ -253,7 +189,7 @@ func (s *SQLite) Audit(ctx context.Context, e AuditEvent) error {
 // event belongs to).
 func insertAudit(ctx context.Context, db interface {
 	ExecContext(context.Context, string, ...any) (sql.Result, error)
-}, e AuditEvent) error {
+}, e store.AuditEvent) error {
 	if e.Action == "" {
 		return errors.New("store: audit event without an action")
 	}
@@ -266,21 +202,9 @@ func insertAudit(ctx context.Context, db interface {
 	return nil
 }
 
-// AuditFilter narrows AuditEvents. Zero fields match everything.
-type AuditFilter struct {
-	Since, Until time.Time // at or after Since; before Until
-	Actor        string    // exact
-	// Action matches exactly or, when it ends with "." or "*", as a
-	// prefix: "session." and "auth.*" match "session.kill" and "auth.code".
-	Action    string
-	Target    string // exact
-	SessionID string // exact
-	Limit     int    // 0 means 1000
-}
-
 // AuditEvents returns the newest events f matches (at most f.Limit,
 // default 1000), oldest first.
-func (s *SQLite) AuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error) {
+func (s *Store) AuditEvents(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error) {
 	var where []string
 	var args []any
 	if !f.Since.IsZero() {
@@ -314,9 +238,9 @@ func (s *SQLite) AuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, 
 		return nil, fmt.Errorf("store: audit events: %w", err)
 	}
 	defer rows.Close()
-	var out []AuditEvent
+	var out []store.AuditEvent
 	for rows.Next() {
-		var e AuditEvent
+		var e store.AuditEvent
 		var at int64
 		if err := rows.Scan(&at, &e.Actor, &e.Action, &e.Target, &e.Outcome, &e.Detail, &e.Source, &e.SessionID); err != nil {
 			return nil, err

@@ -1,4 +1,4 @@
-package store
+package sqlite
 
 import (
 	"context"
@@ -8,27 +8,12 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/rr-gateway/rr/store"
 )
 
-// Person is someone who may log in.
-type Person struct {
-	Name         string
-	Email        string
-	Role         string // admin, advanced or standard
-	PasswordHash string // argon2id or bcrypt; "" for key-only people
-	TOTPSecret   string // base32; "" unless enrolled
-}
-
-// Team groups people and the hosts they reach.
-type Team struct {
-	Name          string
-	RapidResponse bool
-	Hosts         []string // names, "label:K=V" or "*"
-	Members       []string
-}
-
 // UpsertPerson creates or updates a person (keys and memberships apart).
-func (s *SQLite) UpsertPerson(ctx context.Context, p Person) error {
+func (s *Store) UpsertPerson(ctx context.Context, p store.Person) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO people (name, email, role, password_hash, totp_secret, created_at)
 		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET email = excluded.email, role = excluded.role,
 		password_hash = excluded.password_hash, totp_secret = excluded.totp_secret`,
@@ -44,7 +29,7 @@ func (s *SQLite) UpsertPerson(ctx context.Context, p Person) error {
 // so that a key may move from one of them to another. keys maps each
 // person to their keys (fingerprint → authorized_keys line). A key
 // registered to someone not listed is ErrConflict, and nothing changes.
-func (s *SQLite) SetPeopleKeys(ctx context.Context, keys map[string]map[string]string) error {
+func (s *Store) SetPeopleKeys(ctx context.Context, keys map[string]map[string]string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		for person := range keys {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM person_keys WHERE person = ?`, person); err != nil {
@@ -65,7 +50,7 @@ func (s *SQLite) SetPeopleKeys(ctx context.Context, keys map[string]map[string]s
 // SetPersonKeys replaces a person's public keys. keys maps each key's
 // SHA256 fingerprint to its authorized_keys line. A key registered to
 // someone else is ErrConflict.
-func (s *SQLite) SetPersonKeys(ctx context.Context, person string, keys map[string]string) error {
+func (s *Store) SetPersonKeys(ctx context.Context, person string, keys map[string]string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM person_keys WHERE person = ?`, person); err != nil {
 			return err
@@ -79,8 +64,8 @@ func (s *SQLite) SetPersonKeys(ctx context.Context, person string, keys map[stri
 	})
 }
 
-func scanPerson(sc interface{ Scan(...any) error }) (Person, error) {
-	var p Person
+func scanPerson(sc interface{ Scan(...any) error }) (store.Person, error) {
+	var p store.Person
 	err := sc.Scan(&p.Name, &p.Email, &p.Role, &p.PasswordHash, &p.TOTPSecret)
 	return p, err
 }
@@ -88,20 +73,20 @@ func scanPerson(sc interface{ Scan(...any) error }) (Person, error) {
 const personCols = `name, email, role, password_hash, totp_secret`
 
 // PersonByName returns a person.
-func (s *SQLite) PersonByName(ctx context.Context, name string) (Person, error) {
+func (s *Store) PersonByName(ctx context.Context, name string) (store.Person, error) {
 	p, err := scanPerson(s.db.QueryRowContext(ctx, `SELECT `+personCols+` FROM people WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Person{}, fmt.Errorf("%w: person %s", ErrNotFound, name)
+		return store.Person{}, fmt.Errorf("%w: person %s", store.ErrNotFound, name)
 	}
 	return p, err
 }
 
 // PersonByKey returns the person a key (by SHA256 fingerprint) belongs to.
-func (s *SQLite) PersonByKey(ctx context.Context, fingerprint string) (Person, error) {
+func (s *Store) PersonByKey(ctx context.Context, fingerprint string) (store.Person, error) {
 	p, err := scanPerson(s.db.QueryRowContext(ctx, `SELECT p.name, p.email, p.role, p.password_hash, p.totp_secret
 		FROM person_keys k JOIN people p ON p.name = k.person WHERE k.fingerprint = ?`, fingerprint))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Person{}, fmt.Errorf("%w: key %s", ErrNotFound, fingerprint)
+		return store.Person{}, fmt.Errorf("%w: key %s", store.ErrNotFound, fingerprint)
 	}
 	return p, err
 }
@@ -111,7 +96,7 @@ func (s *SQLite) PersonByKey(ctx context.Context, fingerprint string) (Person, e
 // every step accepted from them before: false means the code was used
 // already (or an older one), or there is no such person. It is one
 // statement, so two logins racing with one code cannot both win.
-func (s *SQLite) UseTOTPStep(ctx context.Context, person string, step int64) (bool, error) {
+func (s *Store) UseTOTPStep(ctx context.Context, person string, step int64) (bool, error) {
 	res, err := s.db.ExecContext(ctx, `UPDATE people SET totp_last_step = ? WHERE name = ? AND totp_last_step < ?`,
 		step, person, step)
 	if err != nil {
@@ -126,7 +111,7 @@ func (s *SQLite) UseTOTPStep(ctx context.Context, person string, step int64) (bo
 
 // UpsertTeam creates or updates a team and replaces its hosts and members.
 // Every member must exist.
-func (s *SQLite) UpsertTeam(ctx context.Context, t Team) error {
+func (s *Store) UpsertTeam(ctx context.Context, t store.Team) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO teams (name, rapid_response) VALUES (?, ?)
 			ON CONFLICT(name) DO UPDATE SET rapid_response = excluded.rapid_response`, t.Name, t.RapidResponse); err != nil {
@@ -153,7 +138,7 @@ func (s *SQLite) UpsertTeam(ctx context.Context, t Team) error {
 }
 
 // TeamsOf returns the teams person belongs to, by name, with their hosts.
-func (s *SQLite) TeamsOf(ctx context.Context, person string) ([]Team, error) {
+func (s *Store) TeamsOf(ctx context.Context, person string) ([]store.Team, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT t.name, t.rapid_response, COALESCE(h.pattern, '')
 		FROM team_members m JOIN teams t ON t.name = m.team LEFT JOIN team_hosts h ON h.team = t.name
 		WHERE m.person = ? ORDER BY t.name, h.pattern`, person)
@@ -161,7 +146,7 @@ func (s *SQLite) TeamsOf(ctx context.Context, person string) ([]Team, error) {
 		return nil, fmt.Errorf("store: teams of %s: %w", person, err)
 	}
 	defer rows.Close()
-	var out []Team
+	var out []store.Team
 	for rows.Next() {
 		var name, pattern string
 		var rr bool
@@ -169,7 +154,7 @@ func (s *SQLite) TeamsOf(ctx context.Context, person string) ([]Team, error) {
 			return nil, err
 		}
 		if len(out) == 0 || out[len(out)-1].Name != name {
-			out = append(out, Team{Name: name, RapidResponse: rr})
+			out = append(out, store.Team{Name: name, RapidResponse: rr})
 		}
 		if pattern != "" {
 			out[len(out)-1].Hosts = append(out[len(out)-1].Hosts, pattern)
@@ -180,7 +165,7 @@ func (s *SQLite) TeamsOf(ctx context.Context, person string) ([]Team, error) {
 
 // SetHostPassphrase stores host's passphrase verifier (never the
 // passphrase).
-func (s *SQLite) SetHostPassphrase(ctx context.Context, host, verifier string) error {
+func (s *Store) SetHostPassphrase(ctx context.Context, host, verifier string) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE hosts SET passphrase_verifier = ? WHERE name = ?`, verifier, host)
 	if err != nil {
 		return fmt.Errorf("store: passphrase of %s: %w", host, err)
@@ -189,7 +174,7 @@ func (s *SQLite) SetHostPassphrase(ctx context.Context, host, verifier string) e
 }
 
 // SetHostLabels replaces host's labels ("K=V" each).
-func (s *SQLite) SetHostLabels(ctx context.Context, host string, labels []string) error {
+func (s *Store) SetHostLabels(ctx context.Context, host string, labels []string) error {
 	l := append([]string(nil), labels...)
 	sort.Strings(l)
 	res, err := s.db.ExecContext(ctx, `UPDATE hosts SET labels = ? WHERE name = ?`, strings.Join(l, ","), host)
@@ -200,11 +185,11 @@ func (s *SQLite) SetHostLabels(ctx context.Context, host string, labels []string
 }
 
 // CreatePerson adds a new person; one by that name already is ErrConflict.
-func (s *SQLite) CreatePerson(ctx context.Context, p Person) error {
+func (s *Store) CreatePerson(ctx context.Context, p store.Person) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO people (name, email, role, password_hash, totp_secret, created_at)
 		VALUES (?, ?, ?, ?, ?, ?)`, p.Name, p.Email, p.Role, p.PasswordHash, p.TOTPSecret, time.Now().UnixNano())
 	if isConstraint(err) {
-		return fmt.Errorf("%w: person %s exists", ErrConflict, p.Name)
+		return fmt.Errorf("%w: person %s exists", store.ErrConflict, p.Name)
 	}
 	if err != nil {
 		return fmt.Errorf("store: create person %s: %w", p.Name, err)
@@ -214,7 +199,7 @@ func (s *SQLite) CreatePerson(ctx context.Context, p Person) error {
 
 // UpdatePerson replaces an existing person's email, role, password hash
 // and TOTP secret. No such person: ErrNotFound.
-func (s *SQLite) UpdatePerson(ctx context.Context, p Person) error {
+func (s *Store) UpdatePerson(ctx context.Context, p store.Person) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE people SET email = ?, role = ?, password_hash = ?, totp_secret = ? WHERE name = ?`,
 		p.Email, p.Role, p.PasswordHash, p.TOTPSecret, p.Name)
 	if err != nil {
@@ -224,13 +209,13 @@ func (s *SQLite) UpdatePerson(ctx context.Context, p Person) error {
 }
 
 // People returns everyone, ordered by name.
-func (s *SQLite) People(ctx context.Context) ([]Person, error) {
+func (s *Store) People(ctx context.Context) ([]store.Person, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+personCols+` FROM people ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("store: people: %w", err)
 	}
 	defer rows.Close()
-	var out []Person
+	var out []store.Person
 	for rows.Next() {
 		p, err := scanPerson(rows)
 		if err != nil {
@@ -242,7 +227,7 @@ func (s *SQLite) People(ctx context.Context) ([]Person, error) {
 }
 
 // DeletePerson removes a person with their keys and memberships.
-func (s *SQLite) DeletePerson(ctx context.Context, name string) error {
+func (s *Store) DeletePerson(ctx context.Context, name string) error {
 	res, err := s.db.ExecContext(ctx, `DELETE FROM people WHERE name = ?`, name)
 	if err != nil {
 		return fmt.Errorf("store: delete person %s: %w", name, err)
@@ -250,23 +235,17 @@ func (s *SQLite) DeletePerson(ctx context.Context, name string) error {
 	return mustAffect(res, "person "+name)
 }
 
-// PersonKey is one of a person's public keys.
-type PersonKey struct {
-	Fingerprint   string // SHA256:…
-	AuthorizedKey string // authorized_keys line
-}
-
 // PersonKeys returns person's keys, ordered by fingerprint. A person
 // without keys, or no such person, has none.
-func (s *SQLite) PersonKeys(ctx context.Context, person string) ([]PersonKey, error) {
+func (s *Store) PersonKeys(ctx context.Context, person string) ([]store.PersonKey, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT fingerprint, authorized_key FROM person_keys WHERE person = ? ORDER BY fingerprint`, person)
 	if err != nil {
 		return nil, fmt.Errorf("store: keys of %s: %w", person, err)
 	}
 	defer rows.Close()
-	var out []PersonKey
+	var out []store.PersonKey
 	for rows.Next() {
-		var k PersonKey
+		var k store.PersonKey
 		if err := rows.Scan(&k.Fingerprint, &k.AuthorizedKey); err != nil {
 			return nil, fmt.Errorf("store: keys of %s: %w", person, err)
 		}
@@ -277,7 +256,7 @@ func (s *SQLite) PersonKeys(ctx context.Context, person string) ([]PersonKey, er
 
 // KeyCounts returns how many keys each person has; people without keys
 // are not in the map.
-func (s *SQLite) KeyCounts(ctx context.Context) (map[string]int, error) {
+func (s *Store) KeyCounts(ctx context.Context) (map[string]int, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT person, count(*) FROM person_keys GROUP BY person`)
 	if err != nil {
 		return nil, fmt.Errorf("store: key counts: %w", err)
@@ -297,7 +276,7 @@ func (s *SQLite) KeyCounts(ctx context.Context) (map[string]int, error) {
 
 // AddPersonKey registers a key to person. No such person: ErrNotFound; a
 // fingerprint registered to anyone (person included): ErrConflict.
-func (s *SQLite) AddPersonKey(ctx context.Context, person, fingerprint, authorizedKey string) error {
+func (s *Store) AddPersonKey(ctx context.Context, person, fingerprint, authorizedKey string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		if err := exists(ctx, tx, `SELECT 1 FROM people WHERE name = ?`, "person "+person, person); err != nil {
 			return err
@@ -312,7 +291,7 @@ func insertKey(ctx context.Context, tx *sql.Tx, person, fingerprint, authorizedK
 	var owner string
 	err := tx.QueryRowContext(ctx, `SELECT person FROM person_keys WHERE fingerprint = ?`, fingerprint).Scan(&owner)
 	if err == nil {
-		return fmt.Errorf("%w: key %s belongs to %s", ErrConflict, fingerprint, owner)
+		return fmt.Errorf("%w: key %s belongs to %s", store.ErrConflict, fingerprint, owner)
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("store: key %s: %w", fingerprint, err)
@@ -326,7 +305,7 @@ func insertKey(ctx context.Context, tx *sql.Tx, person, fingerprint, authorizedK
 
 // RemovePersonKey removes one of person's keys; ErrNotFound if person has
 // no key with that fingerprint.
-func (s *SQLite) RemovePersonKey(ctx context.Context, person, fingerprint string) error {
+func (s *Store) RemovePersonKey(ctx context.Context, person, fingerprint string) error {
 	res, err := s.db.ExecContext(ctx, `DELETE FROM person_keys WHERE person = ? AND fingerprint = ?`, person, fingerprint)
 	if err != nil {
 		return fmt.Errorf("store: remove key of %s: %w", person, err)
@@ -336,10 +315,10 @@ func (s *SQLite) RemovePersonKey(ctx context.Context, person, fingerprint string
 
 // CreateTeam adds a team without members or hosts; one by that name
 // already is ErrConflict.
-func (s *SQLite) CreateTeam(ctx context.Context, name string, rapidResponse bool) error {
+func (s *Store) CreateTeam(ctx context.Context, name string, rapidResponse bool) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO teams (name, rapid_response) VALUES (?, ?)`, name, rapidResponse)
 	if isConstraint(err) {
-		return fmt.Errorf("%w: team %s exists", ErrConflict, name)
+		return fmt.Errorf("%w: team %s exists", store.ErrConflict, name)
 	}
 	if err != nil {
 		return fmt.Errorf("store: create team %s: %w", name, err)
@@ -348,33 +327,33 @@ func (s *SQLite) CreateTeam(ctx context.Context, name string, rapidResponse bool
 }
 
 // Teams returns every team with its hosts and members, all sorted.
-func (s *SQLite) Teams(ctx context.Context) ([]Team, error) {
+func (s *Store) Teams(ctx context.Context) ([]store.Team, error) {
 	return s.teams(ctx, `SELECT name, rapid_response FROM teams ORDER BY name`)
 }
 
 // Team returns one team with its hosts and members, sorted.
-func (s *SQLite) Team(ctx context.Context, name string) (Team, error) {
+func (s *Store) Team(ctx context.Context, name string) (store.Team, error) {
 	ts, err := s.teams(ctx, `SELECT name, rapid_response FROM teams WHERE name = ?`, name)
 	if err != nil {
-		return Team{}, err
+		return store.Team{}, err
 	}
 	if len(ts) == 0 {
-		return Team{}, fmt.Errorf("%w: team %s", ErrNotFound, name)
+		return store.Team{}, fmt.Errorf("%w: team %s", store.ErrNotFound, name)
 	}
 	return ts[0], nil
 }
 
 // teams runs query (which selects name and rapid_response) and fills in
 // each team's hosts and members: three queries, however many teams.
-func (s *SQLite) teams(ctx context.Context, query string, args ...any) ([]Team, error) {
-	var out []Team
+func (s *Store) teams(ctx context.Context, query string, args ...any) ([]store.Team, error) {
+	var out []store.Team
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, query, args...)
 		if err != nil {
 			return err
 		}
 		for rows.Next() {
-			var t Team
+			var t store.Team
 			if err := rows.Scan(&t.Name, &t.RapidResponse); err != nil {
 				rows.Close()
 				return err
@@ -385,7 +364,7 @@ func (s *SQLite) teams(ctx context.Context, query string, args ...any) ([]Team, 
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		byName := make(map[string]*Team, len(out))
+		byName := make(map[string]*store.Team, len(out))
 		for i := range out {
 			byName[out[i].Name] = &out[i]
 		}
@@ -409,7 +388,7 @@ func (s *SQLite) teams(ctx context.Context, query string, args ...any) ([]Team, 
 }
 
 // DeleteTeam removes a team with its memberships and host patterns.
-func (s *SQLite) DeleteTeam(ctx context.Context, name string) error {
+func (s *Store) DeleteTeam(ctx context.Context, name string) error {
 	res, err := s.db.ExecContext(ctx, `DELETE FROM teams WHERE name = ?`, name)
 	if err != nil {
 		return fmt.Errorf("store: delete team %s: %w", name, err)
@@ -418,7 +397,7 @@ func (s *SQLite) DeleteTeam(ctx context.Context, name string) error {
 }
 
 // SetTeamRapidResponse switches a team's Rapid Response on or off.
-func (s *SQLite) SetTeamRapidResponse(ctx context.Context, name string, on bool) error {
+func (s *Store) SetTeamRapidResponse(ctx context.Context, name string, on bool) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE teams SET rapid_response = ? WHERE name = ?`, on, name)
 	if err != nil {
 		return fmt.Errorf("store: rapid response of %s: %w", name, err)
@@ -428,7 +407,7 @@ func (s *SQLite) SetTeamRapidResponse(ctx context.Context, name string, on bool)
 
 // AddTeamMember puts person in team. No such team or person:
 // ErrNotFound; already a member: ErrConflict.
-func (s *SQLite) AddTeamMember(ctx context.Context, team, person string) error {
+func (s *Store) AddTeamMember(ctx context.Context, team, person string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		if err := exists(ctx, tx, `SELECT 1 FROM teams WHERE name = ?`, "team "+team, team); err != nil {
 			return err
@@ -438,7 +417,7 @@ func (s *SQLite) AddTeamMember(ctx context.Context, team, person string) error {
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO team_members (team, person) VALUES (?, ?)`, team, person)
 		if isConstraint(err) {
-			return fmt.Errorf("%w: %s is already a member of %s", ErrConflict, person, team)
+			return fmt.Errorf("%w: %s is already a member of %s", store.ErrConflict, person, team)
 		}
 		if err != nil {
 			return fmt.Errorf("store: team %s member %s: %w", team, person, err)
@@ -448,7 +427,7 @@ func (s *SQLite) AddTeamMember(ctx context.Context, team, person string) error {
 }
 
 // RemoveTeamMember takes person out of team; ErrNotFound if not a member.
-func (s *SQLite) RemoveTeamMember(ctx context.Context, team, person string) error {
+func (s *Store) RemoveTeamMember(ctx context.Context, team, person string) error {
 	res, err := s.db.ExecContext(ctx, `DELETE FROM team_members WHERE team = ? AND person = ?`, team, person)
 	if err != nil {
 		return fmt.Errorf("store: team %s member %s: %w", team, person, err)
@@ -459,14 +438,14 @@ func (s *SQLite) RemoveTeamMember(ctx context.Context, team, person string) erro
 // AddTeamHost lets team reach the hosts pattern names (a host name,
 // "label:K=V" or "*"). No such team: ErrNotFound; pattern already there:
 // ErrConflict.
-func (s *SQLite) AddTeamHost(ctx context.Context, team, pattern string) error {
+func (s *Store) AddTeamHost(ctx context.Context, team, pattern string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		if err := exists(ctx, tx, `SELECT 1 FROM teams WHERE name = ?`, "team "+team, team); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO team_hosts (team, pattern) VALUES (?, ?)`, team, pattern)
 		if isConstraint(err) {
-			return fmt.Errorf("%w: team %s already has host %s", ErrConflict, team, pattern)
+			return fmt.Errorf("%w: team %s already has host %s", store.ErrConflict, team, pattern)
 		}
 		if err != nil {
 			return fmt.Errorf("store: team %s host %s: %w", team, pattern, err)
@@ -476,7 +455,7 @@ func (s *SQLite) AddTeamHost(ctx context.Context, team, pattern string) error {
 }
 
 // RemoveTeamHost removes a host pattern from team; ErrNotFound if absent.
-func (s *SQLite) RemoveTeamHost(ctx context.Context, team, pattern string) error {
+func (s *Store) RemoveTeamHost(ctx context.Context, team, pattern string) error {
 	res, err := s.db.ExecContext(ctx, `DELETE FROM team_hosts WHERE team = ? AND pattern = ?`, team, pattern)
 	if err != nil {
 		return fmt.Errorf("store: team %s host %s: %w", team, pattern, err)
@@ -489,7 +468,7 @@ func exists(ctx context.Context, tx *sql.Tx, query, what string, args ...any) er
 	var one int
 	err := tx.QueryRowContext(ctx, query, args...).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("%w: %s", ErrNotFound, what)
+		return fmt.Errorf("%w: %s", store.ErrNotFound, what)
 	}
 	if err != nil {
 		return fmt.Errorf("store: %s: %w", what, err)
@@ -526,7 +505,7 @@ var declaredTables = map[string]string{"person": "people", "team": "teams", "hos
 // that taking someone out of the file takes their access away. Each
 // deletion is audited (config.remove) in the same transaction. It returns
 // the names deleted.
-func (s *SQLite) PruneDeclared(ctx context.Context, kind string, keep []string, at time.Time) ([]string, error) {
+func (s *Store) PruneDeclared(ctx context.Context, kind string, keep []string, at time.Time) ([]string, error) {
 	table, ok := declaredTables[kind]
 	if !ok {
 		return nil, fmt.Errorf("store: declared %q: want person, team or host", kind)
@@ -560,7 +539,7 @@ func (s *SQLite) PruneDeclared(ctx context.Context, kind string, keep []string, 
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE name = ?`, n); err != nil {
 				return err
 			}
-			if err := insertAudit(ctx, tx, AuditEvent{Time: at, Actor: "config file", Action: "config.remove",
+			if err := insertAudit(ctx, tx, store.AuditEvent{Time: at, Actor: "config file", Action: "config.remove",
 				Target: n, Outcome: "allowed", Detail: kind + " no longer declared"}); err != nil {
 				return err
 			}
@@ -577,7 +556,7 @@ func (s *SQLite) PruneDeclared(ctx context.Context, kind string, keep []string, 
 // MarkDeclared notes that the configuration file declares names (which
 // must exist) of kind: from now on, the file taking one out removes it
 // (PruneDeclared), whoever made it first.
-func (s *SQLite) MarkDeclared(ctx context.Context, kind string, names []string) error {
+func (s *Store) MarkDeclared(ctx context.Context, kind string, names []string) error {
 	table, ok := declaredTables[kind]
 	if !ok {
 		return fmt.Errorf("store: declared %q: want person, team or host", kind)

@@ -1,13 +1,10 @@
-package store
+package sqlite
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"database/sql"
 	"embed"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -20,25 +17,20 @@ import (
 	"time"
 
 	"github.com/mattn/go-sqlite3" // the SQLite driver
-)
-
-// Sentinel errors callers branch on.
-var (
-	ErrNotFound = errors.New("store: not found")
-	ErrConflict = errors.New("store: conflict")
+	"github.com/rr-gateway/rr/store"
 )
 
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// SQLite is the store on one SQLite file.
-type SQLite struct {
+// Store is rr's store on one SQLite file.
+type Store struct {
 	db *sql.DB
 }
 
 // Open opens (creating if needed) the database at path and applies any
 // migrations it lacks. A database newer than this code is refused.
-func Open(path string) (*SQLite, error) {
+func Open(path string) (*Store, error) {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("store: create folder: %w", err)
@@ -71,7 +63,7 @@ func Open(path string) (*SQLite, error) {
 	// makes every statement see the previous one's writes without BUSY
 	// games. Reads are fast enough for a gateway's rates.
 	db.SetMaxOpenConns(1)
-	s := &SQLite{db: db}
+	s := &Store{db: db}
 	// Two processes creating one database at once can find it locked
 	// while the other turns on WAL, past the busy timeout's reach: try
 	// again for a while.
@@ -95,7 +87,7 @@ func isBusy(err error) bool {
 }
 
 // Close closes the database.
-func (s *SQLite) Close() error { return s.db.Close() }
+func (s *Store) Close() error { return s.db.Close() }
 
 type migration struct {
 	version int
@@ -127,7 +119,7 @@ func loadMigrations() ([]migration, error) {
 
 // migrate applies, each in its own transaction, the migrations newer than
 // the database's schema_version.
-func (s *SQLite) migrate(ctx context.Context) error {
+func (s *Store) migrate(ctx context.Context) error {
 	// In a write transaction (BEGIN IMMEDIATE waits for the lock): another
 	// process may be creating the database too.
 	if err := s.tx(ctx, func(tx *sql.Tx) error {
@@ -182,13 +174,13 @@ func (s *SQLite) migrate(ctx context.Context) error {
 }
 
 // SchemaVersion returns the database's schema version.
-func (s *SQLite) SchemaVersion(ctx context.Context) (int, error) {
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	var v int
 	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&v)
 	return v, err
 }
 
-func (s *SQLite) tx(ctx context.Context, f func(*sql.Tx) error) error {
+func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -214,18 +206,8 @@ func fromNanos(n int64) time.Time {
 	return time.Unix(0, n).UTC()
 }
 
-// Host is a machine an agent serves.
-type Host struct {
-	Name               string
-	AgentKey           string // authorized_keys line of the agent's key; "" until enrolled
-	CreatedAt          time.Time
-	LastSeen           time.Time // zero if never
-	Labels             []string  // "K=V" each, sorted
-	PassphraseVerifier string    // slow verifier of the host's passphrase; "" if none set
-}
-
 // UpsertHost creates host if it does not exist; it never clears its key.
-func (s *SQLite) UpsertHost(ctx context.Context, name string) error {
+func (s *Store) UpsertHost(ctx context.Context, name string) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO hosts (name, created_at) VALUES (?, ?) ON CONFLICT(name) DO NOTHING`,
 		name, time.Now().UnixNano())
 	if err != nil {
@@ -236,13 +218,13 @@ func (s *SQLite) UpsertHost(ctx context.Context, name string) error {
 
 // CreateHost adds a new host with labels ("K=V" each); one by that name
 // already is ErrConflict.
-func (s *SQLite) CreateHost(ctx context.Context, name string, labels []string) error {
+func (s *Store) CreateHost(ctx context.Context, name string, labels []string) error {
 	l := append([]string(nil), labels...)
 	sort.Strings(l)
 	_, err := s.db.ExecContext(ctx, `INSERT INTO hosts (name, created_at, labels) VALUES (?, ?, ?)`,
 		name, time.Now().UnixNano(), strings.Join(l, ","))
 	if isConstraint(err) {
-		return fmt.Errorf("%w: host %s exists", ErrConflict, name)
+		return fmt.Errorf("%w: host %s exists", store.ErrConflict, name)
 	}
 	if err != nil {
 		return fmt.Errorf("store: create host %s: %w", name, err)
@@ -251,7 +233,7 @@ func (s *SQLite) CreateHost(ctx context.Context, name string, labels []string) e
 }
 
 // DeleteHost removes a host and its enrollment tokens. Its sessions stay.
-func (s *SQLite) DeleteHost(ctx context.Context, name string) error {
+func (s *Store) DeleteHost(ctx context.Context, name string) error {
 	res, err := s.db.ExecContext(ctx, `DELETE FROM hosts WHERE name = ?`, name)
 	if err != nil {
 		return fmt.Errorf("store: delete host %s: %w", name, err)
@@ -260,7 +242,7 @@ func (s *SQLite) DeleteHost(ctx context.Context, name string) error {
 }
 
 // SetAgentKey binds an agent key to host.
-func (s *SQLite) SetAgentKey(ctx context.Context, host, authorizedKey string) error {
+func (s *Store) SetAgentKey(ctx context.Context, host, authorizedKey string) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE hosts SET agent_key = ? WHERE name = ?`, authorizedKey, host)
 	if err != nil {
 		return fmt.Errorf("store: set agent key of %s: %w", host, err)
@@ -281,19 +263,19 @@ func mustAffect(res sql.Result, what string) error {
 		return err
 	}
 	if n == 0 {
-		return fmt.Errorf("%w: %s", ErrNotFound, what)
+		return fmt.Errorf("%w: %s", store.ErrNotFound, what)
 	}
 	return nil
 }
 
 const hostCols = `name, agent_key, created_at, last_seen, labels, passphrase_verifier`
 
-func scanHost(sc interface{ Scan(...any) error }) (Host, error) {
-	var h Host
+func scanHost(sc interface{ Scan(...any) error }) (store.Host, error) {
+	var h store.Host
 	var created, seen int64
 	var labels string
 	if err := sc.Scan(&h.Name, &h.AgentKey, &created, &seen, &labels, &h.PassphraseVerifier); err != nil {
-		return Host{}, err
+		return store.Host{}, err
 	}
 	h.CreatedAt, h.LastSeen = fromNanos(created), fromNanos(seen)
 	if labels != "" {
@@ -303,25 +285,25 @@ func scanHost(sc interface{ Scan(...any) error }) (Host, error) {
 }
 
 // Host returns one host.
-func (s *SQLite) Host(ctx context.Context, name string) (Host, error) {
+func (s *Store) Host(ctx context.Context, name string) (store.Host, error) {
 	h, err := scanHost(s.db.QueryRowContext(ctx, `SELECT `+hostCols+` FROM hosts WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Host{}, fmt.Errorf("%w: host %s", ErrNotFound, name)
+		return store.Host{}, fmt.Errorf("%w: host %s", store.ErrNotFound, name)
 	}
 	if err != nil {
-		return Host{}, fmt.Errorf("store: host %s: %w", name, err)
+		return store.Host{}, fmt.Errorf("store: host %s: %w", name, err)
 	}
 	return h, nil
 }
 
 // Hosts returns every host, ordered by name.
-func (s *SQLite) Hosts(ctx context.Context) ([]Host, error) {
+func (s *Store) Hosts(ctx context.Context) ([]store.Host, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+hostCols+` FROM hosts ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("store: hosts: %w", err)
 	}
 	defer rows.Close()
-	var out []Host
+	var out []store.Host
 	for rows.Next() {
 		h, err := scanHost(rows)
 		if err != nil {
@@ -333,7 +315,7 @@ func (s *SQLite) Hosts(ctx context.Context) ([]Host, error) {
 }
 
 // TouchHost records that host's agent was seen at t.
-func (s *SQLite) TouchHost(ctx context.Context, name string, t time.Time) error {
+func (s *Store) TouchHost(ctx context.Context, name string, t time.Time) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE hosts SET last_seen = ? WHERE name = ?`, nanos(t), name)
 	if err != nil {
 		return fmt.Errorf("store: touch host %s: %w", name, err)
@@ -341,26 +323,10 @@ func (s *SQLite) TouchHost(ctx context.Context, name string, t time.Time) error 
 	return mustAffect(res, "host "+name)
 }
 
-// NewEnrollToken makes a one-time enrollment token (32 random bytes,
-// base64url) and the hash of it the store keeps (EnrollTokenHash).
-func NewEnrollToken() (token string, hash []byte) {
-	var raw [32]byte
-	rand.Read(raw[:])
-	token = base64.RawURLEncoding.EncodeToString(raw[:])
-	return token, EnrollTokenHash([]byte(token))
-}
-
-// EnrollTokenHash is what the store keeps of a token, and what a token an
-// agent offers is matched against: its SHA-256.
-func EnrollTokenHash(token []byte) []byte {
-	sum := sha256.Sum256(token)
-	return sum[:]
-}
-
 // CreateEnrollToken stores the hash of a one-time token for host. A host
 // whose agent is enrolled (a key is bound) is ErrEnrolled: replacing its
 // agent is ReenrollHost, an explicit act.
-func (s *SQLite) CreateEnrollToken(ctx context.Context, host string, tokenHash []byte, expires time.Time) error {
+func (s *Store) CreateEnrollToken(ctx context.Context, host string, tokenHash []byte, expires time.Time) error {
 	if _, err := s.Host(ctx, host); err != nil {
 		return err
 	}
@@ -371,13 +337,13 @@ func (s *SQLite) CreateEnrollToken(ctx context.Context, host string, tokenHash [
 		return fmt.Errorf("store: create token for %s: %w", host, err)
 	}
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return fmt.Errorf("%w: host %s", ErrEnrolled, host)
+		return fmt.Errorf("%w: host %s", store.ErrEnrolled, host)
 	}
 	return nil
 }
 
 // HasEnrollToken reports whether host has an unused, unexpired token.
-func (s *SQLite) HasEnrollToken(ctx context.Context, host string, now time.Time) (bool, error) {
+func (s *Store) HasEnrollToken(ctx context.Context, host string, now time.Time) (bool, error) {
 	var n int
 	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM enroll_tokens WHERE host = ? AND used_at = 0 AND expires_at > ?`,
 		host, nanos(now)).Scan(&n)
@@ -391,17 +357,17 @@ func (s *SQLite) HasEnrollToken(ctx context.Context, host string, now time.Time)
 // tokenHash and binds authorizedKey to host, in one transaction. No such
 // token: ErrNotFound; a host with a key bound already: ErrEnrolled (a
 // token never replaces an enrolled agent, whenever it was made).
-func (s *SQLite) UseEnrollToken(ctx context.Context, host string, tokenHash []byte, authorizedKey string, now time.Time) error {
+func (s *Store) UseEnrollToken(ctx context.Context, host string, tokenHash []byte, authorizedKey string, now time.Time) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		var bound string
 		if err := tx.QueryRowContext(ctx, `SELECT agent_key FROM hosts WHERE name = ?`, host).Scan(&bound); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("%w: host %s", ErrNotFound, host)
+				return fmt.Errorf("%w: host %s", store.ErrNotFound, host)
 			}
 			return fmt.Errorf("store: host %s: %w", host, err)
 		}
 		if bound != "" {
-			return fmt.Errorf("%w: host %s", ErrEnrolled, host)
+			return fmt.Errorf("%w: host %s", store.ErrEnrolled, host)
 		}
 		rows, err := tx.QueryContext(ctx, `SELECT id, token_hash FROM enroll_tokens WHERE host = ? AND used_at = 0 AND expires_at > ?`,
 			host, nanos(now))
@@ -426,7 +392,7 @@ func (s *SQLite) UseEnrollToken(ctx context.Context, host string, tokenHash []by
 			return err
 		}
 		if match < 0 {
-			return fmt.Errorf("%w: enrollment token for %s", ErrNotFound, host)
+			return fmt.Errorf("%w: enrollment token for %s", store.ErrNotFound, host)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE enroll_tokens SET used_at = ? WHERE id = ?`, nanos(now), match); err != nil {
 			return err
@@ -436,7 +402,7 @@ func (s *SQLite) UseEnrollToken(ctx context.Context, host string, tokenHash []by
 			return err
 		}
 		if n, err := res.RowsAffected(); err != nil || n == 0 {
-			return fmt.Errorf("%w: host %s", ErrEnrolled, host) // bound meanwhile
+			return fmt.Errorf("%w: host %s", store.ErrEnrolled, host) // bound meanwhile
 		}
 		return nil
 	})

@@ -1,4 +1,4 @@
-package store
+package sqlite
 
 import (
 	"context"
@@ -6,23 +6,20 @@ import (
 	"errors"
 	"fmt"
 	"time"
-)
 
-// ErrEnrolled is the answer to a token made or spent for a host whose
-// agent is enrolled (a key is bound to it): only ReenrollHost replaces an
-// enrolled agent. errors.Is(ErrEnrolled, ErrConflict) holds.
-var ErrEnrolled = fmt.Errorf("%w: the host's agent is enrolled", ErrConflict)
+	"github.com/rr-gateway/rr/store"
+)
 
 // ReenrollHost is the explicit replacement of host's agent, in one
 // transaction: the bound key is cleared (so it no longer authenticates),
 // every unused token of the host is spent, and tokenHash becomes its one
 // valid token until expires. It returns the key that was bound ("" if
 // none).
-func (s *SQLite) ReenrollHost(ctx context.Context, host string, tokenHash []byte, expires, now time.Time) (old string, err error) {
+func (s *Store) ReenrollHost(ctx context.Context, host string, tokenHash []byte, expires, now time.Time) (old string, err error) {
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		if err := tx.QueryRowContext(ctx, `SELECT agent_key FROM hosts WHERE name = ?`, host).Scan(&old); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("%w: host %s", ErrNotFound, host)
+				return fmt.Errorf("%w: host %s", store.ErrNotFound, host)
 			}
 			return fmt.Errorf("store: host %s: %w", host, err)
 		}
