@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mattn/go-sqlite3" // the SQLite driver
+	_ "github.com/mattn/go-sqlite3" // the SQLite driver
 	"github.com/rr-gateway/rr/store"
 )
 
@@ -79,11 +79,6 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("store: %s: %w", path, err)
 	}
 	return s, nil
-}
-
-func isBusy(err error) bool {
-	var se sqlite3.Error
-	return errors.As(err, &se) && (se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked)
 }
 
 // Close closes the database.
@@ -248,13 +243,6 @@ func (s *Store) SetAgentKey(ctx context.Context, host, authorizedKey string) err
 		return fmt.Errorf("store: set agent key of %s: %w", host, err)
 	}
 	return mustAffect(res, "host "+host)
-}
-
-// isConstraint reports whether err is SQLite refusing a write that breaks
-// a constraint (a duplicate key, mostly).
-func isConstraint(err error) bool {
-	var se sqlite3.Error
-	return errors.As(err, &se) && se.Code == sqlite3.ErrConstraint
 }
 
 func mustAffect(res sql.Result, what string) error {
