@@ -20,6 +20,7 @@ import (
 
 	"github.com/rr-gateway/rr/agent"
 	"github.com/rr-gateway/rr/auth"
+	"github.com/rr-gateway/rr/auth/mail"
 	"github.com/rr-gateway/rr/gateway/gatewaytest"
 	"github.com/rr-gateway/rr/internal/sshkit"
 	"github.com/rr-gateway/rr/recorder"
@@ -54,7 +55,7 @@ func newWorldWith(t *testing.T, acfg auth.Config, mp *mailpit) *world {
 		mp = startMailpit(t)
 	}
 	if acfg.Mailer == nil {
-		m, err := auth.NewSMTPMailer(auth.SMTPConfig{Host: "127.0.0.1", Port: mp.SMTPPort, TLS: "none", From: "rr@gateway.test"})
+		m, err := mail.NewSMTPMailer(mail.SMTPConfig{Host: "127.0.0.1", Port: mp.SMTPPort, TLS: "none", From: "rr@gateway.test"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rr-gateway/rr/auth"
+	"github.com/rr-gateway/rr/auth/mail"
 	"github.com/rr-gateway/rr/gateway"
 	"github.com/rr-gateway/rr/gateway/download"
 	"github.com/rr-gateway/rr/internal/config"
@@ -32,12 +33,12 @@ func (c *fileConfig) mailer(console io.Writer) (auth.Mailer, error) {
 	}
 	switch m.Mode {
 	case "console":
-		return &auth.FileMailer{Console: console, From: m.From}, nil
+		return &mail.FileMailer{Console: console, From: m.From}, nil
 	case "file":
 		if m.Outbox == "" {
 			return nil, errors.New("mail: mode file needs outbox (a folder)")
 		}
-		return &auth.FileMailer{Dir: m.Outbox, Console: console, From: m.From}, nil
+		return &mail.FileMailer{Dir: m.Outbox, Console: console, From: m.From}, nil
 	case "", "smtp":
 		pw, err := config.Secret("", m.SMTP.PasswordFile, m.SMTP.PasswordEnv)
 		if err != nil {
@@ -46,7 +47,7 @@ func (c *fileConfig) mailer(console io.Writer) (auth.Mailer, error) {
 		if m.SMTP.Username != "" && pw == "" {
 			return nil, errors.New("mail: smtp username set but no password (password_file or password_env)")
 		}
-		cfg := auth.SMTPConfig{Host: m.SMTP.Host, Port: m.SMTP.Port, TLS: m.SMTP.TLS,
+		cfg := mail.SMTPConfig{Host: m.SMTP.Host, Port: m.SMTP.Port, TLS: m.SMTP.TLS,
 			Username: m.SMTP.Username, Password: auth.NewSecret(pw), From: m.From}
 		if m.SMTP.CAFile != "" {
 			pem, err := os.ReadFile(m.SMTP.CAFile)
@@ -58,7 +59,7 @@ func (c *fileConfig) mailer(console io.Writer) (auth.Mailer, error) {
 				return nil, fmt.Errorf("mail: ca_file %s holds no PEM certificate", m.SMTP.CAFile)
 			}
 		}
-		return auth.NewSMTPMailer(cfg)
+		return mail.NewSMTPMailer(cfg)
 	default:
 		return nil, fmt.Errorf("mail: mode %q: want console, file or smtp", m.Mode)
 	}
