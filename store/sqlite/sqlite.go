@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"crypto/subtle"
 	"database/sql"
 	"embed"
 	"errors"
@@ -201,50 +200,6 @@ func fromNanos(n int64) time.Time {
 	return time.Unix(0, n).UTC()
 }
 
-// UpsertHost creates host if it does not exist; it never clears its key.
-func (s *Store) UpsertHost(ctx context.Context, name string) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO hosts (name, created_at) VALUES (?, ?) ON CONFLICT(name) DO NOTHING`,
-		name, time.Now().UnixNano())
-	if err != nil {
-		return fmt.Errorf("store: upsert host %s: %w", name, err)
-	}
-	return nil
-}
-
-// CreateHost adds a new host with labels ("K=V" each); one by that name
-// already is ErrConflict.
-func (s *Store) CreateHost(ctx context.Context, name string, labels []string) error {
-	l := append([]string(nil), labels...)
-	sort.Strings(l)
-	_, err := s.db.ExecContext(ctx, `INSERT INTO hosts (name, created_at, labels) VALUES (?, ?, ?)`,
-		name, time.Now().UnixNano(), strings.Join(l, ","))
-	if isConstraint(err) {
-		return fmt.Errorf("%w: host %s exists", store.ErrConflict, name)
-	}
-	if err != nil {
-		return fmt.Errorf("store: create host %s: %w", name, err)
-	}
-	return nil
-}
-
-// DeleteHost removes a host and its enrollment tokens. Its sessions stay.
-func (s *Store) DeleteHost(ctx context.Context, name string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM hosts WHERE name = ?`, name)
-	if err != nil {
-		return fmt.Errorf("store: delete host %s: %w", name, err)
-	}
-	return mustAffect(res, "host "+name)
-}
-
-// SetAgentKey binds an agent key to host.
-func (s *Store) SetAgentKey(ctx context.Context, host, authorizedKey string) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE hosts SET agent_key = ? WHERE name = ?`, authorizedKey, host)
-	if err != nil {
-		return fmt.Errorf("store: set agent key of %s: %w", host, err)
-	}
-	return mustAffect(res, "host "+host)
-}
-
 func mustAffect(res sql.Result, what string) error {
 	n, err := res.RowsAffected()
 	if err != nil {
@@ -256,142 +211,15 @@ func mustAffect(res sql.Result, what string) error {
 	return nil
 }
 
-const hostCols = `name, agent_key, created_at, last_seen, labels, passphrase_verifier`
-
-func scanHost(sc interface{ Scan(...any) error }) (store.Host, error) {
-	var h store.Host
-	var created, seen int64
-	var labels string
-	if err := sc.Scan(&h.Name, &h.AgentKey, &created, &seen, &labels, &h.PassphraseVerifier); err != nil {
-		return store.Host{}, err
-	}
-	h.CreatedAt, h.LastSeen = fromNanos(created), fromNanos(seen)
-	if labels != "" {
-		h.Labels = strings.Split(labels, ",")
-	}
-	return h, nil
-}
-
-// Host returns one host.
-func (s *Store) Host(ctx context.Context, name string) (store.Host, error) {
-	h, err := scanHost(s.db.QueryRowContext(ctx, `SELECT `+hostCols+` FROM hosts WHERE name = ?`, name))
+// exists returns ErrNotFound (naming what) unless query finds a row.
+func exists(ctx context.Context, tx *sql.Tx, query, what string, args ...any) error {
+	var one int
+	err := tx.QueryRowContext(ctx, query, args...).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
-		return store.Host{}, fmt.Errorf("%w: host %s", store.ErrNotFound, name)
+		return fmt.Errorf("%w: %s", store.ErrNotFound, what)
 	}
 	if err != nil {
-		return store.Host{}, fmt.Errorf("store: host %s: %w", name, err)
-	}
-	return h, nil
-}
-
-// Hosts returns every host, ordered by name.
-func (s *Store) Hosts(ctx context.Context) ([]store.Host, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+hostCols+` FROM hosts ORDER BY name`)
-	if err != nil {
-		return nil, fmt.Errorf("store: hosts: %w", err)
-	}
-	defer rows.Close()
-	var out []store.Host
-	for rows.Next() {
-		h, err := scanHost(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: hosts: %w", err)
-		}
-		out = append(out, h)
-	}
-	return out, rows.Err()
-}
-
-// TouchHost records that host's agent was seen at t.
-func (s *Store) TouchHost(ctx context.Context, name string, t time.Time) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE hosts SET last_seen = ? WHERE name = ?`, nanos(t), name)
-	if err != nil {
-		return fmt.Errorf("store: touch host %s: %w", name, err)
-	}
-	return mustAffect(res, "host "+name)
-}
-
-// CreateEnrollToken stores the hash of a one-time token for host. A host
-// whose agent is enrolled (a key is bound) is ErrEnrolled: replacing its
-// agent is ReenrollHost, an explicit act.
-func (s *Store) CreateEnrollToken(ctx context.Context, host string, tokenHash []byte, expires time.Time) error {
-	if _, err := s.Host(ctx, host); err != nil {
-		return err
-	}
-	// One statement: a key bound between a check and the insert cannot slip by.
-	res, err := s.db.ExecContext(ctx, `INSERT INTO enroll_tokens (host, token_hash, expires_at)
-		SELECT name, ?, ? FROM hosts WHERE name = ? AND agent_key = ''`, tokenHash, nanos(expires), host)
-	if err != nil {
-		return fmt.Errorf("store: create token for %s: %w", host, err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return fmt.Errorf("%w: host %s", store.ErrEnrolled, host)
+		return fmt.Errorf("store: %s: %w", what, err)
 	}
 	return nil
-}
-
-// HasEnrollToken reports whether host has an unused, unexpired token.
-func (s *Store) HasEnrollToken(ctx context.Context, host string, now time.Time) (bool, error) {
-	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM enroll_tokens WHERE host = ? AND used_at = 0 AND expires_at > ?`,
-		host, nanos(now)).Scan(&n)
-	if err != nil {
-		return false, fmt.Errorf("store: tokens of %s: %w", host, err)
-	}
-	return n > 0, nil
-}
-
-// UseEnrollToken spends the unused, unexpired token of host whose hash is
-// tokenHash and binds authorizedKey to host, in one transaction. No such
-// token: ErrNotFound; a host with a key bound already: ErrEnrolled (a
-// token never replaces an enrolled agent, whenever it was made).
-func (s *Store) UseEnrollToken(ctx context.Context, host string, tokenHash []byte, authorizedKey string, now time.Time) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		var bound string
-		if err := tx.QueryRowContext(ctx, `SELECT agent_key FROM hosts WHERE name = ?`, host).Scan(&bound); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("%w: host %s", store.ErrNotFound, host)
-			}
-			return fmt.Errorf("store: host %s: %w", host, err)
-		}
-		if bound != "" {
-			return fmt.Errorf("%w: host %s", store.ErrEnrolled, host)
-		}
-		rows, err := tx.QueryContext(ctx, `SELECT id, token_hash FROM enroll_tokens WHERE host = ? AND used_at = 0 AND expires_at > ?`,
-			host, nanos(now))
-		if err != nil {
-			return fmt.Errorf("store: tokens of %s: %w", host, err)
-		}
-		match := int64(-1)
-		for rows.Next() {
-			var id int64
-			var h []byte
-			if err := rows.Scan(&id, &h); err != nil {
-				rows.Close()
-				return err
-			}
-			// Compare every candidate, constant-time each.
-			if subtle.ConstantTimeCompare(h, tokenHash) == 1 {
-				match = id
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if match < 0 {
-			return fmt.Errorf("%w: enrollment token for %s", store.ErrNotFound, host)
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE enroll_tokens SET used_at = ? WHERE id = ?`, nanos(now), match); err != nil {
-			return err
-		}
-		res, err := tx.ExecContext(ctx, `UPDATE hosts SET agent_key = ? WHERE name = ? AND agent_key = ''`, authorizedKey, host)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 {
-			return fmt.Errorf("%w: host %s", store.ErrEnrolled, host) // bound meanwhile
-		}
-		return nil
-	})
 }
