@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -167,7 +166,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 		return err
 	}
 	defer spool.Close()
-	if err := recoverSessions(ctx, st, spool, c.Recordings.Spool, log); err != nil {
+	if err := gateway.RecoverSessions(ctx, st, spool, log); err != nil {
 		return err
 	}
 	acfg := c.authConfig()
@@ -275,58 +274,6 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 		return serveErr
 	}
 	log.Info("gateway stopped")
-	return nil
-}
-
-// recoverSessions finishes, at start, what an earlier run left undone:
-// sessions it left live are marked interrupted, and every recording in the
-// spool dir whose session is over but has no size and SHA-256 noted is
-// sealed as it stands (never appended to) and noted. It is idempotent: a
-// run that dies during it, between marking and sealing, leaves sessions
-// the next start still seals. Until then the uploader leaves their files
-// alone.
-func recoverSessions(ctx context.Context, st *sqlite.Store, spool *recorder.Spool, dir string, log *slog.Logger) error {
-	ids, err := st.InterruptLiveSessions(ctx, time.Now())
-	if err != nil {
-		return err
-	}
-	if len(ids) > 0 {
-		log.Warn("sessions left live by an earlier run marked interrupted", "sessions", ids)
-	}
-	files, err := filepath.Glob(filepath.Join(dir, "*.gz"))
-	if err != nil {
-		return fmt.Errorf("recordings: spool %s: %w", dir, err)
-	}
-	inSpool := map[string]bool{}
-	for _, f := range files {
-		id := strings.TrimSuffix(filepath.Base(f), ".gz")
-		inSpool[id] = true
-		sess, err := st.Session(ctx, id)
-		if errors.Is(err, store.ErrNotFound) {
-			continue // not a session's
-		}
-		if err != nil {
-			return err
-		}
-		if sess.State == store.StateLive || sess.RecordingSHA256 != "" {
-			continue
-		}
-		closed, err := spool.Seal(id)
-		if err != nil {
-			log.Warn("recording of an ended session cannot be sealed", "session", id, "err", err)
-			continue
-		}
-		if err := st.SetSessionRecording(ctx, id, closed.Path, closed.Size, closed.SHA256); err != nil {
-			return err
-		}
-		log.Info("recording of an ended session sealed as it stands", "session", id, "state", sess.State,
-			"size", closed.Size, "sha256", closed.SHA256)
-	}
-	for _, id := range ids {
-		if !inSpool[id] {
-			log.Warn("interrupted session has no recording file", "session", id)
-		}
-	}
 	return nil
 }
 

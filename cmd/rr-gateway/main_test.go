@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rr-gateway/rr/gateway"
 	"github.com/rr-gateway/rr/gateway/gatewaytest"
 	"github.com/rr-gateway/rr/recorder"
 	"github.com/rr-gateway/rr/store"
@@ -171,7 +172,7 @@ func TestRecoveryIsIdempotent(t *testing.T) {
 
 	// The next start; and one more, which finds nothing left to do.
 	for range 2 {
-		if err := recoverSessions(ctx, st, spool, c.Recordings.Spool, slog.New(newLogWatch())); err != nil {
+		if err := gateway.RecoverSessions(ctx, st, spool, slog.New(newLogWatch())); err != nil {
 			t.Fatal(err)
 		}
 	}
