@@ -14,6 +14,7 @@ import (
 	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/gateway/admin"
 	"github.com/rr-gateway/rr/gateway/download"
+	"github.com/rr-gateway/rr/recorder"
 	"github.com/rr-gateway/rr/store"
 	"github.com/rr-gateway/rr/wire"
 )
@@ -235,18 +236,13 @@ const maxListed = 1000
 // reads where it is now (openRecording).
 func entry(x store.Session) download.Entry {
 	return download.Entry{ID: x.ID, Host: x.Host, Started: x.Started,
-		Size: x.RecordingSize, SHA256: x.RecordingSHA256, Location: sessionLocation + x.ID}
+		Size: x.RecordingSize, SHA256: x.RecordingSHA256, Location: x.ID}
 }
 
-const sessionLocation = "session:"
-
-// openRecording opens the recording of the session a download.Entry
-// names, wherever the store says it is now.
-func (s *Server) openRecording(ctx context.Context, location string, offset int64) (io.ReadCloser, error) {
-	id, ok := strings.CutPrefix(location, sessionLocation)
-	if !ok {
-		return nil, fmt.Errorf("recording location %q: not a session", location)
-	}
+// openRecording opens the recording of the session id (a download.Entry's
+// location), wherever the store says it is now. A stored copy failing its
+// own checksum is the download's integrity failure, told as such.
+func (s *Server) openRecording(ctx context.Context, id string, offset int64) (io.ReadCloser, error) {
 	x, err := s.cfg.Store.Session(ctx, id)
 	if err != nil {
 		return nil, err
@@ -254,7 +250,23 @@ func (s *Server) openRecording(ctx context.Context, location string, offset int6
 	if x.Recording == "" {
 		return nil, fmt.Errorf("session %s has no recording", id)
 	}
-	return s.cfg.OpenRecording(ctx, x.Recording, offset)
+	rc, err := s.cfg.Recordings.Open(ctx, x.Recording, offset)
+	if err != nil {
+		return nil, err
+	}
+	return integrityErrors{rc}, nil
+}
+
+// integrityErrors reports a recording that fails its stored checksum as
+// the download's integrity failure.
+type integrityErrors struct{ io.ReadCloser }
+
+func (r integrityErrors) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	if errors.Is(err, recorder.ErrCorrupt) {
+		err = fmt.Errorf("%w: %v", download.ErrIntegrity, err)
+	}
+	return n, err
 }
 
 // now is the person as they are now (role, team): a change reaches a

@@ -16,7 +16,6 @@ import (
 	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/auth/mail"
 	"github.com/rr-gateway/rr/gateway"
-	"github.com/rr-gateway/rr/gateway/download"
 	"github.com/rr-gateway/rr/internal/config"
 	"github.com/rr-gateway/rr/recorder"
 	"github.com/rr-gateway/rr/recorder/s3sink"
@@ -183,39 +182,30 @@ func (c *fileConfig) apply(ctx context.Context, st *sqlite.Store, log *slog.Logg
 }
 
 // uploader builds the uploader of recordings to S3 and the opener that
-// downloads read them with, or a nil uploader and the local opener when no
-// bucket is configured (recordings then stay in the spool). The bucket is
+// reads them back wherever they are, or a nil uploader and the local
+// opener when no bucket is configured (recordings then stay in the spool). The bucket is
 // reached at once: a wrong endpoint, credentials or bucket stop the start.
-func (c *fileConfig) uploader(ctx context.Context, spool *recorder.Spool, st *sqlite.Store, log *slog.Logger) (*recorder.Uploader, download.Opener, error) {
+func (c *fileConfig) uploader(ctx context.Context, spool *recorder.Spool, st *sqlite.Store, log *slog.Logger) (*recorder.Uploader, recorder.Opener, error) {
 	s := c.Recordings.S3
 	if s.Bucket == "" {
-		return nil, download.OpenFile, nil
+		return nil, recorder.Opener{}, nil
 	}
 	secret, err := config.Secret("", s.SecretAccessKeyFile, s.SecretAccessKeyEnv)
 	if err != nil {
-		return nil, nil, fmt.Errorf("config: recordings.s3: %w", err)
+		return nil, recorder.Opener{}, fmt.Errorf("config: recordings.s3: %w", err)
 	}
 	sink, err := s3sink.New(ctx, s3sink.Config{Endpoint: s.Endpoint, Region: s.Region, Bucket: s.Bucket, Prefix: s.Prefix,
 		PathStyle: s.PathStyle, AccessKeyID: s.AccessKeyID, SecretAccessKey: secret,
 		MultipartThreshold: s.MultipartThreshold, PartSize: s.PartSize})
 	if err != nil {
-		return nil, nil, fmt.Errorf("config: recordings.%w", err)
+		return nil, recorder.Opener{}, fmt.Errorf("config: recordings.%w", err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := sink.Check(cctx); err != nil {
-		return nil, nil, err
+		return nil, recorder.Opener{}, err
 	}
-	open := func(ctx context.Context, location string, offset int64) (io.ReadCloser, error) {
-		if strings.HasPrefix(location, "s3://") {
-			r, err := sink.OpenLocation(ctx, location, offset)
-			if err != nil {
-				return nil, err
-			}
-			return integrityErrors{r}, nil
-		}
-		return download.OpenFile(ctx, location, offset)
-	}
+	open := recorder.Opener{Remote: map[string]recorder.RemoteOpener{"s3": sink}, Corrupt: s3sink.ErrMismatch}
 	up, err := recorder.NewUploader(recorder.UploaderConfig{
 		Spool: spool, Sink: sink, Logger: log,
 		Final: func(ctx context.Context, id string) (recorder.Closed, bool, error) {
@@ -250,18 +240,6 @@ func (c *fileConfig) address() string {
 		return net.JoinHostPort(name, port)
 	}
 	return name
-}
-
-// integrityErrors reports an S3 object that fails its stored checksum as
-// the download's integrity failure, which the person is told as such.
-type integrityErrors struct{ io.ReadCloser }
-
-func (r integrityErrors) Read(p []byte) (int, error) {
-	n, err := r.ReadCloser.Read(p)
-	if errors.Is(err, s3sink.ErrMismatch) {
-		err = fmt.Errorf("%w: %v", download.ErrIntegrity, err)
-	}
-	return n, err
 }
 
 // declared reports whether the file declares a person, team or host of

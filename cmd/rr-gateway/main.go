@@ -181,7 +181,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 		return err
 	}
 	limitMemory(authSvc.HashMemoryBudget(), log)
-	uploader, openRecording, err := c.uploader(ctx, spool, st, log)
+	uploader, recordings, err := c.uploader(ctx, spool, st, log)
 	if err != nil {
 		return err
 	}
@@ -205,7 +205,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 		Metrics:            metrics,
 		Name:               c.Name,
 		Address:            c.address(),
-		OpenRecording:      openRecording,
+		Recordings:         recordings,
 		Declared:           c.declared,
 		TokenRule:          c.tokenRule,
 		Algorithms:         c.SSH.algorithms(),
