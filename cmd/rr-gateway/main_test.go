@@ -92,13 +92,14 @@ func startS3(t *testing.T) (addr, dir string) {
 	return addr, dir
 }
 
-// TestRecoveryIsIdempotent: a gateway that died during start-up recovery,
-// after marking its sessions interrupted but before sealing their files,
-// left rows with no size or SHA-256. The uploader leaves such a file
-// alone; the next start seals it (and, as before, seals the files of
-// sessions still marked live), and then it goes up, checked against the
-// row.
-func TestRecoveryIsIdempotent(t *testing.T) {
+// TestUploadWaitsForRecovery: a gateway that died during start-up
+// recovery, after marking its sessions interrupted but before sealing
+// their files, left rows with no size or SHA-256. The uploader leaves such
+// a file alone; once the next start has recovered (gateway's
+// TestRecoverSessions checks what that does to rows and files), it goes
+// up, checked against the row, and so does the file of a session still
+// marked live.
+func TestUploadWaitsForRecovery(t *testing.T) {
 	s3addr, s3dir := startS3(t)
 	t.Setenv("RR_TEST_S3_SECRET", "rr-secret-key")
 	c := defaultConfig()
@@ -170,23 +171,9 @@ func TestRecoveryIsIdempotent(t *testing.T) {
 		t.Fatalf("a recording with no SHA-256 in its row was uploaded: %v", err)
 	}
 
-	// The next start; and one more, which finds nothing left to do.
-	for range 2 {
-		if err := gateway.RecoverSessions(ctx, st, spool, slog.New(newLogWatch())); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, id := range []string{"cut", "live"} {
-		b, err := os.ReadFile(spool.Path(id))
-		if err != nil {
-			t.Fatal(err)
-		}
-		sum := sha256.Sum256(b)
-		sess, err := st.Session(ctx, id)
-		if err != nil || sess.State != store.StateInterrupted || sess.RecordingSize != int64(len(b)) ||
-			sess.RecordingSHA256 != hex.EncodeToString(sum[:]) || sess.Recording != spool.Path(id) {
-			t.Fatalf("%s after recovery: %+v %v; want interrupted, %d bytes, SHA-256 %x", id, sess, err, len(b), sum)
-		}
+	// The next start.
+	if err := gateway.RecoverSessions(ctx, st, spool, slog.New(newLogWatch())); err != nil {
+		t.Fatal(err)
 	}
 
 	// Now both go up, checked against their rows, and leave the spool.
