@@ -1,4 +1,4 @@
-// Package auth decides who may open a shell (DESIGN.md §3): it owns the
+// Package auth decides who may open a shell (docs/architecture.md#logging-in): it owns the
 // prompts and their order — identity (key, or username and password), team,
 // host passphrase, emailed code (or an authenticator app's code) — the
 // factors' checks, the mailer that sends codes, and the rate limits and
