@@ -16,6 +16,7 @@ need_tools() {
   command -v asciinema >/dev/null || missing+=(asciinema)
   command -v strace >/dev/null || missing+=(strace) # the agent test of a process that never ends
   command -v ssh-audit >/dev/null || missing+=(ssh-audit) # both SSH ports audited
+  command -v systemd-analyze >/dev/null || missing+=(systemd) # the units in configs/ verified
   [ ${#missing[@]} -eq 0 ] && return 0
   echo "test: installing ${missing[*]}"
   local sudo=""
