@@ -36,6 +36,9 @@ type KeyboardInteractive func(name, instruction string, questions []string, echo
 
 // Ask asks prompt in one keyboard-interactive round.
 func (k KeyboardInteractive) Ask(_ context.Context, instruction, prompt string, echo bool) (string, error) {
+	if instruction != "" && !strings.HasSuffix(instruction, "\n") {
+		instruction += "\n" // clients that print it as sent (Dropbear) glue it to the prompt otherwise
+	}
 	answers, err := k("", instruction, []string{prompt}, []bool{echo})
 	if err != nil {
 		return "", err
@@ -362,6 +365,9 @@ func (s *Service) hostFactors(ctx context.Context, p Prompter, l *Login, host, i
 	if err := s.notLocked(l); err != nil {
 		return err
 	}
+	if err := s.mailLimited(l); err != nil {
+		return err // before the passphrase is asked, not after
+	}
 	given, ok := l.hosts[host]
 	if !ok {
 		h, found, err := s.cfg.Directory.Host(ctx, host)
@@ -462,7 +468,7 @@ func (s *Service) secondFactor(ctx context.Context, p Prompter, l *Login, instru
 	}
 	if !s.limiter.mail(who) {
 		s.audit(Event{Person: who, Action: "code.send", Outcome: "denied", Reason: "mail rate limit", Source: l.Source})
-		return denied("mail rate limit", "rr: too many codes sent to you recently; try again later")
+		return denied("mail rate limit", mailLimitMessage(s.cfg.Limits, s.limiter.mailWait(who), s.cfg.Now()))
 	}
 	code, err := newCode()
 	if err != nil {
