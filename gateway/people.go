@@ -26,10 +26,11 @@ const (
 var errDenied = errors.New("permission denied")
 
 // peopleConfig is the SSH server config of the people's port. A
-// registered key proves who someone is and hands over to
+// registered key proves who someone is; the login ends there when nothing
+// must be asked at login time (verifiedKey), else it hands over to
 // keyboard-interactive for the rest (team, passphrase, code); without a
-// key, keyboard-interactive asks for username and password first. Both
-// paths run auth.Service.Interactive; its Login reaches the connection's
+// key, keyboard-interactive asks for username and password first. Every
+// path runs auth.Service.Interactive; its Login reaches the connection's
 // handler in the connection's Permissions.
 func (s *Server) peopleConfig() *ssh.ServerConfig {
 	cfg := &ssh.ServerConfig{
@@ -50,11 +51,9 @@ func (s *Server) peopleConfig() *ssh.ServerConfig {
 			if !ok {
 				return nil, errDenied
 			}
-			// Only reached once the client has proven it holds the key.
-			return nil, &ssh.PartialSuccessError{Next: ssh.ServerAuthCallbacks{
-				KeyboardInteractiveCallback: s.interactive(&p),
-			}}
+			return &ssh.Permissions{ExtraData: map[any]any{keyPersonKey{}: p}}, nil
 		},
+		VerifiedPublicKeyCallback:   s.verifiedKey,
 		KeyboardInteractiveCallback: s.interactive(nil),
 	}
 	cfg.AddHostKey(s.cfg.HostKey)
@@ -73,22 +72,9 @@ func (s *Server) interactive(known *auth.Person) func(ssh.ConnMetadata, ssh.Keyb
 		defer cancel()
 		l, err := s.cfg.Auth.Interactive(ctx, auth.KeyboardInteractive(client), known, login.Name, login.Host, meta.RemoteAddr().String())
 		if err != nil {
-			var d *auth.Denied
-			if errors.As(err, &d) && d.Message != "" {
-				return nil, &ssh.BannerError{Err: errDenied, Message: d.Message + "\n"}
-			}
-			if !errors.As(err, &d) {
-				s.log.Info("login abandoned or failed", "err", err, "remote", meta.RemoteAddr().String())
-			}
-			return nil, errDenied
+			return nil, s.loginDenied(meta, err)
 		}
-		// The Login rides on the connection's Permissions: if the
-		// handshake fails after this, it goes with the connection
-		// (a map beside it would keep a passphrase forever).
-		return &ssh.Permissions{Extensions: map[string]string{
-			extPerson:    l.Person.Name,
-			extLoginHost: login.Host,
-		}, ExtraData: map[any]any{loginKey{}: l}}, nil
+		return loginPermissions(l, login.Host), nil
 	}
 }
 
@@ -127,6 +113,7 @@ func (s *Server) handlePerson(nc net.Conn) {
 	c.log.Info("login", "login", sc.User())
 
 	defer c.auditDownloadSums()
+	defer c.auditProbes()
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	defer cancel(errClientGone)
 	stopKeepalive, _ := sshkit.StartKeepalive(sc, s.cfg.ClientKeepalive, s.cfg.KeepaliveMaxMissed)
@@ -203,6 +190,7 @@ type personConn struct {
 	downloadConn download.Conn // what this connection's download channels share
 	fetchesMu    sync.Mutex
 	fetches      map[[2]string]int // downloads by recording and outcome (auditDownloadSums)
+	probed       probes            // probe commands refused (auditProbes)
 }
 
 // globalRequest refuses port forwarding (tcpip-forward, streamlocal…) and

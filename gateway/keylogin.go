@@ -1,0 +1,68 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/rr-gateway/rr/auth"
+)
+
+// keyPersonKey is the Permissions.ExtraData key of the person a key
+// belongs to, from PublicKeyCallback to verifiedKey.
+type keyPersonKey struct{}
+
+// verifiedKey runs once a client has proven it holds a registered key.
+// When nothing must be asked at login (no host in the login name, one
+// team), the login is complete with the key alone: clients that cannot go
+// on to keyboard-interactive after a partial success (BatchMode, sftp -b,
+// paramiko, rclone) reach the console, the downloads, and sessions whose
+// host factors are asked on their terminal. Otherwise keyboard-interactive
+// asks the rest, as before.
+func (s *Server) verifiedKey(meta ssh.ConnMetadata, _ ssh.PublicKey, perms *ssh.Permissions, _ string) (*ssh.Permissions, error) {
+	p, ok := perms.ExtraData[keyPersonKey{}].(auth.Person)
+	if !ok {
+		return nil, errDenied
+	}
+	login, err := ParseLogin(meta.User())
+	if err != nil {
+		return nil, errDenied
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.LoginGraceTime)
+	defer cancel()
+	l, err := s.cfg.Auth.KeyLogin(ctx, p, login.Name, login.Host, meta.RemoteAddr().String())
+	if errors.Is(err, auth.ErrQuestions) {
+		return nil, &ssh.PartialSuccessError{Next: ssh.ServerAuthCallbacks{
+			KeyboardInteractiveCallback: s.interactive(&p),
+		}}
+	}
+	if err != nil {
+		return nil, s.loginDenied(meta, err)
+	}
+	return loginPermissions(l, login.Host), nil
+}
+
+// loginDenied is what the client is told of a refused login: the reason
+// in a banner when the person may read it, else a plain denial.
+func (s *Server) loginDenied(meta ssh.ConnMetadata, err error) error {
+	var d *auth.Denied
+	if errors.As(err, &d) && d.Message != "" {
+		return &ssh.BannerError{Err: errDenied, Message: d.Message + "\n"}
+	}
+	if !errors.As(err, &d) {
+		s.log.Info("login abandoned or failed", "err", err, "remote", meta.RemoteAddr().String())
+	}
+	return errDenied
+}
+
+// loginPermissions carries a completed login to the connection's handler.
+// The Login rides on the connection's Permissions: if the handshake fails
+// after this, it goes with the connection (a map beside it would keep a
+// passphrase forever).
+func loginPermissions(l *auth.Login, loginHost string) *ssh.Permissions {
+	return &ssh.Permissions{Extensions: map[string]string{
+		extPerson:    l.Person.Name,
+		extLoginHost: loginHost,
+	}, ExtraData: map[any]any{loginKey{}: l}}
+}
