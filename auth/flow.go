@@ -36,9 +36,6 @@ type KeyboardInteractive func(name, instruction string, questions []string, echo
 
 // Ask asks prompt in one keyboard-interactive round.
 func (k KeyboardInteractive) Ask(_ context.Context, instruction, prompt string, echo bool) (string, error) {
-	if instruction != "" && !strings.HasSuffix(instruction, "\n") {
-		instruction += "\n" // clients that print it as sent (Dropbear) glue it to the prompt otherwise
-	}
 	answers, err := k("", instruction, []string{prompt}, []bool{echo})
 	if err != nil {
 		return "", err

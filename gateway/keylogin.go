@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"golang.org/x/crypto/ssh"
 
@@ -65,4 +66,21 @@ func loginPermissions(l *auth.Login, loginHost string) *ssh.Permissions {
 		extPerson:    l.Person.Name,
 		extLoginHost: loginHost,
 	}, ExtraData: map[any]any{loginKey{}: l}}
+}
+
+// endInstructions ends the instruction of every keyboard-interactive round
+// with a line break: clients that print it as sent (Dropbear) glue it to
+// the next prompt otherwise ("Team: ops_RRPassphrase for web-01:").
+// OpenSSH ends the line itself, so it would show a blank line: it gets the
+// instruction as it is.
+func endInstructions(meta ssh.ConnMetadata, client ssh.KeyboardInteractiveChallenge) ssh.KeyboardInteractiveChallenge {
+	if strings.HasPrefix(string(meta.ClientVersion()), "SSH-2.0-OpenSSH") {
+		return client
+	}
+	return func(name, instruction string, questions []string, echos []bool) ([]string, error) {
+		if instruction != "" && !strings.HasSuffix(instruction, "\n") {
+			instruction += "\n"
+		}
+		return client(name, instruction, questions, echos)
+	}
 }

@@ -70,7 +70,7 @@ func (s *Server) interactive(known *auth.Person) func(ssh.ConnMetadata, ssh.Keyb
 		}
 		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.LoginGraceTime)
 		defer cancel()
-		l, err := s.cfg.Auth.Interactive(ctx, auth.KeyboardInteractive(client), known, login.Name, login.Host, meta.RemoteAddr().String())
+		l, err := s.cfg.Auth.Interactive(ctx, auth.KeyboardInteractive(endInstructions(meta, client)), known, login.Name, login.Host, meta.RemoteAddr().String())
 		if err != nil {
 			return nil, s.loginDenied(meta, err)
 		}
