@@ -116,6 +116,12 @@ func (iv *interop) set(row, col, v string) {
 	iv.cells[row][col] = v
 }
 
+func (iv *interop) get(row, col string) string {
+	iv.mu.Lock()
+	defer iv.mu.Unlock()
+	return iv.cells[row][col]
+}
+
 // cell runs check for one cell of row in a subtest of its own and records
 // its outcome.
 func (iv *interop) cell(t *testing.T, row, col string, check func(t *testing.T)) {
@@ -422,7 +428,7 @@ func TestInterop(t *testing.T) {
 		{"PuTTY plink 0.78", "plink", func(t *testing.T, row string) { iv.plinkRow(t, ctx, row) }},
 		{"PuTTY pscp, psftp", "pscp", func(t *testing.T, row string) { iv.pscpRow(t, ctx, row, remote) }},
 		{"Dropbear dbclient", "dbclient", func(t *testing.T, row string) { iv.dropbearRow(t, ctx, row) }},
-		{"paramiko 2.12", "python3-paramiko", func(t *testing.T, row string) { iv.pythonRow(t, ctx, row, "paramiko", remote) }},
+		{"paramiko 2.12 (rr+HOST@ by password)", "python3-paramiko", func(t *testing.T, row string) { iv.pythonRow(t, ctx, row, "paramiko", remote) }},
 		{"asyncssh 2.10", "python3-asyncssh", func(t *testing.T, row string) { iv.pythonRow(t, ctx, row, "asyncssh", remote) }},
 		{"rclone (sftp backend)", "rclone", func(t *testing.T, row string) { iv.rcloneRow(t, ctx, row, remote) }},
 		{"lftp (sftp)", "lftp", func(t *testing.T, row string) { iv.lftpRow(t, ctx, row, remote) }},
@@ -515,7 +521,7 @@ func (iv *interop) batchRow(t *testing.T, ctx context.Context, row, remote strin
 			t.Errorf("exec in batch mode: exit %d, %q; want the reason", code, out)
 		}
 	})
-	if iv.cells[row]["exec"] == "ok" {
+	if iv.get(row, "exec") == "ok" {
 		iv.na(row, "exec", "the host's passphrase is asked at login (rr+HOST@: keyboard-interactive, off in batch mode) "+
 			"or on a terminal: without one the session is refused with the reason (checked); with -tt it is asked in-band (shell)")
 	}
@@ -810,7 +816,7 @@ func (iv *interop) lftpRow(t *testing.T, ctx context.Context, row, remote string
 	iv.transferOnly(row, "scp")
 	iv.cell(t, row, "sftp", func(t *testing.T) {
 		dst := filepath.Join(t.TempDir(), "lftp.gz")
-		connect := "ssh -a -x " + strings.Join(iv.openSSH("-p", "-o", "BatchMode=yes")[2:], " ")
+		connect := "ssh -a -x " + strings.Join(iv.openSSH("-p", "-o", "BatchMode=yes"), " ")
 		script := fmt.Sprintf("set sftp:connect-program %q; set net:max-retries 1; open -u rr, -p %s sftp://%s; get %s -o %s",
 			connect, iv.port, iv.host, remote, dst)
 		out, code := talk{name: "lftp", args: []string{"-c", script}, env: iv.answers(t), stdin: strings.NewReader("")}.run(t, ctx)

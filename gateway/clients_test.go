@@ -107,12 +107,14 @@ func TestKeyAloneFinishesLoginWhenNothingIsAsked(t *testing.T) {
 		t.Fatalf("rounds %q, want the Team prompt", got)
 	}
 
-	// A refusal after the key still says why, in a banner.
+	// A refusal after the key still says why, in a banner, and ends the
+	// login: no Username: prompt follows, which could not help.
 	bob := rrtest.NewKey(t, "bob")
-	e.gw.AddPerson("bob", "standard", "bob@example.com", "", bob)
-	_, banner, err := e.dialWith(t, "rr", ssh.PublicKeys(bob.Signer))
-	if err == nil || !strings.Contains(banner, "your role (standard) may not open sessions") {
-		t.Fatalf("standard role, key alone: err %v, banner %q", err, banner)
+	e.gw.AddPerson("bob", "standard", "bob@example.com", "bobs password", bob)
+	var asked kiLog
+	_, banner, err := e.dialWith(t, "rr", ssh.PublicKeys(bob.Signer), asked.method(map[string]string{"Username": "bob", "Password": "bobs password"}))
+	if err == nil || !strings.Contains(banner, "your role (standard) may not open sessions") || asked.String() != "" {
+		t.Fatalf("standard role, key: err %v, banner %q, then asked %q", err, banner, asked.String())
 	}
 }
 

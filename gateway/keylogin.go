@@ -39,9 +39,28 @@ func (s *Server) verifiedKey(meta ssh.ConnMetadata, _ ssh.PublicKey, perms *ssh.
 		}}
 	}
 	if err != nil {
-		return nil, s.loginDenied(meta, err)
+		return nil, endLogin(meta, s.loginDenied(meta, err))
 	}
 	return loginPermissions(l, login.Host), nil
+}
+
+// endLogin ends a login refused after its key was proven (role, team,
+// lockout, rate limit): a password would be refused the same, so no
+// method is left to try (ssh reads "Permission denied ()" after the reason)
+// rather than a Username: prompt that cannot help. The reason goes out as
+// a banner first.
+func endLogin(meta ssh.ConnMetadata, err error) error {
+	pc, ok := meta.(ssh.ServerPreAuthConn)
+	if !ok {
+		return err // the reason at least, in the failure's banner
+	}
+	var b *ssh.BannerError
+	if errors.As(err, &b) && b.Message != "" {
+		if pc.SendAuthBanner(b.Message) != nil {
+			return err
+		}
+	}
+	return &ssh.PartialSuccessError{Next: ssh.ServerAuthCallbacks{}}
 }
 
 // loginDenied is what the client is told of a refused login: the reason
