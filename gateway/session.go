@@ -731,26 +731,6 @@ func (ss *session) limits(idle, maxLen time.Duration) (stop func()) {
 	}
 }
 
-// killError is the cause of a session killed by someone.
-type killError struct{ by, reason string }
-
-// endReason is how the row and the recording say it ended, in the same
-// lower case as the other reasons ("exit 0", "agent lost").
-func (k *killError) endReason() string {
-	if k.reason == "" {
-		return "killed by " + k.by
-	}
-	return "killed by " + k.by + ": " + k.reason
-}
-
-func (k *killError) Error() string {
-	msg := "rr: Session closed by " + k.by
-	if k.reason != "" {
-		msg += ": " + k.reason
-	}
-	return msg
-}
-
 // forward sends req on to ch without asking for an answer, and answers it
 // itself when it wants one (yes, unless ch is gone): the bridge's loop
 // must never wait on a peer, or it would stop seeing kills and timeouts.
