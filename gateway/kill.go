@@ -35,19 +35,20 @@ func (s *Server) Kill(ctx context.Context, id, by, reason string) error {
 	}
 }
 
-// killError is the cause of a session killed by someone.
+// killError is the cause of a session killed by someone: a toldEnd.
 type killError struct{ by, reason string }
 
-// endReason is how the row and the recording say it ended, in the same
-// lower case as the other reasons ("exit 0", "agent lost").
-func (k *killError) endReason() string {
+// Error is how the row and the recording say it ended, in the same lower
+// case as the other reasons ("exit 0", "agent lost").
+func (k *killError) Error() string {
 	if k.reason == "" {
 		return "killed by " + k.by
 	}
 	return "killed by " + k.by + ": " + k.reason
 }
 
-func (k *killError) Error() string {
+// Notice is what the person reads.
+func (k *killError) Notice() string {
 	msg := "rr: Session closed by " + k.by
 	if k.reason != "" {
 		msg += ": " + k.reason

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,17 +19,40 @@ import (
 	"github.com/rr-gateway/rr/wire"
 )
 
-// Causes of a session's end; the text of the ones starting "rr:" is what
-// the person is told.
+// Causes of a session's end. The person is told the ones that are an
+// endNotice (or a kill); the others are for the row and the log alone.
 var (
 	errClientGone = errors.New("client gone")
-	errShutdown   = errors.New("rr: the gateway shut down; session closed")
-	errRecording  = errors.New("rr: recording failed; session closed")
-	errAgentLost  = errors.New("rr: connection to the host was lost")
+	errShutdown   = endNotice("the gateway shut down; session closed")
+	errRecording  = endNotice("recording failed; session closed")
+	errAgentLost  = endNotice("connection to the host was lost")
 	errRecorder   = errors.New("recorder failed")
-	errIdle       = errors.New("rr: the session was idle too long; closed")
-	errMaxLength  = errors.New("rr: the session reached its maximum length; closed")
+	errIdle       = endNotice("the session was idle too long; closed")
+	errMaxLength  = endNotice("the session reached its maximum length; closed")
 )
+
+// toldEnd is a cause of a session's end that the person is told: Notice
+// is the line they read, Error what the row and the recording keep.
+type toldEnd interface {
+	error
+	Notice() string
+}
+
+// endNotice is a toldEnd whose notice is its text after "rr: ".
+type endNotice string
+
+func (e endNotice) Error() string  { return string(e) }
+func (e endNotice) Notice() string { return "rr: " + string(e) }
+
+// noticeOf is the line the person reads of cause, "" when they are told
+// nothing (they left, or the cause is the gateway's own business).
+func noticeOf(cause error) string {
+	var t toldEnd
+	if errors.As(cause, &t) {
+		return t.Notice()
+	}
+	return ""
+}
 
 // maxSetupRequests bounds what a client may send before naming a host.
 const maxSetupRequests = 128
@@ -445,8 +467,8 @@ func (c *personConn) openSession(ctx context.Context, ss *session, st *setup, st
 // it started (a kill, a shutdown; nobody to tell if they left), gives it
 // exit status 1, and returns how it ended.
 func (ss *session) cancelledBeforeStart(cause error) SessionEnd {
-	if !errors.Is(cause, errClientGone) {
-		writeLine(ss.client, ss.pty, cause.Error())
+	if msg := noticeOf(cause); msg != "" {
+		writeLine(ss.client, ss.pty, msg)
 	}
 	sendExitStatus(ss.client, 1)
 	return endOf(cause)
@@ -579,8 +601,8 @@ func (ss *session) bridge(ctx context.Context, clientReqs <-chan *ssh.Request, a
 		if end.Reason == "" { // the host's exit, if it came first, stays the reason
 			end = endOf(cause)
 		}
-		if !errors.Is(cause, errClientGone) {
-			ss.notify(cause.Error())
+		if msg := noticeOf(cause); msg != "" {
+			ss.notify(msg)
 		}
 	}
 	for agentReqs != nil {
@@ -676,7 +698,7 @@ func (ss *session) bridge(ctx context.Context, clientReqs <-chan *ssh.Request, a
 	}
 	if !exited && end.Reason == "" {
 		end.Reason = "agent lost"
-		ss.notify(errAgentLost.Error())
+		ss.notify(errAgentLost.Notice())
 	}
 	// EOF only when nothing writes to the person any more (x/crypto/ssh's
 	// CloseWrite must not race a Write); the close that follows finish
@@ -690,11 +712,10 @@ func (ss *session) bridge(ctx context.Context, clientReqs <-chan *ssh.Request, a
 // endOf is how a session cancelled with cause ended, for its row and its
 // recording.
 func endOf(cause error) SessionEnd {
-	var e SessionEnd
-	e.Reason = strings.TrimPrefix(cause.Error(), "rr: ")
+	e := SessionEnd{Reason: cause.Error()}
 	var k *killError
 	if errors.As(cause, &k) {
-		e.Reason, e.KilledBy = k.endReason(), k.by
+		e.KilledBy = k.by
 	}
 	return e
 }
