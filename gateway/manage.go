@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 
 	"golang.org/x/crypto/ssh"
 
@@ -76,7 +75,7 @@ func (c *personConn) current(ctx context.Context) (admin.Caller, store.Team, err
 
 // serveGatewaySubsystem runs a subsystem the gateway serves itself. It
 // reports false for names it does not know.
-func (c *personConn) serveGatewaySubsystem(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, st *setup, start *ssh.Request, log *slog.Logger) bool {
+func (c *preStart) serveGatewaySubsystem(ctx context.Context, start *ssh.Request) bool {
 	var sub wire.Command
 	if err := wire.Unmarshal(start.Type, start.Payload, &sub); err != nil {
 		return false
@@ -84,21 +83,21 @@ func (c *personConn) serveGatewaySubsystem(ctx context.Context, ch ssh.Channel, 
 	switch sub.Command {
 	case SubsystemAdmin:
 		start.Reply(true, nil)
-		c.serveAdmin(ctx, ch, reqs, st, log)
+		c.serveAdmin(ctx)
 	case SubsystemSFTP:
-		d, err := c.downloads(ctx, ch)
+		d, err := c.downloads(ctx, c.ch)
 		if err != nil {
 			start.Reply(false, nil)
 			return true
 		}
 		start.Reply(true, nil)
-		c.converse(ctx, ch, reqs, st, func() {
-			err = d.ServeSFTP(ctx, ch)
+		c.converse(ctx, func() {
+			err = d.ServeSFTP(ctx, c.ch)
 		})
 		if err != nil && !errors.Is(err, io.EOF) {
-			log.Info("sftp ended", "err", err)
+			c.log.Info("sftp ended", "err", err)
 		}
-		sendExitStatus(ch, 0)
+		sendExitStatus(c.ch, 0)
 	default:
 		return false
 	}
@@ -106,32 +105,32 @@ func (c *personConn) serveGatewaySubsystem(ctx context.Context, ch ssh.Channel, 
 }
 
 // serveAdmin runs the rr-admin console on the channel.
-func (c *personConn) serveAdmin(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, st *setup, log *slog.Logger) {
-	log.Info("admin console opened")
+func (c *preStart) serveAdmin(ctx context.Context) {
+	c.log.Info("admin console opened")
 	c.srv.audit(store.AuditEvent{Actor: c.person, Action: "admin.console", Outcome: "allowed", Source: c.remote,
 		Detail: "team " + c.login.Team.Name})
-	tty := st.pty != nil
+	tty := c.st.pty != nil
 	failed := 0
-	c.converse(ctx, ch, reqs, st, func() {
-		failed = c.srv.console.RunAs(ctx, c.caller, ch, ch, ch.Stderr(), tty)
+	c.converse(ctx, func() {
+		failed = c.srv.console.RunAs(ctx, c.caller, c.ch, c.ch, c.ch.Stderr(), tty)
 	})
 	status := uint32(0)
 	if failed > 0 {
 		status = 1
 	}
-	sendExitStatus(ch, status)
-	log.Info("admin console closed", "failed_commands", failed)
+	sendExitStatus(c.ch, status)
+	c.log.Info("admin console closed", "failed_commands", failed)
 }
 
 // serveSCP runs a legacy "scp -f" (or refused "scp -t") exec.
-func (c *personConn) serveSCP(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, st *setup, command string) {
-	d, err := c.downloads(ctx, ch)
+func (c *preStart) serveSCP(ctx context.Context, command string) {
+	d, err := c.downloads(ctx, c.ch)
 	if err != nil {
 		return
 	}
 	status := 1
-	c.converse(ctx, ch, reqs, st, func() {
-		status = d.ServeSCP(ctx, command, ch, ch.Stderr())
+	c.converse(ctx, func() {
+		status = d.ServeSCP(ctx, command, c.ch, c.ch.Stderr())
 	})
-	sendExitStatus(ch, uint32(status))
+	sendExitStatus(c.ch, uint32(status))
 }

@@ -125,6 +125,26 @@ type setup struct {
 	env []wire.Env
 }
 
+// preStart is a person's session channel before it reaches a host: the
+// channel, its requests, what they set up and the session's log. The
+// menu, the factors asked on the terminal, the console, downloads and the
+// start of the session itself are its methods, so that what the channel
+// needs travels with it instead of from hand to hand.
+type preStart struct {
+	*personConn
+	ch   ssh.Channel
+	reqs <-chan *ssh.Request
+	st   setup
+	log  *slog.Logger
+}
+
+// end tells the person line (as a terminal wants it, when there is one)
+// and ends the channel's command with status.
+func (c *preStart) end(status uint32, line string) {
+	writeLine(c.ch, c.st.pty != nil, line)
+	sendExitStatus(c.ch, status)
+}
+
 // handle applies one pre-start request. It returns true when req starts
 // the session (shell, exec, subsystem); the caller replies to it.
 func (st *setup) handle(c *personConn, req *ssh.Request) bool {
@@ -171,10 +191,9 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 	defer ch.Close()
 	defer c.sessions.Add(-1) // before the close: a person who sees it may open the next at once
 	id := newSessionID()
-	log := c.log.With("session", id)
+	p := &preStart{personConn: c, ch: ch, reqs: reqs, log: c.log.With("session", id)}
 	defer s.recoverPanic("session", "session", id, "person", c.person)
 
-	var st setup
 	var start *ssh.Request
 	// A channel that never asks for a shell, a command or a subsystem is
 	// closed after the login grace time.
@@ -183,7 +202,7 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 	for n := 0; start == nil; n++ {
 		select {
 		case <-grace.C:
-			log.Info("session channel closed: nothing started within the login grace time")
+			p.log.Info("session channel closed: nothing started within the login grace time")
 			return
 		case <-ctx.Done():
 			return
@@ -197,12 +216,12 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 				}
 				continue
 			}
-			if st.handle(c, req) {
+			if p.st.handle(c, req) {
 				start = req
 			}
 		}
 	}
-	pty := st.pty != nil
+	pty := p.st.pty != nil
 
 	var target Target
 	switch start.Type {
@@ -214,14 +233,13 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 		}
 		if c.loginHost == "" && download.IsSCP(cmd.Command) {
 			start.Reply(true, nil)
-			c.serveSCP(ctx, ch, reqs, &st, cmd.Command)
+			p.serveSCP(ctx, cmd.Command)
 			return
 		}
 		start.Reply(true, nil)
 		t, err := ParseCommand(c.loginHost, cmd.Command)
 		if err != nil {
-			writeLine(ch, pty, `rr: the command must start with a host name: ssh rr@GATEWAY HOST [-- COMMAND]`)
-			sendExitStatus(ch, 2)
+			p.end(2, `rr: the command must start with a host name: ssh rr@GATEWAY HOST [-- COMMAND]`)
 			return
 		}
 		target = t
@@ -229,7 +247,7 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 		start.Reply(true, nil)
 		target.Host = c.loginHost
 		if target.Host == "" {
-			host, ok := c.pickHost(ctx, ch, reqs, &st)
+			host, ok := p.pickHost(ctx)
 			if !ok {
 				return
 			}
@@ -237,8 +255,8 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 		}
 	case wire.ReqSubsystem:
 		if c.loginHost == "" {
-			if !c.serveGatewaySubsystem(ctx, ch, reqs, &st, start, log) {
-				log.Info("subsystem refused", "request", string(start.Payload))
+			if !p.serveGatewaySubsystem(ctx, start) {
+				p.log.Info("subsystem refused", "request", string(start.Payload))
 				start.Reply(false, nil)
 			}
 			return
@@ -246,50 +264,48 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 		start.Reply(true, nil)
 		target.Host = c.loginHost
 	}
-	log = log.With("host", target.Host)
+	p.log = p.log.With("host", target.Host)
 
 	if err := c.mayOpen(ctx, target.Host); err != nil {
 		if start.Type == wire.ReqExec && c.quietProbe(target.Host, err) {
 			sendExitStatus(ch, 127)
 			return
 		}
-		log.Info("session refused", "reason", err)
+		p.log.Info("session refused", "reason", err)
 		c.srv.audit(store.AuditEvent{Actor: c.person, Action: "session.open", Target: target.Host,
 			Outcome: "denied", Source: c.remote, Detail: err.Error()})
-		writeLine(ch, pty, c.refusal(target.Host, err))
-		sendExitStatus(ch, 1)
+		p.end(1, c.refusal(target.Host, err))
 		return
 	}
 
-	passphrase, ok := c.hostFactors(ctx, ch, reqs, &st, target.Host, log)
+	passphrase, ok := p.hostFactors(ctx, target.Host)
 	if !ok {
 		return
 	}
-	ss := &session{srv: c.srv, id: id, host: target.Host, pty: pty, client: ch, log: log, cancel: cancel,
+	ss := &session{srv: c.srv, id: id, host: target.Host, pty: pty, client: ch, log: p.log, cancel: cancel,
 		finished: make(chan struct{})}
-	c.openSession(ctx, ss, &st, start, target, reqs, passphrase)
+	p.openSession(ctx, ss, start, target, passphrase)
 }
 
 // hostFactors makes sure this connection has given host's passphrase and
 // the second factor, asking on the session's terminal (echo off) what the
 // keyboard-interactive login did not. Without a terminal they cannot be
 // asked, and the person is told how to do it.
-func (c *personConn) hostFactors(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, st *setup, host string, log *slog.Logger) (auth.Secret, bool) {
+func (c *preStart) hostFactors(ctx context.Context, host string) (auth.Secret, bool) {
 	if pp, ok := c.login.Take(host); ok { // one entry, one session
 		return pp, true
 	}
-	pty := st.pty != nil
+	pty := c.st.pty != nil
 	if !pty {
-		writeLine(ch, false, noTerminalMessage(host, c.loginHost))
-		sendExitStatus(ch, 1)
+		c.end(1, noTerminalMessage(host, c.loginHost))
 		return auth.Secret{}, false
 	}
 	var pp auth.Secret
 	var err error
 	ctx, cancel := context.WithTimeoutCause(ctx, c.srv.cfg.PromptGraceTime, errors.New("prompt timed out"))
 	defer cancel()
-	talked := c.converse(ctx, ch, reqs, st, func() {
-		pp, err = c.srv.cfg.Auth.HostFactors(ctx, terminalPrompter{ch}, c.login, host)
+	talked := c.converse(ctx, func() {
+		pp, err = c.srv.cfg.Auth.HostFactors(ctx, terminalPrompter{c.ch}, c.login, host)
 	})
 	if !talked {
 		return auth.Secret{}, false
@@ -302,10 +318,9 @@ func (c *personConn) hostFactors(ctx context.Context, ch ssh.Channel, reqs <-cha
 		} else if errors.Is(err, errAbandoned) {
 			msg = "rr: cancelled"
 		} else if !errors.As(err, &d) {
-			log.Info("factors not given", "err", err)
+			c.log.Info("factors not given", "err", err)
 		}
-		writeLine(ch, true, msg)
-		sendExitStatus(ch, 1)
+		c.end(1, msg)
 		return auth.Secret{}, false
 	}
 	return pp, true
@@ -373,13 +388,13 @@ func (c *personConn) refusal(host string, err error) string {
 // openSession records the session, opens the host's side and bridges the
 // two until the session ends; every path out finalizes the store row and
 // the recording.
-func (c *personConn) openSession(ctx context.Context, ss *session, st *setup, start *ssh.Request, target Target, reqs <-chan *ssh.Request, passphrase auth.Secret) {
+func (c *preStart) openSession(ctx context.Context, ss *session, start *ssh.Request, target Target, passphrase auth.Secret) {
 	s := c.srv
 	started := s.cfg.Now()
 	info := SessionInfo{ID: ss.id, Person: c.person, Team: c.login.Team.Name, Host: target.Host, Command: target.Command,
 		PTY: ss.pty, Started: started, Passphrase: passphrase, Gateway: s.cfg.Name}
-	if st.pty != nil {
-		info.Term, info.Cols, info.Rows = st.pty.Term, st.pty.Columns, st.pty.Rows
+	if c.st.pty != nil {
+		info.Term, info.Cols, info.Rows = c.st.pty.Term, c.st.pty.Columns, c.st.pty.Rows
 	}
 	row := store.Session{ID: ss.id, Person: c.person, Team: c.login.Team.Name, Host: target.Host, Command: target.Command,
 		PTY: ss.pty, Source: c.remote, State: store.StateLive, Started: started}
@@ -445,7 +460,7 @@ func (c *personConn) openSession(ctx context.Context, ss *session, st *setup, st
 		return
 	}
 	stopWatch := context.AfterFunc(ctx, func() { agent.Close() })
-	ok := replay(agent, st, start, target)
+	ok := replay(agent, &c.st, start, target)
 	if !stopWatch() || !ok {
 		agent.Close()
 		if ctx.Err() != nil {
@@ -460,7 +475,7 @@ func (c *personConn) openSession(ctx context.Context, ss *session, st *setup, st
 	ss.log.Info("session started", "command", target.Command, "pty", ss.pty)
 	s.audit(store.AuditEvent{Actor: c.person, Action: "session.open", Target: target.Host,
 		Outcome: "allowed", Source: c.remote, SessionID: ss.id})
-	ss.bridge(ctx, reqs, agent, agentReqs, rec, finish)
+	ss.bridge(ctx, c.reqs, agent, agentReqs, rec, finish)
 }
 
 // cancelledBeforeStart tells the person why their session ended before
