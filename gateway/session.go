@@ -475,7 +475,7 @@ func (c *preStart) openSession(ctx context.Context, ss *session, start *ssh.Requ
 	ss.log.Info("session started", "command", target.Command, "pty", ss.pty)
 	s.audit(store.AuditEvent{Actor: c.person, Action: "session.open", Target: target.Host,
 		Outcome: "allowed", Source: c.remote, SessionID: ss.id})
-	ss.bridge(ctx, c.reqs, agent, agentReqs, rec, finish)
+	newBridge(ss, c.reqs, agent, agentReqs, rec).run(ctx, finish)
 }
 
 // cancelledBeforeStart tells the person why their session ended before
