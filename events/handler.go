@@ -71,7 +71,7 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 		h.audits[s] = newBucket(10, 20, cfg.Now())
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/events/{source}", h.deliver)
+	mux.HandleFunc("/v1/events/{source}", h.deliver)
 	mux.HandleFunc("/", h.notFound)
 	return mux, nil
 }
@@ -110,6 +110,11 @@ func (h *handler) deliver(w http.ResponseWriter, r *http.Request) {
 	source := r.PathValue("source")
 	if _, ok := h.limits[source]; !ok {
 		h.notFound(w, r)
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		h.refuse(w, r, source, http.StatusMethodNotAllowed, "bad_request", "deliveries are POSTed")
 		return
 	}
 	if !h.authorized(source, r.Header.Get("Authorization")) {
