@@ -12,9 +12,16 @@ func TestParseLogin(t *testing.T) {
 		in       string
 		name     string
 		host     string
+		event    string
 		wantFail bool
 	}{
 		{in: "rr", name: "rr"},
+		{in: "rr+event:e-7f3a9c", name: "rr", event: "e-7f3a9c"},
+		{in: "alice+event:e-0123456789abcdef", name: "alice", event: "e-0123456789abcdef"},
+		{in: "rr+event:", wantFail: true},
+		{in: "rr+event:web-01", wantFail: true},
+		{in: "rr+event:e-7F3A9C", wantFail: true},
+		{in: "rr+event:e-7f3a9c:x", wantFail: true},
 		{in: "rr+web-01", name: "rr", host: "web-01"},
 		{in: "alice", name: "alice"},
 		{in: "alice+db.prod_2", name: "alice", host: "db.prod_2"},
@@ -35,19 +42,24 @@ func TestParseLogin(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || got.Name != tt.name || got.Host != tt.host {
-			t.Errorf("ParseLogin(%q) = %+v, %v; want {%s %s}", tt.in, got, err, tt.name, tt.host)
+		if err != nil || got.Name != tt.name || got.Host != tt.host || got.Event != tt.event {
+			t.Errorf("ParseLogin(%q) = %+v, %v; want {%s %s %s}", tt.in, got, err, tt.name, tt.host, tt.event)
 		}
 	}
 }
 
 func TestParseCommand(t *testing.T) {
 	tests := []struct {
-		loginHost, in string
-		host, cmd     string
-		wantFail      bool
+		loginHost, in    string
+		host, event, cmd string
+		wantFail         bool
 	}{
 		{in: "web-01", host: "web-01"},
+		{in: "event:e-7f3a9c", event: "e-7f3a9c"},
+		{in: "event:e-7f3a9c -- uptime", event: "e-7f3a9c", cmd: "uptime"},
+		{in: "event:e-7f3a9c uname -a", event: "e-7f3a9c", cmd: "uname -a"},
+		{in: "event:nope", wantFail: true},
+		{in: "event:", wantFail: true},
 		{in: "  web-01  ", host: "web-01"},
 		{in: "web-01 uptime", host: "web-01", cmd: "uptime"},
 		{in: "web-01 -- uptime", host: "web-01", cmd: "uptime"},
@@ -70,7 +82,7 @@ func TestParseCommand(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || got.Host != tt.host || got.Command != tt.cmd {
+		if err != nil || got.Host != tt.host || got.Event != tt.event || got.Command != tt.cmd {
 			t.Errorf("ParseCommand(%q, %q) = %+v, %v; want {%s %q}", tt.loginHost, tt.in, got, err, tt.host, tt.cmd)
 		}
 	}
