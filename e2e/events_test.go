@@ -160,7 +160,9 @@ events: {alertmanager_token_file: %s, falco_token_file: %s}
 	if !strings.Contains(msgs[0].Subject, "critical: WebShellSpawned on web-01") {
 		t.Fatalf("subject %q", msgs[0].Subject)
 	}
-	var list struct{ Messages []struct{ ID, Subject string } }
+	var list struct {
+		Messages []struct{ ID, Subject string }
+	}
 	resp, err := http.Get(w.mail.API + "/api/v1/messages")
 	if err != nil {
 		t.Fatal(err)
