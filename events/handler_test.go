@@ -207,6 +207,17 @@ func TestIntakeRefusesBadInputStoringNothing(t *testing.T) {
 			t.Errorf("%s: %d %s; want %d %q", tc.name, code, body, tc.code, tc.msg)
 		}
 	}
+	// Over 1 MiB without a Content-Length (chunked): cut at the limit.
+	req, _ := http.NewRequest(http.MethodPost, s.url+"/v1/events/falco", io.MultiReader(bytes.NewReader(big)))
+	req.Header.Set("Authorization", "Bearer "+s.tokens[SourceFalco])
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || req.ContentLength != 0 {
+			t.Errorf("chunked over 1 MiB: %d (length %d)", resp.StatusCode, req.ContentLength)
+		}
+	}
 	// A GET is not a delivery.
 	resp, err := http.Get(s.url + "/v1/events/falco")
 	if err != nil {
@@ -219,7 +230,7 @@ func TestIntakeRefusesBadInputStoringNothing(t *testing.T) {
 	if n := s.count(t); n != 0 {
 		t.Fatalf("%d events stored from bad deliveries", n)
 	}
-	for outcome, want := range map[string]float64{"unauthorized": 3, "too_large": 1, "bad_request": 3} {
+	for outcome, want := range map[string]float64{"unauthorized": 3, "too_large": 2, "bad_request": 3} {
 		if got := s.counter(t, SourceFalco, outcome); got != want {
 			t.Errorf("falco %s counter %v, want %v", outcome, got, want)
 		}
@@ -228,8 +239,8 @@ func TestIntakeRefusesBadInputStoringNothing(t *testing.T) {
 		t.Errorf("not_found counter %v", got)
 	}
 	audit, _ := s.st.AuditEvents(context.Background(), store.AuditFilter{Action: "event.deliver"})
-	if len(audit) != 10 {
-		t.Errorf("%d refusals audited, want 10", len(audit))
+	if len(audit) != 11 {
+		t.Errorf("%d refusals audited, want 11", len(audit))
 	}
 	for _, e := range audit {
 		if strings.Contains(e.Detail, "token-") {
