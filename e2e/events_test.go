@@ -392,3 +392,42 @@ events: {falco_token_file: %s}
 		}
 	}
 }
+
+// TestDemoTakesAFalcoEvent: make demo WEB_PORT=… listens there over TLS
+// with its self-signed pair, keeps each source's token in a 0600 file,
+// and the curl line it prints posts an event for demo-host whose mail
+// holds the command that responds to it.
+func TestDemoTakesAFalcoEvent(t *testing.T) {
+	d := startDemo(t)
+	for _, src := range []string{"falco", "alertmanager"} {
+		fi, err := os.Stat(filepath.Join(d.dir, "tokens", src))
+		if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() < 17 {
+			t.Fatalf("token %s: %v %v", src, fi, err)
+		}
+	}
+	out := d.log.String()
+	i, j := strings.Index(out, "curl -s --cacert"), strings.Index(out, "/v1/events/falco")
+	if i < 0 || j < i || !strings.Contains(out[i:j], "127.0.0.1:"+d.web) {
+		t.Fatalf("no curl line for port %s in the demo's output:\n%s", d.web, out)
+	}
+	line := out[i : j+len("/v1/events/falco")]
+	resp, err := exec.Command("bash", "-c", line).CombinedOutput()
+	if err != nil || !strings.Contains(string(resp), `"accepted":["e-`) {
+		t.Fatalf("the demo's curl line: %v %s\n%s", err, resp, line)
+	}
+	id := regexp.MustCompile(`e-[0-9a-f]{6}`).FindString(string(resp))
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mails, _ := filepath.Glob(filepath.Join(d.dir, "outbox", "*.eml"))
+		for _, m := range mails {
+			b, _ := os.ReadFile(m)
+			if strings.Contains(string(b), "rr@127.0.0.1 event:"+id) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no mail with the command for %s in %d mails", id, len(mails))
+		}
+		time.Sleep(100 * time.Millisecond) // the outbox is a folder: no event to await
+	}
+}
