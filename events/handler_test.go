@@ -43,12 +43,9 @@ func (q chanQueue) Enqueue(e store.Event) bool {
 
 func newIntakeServer(t *testing.T, rate float64, burst int) *intakeServer {
 	t.Helper()
-	st, err := store.Open(filepath.Join(t.TempDir(), "rr.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t)
 	ctx := context.Background()
+	var err error
 	if err := st.CreateHost(ctx, "web-01", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -73,6 +70,17 @@ func newIntakeServer(t *testing.T, rate float64, burst int) *intakeServer {
 	t.Cleanup(srv.Close)
 	s.url = srv.URL
 	return s
+}
+
+// openStore opens a real store in the test's temporary folder.
+func openStore(t *testing.T) *store.SQLite {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "rr.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }
 
 // post sends body to path with token and returns the status and body.

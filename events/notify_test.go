@@ -3,7 +3,6 @@ package events
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -41,11 +40,7 @@ func (m *flakyMailer) setDown(d bool) { m.mu.Lock(); m.down = d; m.mu.Unlock() }
 // above), quiet_RR (dave; *, off), plain (erin; *, not Rapid Response).
 func directory(t *testing.T) *store.SQLite {
 	t.Helper()
-	st, err := store.Open(filepath.Join(t.TempDir(), "rr.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t)
 	ctx := context.Background()
 	must := func(err error) {
 		t.Helper()
