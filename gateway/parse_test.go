@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rr-gateway/rr/events"
 	"github.com/rr-gateway/rr/store"
 )
 
@@ -89,7 +90,7 @@ func TestParseCommand(t *testing.T) {
 }
 
 func FuzzParseLogin(f *testing.F) {
-	for _, s := range []string{"rr", "rr+web-01", "alice+db", "", "+", "a+b+c", "\x00"} {
+	for _, s := range []string{"rr", "rr+web-01", "alice+db", "", "+", "a+b+c", "\x00", "rr+event:e-7f3a9c"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -97,12 +98,15 @@ func FuzzParseLogin(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !store.ValidName(l.Name) || (l.Host != "" && !store.ValidName(l.Host)) {
+		if !store.ValidName(l.Name) || (l.Host != "" && !store.ValidName(l.Host)) || (l.Event != "" && (l.Host != "" || !events.ValidID(l.Event))) {
 			t.Fatalf("ParseLogin(%q) accepted invalid parts %+v", s, l)
 		}
 		rebuilt := l.Name
 		if l.Host != "" {
 			rebuilt += "+" + l.Host
+		}
+		if l.Event != "" {
+			rebuilt += "+event:" + l.Event
 		}
 		if rebuilt != s {
 			t.Fatalf("ParseLogin(%q) = %+v does not rebuild the input", s, l)
