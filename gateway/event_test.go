@@ -32,7 +32,7 @@ func TestEventRefusals(t *testing.T) {
 		{"event:e-bbbbbb -- true", `rr: event e-bbbbbb fired on a host rr does not know ("ghost-99")`},
 		{"event:e-aaaaaa -- true", `rr: no host "db-01" that you may reach`}, // as db-01 -- true
 		{"event:e-cccccc -- true", `rr: host "web-02" is offline`},
-		{"event:nope -- true", "rr: the command must start with a host name"},
+		{"event:nope -- true", `rr: an event id is "e-" and hex digits`},
 	} {
 		out, errOut, err := run(t, c, tt.cmd, nil)
 		if out != "" || !strings.HasPrefix(errOut, tt.want) || strings.Count(errOut, "\n") != 1 || exitStatus(err) < 1 {

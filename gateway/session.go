@@ -199,6 +199,11 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 		}
 		start.Reply(true, nil)
 		t, err := ParseCommand(c.loginHost, cmd.Command)
+		if errors.Is(err, errBadEventID) {
+			writeLine(ch, pty, `rr: an event id is "e-" and hex digits: ssh rr@GATEWAY event:e-7f3a9c`)
+			sendExitStatus(ch, 2)
+			return
+		}
 		if err != nil {
 			writeLine(ch, pty, `rr: the command must start with a host name: ssh rr@GATEWAY HOST [-- COMMAND]`)
 			sendExitStatus(ch, 2)
