@@ -235,7 +235,7 @@ const maxListed = 1000
 // reads where it is now (openRecording).
 func entry(x store.Session) download.Entry {
 	return download.Entry{ID: x.ID, Host: x.Host, Started: x.Started,
-		Size: x.RecordingSize, SHA256: x.RecordingSHA256, Location: sessionLocation + x.ID}
+		Size: x.RecordingSize, SHA256: x.RecordingSHA256, Location: sessionLocation + x.ID, Event: x.EventID}
 }
 
 const sessionLocation = "session:"

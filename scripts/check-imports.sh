@@ -26,5 +26,6 @@ check "$mod/store" gateway agent auth recorder wire
 check "$mod/wire" gateway agent store auth recorder internal/sshkit internal/config
 check "$mod/auth" gateway agent store recorder wire
 check "$mod/recorder" gateway agent store auth
+check "$mod/events" gateway gateway/admin gateway/download agent recorder wire cmd/rr-gateway
 check "$mod/internal/termtext" gateway agent store auth recorder wire internal/sshkit internal/config
 exit $fail

@@ -43,6 +43,9 @@ type Session struct {
 	Recording       string
 	RecordingSize   int64
 	RecordingSHA256 string
+	// EventID and EventRule name the security event the session was
+	// opened from (ssh rr@gw event:ID); "" for others.
+	EventID, EventRule string
 }
 
 // SessionEnd is what FinishSession records.
@@ -61,10 +64,10 @@ func (s *SQLite) CreateSession(ctx context.Context, sess Session) error {
 		return fmt.Errorf("store: new session %s must be live, not %q", sess.ID, sess.State)
 	}
 	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions
-		(id, person, team, host, command, pty, source, state, started_at, recording)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		(id, person, team, host, command, pty, source, state, started_at, recording, event_id, event_rule)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		sess.ID, sess.Person, sess.Team, sess.Host, sess.Command, sess.PTY, sess.Source, string(sess.State),
-		nanos(sess.Started), sess.Recording)
+		nanos(sess.Started), sess.Recording, sess.EventID, sess.EventRule)
 	if isConstraint(err) {
 		return fmt.Errorf("%w: session %s exists", ErrConflict, sess.ID)
 	}
@@ -94,7 +97,8 @@ func (s *SQLite) FinishSession(ctx context.Context, id string, end SessionEnd) e
 }
 
 const sessionCols = `id, person, team, host, command, pty, source, state, started_at, ended_at,
-	bytes_in, bytes_out, exit_status, end_reason, killed_by, recording, recording_size, recording_sha256`
+	bytes_in, bytes_out, exit_status, end_reason, killed_by, recording, recording_size, recording_sha256,
+	event_id, event_rule`
 
 func scanSession(sc interface{ Scan(...any) error }) (Session, error) {
 	var x Session
@@ -102,7 +106,8 @@ func scanSession(sc interface{ Scan(...any) error }) (Session, error) {
 	var started, ended int64
 	var exit sql.NullInt64
 	err := sc.Scan(&x.ID, &x.Person, &x.Team, &x.Host, &x.Command, &x.PTY, &x.Source, &state, &started, &ended,
-		&x.BytesIn, &x.BytesOut, &exit, &x.EndReason, &x.KilledBy, &x.Recording, &x.RecordingSize, &x.RecordingSHA256)
+		&x.BytesIn, &x.BytesOut, &exit, &x.EndReason, &x.KilledBy, &x.Recording, &x.RecordingSize, &x.RecordingSHA256,
+		&x.EventID, &x.EventRule)
 	if err != nil {
 		return Session{}, err
 	}
@@ -152,6 +157,7 @@ type SessionFilter struct {
 	LiveOnly     bool
 	Host, Person string
 	Team         string // exact, when not empty
+	EventID      string // sessions opened from this event, when not empty
 	Since        time.Time
 	Limit        int
 }
@@ -171,6 +177,9 @@ func (s *SQLite) Sessions(ctx context.Context, f SessionFilter) ([]Session, erro
 	}
 	if f.Team != "" {
 		where, args = append(where, `team = ?`), append(args, f.Team)
+	}
+	if f.EventID != "" {
+		where, args = append(where, `event_id = ?`), append(args, f.EventID)
 	}
 	if !f.Since.IsZero() {
 		where, args = append(where, `started_at >= ?`), append(args, nanos(f.Since))

@@ -234,9 +234,29 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 		pl.Close()
 		return err
 	}
+	ev, err := c.newEvents(st, mailer, log)
+	if err != nil {
+		pl.Close()
+		al.Close()
+		return fmt.Errorf("config: %w", err)
+	}
+	evCtx, stopEvents := context.WithCancel(context.Background())
+	evDone := make(chan struct{}, 2)
+	go func() { defer func() { evDone <- struct{}{} }(); ev.notifier.Run(evCtx) }()
+	go func() { defer func() { evDone <- struct{}{} }(); pruneEvents(evCtx, st, c.Events.Retention, log) }()
+	defer func() { stopEvents(); <-evDone; <-evDone }()
+	intake, err := c.serveHTTPS(ev.handler, metrics, log)
+	if err != nil {
+		pl.Close()
+		al.Close()
+		return err
+	}
+	if intake != nil {
+		defer intake.Close()
+	}
 	var web *http.Server
 	if c.HTTPListen != "" {
-		h, err := httpHandler(srv, st)
+		h, err := httpHandler(srv, st, ev.intake.Collector())
 		if err != nil {
 			pl.Close()
 			al.Close()
@@ -278,7 +298,8 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 }
 
 // recoverSessions finishes, at start, what an earlier run left undone:
-// sessions it left live are marked interrupted, and every recording in the
+// sessions it left live are marked interrupted (an event they responded
+// to is open again), and every recording in the
 // spool dir whose session is over but has no size and SHA-256 noted is
 // sealed as it stands (never appended to) and noted. It is idempotent: a
 // run that dies during it, between marking and sealing, leaves sessions
@@ -291,6 +312,14 @@ func recoverSessions(ctx context.Context, st *store.SQLite, spool *recorder.Spoo
 	}
 	if len(ids) > 0 {
 		log.Warn("sessions left live by an earlier run marked interrupted", "sessions", ids)
+	}
+	// Their events are no longer being responded to.
+	for _, id := range ids {
+		if sess, err := st.Session(ctx, id); err == nil && sess.EventID != "" {
+			if err := st.EventSessionEnded(ctx, sess.EventID, time.Now()); err != nil {
+				return err
+			}
+		}
 	}
 	files, err := filepath.Glob(filepath.Join(dir, "*.gz"))
 	if err != nil {
