@@ -2,6 +2,7 @@
 GO           ?= go
 GATEWAY_PORT ?= 2222
 AGENT_PORT   ?= 2223
+WEB_PORT     ?= 8443
 export CGO_ENABLED = 1
 
 .PHONY: all build demo test unit e2e interop lint bench load load-faults clean
@@ -14,7 +15,7 @@ build:
 # Build, then run a gateway and an agent for "demo-host" on this machine
 # until Ctrl-C. State (keys, database, configs) lives in demo/.
 demo: build
-	GATEWAY_PORT=$(GATEWAY_PORT) AGENT_PORT=$(AGENT_PORT) scripts/demo.sh
+	GATEWAY_PORT=$(GATEWAY_PORT) AGENT_PORT=$(AGENT_PORT) WEB_PORT=$(WEB_PORT) scripts/demo.sh
 
 # The whole suite: lint, unit tests under -race, end-to-end tests with the
 # real OpenSSH client, then the interop suite with every SSH client from

@@ -80,59 +80,10 @@ func TestKillReasonEscaped(t *testing.T) {
 // running (the script, the gateway, the agent, the log filters) has it in
 // its environment or its arguments.
 func TestDemoKeepsPassphraseOut(t *testing.T) {
-	bin := t.TempDir()
-	if out, err := exec.Command("go", "build", "-o", bin+"/", "github.com/rr-gateway/rr/cmd/rr-gateway",
-		"github.com/rr-gateway/rr/cmd/rr-agent").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	dir := t.TempDir()
 	secret := fmt.Sprintf("demo-secret-%d", time.Now().UnixNano())
-	people := gatewaytest.FreeAddr(t)
-	_, gport, _ := net.SplitHostPort(people)
-	cmd := exec.Command("bash", "../scripts/demo.sh")
-	cmd.Env = append(os.Environ(), "DEMO_DIR="+dir, "DEMO_BIN="+bin, "DEMO_PASSPHRASE="+secret,
-		"GATEWAY_PORT="+gport, "AGENT_PORT="+strconv.Itoa(freePort(t)), "HTTP_PORT="+strconv.Itoa(freePort(t)))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // the demo and all it starts: one group
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	cmd.Stdout, cmd.Stderr = w, w
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
-	pgid := cmd.Process.Pid
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		syscall.Kill(-pgid, syscall.SIGTERM) // the demo's Ctrl-C path stops what it started
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			syscall.Kill(-pgid, syscall.SIGKILL)
-			<-done
-		}
-	}
+	d := startDemo(t, "DEMO_PASSPHRASE="+secret)
+	dir, pgid, stop, log := d.dir, d.pgid, d.stop, d.log
 	defer stop()
-
-	// Up: the gateway logs the agent's connection (through the demo's
-	// output).
-	r.SetReadDeadline(time.Now().Add(time.Minute))
-	var log strings.Builder
-	sc := bufio.NewScanner(r)
-	for !strings.Contains(log.String(), "agent connected") {
-		if !sc.Scan() {
-			t.Fatalf("the demo did not come up (%v):\n%s", sc.Err(), log.String())
-		}
-		log.WriteString(sc.Text() + "\n")
-	}
 
 	if !strings.Contains(log.String(), "DEMO MODE") {
 		t.Errorf("the demo gateway did not warn that it is one:\n%s", log.String())
@@ -180,6 +131,92 @@ func processGroup(t *testing.T, pgid int) []string {
 		if len(f) > 2 && f[2] == strconv.Itoa(pgid) {
 			out = append(out, e.Name())
 		}
+	}
+	return out
+}
+
+// demo is scripts/demo.sh running (what make demo runs), on free ports
+// in a temporary folder, up once its gateway logged the agent.
+type demo struct {
+	dir  string
+	pgid int
+	stop func() // the demo's Ctrl-C path; idempotent
+	log  *strings.Builder
+	web  string // WEB_PORT
+}
+
+func startDemo(t *testing.T, env ...string) *demo {
+	t.Helper()
+	bin := t.TempDir()
+	if out, err := exec.Command("go", "build", "-o", bin+"/", "github.com/rr-gateway/rr/cmd/rr-gateway",
+		"github.com/rr-gateway/rr/cmd/rr-agent").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	ports := distinctPorts(t, 4)
+	d := &demo{dir: t.TempDir(), log: &strings.Builder{}, web: ports[3]}
+	cmd := exec.Command("bash", "../scripts/demo.sh")
+	cmd.Env = append(append(os.Environ(), "DEMO_DIR="+d.dir, "DEMO_BIN="+bin,
+		"GATEWAY_PORT="+ports[0], "AGENT_PORT="+ports[1], "HTTP_PORT="+ports[2], "WEB_PORT="+d.web), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // the demo and all it starts: one group
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	d.pgid = cmd.Process.Pid
+	stopped := false
+	d.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		syscall.Kill(-d.pgid, syscall.SIGTERM) // the demo's Ctrl-C path stops what it started
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			syscall.Kill(-d.pgid, syscall.SIGKILL)
+			<-done
+		}
+	}
+	t.Cleanup(d.stop)
+	// Up: the gateway logs the agent's connection (through the demo's
+	// output), after the demo printed what to type.
+	r.SetReadDeadline(time.Now().Add(time.Minute))
+	sc := bufio.NewScanner(r)
+	for !strings.Contains(d.log.String(), "agent connected") || !strings.Contains(d.log.String(), "Ctrl-C stops both") {
+		if !sc.Scan() {
+			t.Fatalf("the demo did not come up (%v):\n%s", sc.Err(), d.log.String())
+		}
+		d.log.WriteString(sc.Text() + "\n")
+	}
+	// Drain the rest, so that the demo never blocks writing its log.
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	return d
+}
+
+// distinctPorts returns n ports free a moment ago, all different: each
+// is held until the last is chosen (a port just closed may come again).
+func distinctPorts(t *testing.T, n int) []string {
+	t.Helper()
+	var out []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		_, p, _ := net.SplitHostPort(ln.Addr().String())
+		out = append(out, p)
 	}
 	return out
 }

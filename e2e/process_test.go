@@ -45,7 +45,8 @@ type procGateway struct {
 }
 
 // startProcGateway writes the config (extra is appended: recordings …;
-// "{{dir}}" in it is the gateway's state folder),
+// "{{dir}}" in it is the gateway's state folder, "{{people}}" the
+// people's address),
 // starts the gateway and the agent, and returns once both are up.
 func startProcGateway(t *testing.T, extra string, env ...string) (*procGateway, *exec.Cmd) {
 	t.Helper()
@@ -59,6 +60,7 @@ func startProcGateway(t *testing.T, extra string, env ...string) (*procGateway, 
 		t.Fatal(err)
 	}
 	g.people = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	extra = strings.ReplaceAll(extra, "{{people}}", g.people)
 	agents := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	g.agents = agents
 	g.http = fmt.Sprintf("127.0.0.1:%d", freePort(t))

@@ -25,8 +25,10 @@
 // Lifecycle of a session (one goroutine owns it, runSession):
 //
 //	channel accepted ─▶ setup requests buffered (pty-req, env, window-change)
-//	  ─▶ shell/exec/subsystem names the host (login name, command, or menu)
+//	  ─▶ shell/exec/subsystem names the host (login name, command, or menu),
+//	     or a security event (event:ID) whose host it takes
 //	  ─▶ policy: may this person reach it? is it online?
+//	  ─▶ the host's factors; for an event, its banner
 //	  ─▶ store row (live) + recorder started (fail closed)
 //	  ─▶ agent channel opened, buffered requests replayed, shell/exec sent
 //	  ─▶ bridge until the host side exits, the person leaves, or the

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/rr-gateway/rr/auth"
+	"github.com/rr-gateway/rr/events"
 	"github.com/rr-gateway/rr/gateway/admin"
 	"github.com/rr-gateway/rr/internal/prelogin"
 	"github.com/rr-gateway/rr/recorder"
@@ -45,6 +46,9 @@ type Store interface {
 	Session(ctx context.Context, id string) (store.Session, error)
 	Sessions(ctx context.Context, f store.SessionFilter) ([]store.Session, error)
 	Audit(ctx context.Context, e store.AuditEvent) error
+	Event(ctx context.Context, id string) (store.Event, error)
+	EventResponding(ctx context.Context, id, person string, at time.Time) error
+	EventSessionEnded(ctx context.Context, id string, at time.Time) error
 }
 
 // Config configures a Server. HostKey, Store, Auth and Recorders are
@@ -224,6 +228,7 @@ func New(cfg Config) (*Server, error) {
 		Online:          s.Online,
 		Live:            s.liveBytes,
 		DownloadCommand: s.downloadCommand,
+		EventCommand:    func(id string) string { return events.Command(cfg.Address, id) },
 		Declared:        cfg.Declared,
 		SecondFactor:    s.consoleSecondFactor,
 		Notify:          s.notifyAdmins,

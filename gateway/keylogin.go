@@ -44,6 +44,9 @@ func (s *Server) keyLogin(meta ssh.ConnMetadata, perms *ssh.Permissions, nc *pre
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.LoginGraceTime)
 	defer cancel()
+	if login.Event != "" {
+		login.Host = s.eventHost(ctx, login.Event) // its factors are asked at login, as the host's
+	}
 	l, err := s.cfg.Auth.KeyLogin(ctx, p, login.Name, login.Host, meta.RemoteAddr().String())
 	if errors.Is(err, auth.ErrQuestions) {
 		return nil, &ssh.PartialSuccessError{Next: ssh.ServerAuthCallbacks{
@@ -53,7 +56,7 @@ func (s *Server) keyLogin(meta ssh.ConnMetadata, perms *ssh.Permissions, nc *pre
 	if err != nil {
 		return nil, endLogin(meta, s.loginDenied(meta, err))
 	}
-	return loginPermissions(l, login.Host), nil
+	return loginPermissions(l, login), nil
 }
 
 // endLogin ends a login refused after its key was proven (role, team,
@@ -92,10 +95,11 @@ func (s *Server) loginDenied(meta ssh.ConnMetadata, err error) error {
 // The Login rides on the connection's Permissions: if the handshake fails
 // after this, it goes with the connection (a map beside it would keep a
 // passphrase forever).
-func loginPermissions(l *auth.Login, loginHost string) *ssh.Permissions {
+func loginPermissions(l *auth.Login, login Login) *ssh.Permissions {
 	return &ssh.Permissions{Extensions: map[string]string{
-		extPerson:    l.Person.Name,
-		extLoginHost: loginHost,
+		extPerson:     l.Person.Name,
+		extLoginHost:  login.Host,
+		extLoginEvent: login.Event,
 	}, ExtraData: map[any]any{loginKey{}: l}}
 }
 

@@ -71,7 +71,7 @@ const maxListed = 1000
 // reads where it is now (openRecording).
 func entry(x store.Session) download.Entry {
 	return download.Entry{ID: x.ID, Host: x.Host, Started: x.Started,
-		Size: x.RecordingSize, SHA256: x.RecordingSHA256, Location: x.ID}
+		Size: x.RecordingSize, SHA256: x.RecordingSHA256, Location: x.ID, Event: x.EventID}
 }
 
 // openRecording opens the recording of the session id (a download.Entry's

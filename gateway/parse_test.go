@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rr-gateway/rr/events"
 	"github.com/rr-gateway/rr/store"
 )
 
@@ -12,9 +13,16 @@ func TestParseLogin(t *testing.T) {
 		in       string
 		name     string
 		host     string
+		event    string
 		wantFail bool
 	}{
 		{in: "rr", name: "rr"},
+		{in: "rr+event:e-7f3a9c", name: "rr", event: "e-7f3a9c"},
+		{in: "alice+event:e-0123456789abcdef", name: "alice", event: "e-0123456789abcdef"},
+		{in: "rr+event:", wantFail: true},
+		{in: "rr+event:web-01", wantFail: true},
+		{in: "rr+event:e-7F3A9C", wantFail: true},
+		{in: "rr+event:e-7f3a9c:x", wantFail: true},
 		{in: "rr+web-01", name: "rr", host: "web-01"},
 		{in: "alice", name: "alice"},
 		{in: "alice+db.prod_2", name: "alice", host: "db.prod_2"},
@@ -35,19 +43,24 @@ func TestParseLogin(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || got.Name != tt.name || got.Host != tt.host {
-			t.Errorf("ParseLogin(%q) = %+v, %v; want {%s %s}", tt.in, got, err, tt.name, tt.host)
+		if err != nil || got.Name != tt.name || got.Host != tt.host || got.Event != tt.event {
+			t.Errorf("ParseLogin(%q) = %+v, %v; want {%s %s %s}", tt.in, got, err, tt.name, tt.host, tt.event)
 		}
 	}
 }
 
 func TestParseCommand(t *testing.T) {
 	tests := []struct {
-		loginHost, in string
-		host, cmd     string
-		wantFail      bool
+		loginHost, in    string
+		host, event, cmd string
+		wantFail         bool
 	}{
 		{in: "web-01", host: "web-01"},
+		{in: "event:e-7f3a9c", event: "e-7f3a9c"},
+		{in: "event:e-7f3a9c -- uptime", event: "e-7f3a9c", cmd: "uptime"},
+		{in: "event:e-7f3a9c uname -a", event: "e-7f3a9c", cmd: "uname -a"},
+		{in: "event:nope", wantFail: true},
+		{in: "event:", wantFail: true},
 		{in: "  web-01  ", host: "web-01"},
 		{in: "web-01 uptime", host: "web-01", cmd: "uptime"},
 		{in: "web-01 -- uptime", host: "web-01", cmd: "uptime"},
@@ -70,14 +83,14 @@ func TestParseCommand(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || got.Host != tt.host || got.Command != tt.cmd {
+		if err != nil || got.Host != tt.host || got.Event != tt.event || got.Command != tt.cmd {
 			t.Errorf("ParseCommand(%q, %q) = %+v, %v; want {%s %q}", tt.loginHost, tt.in, got, err, tt.host, tt.cmd)
 		}
 	}
 }
 
 func FuzzParseLogin(f *testing.F) {
-	for _, s := range []string{"rr", "rr+web-01", "alice+db", "", "+", "a+b+c", "\x00"} {
+	for _, s := range []string{"rr", "rr+web-01", "alice+db", "", "+", "a+b+c", "\x00", "rr+event:e-7f3a9c"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -85,12 +98,15 @@ func FuzzParseLogin(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !store.ValidName(l.Name) || (l.Host != "" && !store.ValidName(l.Host)) {
+		if !store.ValidName(l.Name) || (l.Host != "" && !store.ValidName(l.Host)) || (l.Event != "" && (l.Host != "" || !events.ValidID(l.Event))) {
 			t.Fatalf("ParseLogin(%q) accepted invalid parts %+v", s, l)
 		}
 		rebuilt := l.Name
 		if l.Host != "" {
 			rebuilt += "+" + l.Host
+		}
+		if l.Event != "" {
+			rebuilt += "+event:" + l.Event
 		}
 		if rebuilt != s {
 			t.Fatalf("ParseLogin(%q) = %+v does not rebuild the input", s, l)

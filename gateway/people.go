@@ -19,8 +19,9 @@ import (
 )
 
 const (
-	extPerson    = "rr-person"     // people: who this is
-	extLoginHost = "rr-login-host" // people: host named in the login name
+	extPerson     = "rr-person"      // people: who this is
+	extLoginHost  = "rr-login-host"  // people: host named in the login name
+	extLoginEvent = "rr-login-event" // people: event named in the login name (rr+event:ID)
 )
 
 var errDenied = errors.New("permission denied")
@@ -91,11 +92,14 @@ func (s *Server) interactive(known *auth.Person, nc *prelogin.Conn) func(ssh.Con
 		if nc != nil {
 			p = provenPrompter{p, nc, s.cfg.PromptGraceTime}
 		}
+		if login.Event != "" {
+			login.Host = s.eventHost(ctx, login.Event)
+		}
 		l, err := s.cfg.Auth.Interactive(ctx, p, known, login.Name, login.Host, meta.RemoteAddr().String())
 		if err != nil {
 			return nil, s.loginDenied(meta, err)
 		}
-		return loginPermissions(l, login.Host), nil
+		return loginPermissions(l, login), nil
 	}
 }
 
@@ -122,13 +126,14 @@ func (s *Server) handlePerson(nc *prelogin.Conn) {
 	}
 	person := login.Person.Name
 	c := &personConn{
-		srv:       s,
-		conn:      sc,
-		login:     login,
-		person:    person,
-		loginHost: sc.Permissions.Extensions[extLoginHost],
-		remote:    remote,
-		log:       s.log.With("person", person, "team", login.Team.Name, "remote", remote),
+		srv:        s,
+		conn:       sc,
+		login:      login,
+		person:     person,
+		loginHost:  sc.Permissions.Extensions[extLoginHost],
+		loginEvent: sc.Permissions.Extensions[extLoginEvent],
+		remote:     remote,
+		log:        s.log.With("person", person, "team", login.Team.Name, "remote", remote),
 	}
 	c.log.Info("login", "login", sc.User())
 
@@ -213,6 +218,7 @@ type personConn struct {
 	login        *auth.Login
 	person       string
 	loginHost    string
+	loginEvent   string // the event of an rr+event:ID login (loginHost is its host)
 	remote       string
 	log          *slog.Logger
 	sessions     atomic.Int32  // session channels running (maxSessionsPerConn)

@@ -20,6 +20,9 @@ type SessionInfo struct {
 	Rows    uint32
 	Started time.Time
 	Gateway string
+	// EventID and EventRule name the security event the session was
+	// opened from; "" for others.
+	EventID, EventRule string
 	// Passphrase is what the person typed for the host; it keys the
 	// recording. The recorder must not keep it beyond deriving its key.
 	Passphrase auth.Secret

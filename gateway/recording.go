@@ -53,6 +53,10 @@ func (r spoolRecorders) Start(ctx context.Context, info SessionInfo) (SessionRec
 		Title:     fmt.Sprintf("rr session %s: %s on %s", info.ID, info.Person, info.Host),
 		SessionID: info.ID, Host: info.Host, Person: info.Person, Team: info.Team,
 		Command: info.Command, PTY: info.PTY, Gateway: info.Gateway,
+		Event: info.EventID, EventRule: info.EventRule,
+	}
+	if info.EventID != "" {
+		h.Title += " (event " + info.EventID + ")"
 	}
 	if info.Term != "" {
 		h.Env = map[string]string{"TERM": info.Term}

@@ -14,11 +14,13 @@ import (
 type RecoveryStore interface {
 	InterruptLiveSessions(ctx context.Context, now time.Time) ([]string, error)
 	Session(ctx context.Context, id string) (store.Session, error)
+	EventSessionEnded(ctx context.Context, id string, at time.Time) error
 	RecordingStore
 }
 
 // RecoverSessions finishes, at start, what an earlier run left undone:
-// sessions it left live are marked interrupted, and every recording in the
+// sessions it left live are marked interrupted (an event they responded
+// to is open again), and every recording in the
 // spool whose session is over but has no size and SHA-256 noted is sealed
 // as it stands (never appended to) and noted. It is idempotent: a run that
 // dies during it, between marking and sealing, leaves sessions the next
@@ -31,6 +33,14 @@ func RecoverSessions(ctx context.Context, st RecoveryStore, spool *recorder.Spoo
 	}
 	if len(ids) > 0 {
 		log.Warn("sessions left live by an earlier run marked interrupted", "sessions", ids)
+	}
+	// Their events are no longer being responded to.
+	for _, id := range ids {
+		if sess, err := st.Session(ctx, id); err == nil && sess.EventID != "" {
+			if err := st.EventSessionEnded(ctx, sess.EventID, time.Now()); err != nil {
+				return err
+			}
+		}
 	}
 	files, err := spool.IDs()
 	if err != nil {

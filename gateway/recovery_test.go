@@ -92,3 +92,39 @@ func TestRecoverSessions(t *testing.T) {
 		t.Errorf("a file that is no session's changed: %q %v", b, err)
 	}
 }
+
+// TestRecoveryReopensEvents: a session a crash left live on an event
+// leaves the event responding; the next start marks the session
+// interrupted and opens the event again.
+func TestRecoveryReopensEvents(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(filepath.Join(dir, "rr.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	spool, err := rec.NewSpool(rec.SpoolConfig{Dir: filepath.Join(dir, "spool"), FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spool.Close()
+	now := time.Now()
+	if _, _, err := st.AddEvent(ctx, store.Event{ID: "e-abcdef", Source: "falco", Rule: "r", Time: now, Received: now,
+		Host: "web-01", Key: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateSession(ctx, store.Session{ID: "s1", Person: "alice", Host: "web-01", State: store.StateLive,
+		Started: now, EventID: "e-abcdef", EventRule: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.EventResponding(ctx, "e-abcdef", "alice", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := gateway.RecoverSessions(ctx, st, spool, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := st.Event(ctx, "e-abcdef"); e.Status != store.EventOpen {
+		t.Fatalf("event after recovery: %s, want open", e.Status)
+	}
+}

@@ -59,13 +59,15 @@ const maxSetupRequests = 128
 
 // session is one person's channel from the moment it names a live host.
 type session struct {
-	srv    *Server
-	id     string
-	host   string
-	pty    bool
-	client ssh.Channel
-	log    *slog.Logger
-	cancel context.CancelCauseFunc
+	srv  *Server
+	id   string
+	host string
+	// event and eventRule name the security event it was opened from.
+	event, eventRule string
+	pty              bool
+	client           ssh.Channel
+	log              *slog.Logger
+	cancel           context.CancelCauseFunc
 	// finished is closed once the recording and the store row are final;
 	// killedBy (set before) says who killed it, "" if nobody did.
 	finished chan struct{}
@@ -238,15 +240,22 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 		}
 		start.Reply(true, nil)
 		t, err := ParseCommand(c.loginHost, cmd.Command)
+		if errors.Is(err, errBadEventID) {
+			p.end(2, `rr: an event id is "e-" and hex digits: ssh rr@GATEWAY event:e-7f3a9c`)
+			return
+		}
 		if err != nil {
 			p.end(2, `rr: the command must start with a host name: ssh rr@GATEWAY HOST [-- COMMAND]`)
 			return
 		}
 		target = t
+		if c.loginEvent != "" {
+			target.Event = c.loginEvent
+		}
 	case wire.ReqShell:
 		start.Reply(true, nil)
-		target.Host = c.loginHost
-		if target.Host == "" {
+		target.Host, target.Event = c.loginHost, c.loginEvent
+		if target.Host == "" && target.Event == "" {
 			host, ok := p.pickHost(ctx)
 			if !ok {
 				return
@@ -262,7 +271,16 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 			return
 		}
 		start.Reply(true, nil)
-		target.Host = c.loginHost
+		target.Host, target.Event = c.loginHost, c.loginEvent
+	}
+	var ev *store.Event
+	if target.Event != "" {
+		e, ok := c.launchEvent(ctx, ch, pty, target.Event, p.log)
+		if !ok {
+			return
+		}
+		ev, target.Host = &e, e.Host
+		p.log = p.log.With("event", e.ID)
 	}
 	p.log = p.log.With("host", target.Host)
 
@@ -284,6 +302,12 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 	}
 	ss := &session{srv: c.srv, id: id, host: target.Host, pty: pty, client: ch, log: p.log, cancel: cancel,
 		finished: make(chan struct{})}
+	if ev != nil {
+		ss.event, ss.eventRule = ev.ID, ev.Rule
+		for _, line := range eventBanner(*ev) {
+			writeLine(ch, pty, line)
+		}
+	}
 	p.openSession(ctx, ss, start, target, passphrase)
 }
 
@@ -392,12 +416,12 @@ func (c *preStart) openSession(ctx context.Context, ss *session, start *ssh.Requ
 	s := c.srv
 	started := s.cfg.Now()
 	info := SessionInfo{ID: ss.id, Person: c.person, Team: c.login.Team.Name, Host: target.Host, Command: target.Command,
-		PTY: ss.pty, Started: started, Passphrase: passphrase, Gateway: s.cfg.Name}
+		PTY: ss.pty, Started: started, Passphrase: passphrase, Gateway: s.cfg.Name, EventID: ss.event, EventRule: ss.eventRule}
 	if c.st.pty != nil {
 		info.Term, info.Cols, info.Rows = c.st.pty.Term, c.st.pty.Columns, c.st.pty.Rows
 	}
 	row := store.Session{ID: ss.id, Person: c.person, Team: c.login.Team.Name, Host: target.Host, Command: target.Command,
-		PTY: ss.pty, Source: c.remote, State: store.StateLive, Started: started}
+		PTY: ss.pty, Source: c.remote, State: store.StateLive, Started: started, EventID: ss.event, EventRule: ss.eventRule}
 	if start.Type == wire.ReqSubsystem {
 		row.Command = "subsystem " + string(start.Payload[min(4, len(start.Payload)):])
 	}
@@ -473,8 +497,15 @@ func (c *preStart) openSession(ctx context.Context, ss *session, start *ssh.Requ
 		return
 	}
 	ss.log.Info("session started", "command", target.Command, "pty", ss.pty)
-	s.audit(store.AuditEvent{Actor: c.person, Action: "session.open", Target: target.Host,
-		Outcome: "allowed", Source: c.remote, SessionID: ss.id})
+	opened := store.AuditEvent{Actor: c.person, Action: "session.open", Target: target.Host,
+		Outcome: "allowed", Source: c.remote, SessionID: ss.id}
+	if ss.event != "" {
+		opened.Detail = "event " + ss.event + ": " + ss.eventRule
+		if err := s.cfg.Store.EventResponding(ctx, ss.event, c.person, started); err != nil {
+			ss.log.Error("event not marked responding", "err", err)
+		}
+	}
+	s.audit(opened)
 	newBridge(ss, c.reqs, agent, agentReqs, rec).run(ctx, finish)
 }
 
@@ -536,6 +567,11 @@ func (s *Server) finishSession(ss *session, rec SessionRecorder, end SessionEnd)
 	})
 	if err != nil {
 		ss.log.Error("session row not finalized", "err", err)
+	}
+	if ss.event != "" {
+		if err := s.cfg.Store.EventSessionEnded(ctx, ss.event, s.cfg.Now()); err != nil {
+			ss.log.Error("event status not updated", "err", err)
+		}
 	}
 	if m := s.cfg.Metrics; m != nil {
 		m.sessionEnded(string(state), ss.bytesIn.Load(), ss.bytesOut.Load())

@@ -28,6 +28,10 @@ type Header struct {
 	Command   string            `json:"command,omitempty"`
 	PTY       bool              `json:"pty"`
 	Gateway   string            `json:"gateway,omitempty"`
+	// Event and EventRule name the security event the session was opened
+	// from (extra keys: asciicast players ignore them).
+	Event     string `json:"event,omitempty"`
+	EventRule string `json:"event_rule,omitempty"`
 }
 
 // End is how a session ended: the last event's payload.

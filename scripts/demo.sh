@@ -2,13 +2,14 @@
 # make demo: a gateway and an agent for "demo-host" on 127.0.0.1, state in
 # demo/ (kept between runs), in the foreground until Ctrl-C.
 # DEMO_DIR and DEMO_BIN (default demo and bin) move the state and the
-# programs.
+# programs; WEB_PORT (8443) is the HTTPS listener's port (event intake).
 set -euo pipefail
 self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$0")/.."
 GATEWAY_PORT=${GATEWAY_PORT:-2222}
 AGENT_PORT=${AGENT_PORT:-2223}
 HTTP_PORT=${HTTP_PORT:-9464}
+WEB_PORT=${WEB_PORT:-8443}
 d=${DEMO_DIR:-demo}
 bin=${DEMO_BIN:-bin}
 mkdir -p "$d"
@@ -32,6 +33,22 @@ chmod 600 "$d/passphrase"
 # Keys: the person's, the agent's, the gateway's. Kept if present.
 "$bin"/rr-gateway keygen "$d/id_ed25519" >/dev/null
 "$bin"/rr-gateway keygen "$d/agent_ed25519" >/dev/null
+
+# The HTTPS listener's self-signed pair (for 127.0.0.1 and localhost) and
+# each event source's bearer token (mode 0600), kept if present.
+if [ ! -s "$d/https.crt" ] || [ ! -s "$d/https.key" ]; then
+  (umask 077; openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 365 \
+    -subj "/CN=rr demo" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+    -keyout "$d/https.key" -out "$d/https.crt" 2>/dev/null)
+fi
+mkdir -p "$d/tokens"
+chmod 700 "$d/tokens"
+for src in falco alertmanager; do
+  if [ ! -s "$d/tokens/$src" ]; then
+    (umask 077; od -An -N18 -tx1 /dev/urandom | tr -d ' \n' >"$d/tokens/$src"; echo >>"$d/tokens/$src")
+  fi
+  chmod 600 "$d/tokens/$src"
+done
 
 passphrase=$(head -n1 "$d/passphrase")
 verifier=$(printf '%s\n' "$passphrase" | "$bin"/rr-gateway passphrase-hash)
@@ -69,6 +86,13 @@ hosts:
   - name: demo-host
     agent_key_file: $d/agent_ed25519.pub
     passphrase_verifier: '$verifier'
+https:
+  listen: 127.0.0.1:$WEB_PORT
+  cert_file: $d/https.crt
+  key_file: $d/https.key
+events:
+  falco_token_file: $d/tokens/falco
+  alertmanager_token_file: $d/tokens/alertmanager
 YAML
 fp=$("$bin"/rr-gateway fingerprint -config "$d/gateway.yaml")
 cat >"$d/agent.yaml" <<YAML
@@ -116,6 +140,11 @@ cat <<MSG
     scp -i $d/id_ed25519 -P $GATEWAY_PORT rr@127.0.0.1:recordings/ID.gz .
       then: gzip -dc ID.gz | openssl enc -d -aes-256-ctr -pbkdf2 -k $passphrase
     curl -s 127.0.0.1:$HTTP_PORT/metrics | grep '^rr_'                (metrics; /healthz)
+  A security event: post a Falco alert for demo-host (the mail below has the
+  command that responds to it: ssh -t … event:ID; the console lists events):
+    curl -s --cacert $d/https.crt -H "Authorization: Bearer \$(cat $d/tokens/falco)" \\
+      --data-binary '{"time":"$(date -u +%Y-%m-%dT%H:%M:%S.000000000Z)","rule":"Terminal shell in container","priority":"Critical","output":"A shell was spawned in a container (user=root command=bash)","output_fields":{"user.name":"root","proc.cmdline":"bash"},"source":"syscall","tags":["container","shell"],"hostname":"demo-host"}' \\
+      https://127.0.0.1:$WEB_PORT/v1/events/falco
   The gateway's host key: $fp
 
   Ctrl-C stops both.

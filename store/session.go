@@ -35,6 +35,9 @@ type Session struct {
 	Recording       string
 	RecordingSize   int64
 	RecordingSHA256 string
+	// EventID and EventRule name the security event the session was
+	// opened from (ssh rr@gw event:ID); "" for others.
+	EventID, EventRule string
 }
 
 // SessionEnd is what FinishSession records.
@@ -52,6 +55,7 @@ type SessionFilter struct {
 	LiveOnly     bool
 	Host, Person string
 	Team         string // exact, when not empty
+	EventID      string // sessions opened from this event, when not empty
 	Since        time.Time
 	Limit        int
 }

@@ -7,7 +7,8 @@
 // the Go benchmarks and it writes bench/results.md and bench/results.json.
 //
 // Sizes come from flags, defaulting to the environment: BULK (bytes, with
-// an optional KiB/MiB/GiB suffix), SESSIONS, AGENTS, KEYSTROKES, SETUPS.
+// an optional KiB/MiB/GiB suffix), SESSIONS, AGENTS, KEYSTROKES, SETUPS,
+// EVENTS. -only runs one group of figures.
 package main
 
 import (
@@ -30,10 +31,12 @@ type config struct {
 	setups     int
 	workers    int
 	junk       int    // junk connections held while a person logs in
+	events     int    // security events posted for the intake figures
 	gobench    string // go test -bench output to fold into the table
 	out        string // directory of results.md and results.json
 	work       string // "" = a fresh temporary directory
 	shell      string
+	only       string // one figure group, "" for all
 }
 
 func main() {
@@ -53,11 +56,14 @@ func main() {
 	flag.IntVar(&cfg.setups, "setups", envInt("SETUPS", 200), "session set-ups timed (0 skips the figure)")
 	flag.IntVar(&cfg.workers, "workers", envInt("WORKERS", 8), "parallel clients for the set-up rate and for opening sessions")
 	flag.IntVar(&cfg.junk, "junk", envInt("JUNK", 20000), "junk connections held while a real person logs in (0 skips the flood figures)")
+	flag.IntVar(&cfg.events, "events", envInt("EVENTS", 20000), "security events posted to the intake (0 skips the event figures)")
+	only := flag.String("only", "", "run only this figure group: speed, memory, flood or events")
 	flag.StringVar(&cfg.gobench, "gobench", "", "output of go test -bench (recorder, gateway) to include")
 	flag.StringVar(&cfg.out, "out", "bench", "directory for results.md and results.json")
 	flag.StringVar(&cfg.work, "work", "", "working directory (default: a temporary one, removed)")
 	flag.StringVar(&cfg.shell, "shell", "/bin/sh", "the shell sessions run on the host")
 	flag.Parse()
+	cfg.only = *only
 	var err error
 	if *bulk == "0" {
 		cfg.bulk = 0 // skips the bulk figures
@@ -130,20 +136,20 @@ func run(cfg config) error {
 		return err
 	}
 	r := &results{cfg: cfg, started: time.Now()}
-	if err := r.speed(cfg, filepath.Join(work, "speed")); err != nil {
-		return err
-	}
-	if err := r.bareMemory(cfg, filepath.Join(work, "bare")); err != nil {
-		return err
-	}
-	if err := r.sessionMemory(cfg, filepath.Join(work, "sessions")); err != nil {
-		return err
-	}
-	if err := r.agentMemory(cfg, filepath.Join(work, "agents")); err != nil {
-		return err
-	}
-	if err := r.junkFlood(cfg, filepath.Join(work, "flood")); err != nil {
-		return err
+	for _, g := range []struct {
+		group string
+		run   func(config, string) error
+		dir   string
+	}{
+		{"speed", r.speed, "speed"}, {"memory", r.bareMemory, "bare"}, {"memory", r.sessionMemory, "sessions"},
+		{"memory", r.agentMemory, "agents"}, {"flood", r.junkFlood, "flood"}, {"events", r.eventFigures, "events"},
+	} {
+		if cfg.only != "" && cfg.only != g.group {
+			continue
+		}
+		if err := g.run(cfg, filepath.Join(work, g.dir)); err != nil {
+			return err
+		}
 	}
 	if cfg.gobench != "" {
 		if err := r.goBenchmarks(cfg.gobench); err != nil {

@@ -228,7 +228,8 @@ func (r *results) write(dir string) error {
 	js, err := json.MarshalIndent(map[string]any{
 		"date": date, "machine": m,
 		"config": map[string]any{"bulk_bytes": r.cfg.bulk, "keystrokes": r.cfg.keystrokes, "setups": r.cfg.setups,
-			"sessions": r.cfg.sessions, "agents": r.cfg.agents, "workers": r.cfg.workers, "shell": r.cfg.shell},
+			"sessions": r.cfg.sessions, "agents": r.cfg.agents, "workers": r.cfg.workers, "shell": r.cfg.shell,
+			"events": r.cfg.events},
 		"figures": r.figures, "go_benchmarks": r.gobench,
 	}, "", "  ")
 	if err != nil {

@@ -64,6 +64,7 @@ func runRole(role string, args []string) error {
 	upstream := fs.String("upstream", "", "bridge: the one-hop endpoint's address")
 	nocaps := fs.Bool("nocaps", false, "gateway: lift the people's caps on connections not logged in")
 	addr, from, n := fs.String("addr", "", "junk: the address to flood"), fs.String("from", "", "junk: the source address"), fs.Int("n", 0, "junk: connections")
+	smtp := fs.Int("smtp", 0, "events: the mail server's SMTP port on 127.0.0.1 (0: none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -103,6 +104,8 @@ func runRole(role string, args []string) error {
 		return bridgeRole(ctx, ctl, *upstream)
 	case "junk":
 		return junkRole(ctl, *addr, *from, *n)
+	case "events":
+		return eventsRole(ctx, ctl, log, *dir, *smtp)
 	}
 	return fmt.Errorf("unknown role %q", role)
 }

@@ -172,6 +172,9 @@ func (c *fileConfig) apply(ctx context.Context, st *sqlite.Store, log *slog.Logg
 			Hosts: t.Hosts, Members: t.Members}); err != nil {
 			return err
 		}
+		if err := st.SetEventSubscription(ctx, t.Name, t.Events); err != nil {
+			return err
+		}
 	}
 	for _, k := range kinds {
 		if err := st.MarkDeclared(ctx, k.kind, k.names); err != nil {

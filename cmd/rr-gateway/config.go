@@ -40,6 +40,8 @@ type fileConfig struct {
 	People             []filePerson   `yaml:"people"`
 	Teams              []fileTeam     `yaml:"teams"`
 	Hosts              []fileHost     `yaml:"hosts"`
+	HTTPS              fileHTTPS      `yaml:"https"`
+	Events             fileEvents     `yaml:"events"`
 
 	// Before login and without a channel (prelogin.go).
 	PromptGraceTime   time.Duration   `yaml:"prompt_grace_time"`
@@ -130,6 +132,9 @@ type fileTeam struct {
 	RapidResponse bool     `yaml:"rapid_response"`
 	Members       []string `yaml:"members"`
 	Hosts         []string `yaml:"hosts"`
+	// Events is the least severe priority of the security events mailed
+	// to the team's members ("" critical; off: none).
+	Events string `yaml:"events"`
 }
 
 type fileHost struct {
@@ -151,6 +156,7 @@ func defaultConfig() fileConfig {
 		Mail:        fileMail{Mode: "smtp", From: "rr@localhost"},
 		Recordings: fileRecordings{Spool: "/var/lib/rr/recordings", FlushInterval: time.Second,
 			S3: fileS3{Region: "us-east-1", Prefix: "recordings/"}},
+		Events: defaultEvents(),
 	}
 }
 
@@ -190,6 +196,9 @@ func (c *fileConfig) check() error {
 		errs = append(errs, fmt.Errorf("ssh: %w", err))
 	}
 	if err := c.BeforeLogin.check(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.checkEvents(); err != nil {
 		errs = append(errs, err)
 	}
 	people := map[string]bool{}

@@ -84,6 +84,44 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
+func TestEventsConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "g.yaml")
+	short := filepath.Join(dir, "short")
+	os.WriteFile(short, []byte("tooshort\n"), 0o600)
+	for _, tc := range []struct{ yaml, want string }{
+		{"https: {listen: ':8443'}\nevents: {falco_token_file: " + short + "}\n", "not a loopback address, and no cert_file"},
+		{"https: {listen: '127.0.0.1:8443', cert_file: x}\nevents: {falco_token_file: " + short + "}\n", "cert_file and key_file go together"},
+		{"https: {listen: '127.0.0.1:8443'}\n", "no events token file"},
+		{"teams: [{name: t, events: loud}]\n", `events "loud"`},
+		{"events: {rate: -1}\n", "may not be negative"},
+	} {
+		os.WriteFile(p, []byte(tc.yaml), 0o600)
+		c, err := loadConfig(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.check(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+	// Plain HTTP off loopback only when the file says so; a token too
+	// short to guess is refused at start.
+	os.WriteFile(p, []byte("https: {listen: ':8443', plain_http: true}\nevents: {falco_token_file: "+short+"}\n"), 0o600)
+	c, _ := loadConfig(p)
+	if err := c.check(); err != nil {
+		t.Fatalf("plain_http: %v", err)
+	}
+	if _, err := c.Events.tokens(); err == nil || !strings.Contains(err.Error(), "shorter than 16") {
+		t.Fatalf("short token: %v", err)
+	}
+	for addr, want := range map[string]bool{"127.0.0.1:1": true, "[::1]:1": true, "localhost:1": true, ":1": false, "0.0.0.0:1": false, "10.0.0.1:1": false} {
+		if loopback(addr) != want {
+			t.Errorf("loopback(%q) = %v", addr, !want)
+		}
+	}
+}
+
 func TestKeygenAndFingerprint(t *testing.T) {
 	dir := t.TempDir()
 	var out, errb bytes.Buffer

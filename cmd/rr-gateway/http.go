@@ -19,11 +19,16 @@ type pinger interface {
 }
 
 // httpHandler serves the read-only HTTP port: /metrics (the gateway's
-// series, the Go runtime's and the process's) and /healthz.
-func httpHandler(srv *gateway.Server, st pinger) (http.Handler, error) {
+// series, extra's, the Go runtime's and the process's) and /healthz.
+func httpHandler(srv *gateway.Server, st pinger, extra ...prometheus.Collector) (http.Handler, error) {
 	reg := prometheus.NewRegistry()
 	if err := srv.Register(reg); err != nil {
 		return nil, err
+	}
+	for _, c := range extra {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
 	}
 	if err := reg.Register(collectors.NewGoCollector()); err != nil {
 		return nil, err

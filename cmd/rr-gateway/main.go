@@ -234,9 +234,29 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 		pl.Close()
 		return err
 	}
+	ev, err := c.newEvents(st, mailer, log)
+	if err != nil {
+		pl.Close()
+		al.Close()
+		return fmt.Errorf("config: %w", err)
+	}
+	evCtx, stopEvents := context.WithCancel(context.Background())
+	evDone := make(chan struct{}, 2)
+	go func() { defer func() { evDone <- struct{}{} }(); ev.notifier.Run(evCtx) }()
+	go func() { defer func() { evDone <- struct{}{} }(); pruneEvents(evCtx, st, c.Events.Retention, log) }()
+	defer func() { stopEvents(); <-evDone; <-evDone }()
+	intake, err := c.serveHTTPS(ev.handler, metrics, log)
+	if err != nil {
+		pl.Close()
+		al.Close()
+		return err
+	}
+	if intake != nil {
+		defer intake.Close()
+	}
 	var web *http.Server
 	if c.HTTPListen != "" {
-		h, err := httpHandler(srv, st)
+		h, err := httpHandler(srv, st, ev.intake.Collector())
 		if err != nil {
 			pl.Close()
 			al.Close()

@@ -18,6 +18,7 @@ type fileBeforeLogin struct {
 	People filePortLimits `yaml:"people"`
 	Agents filePortLimits `yaml:"agents"`
 	HTTP   filePortLimits `yaml:"http"`
+	HTTPS  filePortLimits `yaml:"https"`
 }
 
 type filePortLimits struct {
@@ -50,7 +51,7 @@ var defaultHTTPLimits = prelogin.Limits{
 
 func (b *fileBeforeLogin) check() error {
 	var errs []error
-	for name, p := range map[string]filePortLimits{"people": b.People, "agents": b.Agents, "http": b.HTTP} {
+	for name, p := range map[string]filePortLimits{"people": b.People, "agents": b.Agents, "http": b.HTTP, "https": b.HTTPS} {
 		if _, err := p.limits(prelogin.Limits{}); err != nil {
 			errs = append(errs, fmt.Errorf("before_login.%s: %w", name, err))
 		}
@@ -91,7 +92,13 @@ func (b *fileBeforeLogin) gatewayLimits() (people, agents prelogin.Limits) {
 // listenHTTP listens on addr for srv, within the HTTP port's limits:
 // accepting never stops, and one address cannot hold every connection.
 func (b *fileBeforeLogin) listenHTTP(addr string, srv *http.Server, m *gateway.Metrics, log *slog.Logger) (net.Listener, error) {
-	lim, err := b.HTTP.limits(defaultHTTPLimits)
+	return b.listenWeb("http", b.HTTP, addr, srv, m, log)
+}
+
+// listenWeb listens on addr for srv within p's limits (over
+// defaultHTTPLimits), counting refusals under port.
+func (b *fileBeforeLogin) listenWeb(port string, p filePortLimits, addr string, srv *http.Server, m *gateway.Metrics, log *slog.Logger) (net.Listener, error) {
+	lim, err := p.limits(defaultHTTPLimits)
 	if err != nil {
 		return nil, err
 	}
@@ -101,5 +108,5 @@ func (b *fileBeforeLogin) listenHTTP(addr string, srv *http.Server, m *gateway.M
 	if err != nil {
 		return nil, err
 	}
-	return prelogin.Wrap(ln, prelogin.Config{Limits: lim, Port: "http", Logger: log, Refused: m.ConnRefused("http")})
+	return prelogin.Wrap(ln, prelogin.Config{Limits: lim, Port: port, Logger: log, Refused: m.ConnRefused(port)})
 }

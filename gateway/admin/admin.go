@@ -53,6 +53,11 @@ type Store interface {
 	AddTeamHost(ctx context.Context, team, pattern string) error
 	RemoveTeamHost(ctx context.Context, team, pattern string) error
 
+	Events(ctx context.Context, f store.EventFilter) ([]store.Event, error)
+	Event(ctx context.Context, id string) (store.Event, error)
+	SetEventStatus(ctx context.Context, id string, status store.EventStatus, by, note string, at time.Time) error
+	SetEventSubscription(ctx context.Context, team, sub string) error
+
 	Hosts(ctx context.Context) ([]store.Host, error)
 	CreateHost(ctx context.Context, name string, labels []string) error
 	UpsertHost(ctx context.Context, name string) error
@@ -100,8 +105,11 @@ type Config struct {
 	// refusal. Optional: nil refuses hosts Declared declares and allows
 	// the rest.
 	TokenRule func(host string) (reason string, err error)
-	Now       func() time.Time // default time.Now
-	Logger    *slog.Logger     // default: discard
+	// EventCommand returns the command that opens a session from event
+	// id, e.g. "ssh -t -p 2222 rr@gw.example.com event:e-7f3a9c". Optional.
+	EventCommand func(id string) string
+	Now          func() time.Time // default time.Now
+	Logger       *slog.Logger     // default: discard
 }
 
 // ErrNotLive is Config.Kill's answer for a session that is not live here.

@@ -40,10 +40,10 @@ func (cmd *command) action() string { return "admin." + strings.ReplaceAll(cmd.n
 
 // commands lists every command, in the order help shows them.
 func commands() []*command {
-	return []*command{
+	cmds := []*command{
 		{name: "help", args: "[COMMAND]", summary: "list the commands you may run, or show one's usage", run: (*Console).help},
 		{name: "whoami", summary: "show who you are logged in as: person, role, team", run: (*Console).whoami},
-		{name: "sessions", args: "[--live] [--host H] [--user U] [--since S] [--limit N]",
+		{name: "sessions", args: "[--live] [--host H] [--user U] [--event ID] [--since S] [--limit N]",
 			summary: "list live sessions, then recent closed ones",
 			detail: "Shows the sessions of the team you logged in under (admins: every session).\n" +
 				"--since takes a duration ago (2h), RFC 3339 or YYYY-MM-DD; --limit defaults to 100,\n" +
@@ -108,9 +108,12 @@ func commands() []*command {
 			detail: "The bound key stops working at once and the host's live agent connections are\n" +
 				"closed (their sessions end); the new agent enrolls with the one-time token printed.",
 			admin: true, change: true, run: (*Console).hostReenroll},
+	}
+	cmds = append(cmds, eventCommands()...)
+	return append(cmds, []*command{
 		{name: "quit", summary: "end the console (also: exit, Ctrl-D)", run: quit},
 		{name: "exit", summary: "end the console", run: quit},
-	}
+	}...)
 }
 
 const passwordHelp = "Passwords are given only as hashes (argon2id, or bcrypt $2a$/$2b$/$2y$): the console\n" +
@@ -216,13 +219,16 @@ type sessionJSON struct {
 	ExitStatus      *int       `json:"exit_status"`
 	EndReason       string     `json:"end_reason"`
 	KilledBy        string     `json:"killed_by"`
+	Event           string     `json:"event"`
+	EventRule       string     `json:"event_rule"`
 }
 
 // view is x as shown now: live counters from the gateway, duration so far.
 func (c *Console) view(x store.Session) sessionJSON {
 	v := sessionJSON{ID: x.ID, State: string(x.State), Person: x.Person, Team: x.Team, Host: x.Host,
 		Command: x.Command, PTY: x.PTY, Source: x.Source, Started: x.Started, BytesIn: x.BytesIn,
-		BytesOut: x.BytesOut, ExitStatus: x.ExitStatus, EndReason: x.EndReason, KilledBy: x.KilledBy}
+		BytesOut: x.BytesOut, ExitStatus: x.ExitStatus, EndReason: x.EndReason, KilledBy: x.KilledBy,
+		Event: x.EventID, EventRule: x.EventRule}
 	end := c.cfg.Now()
 	if x.State == store.StateLive {
 		if c.cfg.Live != nil {
@@ -262,6 +268,7 @@ func (c *Console) sessions(x *call) error {
 	live := fs.Bool("live", false, "only live sessions")
 	host := fs.String("host", "", "only sessions on `host`")
 	user := fs.String("user", "", "only sessions of `person`")
+	event := fs.String("event", "", "only sessions opened from event `id`")
 	since := &timeFlag{now: c.cfg.Now}
 	fs.Var(since, "since", "only sessions started since")
 	limit := fs.Int("limit", 100, "at most `n` sessions")
@@ -273,7 +280,7 @@ func (c *Console) sessions(x *call) error {
 	}
 	var list []sessionJSON
 	if isAdmin(x.who) || x.who.Team != "" {
-		f := store.SessionFilter{LiveOnly: *live, Host: *host, Person: *user, Since: since.t, Limit: *limit}
+		f := store.SessionFilter{LiveOnly: *live, Host: *host, Person: *user, EventID: *event, Since: since.t, Limit: *limit}
 		if !isAdmin(x.who) {
 			f.Team = x.who.Team
 		}
@@ -369,6 +376,7 @@ func (c *Console) show(x *call) error {
 		{"started", stamp(v.Started)}, {"ended", ended}, {"duration", v.duration()},
 		{"bytes in", strconv.FormatInt(v.BytesIn, 10)}, {"bytes out", strconv.FormatInt(v.BytesOut, 10)},
 		{"exit status", exit}, {"end reason", v.EndReason}, {"killed by", v.KilledBy},
+		{"event", strings.TrimSpace(v.Event + " " + v.EventRule)},
 		{"recording", rec.Location}, {"size", strconv.FormatInt(rec.Size, 10)}, {"sha256", rec.SHA256},
 		{"download", rec.Download},
 	} {

@@ -18,12 +18,18 @@ type Entry struct {
 	Size     int64  // bytes, as recorded when the file was finalized
 	SHA256   string // hex, as recorded when the file was finalized
 	Location string // what the Opener is given, opaque here (the gateway's session ID)
+	Event    string // the security event the session was opened from, "" if none
 }
 
 // Name is how the entry is listed under recordings/:
-// "ID_HOST_20261125T211000Z.gz" (UTC start).
+// "ID_HOST_20261125T211000Z.gz" (UTC start), with the event between host
+// and time for a session opened from one: "ID_HOST_e-7f3a9c_….gz".
 func (e Entry) Name() string {
-	return e.ID + "_" + e.Host + "_" + e.Started.UTC().Format("20060102T150405Z") + ".gz"
+	ev := ""
+	if e.Event != "" {
+		ev = e.Event + "_"
+	}
+	return e.ID + "_" + e.Host + "_" + ev + e.Started.UTC().Format("20060102T150405Z") + ".gz"
 }
 
 // Library answers for the person connected: only what they may see.

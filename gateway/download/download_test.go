@@ -226,6 +226,10 @@ func TestEntryName(t *testing.T) {
 	if got, want := e.Name(), "abc123_web-01_20261125T211000Z.gz"; got != want {
 		t.Errorf("Name() = %q, want %q", got, want)
 	}
+	e.Event = "e-7f3a9c"
+	if got, want := e.Name(), "abc123_web-01_e-7f3a9c_20261125T211000Z.gz"; got != want {
+		t.Errorf("Name() of a session opened from an event = %q, want %q", got, want)
+	}
 }
 
 // errReset stands for a stream that broke mid-way (a reset connection, an

@@ -17,10 +17,10 @@ func (s *Store) CreateSession(ctx context.Context, sess store.Session) error {
 		return fmt.Errorf("store: new session %s must be live, not %q", sess.ID, sess.State)
 	}
 	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions
-		(id, person, team, host, command, pty, source, state, started_at, recording)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		(id, person, team, host, command, pty, source, state, started_at, recording, event_id, event_rule)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		sess.ID, sess.Person, sess.Team, sess.Host, sess.Command, sess.PTY, sess.Source, string(sess.State),
-		nanos(sess.Started), sess.Recording)
+		nanos(sess.Started), sess.Recording, sess.EventID, sess.EventRule)
 	if isConstraint(err) {
 		return fmt.Errorf("%w: session %s exists", store.ErrConflict, sess.ID)
 	}
@@ -50,7 +50,8 @@ func (s *Store) FinishSession(ctx context.Context, id string, end store.SessionE
 }
 
 const sessionCols = `id, person, team, host, command, pty, source, state, started_at, ended_at,
-	bytes_in, bytes_out, exit_status, end_reason, killed_by, recording, recording_size, recording_sha256`
+	bytes_in, bytes_out, exit_status, end_reason, killed_by, recording, recording_size, recording_sha256,
+	event_id, event_rule`
 
 func scanSession(sc interface{ Scan(...any) error }) (store.Session, error) {
 	var x store.Session
@@ -58,7 +59,8 @@ func scanSession(sc interface{ Scan(...any) error }) (store.Session, error) {
 	var started, ended int64
 	var exit sql.NullInt64
 	err := sc.Scan(&x.ID, &x.Person, &x.Team, &x.Host, &x.Command, &x.PTY, &x.Source, &state, &started, &ended,
-		&x.BytesIn, &x.BytesOut, &exit, &x.EndReason, &x.KilledBy, &x.Recording, &x.RecordingSize, &x.RecordingSHA256)
+		&x.BytesIn, &x.BytesOut, &exit, &x.EndReason, &x.KilledBy, &x.Recording, &x.RecordingSize, &x.RecordingSHA256,
+		&x.EventID, &x.EventRule)
 	if err != nil {
 		return store.Session{}, err
 	}
@@ -118,6 +120,9 @@ func (s *Store) Sessions(ctx context.Context, f store.SessionFilter) ([]store.Se
 	}
 	if f.Team != "" {
 		where, args = append(where, `team = ?`), append(args, f.Team)
+	}
+	if f.EventID != "" {
+		where, args = append(where, `event_id = ?`), append(args, f.EventID)
 	}
 	if !f.Since.IsZero() {
 		where, args = append(where, `started_at >= ?`), append(args, nanos(f.Since))
