@@ -1,8 +1,9 @@
 // Package auth decides who may open a shell (docs/architecture.md#logging-in): it owns the
 // prompts and their order — identity (key, or username and password), team,
 // host passphrase, emailed code (or an authenticator app's code) — the
-// factors' checks, the mailer that sends codes, and the rate limits and
-// lockouts on everything guessable.
+// factors' checks, the Mailer interface that codes go through (the SMTP
+// and file mailers are in auth/mail, so auth carries no SMTP client), and
+// the rate limits and lockouts on everything guessable.
 //
 // The same flow runs over two kinds of Prompter: SSH keyboard-interactive
 // (when the login name carries the host: ssh rr+web-01@gw) and the

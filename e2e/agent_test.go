@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/rr-gateway/rr/auth"
-	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/store/sqlite"
 )
 
 // TestRealAgentEnrolls: the rr-agent binary, started with a one-time
@@ -57,7 +57,7 @@ func TestRealAgentEnrolls(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	st, err := store.Open(filepath.Join(g.dir, "rr.db"))
+	st, err := sqlite.Open(filepath.Join(g.dir, "rr.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rr-gateway/rr/auth"
+	"github.com/rr-gateway/rr/auth/mail"
 	"github.com/rr-gateway/rr/store"
 )
 
@@ -210,7 +211,7 @@ func TestLockout(t *testing.T) {
 }
 
 func TestMailServerDown(t *testing.T) {
-	dead, err := auth.NewSMTPMailer(auth.SMTPConfig{Host: "127.0.0.1", Port: freePort(t), TLS: "none", From: "rr@gateway.test",
+	dead, err := mail.NewSMTPMailer(mail.SMTPConfig{Host: "127.0.0.1", Port: freePort(t), TLS: "none", From: "rr@gateway.test",
 		Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -233,7 +234,7 @@ func TestMailOverSTARTTLS(t *testing.T) {
 	pem, _ := os.ReadFile(cert)
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(pem)
-	m, err := auth.NewSMTPMailer(auth.SMTPConfig{Host: "127.0.0.1", Port: mp.SMTPPort, TLS: "starttls",
+	m, err := mail.NewSMTPMailer(mail.SMTPConfig{Host: "127.0.0.1", Port: mp.SMTPPort, TLS: "starttls",
 		From: "rr@gateway.test", RootCAs: roots})
 	if err != nil {
 		t.Fatal(err)
@@ -243,7 +244,7 @@ func TestMailOverSTARTTLS(t *testing.T) {
 		t.Fatalf("login with the code mailed over STARTTLS: %d %q %q", code, out, errOut)
 	}
 	// The same server refuses a client that will not use STARTTLS.
-	plain, _ := auth.NewSMTPMailer(auth.SMTPConfig{Host: "127.0.0.1", Port: mp.SMTPPort, TLS: "none", From: "rr@gateway.test"})
+	plain, _ := mail.NewSMTPMailer(mail.SMTPConfig{Host: "127.0.0.1", Port: mp.SMTPPort, TLS: "none", From: "rr@gateway.test"})
 	if err := plain.Send(context.Background(), auth.Message{To: aliceMail, Subject: "x", Body: "x"}); err == nil {
 		t.Fatal("mail without STARTTLS accepted by a server that requires it")
 	}
@@ -262,8 +263,8 @@ func TestMailOverImplicitTLSWithAuth(t *testing.T) {
 	pem, _ := os.ReadFile(cert)
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(pem)
-	mailer := func(user, pw string, roots *x509.CertPool) *auth.SMTPMailer {
-		m, err := auth.NewSMTPMailer(auth.SMTPConfig{Host: "127.0.0.1", Port: mp.SMTPPort, TLS: "tls",
+	mailer := func(user, pw string, roots *x509.CertPool) *mail.SMTPMailer {
+		m, err := mail.NewSMTPMailer(mail.SMTPConfig{Host: "127.0.0.1", Port: mp.SMTPPort, TLS: "tls",
 			Username: user, Password: auth.NewSecret(pw), From: "rr@gateway.test", RootCAs: roots, Timeout: 5 * time.Second})
 		if err != nil {
 			t.Fatal(err)
@@ -274,7 +275,7 @@ func TestMailOverImplicitTLSWithAuth(t *testing.T) {
 	if _, out, errOut, code := w.attempt(t, "rr+web-01", nil); code != 0 || out != "ok-2\n" {
 		t.Fatalf("login with the code mailed over implicit TLS with a password: %d %q %q", code, out, errOut)
 	}
-	for name, m := range map[string]*auth.SMTPMailer{
+	for name, m := range map[string]*mail.SMTPMailer{
 		"a wrong password":         mailer("rr-gateway", "guess", roots),
 		"no password":              mailer("", "", roots),
 		"an untrusted certificate": mailer("rr-gateway", "s3cret-pw", nil),

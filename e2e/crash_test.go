@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/store/sqlite"
 )
 
 // TestGatewayKilledMidSession: a gateway killed with SIGKILL leaves a
@@ -128,7 +129,7 @@ func killMidSession(t *testing.T, command string, check func(plain []byte)) {
 
 	// Restart: the session is interrupted, its file sealed, not touched.
 	g.start()
-	st, err := store.Open(filepath.Join(g.dir, "rr.db"))
+	st, err := sqlite.Open(filepath.Join(g.dir, "rr.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

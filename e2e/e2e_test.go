@@ -20,7 +20,8 @@ import (
 
 	"github.com/rr-gateway/rr/agent"
 	"github.com/rr-gateway/rr/auth"
-	"github.com/rr-gateway/rr/internal/rrtest"
+	"github.com/rr-gateway/rr/auth/mail"
+	"github.com/rr-gateway/rr/gateway/gatewaytest"
 	"github.com/rr-gateway/rr/internal/sshkit"
 	"github.com/rr-gateway/rr/recorder"
 	"github.com/rr-gateway/rr/store"
@@ -30,10 +31,10 @@ import (
 // key, team ops_RR reaching web-01 and web-02) and an agent for web-01;
 // web-02 is declared but has no agent.
 type world struct {
-	gw    *rrtest.Gateway
+	gw    *gatewaytest.Gateway
 	mail  *mailpit
-	alice rrtest.Key
-	web01 rrtest.Key
+	alice gatewaytest.Key
+	web01 gatewaytest.Key
 	log   string // the askpass prompt log
 	// logLevel is ssh's LogLevel: ERROR keeps output clean; INFO shows
 	// the gateway's banners (the one-line reasons of refusals).
@@ -54,21 +55,21 @@ func newWorldWith(t *testing.T, acfg auth.Config, mp *mailpit) *world {
 		mp = startMailpit(t)
 	}
 	if acfg.Mailer == nil {
-		m, err := auth.NewSMTPMailer(auth.SMTPConfig{Host: "127.0.0.1", Port: mp.SMTPPort, TLS: "none", From: "rr@gateway.test"})
+		m, err := mail.NewSMTPMailer(mail.SMTPConfig{Host: "127.0.0.1", Port: mp.SMTPPort, TLS: "none", From: "rr@gateway.test"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		acfg.Mailer = m
 	}
-	alice := rrtest.NewKey(t, "alice")
-	gw := rrtest.StartGateway(t, rrtest.Config{Auth: acfg})
+	alice := gatewaytest.NewKey(t, "alice")
+	gw := gatewaytest.StartGateway(t, gatewaytest.Config{Auth: acfg})
 	gw.AddPerson("alice", "advanced", aliceMail, "", alice)
 	web01 := gw.AddHost("web-01")
 	gw.AddHost("web-02")
 	gw.SetPassphrase("web-01", "pp-web-01")
 	gw.SetPassphrase("web-02", "pp-web-02")
 	gw.AddTeam("ops_RR", true, []string{"alice"}, "web-01", "web-02")
-	rrtest.StartAgent(t, gw, "web-01", web01, nil)
+	gatewaytest.StartAgent(t, gw, "web-01", web01, nil)
 	gw.WaitOnline("web-01")
 	return &world{gw: gw, mail: mp, alice: alice, web01: web01, log: filepath.Join(t.TempDir(), "askpass.log"), logLevel: "ERROR"}
 }
@@ -317,9 +318,9 @@ func TestAgentRefusesWrongGatewayKey(t *testing.T) {
 	w := newWorld(t)
 	ctx := testCtx(t, time.Minute)
 	key := w.gw.AddHost("web-03")
-	impostor := rrtest.NewKey(t, "impostor")
+	impostor := gatewaytest.NewKey(t, "impostor")
 	states := make(chan error, 16)
-	rrtest.StartAgent(t, w.gw, "web-03", key, func(c *agent.Config) {
+	gatewaytest.StartAgent(t, w.gw, "web-03", key, func(c *agent.Config) {
 		c.GatewayHostKey = ssh.FingerprintSHA256(impostor.Signer.PublicKey())
 		c.OnState = func(_ string, s agent.State, err error) {
 			if err != nil {

@@ -17,8 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rr-gateway/rr/internal/rrtest"
+	"github.com/rr-gateway/rr/gateway/gatewaytest"
 	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/store/sqlite"
 )
 
 // alertmanager is a real Alertmanager whose one receiver is rr's webhook.
@@ -39,7 +40,7 @@ func startAlertmanager(t *testing.T, url, tokenFile, caFile string) *alertmanage
 		}
 	}
 	if bin == "" {
-		bin = rrtest.Tool(t, "alertmanager", "run `make test`, which installs Debian's prometheus-alertmanager")
+		bin = gatewaytest.Tool(t, "alertmanager", "run `make test`, which installs Debian's prometheus-alertmanager")
 	}
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "alertmanager.yml")
@@ -271,7 +272,7 @@ events: {alertmanager_token_file: %s, falco_token_file: %s}
 // with outcome and detail.
 func (w *world) auditedIn(t *testing.T, g *procGateway, action, outcome, detail string) bool {
 	t.Helper()
-	st, err := store.Open(filepath.Join(g.dir, "rr.db"))
+	st, err := sqlite.Open(filepath.Join(g.dir, "rr.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rr-gateway/rr/internal/rrtest"
+	"github.com/rr-gateway/rr/gateway/gatewaytest"
 )
 
 // auditFinding matches one verdict of ssh-audit's text output, on an
@@ -26,7 +26,7 @@ var auditFinding = regexp.MustCompile(`\[(fail|warn)\] (.*)$`)
 // newer than the tool (mlkem768x25519-sha256, kex-strict-s-v00@openssh.com
 // for ssh-audit 2.5.0).
 func TestSSHAudit(t *testing.T) {
-	audit := rrtest.Tool(t, "ssh-audit", "run `make test`, which installs it (apt-get install ssh-audit)")
+	audit := gatewaytest.Tool(t, "ssh-audit", "run `make test`, which installs it (apt-get install ssh-audit)")
 	g, _ := startProcGateway(t, "")
 	for name, addr := range map[string]string{"people": g.people, "agents": g.agents} {
 		_, port, _ := net.SplitHostPort(addr)

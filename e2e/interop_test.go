@@ -25,7 +25,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/rr-gateway/rr/auth"
-	"github.com/rr-gateway/rr/internal/rrtest"
+	"github.com/rr-gateway/rr/gateway/gatewaytest"
 	"github.com/rr-gateway/rr/store"
 )
 
@@ -53,9 +53,9 @@ var interopColumns = []string{"exec", "shell", "console", "sftp", "scp", "binary
 // authenticator code is accepted once per person and rows run at once.
 type interop struct {
 	*board
-	gw         *rrtest.Gateway
+	gw         *gatewaytest.Gateway
 	name       string // the person
-	key        rrtest.Key
+	key        gatewaytest.Key
 	ppk, dbKey string // the key for PuTTY and for Dropbear
 	totp       string
 	lastStep   int64 // the last authenticator step handed out
@@ -80,7 +80,7 @@ const ivyPassword = "ivys password"
 const interopRows = 12
 
 func newInterop(t *testing.T, rows int) *interop {
-	gw := rrtest.StartGateway(t, rrtest.Config{Auth: auth.Config{
+	gw := gatewaytest.StartGateway(t, gatewaytest.Config{Auth: auth.Config{
 		Limits: auth.Limits{SourceAttempts: 100000, MailsPerPerson: 100000}}})
 	web01 := gw.AddHost("web-01")
 	gw.SetPassphrase("web-01", "pp-web-01")
@@ -99,7 +99,7 @@ func newInterop(t *testing.T, rows int) *interop {
 		members = append(members, r.name)
 	}
 	gw.AddTeam("ops_RR", true, members, "web-01")
-	rrtest.StartAgent(t, gw, "web-01", web01, nil)
+	gatewaytest.StartAgent(t, gw, "web-01", web01, nil)
 	gw.WaitOnline("web-01")
 	return iv
 }
@@ -107,7 +107,7 @@ func newInterop(t *testing.T, rows int) *interop {
 // person makes name, with a key, ivyPassword and an authenticator app,
 // the person iv logs in as.
 func (iv *interop) person(t *testing.T, name string) {
-	key := rrtest.NewKey(t, name)
+	key := gatewaytest.NewKey(t, name)
 	iv.gw.AddPerson(name, "advanced", name+"@example.test", ivyPassword, key)
 	secret, err := auth.NewTOTPKey("rr", name)
 	if err != nil {

@@ -22,7 +22,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rr-gateway/rr/internal/rrtest"
+	"github.com/rr-gateway/rr/gateway/gatewaytest"
 
 	"time"
 
@@ -98,10 +98,10 @@ type mailpit struct {
 	cmd      *exec.Cmd
 }
 
-// freePort is rrtest.FreeAddr's port.
+// freePort is gatewaytest.FreeAddr's port.
 func freePort(t testing.TB) int {
 	t.Helper()
-	_, port, _ := net.SplitHostPort(rrtest.FreeAddr(t))
+	_, port, _ := net.SplitHostPort(gatewaytest.FreeAddr(t))
 	n, _ := strconv.Atoi(port)
 	return n
 }
@@ -115,7 +115,7 @@ func startMailpit(t testing.TB, extra ...string) *mailpit {
 	m.API = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
 	args := append([]string{"-l", fmt.Sprintf("127.0.0.1:%d", httpPort), "-s", fmt.Sprintf("127.0.0.1:%d", m.SMTPPort),
 		"--disable-version-check", "-d", filepath.Join(t.TempDir(), "mailpit.db")}, extra...)
-	m.cmd = exec.Command(rrtest.Tool(t, "mailpit", "run `make test`, which installs it (go install github.com/axllent/mailpit@v1.27.11)"), args...)
+	m.cmd = exec.Command(gatewaytest.Tool(t, "mailpit", "run `make test`, which installs it (go install github.com/axllent/mailpit@v1.27.11)"), args...)
 	logf, _ := os.Create(filepath.Join(t.TempDir(), "mailpit.log"))
 	m.cmd.Stdout, m.cmd.Stderr = logf, logf
 	if err := m.cmd.Start(); err != nil {

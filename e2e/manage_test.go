@@ -17,7 +17,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/rr-gateway/rr/auth"
-	"github.com/rr-gateway/rr/internal/rrtest"
+	"github.com/rr-gateway/rr/gateway/gatewaytest"
 	"github.com/rr-gateway/rr/store"
 )
 
@@ -27,7 +27,7 @@ import (
 // someone is a person of a test world, as the OpenSSH tools present them.
 type someone struct {
 	name string
-	key  rrtest.Key
+	key  gatewaytest.Key
 	mail string
 }
 
@@ -37,9 +37,9 @@ type someone struct {
 func staffWorld(t *testing.T) (w *world, alice, dave, bob, ann someone) {
 	w = newWorld(t)
 	alice = someone{"alice", w.alice, aliceMail}
-	dave = someone{"dave", rrtest.NewKey(t, "dave"), "dave@example.test"}
-	bob = someone{"bob", rrtest.NewKey(t, "bob"), "bob@example.test"}
-	ann = someone{"ann", rrtest.NewKey(t, "ann"), "ann@example.test"}
+	dave = someone{"dave", gatewaytest.NewKey(t, "dave"), "dave@example.test"}
+	bob = someone{"bob", gatewaytest.NewKey(t, "bob"), "bob@example.test"}
+	ann = someone{"ann", gatewaytest.NewKey(t, "ann"), "ann@example.test"}
 	w.gw.AddPerson("dave", "advanced", dave.mail, "", dave.key)
 	w.gw.AddPerson("bob", "advanced", bob.mail, "", bob.key)
 	w.gw.AddPerson("ann", "admin", ann.mail, "", ann.key)
@@ -492,7 +492,7 @@ func TestDownloads(t *testing.T) {
 	listed, summed := 0, ""
 	for deadline := time.Now().Add(10 * time.Second); summed == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		evs, _ = w.gw.Store.AuditEvents(ctx, store.AuditFilter{Action: "recording.download", Actor: "bob"})
-		listed, summed = rrtest.RefusedReads(evs, "recordings/000000000000")
+		listed, summed = gatewaytest.RefusedReads(evs, "recordings/000000000000")
 	}
 	if listed != 20 || !strings.HasPrefix(summed, "10 more refused reads") {
 		t.Errorf("30 refused reads on one connection: %d audited one by one, summed up as %q; want 20 and the 10 others", listed, summed)

@@ -14,7 +14,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/rr-gateway/rr/auth"
-	"github.com/rr-gateway/rr/internal/rrtest"
+	"github.com/rr-gateway/rr/gateway/gatewaytest"
 	"github.com/rr-gateway/rr/internal/sshkit"
 )
 
@@ -53,8 +53,8 @@ func startProcGateway(t *testing.T, extra string, env ...string) (*procGateway, 
 	g := &procGateway{t: t, bin: buildBinaries(t), dir: t.TempDir(), env: env}
 	extra = strings.ReplaceAll(extra, "{{dir}}", g.dir)
 	mp := startMailpit(t)
-	alice := rrtest.NewKey(t, "alice")
-	agentKey := rrtest.NewKey(t, "agent")
+	alice := gatewaytest.NewKey(t, "alice")
+	agentKey := gatewaytest.NewKey(t, "agent")
 	verifier, err := auth.HashSecret("pp-web-01")
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +82,7 @@ hosts: [{name: web-01, passphrase_verifier: '%s', agent_key_file: %s.pub}]
 	if err != nil {
 		t.Fatal(err)
 	}
-	rrtest.StartAgent(t, &rrtest.Gateway{AgentAddr: agents, Fingerprint: strings.TrimSpace(string(fp))}, "web-01", agentKey, nil)
+	gatewaytest.StartAgent(t, &gatewaytest.Gateway{AgentAddr: agents, Fingerprint: strings.TrimSpace(string(fp))}, "web-01", agentKey, nil)
 	hostKey, err := sshkit.LoadOrCreateKey(filepath.Join(g.dir, "host_key"))
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +91,7 @@ hosts: [{name: web-01, passphrase_verifier: '%s', agent_key_file: %s.pub}]
 	known := filepath.Join(g.dir, "known_hosts")
 	os.WriteFile(known, []byte(fmt.Sprintf("[%s]:%s %s", host, port, ssh.MarshalAuthorizedKey(hostKey.PublicKey()))), 0o644)
 	g.w = &world{mail: mp, alice: alice, log: filepath.Join(g.dir, "askpass.log"), logLevel: "ERROR",
-		gw: &rrtest.Gateway{PeopleAddr: g.people, KnownHosts: known}}
+		gw: &gatewaytest.Gateway{PeopleAddr: g.people, KnownHosts: known}}
 	return g, cmd
 }
 
@@ -107,7 +107,7 @@ func (g *procGateway) start() *exec.Cmd {
 		g.t.Fatal(err)
 	}
 	g.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); logf.Close() })
-	rrtest.WaitPort(g.t, g.people)
+	gatewaytest.WaitPort(g.t, g.people)
 	return cmd
 }
 

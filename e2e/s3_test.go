@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rr-gateway/rr/internal/rrtest"
+	"github.com/rr-gateway/rr/gateway/gatewaytest"
 	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/store/sqlite"
 )
 
 // s3server is versitygw (POSIX backend) on 127.0.0.1, restartable on the
@@ -27,7 +28,7 @@ type s3server struct {
 
 func startS3(t *testing.T, bucket string) *s3server {
 	t.Helper()
-	bin := rrtest.Tool(t, "versitygw", "`make test` installs it")
+	bin := gatewaytest.Tool(t, "versitygw", "`make test` installs it")
 	s := &s3server{t: t, addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), dir: t.TempDir()}
 	os.Mkdir(filepath.Join(s.dir, bucket), 0o700)
 	s.cmd = exec.Command(bin, "--access", "rr-access", "--secret", "rr-secret-key", "--port", s.addr, "posix", s.dir)
@@ -43,7 +44,7 @@ func (s *s3server) up() {
 		s.t.Fatal(err)
 	}
 	s.cmd = cmd
-	rrtest.WaitPort(s.t, s.addr)
+	gatewaytest.WaitPort(s.t, s.addr)
 }
 
 func (s *s3server) down() {
@@ -81,7 +82,7 @@ func TestRecordingsGoToS3(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	st, err := store.Open(filepath.Join(dir, "rr.db"))
+	st, err := sqlite.Open(filepath.Join(dir, "rr.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,12 +16,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/store/sqlite"
 )
 
 // intakeServer is a real intake on 127.0.0.1 over the real store.
 type intakeServer struct {
 	url      string
-	st       *store.SQLite
+	st       *sqlite.Store
 	intake   *Intake
 	queued   chan store.Event
 	tokens   map[string]string
@@ -73,9 +74,9 @@ func newIntakeServer(t *testing.T, rate float64, burst int) *intakeServer {
 }
 
 // openStore opens a real store in the test's temporary folder.
-func openStore(t *testing.T) *store.SQLite {
+func openStore(t *testing.T) *sqlite.Store {
 	t.Helper()
-	st, err := store.Open(filepath.Join(t.TempDir(), "rr.db"))
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "rr.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

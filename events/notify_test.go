@@ -11,6 +11,7 @@ import (
 
 	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/store/sqlite"
 )
 
 // flakyMailer records what it sends; while down it refuses.
@@ -38,7 +39,7 @@ func (m *flakyMailer) setDown(d bool) { m.mu.Lock(); m.down = d; m.mu.Unlock() }
 // directory makes a store with: ops_RR (alice, bob; web-01; default
 // subscription), db_RR (bob, carol; db-*, label role=db; warning and
 // above), quiet_RR (dave; *, off), plain (erin; *, not Rapid Response).
-func directory(t *testing.T) *store.SQLite {
+func directory(t *testing.T) *sqlite.Store {
 	t.Helper()
 	st := openStore(t)
 	ctx := context.Background()

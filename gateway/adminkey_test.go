@@ -13,7 +13,7 @@ import (
 
 	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/gateway"
-	"github.com/rr-gateway/rr/internal/rrtest"
+	"github.com/rr-gateway/rr/gateway/gatewaytest"
 	"github.com/rr-gateway/rr/store"
 )
 
@@ -55,7 +55,7 @@ func (cs *consoleSession) close() (string, string) {
 func TestConsoleChangesAskTheCode(t *testing.T) {
 	e := newEnv(t, gateway.Config{})
 	ctx := context.Background()
-	boss := rrtest.NewKey(t, "boss")
+	boss := gatewaytest.NewKey(t, "boss")
 	e.gw.AddPerson("boss", "admin", "boss@example.com", "", boss)
 	e.gw.AddPerson("ann", "admin", "ann@example.com", "")
 	ob := e.gw.Outbox
@@ -168,14 +168,14 @@ func TestConsoleChangesAskTheCode(t *testing.T) {
 
 // agentHost adds host, which alice's team reaches, with an agent running
 // under a fresh key, and returns that key.
-func (e *env) agentHost(t *testing.T, host string) rrtest.Key {
+func (e *env) agentHost(t *testing.T, host string) gatewaytest.Key {
 	t.Helper()
 	k := e.gw.AddHost(host)
 	e.gw.SetPassphrase(host, "pp-"+host)
 	if err := e.gw.Store.AddTeamHost(context.Background(), "ops_RR", host); err != nil {
 		t.Fatal(err)
 	}
-	rrtest.StartAgent(t, e.gw, host, k, nil)
+	gatewaytest.StartAgent(t, e.gw, host, k, nil)
 	e.gw.WaitOnline(host)
 	return k
 }
@@ -185,7 +185,7 @@ func (e *env) runOn(t *testing.T, host, cmd string) (string, string, error) {
 	t.Helper()
 	c, err := ssh.Dial("tcp", e.gw.PeopleAddr, &ssh.ClientConfig{User: "rr+" + host,
 		Auth: []ssh.AuthMethod{ssh.PublicKeys(e.alice.Signer),
-			rrtest.Answers(t, e.gw.Outbox, map[string]string{"Passphrase for " + host: "pp-" + host})},
+			gatewaytest.Answers(t, e.gw.Outbox, map[string]string{"Passphrase for " + host: "pp-" + host})},
 		HostKeyCallback: ssh.FixedHostKey(e.gw.HostKey.PublicKey()), Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -211,7 +211,7 @@ func TestReenrollReplacesTheAgent(t *testing.T) {
 	e := newEnv(t, gateway.Config{})
 	ctx := context.Background()
 	old := e.agentHost(t, "web-03")
-	boss := rrtest.NewKey(t, "boss")
+	boss := gatewaytest.NewKey(t, "boss")
 	e.gw.AddPerson("boss", "admin", "boss@example.com", "", boss)
 
 	cs := openConsole(t, e.dial(t, "rr", boss.Signer))
@@ -243,8 +243,8 @@ func TestReenrollReplacesTheAgent(t *testing.T) {
 		t.Fatalf("a session with the old agent dropped: %v %q", err, stderr)
 	}
 
-	next := rrtest.NewKey(t, "next")
-	rrtest.StartAgent(t, e.gw, "web-03", next, func(c *rrtest.AgentConfig) { c.EnrollToken = tok.Token })
+	next := gatewaytest.NewKey(t, "next")
+	gatewaytest.StartAgent(t, e.gw, "web-03", next, func(c *gatewaytest.AgentConfig) { c.EnrollToken = tok.Token })
 	e.gw.WaitOnline("web-03")
 	if stdout, stderr, err := e.runOn(t, "web-03", "echo the-$((6*7))"); err != nil || stdout != "the-42\n" {
 		t.Fatalf("session through the new agent: %q %q %v", stdout, stderr, err)
@@ -265,7 +265,7 @@ func TestReenrollReplacesTheAgent(t *testing.T) {
 // sessions keep going to the first.
 func TestSecondKeyRefusedWhileLive(t *testing.T) {
 	e := newEnv(t, gateway.Config{})
-	other := rrtest.NewKey(t, "other")
+	other := gatewaytest.NewKey(t, "other")
 	fp := ssh.FingerprintSHA256(other.Signer.PublicKey())
 	if e.gw.Srv.AdmitTunnel(nil, "web-01", fp) {
 		t.Fatal("a second agent key was admitted while the first is connected")
@@ -305,8 +305,8 @@ func TestReenrolledOnTheCommandLine(t *testing.T) {
 	}
 	// web-03: the new agent comes while the old is connected.
 	token := reenroll("web-03")
-	next := rrtest.NewKey(t, "next")
-	rrtest.StartAgent(t, e.gw, "web-03", next, func(c *rrtest.AgentConfig) { c.EnrollToken = token })
+	next := gatewaytest.NewKey(t, "next")
+	gatewaytest.StartAgent(t, e.gw, "web-03", next, func(c *gatewaytest.AgentConfig) { c.EnrollToken = token })
 	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	if err := e.gw.Srv.WaitTunnelKey(wctx, "web-03", ssh.FingerprintSHA256(next.Signer.PublicKey())); err != nil {
@@ -330,7 +330,7 @@ func TestReenrolledOnTheCommandLine(t *testing.T) {
 // stuckMailer passes codes through to an Outbox and holds the notices of
 // changes until release is closed: a mail server that hangs.
 type stuckMailer struct {
-	*rrtest.Outbox
+	*gatewaytest.Outbox
 	release chan struct{}
 }
 
@@ -350,10 +350,10 @@ func (m *stuckMailer) Send(ctx context.Context, msg auth.Message) error {
 // dropped, and that is logged and audited; once the server answers, the
 // queued ones go out.
 func TestNoticesNeverHoldTheConsole(t *testing.T) {
-	mailer := &stuckMailer{Outbox: rrtest.NewOutbox(), release: make(chan struct{})}
-	e := newEnvWith(t, rrtest.Config{Auth: auth.Config{Mailer: mailer}})
+	mailer := &stuckMailer{Outbox: gatewaytest.NewOutbox(), release: make(chan struct{})}
+	e := newEnvWith(t, gatewaytest.Config{Auth: auth.Config{Mailer: mailer}})
 	ctx := context.Background()
-	boss := rrtest.NewKey(t, "boss")
+	boss := gatewaytest.NewKey(t, "boss")
 	e.gw.AddPerson("boss", "admin", "boss@example.com", "", boss)
 
 	const changes = 70

@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/rr-gateway/rr/internal/rrtest"
+	"github.com/rr-gateway/rr/gateway/gatewaytest"
 	"github.com/rr-gateway/rr/store"
 	"github.com/rr-gateway/rr/wire"
 )
@@ -17,7 +17,7 @@ import (
 // fakeAgent connects to gw as host's agent and serves each session
 // channel the gateway opens with serve (after answering its setup
 // requests yes), until the test ends.
-func fakeAgent(t *testing.T, gw *rrtest.Gateway, host string, key rrtest.Key, serve func(ch ssh.Channel)) {
+func fakeAgent(t *testing.T, gw *gatewaytest.Gateway, host string, key gatewaytest.Key, serve func(ch ssh.Channel)) {
 	t.Helper()
 	c, err := ssh.Dial("tcp", gw.AgentAddr, &ssh.ClientConfig{User: host, Auth: []ssh.AuthMethod{ssh.PublicKeys(key.Signer)},
 		HostKeyCallback: ssh.FixedHostKey(gw.HostKey.PublicKey()), Timeout: 10 * time.Second})
@@ -53,8 +53,8 @@ func fakeAgent(t *testing.T, gw *rrtest.Gateway, host string, key rrtest.Key, se
 // unknown, malformed and second exits are dropped, and the store keeps
 // the bounded name.
 func TestAgentRequestsChecked(t *testing.T) {
-	gw := rrtest.StartGateway(t, rrtest.Config{})
-	alice := rrtest.NewKey(t, "alice")
+	gw := gatewaytest.StartGateway(t, gatewaytest.Config{})
+	alice := gatewaytest.NewKey(t, "alice")
 	gw.AddPerson("alice", "advanced", "alice@example.com", "", alice)
 	agentKey := gw.AddHost("evil-01")
 	gw.SetPassphrase("evil-01", "pp-evil-01")
@@ -76,7 +76,7 @@ func TestAgentRequestsChecked(t *testing.T) {
 	})
 
 	c, err := ssh.Dial("tcp", gw.PeopleAddr, &ssh.ClientConfig{User: "rr+evil-01",
-		Auth:            []ssh.AuthMethod{ssh.PublicKeys(alice.Signer), rrtest.Answers(t, gw.Outbox, map[string]string{"Passphrase for evil-01": "pp-evil-01"})},
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(alice.Signer), gatewaytest.Answers(t, gw.Outbox, map[string]string{"Passphrase for evil-01": "pp-evil-01"})},
 		HostKeyCallback: ssh.FixedHostKey(gw.HostKey.PublicKey()), Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -121,13 +121,13 @@ func TestAgentRequestsChecked(t *testing.T) {
 // terminal (here the masked address the code went to, an admin's typo or
 // worse) shows bidi and zero-width characters escaped.
 func TestTerminalPromptEscaped(t *testing.T) {
-	gw := rrtest.StartGateway(t, rrtest.Config{})
-	alice := rrtest.NewKey(t, "alice")
+	gw := gatewaytest.StartGateway(t, gatewaytest.Config{})
+	alice := gatewaytest.NewKey(t, "alice")
 	gw.AddPerson("alice", "advanced", "alice@ex\u202eample\u200b.com", "", alice)
 	web01 := gw.AddHost("web-01")
 	gw.SetPassphrase("web-01", "pp-web-01")
 	gw.AddTeam("ops_RR", true, []string{"alice"}, "web-01")
-	rrtest.StartAgent(t, gw, "web-01", web01, nil)
+	gatewaytest.StartAgent(t, gw, "web-01", web01, nil)
 	gw.WaitOnline("web-01")
 	e := &env{gw: gw, alice: alice}
 	s, stdin, out := ptyShell(t, e.dial(t, "rr", alice.Signer), "xterm", 30, 100)

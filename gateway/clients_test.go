@@ -12,14 +12,14 @@ import (
 
 	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/gateway"
-	"github.com/rr-gateway/rr/internal/rrtest"
+	"github.com/rr-gateway/rr/gateway/gatewaytest"
 	"github.com/rr-gateway/rr/store"
 )
 
 // kiLog is a keyboard-interactive method that records every round (its
 // instruction and questions) and answers from answers by prefix.
 type kiLog struct {
-	codes  *rrtest.Outbox // if set, answers the mailed code from it
+	codes  *gatewaytest.Outbox // if set, answers the mailed code from it
 	mu     sync.Mutex
 	rounds []string // "instruction|question"
 }
@@ -109,7 +109,7 @@ func TestKeyAloneFinishesLoginWhenNothingIsAsked(t *testing.T) {
 
 	// A refusal after the key still says why, in a banner, and ends the
 	// login: no Username: prompt follows, which could not help.
-	bob := rrtest.NewKey(t, "bob")
+	bob := gatewaytest.NewKey(t, "bob")
 	e.gw.AddPerson("bob", "standard", "bob@example.com", "bobs password", bob)
 	var asked kiLog
 	_, banner, err := e.dialWith(t, "rr", ssh.PublicKeys(bob.Signer), asked.method(map[string]string{"Username": "bob", "Password": "bobs password"}))
@@ -192,7 +192,7 @@ func TestCtrlCAtPassphrasePromptSaysCancelled(t *testing.T) {
 // The mail limit is checked before anything is asked, and the refusal says
 // when to try again.
 func TestMailLimitBeforeAnyPrompt(t *testing.T) {
-	e := newEnvWith(t, rrtest.Config{Auth: auth.Config{Limits: auth.Limits{MailsPerPerson: 1, MailWindow: 10 * time.Minute}}})
+	e := newEnvWith(t, gatewaytest.Config{Auth: auth.Config{Limits: auth.Limits{MailsPerPerson: 1, MailWindow: 10 * time.Minute}}})
 	e.dial(t, "rr+web-01", e.alice.Signer) // the one code of the window
 	var ki kiLog
 	_, banner, err := e.dialWith(t, "rr+web-01", ssh.PublicKeys(e.alice.Signer), ki.method(map[string]string{"Passphrase": "pp-web-01"}))

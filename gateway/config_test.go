@@ -8,7 +8,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/rr-gateway/rr/gateway"
-	"github.com/rr-gateway/rr/internal/rrtest"
+	"github.com/rr-gateway/rr/gateway/gatewaytest"
 )
 
 // TestNoRecordersRefused: a gateway without recorders does not start
@@ -40,8 +40,8 @@ func handshake(addr string, algos ssh.Config) error {
 // MACs), both negotiate the defaults, and a configured list is what is
 // offered.
 func TestWeakAlgorithmsRefused(t *testing.T) {
-	gw := rrtest.StartGateway(t, rrtest.Config{})
-	narrow := rrtest.StartGateway(t, rrtest.Config{Gateway: gateway.Config{
+	gw := gatewaytest.StartGateway(t, gatewaytest.Config{})
+	narrow := gatewaytest.StartGateway(t, gatewaytest.Config{Gateway: gateway.Config{
 		Algorithms: gateway.Algorithms{Ciphers: []string{ssh.CipherAES256CTR}}}})
 	noCommon := "no common algorithm"
 	for _, tc := range []struct {

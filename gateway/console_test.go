@@ -10,7 +10,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/rr-gateway/rr/gateway"
-	"github.com/rr-gateway/rr/internal/rrtest"
+	"github.com/rr-gateway/rr/gateway/gatewaytest"
 	"github.com/rr-gateway/rr/store"
 )
 
@@ -44,7 +44,7 @@ func console(t *testing.T, c *ssh.Client, input string) (string, string) {
 func TestChangesReachOpenConnections(t *testing.T) {
 	e := newEnv(t, gateway.Config{})
 	ctx := context.Background()
-	boss := rrtest.NewKey(t, "boss")
+	boss := gatewaytest.NewKey(t, "boss")
 	e.gw.AddPerson("boss", "admin", "boss@example.com", "", boss)
 	c := e.dial(t, "rr", boss.Signer)
 	if out, errs := console(t, c, "whoami\n"); !strings.Contains(out, "admin") {
@@ -89,7 +89,7 @@ func TestChangesReachOpenConnections(t *testing.T) {
 // changed, never a flag (which may carry a secret).
 func TestChangeAuditNamesItsTarget(t *testing.T) {
 	e := newEnv(t, gateway.Config{})
-	boss := rrtest.NewKey(t, "boss")
+	boss := gatewaytest.NewKey(t, "boss")
 	e.gw.AddPerson("boss", "admin", "boss@example.com", "", boss)
 	cs := openConsole(t, e.dial(t, "rr", boss.Signer))
 	n := e.gw.Outbox.Count()

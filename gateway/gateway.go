@@ -17,8 +17,8 @@ import (
 	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/events"
 	"github.com/rr-gateway/rr/gateway/admin"
-	"github.com/rr-gateway/rr/gateway/download"
 	"github.com/rr-gateway/rr/internal/prelogin"
+	"github.com/rr-gateway/rr/recorder"
 	"github.com/rr-gateway/rr/store"
 )
 
@@ -70,10 +70,9 @@ type Config struct {
 	// Address is how people reach the gateway (HOST or HOST:PORT), shown
 	// in hints such as the scp command of a recording (default: Name).
 	Address string
-	// OpenRecording opens a finalized recording at the location the store
-	// gives, from an offset on, for downloads (default:
-	// download.OpenFile, files in the local spool).
-	OpenRecording download.Opener
+	// Recordings reads finalized recordings back, for downloads, wherever
+	// the store says they are (the zero Opener: files in the local spool).
+	Recordings recorder.Opener
 	// Declared reports whether a person, team or host is declared in the
 	// configuration file (applied at every start): the rr-admin console
 	// refuses to change those. Optional.
@@ -147,9 +146,6 @@ func (c *Config) checkAndSetDefaults() error {
 	}
 	if c.Address == "" {
 		c.Address = c.Name
-	}
-	if c.OpenRecording == nil {
-		c.OpenRecording = download.OpenFile
 	}
 	setDefault(&c.LoginGraceTime, time.Minute)
 	setDefault(&c.PromptGraceTime, 3*time.Minute)

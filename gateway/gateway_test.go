@@ -22,9 +22,10 @@ import (
 	"github.com/rr-gateway/rr/agent"
 	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/gateway"
-	"github.com/rr-gateway/rr/internal/rrtest"
+	"github.com/rr-gateway/rr/gateway/gatewaytest"
 	rrrec "github.com/rr-gateway/rr/recorder"
 	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/store/sqlite"
 	"github.com/rr-gateway/rr/wire"
 )
 
@@ -35,23 +36,25 @@ func TestMain(m *testing.M) {
 // env is one gateway with one person (alice, who may reach web-01 and
 // web-02) and an agent for web-01.
 type env struct {
-	gw    *rrtest.Gateway
-	alice rrtest.Key
+	gw    *gatewaytest.Gateway
+	alice gatewaytest.Key
 }
 
-func newEnv(t *testing.T, cfg gateway.Config) *env { return newEnvWith(t, rrtest.Config{Gateway: cfg}) }
+func newEnv(t *testing.T, cfg gateway.Config) *env {
+	return newEnvWith(t, gatewaytest.Config{Gateway: cfg})
+}
 
 // newEnvB is newEnv for a benchmark, which logs in once per iteration: the
 // mail and address limits must not end it at the sixth (BULKTIME=10x).
 func newEnvB(b *testing.B, cfg gateway.Config) *env {
-	return newEnvWith(b, rrtest.Config{Gateway: cfg,
+	return newEnvWith(b, gatewaytest.Config{Gateway: cfg,
 		Auth: auth.Config{Limits: auth.Limits{MailsPerPerson: 1 << 20, SourceAttempts: 1 << 20}}})
 }
 
-func newEnvWith(t testing.TB, cfg rrtest.Config) *env {
+func newEnvWith(t testing.TB, cfg gatewaytest.Config) *env {
 	t.Helper()
-	alice := rrtest.NewKey(t, "alice")
-	gw := rrtest.StartGateway(t, cfg)
+	alice := gatewaytest.NewKey(t, "alice")
+	gw := gatewaytest.StartGateway(t, cfg)
 	gw.AddPerson("alice", "advanced", "alice@example.com", "", alice)
 	web01 := gw.AddHost("web-01")
 	gw.AddHost("web-02") // declared, no agent: offline
@@ -60,7 +63,7 @@ func newEnvWith(t testing.TB, cfg rrtest.Config) *env {
 		gw.SetPassphrase(h, "pp-"+h)
 	}
 	gw.AddTeam("ops_RR", true, []string{"alice"}, "web-01", "web-02")
-	rrtest.StartAgent(t, gw, "web-01", web01, nil)
+	gatewaytest.StartAgent(t, gw, "web-01", web01, nil)
 	gw.WaitOnline("web-01")
 	return &env{gw: gw, alice: alice}
 }
@@ -74,7 +77,7 @@ func (e *env) dial(t testing.TB, user string, key ssh.Signer) *ssh.Client {
 	c, err := ssh.Dial("tcp", e.gw.PeopleAddr, &ssh.ClientConfig{
 		User: user,
 		Auth: []ssh.AuthMethod{ssh.PublicKeys(key),
-			rrtest.Answers(t, e.gw.Outbox, map[string]string{"Passphrase for web-01": "pp-web-01"})},
+			gatewaytest.Answers(t, e.gw.Outbox, map[string]string{"Passphrase for web-01": "pp-web-01"})},
 		HostKeyCallback: ssh.FixedHostKey(e.gw.HostKey.PublicKey()),
 		Timeout:         10 * time.Second,
 	})
@@ -217,7 +220,7 @@ func TestForwardingRefused(t *testing.T) {
 
 func TestAuthRefusals(t *testing.T) {
 	e := newEnv(t, gateway.Config{})
-	stranger := rrtest.NewKey(t, "stranger")
+	stranger := gatewaytest.NewKey(t, "stranger")
 	dial := func(user string, auth ...ssh.AuthMethod) error {
 		c, err := ssh.Dial("tcp", e.gw.PeopleAddr, &ssh.ClientConfig{User: user, Auth: auth,
 			HostKeyCallback: ssh.FixedHostKey(e.gw.HostKey.PublicKey()), Timeout: 10 * time.Second})
@@ -238,10 +241,10 @@ func TestAuthRefusals(t *testing.T) {
 	if err := dial("rr", ssh.Password("x"), ssh.KeyboardInteractive(func(string, string, []string, []bool) ([]string, error) { return nil, nil })); err == nil {
 		t.Error("password accepted")
 	}
-	if err := dial("alice", rrtest.Answers(t, nil, map[string]string{"Password": ""})); err == nil {
+	if err := dial("alice", gatewaytest.Answers(t, nil, map[string]string{"Password": ""})); err == nil {
 		t.Error("empty password accepted for a key-only person")
 	}
-	if err := dial("alice", ssh.PublicKeys(e.alice.Signer), rrtest.Answers(t, nil, nil)); err != nil {
+	if err := dial("alice", ssh.PublicKeys(e.alice.Signer), gatewaytest.Answers(t, nil, nil)); err != nil {
 		t.Errorf("alice under her own name: %v", err)
 	}
 }
@@ -432,15 +435,15 @@ func TestRecordingFailureEndsSession(t *testing.T) {
 }
 
 func TestAgentLostEndsSession(t *testing.T) {
-	alice := rrtest.NewKey(t, "alice")
-	gw := rrtest.StartGateway(t, rrtest.Config{})
+	alice := gatewaytest.NewKey(t, "alice")
+	gw := gatewaytest.StartGateway(t, gatewaytest.Config{})
 	gw.AddPerson("alice", "advanced", "alice@example.com", "", alice)
 	key := gw.AddHost("web-01")
 	gw.SetPassphrase("web-01", "pp-web-01")
 	gw.AddTeam("ops_RR", true, []string{"alice"}, "*")
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := agent.New(agent.Config{Gateways: []string{gw.AgentAddr}, GatewayHostKey: gw.Fingerprint,
-		Host: "web-01", Signer: key.Signer, Logger: rrtest.Logger(t, "agent")})
+		Host: "web-01", Signer: key.Signer, Logger: gatewaytest.Logger(t, "agent")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -482,7 +485,7 @@ func TestShutdownTellsAndEndsSessions(t *testing.T) {
 }
 
 func TestAgentEnrollment(t *testing.T) {
-	gw := rrtest.StartGateway(t, rrtest.Config{})
+	gw := gatewaytest.StartGateway(t, gatewaytest.Config{})
 	ctx := context.Background()
 	if err := gw.Store.UpsertHost(ctx, "web-09"); err != nil {
 		t.Fatal(err)
@@ -492,7 +495,7 @@ func TestAgentEnrollment(t *testing.T) {
 	if err := gw.Store.CreateEnrollToken(ctx, "web-09", sum[:], time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	dial := func(k rrtest.Key, tok string) error {
+	dial := func(k gatewaytest.Key, tok string) error {
 		auth := []ssh.AuthMethod{ssh.PublicKeys(k.Signer)}
 		if tok != "" {
 			auth = append(auth, ssh.Password(tok))
@@ -504,7 +507,7 @@ func TestAgentEnrollment(t *testing.T) {
 		}
 		return err
 	}
-	k1, k2 := rrtest.NewKey(t, "k1"), rrtest.NewKey(t, "k2")
+	k1, k2 := gatewaytest.NewKey(t, "k1"), gatewaytest.NewKey(t, "k2")
 	if err := dial(k1, "wrong"); err == nil {
 		t.Fatal("wrong token accepted")
 	}
@@ -527,8 +530,8 @@ func TestAgentEnrollment(t *testing.T) {
 }
 
 func TestAgentOnUnknownHostRefused(t *testing.T) {
-	gw := rrtest.StartGateway(t, rrtest.Config{})
-	k := rrtest.NewKey(t, "k")
+	gw := gatewaytest.StartGateway(t, gatewaytest.Config{})
+	k := gatewaytest.NewKey(t, "k")
 	_, err := ssh.Dial("tcp", gw.AgentAddr, &ssh.ClientConfig{User: "ghost", Auth: []ssh.AuthMethod{ssh.PublicKeys(k.Signer)},
 		HostKeyCallback: ssh.FixedHostKey(gw.HostKey.PublicKey()), Timeout: 10 * time.Second})
 	if err == nil {
@@ -626,7 +629,7 @@ func TestSpoolUnwritableRefusesSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sp.Close()
-	var st *store.SQLite
+	var st *sqlite.Store
 	e := newEnv(t, gateway.Config{Recorders: lateSpool{sp: sp, st: &st}})
 	st = e.gw.Store
 	os.RemoveAll(dir)
@@ -641,7 +644,7 @@ func TestSpoolUnwritableRefusesSessions(t *testing.T) {
 // lateSpool builds SpoolRecorders once the store exists.
 type lateSpool struct {
 	sp *rrrec.Spool
-	st **store.SQLite
+	st **sqlite.Store
 }
 
 func (l lateSpool) Start(ctx context.Context, info gateway.SessionInfo) (gateway.SessionRecorder, error) {
@@ -709,7 +712,7 @@ func TestUploadStartsWhenTheSessionEnds(t *testing.T) {
 	}
 	defer sp.Close()
 	var (
-		st     *store.SQLite
+		st     *sqlite.Store
 		mu     sync.Mutex
 		seen   []store.SessionState // each state the uploader found the session in
 		looked = make(chan struct{}, 8)
@@ -777,7 +780,7 @@ func TestUploadStartsWhenTheSessionEnds(t *testing.T) {
 // store exists.
 type kickingSpool struct {
 	sp   *rrrec.Spool
-	st   **store.SQLite
+	st   **sqlite.Store
 	kick func()
 }
 

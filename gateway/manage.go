@@ -3,17 +3,12 @@ package gateway
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"log/slog"
-	"net"
-	"strings"
 
 	"golang.org/x/crypto/ssh"
 
 	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/gateway/admin"
-	"github.com/rr-gateway/rr/gateway/download"
 	"github.com/rr-gateway/rr/store"
 	"github.com/rr-gateway/rr/wire"
 )
@@ -26,34 +21,6 @@ const (
 	SubsystemSFTP  = "sftp"
 )
 
-// ErrNotLive is Kill's answer for a session that is not live here.
-var ErrNotLive = admin.ErrNotLive
-
-// Kill ends live session id on behalf of by: the person is told
-// "Session closed by BY: REASON", the host side (its whole process
-// session) is ended, and the recording and the row are finalized with
-// who killed it before Kill returns. A session that ended on its own
-// before the kill reached it is admin.ErrEndedFirst.
-func (s *Server) Kill(ctx context.Context, id, by, reason string) error {
-	s.mu.Lock()
-	ss := s.sessions[id]
-	s.mu.Unlock()
-	if ss == nil {
-		return ErrNotLive
-	}
-	ss.log.Info("session killed", "by", by, "reason", reason)
-	ss.cancel(&killError{by: by, reason: reason})
-	select {
-	case <-ss.finished:
-		if ss.killedBy != by {
-			return admin.ErrEndedFirst
-		}
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("session %s: not finalized yet: %w", id, ctx.Err())
-	}
-}
-
 // liveBytes returns a live session's byte counters.
 func (s *Server) liveBytes(id string) (in, out int64, ok bool) {
 	s.mu.Lock()
@@ -63,18 +30,6 @@ func (s *Server) liveBytes(id string) (in, out int64, ok bool) {
 		return 0, 0, false
 	}
 	return ss.bytesIn.Load(), ss.bytesOut.Load(), true
-}
-
-// downloadCommand is the scp command line that fetches id's recording.
-func (s *Server) downloadCommand(id string) string {
-	host, port := s.cfg.Address, ""
-	if h, p, err := net.SplitHostPort(host); err == nil {
-		host, port = h, p
-	}
-	if port != "" && port != "22" {
-		return fmt.Sprintf("scp -P %s rr@%s:recordings/%s.gz .", port, host, id)
-	}
-	return fmt.Sprintf("scp rr@%s:recordings/%s.gz .", host, id)
 }
 
 // errNoLongerAllowed ends a console or refuses a download for someone
@@ -120,7 +75,7 @@ func (c *personConn) current(ctx context.Context) (admin.Caller, store.Team, err
 
 // serveGatewaySubsystem runs a subsystem the gateway serves itself. It
 // reports false for names it does not know.
-func (c *personConn) serveGatewaySubsystem(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, st *setup, start *ssh.Request, log *slog.Logger) bool {
+func (c *preStart) serveGatewaySubsystem(ctx context.Context, start *ssh.Request) bool {
 	var sub wire.Command
 	if err := wire.Unmarshal(start.Type, start.Payload, &sub); err != nil {
 		return false
@@ -128,21 +83,21 @@ func (c *personConn) serveGatewaySubsystem(ctx context.Context, ch ssh.Channel, 
 	switch sub.Command {
 	case SubsystemAdmin:
 		start.Reply(true, nil)
-		c.serveAdmin(ctx, ch, reqs, st, log)
+		c.serveAdmin(ctx)
 	case SubsystemSFTP:
-		d, err := c.downloads(ctx, ch)
+		d, err := c.downloads(ctx, c.ch)
 		if err != nil {
 			start.Reply(false, nil)
 			return true
 		}
 		start.Reply(true, nil)
-		c.converse(ctx, ch, reqs, st, func() {
-			err = d.ServeSFTP(ctx, ch)
+		c.converse(ctx, func() {
+			err = d.ServeSFTP(ctx, c.ch)
 		})
 		if err != nil && !errors.Is(err, io.EOF) {
-			log.Info("sftp ended", "err", err)
+			c.log.Info("sftp ended", "err", err)
 		}
-		sendExitStatus(ch, 0)
+		sendExitStatus(c.ch, 0)
 	default:
 		return false
 	}
@@ -150,248 +105,32 @@ func (c *personConn) serveGatewaySubsystem(ctx context.Context, ch ssh.Channel, 
 }
 
 // serveAdmin runs the rr-admin console on the channel.
-func (c *personConn) serveAdmin(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, st *setup, log *slog.Logger) {
-	log.Info("admin console opened")
+func (c *preStart) serveAdmin(ctx context.Context) {
+	c.log.Info("admin console opened")
 	c.srv.audit(store.AuditEvent{Actor: c.person, Action: "admin.console", Outcome: "allowed", Source: c.remote,
 		Detail: "team " + c.login.Team.Name})
-	tty := st.pty != nil
+	tty := c.st.pty != nil
 	failed := 0
-	c.converse(ctx, ch, reqs, st, func() {
-		failed = c.srv.console.RunAs(ctx, c.caller, ch, ch, ch.Stderr(), tty)
+	c.converse(ctx, func() {
+		failed = c.srv.console.RunAs(ctx, c.caller, c.ch, c.ch, c.ch.Stderr(), tty)
 	})
 	status := uint32(0)
 	if failed > 0 {
 		status = 1
 	}
-	sendExitStatus(ch, status)
-	log.Info("admin console closed", "failed_commands", failed)
+	sendExitStatus(c.ch, status)
+	c.log.Info("admin console closed", "failed_commands", failed)
 }
 
 // serveSCP runs a legacy "scp -f" (or refused "scp -t") exec.
-func (c *personConn) serveSCP(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, st *setup, command string) {
-	d, err := c.downloads(ctx, ch)
+func (c *preStart) serveSCP(ctx context.Context, command string) {
+	d, err := c.downloads(ctx, c.ch)
 	if err != nil {
 		return
 	}
 	status := 1
-	c.converse(ctx, ch, reqs, st, func() {
-		status = d.ServeSCP(ctx, command, ch, ch.Stderr())
+	c.converse(ctx, func() {
+		status = d.ServeSCP(ctx, command, c.ch, c.ch.Stderr())
 	})
-	sendExitStatus(ch, uint32(status))
-}
-
-// downloads is the recordings server for this person, as they are now;
-// if they may no longer download, it tells them on ch and ends it.
-func (c *personConn) downloads(ctx context.Context, ch ssh.Channel) (*download.Server, error) {
-	who, err := c.caller(ctx)
-	if err != nil {
-		c.log.Info("downloads refused", "err", err)
-		if errors.Is(err, errNoLongerAllowed) {
-			c.srv.audit(store.AuditEvent{Actor: c.person, Action: "recording.download", Outcome: "denied",
-				Detail: reasonNotAllowed, Source: c.remote})
-		}
-		writeLine(ch, false, "rr: "+err.Error())
-		sendExitStatus(ch, 1)
-		return nil, err
-	}
-	d, err := download.New(download.Config{
-		Library: &library{srv: c.srv, conn: c, who: who},
-		Open:    c.srv.openRecording,
-		Logger:  c.log,
-		Conn:    &c.downloadConn,
-	})
-	if err != nil {
-		panic(err) // the config is built here, complete
-	}
-	return d, nil
-}
-
-// library is the recordings one person may fetch: closed sessions of the
-// team they logged in under, or every one for an admin — the same rule as
-// the console's sessions list.
-type library struct {
-	srv  *Server
-	conn *personConn  // its counts (refused reads, fetches) are the connection's, over all its channels
-	who  admin.Caller // as the channel began: for the audit (name, source)
-}
-
-// reasonNotAllowed is how the audit says a person may no longer download.
-const reasonNotAllowed = "may no longer download (role or team changed)"
-
-// maxRefusedListed bounds the refused reads of one connection audited
-// (and logged) one by one; the rest are summed up in one row when it ends
-// (auditDownloadSums), so that a client asking for names in a loop, on
-// one channel or many, cannot fill the audit table.
-const maxRefusedListed = 20
-
-// maxAuditPath bounds a refused path as the audit keeps it.
-const maxAuditPath = 256
-
-// maxListed bounds the recordings listed at once (newest first).
-const maxListed = 1000
-
-// entry describes x's recording. Its location names the session, not the
-// file: the uploader may move the file to S3 at any moment, so every open
-// reads where it is now (openRecording).
-func entry(x store.Session) download.Entry {
-	return download.Entry{ID: x.ID, Host: x.Host, Started: x.Started,
-		Size: x.RecordingSize, SHA256: x.RecordingSHA256, Location: sessionLocation + x.ID, Event: x.EventID}
-}
-
-const sessionLocation = "session:"
-
-// openRecording opens the recording of the session a download.Entry
-// names, wherever the store says it is now.
-func (s *Server) openRecording(ctx context.Context, location string, offset int64) (io.ReadCloser, error) {
-	id, ok := strings.CutPrefix(location, sessionLocation)
-	if !ok {
-		return nil, fmt.Errorf("recording location %q: not a session", location)
-	}
-	x, err := s.cfg.Store.Session(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if x.Recording == "" {
-		return nil, fmt.Errorf("session %s has no recording", id)
-	}
-	return s.cfg.OpenRecording(ctx, x.Recording, offset)
-}
-
-// now is the person as they are now (role, team): a change reaches a
-// download channel opened before it at its next request.
-func (l *library) now(ctx context.Context) (admin.Caller, error) {
-	who, err := l.conn.caller(ctx)
-	if errors.Is(err, errNoLongerAllowed) {
-		return who, download.ErrNotAllowed
-	}
-	return who, err
-}
-
-func (l *library) List(ctx context.Context) ([]download.Entry, error) {
-	who, err := l.now(ctx)
-	if err != nil {
-		return nil, err
-	}
-	f := store.SessionFilter{Limit: maxListed}
-	if who.Role != auth.RoleAdmin {
-		f.Team = who.Team
-	}
-	xs, err := l.srv.cfg.Store.Sessions(ctx, f)
-	if err != nil {
-		return nil, err
-	}
-	var out []download.Entry
-	for _, x := range xs {
-		if admin.MaySee(who, x) && admin.Downloadable(x) {
-			out = append(out, entry(x))
-		}
-	}
-	return out, nil
-}
-
-func (l *library) Lookup(ctx context.Context, id string) (download.Entry, error) {
-	who, err := l.now(ctx)
-	if err != nil {
-		return download.Entry{}, err
-	}
-	x, err := l.srv.cfg.Store.Session(ctx, id)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && !admin.MaySee(who, x)) {
-		return download.Entry{}, download.ErrNotFound
-	}
-	if err != nil {
-		return download.Entry{}, err
-	}
-	switch {
-	case x.State == store.StateLive:
-		return download.Entry{}, download.ErrLive
-	case x.Recording == "":
-		return download.Entry{}, download.ErrNotFound // never recorded (refused before it started)
-	case !admin.Downloadable(x):
-		return download.Entry{}, download.ErrUnsealed
-	}
-	return entry(x), nil
-}
-
-// Refused audits a refused read: a recording that does not exist, that
-// the person may not see (the two read the same to them, not here), whose
-// session is still live or whose recording is not finalized, or a person
-// who may no longer download. Past maxRefusedListed on the connection,
-// they are only counted (auditDownloadSums).
-func (l *library) Refused(name, via string, err error) {
-	if l.conn.refused.Add(1) > maxRefusedListed {
-		return
-	}
-	reason := "no such recording, or not theirs to see"
-	switch {
-	case errors.Is(err, download.ErrLive):
-		reason = "the session is still live"
-	case errors.Is(err, download.ErrNotAllowed):
-		reason = reasonNotAllowed
-	case errors.Is(err, download.ErrUnsealed):
-		reason = "its recording is not finalized yet"
-	}
-	if len(name) > maxAuditPath { // a path may be 256 KiB long; the audit row need not
-		name = strings.ToValidUTF8(name[:maxAuditPath], "") + "…"
-	}
-	l.srv.audit(store.AuditEvent{Actor: l.who.Person, Action: "recording.download", Target: name, Outcome: "denied",
-		Detail: via + ": " + reason, Source: l.who.Source})
-	l.srv.log.Info("recording download refused", "path", name, "person", l.who.Person, "via", via, "reason", reason)
-}
-
-// fetchedBefore counts a download of id with outcome on this connection
-// and reports whether there was one before.
-func (c *personConn) fetchedBefore(id, outcome string) bool {
-	c.fetchesMu.Lock()
-	defer c.fetchesMu.Unlock()
-	if c.fetches == nil {
-		c.fetches = map[[2]string]int{}
-	}
-	k := [2]string{id, outcome}
-	c.fetches[k]++
-	return c.fetches[k] > 1
-}
-
-// auditDownloadSums audits what the connection's downloads did not audit
-// one by one: repeated downloads of a recording (a row for each recording
-// and outcome) and refused reads past maxRefusedListed (one row).
-// handlePerson calls it at the end.
-func (c *personConn) auditDownloadSums() {
-	c.fetchesMu.Lock()
-	for k, n := range c.fetches {
-		if n > 1 {
-			c.srv.audit(store.AuditEvent{Actor: c.person, Action: "recording.download", Target: k[0], Outcome: k[1],
-				Detail: fmt.Sprintf("%d more downloads of it on this connection, not listed one by one", n-1),
-				Source: c.remote, SessionID: k[0]})
-		}
-	}
-	c.fetchesMu.Unlock()
-	c.auditUnlistedRefusals()
-}
-
-// auditUnlistedRefusals audits, in one row, the refused reads of the
-// connection past maxRefusedListed.
-func (c *personConn) auditUnlistedRefusals() {
-	if n := c.refused.Load() - maxRefusedListed; n > 0 {
-		c.srv.audit(store.AuditEvent{Actor: c.person, Action: "recording.download", Outcome: "denied",
-			Detail: fmt.Sprintf("%d more refused reads on this connection, not listed one by one", n), Source: c.remote})
-		c.log.Warn("recording downloads refused, not listed one by one", "count", n)
-	}
-}
-
-// Fetched audits a download: the first of each recording and outcome on
-// the connection in a row of its own, the ones after it counted and summed
-// up when the connection ends (auditDownloadSums), so that opening the
-// same recording in a loop cannot fill the audit table.
-func (l *library) Fetched(e download.Entry, via string, sent int64, err error) {
-	outcome, detail := "allowed", fmt.Sprintf("%s, %d bytes", via, sent)
-	if err != nil {
-		outcome, detail = "failed", fmt.Sprintf("%s, %d bytes: %v", via, sent, err)
-	}
-	if l.conn.fetchedBefore(e.ID, outcome) {
-		l.srv.log.Debug("recording downloaded again", "session", e.ID, "via", via, "bytes", sent, "err", err)
-		return
-	}
-	l.srv.audit(store.AuditEvent{Actor: l.who.Person, Action: "recording.download", Target: e.ID, Outcome: outcome,
-		Detail: detail, Source: l.who.Source, SessionID: e.ID})
-	l.srv.log.Info("recording downloaded", "session", e.ID, "person", l.who.Person, "via", via, "bytes", sent, "err", err)
+	sendExitStatus(c.ch, uint32(status))
 }

@@ -10,8 +10,6 @@ import (
 	"text/tabwriter"
 	"unicode/utf8"
 
-	"golang.org/x/crypto/ssh"
-
 	"github.com/rr-gateway/rr/auth"
 )
 
@@ -50,45 +48,43 @@ func writeHostList(w io.Writer, hosts []hostEntry) {
 
 // pickHost shows the hosts this person may reach. Without a terminal it
 // prints the list and ends the session (exit 0); with one it asks which to
-// open. Requests that arrive meanwhile (window changes) update st.
-func (c *personConn) pickHost(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, st *setup) (string, bool) {
+// open. Requests that arrive meanwhile (window changes) update its setup.
+func (c *preStart) pickHost(ctx context.Context) (string, bool) {
 	hosts, err := c.reachableHosts(ctx)
 	if err != nil {
 		c.log.Error("cannot list hosts", "err", err)
-		writeLine(ch, st.pty != nil, "rr: internal error; cannot list hosts")
-		sendExitStatus(ch, 1)
+		c.end(1, "rr: internal error; cannot list hosts")
 		return "", false
 	}
 	if len(hosts) == 0 {
-		writeLine(ch, st.pty != nil, "rr: there are no hosts you may reach")
-		sendExitStatus(ch, 1)
+		c.end(1, "rr: there are no hosts you may reach")
 		return "", false
 	}
-	if st.pty == nil {
-		io.WriteString(ch, "Hosts you may reach:\n")
-		writeHostList(ch, hosts)
-		sendExitStatus(ch, 0)
+	if c.st.pty == nil {
+		io.WriteString(c.ch, "Hosts you may reach:\n")
+		writeHostList(c.ch, hosts)
+		sendExitStatus(c.ch, 0)
 		return "", false
 	}
 
 	var host string
 	ctx, cancel := context.WithTimeoutCause(ctx, c.srv.cfg.PromptGraceTime, errors.New("menu timed out"))
 	defer cancel()
-	if !c.converse(ctx, ch, reqs, st, func() { host = menuLoop(ch, hosts, c.srv.Online) }) {
+	if !c.converse(ctx, func() { host = menuLoop(c.ch, hosts, c.srv.Online) }) {
 		return "", false
 	}
 	if host == "" {
-		sendExitStatus(ch, 0)
+		sendExitStatus(c.ch, 0)
 		return "", false
 	}
 	return host, true
 }
 
 // converse runs talk, which reads and writes the person's terminal, while
-// answering the channel's requests (window changes update st; a backlog
+// answering the channel's requests (window changes update its setup; a backlog
 // of unread requests would stall the whole connection). It reports false
 // if the person left or ctx ended first.
-func (c *personConn) converse(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, st *setup, talk func()) bool {
+func (c *preStart) converse(ctx context.Context, talk func()) bool {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -98,17 +94,17 @@ func (c *personConn) converse(ctx context.Context, ch ssh.Channel, reqs <-chan *
 		select {
 		case <-done:
 			return true
-		case req, ok := <-reqs:
+		case req, ok := <-c.reqs:
 			if !ok {
-				ch.Close()
+				c.ch.Close()
 				<-done
 				return false
 			}
-			if st.handle(c, req) && req.WantReply {
+			if c.st.handle(c.personConn, req) && req.WantReply {
 				req.Reply(false, nil) // a second shell/exec
 			}
 		case <-ctx.Done():
-			ch.Close()
+			c.ch.Close()
 			<-done
 			return false
 		}

@@ -15,8 +15,8 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/rr-gateway/rr/gateway"
+	"github.com/rr-gateway/rr/gateway/gatewaytest"
 	"github.com/rr-gateway/rr/internal/prelogin"
-	"github.com/rr-gateway/rr/internal/rrtest"
 )
 
 // dialFrom opens a TCP connection to addr from the loopback address from
@@ -57,7 +57,7 @@ func (e *env) loginFrom(t *testing.T, from, user string, auths ...ssh.AuthMethod
 	nc := dialFrom(t, from, e.gw.PeopleAddr)
 	if len(auths) == 0 {
 		auths = []ssh.AuthMethod{ssh.PublicKeys(e.alice.Signer),
-			rrtest.Answers(t, e.gw.Outbox, map[string]string{"Passphrase for web-01": "pp-web-01"})}
+			gatewaytest.Answers(t, e.gw.Outbox, map[string]string{"Passphrase for web-01": "pp-web-01"})}
 	}
 	sc, chans, reqs, err := ssh.NewClientConn(nc, e.gw.PeopleAddr, &ssh.ClientConfig{User: user, Auth: auths,
 		HostKeyCallback: ssh.FixedHostKey(e.gw.HostKey.PublicKey())})

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,17 +19,40 @@ import (
 	"github.com/rr-gateway/rr/wire"
 )
 
-// Causes of a session's end; the text of the ones starting "rr:" is what
-// the person is told.
+// Causes of a session's end. The person is told the ones that are an
+// endNotice (or a kill); the others are for the row and the log alone.
 var (
 	errClientGone = errors.New("client gone")
-	errShutdown   = errors.New("rr: the gateway shut down; session closed")
-	errRecording  = errors.New("rr: recording failed; session closed")
-	errAgentLost  = errors.New("rr: connection to the host was lost")
+	errShutdown   = endNotice("the gateway shut down; session closed")
+	errRecording  = endNotice("recording failed; session closed")
+	errAgentLost  = endNotice("connection to the host was lost")
 	errRecorder   = errors.New("recorder failed")
-	errIdle       = errors.New("rr: the session was idle too long; closed")
-	errMaxLength  = errors.New("rr: the session reached its maximum length; closed")
+	errIdle       = endNotice("the session was idle too long; closed")
+	errMaxLength  = endNotice("the session reached its maximum length; closed")
 )
+
+// toldEnd is a cause of a session's end that the person is told: Notice
+// is the line they read, Error what the row and the recording keep.
+type toldEnd interface {
+	error
+	Notice() string
+}
+
+// endNotice is a toldEnd whose notice is its text after "rr: ".
+type endNotice string
+
+func (e endNotice) Error() string  { return string(e) }
+func (e endNotice) Notice() string { return "rr: " + string(e) }
+
+// noticeOf is the line the person reads of cause, "" when they are told
+// nothing (they left, or the cause is the gateway's own business).
+func noticeOf(cause error) string {
+	var t toldEnd
+	if errors.As(cause, &t) {
+		return t.Notice()
+	}
+	return ""
+}
 
 // maxSetupRequests bounds what a client may send before naming a host.
 const maxSetupRequests = 128
@@ -105,6 +127,26 @@ type setup struct {
 	env []wire.Env
 }
 
+// preStart is a person's session channel before it reaches a host: the
+// channel, its requests, what they set up and the session's log. The
+// menu, the factors asked on the terminal, the console, downloads and the
+// start of the session itself are its methods, so that what the channel
+// needs travels with it instead of from hand to hand.
+type preStart struct {
+	*personConn
+	ch   ssh.Channel
+	reqs <-chan *ssh.Request
+	st   setup
+	log  *slog.Logger
+}
+
+// end tells the person line (as a terminal wants it, when there is one)
+// and ends the channel's command with status.
+func (c *preStart) end(status uint32, line string) {
+	writeLine(c.ch, c.st.pty != nil, line)
+	sendExitStatus(c.ch, status)
+}
+
 // handle applies one pre-start request. It returns true when req starts
 // the session (shell, exec, subsystem); the caller replies to it.
 func (st *setup) handle(c *personConn, req *ssh.Request) bool {
@@ -151,10 +193,9 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 	defer ch.Close()
 	defer c.sessions.Add(-1) // before the close: a person who sees it may open the next at once
 	id := newSessionID()
-	log := c.log.With("session", id)
+	p := &preStart{personConn: c, ch: ch, reqs: reqs, log: c.log.With("session", id)}
 	defer s.recoverPanic("session", "session", id, "person", c.person)
 
-	var st setup
 	var start *ssh.Request
 	// A channel that never asks for a shell, a command or a subsystem is
 	// closed after the login grace time.
@@ -163,7 +204,7 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 	for n := 0; start == nil; n++ {
 		select {
 		case <-grace.C:
-			log.Info("session channel closed: nothing started within the login grace time")
+			p.log.Info("session channel closed: nothing started within the login grace time")
 			return
 		case <-ctx.Done():
 			return
@@ -177,12 +218,12 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 				}
 				continue
 			}
-			if st.handle(c, req) {
+			if p.st.handle(c, req) {
 				start = req
 			}
 		}
 	}
-	pty := st.pty != nil
+	pty := p.st.pty != nil
 
 	var target Target
 	switch start.Type {
@@ -194,19 +235,17 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 		}
 		if c.loginHost == "" && download.IsSCP(cmd.Command) {
 			start.Reply(true, nil)
-			c.serveSCP(ctx, ch, reqs, &st, cmd.Command)
+			p.serveSCP(ctx, cmd.Command)
 			return
 		}
 		start.Reply(true, nil)
 		t, err := ParseCommand(c.loginHost, cmd.Command)
 		if errors.Is(err, errBadEventID) {
-			writeLine(ch, pty, `rr: an event id is "e-" and hex digits: ssh rr@GATEWAY event:e-7f3a9c`)
-			sendExitStatus(ch, 2)
+			p.end(2, `rr: an event id is "e-" and hex digits: ssh rr@GATEWAY event:e-7f3a9c`)
 			return
 		}
 		if err != nil {
-			writeLine(ch, pty, `rr: the command must start with a host name: ssh rr@GATEWAY HOST [-- COMMAND]`)
-			sendExitStatus(ch, 2)
+			p.end(2, `rr: the command must start with a host name: ssh rr@GATEWAY HOST [-- COMMAND]`)
 			return
 		}
 		target = t
@@ -217,7 +256,7 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 		start.Reply(true, nil)
 		target.Host, target.Event = c.loginHost, c.loginEvent
 		if target.Host == "" && target.Event == "" {
-			host, ok := c.pickHost(ctx, ch, reqs, &st)
+			host, ok := p.pickHost(ctx)
 			if !ok {
 				return
 			}
@@ -225,8 +264,8 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 		}
 	case wire.ReqSubsystem:
 		if c.loginHost == "" {
-			if !c.serveGatewaySubsystem(ctx, ch, reqs, &st, start, log) {
-				log.Info("subsystem refused", "request", string(start.Payload))
+			if !p.serveGatewaySubsystem(ctx, start) {
+				p.log.Info("subsystem refused", "request", string(start.Payload))
 				start.Reply(false, nil)
 			}
 			return
@@ -236,33 +275,32 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 	}
 	var ev *store.Event
 	if target.Event != "" {
-		e, ok := c.launchEvent(ctx, ch, pty, target.Event, log)
+		e, ok := c.launchEvent(ctx, ch, pty, target.Event, p.log)
 		if !ok {
 			return
 		}
 		ev, target.Host = &e, e.Host
-		log = log.With("event", e.ID)
+		p.log = p.log.With("event", e.ID)
 	}
-	log = log.With("host", target.Host)
+	p.log = p.log.With("host", target.Host)
 
 	if err := c.mayOpen(ctx, target.Host); err != nil {
 		if start.Type == wire.ReqExec && c.quietProbe(target.Host, err) {
 			sendExitStatus(ch, 127)
 			return
 		}
-		log.Info("session refused", "reason", err)
+		p.log.Info("session refused", "reason", err)
 		c.srv.audit(store.AuditEvent{Actor: c.person, Action: "session.open", Target: target.Host,
 			Outcome: "denied", Source: c.remote, Detail: err.Error()})
-		writeLine(ch, pty, c.refusal(target.Host, err))
-		sendExitStatus(ch, 1)
+		p.end(1, c.refusal(target.Host, err))
 		return
 	}
 
-	passphrase, ok := c.hostFactors(ctx, ch, reqs, &st, target.Host, log)
+	passphrase, ok := p.hostFactors(ctx, target.Host)
 	if !ok {
 		return
 	}
-	ss := &session{srv: c.srv, id: id, host: target.Host, pty: pty, client: ch, log: log, cancel: cancel,
+	ss := &session{srv: c.srv, id: id, host: target.Host, pty: pty, client: ch, log: p.log, cancel: cancel,
 		finished: make(chan struct{})}
 	if ev != nil {
 		ss.event, ss.eventRule = ev.ID, ev.Rule
@@ -270,29 +308,28 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 			writeLine(ch, pty, line)
 		}
 	}
-	c.openSession(ctx, ss, &st, start, target, reqs, passphrase)
+	p.openSession(ctx, ss, start, target, passphrase)
 }
 
 // hostFactors makes sure this connection has given host's passphrase and
 // the second factor, asking on the session's terminal (echo off) what the
 // keyboard-interactive login did not. Without a terminal they cannot be
 // asked, and the person is told how to do it.
-func (c *personConn) hostFactors(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, st *setup, host string, log *slog.Logger) (auth.Secret, bool) {
+func (c *preStart) hostFactors(ctx context.Context, host string) (auth.Secret, bool) {
 	if pp, ok := c.login.Take(host); ok { // one entry, one session
 		return pp, true
 	}
-	pty := st.pty != nil
+	pty := c.st.pty != nil
 	if !pty {
-		writeLine(ch, false, noTerminalMessage(host, c.loginHost))
-		sendExitStatus(ch, 1)
+		c.end(1, noTerminalMessage(host, c.loginHost))
 		return auth.Secret{}, false
 	}
 	var pp auth.Secret
 	var err error
 	ctx, cancel := context.WithTimeoutCause(ctx, c.srv.cfg.PromptGraceTime, errors.New("prompt timed out"))
 	defer cancel()
-	talked := c.converse(ctx, ch, reqs, st, func() {
-		pp, err = c.srv.cfg.Auth.HostFactors(ctx, terminalPrompter{ch}, c.login, host)
+	talked := c.converse(ctx, func() {
+		pp, err = c.srv.cfg.Auth.HostFactors(ctx, terminalPrompter{c.ch}, c.login, host)
 	})
 	if !talked {
 		return auth.Secret{}, false
@@ -305,10 +342,9 @@ func (c *personConn) hostFactors(ctx context.Context, ch ssh.Channel, reqs <-cha
 		} else if errors.Is(err, errAbandoned) {
 			msg = "rr: cancelled"
 		} else if !errors.As(err, &d) {
-			log.Info("factors not given", "err", err)
+			c.log.Info("factors not given", "err", err)
 		}
-		writeLine(ch, true, msg)
-		sendExitStatus(ch, 1)
+		c.end(1, msg)
 		return auth.Secret{}, false
 	}
 	return pp, true
@@ -376,13 +412,13 @@ func (c *personConn) refusal(host string, err error) string {
 // openSession records the session, opens the host's side and bridges the
 // two until the session ends; every path out finalizes the store row and
 // the recording.
-func (c *personConn) openSession(ctx context.Context, ss *session, st *setup, start *ssh.Request, target Target, reqs <-chan *ssh.Request, passphrase auth.Secret) {
+func (c *preStart) openSession(ctx context.Context, ss *session, start *ssh.Request, target Target, passphrase auth.Secret) {
 	s := c.srv
 	started := s.cfg.Now()
 	info := SessionInfo{ID: ss.id, Person: c.person, Team: c.login.Team.Name, Host: target.Host, Command: target.Command,
 		PTY: ss.pty, Started: started, Passphrase: passphrase, Gateway: s.cfg.Name, EventID: ss.event, EventRule: ss.eventRule}
-	if st.pty != nil {
-		info.Term, info.Cols, info.Rows = st.pty.Term, st.pty.Columns, st.pty.Rows
+	if c.st.pty != nil {
+		info.Term, info.Cols, info.Rows = c.st.pty.Term, c.st.pty.Columns, c.st.pty.Rows
 	}
 	row := store.Session{ID: ss.id, Person: c.person, Team: c.login.Team.Name, Host: target.Host, Command: target.Command,
 		PTY: ss.pty, Source: c.remote, State: store.StateLive, Started: started, EventID: ss.event, EventRule: ss.eventRule}
@@ -448,7 +484,7 @@ func (c *personConn) openSession(ctx context.Context, ss *session, st *setup, st
 		return
 	}
 	stopWatch := context.AfterFunc(ctx, func() { agent.Close() })
-	ok := replay(agent, st, start, target)
+	ok := replay(agent, &c.st, start, target)
 	if !stopWatch() || !ok {
 		agent.Close()
 		if ctx.Err() != nil {
@@ -470,15 +506,15 @@ func (c *personConn) openSession(ctx context.Context, ss *session, st *setup, st
 		}
 	}
 	s.audit(opened)
-	ss.bridge(ctx, reqs, agent, agentReqs, rec, finish)
+	newBridge(ss, c.reqs, agent, agentReqs, rec).run(ctx, finish)
 }
 
 // cancelledBeforeStart tells the person why their session ended before
 // it started (a kill, a shutdown; nobody to tell if they left), gives it
 // exit status 1, and returns how it ended.
 func (ss *session) cancelledBeforeStart(cause error) SessionEnd {
-	if !errors.Is(cause, errClientGone) {
-		writeLine(ss.client, ss.pty, cause.Error())
+	if msg := noticeOf(cause); msg != "" {
+		writeLine(ss.client, ss.pty, msg)
 	}
 	sendExitStatus(ss.client, 1)
 	return endOf(cause)
@@ -546,192 +582,13 @@ func (s *Server) finishSession(ss *session, rec SessionRecorder, end SessionEnd)
 	ss.log.Info("session ended", "reason", end.Reason, "bytes_in", ss.bytesIn.Load(), "bytes_out", ss.bytesOut.Load())
 }
 
-// bridge carries data and requests between the person's channel and the
-// host's until the session ends, then calls finish with how it ended —
-// before the person's channel closes, so that when their ssh exits the
-// recording and the session row are final.
-//
-// Goroutines: three pumps (person→host, host stdout→person, host
-// stderr→person; the last output pump to finish closes outDone);
-// requests both ways are handled here. The host side ending (its channel
-// closed) ends the session once its output is delivered; the person
-// leaving closes the host side; a cancelled context closes both and tells
-// the person its cause.
-func (ss *session) bridge(ctx context.Context, clientReqs <-chan *ssh.Request, agent ssh.Channel, agentReqs <-chan *ssh.Request,
-	rec SessionRecorder, finish func(SessionEnd)) {
-	client := ss.client
-	stopLimits := ss.limits(ss.srv.cfg.IdleTimeout, ss.srv.cfg.MaxSessionLength)
-	defer stopLimits()
-	var wg sync.WaitGroup
-	// outDone is closed once both output pumps have delivered everything.
-	outDone := make(chan struct{})
-	var outLeft atomic.Int32
-	outLeft.Store(2)
-	outPumpDone := func() {
-		if outLeft.Add(-1) == 0 {
-			close(outDone)
-		}
-	}
-	pumpErr := func(err error) {
-		select {
-		case <-ss.finished:
-			return // bytes after the end: the closed recording refused them, as it should
-		default:
-		}
-		if errors.Is(err, errRecorder) {
-			ss.log.Error("recording failed", "err", err)
-			ss.cancel(errRecording)
-		}
-	}
-	wg.Add(3)
-	go func() {
-		defer wg.Done()
-		if err := pump(agent, client, rec.Input, &ss.bytesIn, &ss.active); err != nil {
-			pumpErr(err)
-			return
-		}
-		agent.CloseWrite() // the person's EOF reaches the host
-	}()
-	go func() {
-		defer wg.Done()
-		defer outPumpDone()
-		pumpErr(pump(client, agent, rec.Output, &ss.bytesOut, &ss.active))
-	}()
-	go func() {
-		defer wg.Done()
-		defer outPumpDone()
-		pumpErr(pump(client.Stderr(), agent.Stderr(), rec.Output, &ss.bytesOut, &ss.active))
-	}()
-	defer wg.Wait()
-	defer client.Close()
-	defer agent.Close()
-
-	var end SessionEnd
-	exited, droppedLogged := false, false
-	var giveUp <-chan time.Time // after a cancel: how long the host side may take to close
-	// cancelled takes the cancel's cause as the end reason (unless the
-	// host had ended it first) and tells the person why.
-	cancelled := func() {
-		cause := context.Cause(ctx)
-		if end.Reason == "" { // the host's exit, if it came first, stays the reason
-			end = endOf(cause)
-		}
-		if !errors.Is(cause, errClientGone) {
-			ss.notify(cause.Error())
-		}
-	}
-	for agentReqs != nil {
-		select {
-		case <-giveUp:
-			ss.log.Warn("host side did not close in time")
-			agentReqs = nil
-			continue
-		case req, ok := <-agentReqs:
-			if !ok {
-				agentReqs = nil
-				continue
-			}
-			// One well-formed exit goes on to the person; the rest is
-			// dropped (strings from an agent are bounded and escaped).
-			if !exited && exitRequest(req, &end) {
-				exited = true
-				forward(client, req)
-			} else {
-				ss.dropAgentRequest(req, &droppedLogged)
-			}
-		case req, ok := <-clientReqs:
-			if !ok {
-				// The person closed the channel: end the host side too.
-				clientReqs = nil
-				if !exited && end.Reason == "" {
-					end.Reason = errClientGone.Error()
-				}
-				agent.Close()
-				if giveUp == nil {
-					t := time.NewTimer(5 * time.Second)
-					defer t.Stop()
-					giveUp = t.C
-				}
-				continue
-			}
-			switch req.Type {
-			case wire.ReqWindowChange:
-				var w wire.WindowChange
-				if wire.Unmarshal(req.Type, req.Payload, &w) == nil {
-					if err := rec.Resize(w.Columns, w.Rows); err != nil {
-						pumpErr(fmt.Errorf("%w: %v", errRecorder, err))
-					}
-				}
-				forward(agent, req)
-			case wire.ReqSignal, wire.ReqEOW:
-				forward(agent, req)
-			case wire.ReqX11, wire.ReqAuthAgent:
-				// Refused like the rest of forwarding.
-				if req.WantReply {
-					req.Reply(false, nil)
-				}
-			default:
-				// A second shell/exec/pty-req on a started session.
-				if req.WantReply {
-					req.Reply(false, nil)
-				}
-			}
-		case <-ctx.Done():
-			cancelled()
-			// End the host side; the person's channel closes once the
-			// session is finalized (or at once if the host side hangs).
-			agent.Close()
-			if giveUp == nil {
-				t := time.NewTimer(5 * time.Second)
-				defer t.Stop()
-				giveUp = t.C
-			}
-			ctx = context.Background()
-		}
-	}
-	// The host side has closed. Deliver what it wrote, then close; after a
-	// cancel, not for long. A person who has stopped reading keeps the
-	// output pumps waiting: a cancel (kill, a timeout, a shutdown) still
-	// ends the session then.
-	delivered := false
-	cut := giveUp != nil
-	if !cut {
-		select {
-		case <-outDone:
-			delivered = true
-		case <-ctx.Done():
-			cancelled()
-			cut = true
-		}
-	}
-	if cut {
-		select {
-		case <-outDone:
-			delivered = true
-		case <-time.After(time.Second):
-		}
-	}
-	if !exited && end.Reason == "" {
-		end.Reason = "agent lost"
-		ss.notify(errAgentLost.Error())
-	}
-	// EOF only when nothing writes to the person any more (x/crypto/ssh's
-	// CloseWrite must not race a Write); the close that follows finish
-	// ends the channel either way.
-	if ss.noticesSent(time.Second) && delivered {
-		client.CloseWrite()
-	}
-	finish(end)
-}
-
 // endOf is how a session cancelled with cause ended, for its row and its
 // recording.
 func endOf(cause error) SessionEnd {
-	var e SessionEnd
-	e.Reason = strings.TrimPrefix(cause.Error(), "rr: ")
+	e := SessionEnd{Reason: cause.Error()}
 	var k *killError
 	if errors.As(cause, &k) {
-		e.Reason, e.KilledBy = k.endReason(), k.by
+		e.KilledBy = k.by
 	}
 	return e
 }
@@ -767,88 +624,3 @@ func (ss *session) limits(idle, maxLen time.Duration) (stop func()) {
 		}
 	}
 }
-
-// killError is the cause of a session killed by someone.
-type killError struct{ by, reason string }
-
-// endReason is how the row and the recording say it ended, in the same
-// lower case as the other reasons ("exit 0", "agent lost").
-func (k *killError) endReason() string {
-	if k.reason == "" {
-		return "killed by " + k.by
-	}
-	return "killed by " + k.by + ": " + k.reason
-}
-
-func (k *killError) Error() string {
-	msg := "rr: Session closed by " + k.by
-	if k.reason != "" {
-		msg += ": " + k.reason
-	}
-	return msg
-}
-
-// forward sends req on to ch without asking for an answer, and answers it
-// itself when it wants one (yes, unless ch is gone): the bridge's loop
-// must never wait on a peer, or it would stop seeing kills and timeouts.
-// The requests it forwards (window-change, signal, exit-status…) change
-// nothing if refused.
-func forward(ch ssh.Channel, req *ssh.Request) {
-	_, err := ch.SendRequest(req.Type, false, req.Payload)
-	if req.WantReply {
-		req.Reply(err == nil, nil)
-	}
-}
-
-// pump copies src to dst, showing every chunk to tee first: what reaches
-// the other side has been recorded. It returns nil at src's EOF.
-//
-// A quiet session's pumps wait on small buffers (smallPump); a read that
-// fills one means bytes are flowing, and the pump takes a big buffer from
-// bigPumps until reads come back small again — so an idle session holds
-// 3 KiB of pump buffers.
-func pump(dst io.Writer, src io.Reader, tee func([]byte) error, n, active *atomic.Int64) error {
-	small := make([]byte, smallPump)
-	buf := small
-	var big *[bigPump]byte
-	defer func() {
-		if big != nil {
-			bigPumps.Put(big)
-		}
-	}()
-	for {
-		nr, err := src.Read(buf)
-		if nr > 0 {
-			active.Store(time.Now().UnixNano())
-			if terr := tee(buf[:nr]); terr != nil {
-				return fmt.Errorf("%w: %v", errRecorder, terr)
-			}
-			nw, werr := dst.Write(buf[:nr])
-			n.Add(int64(nw))
-			if werr != nil {
-				return werr
-			}
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		switch {
-		case big == nil && nr == len(small):
-			big = bigPumps.Get().(*[bigPump]byte)
-			buf = big[:]
-		case big != nil && nr < smallPump:
-			bigPumps.Put(big)
-			big, buf = nil, small
-		}
-	}
-}
-
-const (
-	smallPump = 1 << 10
-	bigPump   = 128 << 10 // several SSH packets: one read takes what has arrived, so fewer window adjustments and recorder events
-)
-
-var bigPumps = sync.Pool{New: func() any { return new([bigPump]byte) }}

@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rr-gateway/rr/gateway"
 	"github.com/rr-gateway/rr/gateway/admin"
-	"github.com/rr-gateway/rr/internal/rrtest"
+	"github.com/rr-gateway/rr/gateway/gatewaytest"
 	"github.com/rr-gateway/rr/store"
 	"github.com/rr-gateway/rr/wire"
 )
@@ -175,7 +175,7 @@ func TestHostThatNeverStarts(t *testing.T) {
 	silentHost(t, e, "web-02")
 	c, err := ssh.Dial("tcp", e.gw.PeopleAddr, &ssh.ClientConfig{User: "rr+web-02",
 		Auth: []ssh.AuthMethod{ssh.PublicKeys(e.alice.Signer),
-			rrtest.Answers(t, e.gw.Outbox, map[string]string{"Passphrase for web-02": "pp-web-02"})},
+			gatewaytest.Answers(t, e.gw.Outbox, map[string]string{"Passphrase for web-02": "pp-web-02"})},
 		HostKeyCallback: ssh.FixedHostKey(e.gw.HostKey.PublicKey()), Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -381,7 +381,7 @@ func TestRefusedReadsAreSummedUpPerConnection(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		listed, summed := rrtest.RefusedReads(evs, "recordings/")
+		listed, summed := gatewaytest.RefusedReads(evs, "recordings/")
 		if listed == 20 && summed != "" {
 			if !strings.HasPrefix(summed, "10 more refused reads on this connection") {
 				t.Fatalf("summed up as %q, want the 10 past the 20th", summed)

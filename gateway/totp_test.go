@@ -10,7 +10,7 @@ import (
 
 	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/gateway"
-	"github.com/rr-gateway/rr/internal/rrtest"
+	"github.com/rr-gateway/rr/gateway/gatewaytest"
 	"github.com/rr-gateway/rr/store"
 )
 
@@ -35,7 +35,7 @@ func TestAuthenticatorCodeReplayRefused(t *testing.T) {
 	dial := func() error {
 		c, err := ssh.Dial("tcp", e.gw.PeopleAddr, &ssh.ClientConfig{User: "rr+web-01",
 			Auth: []ssh.AuthMethod{ssh.PublicKeys(e.alice.Signer),
-				rrtest.Answers(t, nil, map[string]string{"Passphrase for web-01": "pp-web-01", "Authenticator code": code})},
+				gatewaytest.Answers(t, nil, map[string]string{"Passphrase for web-01": "pp-web-01", "Authenticator code": code})},
 			HostKeyCallback: ssh.FixedHostKey(e.gw.HostKey.PublicKey()), Timeout: 10 * time.Second})
 		if err == nil {
 			c.Close()

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,6 +63,20 @@ func NewSpool(cfg SpoolConfig) (*Spool, error) {
 
 // Path is where the recording of session id lives in the spool.
 func (s *Spool) Path(id string) string { return filepath.Join(s.cfg.Dir, id+".gz") }
+
+// IDs returns the ids of the recordings in the spool, live or closed, in
+// the order of their file names.
+func (s *Spool) IDs() ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(s.cfg.Dir, "*.gz"))
+	if err != nil {
+		return nil, fmt.Errorf("recorder: list spool %s: %w", s.cfg.Dir, err)
+	}
+	ids := make([]string, len(files))
+	for i, f := range files {
+		ids[i] = strings.TrimSuffix(filepath.Base(f), ".gz")
+	}
+	return ids, nil
+}
 
 // Create starts the recording of session id. The file must not exist: a
 // recording is never appended to.

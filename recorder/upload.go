@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -130,17 +129,16 @@ func (u *Uploader) Run(ctx context.Context) {
 
 // pass uploads what is due and returns the earliest retry time, if any.
 func (u *Uploader) pass(ctx context.Context) time.Time {
-	files, err := filepath.Glob(filepath.Join(u.cfg.Spool.cfg.Dir, "*.gz"))
+	ids, err := u.cfg.Spool.IDs()
 	if err != nil {
 		u.cfg.Logger.Error("cannot list the spool", "err", err)
 		return time.Time{}
 	}
 	var earliest time.Time
-	for _, f := range files {
+	for _, id := range ids {
 		if ctx.Err() != nil {
 			return earliest
 		}
-		id := strings.TrimSuffix(filepath.Base(f), ".gz")
 		u.mu.Lock()
 		r, waiting := u.retry[id]
 		u.mu.Unlock()
@@ -154,7 +152,7 @@ func (u *Uploader) pass(ctx context.Context) time.Time {
 		if err != nil || !over || !u.sealed(id, fin) {
 			continue
 		}
-		if err := u.upload(ctx, id, f, fin); err != nil {
+		if err := u.upload(ctx, id, u.cfg.Spool.Path(id), fin); err != nil {
 			d := u.cfg.BackoffMin
 			if waiting {
 				d = min(2*r.delay, u.cfg.BackoffMax)

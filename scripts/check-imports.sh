@@ -22,10 +22,29 @@ check "$mod/gateway" agent cmd/rr-gateway cmd/rr-agent
 check "$mod/gateway/admin" gateway gateway/download agent recorder cmd/rr-gateway
 check "$mod/gateway/download" gateway gateway/admin agent store auth recorder cmd/rr-gateway
 check "$mod/agent" gateway store recorder auth cmd/rr-gateway cmd/rr-agent
-check "$mod/store" gateway agent auth recorder wire
+check "$mod/store" gateway agent auth recorder wire store/sqlite
+check "$mod/store/sqlite" gateway agent auth recorder wire
 check "$mod/wire" gateway agent store auth recorder internal/sshkit internal/config
-check "$mod/auth" gateway agent store recorder wire
+check "$mod/auth" gateway agent store recorder wire auth/mail
+check "$mod/auth/mail" gateway agent store recorder wire
 check "$mod/recorder" gateway agent store auth
 check "$mod/events" gateway gateway/admin gateway/download agent recorder wire cmd/rr-gateway
 check "$mod/internal/termtext" gateway agent store auth recorder wire internal/sshkit internal/config
+# The packages that use the store's types and the mailer's interface build
+# without cgo and carry neither the SQLite driver nor the SMTP client: those
+# belong to store/sqlite and auth/mail, which only the programs (cmd/...)
+# and the test harness (gateway/gatewaytest) put together. store/sqlite
+# itself builds without cgo too (its Open then fails), so the harness does.
+heavy="github.com/mattn/go-sqlite3 github.com/wneessen/go-mail"
+for pkg in gateway gateway/admin gateway/download auth store events; do
+  deps=$(go list -deps "$mod/$pkg")
+  for bad in $heavy; do
+    if grep -qx "$bad" <<<"$deps"; then
+      echo "imports: $mod/$pkg must not depend on $bad"; fail=1
+    fi
+  done
+done
+if ! out=$(CGO_ENABLED=0 go build ./gateway/... ./auth/... ./store/... 2>&1); then
+  echo "imports: gateway, auth and store must build with CGO_ENABLED=0:"; echo "$out"; fail=1
+fi
 exit $fail

@@ -41,17 +41,17 @@ for step in "${steps[@]}"; do
   case "$step" in
   load)
     echo "== load: ${RR_LOAD_SESSIONS:-500} sessions"
-    go test -count=1 -timeout 20m -v -run 'TestLoad$' ./internal/loadtest | grep -v '^=== RUN' || status=1
+    go test -count=1 -timeout 20m -v -run 'TestLoad$' ./bench/loadtest | grep -v '^=== RUN' || status=1
     ;;
   race)
     echo "== load under -race: ${RR_LOAD_RACE_SESSIONS:-50} sessions"
     RR_LOAD_SESSIONS="${RR_LOAD_RACE_SESSIONS:-50}" RR_LOAD_SECONDS="${RR_LOAD_RACE_SECONDS:-5}" \
-      go test -race -count=1 -timeout 20m -v -run 'TestLoad$' ./internal/loadtest | grep -v '^=== RUN' || status=1
+      go test -race -count=1 -timeout 20m -v -run 'TestLoad$' ./bench/loadtest | grep -v '^=== RUN' || status=1
     ;;
   faults)
     echo "== fault run (rr-gateway, rr-agent, mailpit, versitygw)"
     need_tools
-    go test -count=1 -timeout 20m -v -run 'TestFaults$' ./internal/loadtest | grep -v '^=== RUN' || status=1
+    go test -count=1 -timeout 20m -v -run 'TestFaults$' ./bench/loadtest | grep -v '^=== RUN' || status=1
     ;;
   *) echo "load: unknown step $step (load, race, faults)"; exit 2 ;;
   esac

@@ -1,10 +1,13 @@
-// Package store owns rr's persistent state: hosts and the agent keys bound
-// to them, one-time enrollment tokens (only their SHA-256), sessions and the
-// audit trail — and, as the authentication issue lands, people, keys and
-// teams. SQLite through mattn/go-sqlite3 is the default (WAL, busy timeout,
-// foreign keys, migrations embedded and applied at Open, a schema_version
-// table); it is the only package that imports a database driver.
+// Package store holds the types of rr's persistent state — people and
+// their keys, teams, hosts and the agent keys bound to them, one-time
+// enrollment tokens (only their SHA-256), sessions and the audit trail —
+// with the sentinel errors every backend returns and the rules for names.
+// The backends live below it: store/sqlite (the default, one file, cgo)
+// and, for several gateways, a shared database beside it.
+//
+// It imports no database driver and nothing of ours, so the packages that
+// use its types (gateway, its console, auth's adapters) build without cgo.
+// Each consumer declares the subset of a backend's methods it uses.
 //
 // It must not make policy decisions or speak SSH: it stores and answers.
-// Times are stored as UTC Unix nanoseconds, so they round-trip exactly.
 package store

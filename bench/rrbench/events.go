@@ -27,8 +27,10 @@ import (
 	"time"
 
 	"github.com/rr-gateway/rr/auth"
+	"github.com/rr-gateway/rr/auth/mail"
 	"github.com/rr-gateway/rr/events"
 	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/store/sqlite"
 )
 
 // eventsToken is the bench intake's bearer token for both sources.
@@ -42,7 +44,7 @@ const eventsToken = "bench-events-token-0123456789"
 // DIR/mail-latency.json when the role ends.
 func eventsRole(ctx context.Context, ctl *control, log *slog.Logger, dir string, smtpPort int) error {
 	runtime.GOMAXPROCS(1)
-	st, err := store.Open(filepath.Join(dir, "rr.db"))
+	st, err := sqlite.Open(filepath.Join(dir, "rr.db"))
 	if err != nil {
 		return err
 	}
@@ -58,7 +60,7 @@ func eventsRole(ctx context.Context, ctl *control, log *slog.Logger, dir string,
 	}
 	var mailer auth.Mailer = nopMailer{}
 	if smtpPort > 0 {
-		if mailer, err = auth.NewSMTPMailer(auth.SMTPConfig{Host: "127.0.0.1", Port: smtpPort, TLS: "none", From: "rr@bench.test"}); err != nil {
+		if mailer, err = mail.NewSMTPMailer(mail.SMTPConfig{Host: "127.0.0.1", Port: smtpPort, TLS: "none", From: "rr@bench.test"}); err != nil {
 			return err
 		}
 	}

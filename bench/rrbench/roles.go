@@ -32,6 +32,7 @@ import (
 	"github.com/rr-gateway/rr/internal/prelogin"
 	"github.com/rr-gateway/rr/recorder"
 	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/store/sqlite"
 	"github.com/rr-gateway/rr/wire"
 )
 
@@ -291,13 +292,13 @@ func (m lineMailer) Send(_ context.Context, msg auth.Message) error {
 	return nil
 }
 
-// cheapParams are rrtest's argon2id costs, for runs that open hundreds of
+// cheapParams are gatewaytest's argon2id costs, for runs that open hundreds of
 // sessions at once (the memory figures), where the production verifier
 // (64 MiB, 3 passes) would only measure argon2id.
 var cheapParams = &argon2id.Params{Memory: 1024, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
 
 func gatewayRole(ctx context.Context, ctl *control, log *slog.Logger, dir, prefix string, hosts, people int, record, cheap, nocaps bool) error {
-	st, err := store.Open(filepath.Join(dir, "rr.db"))
+	st, err := sqlite.Open(filepath.Join(dir, "rr.db"))
 	if err != nil {
 		return err
 	}

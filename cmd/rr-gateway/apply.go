@@ -14,12 +14,13 @@ import (
 	"time"
 
 	"github.com/rr-gateway/rr/auth"
+	"github.com/rr-gateway/rr/auth/mail"
 	"github.com/rr-gateway/rr/gateway"
-	"github.com/rr-gateway/rr/gateway/download"
 	"github.com/rr-gateway/rr/internal/config"
 	"github.com/rr-gateway/rr/recorder"
 	"github.com/rr-gateway/rr/recorder/s3sink"
 	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/store/sqlite"
 )
 
 // mailer builds the mailer the mail section describes. A misconfigured
@@ -31,12 +32,12 @@ func (c *fileConfig) mailer(console io.Writer) (auth.Mailer, error) {
 	}
 	switch m.Mode {
 	case "console":
-		return &auth.FileMailer{Console: console, From: m.From}, nil
+		return &mail.FileMailer{Console: console, From: m.From}, nil
 	case "file":
 		if m.Outbox == "" {
 			return nil, errors.New("mail: mode file needs outbox (a folder)")
 		}
-		return &auth.FileMailer{Dir: m.Outbox, Console: console, From: m.From}, nil
+		return &mail.FileMailer{Dir: m.Outbox, Console: console, From: m.From}, nil
 	case "", "smtp":
 		pw, err := config.Secret("", m.SMTP.PasswordFile, m.SMTP.PasswordEnv)
 		if err != nil {
@@ -45,7 +46,7 @@ func (c *fileConfig) mailer(console io.Writer) (auth.Mailer, error) {
 		if m.SMTP.Username != "" && pw == "" {
 			return nil, errors.New("mail: smtp username set but no password (password_file or password_env)")
 		}
-		cfg := auth.SMTPConfig{Host: m.SMTP.Host, Port: m.SMTP.Port, TLS: m.SMTP.TLS,
+		cfg := mail.SMTPConfig{Host: m.SMTP.Host, Port: m.SMTP.Port, TLS: m.SMTP.TLS,
 			Username: m.SMTP.Username, Password: auth.NewSecret(pw), From: m.From}
 		if m.SMTP.CAFile != "" {
 			pem, err := os.ReadFile(m.SMTP.CAFile)
@@ -57,7 +58,7 @@ func (c *fileConfig) mailer(console io.Writer) (auth.Mailer, error) {
 				return nil, fmt.Errorf("mail: ca_file %s holds no PEM certificate", m.SMTP.CAFile)
 			}
 		}
-		return auth.NewSMTPMailer(cfg)
+		return mail.NewSMTPMailer(cfg)
 	default:
 		return nil, fmt.Errorf("mail: mode %q: want console, file or smtp", m.Mode)
 	}
@@ -86,7 +87,7 @@ func (c *fileConfig) authConfig() auth.Config {
 // is left alone, and so is a whole kind whose section the file leaves out
 // (people: [] removes every person it declared; no people: at all, or a
 // bare people:, removes none).
-func (c *fileConfig) apply(ctx context.Context, st *store.SQLite, log *slog.Logger) error {
+func (c *fileConfig) apply(ctx context.Context, st *sqlite.Store, log *slog.Logger) error {
 	type kindNames struct {
 		kind    string
 		names   []string
@@ -184,39 +185,30 @@ func (c *fileConfig) apply(ctx context.Context, st *store.SQLite, log *slog.Logg
 }
 
 // uploader builds the uploader of recordings to S3 and the opener that
-// downloads read them with, or a nil uploader and the local opener when no
-// bucket is configured (recordings then stay in the spool). The bucket is
+// reads them back wherever they are, or a nil uploader and the local
+// opener when no bucket is configured (recordings then stay in the spool). The bucket is
 // reached at once: a wrong endpoint, credentials or bucket stop the start.
-func (c *fileConfig) uploader(ctx context.Context, spool *recorder.Spool, st *store.SQLite, log *slog.Logger) (*recorder.Uploader, download.Opener, error) {
+func (c *fileConfig) uploader(ctx context.Context, spool *recorder.Spool, st *sqlite.Store, log *slog.Logger) (*recorder.Uploader, recorder.Opener, error) {
 	s := c.Recordings.S3
 	if s.Bucket == "" {
-		return nil, download.OpenFile, nil
+		return nil, recorder.Opener{}, nil
 	}
 	secret, err := config.Secret("", s.SecretAccessKeyFile, s.SecretAccessKeyEnv)
 	if err != nil {
-		return nil, nil, fmt.Errorf("config: recordings.s3: %w", err)
+		return nil, recorder.Opener{}, fmt.Errorf("config: recordings.s3: %w", err)
 	}
 	sink, err := s3sink.New(ctx, s3sink.Config{Endpoint: s.Endpoint, Region: s.Region, Bucket: s.Bucket, Prefix: s.Prefix,
 		PathStyle: s.PathStyle, AccessKeyID: s.AccessKeyID, SecretAccessKey: secret,
 		MultipartThreshold: s.MultipartThreshold, PartSize: s.PartSize})
 	if err != nil {
-		return nil, nil, fmt.Errorf("config: recordings.%w", err)
+		return nil, recorder.Opener{}, fmt.Errorf("config: recordings.%w", err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := sink.Check(cctx); err != nil {
-		return nil, nil, err
+		return nil, recorder.Opener{}, err
 	}
-	open := func(ctx context.Context, location string, offset int64) (io.ReadCloser, error) {
-		if strings.HasPrefix(location, "s3://") {
-			r, err := sink.OpenLocation(ctx, location, offset)
-			if err != nil {
-				return nil, err
-			}
-			return integrityErrors{r}, nil
-		}
-		return download.OpenFile(ctx, location, offset)
-	}
+	open := recorder.Opener{Remote: map[string]recorder.RemoteOpener{"s3": sink}, Corrupt: s3sink.ErrMismatch}
 	up, err := recorder.NewUploader(recorder.UploaderConfig{
 		Spool: spool, Sink: sink, Logger: log,
 		Final: func(ctx context.Context, id string) (recorder.Closed, bool, error) {
@@ -251,18 +243,6 @@ func (c *fileConfig) address() string {
 		return net.JoinHostPort(name, port)
 	}
 	return name
-}
-
-// integrityErrors reports an S3 object that fails its stored checksum as
-// the download's integrity failure, which the person is told as such.
-type integrityErrors struct{ io.ReadCloser }
-
-func (r integrityErrors) Read(p []byte) (int, error) {
-	n, err := r.ReadCloser.Read(p)
-	if errors.Is(err, s3sink.ErrMismatch) {
-		err = fmt.Errorf("%w: %v", download.ErrIntegrity, err)
-	}
-	return n, err
 }
 
 // declared reports whether the file declares a person, team or host of

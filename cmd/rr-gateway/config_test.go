@@ -16,6 +16,7 @@ import (
 	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/gateway"
 	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/store/sqlite"
 )
 
 // TestExampleConfig loads configs/gateway.yaml: it must decode strictly,
@@ -218,7 +219,7 @@ func TestApplyIsIdempotent(t *testing.T) {
 	if err := c.check(); err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(filepath.Join(dir, "rr.db"))
+	st, err := sqlite.Open(filepath.Join(dir, "rr.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +267,7 @@ func TestKeyMovesBetweenDeclaredPeople(t *testing.T) {
 	var out, errb bytes.Buffer
 	run([]string{"keygen", filepath.Join(dir, "k")}, &out, &errb)
 	pub := strings.TrimSpace(out.String())
-	st, err := store.Open(filepath.Join(dir, "rr.db"))
+	st, err := sqlite.Open(filepath.Join(dir, "rr.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +325,7 @@ func TestRemovedFromTheFileIsRemoved(t *testing.T) {
 	run([]string{"keygen", filepath.Join(dir, "k")}, &out, &errb)
 	pub := strings.TrimSpace(out.String())
 	k, _, _, _, _ := ssh.ParseAuthorizedKey([]byte(pub))
-	st, err := store.Open(filepath.Join(dir, "rr.db"))
+	st, err := sqlite.Open(filepath.Join(dir, "rr.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rr-gateway/rr/auth"
+	"github.com/rr-gateway/rr/auth/mail"
 )
 
 // TestMailWithoutSMTPRefused: a gateway with no mail section does not
@@ -49,7 +49,7 @@ func TestMailWithoutSMTPRefused(t *testing.T) {
 		if (err == nil) != tc.ok {
 			t.Errorf("%q: mailer %T, err %v; want ok=%v", tc.yaml, m, err, tc.ok)
 		}
-		if _, printer := m.(*auth.FileMailer); printer && !c.Demo {
+		if _, printer := m.(*mail.FileMailer); printer && !c.Demo {
 			t.Errorf("%q: a mailer that prints codes without demo: true", tc.yaml)
 		}
 	}

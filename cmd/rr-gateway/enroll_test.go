@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/store/sqlite"
 )
 
 // TestEnrollRefusesAnEnrolledHost: rr-gateway enroll makes no token for a
@@ -27,7 +28,7 @@ func TestEnrollRefusesAnEnrolledHost(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("enroll: %d", code)
 	}
-	st, err := store.Open(db)
+	st, err := sqlite.Open(db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +100,7 @@ hosts:
 			t.Errorf("enroll %s: exit %d, %q; want %q", host, code, errb.String(), want)
 		}
 	}
-	st, err := store.Open(filepath.Join(dir, "rr.db"))
+	st, err := sqlite.Open(filepath.Join(dir, "rr.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/rr-gateway/rr/events"
 	"github.com/rr-gateway/rr/gateway"
 	"github.com/rr-gateway/rr/internal/config"
-	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/store/sqlite"
 )
 
 // fileHTTPS is https: the listener that takes security events (and will
@@ -121,7 +121,7 @@ type eventParts struct {
 
 // newEvents builds the intake, its handler and the notifier (not yet
 // running).
-func (c *fileConfig) newEvents(st *store.SQLite, mailer auth.Mailer, log *slog.Logger) (*eventParts, error) {
+func (c *fileConfig) newEvents(st *sqlite.Store, mailer auth.Mailer, log *slog.Logger) (*eventParts, error) {
 	e := c.Events
 	n, err := events.NewNotifier(events.NotifierConfig{Directory: st, Mailer: mailer, Address: c.address(),
 		Queue: e.MailQueue, DigestAfter: e.DigestAfter, DigestWindow: e.DigestWindow, Logger: log})
@@ -174,7 +174,7 @@ func (c *fileConfig) serveHTTPS(h http.Handler, m *gateway.Metrics, log *slog.Lo
 
 // pruneEvents deletes events older than the retention, now and every
 // hour, until ctx is done.
-func pruneEvents(ctx context.Context, st *store.SQLite, retention time.Duration, log *slog.Logger) {
+func pruneEvents(ctx context.Context, st *sqlite.Store, retention time.Duration, log *slog.Logger) {
 	if retention <= 0 {
 		return
 	}

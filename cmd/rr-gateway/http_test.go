@@ -11,7 +11,7 @@ import (
 
 	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/gateway"
-	"github.com/rr-gateway/rr/internal/rrtest"
+	"github.com/rr-gateway/rr/gateway/gatewaytest"
 )
 
 type fakePing struct{ err error }
@@ -23,9 +23,9 @@ func (p fakePing) SchemaVersion(context.Context) (int, error) { return 1, p.err 
 // store; nothing else is served.
 func TestHTTPPort(t *testing.T) {
 	m := gateway.NewMetrics()
-	gw := rrtest.StartGateway(t, rrtest.Config{Gateway: gateway.Config{Metrics: m}})
+	gw := gatewaytest.StartGateway(t, gatewaytest.Config{Gateway: gateway.Config{Metrics: m}})
 	key := gw.AddHost("web-01")
-	rrtest.StartAgent(t, gw, "web-01", key, nil)
+	gatewaytest.StartAgent(t, gw, "web-01", key, nil)
 	gw.WaitOnline("web-01")
 	m.AuthDecision(auth.Event{Action: "login", Outcome: "denied", Person: "someone"})
 

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -27,6 +26,7 @@ import (
 	"github.com/rr-gateway/rr/internal/sshkit"
 	"github.com/rr-gateway/rr/recorder"
 	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/store/sqlite"
 )
 
 const usage = `rr-gateway: the rr SSH gateway.
@@ -153,7 +153,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(c.Database)
+	st, err := sqlite.Open(c.Database)
 	if err != nil {
 		return err
 	}
@@ -166,7 +166,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 		return err
 	}
 	defer spool.Close()
-	if err := recoverSessions(ctx, st, spool, c.Recordings.Spool, log); err != nil {
+	if err := gateway.RecoverSessions(ctx, st, spool, log); err != nil {
 		return err
 	}
 	acfg := c.authConfig()
@@ -181,7 +181,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 		return err
 	}
 	limitMemory(authSvc.HashMemoryBudget(), log)
-	uploader, openRecording, err := c.uploader(ctx, spool, st, log)
+	uploader, recordings, err := c.uploader(ctx, spool, st, log)
 	if err != nil {
 		return err
 	}
@@ -205,7 +205,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 		Metrics:            metrics,
 		Name:               c.Name,
 		Address:            c.address(),
-		OpenRecording:      openRecording,
+		Recordings:         recordings,
 		Declared:           c.declared,
 		TokenRule:          c.tokenRule,
 		Algorithms:         c.SSH.algorithms(),
@@ -297,67 +297,6 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 	return nil
 }
 
-// recoverSessions finishes, at start, what an earlier run left undone:
-// sessions it left live are marked interrupted (an event they responded
-// to is open again), and every recording in the
-// spool dir whose session is over but has no size and SHA-256 noted is
-// sealed as it stands (never appended to) and noted. It is idempotent: a
-// run that dies during it, between marking and sealing, leaves sessions
-// the next start still seals. Until then the uploader leaves their files
-// alone.
-func recoverSessions(ctx context.Context, st *store.SQLite, spool *recorder.Spool, dir string, log *slog.Logger) error {
-	ids, err := st.InterruptLiveSessions(ctx, time.Now())
-	if err != nil {
-		return err
-	}
-	if len(ids) > 0 {
-		log.Warn("sessions left live by an earlier run marked interrupted", "sessions", ids)
-	}
-	// Their events are no longer being responded to.
-	for _, id := range ids {
-		if sess, err := st.Session(ctx, id); err == nil && sess.EventID != "" {
-			if err := st.EventSessionEnded(ctx, sess.EventID, time.Now()); err != nil {
-				return err
-			}
-		}
-	}
-	files, err := filepath.Glob(filepath.Join(dir, "*.gz"))
-	if err != nil {
-		return fmt.Errorf("recordings: spool %s: %w", dir, err)
-	}
-	inSpool := map[string]bool{}
-	for _, f := range files {
-		id := strings.TrimSuffix(filepath.Base(f), ".gz")
-		inSpool[id] = true
-		sess, err := st.Session(ctx, id)
-		if errors.Is(err, store.ErrNotFound) {
-			continue // not a session's
-		}
-		if err != nil {
-			return err
-		}
-		if sess.State == store.StateLive || sess.RecordingSHA256 != "" {
-			continue
-		}
-		closed, err := spool.Seal(id)
-		if err != nil {
-			log.Warn("recording of an ended session cannot be sealed", "session", id, "err", err)
-			continue
-		}
-		if err := st.SetSessionRecording(ctx, id, closed.Path, closed.Size, closed.SHA256); err != nil {
-			return err
-		}
-		log.Info("recording of an ended session sealed as it stands", "session", id, "state", sess.State,
-			"size", closed.Size, "sha256", closed.SHA256)
-	}
-	for _, id := range ids {
-		if !inSpool[id] {
-			log.Warn("interrupted session has no recording file", "session", id)
-		}
-	}
-	return nil
-}
-
 func (c *fileConfig) shutdownGrace() time.Duration {
 	if c.ShutdownGrace > 0 {
 		return c.ShutdownGrace
@@ -402,7 +341,7 @@ func cmdEnroll(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	st, err := store.Open(c.Database)
+	st, err := sqlite.Open(c.Database)
 	if err != nil {
 		return fail(stderr, err)
 	}

@@ -27,7 +27,7 @@ type Caller struct {
 	Login *auth.Login
 }
 
-// Store is the subset of *store.SQLite the console uses.
+// Store is the subset of a store backend (*sqlite.Store) the console uses.
 type Store interface {
 	Session(ctx context.Context, id string) (store.Session, error)
 	Sessions(ctx context.Context, f store.SessionFilter) ([]store.Session, error)

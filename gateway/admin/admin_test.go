@@ -22,6 +22,7 @@ import (
 
 	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/store/sqlite"
 )
 
 var (
@@ -39,7 +40,7 @@ var (
 //	sec-live    sec  carol  db-01   live
 //	sec-killed  sec  carol  db-01   killed by alice
 type env struct {
-	st      *store.SQLite
+	st      *sqlite.Store
 	console *Console
 
 	mu      sync.Mutex
@@ -53,7 +54,7 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	st, err := store.Open(filepath.Join(t.TempDir(), "db"))
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,14 +3,10 @@ package download
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -21,7 +17,7 @@ type Entry struct {
 	Started  time.Time
 	Size     int64  // bytes, as recorded when the file was finalized
 	SHA256   string // hex, as recorded when the file was finalized
-	Location string // where it is, opaque here and given to the Opener (the gateway's "session:ID", a local path)
+	Location string // what the Opener is given, opaque here (the gateway's session ID)
 	Event    string // the security event the session was opened from, "" if none
 }
 
@@ -86,8 +82,9 @@ var (
 	ErrIntegrity = errors.New("download: recording failed its integrity check")
 )
 
-// Opener opens the bytes stored at location, from offset on (local:
-// os.Open+Seek; S3: a ranged GET).
+// Opener opens the bytes stored at location, from offset on (the
+// gateway's reads wherever the recording is now: a local file, S3's
+// ranged GET).
 type Opener func(ctx context.Context, location string, offset int64) (io.ReadCloser, error)
 
 // Config is what a Server needs. Library and Open are required.
@@ -182,29 +179,4 @@ func (s *Server) newReader(ctx context.Context, e Entry) *reader {
 	r := newReader(ctx, s.open, e)
 	r.conn = s.conn
 	return r
-}
-
-// OpenFile is the Opener of recordings kept in local files (the spool):
-// location is a path. Locations of other stores ("s3://…") need their own
-// Opener.
-func OpenFile(_ context.Context, location string, offset int64) (io.ReadCloser, error) {
-	if strings.Contains(location, "://") {
-		return nil, fmt.Errorf("recording at %s: no opener configured for it", location)
-	}
-	// Not through a link, and only a regular file: the spool is the
-	// gateway's own folder, but a link or a FIFO put there is not a
-	// recording.
-	f, err := os.OpenFile(location, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("recording at %s: not a regular file", location)
-	}
-	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
 }

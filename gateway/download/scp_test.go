@@ -318,7 +318,7 @@ func TestSCPReadFailureSkipsOneFile(t *testing.T) {
 	f := newFixture(t)
 	// s1's streams break at once, one time more than a read resumes; s2's
 	// first stream breaks half-way.
-	fl := &flaky{open: OpenFile, after: 0, breaks: map[string]int{f.good.Location: maxResumes + 1}}
+	fl := &flaky{open: openFile, after: 0, breaks: map[string]int{f.good.Location: maxResumes + 1}}
 	fl2 := &flaky{open: fl.Open, after: int64(len(f.smallData) / 2), breaks: map[string]int{f.small.Location: 1}}
 	srv, err := New(Config{Library: f.lib, Open: fl2.Open, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

@@ -227,7 +227,7 @@ func TestOpenHandlesAreBoundedPerConnection(t *testing.T) {
 	var conn Conn
 	servers := make([]*Server, 2)
 	for i := range servers {
-		s, err := New(Config{Library: f.lib, Open: OpenFile, Logger: slog.New(slog.DiscardHandler), Conn: &conn})
+		s, err := New(Config{Library: f.lib, Open: openFile, Logger: slog.New(slog.DiscardHandler), Conn: &conn})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -285,7 +285,7 @@ func TestVerifiedOncePerConnection(t *testing.T) {
 		mu.Lock()
 		opens = append(opens, off)
 		mu.Unlock()
-		return OpenFile(ctx, loc, off)
+		return openFile(ctx, loc, off)
 	}
 	s, err := New(Config{Library: f.lib, Open: counting, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -313,7 +313,7 @@ func TestFailedReadIsNotACompleteDownload(t *testing.T) {
 	var mu sync.Mutex
 	opens := 0
 	open := func(ctx context.Context, loc string, off int64) (io.ReadCloser, error) {
-		rc, err := OpenFile(ctx, loc, off)
+		rc, err := openFile(ctx, loc, off)
 		mu.Lock()
 		defer mu.Unlock()
 		if opens++; err == nil && opens >= 2 && opens <= 2+maxResumes { // the stream after the check, and its resumes

@@ -19,8 +19,9 @@ import (
 	"github.com/rr-gateway/rr/agent"
 	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/gateway"
-	"github.com/rr-gateway/rr/internal/rrtest"
+	"github.com/rr-gateway/rr/gateway/gatewaytest"
 	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/store/sqlite"
 )
 
 // Config is the shape of a load run.
@@ -167,7 +168,7 @@ func plans(c Config, people []person, stop <-chan struct{}) []plan {
 	return out
 }
 
-// RunLoad runs c against an in-process gateway (internal/rrtest) with one
+// RunLoad runs c against an in-process gateway (gateway/gatewaytest) with one
 // in-process agent per host, then checks every recording.
 func RunLoad(t testing.TB, name string, c Config) *Report {
 	begin := time.Now()
@@ -177,7 +178,7 @@ func RunLoad(t testing.TB, name string, c Config) *Report {
 	logs := newCounting()
 	lg := slog.New(logs)
 	mail := newMailbox()
-	gw := rrtest.StartGateway(t, rrtest.Config{
+	gw := gatewaytest.StartGateway(t, gatewaytest.Config{
 		Gateway: gateway.Config{Logger: lg, ShutdownGrace: time.Second},
 		Auth: auth.Config{Mailer: mail, Limits: auth.Limits{SourceAttempts: 1 << 30, FailuresBeforeLockout: 1 << 30,
 			MailsPerPerson: 1 << 30}},
@@ -188,13 +189,13 @@ func RunLoad(t testing.TB, name string, c Config) *Report {
 		hosts = append(hosts, h)
 		key := gw.AddHost(h)
 		gw.SetPassphrase(h, "pp-"+h)
-		rrtest.StartAgent(t, gw, h, key, func(ac *agent.Config) { ac.Shell, ac.Logger = "/bin/sh", lg })
+		gatewaytest.StartAgent(t, gw, h, key, func(ac *agent.Config) { ac.Shell, ac.Logger = "/bin/sh", lg })
 	}
 	people := make([]person, c.Sessions)
 	var names []string
 	for i := range people {
 		people[i] = newPerson(i, "u")
-		gw.AddPerson(people[i].Name, "advanced", people[i].Email, "", rrtest.Key{Signer: people[i].Signer})
+		gw.AddPerson(people[i].Name, "advanced", people[i].Email, "", gatewaytest.Key{Signer: people[i].Signer})
 		names = append(names, people[i].Name)
 	}
 	gw.AddTeam("load_RR", true, names, "*")
@@ -246,7 +247,7 @@ func RunLoad(t testing.TB, name string, c Config) *Report {
 // verify finds each session's store row (by person: one session each),
 // waiting until none is live, and checks its recording; path says where
 // the recording of a row is on this machine.
-func verify(t testing.TB, st *store.SQLite, results []*SessionResult, path func(*SessionResult, store.Session) string) {
+func verify(t testing.TB, st *sqlite.Store, results []*SessionResult, path func(*SessionResult, store.Session) string) {
 	ctx := context.Background()
 	var rows []store.Session
 	deadline := time.Now().Add(30 * time.Second)

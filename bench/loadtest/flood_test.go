@@ -6,7 +6,7 @@ import (
 )
 
 // TestFloodFault is the fault run's junk flood alone, on a smaller world
-// (RR_LOAD=1 go test ./internal/loadtest -run TestFloodFault); make load
+// (RR_LOAD=1 go test ./bench/loadtest -run TestFloodFault); make load
 // runs it inside TestFaults.
 func TestFloodFault(t *testing.T) {
 	need(t)

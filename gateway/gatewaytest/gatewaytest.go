@@ -1,4 +1,4 @@
-package rrtest
+package gatewaytest
 
 import (
 	"context"
@@ -23,7 +23,7 @@ import (
 	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/gateway"
 	"github.com/rr-gateway/rr/recorder"
-	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/store/sqlite"
 )
 
 // Logger returns a logger that writes through t.Log, so output shows only
@@ -74,7 +74,7 @@ func NewKey(t testing.TB, name string) Key {
 // Gateway is a gateway serving on 127.0.0.1.
 type Gateway struct {
 	Srv         *gateway.Server
-	Store       *store.SQLite
+	Store       *sqlite.Store
 	PeopleAddr  string
 	AgentAddr   string
 	HostKey     ssh.Signer
@@ -115,7 +115,7 @@ func StartGateway(t testing.TB, c Config) *Gateway {
 	if cfg.ShutdownGrace == 0 {
 		cfg.ShutdownGrace = time.Second
 	}
-	st, err := store.Open(filepath.Join(t.TempDir(), "rr.db"))
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "rr.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,9 +18,10 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/rr-gateway/rr/internal/rrtest"
+	"github.com/rr-gateway/rr/gateway/gatewaytest"
 	"github.com/rr-gateway/rr/internal/sshkit"
 	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/store/sqlite"
 )
 
 // proc is a child process that can be killed and started again with the
@@ -111,7 +112,7 @@ type faultWorld struct {
 	agent             map[string]*proc
 	s3dir, s3addr     string
 	tg                target
-	st                *store.SQLite
+	st                *sqlite.Store
 	hosts             []string
 	persons           []person
 	live              *liveCounter
@@ -143,11 +144,11 @@ func startFaultWorld(t testing.TB, nPeople, nHosts int) *faultWorld {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	// mailpit, and a poller that hands codes to the logins.
-	w.mailSMTP, w.mailAPI = rrtest.FreeAddr(t), "http://"+rrtest.FreeAddr(t)
-	w.mailpit = newProc(t, filepath.Join(w.dir, "mailpit.log"), nil, rrtest.Tool(t, "mailpit", "scripts/load.sh installs it"), "-l", strings.TrimPrefix(w.mailAPI, "http://"),
+	w.mailSMTP, w.mailAPI = gatewaytest.FreeAddr(t), "http://"+gatewaytest.FreeAddr(t)
+	w.mailpit = newProc(t, filepath.Join(w.dir, "mailpit.log"), nil, gatewaytest.Tool(t, "mailpit", "scripts/load.sh installs it"), "-l", strings.TrimPrefix(w.mailAPI, "http://"),
 		"-s", w.mailSMTP, "--disable-version-check", "-d", filepath.Join(w.dir, "mailpit.db"))
 	w.mailpit.start()
-	rrtest.WaitPort(t, w.mailSMTP)
+	gatewaytest.WaitPort(t, w.mailSMTP)
 	mb := newMailbox()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -156,12 +157,12 @@ func startFaultWorld(t testing.TB, nPeople, nHosts int) *faultWorld {
 	// versitygw with a bucket.
 	w.s3dir = t.TempDir()
 	os.Mkdir(filepath.Join(w.s3dir, "rec"), 0o700)
-	s3addr := rrtest.FreeAddr(t)
+	s3addr := gatewaytest.FreeAddr(t)
 	w.s3addr = s3addr
-	w.s3 = newProc(t, filepath.Join(w.dir, "versitygw.log"), nil, rrtest.Tool(t, "versitygw", "scripts/load.sh installs it"), "--access", "rr-access", "--secret", "rr-secret-key",
+	w.s3 = newProc(t, filepath.Join(w.dir, "versitygw.log"), nil, gatewaytest.Tool(t, "versitygw", "scripts/load.sh installs it"), "--access", "rr-access", "--secret", "rr-secret-key",
 		"--port", s3addr, "posix", w.s3dir)
 	w.s3.start()
-	rrtest.WaitPort(t, s3addr)
+	gatewaytest.WaitPort(t, s3addr)
 
 	// People, hosts, the config.
 	var people, hosts, members strings.Builder
@@ -173,14 +174,14 @@ func startFaultWorld(t testing.TB, nPeople, nHosts int) *faultWorld {
 		fmt.Fprintf(&people, "  - {name: %s, email: %s, role: advanced, key_files: [%s]}\n", p.Name, p.Email, pub)
 		fmt.Fprintf(&members, "%s, ", p.Name)
 	}
-	keys := map[string]rrtest.Key{}
+	keys := map[string]gatewaytest.Key{}
 	for i := range nHosts {
 		h := fmt.Sprintf("f-%02d", i+1)
 		w.hosts = append(w.hosts, h)
-		keys[h] = rrtest.NewKey(t, h+"_agent")
-		fmt.Fprintf(&hosts, "  - {name: %s, passphrase_verifier: '%s', agent_key_file: %s.pub}\n", h, rrtest.CheapHash(t, "pp-"+h), keys[h].Path)
+		keys[h] = gatewaytest.NewKey(t, h+"_agent")
+		fmt.Fprintf(&hosts, "  - {name: %s, passphrase_verifier: '%s', agent_key_file: %s.pub}\n", h, gatewaytest.CheapHash(t, "pp-"+h), keys[h].Path)
 	}
-	w.people, w.agents = rrtest.FreeAddr(t), rrtest.FreeAddr(t)
+	w.people, w.agents = gatewaytest.FreeAddr(t), gatewaytest.FreeAddr(t)
 	cfg := filepath.Join(w.dir, "gateway.yaml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: %s
 agent_listen: %s
@@ -203,7 +204,7 @@ hosts:
 	w.gw = newProc(t, filepath.Join(w.dir, "gateway.log"), []string{"RR_LOAD_S3_SECRET=rr-secret-key"},
 		filepath.Join(w.bin, "rr-gateway"), "-config", cfg)
 	w.gw.start()
-	rrtest.WaitPort(t, w.people)
+	gatewaytest.WaitPort(t, w.people)
 	fp, err := exec.Command(filepath.Join(w.bin, "rr-gateway"), "fingerprint", "-config", cfg).Output()
 	if err != nil {
 		t.Fatalf("fingerprint: %v\n%s", err, w.gatewayLog())
@@ -235,7 +236,7 @@ log: {format: text, level: info}
 			t.Fatalf("%v\n%s", err, w.gatewayLog())
 		}
 	}
-	st, err := store.Open(filepath.Join(w.dir, "rr.db"))
+	st, err := sqlite.Open(filepath.Join(w.dir, "rr.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,7 +411,7 @@ func RunFaults(t testing.TB, seed uint64) *Report {
 	})
 	liveAfter := w.liveNow()
 	w.mailpit.start()
-	rrtest.WaitPort(t, w.mailSMTP)
+	gatewaytest.WaitPort(t, w.mailSMTP)
 	msg := ""
 	if len(smtpDown.results) > 0 {
 		msg = smtpDown.results[0].Saw
@@ -436,7 +437,7 @@ func RunFaults(t testing.TB, seed uint64) *Report {
 		}
 	}
 	w.s3.start()
-	rrtest.WaitPort(t, w.s3addr)
+	gatewaytest.WaitPort(t, w.s3addr)
 	s3Fault := Fault{Name: "S3 down", Action: "stop versitygw, end 12 sessions normally, start it again",
 		Expected: "their recordings wait in the spool and are uploaded once S3 is back (checked at the end)",
 		Observed: fmt.Sprintf("%d of 12 sessions ended (%v); %d recordings in the spool while S3 was down", len(s3down.results), ok3, spooled)}
@@ -453,7 +454,7 @@ func RunFaults(t testing.TB, seed uint64) *Report {
 	endedKill = waitGroup(gwKillBulk, 30*time.Second) && endedKill
 	from = len(w.gatewayLog())
 	w.gw.start()
-	rrtest.WaitPort(t, w.people)
+	gatewaytest.WaitPort(t, w.people)
 	online := 0
 	for _, h := range w.hosts {
 		if w.waitOnline(h, from) == nil {

@@ -1,4 +1,4 @@
-package auth
+package mail
 
 import (
 	"context"
@@ -13,20 +13,9 @@ import (
 	"path/filepath"
 	"time"
 
-	mail "github.com/wneessen/go-mail"
+	"github.com/rr-gateway/rr/auth"
+	gomail "github.com/wneessen/go-mail"
 )
-
-// Message is one mail.
-type Message struct {
-	To      string
-	Subject string
-	Body    string
-}
-
-// Mailer sends mail. Send must give up when ctx is done.
-type Mailer interface {
-	Send(ctx context.Context, m Message) error
-}
 
 // SMTPConfig says how to reach a mail server.
 type SMTPConfig struct {
@@ -34,7 +23,7 @@ type SMTPConfig struct {
 	Port     int    // 0: 587 for starttls, 465 for tls, 25 for none
 	TLS      string // "starttls" (default: required), "tls" (implicit), "none"
 	Username string
-	Password Secret
+	Password auth.Secret
 	From     string
 	// RootCAs, if set, replaces the system's roots for the server's
 	// certificate (a private mail relay's CA).
@@ -45,7 +34,7 @@ type SMTPConfig struct {
 // SMTPMailer sends through an SMTP server with go-mail.
 type SMTPMailer struct {
 	cfg  SMTPConfig
-	opts []mail.Option
+	opts []gomail.Option
 }
 
 // NewSMTPMailer checks cfg; a misconfiguration is an error at start, not
@@ -57,39 +46,39 @@ func NewSMTPMailer(cfg SMTPConfig) (*SMTPMailer, error) {
 	}
 	if cfg.From == "" {
 		errs = append(errs, errors.New("mail: from address is empty"))
-	} else if err := mail.NewMsg().From(cfg.From); err != nil {
+	} else if err := gomail.NewMsg().From(cfg.From); err != nil {
 		errs = append(errs, fmt.Errorf("mail: from %q: %w", cfg.From, err))
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
-	opts := []mail.Option{mail.WithTimeout(cfg.Timeout)}
+	opts := []gomail.Option{gomail.WithTimeout(cfg.Timeout)}
 	switch cfg.TLS {
 	case "", "starttls":
-		opts = append(opts, mail.WithTLSPolicy(mail.TLSMandatory))
+		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
 		if cfg.Port == 0 {
 			cfg.Port = 587
 		}
 	case "tls":
-		opts = append(opts, mail.WithSSL())
+		opts = append(opts, gomail.WithSSL())
 		if cfg.Port == 0 {
 			cfg.Port = 465
 		}
 	case "none":
-		opts = append(opts, mail.WithTLSPolicy(mail.NoTLS))
+		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
 		if cfg.Port == 0 {
 			cfg.Port = 25
 		}
 	default:
 		errs = append(errs, fmt.Errorf("mail: tls %q: want starttls, tls or none", cfg.TLS))
 	}
-	opts = append(opts, mail.WithPort(cfg.Port))
+	opts = append(opts, gomail.WithPort(cfg.Port))
 	if cfg.Username != "" {
-		opts = append(opts, mail.WithSMTPAuth(mail.SMTPAuthAutoDiscover), mail.WithUsername(cfg.Username),
-			mail.WithPassword(cfg.Password.Reveal()))
+		opts = append(opts, gomail.WithSMTPAuth(gomail.SMTPAuthAutoDiscover), gomail.WithUsername(cfg.Username),
+			gomail.WithPassword(cfg.Password.Reveal()))
 	}
 	if cfg.RootCAs != nil {
-		opts = append(opts, mail.WithTLSConfig(&tls.Config{ServerName: cfg.Host, RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12}))
+		opts = append(opts, gomail.WithTLSConfig(&tls.Config{ServerName: cfg.Host, RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12}))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -98,8 +87,8 @@ func NewSMTPMailer(cfg SMTPConfig) (*SMTPMailer, error) {
 }
 
 // Send delivers m.
-func (s *SMTPMailer) Send(ctx context.Context, m Message) error {
-	msg := mail.NewMsg()
+func (s *SMTPMailer) Send(ctx context.Context, m auth.Message) error {
+	msg := gomail.NewMsg()
 	if err := msg.From(s.cfg.From); err != nil {
 		return fmt.Errorf("mail: from: %w", err)
 	}
@@ -107,8 +96,8 @@ func (s *SMTPMailer) Send(ctx context.Context, m Message) error {
 		return fmt.Errorf("mail: to: %w", err)
 	}
 	msg.Subject(m.Subject)
-	msg.SetBodyString(mail.TypeTextPlain, m.Body)
-	c, err := mail.NewClient(s.cfg.Host, s.opts...)
+	msg.SetBodyString(gomail.TypeTextPlain, m.Body)
+	c, err := gomail.NewClient(s.cfg.Host, s.opts...)
 	if err != nil {
 		return fmt.Errorf("mail: %w", err)
 	}
@@ -127,12 +116,12 @@ type FileMailer struct {
 }
 
 // Send writes m to a new file in Dir.
-func (f *FileMailer) Send(_ context.Context, m Message) error {
+func (f *FileMailer) Send(_ context.Context, m auth.Message) error {
 	from := f.From
 	if from == "" {
 		from = "rr@localhost"
 	}
-	msg := mail.NewMsg()
+	msg := gomail.NewMsg()
 	if err := msg.From(from); err != nil {
 		return fmt.Errorf("mail: from: %w", err)
 	}
@@ -140,7 +129,7 @@ func (f *FileMailer) Send(_ context.Context, m Message) error {
 		return fmt.Errorf("mail: to: %w", err)
 	}
 	msg.Subject(m.Subject)
-	msg.SetBodyString(mail.TypeTextPlain, m.Body)
+	msg.SetBodyString(gomail.TypeTextPlain, m.Body)
 	if f.Dir != "" {
 		if err := os.MkdirAll(f.Dir, 0o700); err != nil {
 			return fmt.Errorf("mail: outbox: %w", err)

@@ -1,9 +1,11 @@
-package store
+package sqlite
 
 import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/rr-gateway/rr/store"
 )
 
 // TestTokensNeverReplaceAnEnrolledAgent: once a key is bound to a host, no
@@ -13,7 +15,7 @@ import (
 func TestTokensNeverReplaceAnEnrolledAgent(t *testing.T) {
 	s, _ := open(t)
 	now := time.Now()
-	sum := func(s string) []byte { return EnrollTokenHash([]byte(s)) }
+	sum := func(s string) []byte { return store.EnrollTokenHash([]byte(s)) }
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -25,10 +27,10 @@ func TestTokensNeverReplaceAnEnrolledAgent(t *testing.T) {
 	must(s.CreateEnrollToken(ctx, "web-01", sum("first"), now.Add(time.Hour)))
 	must(s.UseEnrollToken(ctx, "web-01", sum("first"), "ssh-ed25519 GOOD", now))
 
-	if err := s.CreateEnrollToken(ctx, "web-01", sum("rogue"), now.Add(time.Hour)); !errors.Is(err, ErrEnrolled) || !errors.Is(err, ErrConflict) {
+	if err := s.CreateEnrollToken(ctx, "web-01", sum("rogue"), now.Add(time.Hour)); !errors.Is(err, store.ErrEnrolled) || !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("token for an enrolled host: %v, want ErrEnrolled", err)
 	}
-	if err := s.UseEnrollToken(ctx, "web-01", sum("early"), "ssh-ed25519 ROGUE", now); !errors.Is(err, ErrEnrolled) {
+	if err := s.UseEnrollToken(ctx, "web-01", sum("early"), "ssh-ed25519 ROGUE", now); !errors.Is(err, store.ErrEnrolled) {
 		t.Fatalf("a token made before the enrollment, spent after it: %v, want ErrEnrolled", err)
 	}
 	if h, _ := s.Host(ctx, "web-01"); h.AgentKey != "ssh-ed25519 GOOD" {
@@ -42,14 +44,14 @@ func TestTokensNeverReplaceAnEnrolledAgent(t *testing.T) {
 	if h, _ := s.Host(ctx, "web-01"); h.AgentKey != "" {
 		t.Fatalf("the old key %q is still bound after reenroll", h.AgentKey)
 	}
-	if err := s.UseEnrollToken(ctx, "web-01", sum("early"), "ssh-ed25519 ROGUE", now); !errors.Is(err, ErrNotFound) {
+	if err := s.UseEnrollToken(ctx, "web-01", sum("early"), "ssh-ed25519 ROGUE", now); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("a token from before the reenroll: %v, want ErrNotFound", err)
 	}
 	must(s.UseEnrollToken(ctx, "web-01", sum("again"), "ssh-ed25519 NEW", now))
 	if h, _ := s.Host(ctx, "web-01"); h.AgentKey != "ssh-ed25519 NEW" {
 		t.Fatalf("bound key %q after the reenrollment", h.AgentKey)
 	}
-	if _, err := s.ReenrollHost(ctx, "nowhere", sum("x"), now.Add(time.Hour), now); !errors.Is(err, ErrNotFound) {
+	if _, err := s.ReenrollHost(ctx, "nowhere", sum("x"), now.Add(time.Hour), now); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("reenroll of a missing host: %v", err)
 	}
 }

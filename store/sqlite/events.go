@@ -1,4 +1,4 @@
-package store
+package sqlite
 
 import (
 	"context"
@@ -7,115 +7,69 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/rr-gateway/rr/store"
 )
-
-// EventStatus is where a security event is in its life.
-type EventStatus string
-
-// The statuses of an event: open until someone responds; responding
-// while a session on it is live; acknowledged or resolved by a person
-// (or resolved by its source).
-const (
-	EventOpen         EventStatus = "open"
-	EventResponding   EventStatus = "responding"
-	EventAcknowledged EventStatus = "acknowledged"
-	EventResolved     EventStatus = "resolved"
-)
-
-// Event is one security event (Falco, Alertmanager).
-type Event struct {
-	ID       string // e-7f3a9c
-	Source   string // falco, alertmanager
-	Rule     string // Falco's rule, Alertmanager's alertname
-	Priority int    // 0 emergency … 7 debug (events.Priority)
-	Time     time.Time
-	// Host is the rr host the event matched, "" when none did;
-	// SourceHost is the host as the payload named it.
-	Host       string
-	SourceHost string
-	Summary    string
-	Raw        []byte // the event's payload, bounded
-	Key        string // what makes a repeated delivery a duplicate
-	Received   time.Time
-	Status     EventStatus
-	StatusBy   string // who responded, acknowledged or resolved it
-	StatusNote string
-	StatusTime time.Time
-}
-
-// EventFilter selects events; zero fields select all.
-type EventFilter struct {
-	Since time.Time
-	// MaxPriority keeps events of this priority or more severe (a lower
-	// number); negative: any.
-	MaxPriority int
-	Host        string
-	Status      EventStatus
-	// Hosts, when not nil, keeps only events on these rr hosts (a team
-	// member's reach); an empty, non-nil list keeps none.
-	Hosts []string
-	Limit int
-}
 
 const eventCols = `id, source, rule, priority, at, host, source_host, summary, raw, dedup_key, received_at,
 	status, status_by, status_note, status_at`
 
-func scanEvent(sc interface{ Scan(...any) error }) (Event, error) {
-	var e Event
+func scanEvent(sc interface{ Scan(...any) error }) (store.Event, error) {
+	var e store.Event
 	var at, received, statusAt int64
 	var status string
 	err := sc.Scan(&e.ID, &e.Source, &e.Rule, &e.Priority, &at, &e.Host, &e.SourceHost, &e.Summary, &e.Raw, &e.Key,
 		&received, &status, &e.StatusBy, &e.StatusNote, &statusAt)
 	if err != nil {
-		return Event{}, err
+		return store.Event{}, err
 	}
-	e.Time, e.Received, e.StatusTime, e.Status = fromNanos(at), fromNanos(received), fromNanos(statusAt), EventStatus(status)
+	e.Time, e.Received, e.StatusTime, e.Status = fromNanos(at), fromNanos(received), fromNanos(statusAt), store.EventStatus(status)
 	return e, nil
 }
 
 // AddEvent stores e, unless an event with its Key is stored: then it
 // returns that one and false. An id already taken is ErrConflict (the
 // caller draws another).
-func (s *SQLite) AddEvent(ctx context.Context, e Event) (Event, bool, error) {
+func (s *Store) AddEvent(ctx context.Context, e store.Event) (store.Event, bool, error) {
 	if e.Status == "" {
-		e.Status = EventOpen
+		e.Status = store.EventOpen
 	}
 	res, err := s.db.ExecContext(ctx, `INSERT INTO events (`+eventCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(dedup_key) DO NOTHING`,
 		e.ID, e.Source, e.Rule, e.Priority, nanos(e.Time), e.Host, e.SourceHost, e.Summary, e.Raw, e.Key,
 		nanos(e.Received), string(e.Status), e.StatusBy, e.StatusNote, nanos(e.StatusTime))
 	if isConstraint(err) {
-		return Event{}, false, fmt.Errorf("%w: event %s exists", ErrConflict, e.ID)
+		return store.Event{}, false, fmt.Errorf("%w: event %s exists", store.ErrConflict, e.ID)
 	}
 	if err != nil {
-		return Event{}, false, fmt.Errorf("store: add event: %w", err)
+		return store.Event{}, false, fmt.Errorf("store: add event: %w", err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
-		return Event{}, false, fmt.Errorf("store: add event: %w", err)
+		return store.Event{}, false, fmt.Errorf("store: add event: %w", err)
 	} else if n == 1 {
 		return e, true, nil
 	}
 	old, err := scanEvent(s.db.QueryRowContext(ctx, `SELECT `+eventCols+` FROM events WHERE dedup_key = ?`, e.Key))
 	if err != nil {
-		return Event{}, false, fmt.Errorf("store: duplicate event: %w", err)
+		return store.Event{}, false, fmt.Errorf("store: duplicate event: %w", err)
 	}
 	return old, false, nil
 }
 
 // Event returns one event.
-func (s *SQLite) Event(ctx context.Context, id string) (Event, error) {
+func (s *Store) Event(ctx context.Context, id string) (store.Event, error) {
 	e, err := scanEvent(s.db.QueryRowContext(ctx, `SELECT `+eventCols+` FROM events WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Event{}, fmt.Errorf("%w: event %s", ErrNotFound, id)
+		return store.Event{}, fmt.Errorf("%w: event %s", store.ErrNotFound, id)
 	}
 	if err != nil {
-		return Event{}, fmt.Errorf("store: event %s: %w", id, err)
+		return store.Event{}, fmt.Errorf("store: event %s: %w", id, err)
 	}
 	return e, nil
 }
 
 // Events lists events, newest first.
-func (s *SQLite) Events(ctx context.Context, f EventFilter) ([]Event, error) {
+func (s *Store) Events(ctx context.Context, f store.EventFilter) ([]store.Event, error) {
 	var where []string
 	var args []any
 	if !f.Since.IsZero() {
@@ -154,7 +108,7 @@ func (s *SQLite) Events(ctx context.Context, f EventFilter) ([]Event, error) {
 		return nil, fmt.Errorf("store: events: %w", err)
 	}
 	defer rows.Close()
-	var out []Event
+	var out []store.Event
 	for rows.Next() {
 		e, err := scanEvent(rows)
 		if err != nil {
@@ -167,8 +121,8 @@ func (s *SQLite) Events(ctx context.Context, f EventFilter) ([]Event, error) {
 
 // SetEventStatus acknowledges or resolves event id on behalf of by.
 // A resolved event stays resolved: acknowledging it is ErrConflict.
-func (s *SQLite) SetEventStatus(ctx context.Context, id string, status EventStatus, by, note string, at time.Time) error {
-	if status != EventAcknowledged && status != EventResolved {
+func (s *Store) SetEventStatus(ctx context.Context, id string, status store.EventStatus, by, note string, at time.Time) error {
+	if status != store.EventAcknowledged && status != store.EventResolved {
 		return fmt.Errorf("store: event %s: status %q is not set by hand", id, status)
 	}
 	res, err := s.db.ExecContext(ctx, `UPDATE events SET status = ?, status_by = ?, status_note = ?, status_at = ?
@@ -178,7 +132,7 @@ func (s *SQLite) SetEventStatus(ctx context.Context, id string, status EventStat
 	}
 	if err := mustAffect(res, "event "+id); err != nil {
 		if _, gerr := s.Event(ctx, id); gerr == nil {
-			return fmt.Errorf("%w: event %s is resolved already", ErrConflict, id)
+			return fmt.Errorf("%w: event %s is resolved already", store.ErrConflict, id)
 		}
 		return err
 	}
@@ -187,25 +141,25 @@ func (s *SQLite) SetEventStatus(ctx context.Context, id string, status EventStat
 
 // ResolveEventByKey resolves the event whose Key is key (a source's
 // resolve) and returns it; ErrNotFound if there is none.
-func (s *SQLite) ResolveEventByKey(ctx context.Context, key string, at time.Time, by, note string) (Event, error) {
+func (s *Store) ResolveEventByKey(ctx context.Context, key string, at time.Time, by, note string) (store.Event, error) {
 	_, err := s.db.ExecContext(ctx, `UPDATE events SET status = 'resolved', status_by = ?, status_note = ?, status_at = ?
 		WHERE dedup_key = ? AND status != 'resolved'`, by, note, nanos(at), key)
 	if err != nil {
-		return Event{}, fmt.Errorf("store: resolve event: %w", err)
+		return store.Event{}, fmt.Errorf("store: resolve event: %w", err)
 	}
 	e, err := scanEvent(s.db.QueryRowContext(ctx, `SELECT `+eventCols+` FROM events WHERE dedup_key = ?`, key))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Event{}, fmt.Errorf("%w: event with that key", ErrNotFound)
+		return store.Event{}, fmt.Errorf("%w: event with that key", store.ErrNotFound)
 	}
 	if err != nil {
-		return Event{}, fmt.Errorf("store: resolve event: %w", err)
+		return store.Event{}, fmt.Errorf("store: resolve event: %w", err)
 	}
 	return e, nil
 }
 
 // EventResponding marks event id responding by person (a session on it
 // started), unless it was acknowledged or resolved.
-func (s *SQLite) EventResponding(ctx context.Context, id, person string, at time.Time) error {
+func (s *Store) EventResponding(ctx context.Context, id, person string, at time.Time) error {
 	_, err := s.db.ExecContext(ctx, `UPDATE events SET status = 'responding', status_by = ?, status_note = '', status_at = ?
 		WHERE id = ? AND status IN ('open', 'responding')`, person, nanos(at), id)
 	if err != nil {
@@ -216,7 +170,7 @@ func (s *SQLite) EventResponding(ctx context.Context, id, person string, at time
 
 // EventSessionEnded puts event id back to open when no session on it is
 // live any more and nobody acknowledged or resolved it meanwhile.
-func (s *SQLite) EventSessionEnded(ctx context.Context, id string, at time.Time) error {
+func (s *Store) EventSessionEnded(ctx context.Context, id string, at time.Time) error {
 	_, err := s.db.ExecContext(ctx, `UPDATE events SET status = 'open', status_at = ?
 		WHERE id = ? AND status = 'responding'
 		AND NOT EXISTS (SELECT 1 FROM sessions WHERE event_id = ? AND state = 'live')`, nanos(at), id, id)
@@ -228,7 +182,7 @@ func (s *SQLite) EventSessionEnded(ctx context.Context, id string, at time.Time)
 
 // PruneEvents deletes the events that fired before t and returns how
 // many.
-func (s *SQLite) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
+func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
 	res, err := s.db.ExecContext(ctx, `DELETE FROM events WHERE at < ?`, nanos(before))
 	if err != nil {
 		return 0, fmt.Errorf("store: prune events: %w", err)
@@ -238,7 +192,7 @@ func (s *SQLite) PruneEvents(ctx context.Context, before time.Time) (int64, erro
 
 // EventSubscriptions maps each team that chose one to its subscription:
 // the least severe priority it is mailed, or "off".
-func (s *SQLite) EventSubscriptions(ctx context.Context) (map[string]string, error) {
+func (s *Store) EventSubscriptions(ctx context.Context) (map[string]string, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT team, min_priority FROM team_event_subscriptions`)
 	if err != nil {
 		return nil, fmt.Errorf("store: event subscriptions: %w", err)
@@ -257,7 +211,7 @@ func (s *SQLite) EventSubscriptions(ctx context.Context) (map[string]string, err
 
 // SetEventSubscription sets team's subscription ("" goes back to the
 // default).
-func (s *SQLite) SetEventSubscription(ctx context.Context, team, sub string) error {
+func (s *Store) SetEventSubscription(ctx context.Context, team, sub string) error {
 	var err error
 	if sub == "" {
 		_, err = s.db.ExecContext(ctx, `DELETE FROM team_event_subscriptions WHERE team = ?`, team)
@@ -266,7 +220,7 @@ func (s *SQLite) SetEventSubscription(ctx context.Context, team, sub string) err
 			ON CONFLICT(team) DO UPDATE SET min_priority = excluded.min_priority`, team, sub)
 	}
 	if isConstraint(err) {
-		return fmt.Errorf("%w: team %s", ErrNotFound, team)
+		return fmt.Errorf("%w: team %s", store.ErrNotFound, team)
 	}
 	if err != nil {
 		return fmt.Errorf("store: event subscription of %s: %w", team, err)

@@ -1,4 +1,4 @@
-package rrtest
+package gatewaytest
 
 import (
 	"context"

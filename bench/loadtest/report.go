@@ -177,7 +177,7 @@ func markdown(all results) string {
 	})
 	var b strings.Builder
 	b.WriteString("# rr load and fault runs\n\n")
-	b.WriteString("Written by `make load` (scripts/load.sh, internal/loadtest); the JSON beside this file holds the same runs with every field.\n\n")
+	b.WriteString("Written by `make load` (scripts/load.sh, bench/loadtest); the JSON beside this file holds the same runs with every field.\n\n")
 	b.WriteString("| run | when | race | sessions | started | peak held | sent | received | recorded in/out | identical | errors | lost bytes | mismatches | missing | login p50/p99 | load | verify | MB/s | passed |\n")
 	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, n := range names {

@@ -1,0 +1,79 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/rr-gateway/rr/recorder"
+	"github.com/rr-gateway/rr/store"
+)
+
+// RecoveryStore is what RecoverSessions needs of the store.
+type RecoveryStore interface {
+	InterruptLiveSessions(ctx context.Context, now time.Time) ([]string, error)
+	Session(ctx context.Context, id string) (store.Session, error)
+	EventSessionEnded(ctx context.Context, id string, at time.Time) error
+	RecordingStore
+}
+
+// RecoverSessions finishes, at start, what an earlier run left undone:
+// sessions it left live are marked interrupted (an event they responded
+// to is open again), and every recording in the
+// spool whose session is over but has no size and SHA-256 noted is sealed
+// as it stands (never appended to) and noted. It is idempotent: a run that
+// dies during it, between marking and sealing, leaves sessions the next
+// start still seals. Until then the uploader leaves their files alone.
+// Call it before serving.
+func RecoverSessions(ctx context.Context, st RecoveryStore, spool *recorder.Spool, log *slog.Logger) error {
+	ids, err := st.InterruptLiveSessions(ctx, time.Now())
+	if err != nil {
+		return err
+	}
+	if len(ids) > 0 {
+		log.Warn("sessions left live by an earlier run marked interrupted", "sessions", ids)
+	}
+	// Their events are no longer being responded to.
+	for _, id := range ids {
+		if sess, err := st.Session(ctx, id); err == nil && sess.EventID != "" {
+			if err := st.EventSessionEnded(ctx, sess.EventID, time.Now()); err != nil {
+				return err
+			}
+		}
+	}
+	files, err := spool.IDs()
+	if err != nil {
+		return err
+	}
+	inSpool := map[string]bool{}
+	for _, id := range files {
+		inSpool[id] = true
+		sess, err := st.Session(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // not a session's
+		}
+		if err != nil {
+			return err
+		}
+		if sess.State == store.StateLive || sess.RecordingSHA256 != "" {
+			continue
+		}
+		closed, err := spool.Seal(id)
+		if err != nil {
+			log.Warn("recording of an ended session cannot be sealed", "session", id, "err", err)
+			continue
+		}
+		if err := st.SetSessionRecording(ctx, id, closed.Path, closed.Size, closed.SHA256); err != nil {
+			return err
+		}
+		log.Info("recording of an ended session sealed as it stands", "session", id, "state", sess.State,
+			"size", closed.Size, "sha256", closed.SHA256)
+	}
+	for _, id := range ids {
+		if !inSpool[id] {
+			log.Warn("interrupted session has no recording file", "session", id)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,130 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rr-gateway/rr/gateway"
+	rec "github.com/rr-gateway/rr/recorder"
+	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/store/sqlite"
+)
+
+// TestRecoverSessions: what a killed run left behind is finished at the
+// next start, twice over without harm. A session still marked live and
+// one marked interrupted by a start that died before sealing end up
+// interrupted with their files sealed as they stand and noted (size,
+// SHA-256, spool path); a closed session already noted, and a file in the
+// spool that is no session's, are left as they are.
+func TestRecoverSessions(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "rr.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	spool, err := rec.NewSpool(rec.SpoolConfig{Dir: t.TempDir(), FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spool.Close()
+	record := func(id string) {
+		t.Helper()
+		if err := st.CreateSession(ctx, store.Session{ID: id, Person: "alice", Host: "web-01", State: store.StateLive,
+			Started: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		r, err := spool.Create(id, "pp", rec.Header{SessionID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.SetSessionRecording(ctx, id, spool.Path(id), 0, ""); err != nil {
+			t.Fatal(err)
+		}
+		r.Output([]byte("output of " + id))
+		r.Close(rec.End{})
+	}
+	record("cut")
+	if _, err := st.InterruptLiveSessions(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	record("live")
+	record("done")
+	if err := st.FinishSession(ctx, "done", store.SessionEnd{State: store.StateClosed, Ended: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetSessionRecording(ctx, "done", spool.Path("done"), 1, "noted"); err != nil {
+		t.Fatal(err)
+	}
+	stray := []byte("not a recording")
+	if err := os.WriteFile(spool.Path("stray"), stray, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	for range 2 {
+		if err := gateway.RecoverSessions(ctx, st, spool, slog.New(slog.DiscardHandler)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []string{"cut", "live"} {
+		b, err := os.ReadFile(spool.Path(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(b)
+		x, err := st.Session(ctx, id)
+		if err != nil || x.State != store.StateInterrupted || x.RecordingSize != int64(len(b)) ||
+			x.RecordingSHA256 != hex.EncodeToString(sum[:]) || x.Recording != spool.Path(id) {
+			t.Errorf("%s after recovery: %+v %v; want interrupted, %d bytes, SHA-256 %x", id, x, err, len(b), sum)
+		}
+	}
+	if x, err := st.Session(ctx, "done"); err != nil || x.State != store.StateClosed || x.RecordingSHA256 != "noted" {
+		t.Errorf("a closed, noted session changed: %+v %v", x, err)
+	}
+	if b, err := os.ReadFile(spool.Path("stray")); err != nil || !bytes.Equal(b, stray) {
+		t.Errorf("a file that is no session's changed: %q %v", b, err)
+	}
+}
+
+// TestRecoveryReopensEvents: a session a crash left live on an event
+// leaves the event responding; the next start marks the session
+// interrupted and opens the event again.
+func TestRecoveryReopensEvents(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(filepath.Join(dir, "rr.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	spool, err := rec.NewSpool(rec.SpoolConfig{Dir: filepath.Join(dir, "spool"), FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spool.Close()
+	now := time.Now()
+	if _, _, err := st.AddEvent(ctx, store.Event{ID: "e-abcdef", Source: "falco", Rule: "r", Time: now, Received: now,
+		Host: "web-01", Key: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateSession(ctx, store.Session{ID: "s1", Person: "alice", Host: "web-01", State: store.StateLive,
+		Started: now, EventID: "e-abcdef", EventRule: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.EventResponding(ctx, "e-abcdef", "alice", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := gateway.RecoverSessions(ctx, st, spool, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := st.Event(ctx, "e-abcdef"); e.Status != store.EventOpen {
+		t.Fatalf("event after recovery: %s, want open", e.Status)
+	}
+}

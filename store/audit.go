@@ -1,0 +1,27 @@
+package store
+
+import "time"
+
+// AuditEvent is one decision or event, allowed or denied.
+type AuditEvent struct {
+	Time      time.Time
+	Actor     string
+	Action    string
+	Target    string
+	Outcome   string
+	Detail    string
+	Source    string
+	SessionID string
+}
+
+// AuditFilter narrows AuditEvents. Zero fields match everything.
+type AuditFilter struct {
+	Since, Until time.Time // at or after Since; before Until
+	Actor        string    // exact
+	// Action matches exactly or, when it ends with "." or "*", as a
+	// prefix: "session." and "auth.*" match "session.kill" and "auth.code".
+	Action    string
+	Target    string // exact
+	SessionID string // exact
+	Limit     int    // 0 means 1000
+}

@@ -1,0 +1,185 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/rr-gateway/rr/store"
+)
+
+// CreateSession records a new live session.
+func (s *Store) CreateSession(ctx context.Context, sess store.Session) error {
+	if sess.State != store.StateLive {
+		return fmt.Errorf("store: new session %s must be live, not %q", sess.ID, sess.State)
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions
+		(id, person, team, host, command, pty, source, state, started_at, recording, event_id, event_rule)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		sess.ID, sess.Person, sess.Team, sess.Host, sess.Command, sess.PTY, sess.Source, string(sess.State),
+		nanos(sess.Started), sess.Recording, sess.EventID, sess.EventRule)
+	if isConstraint(err) {
+		return fmt.Errorf("%w: session %s exists", store.ErrConflict, sess.ID)
+	}
+	if err != nil {
+		return fmt.Errorf("store: create session %s: %w", sess.ID, err)
+	}
+	return nil
+}
+
+// FinishSession ends a live session. Only the first call for a session
+// succeeds; later ones get ErrNotFound, so exactly one exit path wins.
+func (s *Store) FinishSession(ctx context.Context, id string, end store.SessionEnd) error {
+	if end.State == store.StateLive || end.State == "" {
+		return fmt.Errorf("store: finish session %s: bad state %q", id, end.State)
+	}
+	var exit sql.NullInt64
+	if end.ExitStatus != nil {
+		exit = sql.NullInt64{Int64: int64(*end.ExitStatus), Valid: true}
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE sessions SET state = ?, ended_at = ?, bytes_in = ?, bytes_out = ?,
+		exit_status = ?, end_reason = ?, killed_by = ? WHERE id = ? AND state = 'live'`,
+		string(end.State), nanos(end.Ended), end.BytesIn, end.BytesOut, exit, end.EndReason, end.KilledBy, id)
+	if err != nil {
+		return fmt.Errorf("store: finish session %s: %w", id, err)
+	}
+	return mustAffect(res, "live session "+id)
+}
+
+const sessionCols = `id, person, team, host, command, pty, source, state, started_at, ended_at,
+	bytes_in, bytes_out, exit_status, end_reason, killed_by, recording, recording_size, recording_sha256,
+	event_id, event_rule`
+
+func scanSession(sc interface{ Scan(...any) error }) (store.Session, error) {
+	var x store.Session
+	var state string
+	var started, ended int64
+	var exit sql.NullInt64
+	err := sc.Scan(&x.ID, &x.Person, &x.Team, &x.Host, &x.Command, &x.PTY, &x.Source, &state, &started, &ended,
+		&x.BytesIn, &x.BytesOut, &exit, &x.EndReason, &x.KilledBy, &x.Recording, &x.RecordingSize, &x.RecordingSHA256,
+		&x.EventID, &x.EventRule)
+	if err != nil {
+		return store.Session{}, err
+	}
+	x.State, x.Started, x.Ended = store.SessionState(state), fromNanos(started), fromNanos(ended)
+	if exit.Valid {
+		v := int(exit.Int64)
+		x.ExitStatus = &v
+	}
+	return x, nil
+}
+
+// SetSessionRecording records where a session's recording is, and its
+// size and SHA-256 once finalized.
+func (s *Store) SetSessionRecording(ctx context.Context, id, location string, size int64, sha256hex string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE sessions SET recording = ?, recording_size = ?, recording_sha256 = ? WHERE id = ?`,
+		location, size, sha256hex, id)
+	if err != nil {
+		return fmt.Errorf("store: recording of %s: %w", id, err)
+	}
+	return mustAffect(res, "session "+id)
+}
+
+// MoveSessionRecording records that a session's recording now lives at
+// location (its size and SHA-256 are unchanged by the move).
+func (s *Store) MoveSessionRecording(ctx context.Context, id, location string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE sessions SET recording = ? WHERE id = ?`, location, id)
+	if err != nil {
+		return fmt.Errorf("store: move recording of %s: %w", id, err)
+	}
+	return mustAffect(res, "session "+id)
+}
+
+// Session returns one session.
+func (s *Store) Session(ctx context.Context, id string) (store.Session, error) {
+	x, err := scanSession(s.db.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Session{}, fmt.Errorf("%w: session %s", store.ErrNotFound, id)
+	}
+	if err != nil {
+		return store.Session{}, fmt.Errorf("store: session %s: %w", id, err)
+	}
+	return x, nil
+}
+
+// Sessions lists sessions: live ones first, then newest first.
+func (s *Store) Sessions(ctx context.Context, f store.SessionFilter) ([]store.Session, error) {
+	var where []string
+	var args []any
+	if f.LiveOnly {
+		where = append(where, `state = 'live'`)
+	}
+	if f.Host != "" {
+		where, args = append(where, `host = ?`), append(args, f.Host)
+	}
+	if f.Person != "" {
+		where, args = append(where, `person = ?`), append(args, f.Person)
+	}
+	if f.Team != "" {
+		where, args = append(where, `team = ?`), append(args, f.Team)
+	}
+	if f.EventID != "" {
+		where, args = append(where, `event_id = ?`), append(args, f.EventID)
+	}
+	if !f.Since.IsZero() {
+		where, args = append(where, `started_at >= ?`), append(args, nanos(f.Since))
+	}
+	q := `SELECT ` + sessionCols + ` FROM sessions`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	q += ` ORDER BY (state = 'live') DESC, started_at DESC, id LIMIT ?`
+	args = append(args, limit)
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: sessions: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Session
+	for rows.Next() {
+		x, err := scanSession(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: sessions: %w", err)
+		}
+		out = append(out, x)
+	}
+	return out, rows.Err()
+}
+
+// InterruptLiveSessions marks every live session interrupted: sessions a
+// crashed gateway left open. It returns their ids.
+func (s *Store) InterruptLiveSessions(ctx context.Context, now time.Time) ([]string, error) {
+	var ids []string
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM sessions WHERE state = 'live' ORDER BY started_at`)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE sessions SET state = 'interrupted', ended_at = ?,
+			end_reason = 'gateway stopped unexpectedly' WHERE state = 'live'`, nanos(now))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: interrupt live sessions: %w", err)
+	}
+	return ids, nil
+}
