@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/procfs"
+
 	"github.com/alexedwards/argon2id"
 	"golang.org/x/crypto/ssh"
 
@@ -252,29 +254,28 @@ func readStats(gc bool) procStats {
 
 // ioCalls reads syscr and syscw from /proc/self/io (0 where it cannot).
 func ioCalls() (reads, writes int64) {
-	b, _ := os.ReadFile("/proc/self/io")
-	for _, l := range strings.Split(string(b), "\n") {
-		k, v, _ := strings.Cut(l, ": ")
-		n, _ := strconv.ParseInt(v, 10, 64)
-		switch k {
-		case "syscr":
-			reads = n
-		case "syscw":
-			writes = n
-		}
+	p, err := procfs.Self()
+	if err != nil {
+		return 0, 0
 	}
-	return reads, writes
+	io, err := p.IO()
+	if err != nil {
+		return 0, 0
+	}
+	return int64(io.SyscR), int64(io.SyscW)
 }
 
+// vmRSS is the process's resident set size in KiB (0 where it cannot).
 func vmRSS() int64 {
-	b, _ := os.ReadFile("/proc/self/status")
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return n
-		}
+	p, err := procfs.Self()
+	if err != nil {
+		return 0
 	}
-	return 0
+	st, err := p.NewStatus()
+	if err != nil {
+		return 0
+	}
+	return int64(st.VmRSS >> 10)
 }
 
 // lineMailer hands each login code to the driver over the control pipe:

@@ -74,3 +74,16 @@ BenchmarkRecorderLog-2   	  100	  1000 ns/op	 600.00 MB/s	 0 B/op	 3 allocs/op
 		t.Errorf("results.md:\n%s", md)
 	}
 }
+
+// TestProcFigures: what a role and the machine report about themselves is
+// read from /proc, not left at zero.
+func TestProcFigures(t *testing.T) {
+	st := readStats(false)
+	if st.RSSKiB <= 0 || st.ReadCalls <= 0 {
+		t.Errorf("stats %+v: RSS and read calls should be positive", st)
+	}
+	m := thisMachine()
+	if m.CPU == "" || m.MemKiB <= 0 {
+		t.Errorf("machine %+v: CPU model and memory should be known", m)
+	}
+}
