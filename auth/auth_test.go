@@ -199,6 +199,27 @@ func TestLimiterWindows(t *testing.T) {
 	}
 }
 
+// TestSourcesBounded: a flood of addresses does not grow the source
+// counters without end: once their attempts have come back, they go.
+func TestSourcesBounded(t *testing.T) {
+	now := time.Now()
+	l := newLimiter(Limits{SourceAttempts: 2, SourceWindow: time.Minute}.withDefaults(), func() time.Time { return now })
+	for i := range maxWindows + 10 {
+		l.attempt(fmt.Sprintf("[2001:db8:%x::1]:22", i))
+	}
+	if !l.attempt("192.0.2.1") || !l.attempt("192.0.2.1") || l.attempt("192.0.2.1") {
+		t.Fatal("a fresh address's attempts are not its own")
+	}
+	now = now.Add(time.Minute)
+	l.attempt("192.0.2.2")
+	if n := len(l.sources); n > 2 {
+		t.Fatalf("%d addresses kept a window after a flood, want the last two", n)
+	}
+	if !l.attempt("192.0.2.1") {
+		t.Fatal("an address's attempts did not come back after the window")
+	}
+}
+
 func TestNewCode(t *testing.T) {
 	seen := map[string]bool{}
 	for i := 0; i < 50; i++ {
