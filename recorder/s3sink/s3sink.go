@@ -17,7 +17,8 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
@@ -59,6 +60,9 @@ type Sink struct {
 // is checked against the checksum the server computed (Verify).
 const metaSHA256 = "sha256"
 
+// minPartSize is S3's smallest part but the last.
+const minPartSize = 5 << 20
+
 // New checks cfg and builds a client; it does not contact the server.
 func New(ctx context.Context, cfg Config) (*Sink, error) {
 	var errs []error
@@ -80,7 +84,7 @@ func New(ctx context.Context, cfg Config) (*Sink, error) {
 	if cfg.PartSize <= 0 {
 		cfg.PartSize = 16 << 20
 	}
-	if cfg.PartSize < manager.MinUploadPartSize {
+	if cfg.PartSize < minPartSize {
 		errs = append(errs, fmt.Errorf("s3: part size %d is below S3's minimum of 5 MiB", cfg.PartSize))
 	}
 	if cfg.Timeout <= 0 {
@@ -151,27 +155,35 @@ func (s *Sink) Upload(ctx context.Context, name, path string, size int64, sha256
 		return err
 	}
 	defer f.Close()
-	in := &s3.PutObjectInput{
-		Bucket:            aws.String(s.cfg.Bucket),
-		Key:               aws.String(s.key(name)),
-		Body:              f,
-		IfNoneMatch:       aws.String("*"),
-		Metadata:          map[string]string{metaSHA256: sha256hex},
-		ContentType:       aws.String("application/gzip"),
-		ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
-	}
 	if size >= s.cfg.MultipartThreshold {
-		up := manager.NewUploader(s.client, func(u *manager.Uploader) {
-			u.PartSize = s.cfg.PartSize
-			u.Concurrency = 2
-			u.LeavePartsOnError = false // abort the multipart upload on failure
+		tm := transfermanager.New(s.client, func(o *transfermanager.Options) {
+			o.PartSizeBytes = s.cfg.PartSize
+			o.MultipartUploadThreshold = s.cfg.MultipartThreshold
+			o.Concurrency = 2
+			o.ChecksumAlgorithm = tmtypes.ChecksumAlgorithmSha256
+		}) // it aborts the multipart upload on failure
+		_, err = tm.UploadObject(ctx, &transfermanager.UploadObjectInput{
+			Bucket:            aws.String(s.cfg.Bucket),
+			Key:               aws.String(s.key(name)),
+			Body:              f,
+			IfNoneMatch:       aws.String("*"),
+			Metadata:          map[string]string{metaSHA256: sha256hex},
+			ContentType:       aws.String("application/gzip"),
+			ChecksumAlgorithm: tmtypes.ChecksumAlgorithmSha256,
 		})
-		_, err = up.Upload(ctx, in)
 	} else {
 		// The server checks the body against the SHA-256 we say it has.
-		in.ContentLength = aws.Int64(size)
-		in.ChecksumSHA256 = aws.String(base64.StdEncoding.EncodeToString(raw))
-		_, err = s.client.PutObject(ctx, in)
+		_, err = s.client.PutObject(ctx, &s3.PutObjectInput{
+			Bucket:            aws.String(s.cfg.Bucket),
+			Key:               aws.String(s.key(name)),
+			Body:              f,
+			IfNoneMatch:       aws.String("*"),
+			Metadata:          map[string]string{metaSHA256: sha256hex},
+			ContentType:       aws.String("application/gzip"),
+			ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
+			ContentLength:     aws.Int64(size),
+			ChecksumSHA256:    aws.String(base64.StdEncoding.EncodeToString(raw)),
+		})
 	}
 	if err != nil {
 		switch {
