@@ -27,6 +27,7 @@ unit:
 e2e:
 	scripts/test.sh e2e
 
+# gofmt, go vet, staticcheck (installed once), the direction of imports.
 lint:
 	scripts/test.sh lint
 
