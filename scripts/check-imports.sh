@@ -27,4 +27,5 @@ check "$mod/wire" gateway agent store auth recorder internal/sshkit internal/con
 check "$mod/auth" gateway agent store recorder wire
 check "$mod/recorder" gateway agent store auth
 check "$mod/internal/termtext" gateway agent store auth recorder wire internal/sshkit internal/config
+check "$mod/internal/testtool" gateway gateway/download agent store auth recorder wire internal/sshkit internal/config internal/termtext
 exit $fail

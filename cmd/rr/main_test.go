@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/rr-gateway/rr/internal/testtool"
 	"github.com/rr-gateway/rr/recorder"
 )
 
@@ -80,9 +81,7 @@ func TestVerify(t *testing.T) {
 }
 
 func TestExportMatchesOpenSSL(t *testing.T) {
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Fatal("openssl is not installed")
-	}
+	testtool.Need(t, "openssl")
 	f := writeRecording(t, "pp", 0)
 	out, errOut, code := rr(t, "pp", "export", f)
 	if code != 0 {

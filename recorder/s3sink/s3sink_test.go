@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rr-gateway/rr/internal/testtool"
 )
 
 // versitygw is a real S3-compatible server (POSIX backend) on 127.0.0.1.
@@ -33,17 +35,8 @@ const (
 )
 
 func binary(t *testing.T) string {
-	if p, err := exec.LookPath("versitygw"); err == nil {
-		return p
-	}
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		p := filepath.Join(strings.TrimSpace(string(out)), "bin", "versitygw")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Fatal("versitygw is not installed; `make test` installs it (go install github.com/versity/versitygw/cmd/versitygw@v1.8.0)")
-	return ""
+	t.Helper()
+	return testtool.Path(t, "versitygw", "`make test` installs it (go install github.com/versity/versitygw/cmd/versitygw@v1.8.0)")
 }
 
 func startVersity(t *testing.T) *versitygw {
