@@ -28,4 +28,9 @@ check "$mod/auth" gateway agent store recorder wire
 check "$mod/recorder" gateway agent store auth
 check "$mod/internal/termtext" gateway agent store auth recorder wire internal/sshkit internal/config
 check "$mod/internal/testtool" gateway gateway/download agent store auth recorder wire internal/sshkit internal/config internal/termtext
+# gliderlabs/ssh serves tests and the bench only; why the programs stay on
+# x/crypto/ssh is in gateway/doc.go.
+if go list -deps ./cmd/... | grep -qx 'github.com/gliderlabs/ssh'; then
+  echo "imports: the programs (cmd/...) must not import github.com/gliderlabs/ssh"; fail=1
+fi
 exit $fail
