@@ -43,7 +43,8 @@ type Config struct {
 	AccessKeyID     string
 	SecretAccessKey string
 	// Files at or above MultipartThreshold (64 MiB) go up in parts of
-	// PartSize (16 MiB, at least 5 MiB).
+	// PartSize (16 MiB, at least 5 MiB); about four parts are in memory
+	// while one does.
 	MultipartThreshold int64
 	PartSize           int64
 	Timeout            time.Duration // per request, 5m
@@ -155,35 +156,22 @@ func (s *Sink) Upload(ctx context.Context, name, path string, size int64, sha256
 		return err
 	}
 	defer f.Close()
+	in := &s3.PutObjectInput{
+		Bucket:            aws.String(s.cfg.Bucket),
+		Key:               aws.String(s.key(name)),
+		Body:              f,
+		IfNoneMatch:       aws.String("*"),
+		Metadata:          map[string]string{metaSHA256: sha256hex},
+		ContentType:       aws.String("application/gzip"),
+		ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
+	}
 	if size >= s.cfg.MultipartThreshold {
-		tm := transfermanager.New(s.client, func(o *transfermanager.Options) {
-			o.PartSizeBytes = s.cfg.PartSize
-			o.MultipartUploadThreshold = s.cfg.MultipartThreshold
-			o.Concurrency = 2
-			o.ChecksumAlgorithm = tmtypes.ChecksumAlgorithmSha256
-		}) // it aborts the multipart upload on failure
-		_, err = tm.UploadObject(ctx, &transfermanager.UploadObjectInput{
-			Bucket:            aws.String(s.cfg.Bucket),
-			Key:               aws.String(s.key(name)),
-			Body:              f,
-			IfNoneMatch:       aws.String("*"),
-			Metadata:          map[string]string{metaSHA256: sha256hex},
-			ContentType:       aws.String("application/gzip"),
-			ChecksumAlgorithm: tmtypes.ChecksumAlgorithmSha256,
-		})
+		err = s.uploadParts(ctx, in)
 	} else {
 		// The server checks the body against the SHA-256 we say it has.
-		_, err = s.client.PutObject(ctx, &s3.PutObjectInput{
-			Bucket:            aws.String(s.cfg.Bucket),
-			Key:               aws.String(s.key(name)),
-			Body:              f,
-			IfNoneMatch:       aws.String("*"),
-			Metadata:          map[string]string{metaSHA256: sha256hex},
-			ContentType:       aws.String("application/gzip"),
-			ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
-			ContentLength:     aws.Int64(size),
-			ChecksumSHA256:    aws.String(base64.StdEncoding.EncodeToString(raw)),
-		})
+		in.ContentLength = aws.Int64(size)
+		in.ChecksumSHA256 = aws.String(base64.StdEncoding.EncodeToString(raw))
+		_, err = s.client.PutObject(ctx, in)
 	}
 	if err != nil {
 		switch {
@@ -195,6 +183,24 @@ func (s *Sink) Upload(ctx context.Context, name, path string, size int64, sha256
 		return fmt.Errorf("s3: put %s: %w", s.key(name), err)
 	}
 	return s.Verify(ctx, name, path, size, sha256hex)
+}
+
+// uploadParts puts in's file up in parts of PartSize, each with its
+// SHA-256, two at a time, and aborts the multipart upload on failure.
+// transfermanager copies each part into a buffer of its own, so this holds
+// about four parts in memory (TestMultipartUploadMemory); its threshold is
+// one part, or it would read a whole MultipartThreshold first.
+func (s *Sink) uploadParts(ctx context.Context, in *s3.PutObjectInput) error {
+	tm := transfermanager.New(s.client, func(o *transfermanager.Options) {
+		o.PartSizeBytes = s.cfg.PartSize
+		o.MultipartUploadThreshold = s.cfg.PartSize
+		o.Concurrency = 2
+		o.ChecksumAlgorithm = tmtypes.ChecksumAlgorithmSha256
+	})
+	_, err := tm.UploadObject(ctx, &transfermanager.UploadObjectInput{Bucket: in.Bucket, Key: in.Key, Body: in.Body,
+		IfNoneMatch: in.IfNoneMatch, Metadata: in.Metadata, ContentType: in.ContentType,
+		ChecksumAlgorithm: tmtypes.ChecksumAlgorithmSha256})
+	return err
 }
 
 // Verify checks object name against the file at path, of size bytes and

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -244,4 +245,45 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 	_ = fmt.Sprint
+}
+
+// TestMultipartUploadMemory: a multipart upload holds a few parts in
+// memory, not the file nor a threshold's worth of it: transfermanager
+// copies each part into a buffer (the old manager read parts straight
+// from the file), so its threshold is kept at one part.
+func TestMultipartUploadMemory(t *testing.T) {
+	v := startVersity(t)
+	const part = 5 << 20
+	s := newSink(t, v, func(c *Config) { c.MultipartThreshold = 4 * part; c.PartSize = part })
+	path, sum := file(t, 10*part)
+	runtime.GC()
+	var base runtime.MemStats
+	runtime.ReadMemStats(&base)
+	done, peak := make(chan struct{}), make(chan uint64, 1)
+	go func() {
+		var m runtime.MemStats
+		var top uint64
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				peak <- top
+				return
+			case <-tick.C:
+				runtime.ReadMemStats(&m)
+				top = max(top, m.HeapInuse)
+			}
+		}
+	}()
+	err := s.Upload(context.Background(), "big.gz", path, 10*part, sum)
+	close(done)
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := <-peak
+	if grew := top - min(base.HeapInuse, top); grew > 8*part {
+		t.Fatalf("the heap grew by %d MiB uploading a %d MiB file in %d MiB parts; want at most 8 parts",
+			grew>>20, 10*part>>20, part>>20)
+	}
 }
