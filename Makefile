@@ -4,7 +4,7 @@ GATEWAY_PORT ?= 2222
 AGENT_PORT   ?= 2223
 export CGO_ENABLED = 1
 
-.PHONY: all build demo test unit e2e lint bench load load-faults clean
+.PHONY: all build demo test unit e2e interop lint bench load load-faults clean
 
 all: build
 
@@ -16,8 +16,9 @@ build:
 demo: build
 	GATEWAY_PORT=$(GATEWAY_PORT) AGENT_PORT=$(AGENT_PORT) scripts/demo.sh
 
-# The whole suite: lint, unit tests under -race, then end-to-end tests with
-# the real OpenSSH client (installed when missing). .ci/run calls this.
+# The whole suite: lint, unit tests under -race, end-to-end tests with the
+# real OpenSSH client, then the interop suite with every SSH client from
+# Debian (all installed when missing). .ci/run calls this.
 test:
 	scripts/test.sh
 
@@ -26,6 +27,11 @@ unit:
 
 e2e:
 	scripts/test.sh e2e
+
+# The interop suite alone (part of make test): OpenSSH, PuTTY, Dropbear,
+# paramiko, asyncssh, rclone, lftp, curl and sshfs; prints the matrix.
+interop:
+	scripts/test.sh interop
 
 # gofmt, go vet, staticcheck (installed once), the direction of imports.
 lint:

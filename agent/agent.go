@@ -22,7 +22,7 @@ import (
 // are required; the rest have defaults, filled in by New.
 type Config struct {
 	// Gateways are the "host:port" agent ports of the gateways; the agent
-	// holds one independent tunnel to each (DESIGN §8). A name is resolved
+	// holds one independent tunnel to each (docs/architecture.md#tunnels). A name is resolved
 	// anew on every dial.
 	Gateways []string
 	// GatewayHostKey is the "SHA256:…" fingerprint every gateway must

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Roles (DESIGN.md §3).
+// Roles (docs/security.md#who-may-do-what).
 const (
 	RoleAdmin    = "admin"
 	RoleAdvanced = "advanced"

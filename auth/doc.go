@@ -1,4 +1,4 @@
-// Package auth decides who may open a shell (DESIGN.md §3): it owns the
+// Package auth decides who may open a shell (docs/architecture.md#logging-in): it owns the
 // prompts and their order — identity (key, or username and password), team,
 // host passphrase, emailed code (or an authenticator app's code) — the
 // factors' checks, the mailer that sends codes, and the rate limits and
@@ -7,8 +7,11 @@
 // The same flow runs over two kinds of Prompter: SSH keyboard-interactive
 // (when the login name carries the host: ssh rr+web-01@gw) and the
 // session's own terminal (ssh -t rr@gw web-01, where the host is known only
-// after authentication). Every decision is reported to the Config.Audit
-// function, allowed or denied, with its reason.
+// after authentication). A key login that has nothing to ask at login
+// time (no host in the login name, one team) is completed by KeyLogin
+// without a Prompter; what it did not ask is asked where it is needed.
+// Every decision is reported to the Config.Audit function, allowed or
+// denied, with its reason.
 //
 // Failures all read "permission denied" at the SSH layer and cost about
 // the same time whether the person exists or not. Every password and

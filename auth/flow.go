@@ -394,6 +394,9 @@ func (s *Service) hostFactors(ctx context.Context, p Prompter, l *Login, host, i
 	if err := s.notLocked(l); err != nil {
 		return err
 	}
+	if err := s.mailLimited(l); err != nil {
+		return err // before the passphrase is asked, not after
+	}
 	given, ok := l.hosts[host]
 	if !ok {
 		h, found, err := s.cfg.Directory.Host(ctx, host)
@@ -513,7 +516,7 @@ func (s *Service) secondFactor(ctx context.Context, p Prompter, l *Login, instru
 	}
 	if !s.limiter.mail(who) {
 		s.audit(Event{Person: who, Action: "code.send", Outcome: "denied", Reason: "mail rate limit", Source: l.Source})
-		return denied("mail rate limit", "rr: too many codes sent to you recently; try again later")
+		return denied("mail rate limit", mailLimitMessage(s.cfg.Limits, s.limiter.mailWait(who), s.cfg.Now()))
 	}
 	code, err := newCode()
 	if err != nil {

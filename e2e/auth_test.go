@@ -81,8 +81,8 @@ func TestLoginHappyPaths(t *testing.T) {
 	if code != 0 || out != "ok-2\n" || !samePrompts(prompts, "Passphrase for web-01:", "Code sent to a***@example.test:") {
 		t.Fatalf("key login: exit %d, out %q, prompts %q, stderr %q", code, out, prompts, errOut)
 	}
-	if !strings.Contains(errOut, "Team: ops_RR") {
-		t.Errorf("the team was not named: stderr %q", errOut)
+	if !strings.Contains(errOut, "Team: ops_RR") || strings.Contains(errOut, "Team: ops_RR\n\r\n") {
+		t.Errorf("the team was not named on a line of its own: stderr %q", errOut)
 	}
 
 	// No key: username and password first; bob is in two teams.

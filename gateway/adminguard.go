@@ -12,7 +12,7 @@ import (
 	"github.com/rr-gateway/rr/store"
 )
 
-// What stands between an admin's key and a change (DESIGN.md §13): the
+// What stands between an admin's key and a change (docs/security.md#after-login): the
 // console asks the connection's second factor before its first change
 // (consoleSecondFactor), and every change is mailed to the admins
 // (notifyAdmins).

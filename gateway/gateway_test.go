@@ -132,7 +132,7 @@ func TestExecStreamsAndStatus(t *testing.T) {
 	// The passphrase keyed that session and was dropped: a second session
 	// on the connection would need it again, and has no terminal to ask.
 	out, errOut, err = run(t, c, "echo $RR_SESSION_ID | wc -c", nil)
-	if out != "" || !strings.Contains(errOut, "cannot be asked without a terminal") || exitStatus(err) != 1 {
+	if out != "" || !strings.Contains(errOut, "was used by this connection's first session") || exitStatus(err) != 1 {
 		t.Fatalf("second session: %q %q %v", out, errOut, err)
 	}
 	c2 := e.dial(t, "rr+web-01", e.alice.Signer)

@@ -26,16 +26,18 @@ const (
 var errDenied = errors.New("permission denied")
 
 // peopleConfig is the SSH server config of the people's port. A
-// registered key proves who someone is and hands over to
+// registered key proves who someone is; the login ends there when nothing
+// must be asked at login time (verifiedKey), else it hands over to
 // keyboard-interactive for the rest (team, passphrase, code); without a
-// key, keyboard-interactive asks for username and password first. Both
-// paths run auth.Service.Interactive; its Login reaches the connection's
+// key, keyboard-interactive asks for username and password first. Every
+// path runs auth.Service.Interactive; its Login reaches the connection's
 // handler in the connection's Permissions.
 func (s *Server) peopleConfig() *ssh.ServerConfig {
 	cfg := &ssh.ServerConfig{
 		ServerVersion:               "SSH-2.0-rr-gateway",
 		MaxAuthTries:                6,
-		PublicKeyCallback:           s.publicKey(nil),
+		PublicKeyCallback:           s.publicKey,
+		VerifiedPublicKeyCallback:   s.verifiedKey(nil),
 		KeyboardInteractiveCallback: s.interactive(nil, nil),
 	}
 	cfg.AddHostKey(s.cfg.HostKey)
@@ -47,33 +49,29 @@ func (s *Server) peopleConfig() *ssh.ServerConfig {
 // PromptGraceTime once the person's identity is proven.
 func (s *Server) peopleConfigFor(nc *prelogin.Conn) *ssh.ServerConfig {
 	cfg := withKexHook(s.people, nc)
-	cfg.PublicKeyCallback = s.publicKey(nc)
+	cfg.VerifiedPublicKeyCallback = s.verifiedKey(nc)
 	cfg.KeyboardInteractiveCallback = s.interactive(nil, nc)
 	return cfg
 }
 
-// publicKey returns the public-key callback of nc (nil: of no connection).
-func (s *Server) publicKey(nc *prelogin.Conn) func(ssh.ConnMetadata, ssh.PublicKey) (*ssh.Permissions, error) {
-	return func(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
-		login, err := ParseLogin(meta.User())
-		if err != nil {
-			return nil, errDenied
-		}
-		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
-		defer cancel()
-		p, ok, err := s.cfg.Auth.KeyPerson(ctx, ssh.FingerprintSHA256(key), login.Name)
-		if err != nil {
-			s.log.Error("key lookup failed", "err", err)
-			return nil, errDenied
-		}
-		if !ok {
-			return nil, errDenied
-		}
-		// Only reached once the client has proven it holds the key.
-		return nil, &ssh.PartialSuccessError{Next: ssh.ServerAuthCallbacks{
-			KeyboardInteractiveCallback: s.interactive(&p, nc),
-		}}
+// publicKey finds whose key a client offers; verifiedKey goes on once
+// the client has proven it holds it.
+func (s *Server) publicKey(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+	login, err := ParseLogin(meta.User())
+	if err != nil {
+		return nil, errDenied
 	}
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	defer cancel()
+	p, ok, err := s.cfg.Auth.KeyPerson(ctx, ssh.FingerprintSHA256(key), login.Name)
+	if err != nil {
+		s.log.Error("key lookup failed", "err", err)
+		return nil, errDenied
+	}
+	if !ok {
+		return nil, errDenied
+	}
+	return &ssh.Permissions{ExtraData: map[any]any{keyPersonKey{}: p}}, nil
 }
 
 // interactive returns the keyboard-interactive callback that completes a
@@ -89,28 +87,15 @@ func (s *Server) interactive(known *auth.Person, nc *prelogin.Conn) func(ssh.Con
 		// provenPrompter); this bounds the whole.
 		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.LoginGraceTime+s.cfg.PromptGraceTime)
 		defer cancel()
-		var p auth.Prompter = auth.KeyboardInteractive(client)
+		var p auth.Prompter = auth.KeyboardInteractive(endInstructions(meta, client))
 		if nc != nil {
 			p = provenPrompter{p, nc, s.cfg.PromptGraceTime}
 		}
 		l, err := s.cfg.Auth.Interactive(ctx, p, known, login.Name, login.Host, meta.RemoteAddr().String())
 		if err != nil {
-			var d *auth.Denied
-			if errors.As(err, &d) && d.Message != "" {
-				return nil, &ssh.BannerError{Err: errDenied, Message: d.Message + "\n"}
-			}
-			if !errors.As(err, &d) {
-				s.log.Info("login abandoned or failed", "err", err, "remote", meta.RemoteAddr().String())
-			}
-			return nil, errDenied
+			return nil, s.loginDenied(meta, err)
 		}
-		// The Login rides on the connection's Permissions: if the
-		// handshake fails after this, it goes with the connection
-		// (a map beside it would keep a passphrase forever).
-		return &ssh.Permissions{Extensions: map[string]string{
-			extPerson:    l.Person.Name,
-			extLoginHost: login.Host,
-		}, ExtraData: map[any]any{loginKey{}: l}}, nil
+		return loginPermissions(l, login.Host), nil
 	}
 }
 
@@ -148,6 +133,7 @@ func (s *Server) handlePerson(nc *prelogin.Conn) {
 	c.log.Info("login", "login", sc.User())
 
 	defer c.auditDownloadSums()
+	defer c.auditProbes()
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	defer cancel(errClientGone)
 	stopKeepalive, _ := sshkit.StartKeepalive(sc, s.cfg.ClientKeepalive, s.cfg.KeepaliveMaxMissed)
@@ -234,6 +220,7 @@ type personConn struct {
 	downloadConn download.Conn // what this connection's download channels share
 	fetchesMu    sync.Mutex
 	fetches      map[[2]string]int // downloads by recording and outcome (auditDownloadSums)
+	probed       probes            // probe commands refused (auditProbes)
 }
 
 // globalRequest refuses port forwarding (tcpip-forward, streamlocal…) and

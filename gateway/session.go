@@ -227,6 +227,10 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 	log = log.With("host", target.Host)
 
 	if err := c.mayOpen(ctx, target.Host); err != nil {
+		if start.Type == wire.ReqExec && c.quietProbe(target.Host, err) {
+			sendExitStatus(ch, 127)
+			return
+		}
 		log.Info("session refused", "reason", err)
 		c.srv.audit(store.AuditEvent{Actor: c.person, Action: "session.open", Target: target.Host,
 			Outcome: "denied", Source: c.remote, Detail: err.Error()})
@@ -254,8 +258,7 @@ func (c *personConn) hostFactors(ctx context.Context, ch ssh.Channel, reqs <-cha
 	}
 	pty := st.pty != nil
 	if !pty {
-		writeLine(ch, false, fmt.Sprintf("rr: the passphrase for %s cannot be asked without a terminal: "+
-			"add -t (ssh -t rr@GATEWAY %s …), or name the host in the login (ssh rr+%s@GATEWAY …)", host, host, host))
+		writeLine(ch, false, noTerminalMessage(host, c.loginHost))
 		sendExitStatus(ch, 1)
 		return auth.Secret{}, false
 	}
@@ -274,6 +277,8 @@ func (c *personConn) hostFactors(ctx context.Context, ch ssh.Channel, reqs <-cha
 		msg := "rr: permission denied"
 		if errors.As(err, &d) && d.Message != "" {
 			msg = d.Message
+		} else if errors.Is(err, errAbandoned) {
+			msg = "rr: cancelled"
 		} else if !errors.As(err, &d) {
 			log.Info("factors not given", "err", err)
 		}

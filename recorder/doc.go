@@ -1,4 +1,4 @@
-// Package recorder writes and reads rr's session recordings (DESIGN.md §4):
+// Package recorder writes and reads rr's session recordings (docs/recording-format.md):
 //
 //	file = gzip( OpenSSL "enc -aes-256-ctr -pbkdf2" stream( asciicast v2 ) )
 //

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Imports flow one way (STYLE.md §14): cmd → gateway/agent → auth,
+# Imports flow one way (docs/architecture.md#packages): cmd → gateway/agent → auth,
 # recorder, store → nothing of ours (gateway's own parts, the admin console
 # and the recordings tree, import neither gateway nor each other); gateway and agent share only wire and
 # internal helpers. Fails when a package imports what it must not.

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# make test: lint, unit tests (with -race where there is concurrency), then
-# the end-to-end tests that drive the real OpenSSH client. Installs what the
-# end-to-end tests need when it is missing. Usage: scripts/test.sh [lint|unit|e2e]...
+# make test: lint, unit tests (with -race where there is concurrency), the
+# end-to-end tests that drive the real OpenSSH client, then the interop
+# suite (every SSH client from Debian; prints its matrix). Installs what the
+# tests need when it is missing. Usage: scripts/test.sh [lint|unit|e2e|interop]...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CGO_ENABLED=1
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(lint unit e2e)
+[ ${#steps[@]} -eq 0 ] && steps=(lint unit e2e interop)
 
 need_tools() {
   local missing=()
@@ -16,6 +17,26 @@ need_tools() {
   command -v asciinema >/dev/null || missing+=(asciinema)
   command -v strace >/dev/null || missing+=(strace) # the agent test of a process that never ends
   command -v ssh-audit >/dev/null || missing+=(ssh-audit) # both SSH ports audited
+  command -v systemd-analyze >/dev/null || missing+=(systemd) # the units in configs/ verified
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "test: installing ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo -n"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# The SSH clients of the interop suite (e2e/interop_test.go), from Debian.
+need_clients() {
+  local missing=()
+  command -v plink >/dev/null && command -v pscp >/dev/null && command -v puttygen >/dev/null || missing+=(putty-tools)
+  command -v dbclient >/dev/null && command -v dropbearconvert >/dev/null || missing+=(dropbear-bin)
+  /usr/bin/python3 -c 'import paramiko' 2>/dev/null || missing+=(python3-paramiko)
+  /usr/bin/python3 -c 'import asyncssh' 2>/dev/null || missing+=(python3-asyncssh)
+  command -v rclone >/dev/null || missing+=(rclone)
+  command -v lftp >/dev/null || missing+=(lftp)
+  curl -V 2>/dev/null | grep -qw sftp || missing+=(curl)
+  command -v sshfs >/dev/null || missing+=(sshfs)
   [ ${#missing[@]} -eq 0 ] && return 0
   echo "test: installing ${missing[*]}"
   local sudo=""
@@ -79,8 +100,17 @@ for step in "${steps[@]}"; do
     need_tools
     need_mailpit
     need_versitygw
-    go test -count=1 -timeout 15m ./e2e/...
+    go test -count=1 -timeout 15m -skip '^TestInterop$' ./e2e/...
     ;;
-  *) echo "test: unknown step $step (lint, unit, e2e)"; exit 2 ;;
+  interop)
+    echo "== interop: every SSH client from Debian against one gateway"
+    need_tools
+    need_clients
+    matrix=$(mktemp)
+    RR_INTEROP_MATRIX=$matrix go test -count=1 -timeout 10m -run '^TestInterop$' ./e2e/
+    cat "$matrix"
+    rm -f "$matrix"
+    ;;
+  *) echo "test: unknown step $step (lint, unit, e2e, interop)"; exit 2 ;;
   esac
 done

@@ -13,7 +13,7 @@ import (
 // SessionState is where a session is in its life.
 type SessionState string
 
-// The states of a session (DESIGN.md §5).
+// The states of a session (docs/architecture.md#the-store).
 const (
 	StateLive        SessionState = "live"
 	StateClosed      SessionState = "closed"

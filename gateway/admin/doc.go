@@ -1,6 +1,6 @@
 // Package admin is the rr-admin console: the line-oriented command
-// interpreter people reach with `ssh rr@gateway -s rr-admin` (DESIGN.md §1,
-// §5). It owns the commands, their parsing and output (aligned tables, or
+// interpreter people reach with `ssh rr@gateway -s rr-admin` (see
+// README.md). It owns the commands, their parsing and output (aligned tables, or
 // JSON with --json), who may run which, which sessions a caller may see
 // (MaySee), input hygiene, and the audit events of every kill attempt and
 // every administrative change.
