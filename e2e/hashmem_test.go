@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/rr-gateway/rr/auth"
+	"github.com/rr-gateway/rr/internal/testtool"
 )
 
 // hashMemorySlack is what the gateway's peak RSS may exceed its hash
@@ -30,6 +31,7 @@ const hashMemorySlack = 128 << 20
 // hashMemorySlack; every attempt is refused; and a real login works
 // right after.
 func TestPasswordBurstStaysInBudget(t *testing.T) {
+	testtool.Need(t, "ssh") // for the real login after the burst
 	// Every attempt must reach a hash: no lockout of the names guessed.
 	g, cmd := startProcGateway(t, "auth: {limits: {failures_before_lockout: 1000}}\n")
 	const attempts, sources = 100, 8 // 13 an address: under the 20 not yet logged in and the 30 a minute allowed

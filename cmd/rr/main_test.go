@@ -385,6 +385,7 @@ func TestExportLongLinesAndCuts(t *testing.T) {
 // an asciicast header is refused, however long its first line (one longer
 // than export's buffer was written out).
 func TestExportRefusesALongFirstLine(t *testing.T) {
+	testtool.Need(t, "openssl", "gzip")
 	plain := strings.Repeat("A", 70000) + "\nnot a recording\n"
 	cmd := exec.Command("sh", "-c", "openssl enc -aes-256-ctr -pbkdf2 -pass pass:pp | gzip -c")
 	cmd.Stdin = strings.NewReader(plain)

@@ -35,6 +35,15 @@ func Path(t testing.TB, name, install string) string {
 			return p
 		}
 	}
+	Missing(t, name, install)
+	return ""
+}
+
+// Missing skips the test, or fails it under CI=true, for want of name
+// (a program, or a module a program needs), saying how to install it
+// ("" for `make test`).
+func Missing(t testing.TB, name, install string) {
+	t.Helper()
 	if install == "" {
 		install = hint
 	}
@@ -42,7 +51,6 @@ func Path(t testing.TB, name, install string) string {
 		t.Fatalf("%s is not installed (CI=true: a missing tool fails); %s", name, install)
 	}
 	t.Skipf("skipped: %s is not installed; %s", name, install)
-	return ""
 }
 
 // Need skips (under CI=true: fails) the test unless every program in
