@@ -1,0 +1,190 @@
+package evidence
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/rr-gateway/rr/store"
+	"golang.org/x/crypto/ssh"
+)
+
+// EventJSON is an audit event as `audit --json` prints it, one per line.
+type EventJSON struct {
+	Seq       int64  `json:"seq"`
+	Time      string `json:"time"`
+	Actor     string `json:"actor"`
+	Action    string `json:"action"`
+	Target    string `json:"target"`
+	Outcome   string `json:"outcome"`
+	Detail    string `json:"detail"`
+	Source    string `json:"source"`
+	SessionID string `json:"session_id"`
+	Prev      string `json:"prev"`
+	Hash      string `json:"hash"`
+}
+
+// CheckpointJSON is a checkpoint as `audit --json` prints it after the
+// events: {"checkpoint": {...}}.
+type CheckpointJSON struct {
+	Seq       int64  `json:"seq"`
+	Head      string `json:"head"`
+	At        string `json:"at"`
+	Signature string `json:"signature"`
+}
+
+// ToJSON converts an event for export.
+func ToJSON(e store.AuditEvent) EventJSON {
+	return EventJSON{Seq: e.Seq, Time: stamp(e.Time), Actor: e.Actor, Action: e.Action, Target: e.Target,
+		Outcome: e.Outcome, Detail: e.Detail, Source: e.Source, SessionID: e.SessionID, Prev: e.Prev, Hash: e.Hash}
+}
+
+// CheckpointToJSON converts a checkpoint for export.
+func CheckpointToJSON(c store.Checkpoint) CheckpointJSON {
+	return CheckpointJSON{Seq: c.Seq, Head: c.Head, At: stamp(c.At), Signature: c.Signature}
+}
+
+// ReadExport reads `audit --json` output: event lines and checkpoint
+// lines, in any order.
+func ReadExport(r io.Reader) ([]store.AuditEvent, []store.Checkpoint, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	var evs []store.AuditEvent
+	var cps []store.Checkpoint
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Bytes()
+		if len(line) == 0 {
+			continue
+		}
+		var x struct {
+			EventJSON
+			Checkpoint *CheckpointJSON `json:"checkpoint"`
+		}
+		if err := json.Unmarshal(line, &x); err != nil {
+			return nil, nil, fmt.Errorf("line %d: %w", n, err)
+		}
+		if c := x.Checkpoint; c != nil {
+			at, err := parseStamp(c.At)
+			if err != nil {
+				return nil, nil, fmt.Errorf("line %d: checkpoint at: %w", n, err)
+			}
+			cps = append(cps, store.Checkpoint{Seq: c.Seq, Head: c.Head, At: at, Signature: c.Signature})
+			continue
+		}
+		e := x.EventJSON
+		at, err := parseStamp(e.Time)
+		if err != nil {
+			return nil, nil, fmt.Errorf("line %d: time: %w", n, err)
+		}
+		evs = append(evs, store.AuditEvent{Seq: e.Seq, Time: at, Actor: e.Actor, Action: e.Action, Target: e.Target,
+			Outcome: e.Outcome, Detail: e.Detail, Source: e.Source, SessionID: e.SessionID, Prev: e.Prev, Hash: e.Hash})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, nil, err
+	}
+	return evs, cps, nil
+}
+
+// Problem is one place where the evidence does not hold.
+type Problem struct {
+	Seq int64 // the event (or checkpoint's seq) where it broke
+	Msg string
+}
+
+func (p Problem) String() string { return fmt.Sprintf("seq %d: %s", p.Seq, p.Msg) }
+
+// Report is what VerifyTrail found.
+type Report struct {
+	Events      int
+	First, Last int64 // seqs of the first and last event checked
+	Checkpoints int   // checkpoints whose signature verified
+	Signed      int64 // the highest seq a valid checkpoint covers
+	SignedAt    time.Time
+	Problems    []Problem // in seq order; the first is the first broken link
+}
+
+// OK reports whether the trail verified.
+func (r Report) OK() bool { return len(r.Problems) == 0 }
+
+// VerifyTrail checks a run of audit events (any order; they are taken in
+// seq order) and the checkpoints given with them against pub:
+//
+//   - every event's hash is the hash of its canonical form (changed rows);
+//   - every event names the previous one's hash and follows it by one
+//     (deleted, inserted and reordered rows);
+//   - every checkpoint's signature verifies, and the event it names has
+//     the hash it signed (a rewritten chain);
+//   - no checkpoint names an event past the last (a trail cut short, or a
+//     store rolled back to before a checkpoint that was published).
+//
+// A run that starts past seq 1 (a filtered or partial export) is checked
+// from its first event on.
+func VerifyTrail(pub ssh.PublicKey, evs []store.AuditEvent, cps []store.Checkpoint) Report {
+	slices.SortStableFunc(evs, func(a, b store.AuditEvent) int { return cmpInt(a.Seq, b.Seq) })
+	var r Report
+	bad := func(seq int64, f string, a ...any) {
+		r.Problems = append(r.Problems, Problem{seq, fmt.Sprintf(f, a...)})
+	}
+	hashAt := make(map[int64]string, len(evs))
+	for i, e := range evs {
+		if got := store.ChainHash(e.Prev, e); got != e.Hash {
+			bad(e.Seq, "event changed: its hash is not the hash of its contents")
+		}
+		if i == 0 {
+			if e.Seq == 1 && e.Prev != "" {
+				bad(e.Seq, "the first event names a predecessor")
+			}
+		} else {
+			p := evs[i-1]
+			switch {
+			case e.Seq == p.Seq:
+				bad(e.Seq, "two events with this seq (one was inserted)")
+			case e.Seq != p.Seq+1:
+				bad(e.Seq, "events %d to %d are missing (deleted)", p.Seq+1, e.Seq-1)
+			case e.Prev != p.Hash:
+				bad(e.Seq, "broken link: it does not follow event %d (inserted, reordered or changed)", p.Seq)
+			}
+		}
+		hashAt[e.Seq] = e.Hash
+	}
+	r.Events = len(evs)
+	if len(evs) > 0 {
+		r.First, r.Last = evs[0].Seq, evs[len(evs)-1].Seq
+	}
+	slices.SortStableFunc(cps, func(a, b store.Checkpoint) int { return cmpInt(a.Seq, b.Seq) })
+	for _, c := range cps {
+		if err := VerifyCheckpoint(pub, c); err != nil {
+			bad(c.Seq, "checkpoint: %v", err)
+			continue
+		}
+		r.Checkpoints++
+		if c.Seq > r.Signed {
+			r.Signed, r.SignedAt = c.Seq, c.At
+		}
+		switch h, ok := hashAt[c.Seq]; {
+		case ok && h != c.Head:
+			bad(c.Seq, "the chain here is not the one checkpointed at %s (rewritten)", stamp(c.At))
+		case !ok && len(evs) > 0 && c.Seq > r.Last:
+			bad(c.Seq, "a checkpoint signed at %s covers events up to %d but the trail ends at %d (cut short or rolled back)",
+				stamp(c.At), c.Seq, r.Last)
+		}
+	}
+	if len(evs) == 0 && r.Signed > 0 {
+		bad(r.Signed, "the trail is empty but a checkpoint covers events up to %d", r.Signed)
+	}
+	slices.SortStableFunc(r.Problems, func(a, b Problem) int { return cmpInt(a.Seq, b.Seq) })
+	return r
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
