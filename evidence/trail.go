@@ -110,70 +110,107 @@ type Report struct {
 func (r Report) OK() bool { return len(r.Problems) == 0 }
 
 // VerifyTrail checks a run of audit events (any order; they are taken in
-// seq order) and the checkpoints given with them against pub:
+// seq order) and the checkpoints given with them against pub. See
+// Verifier for what it checks.
+func VerifyTrail(pub ssh.PublicKey, evs []store.AuditEvent, cps []store.Checkpoint) Report {
+	slices.SortStableFunc(evs, func(a, b store.AuditEvent) int { return cmpInt(a.Seq, b.Seq) })
+	v := NewVerifier(pub, cps)
+	for _, e := range evs {
+		v.Add(e)
+	}
+	return v.Report()
+}
+
+// Verifier checks a trail streamed to it in seq order, in memory
+// proportional to the checkpoints, not the events:
 //
 //   - every event's hash is the hash of its canonical form (changed rows);
 //   - every event names the previous one's hash and follows it by one
 //     (deleted, inserted and reordered rows);
 //   - every checkpoint's signature verifies, and the event it names has
-//     the hash it signed (a rewritten chain);
+//     the hash it signed (a chain rewritten with fresh hashes);
 //   - no checkpoint names an event past the last (a trail cut short, or a
 //     store rolled back to before a checkpoint that was published).
 //
-// A run that starts past seq 1 (a filtered or partial export) is checked
-// from its first event on.
-func VerifyTrail(pub ssh.PublicKey, evs []store.AuditEvent, cps []store.Checkpoint) Report {
-	slices.SortStableFunc(evs, func(a, b store.AuditEvent) int { return cmpInt(a.Seq, b.Seq) })
-	var r Report
-	bad := func(seq int64, f string, a ...any) {
-		r.Problems = append(r.Problems, Problem{seq, fmt.Sprintf(f, a...)})
-	}
-	hashAt := make(map[int64]string, len(evs))
-	for i, e := range evs {
-		if got := store.ChainHash(e.Prev, e); got != e.Hash {
-			bad(e.Seq, "event changed: its hash is not the hash of its contents")
-		}
-		if i == 0 {
-			if e.Seq == 1 && e.Prev != "" {
-				bad(e.Seq, "the first event names a predecessor")
-			}
-		} else {
-			p := evs[i-1]
-			switch {
-			case e.Seq == p.Seq:
-				bad(e.Seq, "two events with this seq (one was inserted)")
-			case e.Seq != p.Seq+1:
-				bad(e.Seq, "events %d to %d are missing (deleted)", p.Seq+1, e.Seq-1)
-			case e.Prev != p.Hash:
-				bad(e.Seq, "broken link: it does not follow event %d (inserted, reordered or changed)", p.Seq)
-			}
-		}
-		hashAt[e.Seq] = e.Hash
-	}
-	r.Events = len(evs)
-	if len(evs) > 0 {
-		r.First, r.Last = evs[0].Seq, evs[len(evs)-1].Seq
-	}
-	slices.SortStableFunc(cps, func(a, b store.Checkpoint) int { return cmpInt(a.Seq, b.Seq) })
+// A run that starts past seq 1 (a partial export) is checked from its
+// first event on.
+type Verifier struct {
+	r     Report
+	heads map[int64]store.Checkpoint // valid checkpoints by seq
+	last  store.AuditEvent
+	n     int
+}
+
+// NewVerifier checks the checkpoints' signatures and returns a Verifier
+// for the events.
+func NewVerifier(pub ssh.PublicKey, cps []store.Checkpoint) *Verifier {
+	v := &Verifier{heads: map[int64]store.Checkpoint{}}
 	for _, c := range cps {
 		if err := VerifyCheckpoint(pub, c); err != nil {
-			bad(c.Seq, "checkpoint: %v", err)
+			v.bad(c.Seq, "checkpoint: %v", err)
 			continue
 		}
-		r.Checkpoints++
-		if c.Seq > r.Signed {
-			r.Signed, r.SignedAt = c.Seq, c.At
+		if old, dup := v.heads[c.Seq]; dup {
+			if old.Head != c.Head {
+				v.bad(c.Seq, "two valid checkpoints name different heads for this seq")
+			}
+			continue
 		}
-		switch h, ok := hashAt[c.Seq]; {
-		case ok && h != c.Head:
-			bad(c.Seq, "the chain here is not the one checkpointed at %s (rewritten)", stamp(c.At))
-		case !ok && len(evs) > 0 && c.Seq > r.Last:
-			bad(c.Seq, "a checkpoint signed at %s covers events up to %d but the trail ends at %d (cut short or rolled back)",
-				stamp(c.At), c.Seq, r.Last)
+		v.heads[c.Seq] = c
+		v.r.Checkpoints++
+		if c.Seq > v.r.Signed {
+			v.r.Signed, v.r.SignedAt = c.Seq, c.At
 		}
 	}
-	if len(evs) == 0 && r.Signed > 0 {
-		bad(r.Signed, "the trail is empty but a checkpoint covers events up to %d", r.Signed)
+	return v
+}
+
+func (v *Verifier) bad(seq int64, f string, a ...any) {
+	v.r.Problems = append(v.r.Problems, Problem{seq, fmt.Sprintf(f, a...)})
+}
+
+// Add checks the next event.
+func (v *Verifier) Add(e store.AuditEvent) {
+	if got := store.ChainHash(e.Prev, e); got != e.Hash {
+		v.bad(e.Seq, "event changed: its hash is not the hash of its contents")
+	}
+	if v.n == 0 {
+		v.r.First = e.Seq
+		if e.Seq == 1 && e.Prev != "" {
+			v.bad(e.Seq, "the first event names a predecessor")
+		}
+	} else {
+		p := v.last
+		switch {
+		case e.Seq == p.Seq:
+			v.bad(e.Seq, "two events with this seq (one was inserted)")
+		case e.Seq != p.Seq+1:
+			v.bad(e.Seq, "events %d to %d are missing (deleted)", p.Seq+1, e.Seq-1)
+		case e.Prev != p.Hash:
+			v.bad(e.Seq, "broken link: it does not follow event %d (inserted, reordered or changed)", p.Seq)
+		}
+	}
+	if c, ok := v.heads[e.Seq]; ok && c.Head != e.Hash {
+		v.bad(e.Seq, "the chain here is not the one checkpointed at %s (rewritten)", stamp(c.At))
+	}
+	v.n++
+	v.last = e
+	v.r.Last = e.Seq
+}
+
+// Report returns what the checks found, problems in seq order.
+func (v *Verifier) Report() Report {
+	r := v.r
+	r.Events = v.n
+	r.Problems = slices.Clone(r.Problems)
+	if r.Signed > r.Last {
+		c := v.heads[r.Signed]
+		if v.n == 0 {
+			r.Problems = append(r.Problems, Problem{r.Signed, fmt.Sprintf("the trail is empty but a checkpoint signed at %s covers events up to %d", stamp(c.At), r.Signed)})
+		} else {
+			r.Problems = append(r.Problems, Problem{r.Signed, fmt.Sprintf("a checkpoint signed at %s covers events up to %d but the trail ends at %d (cut short or rolled back)",
+				stamp(c.At), r.Signed, r.Last)})
+		}
 	}
 	slices.SortStableFunc(r.Problems, func(a, b Problem) int { return cmpInt(a.Seq, b.Seq) })
 	return r

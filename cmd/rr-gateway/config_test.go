@@ -30,7 +30,8 @@ func TestExampleConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := defaultConfig()
-	if c.Listen != d.Listen || c.AgentListen != d.AgentListen || c.HostKey != d.HostKey || c.Database != d.Database {
+	if c.Listen != d.Listen || c.AgentListen != d.AgentListen || c.HostKey != d.HostKey || c.Database != d.Database ||
+		c.Audit != d.Audit {
 		t.Fatalf("the example's values differ from the defaults: %+v vs %+v", c, d)
 	}
 	if _, err := c.mailer(nil); err != nil {

@@ -22,7 +22,9 @@ import (
 	"golang.org/x/term"
 
 	"github.com/rr-gateway/rr/auth"
+	"github.com/rr-gateway/rr/evidence"
 	"github.com/rr-gateway/rr/gateway"
+	"github.com/rr-gateway/rr/gateway/admin"
 	"github.com/rr-gateway/rr/internal/sshkit"
 	"github.com/rr-gateway/rr/recorder"
 	"github.com/rr-gateway/rr/store"
@@ -39,6 +41,10 @@ Usage:
                                               -reenroll replaces an enrolled agent
   rr-gateway fingerprint [-config FILE]       print the gateway's host key fingerprint,
                                               for the agents' gateway_host_key
+  rr-gateway audit-key [-config FILE]         print the audit public key (an allowed_signers
+                                              line: ssh-keygen -Y verify -I rr-audit), for
+                                              rr verify-audit and rr verify -manifest;
+                                              creates the key (0600) if it does not exist
   rr-gateway passphrase-hash                  read a passphrase (or password) without echo,
                                               twice, and print its argon2id verifier for
                                               hosts[].passphrase_verifier or
@@ -69,6 +75,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return cmdEnroll(args[1:], stdout, stderr)
 		case "fingerprint":
 			return cmdFingerprint(args[1:], stdout, stderr)
+		case "audit-key":
+			return cmdAuditKey(args[1:], stdout, stderr)
 		case "keygen":
 			return cmdKeygen(args[1:], stdout, stderr)
 		case "totp-enroll":
@@ -181,10 +189,31 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 		return err
 	}
 	limitMemory(authSvc.HashMemoryBudget(), log)
-	uploader, recordings, err := c.uploader(ctx, spool, st, log)
+	uploader, recordings, sink, err := c.uploader(ctx, spool, st, log)
 	if err != nil {
 		return err
 	}
+	notary, err := c.notary(ctx, st, sink, log)
+	if err != nil {
+		return err
+	}
+	// A checkpoint now covers what the last run and the recovery wrote;
+	// then one every interval, and a last one at shutdown.
+	if err := notary.Checkpoint(ctx); err != nil {
+		log.Error("audit checkpoint failed", "err", err)
+	}
+	ntCtx, stopNotary := context.WithCancel(context.Background())
+	ntDone := make(chan struct{})
+	go func() { defer close(ntDone); notary.Run(ntCtx) }()
+	defer func() {
+		stopNotary()
+		<-ntDone
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := notary.Checkpoint(cctx); err != nil {
+			log.Error("audit checkpoint at shutdown failed", "err", err)
+		}
+	}()
 	var kick func()
 	upCtx, stopUploads := context.WithCancel(context.Background())
 	upDone := make(chan struct{})
@@ -206,6 +235,8 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 		Name:               c.Name,
 		Address:            c.address(),
 		Recordings:         recordings,
+		Notary:             notary,
+		Evidence:           &admin.Evidence{Store: st, Key: notary.PublicKey()},
 		Declared:           c.declared,
 		TokenRule:          c.tokenRule,
 		Algorithms:         c.SSH.algorithms(),
@@ -402,6 +433,33 @@ func cmdFingerprint(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, err)
 	}
 	fmt.Fprintln(stdout, ssh.FingerprintSHA256(signer.PublicKey()))
+	return 0
+}
+
+func cmdAuditKey(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("rr-gateway audit-key", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "YAML configuration `file`")
+	key := fs.String("key", "", "audit key `file` (overrides audit.signing_key)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	c, err := loadConfig(*path)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	override(&c.Audit.SigningKey, *key)
+	signer, created, err := evidence.LoadOrCreateKey(c.auditKey())
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if created {
+		fmt.Fprintf(stderr, "rr-gateway: created the audit key %s\n", c.auditKey())
+	}
+	fmt.Fprint(stdout, evidence.AllowedSigners(signer.PublicKey()))
 	return 0
 }
 
