@@ -113,7 +113,7 @@ type Config struct {
 	// gateway has no audit key.
 	Evidence *Evidence
 	Now      func() time.Time // default time.Now
-	Logger       *slog.Logger     // default: discard
+	Logger   *slog.Logger     // default: discard
 }
 
 // ErrNotLive is Config.Kill's answer for a session that is not live here.

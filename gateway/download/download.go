@@ -2,9 +2,9 @@ package download
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"context"
 	"errors"
 	"io"
 	"log/slog"
