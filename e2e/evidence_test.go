@@ -176,7 +176,6 @@ test "$(sed -n 's/^sha256 //p' "$1.body")" = "$(sha256sum < "$3" | cut -d' ' -f1
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
-
 // gatewaytestWaitAgent waits until web-01's agent is back on g.
 func gatewaytestWaitAgent(t *testing.T, g *procGateway) {
 	t.Helper()

@@ -39,9 +39,9 @@ type procGateway struct {
 	cfg    string
 	env    []string
 	people string
-	agents string // its agents' port
-	http   string // its metrics and health port
-	w      *world // ssh as alice against this gateway
+	agents string  // its agents' port
+	http   string  // its metrics and health port
+	w      *world  // ssh as alice against this gateway
 	ann    someone // an admin in no team, for the console
 }
 
