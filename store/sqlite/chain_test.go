@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -141,5 +142,41 @@ func TestCheckpointsAndManifests(t *testing.T) {
 	}
 	if m, err := s.Manifest(ctx, "s1"); err != nil || string(m) != "m" {
 		t.Fatalf("%q, %v", m, err)
+	}
+}
+
+// BenchmarkAuditChained is an audit append as the gateway makes it: read
+// the head, hash, insert, in one write transaction.
+func BenchmarkAuditChained(b *testing.B) {
+	s, err := Open(filepath.Join(b.TempDir(), "rr.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	e := store.AuditEvent{Time: time.Now(), Actor: "alice", Action: "session.open", Target: "web-01", Outcome: "allowed",
+		Source: "192.0.2.1:50000", SessionID: "0123456789abcdef"}
+	for b.Loop() {
+		if err := s.Audit(context.Background(), e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAuditUnchained is the append before the chain (one INSERT), the
+// baseline of BenchmarkAuditChained.
+func BenchmarkAuditUnchained(b *testing.B) {
+	s, err := Open(filepath.Join(b.TempDir(), "rr.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	e := store.AuditEvent{Time: time.Now(), Actor: "alice", Action: "session.open", Target: "web-01", Outcome: "allowed",
+		Source: "192.0.2.1:50000", SessionID: "0123456789abcdef"}
+	for b.Loop() {
+		_, err := s.db.ExecContext(context.Background(), `INSERT INTO audit (at, actor, action, target, outcome, detail, source, session_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, nanos(e.Time), e.Actor, e.Action, e.Target, e.Outcome, e.Detail, e.Source, e.SessionID)
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
 }
