@@ -2,17 +2,13 @@ package loadtest
 
 import (
 	"fmt"
-	"net"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-
 	"github.com/rr-gateway/rr/auth"
+	"github.com/rr-gateway/rr/gateway/gatewaytest"
 )
 
 // burstGuesses and burstSources shape the fault run's flood of password
@@ -44,7 +40,11 @@ func (w *faultWorld) passwordBurst(g *group, next *int, hosts []string, seed uin
 		go func() {
 			defer wg.Done()
 			<-start
-			if err := guessPassword(w.people, fmt.Sprintf("127.0.0.%d", 1+i%burstSources), w.persons[0].Name, i); err != nil {
+			name := fmt.Sprintf("guess-%d", i) // half unknown, half a person's
+			if i%2 == 0 {
+				name = w.persons[0].Name
+			}
+			if err := gatewaytest.WrongPassword(w.people, fmt.Sprintf("127.0.0.%d", 1+i%burstSources), name, i); err != nil {
 				firstErr.CompareAndSwap(nil, err.Error())
 				return
 			}
@@ -59,7 +59,7 @@ func (w *faultWorld) passwordBurst(g *group, next *int, hosts []string, seed uin
 	ended := waitGroup(g, time.Minute)
 	ran := count(g.results, func(r *SessionResult) bool { return r.Saw == "exit 0" })
 	liveAfter := w.liveNow()
-	hwm, err := vmHWM(w.gw.cmd.Process.Pid)
+	hwm, err := gatewaytest.PeakRSS(w.gw.cmd.Process.Pid)
 	if err != nil {
 		firstErr.CompareAndSwap(nil, err.Error())
 	}
@@ -78,56 +78,4 @@ func (w *faultWorld) passwordBurst(g *group, next *int, hosts []string, seed uin
 		Observed: observed,
 		OK: refused.Load() == burstGuesses && err == nil && hwm <= budget+burstSlack && ended && ran == 4 &&
 			liveAfter == liveBefore}
-}
-
-// guessPassword logs in from the local address from as known (every
-// other guess; key-only, so checked against the dummy) or as someone
-// unknown, with a wrong password, and wants to be refused.
-func guessPassword(addr, from, known string, i int) error {
-	name := fmt.Sprintf("guess-%d", i)
-	if i%2 == 0 {
-		name = known
-	}
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 30 * time.Second}
-	nc, err := d.Dial("tcp", addr)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(2 * time.Minute))
-	answer := ssh.KeyboardInteractive(func(_, _ string, qs []string, _ []bool) ([]string, error) {
-		ans := make([]string, len(qs))
-		for j, q := range qs {
-			ans[j] = "wrong password " + strconv.Itoa(i)
-			if strings.HasPrefix(q, "Username") {
-				ans[j] = name
-			}
-		}
-		return ans, nil
-	})
-	c, _, _, err := ssh.NewClientConn(nc, addr, &ssh.ClientConfig{User: auth.ServiceLogin,
-		Auth: []ssh.AuthMethod{ssh.RetryableAuthMethod(answer, 1)}, HostKeyCallback: ssh.InsecureIgnoreHostKey()})
-	if err == nil {
-		c.Close()
-		return fmt.Errorf("guess %d (%s from %s) logged in", i, name, from)
-	}
-	if !strings.Contains(err.Error(), "unable to authenticate") {
-		return fmt.Errorf("guess %d from %s: %v, want refused", i, from, err)
-	}
-	return nil
-}
-
-// vmHWM is process pid's peak resident set size in bytes.
-func vmHWM(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			kib, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kib << 10, err
-		}
-	}
-	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
 }
