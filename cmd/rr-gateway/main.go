@@ -412,22 +412,34 @@ func cmdEnroll(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func cmdFingerprint(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("rr-gateway fingerprint", flag.ContinueOnError)
+// keyConfig parses the flags of a subcommand about one key file: -config
+// and keyFlag, which overrides the setting at *setting(&c). It returns the
+// config, or the exit status when there is nothing more to do.
+func keyConfig(name, keyFlag, keyUsage string, setting func(*fileConfig) *string, args []string, stderr io.Writer) (fileConfig, int, bool) {
+	fs := flag.NewFlagSet("rr-gateway "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "YAML configuration `file`")
-	hostKey := fs.String("host-key", "", "host key `file` (overrides host_key)")
+	key := fs.String(keyFlag, "", keyUsage)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return 0
+			return fileConfig{}, 0, false
 		}
-		return 2
+		return fileConfig{}, 2, false
 	}
 	c, err := loadConfig(*path)
 	if err != nil {
-		return fail(stderr, err)
+		return c, fail(stderr, err), false
 	}
-	override(&c.HostKey, *hostKey)
+	override(setting(&c), *key)
+	return c, 0, true
+}
+
+func cmdFingerprint(args []string, stdout, stderr io.Writer) int {
+	c, code, ok := keyConfig("fingerprint", "host-key", "host key `file` (overrides host_key)",
+		func(c *fileConfig) *string { return &c.HostKey }, args, stderr)
+	if !ok {
+		return code
+	}
 	signer, err := sshkit.LoadOrCreateKey(c.HostKey)
 	if err != nil {
 		return fail(stderr, err)
@@ -437,21 +449,11 @@ func cmdFingerprint(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdAuditKey(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("rr-gateway audit-key", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "", "YAML configuration `file`")
-	key := fs.String("key", "", "audit key `file` (overrides audit.signing_key)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	c, code, ok := keyConfig("audit-key", "key", "audit key `file` (overrides audit.signing_key)",
+		func(c *fileConfig) *string { return &c.Audit.SigningKey }, args, stderr)
+	if !ok {
+		return code
 	}
-	c, err := loadConfig(*path)
-	if err != nil {
-		return fail(stderr, err)
-	}
-	override(&c.Audit.SigningKey, *key)
 	signer, created, err := evidence.LoadOrCreateKey(c.auditKey())
 	if err != nil {
 		return fail(stderr, err)

@@ -148,13 +148,7 @@ func TestCheckpointsAndManifests(t *testing.T) {
 // BenchmarkAuditChained is an audit append as the gateway makes it: read
 // the head, hash, insert, in one write transaction.
 func BenchmarkAuditChained(b *testing.B) {
-	s, err := Open(filepath.Join(b.TempDir(), "rr.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	e := store.AuditEvent{Time: time.Now(), Actor: "alice", Action: "session.open", Target: "web-01", Outcome: "allowed",
-		Source: "192.0.2.1:50000", SessionID: "0123456789abcdef"}
+	s, e := benchStore(b)
 	for b.Loop() {
 		if err := s.Audit(context.Background(), e); err != nil {
 			b.Fatal(err)
@@ -165,13 +159,7 @@ func BenchmarkAuditChained(b *testing.B) {
 // BenchmarkAuditUnchained is the append before the chain (one INSERT), the
 // baseline of BenchmarkAuditChained.
 func BenchmarkAuditUnchained(b *testing.B) {
-	s, err := Open(filepath.Join(b.TempDir(), "rr.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	e := store.AuditEvent{Time: time.Now(), Actor: "alice", Action: "session.open", Target: "web-01", Outcome: "allowed",
-		Source: "192.0.2.1:50000", SessionID: "0123456789abcdef"}
+	s, e := benchStore(b)
 	for b.Loop() {
 		_, err := s.db.ExecContext(context.Background(), `INSERT INTO audit (at, actor, action, target, outcome, detail, source, session_id)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, nanos(e.Time), e.Actor, e.Action, e.Target, e.Outcome, e.Detail, e.Source, e.SessionID)
@@ -179,4 +167,15 @@ func BenchmarkAuditUnchained(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// benchStore is a fresh store and a typical event for the benchmarks.
+func benchStore(b *testing.B) (*Store, store.AuditEvent) {
+	s, err := Open(filepath.Join(b.TempDir(), "rr.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s, store.AuditEvent{Time: time.Now(), Actor: "alice", Action: "session.open", Target: "web-01", Outcome: "allowed",
+		Source: "192.0.2.1:50000", SessionID: "0123456789abcdef"}
 }
