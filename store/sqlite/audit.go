@@ -119,23 +119,43 @@ func scanAudit(sc interface{ Scan(...any) error }) (store.AuditEvent, error) {
 }
 
 // AuditChain calls fn with every event from seq from on, in chain order,
-// until fn returns an error (which it returns).
+// until fn returns an error (which it returns). It reads a page at a
+// time and calls fn between reads, so a walk of a long trail never holds
+// the store's one connection for long: appends go on meanwhile.
 func (s *Store) AuditChain(ctx context.Context, from int64, fn func(store.AuditEvent) error) error {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+auditCols+` FROM audit WHERE id >= ? ORDER BY id`, from)
-	if err != nil {
-		return fmt.Errorf("store: audit chain: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		e, err := scanAudit(rows)
+	const page = 5000
+	for {
+		evs, err := s.auditPage(ctx, from, page)
 		if err != nil {
 			return fmt.Errorf("store: audit chain: %w", err)
 		}
-		if err := fn(e); err != nil {
-			return err
+		for _, e := range evs {
+			if err := fn(e); err != nil {
+				return err
+			}
 		}
+		if len(evs) < page {
+			return nil
+		}
+		from = evs[len(evs)-1].Seq + 1
 	}
-	return rows.Err()
+}
+
+func (s *Store) auditPage(ctx context.Context, from int64, n int) ([]store.AuditEvent, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+auditCols+` FROM audit WHERE id >= ? ORDER BY id LIMIT ?`, from, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	evs := make([]store.AuditEvent, 0, n)
+	for rows.Next() {
+		e, err := scanAudit(rows)
+		if err != nil {
+			return nil, err
+		}
+		evs = append(evs, e)
+	}
+	return evs, rows.Err()
 }
 
 // AuditHead returns the chain's last event (ErrNotFound when there is

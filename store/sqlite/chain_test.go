@@ -179,3 +179,31 @@ func benchStore(b *testing.B) (*Store, store.AuditEvent) {
 	return s, store.AuditEvent{Time: time.Now(), Actor: "alice", Action: "session.open", Target: "web-01", Outcome: "allowed",
 		Source: "192.0.2.1:50000", SessionID: "0123456789abcdef"}
 }
+
+// A walk of the chain reads it in pages: an append from inside it (the
+// store has one connection) goes through rather than wait for the walk.
+func TestAuditChainPagesLetAppendsIn(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	for i := range 12000 {
+		if err := s.Audit(ctx, store.AuditEvent{Action: "x", Detail: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	err := s.AuditChain(ctx, 1, func(e store.AuditEvent) error {
+		n++
+		if n%5000 == 1 {
+			actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			return s.Audit(actx, store.AuditEvent{Action: "during"})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("an append during the walk: %v", err)
+	}
+	if n < 12002 { // the last append comes after the last page was read
+		t.Fatalf("walked %d events, want the 12000 and those appended before the last page", n)
+	}
+}
