@@ -174,9 +174,6 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 		return err
 	}
 	defer spool.Close()
-	if err := gateway.RecoverSessions(ctx, st, spool, log); err != nil {
-		return err
-	}
 	acfg := c.authConfig()
 	acfg.Directory = gateway.StoreDirectory(st)
 	acfg.Mailer = mailer
@@ -195,6 +192,11 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 	}
 	notary, err := c.notary(ctx, st, sink, log)
 	if err != nil {
+		return err
+	}
+	// Before the uploader runs: it takes only recordings their sessions
+	// have sealed; and with the notary, so that sealed ones are signed.
+	if err := gateway.RecoverSessions(ctx, st, spool, notary, log); err != nil {
 		return err
 	}
 	// A checkpoint now covers what the last run and the recovery wrote;

@@ -172,7 +172,7 @@ func TestUploadWaitsForRecovery(t *testing.T) {
 	}
 
 	// The next start.
-	if err := gateway.RecoverSessions(ctx, st, spool, slog.New(newLogWatch())); err != nil {
+	if err := gateway.RecoverSessions(ctx, st, spool, nil, slog.New(newLogWatch())); err != nil {
 		t.Fatal(err)
 	}
 
