@@ -2,7 +2,9 @@ package evidence
 
 import (
 	"bufio"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -50,10 +52,18 @@ func CheckpointToJSON(c store.Checkpoint) CheckpointJSON {
 // ReadExport reads `audit --json` output: event lines and checkpoint
 // lines, in any order.
 func ReadExport(r io.Reader) ([]store.AuditEvent, []store.Checkpoint, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	var evs []store.AuditEvent
 	var cps []store.Checkpoint
+	err := ScanExport(r, func(e store.AuditEvent) error { evs = append(evs, e); return nil },
+		func(c store.Checkpoint) error { cps = append(cps, c); return nil })
+	return evs, cps, err
+}
+
+// ScanExport reads `audit --json` output a line at a time, calling
+// event or checkpoint for each; an error from either stops it.
+func ScanExport(r io.Reader, event func(store.AuditEvent) error, checkpoint func(store.Checkpoint) error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	for n := 1; sc.Scan(); n++ {
 		line := sc.Bytes()
 		if len(line) == 0 {
@@ -64,28 +74,30 @@ func ReadExport(r io.Reader) ([]store.AuditEvent, []store.Checkpoint, error) {
 			Checkpoint *CheckpointJSON `json:"checkpoint"`
 		}
 		if err := json.Unmarshal(line, &x); err != nil {
-			return nil, nil, fmt.Errorf("line %d: %w", n, err)
+			return fmt.Errorf("line %d: %w", n, err)
 		}
 		if c := x.Checkpoint; c != nil {
 			at, err := parseStamp(c.At)
 			if err != nil {
-				return nil, nil, fmt.Errorf("line %d: checkpoint at: %w", n, err)
+				return fmt.Errorf("line %d: checkpoint at: %w", n, err)
 			}
-			cps = append(cps, store.Checkpoint{Seq: c.Seq, Head: c.Head, At: at, Signature: c.Signature})
+			if err := checkpoint(store.Checkpoint{Seq: c.Seq, Head: c.Head, At: at, Signature: c.Signature}); err != nil {
+				return fmt.Errorf("line %d: %w", n, err)
+			}
 			continue
 		}
 		e := x.EventJSON
 		at, err := parseStamp(e.Time)
 		if err != nil {
-			return nil, nil, fmt.Errorf("line %d: time: %w", n, err)
+			return fmt.Errorf("line %d: time: %w", n, err)
 		}
-		evs = append(evs, store.AuditEvent{Seq: e.Seq, Time: at, Actor: e.Actor, Action: e.Action, Target: e.Target,
+		err = event(store.AuditEvent{Seq: e.Seq, Time: at, Actor: e.Actor, Action: e.Action, Target: e.Target,
 			Outcome: e.Outcome, Detail: e.Detail, Source: e.Source, SessionID: e.SessionID, Prev: e.Prev, Hash: e.Hash})
+		if err != nil {
+			return fmt.Errorf("line %d: %w", n, err)
+		}
 	}
-	if err := sc.Err(); err != nil {
-		return nil, nil, err
-	}
-	return evs, cps, nil
+	return sc.Err()
 }
 
 // Problem is one place where the evidence does not hold.
@@ -135,34 +147,82 @@ func VerifyTrail(pub ssh.PublicKey, evs []store.AuditEvent, cps []store.Checkpoi
 // A run that starts past seq 1 (a partial export) is checked from its
 // first event on.
 type Verifier struct {
+	pub   ssh.PublicKey
 	r     Report
 	heads map[int64]store.Checkpoint // valid checkpoints by seq
 	last  store.AuditEvent
 	n     int
+	// The hashes of the events seen, for checkpoints that come after
+	// them (an export lists its checkpoints last): 32 bytes an event,
+	// by seq from histBase; the rest (gaps, bad hex) in odd.
+	hist     [][32]byte
+	histBase int64
+	odd      map[int64]string
 }
+
+// ErrOutOfOrder is what Add's caller is told when events do not come in
+// seq order (Verifier.InOrder).
+var ErrOutOfOrder = errors.New("the events are not in seq order")
 
 // NewVerifier checks the checkpoints' signatures and returns a Verifier
 // for the events.
 func NewVerifier(pub ssh.PublicKey, cps []store.Checkpoint) *Verifier {
-	v := &Verifier{heads: map[int64]store.Checkpoint{}}
+	v := &Verifier{pub: pub, heads: map[int64]store.Checkpoint{}, odd: map[int64]string{}}
 	for _, c := range cps {
-		if err := VerifyCheckpoint(pub, c); err != nil {
-			v.bad(c.Seq, "checkpoint: %v", err)
-			continue
-		}
-		if old, dup := v.heads[c.Seq]; dup {
-			if old.Head != c.Head {
-				v.bad(c.Seq, "two valid checkpoints name different heads for this seq")
-			}
-			continue
-		}
-		v.heads[c.Seq] = c
-		v.r.Checkpoints++
-		if c.Seq > v.r.Signed {
-			v.r.Signed, v.r.SignedAt = c.Seq, c.At
-		}
+		v.AddCheckpoint(c)
 	}
 	return v
+}
+
+// AddCheckpoint checks c's signature and, when its event was added
+// already, that event's hash; else the event is checked when it comes.
+func (v *Verifier) AddCheckpoint(c store.Checkpoint) {
+	if err := VerifyCheckpoint(v.pub, c); err != nil {
+		v.bad(c.Seq, "checkpoint: %v", err)
+		return
+	}
+	if old, dup := v.heads[c.Seq]; dup {
+		if old.Head != c.Head {
+			v.bad(c.Seq, "two valid checkpoints name different heads for this seq")
+		}
+		return
+	}
+	v.heads[c.Seq] = c
+	v.r.Checkpoints++
+	if c.Seq > v.r.Signed {
+		v.r.Signed, v.r.SignedAt = c.Seq, c.At
+	}
+	if h, ok := v.hashAt(c.Seq); ok && h != c.Head {
+		v.bad(c.Seq, "the chain here is not the one checkpointed at %s (rewritten)", stamp(c.At))
+	}
+}
+
+// InOrder reports whether e may be added next: its seq follows the last
+// one's (a gap or a repeat is still in order: Add reports those).
+func (v *Verifier) InOrder(e store.AuditEvent) bool { return v.n == 0 || e.Seq >= v.last.Seq }
+
+func (v *Verifier) remember(e store.AuditEvent) {
+	var h [32]byte
+	if v.n == 0 {
+		v.histBase = e.Seq
+	}
+	if e.Seq == v.histBase+int64(len(v.hist)) && len(e.Hash) == 64 {
+		if _, err := hex.Decode(h[:], []byte(e.Hash)); err == nil {
+			v.hist = append(v.hist, h)
+			return
+		}
+	}
+	v.odd[e.Seq] = e.Hash
+}
+
+func (v *Verifier) hashAt(seq int64) (string, bool) {
+	if h, ok := v.odd[seq]; ok {
+		return h, true
+	}
+	if i := seq - v.histBase; v.n > 0 && i >= 0 && i < int64(len(v.hist)) {
+		return hex.EncodeToString(v.hist[i][:]), true
+	}
+	return "", false
 }
 
 func (v *Verifier) bad(seq int64, f string, a ...any) {
@@ -193,6 +253,7 @@ func (v *Verifier) Add(e store.AuditEvent) {
 	if c, ok := v.heads[e.Seq]; ok && c.Head != e.Hash {
 		v.bad(e.Seq, "the chain here is not the one checkpointed at %s (rewritten)", stamp(c.At))
 	}
+	v.remember(e)
 	v.n++
 	v.last = e
 	v.r.Last = e.Seq

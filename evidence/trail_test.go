@@ -156,3 +156,39 @@ func mustJSON(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+// A checkpoint that comes after its events (an export lists them last)
+// is checked against the hash seen for its seq.
+func TestVerifierLateCheckpoint(t *testing.T) {
+	signer, _ := testKey(t)
+	evs := chain(5)
+	good := checkpoint(t, signer, evs[2])
+	rewritten := append([]store.AuditEvent(nil), evs...)
+	rewritten[1].Detail = "forged"
+	rehash(rewritten, 1)
+	for _, tc := range []struct {
+		evs []store.AuditEvent
+		ok  bool
+	}{{evs, true}, {rewritten, false}} {
+		v := NewVerifier(signer.PublicKey(), nil)
+		for _, e := range tc.evs {
+			if !v.InOrder(e) {
+				t.Fatal("in order")
+			}
+			v.Add(e)
+		}
+		v.AddCheckpoint(good)
+		r := v.Report()
+		if r.OK() != tc.ok || r.Signed != 3 {
+			t.Fatalf("want ok %v: %+v", tc.ok, r)
+		}
+		if !tc.ok && (r.Problems[0].Seq != 3 || !strings.Contains(r.Problems[0].Msg, "rewritten")) {
+			t.Fatalf("%v", r.Problems)
+		}
+	}
+	v := NewVerifier(signer.PublicKey(), nil)
+	v.Add(evs[3])
+	if v.InOrder(evs[1]) {
+		t.Fatal("an earlier seq is in order")
+	}
+}

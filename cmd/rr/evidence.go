@@ -90,21 +90,14 @@ func verifyAudit(keyFile, cpDir, name string, stdin io.Reader, stdout, stderr io
 	if name == "" {
 		name = "-"
 	}
-	in, err := openInput(name, stdin)
-	if err != nil {
-		return fail(stderr, err)
-	}
-	defer in.Close()
-	evs, cps, err := evidence.ReadExport(in)
-	if err != nil {
-		return fail(stderr, fmt.Errorf("%s: %w", name, err))
-	}
 	published, err := readCheckpoints(cpDir)
 	if err != nil {
 		return fail(stderr, err)
 	}
-	cps = append(cps, published...)
-	r := evidence.VerifyTrail(pub, evs, cps)
+	r, err := checkTrail(pub, published, name, stdin)
+	if err != nil {
+		return fail(stderr, err)
+	}
 	fmt.Fprintf(stdout, "events       %d (seq %d to %d)\ncheckpoints  %d verified (%d from %s)\n",
 		r.Events, r.First, r.Last, r.Checkpoints, len(published), orNone(cpDir))
 	if r.Signed > 0 {
@@ -137,6 +130,45 @@ func orNone(s string) string {
 		return "no folder"
 	}
 	return s
+}
+
+// checkTrail streams the export through a Verifier, in a few tens of
+// MiB whatever its length: the console writes events in seq order. An
+// export out of order (merged by hand) is read again whole and sorted,
+// which a file allows and standard input does not.
+func checkTrail(pub ssh.PublicKey, published []store.Checkpoint, name string, stdin io.Reader) (evidence.Report, error) {
+	in, err := openInput(name, stdin)
+	if err != nil {
+		return evidence.Report{}, err
+	}
+	defer in.Close()
+	v := evidence.NewVerifier(pub, published)
+	err = evidence.ScanExport(in, func(e store.AuditEvent) error {
+		if !v.InOrder(e) {
+			return evidence.ErrOutOfOrder
+		}
+		v.Add(e)
+		return nil
+	}, func(c store.Checkpoint) error { v.AddCheckpoint(c); return nil })
+	if err == nil {
+		return v.Report(), nil
+	}
+	if !errors.Is(err, evidence.ErrOutOfOrder) {
+		return evidence.Report{}, fmt.Errorf("%s: %w", name, err)
+	}
+	if name == "-" {
+		return evidence.Report{}, fmt.Errorf("standard input: %w: save the export to a file and give its name", err)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return evidence.Report{}, err
+	}
+	defer f.Close()
+	evs, cps, err := evidence.ReadExport(f)
+	if err != nil {
+		return evidence.Report{}, fmt.Errorf("%s: %w", name, err)
+	}
+	return evidence.VerifyTrail(pub, evs, append(cps, published...)), nil
 }
 
 // readCheckpoints reads every *.checkpoint file in dir ("" for none).

@@ -125,3 +125,28 @@ func TestVerifyAudit(t *testing.T) {
 		t.Fatalf("changed: exit %d: %s", code, out)
 	}
 }
+
+// An export out of seq order (merged by hand) is sorted when it is a
+// file; from standard input rr says to save it.
+func TestVerifyAuditOutOfOrder(t *testing.T) {
+	signer, pub := auditKey(t)
+	var evs []store.AuditEvent
+	prev := ""
+	for i := 1; i <= 4; i++ {
+		e := store.AuditEvent{Seq: int64(i), Time: time.Unix(int64(i), 0).UTC(), Action: "x", Prev: prev}
+		e.Hash = store.ChainHash(prev, e)
+		evs, prev = append(evs, e), e.Hash
+	}
+	cp, _ := evidence.SignCheckpoint(signer, 4, evs[3].Hash, time.Unix(9, 0))
+	shuffled := []store.AuditEvent{evs[2], evs[0], evs[3], evs[1]}
+	file := writeExport(t, shuffled, []store.Checkpoint{cp})
+	out, errs, code := rr(t, "", "verify-audit", "-key", pub, file)
+	if code != 0 || !strings.HasSuffix(out, "ok\n") {
+		t.Fatalf("from a file: exit %d: %s%s", code, out, errs)
+	}
+	b, _ := os.ReadFile(file)
+	var o, e bytes.Buffer
+	if code := run([]string{"verify-audit", "-key", pub}, bytes.NewReader(b), &o, &e); code != 1 || !strings.Contains(e.String(), "save the export to a file") {
+		t.Fatalf("from standard input: exit %d: %s%s", code, o.String(), e.String())
+	}
+}

@@ -1,9 +1,11 @@
 package admin
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -455,6 +457,9 @@ func (c *Console) auditTrail(x *call) error {
 		return c.storeErr(err)
 	}
 	if x.json {
+		// In chain order, which rr verify-audit streams (clocks may
+		// disagree with it by a little).
+		slices.SortStableFunc(evs, func(a, b store.AuditEvent) int { return cmp.Compare(a.Seq, b.Seq) })
 		for _, e := range evs {
 			if err := writeJSON(x.out, evidence.ToJSON(e)); err != nil {
 				return err
