@@ -34,7 +34,11 @@ type NotaryStore interface {
 type NotaryConfig struct {
 	Signer    ssh.Signer
 	Store     NotaryStore
-	Publisher Publisher
+	Publisher Publisher // checkpoints
+	// Manifests is where manifests go (default Publisher): the spool, on
+	// a session's way out, from where the uploader carries each to the
+	// bucket with its recording.
+	Manifests Publisher
 	Interval  time.Duration // between checkpoints (10m)
 	Now       func() time.Time
 	Logger    *slog.Logger
@@ -56,6 +60,9 @@ func NewNotary(cfg NotaryConfig) (*Notary, error) {
 	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = 10 * time.Minute
+	}
+	if cfg.Manifests == nil {
+		cfg.Manifests = cfg.Publisher
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -128,7 +135,7 @@ func (n *Notary) Manifest(ctx context.Context, m Manifest) error {
 	if err := n.cfg.Store.SetManifest(ctx, m.Session, file, n.cfg.Now()); err != nil {
 		return err
 	}
-	if err := n.cfg.Publisher.Put(ctx, ManifestName(m.Session), file); err != nil {
+	if err := n.cfg.Manifests.Put(ctx, ManifestName(m.Session), file); err != nil {
 		return fmt.Errorf("evidence: publish manifest of %s: %w", m.Session, err)
 	}
 	return nil

@@ -259,8 +259,10 @@ func (c *fileConfig) notary(ctx context.Context, st *sqlite.Store, sink *s3sink.
 	}
 	log.Info("audit key", "key", ssh.FingerprintSHA256(signer.PublicKey()), "publishes_to", where,
 		"checkpoint_interval", c.Audit.CheckpointInterval)
+	// Manifests go beside the recordings in the spool, which the uploader
+	// carries to the bucket with them: a session's end never waits on S3.
 	return evidence.NewNotary(evidence.NotaryConfig{Signer: signer, Store: st, Publisher: pub,
-		Interval: c.Audit.CheckpointInterval, Logger: log})
+		Manifests: evidence.DirPublisher{Dir: c.Recordings.Spool}, Interval: c.Audit.CheckpointInterval, Logger: log})
 }
 
 // address is how people reach the gateway, for hints: the address setting,
