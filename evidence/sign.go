@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -75,7 +76,7 @@ func createKey(path string) error {
 	if err != nil {
 		return fmt.Errorf("audit key: %w", err)
 	}
-	if _, err := f.Write(pemEncode(blk)); err != nil {
+	if _, err := f.Write(pem.EncodeToMemory(blk)); err != nil {
 		f.Close()
 		os.Remove(path)
 		return fmt.Errorf("audit key: %w", err)

@@ -2,6 +2,7 @@ package evidence
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -125,7 +126,7 @@ func (r Report) OK() bool { return len(r.Problems) == 0 }
 // seq order) and the checkpoints given with them against pub. See
 // Verifier for what it checks.
 func VerifyTrail(pub ssh.PublicKey, evs []store.AuditEvent, cps []store.Checkpoint) Report {
-	slices.SortStableFunc(evs, func(a, b store.AuditEvent) int { return cmpInt(a.Seq, b.Seq) })
+	slices.SortStableFunc(evs, func(a, b store.AuditEvent) int { return cmp.Compare(a.Seq, b.Seq) })
 	v := NewVerifier(pub, cps)
 	for _, e := range evs {
 		v.Add(e)
@@ -133,8 +134,9 @@ func VerifyTrail(pub ssh.PublicKey, evs []store.AuditEvent, cps []store.Checkpoi
 	return v.Report()
 }
 
-// Verifier checks a trail streamed to it in seq order, in memory
-// proportional to the checkpoints, not the events:
+// Verifier checks a trail streamed to it in seq order, keeping 32 bytes
+// an event (for checkpoints that come after their events) and nothing
+// else of them:
 //
 //   - every event's hash is the hash of its canonical form (changed rows);
 //   - every event names the previous one's hash and follows it by one
@@ -273,16 +275,6 @@ func (v *Verifier) Report() Report {
 				stamp(c.At), r.Signed, r.Last)})
 		}
 	}
-	slices.SortStableFunc(r.Problems, func(a, b Problem) int { return cmpInt(a.Seq, b.Seq) })
+	slices.SortStableFunc(r.Problems, func(a, b Problem) int { return cmp.Compare(a.Seq, b.Seq) })
 	return r
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
