@@ -25,13 +25,7 @@ func (c chanNotary) Manifest(_ context.Context, m evidence.Manifest) error {
 func TestKilledSessionIsSigned(t *testing.T) {
 	signed := make(chanNotary, 1)
 	e := newEnv(t, gateway.Config{Notary: signed})
-	victim := e.dialB(t, "rr+web-01")
-	_, _, victimErr := startCommand(t, victim, "trap '' HUP; echo started; sleep 60")
-	live, err := e.gw.Store.Sessions(context.Background(), store.SessionFilter{LiveOnly: true})
-	if err != nil || len(live) != 1 {
-		t.Fatalf("live sessions: %v, %v", live, err)
-	}
-	id := live[0].ID
+	id, victimErr := startVictim(t, e)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if err := e.gw.Srv.Kill(ctx, id, "bob", "contained"); err != nil {

@@ -99,17 +99,7 @@ func TestRecoverSessions(t *testing.T) {
 // interrupted and opens the event again.
 func TestRecoveryReopensEvents(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := sqlite.Open(filepath.Join(dir, "rr.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	spool, err := rec.NewSpool(rec.SpoolConfig{Dir: filepath.Join(dir, "spool"), FlushInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer spool.Close()
+	st, spool := recoveryParts(t)
 	now := time.Now()
 	if _, _, err := st.AddEvent(ctx, store.Event{ID: "e-abcdef", Source: "falco", Rule: "r", Time: now, Received: now,
 		Host: "web-01", Key: "k"}); err != nil {
@@ -142,17 +132,7 @@ func (m *manifests) Manifest(_ context.Context, x evidence.Manifest) error {
 // a manifest naming that event; a second start adds nothing.
 func TestRecoveryAuditsAndSigns(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := sqlite.Open(filepath.Join(dir, "rr.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	spool, err := rec.NewSpool(rec.SpoolConfig{Dir: filepath.Join(dir, "spool"), FlushInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer spool.Close()
+	st, spool := recoveryParts(t)
 	if err := st.CreateSession(ctx, store.Session{ID: "s1", Person: "alice", Team: "ops", Host: "web-01", State: store.StateLive,
 		Started: time.Now()}); err != nil {
 		t.Fatal(err)
@@ -182,4 +162,21 @@ func TestRecoveryAuditsAndSigns(t *testing.T) {
 		m.ClosedBySeq != evs[1].Seq || m.ClosedByHash != evs[1].Hash {
 		t.Fatalf("manifest %+v; row %+v; sealed by %+v", m, row, evs[1])
 	}
+}
+
+// recoveryParts is a fresh store and spool, closed when the test ends.
+func recoveryParts(t *testing.T) (*sqlite.Store, *rec.Spool) {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := sqlite.Open(filepath.Join(dir, "rr.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	spool, err := rec.NewSpool(rec.SpoolConfig{Dir: filepath.Join(dir, "spool"), FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { spool.Close() })
+	return st, spool
 }
