@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -98,7 +99,14 @@ func (n *Notary) Checkpoint(ctx context.Context) error {
 	// Published first: a store that lost it (rolled back) is caught by
 	// the copy outside.
 	if err := n.cfg.Publisher.Put(ctx, CheckpointName(c.Seq), CheckpointFile(c)); err != nil {
-		return fmt.Errorf("evidence: publish checkpoint %d: %w", c.Seq, err)
+		// Another gateway on the same store may have signed this head
+		// first: its checkpoint stands for ours. Any other is a trail
+		// that is not the one published, and is said so.
+		other, ok := n.published(ctx, c.Seq)
+		if !ok || other.Head != c.Head {
+			return fmt.Errorf("evidence: publish checkpoint %d: %w", c.Seq, err)
+		}
+		c = other
 	}
 	if err := n.cfg.Store.AddCheckpoint(ctx, c); err != nil {
 		return fmt.Errorf("evidence: checkpoint %d: %w", c.Seq, err)
@@ -106,6 +114,28 @@ func (n *Notary) Checkpoint(ctx context.Context) error {
 	n.last = c.Seq
 	n.cfg.Logger.Info("audit checkpoint signed", "seq", c.Seq, "head", c.Head)
 	return nil
+}
+
+// getter is a Publisher that reads back what it holds (both do).
+type getter interface {
+	Get(ctx context.Context, name string, limit int64) ([]byte, error)
+}
+
+// published returns the valid checkpoint published for seq, if any.
+func (n *Notary) published(ctx context.Context, seq int64) (store.Checkpoint, bool) {
+	g, ok := n.cfg.Publisher.(getter)
+	if !ok {
+		return store.Checkpoint{}, false
+	}
+	b, err := g.Get(ctx, CheckpointName(seq), 64<<10)
+	if err != nil {
+		return store.Checkpoint{}, false
+	}
+	c, err := ParseCheckpointFile(b)
+	if err != nil || c.Seq != seq || VerifyCheckpoint(n.PublicKey(), c) != nil {
+		return store.Checkpoint{}, false
+	}
+	return c, true
 }
 
 // Run checkpoints every Interval until ctx is done; the caller
@@ -180,4 +210,14 @@ func (d DirPublisher) Put(_ context.Context, name string, data []byte) error {
 		return err
 	}
 	return nil
+}
+
+// Get reads name back (at most limit bytes).
+func (d DirPublisher) Get(_ context.Context, name string, limit int64) ([]byte, error) {
+	f, err := os.Open(filepath.Join(d.Dir, filepath.FromSlash(name)))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, limit))
 }

@@ -74,6 +74,15 @@ func TestNotary(t *testing.T) {
 	if again, _ := os.ReadFile(filepath.Join(dir, CheckpointName(3))); string(again) != string(b) {
 		t.Fatal("the published checkpoint changed")
 	}
+	// Another gateway on the same store signing the same head a moment
+	// later: the published checkpoint stands for both, and goes to its
+	// store too.
+	other := &memStore{head: evs[2], manifests: map[string][]byte{}}
+	n3, _ := NewNotary(NotaryConfig{Signer: signer, Store: other, Publisher: DirPublisher{Dir: dir},
+		Now: func() time.Time { return time.Now().Add(time.Minute) }})
+	if err := n3.Checkpoint(ctx); err != nil || len(other.cps) != 1 || other.cps[0] != c {
+		t.Fatalf("the same head signed twice: %v, %+v", err, other.cps)
+	}
 
 	m := Manifest{Session: "s1", Size: 1, SHA256: "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}
 	if err := n.Manifest(ctx, m); err != nil {
