@@ -153,4 +153,17 @@ func killMidSession(t *testing.T, command string, check func(plain []byte)) {
 	if verr == nil || !strings.Contains(string(vout), "cut short") || !strings.Contains(string(vout), r.RecordingSHA256) {
 		t.Fatalf("rr verify on the interrupted file: %v\n%s", verr, vout)
 	}
+	// The sealed prefix has its signed manifest beside it, naming the
+	// audit event that sealed it.
+	pub, err := exec.Command(filepath.Join(g.bin, "rr-gateway"), "audit-key", "-config", g.cfg).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(t.TempDir(), "audit.pub")
+	os.WriteFile(key, pub, 0o644)
+	mout, err := exec.Command(filepath.Join(g.bin, "rr"), "verify", "-manifest", filepath.Join(g.dir, "spool", r.ID+".manifest"),
+		"-key", key, files[0]).CombinedOutput()
+	if err != nil || !strings.Contains(string(mout), "(interrupted)") {
+		t.Fatalf("rr verify -manifest on the interrupted file: %v\n%s", err, mout)
+	}
 }

@@ -39,9 +39,10 @@ type procGateway struct {
 	cfg    string
 	env    []string
 	people string
-	agents string // its agents' port
-	http   string // its metrics and health port
-	w      *world // ssh as alice against this gateway
+	agents string  // its agents' port
+	http   string  // its metrics and health port
+	w      *world  // ssh as alice against this gateway
+	ann    someone // an admin in no team, for the console
 }
 
 // startProcGateway writes the config (extra is appended: recordings …;
@@ -54,6 +55,7 @@ func startProcGateway(t *testing.T, extra string, env ...string) (*procGateway, 
 	extra = strings.ReplaceAll(extra, "{{dir}}", g.dir)
 	mp := startMailpit(t)
 	alice := gatewaytest.NewKey(t, "alice")
+	g.ann = someone{"ann", gatewaytest.NewKey(t, "ann"), "ann@example.test"}
 	agentKey := gatewaytest.NewKey(t, "agent")
 	verifier, err := auth.HashSecret("pp-web-01")
 	if err != nil {
@@ -72,10 +74,10 @@ host_key: %s/host_key
 database: %s/rr.db
 log: {format: text, level: debug}
 mail: {mode: smtp, from: rr@gateway.test, smtp: {host: 127.0.0.1, port: %d, tls: none}}
-people: [{name: alice, email: %s, role: advanced, key_files: [%s.pub]}]
+people: [{name: alice, email: %s, role: advanced, key_files: [%s.pub]}, {name: ann, email: %s, role: admin, key_files: [%s.pub]}]
 teams: [{name: ops_RR, rapid_response: true, members: [alice], hosts: ["*"]}]
 hosts: [{name: web-01, passphrase_verifier: '%s', agent_key_file: %s.pub}]
-%s`, g.people, agents, g.http, g.dir, g.dir, mp.SMTPPort, aliceMail, alice.Path, verifier, agentKey.Path, extra)), 0o600)
+%s`, g.people, agents, g.http, g.dir, g.dir, mp.SMTPPort, aliceMail, alice.Path, g.ann.mail, g.ann.key.Path, verifier, agentKey.Path, extra)), 0o600)
 	cmd := g.start()
 
 	fp, err := exec.Command(filepath.Join(g.bin, "rr-gateway"), "fingerprint", "-config", g.cfg).Output()

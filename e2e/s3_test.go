@@ -142,6 +142,18 @@ func TestRecordingsGoToS3(t *testing.T) {
 		if err != nil || int64(len(b)) != r.RecordingSize {
 			t.Fatalf("object of %s: %d bytes, %v", r.ID, len(b), err)
 		}
+		// Its signed manifest went with it, and left the spool.
+		m, err := os.ReadFile(filepath.Join(s3.dir, "rec", "r", r.ID+".manifest"))
+		if err != nil || !strings.Contains(string(m), "\nsha256 "+r.RecordingSHA256+"\n") {
+			t.Fatalf("manifest object of %s: %v %q", r.ID, err, m)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "spool", "*.manifest")); len(left) != 0 {
+		t.Fatalf("manifests left in the spool: %v", left)
+	}
+	// The checkpoint signed at the restart is in the bucket, not the spool.
+	if cps, _ := filepath.Glob(filepath.Join(s3.dir, "rec", "r", "checkpoints", "*.checkpoint")); len(cps) == 0 {
+		t.Fatalf("no checkpoint in the bucket\n%s", g.log())
 	}
 
 	// Downloads stream from the bucket (the spool is empty), with both

@@ -117,6 +117,12 @@ type Config struct {
 	// started. Zero: no limit.
 	IdleTimeout      time.Duration
 	MaxSessionLength time.Duration
+	// Notary signs each finalized recording's manifest (see package
+	// evidence). Optional here; rr-gateway always sets it.
+	Notary Notary
+	// Evidence, with the audit public key, lets the console verify the
+	// live trail (audit verify) and show manifests. Optional.
+	Evidence *admin.Evidence
 	// Now is the clock (time.Now).
 	Now func() time.Time
 	// Algorithms are the SSH algorithms both ports offer
@@ -234,6 +240,7 @@ func New(cfg Config) (*Server, error) {
 		Notify:          s.notifyAdmins,
 		DropAgents:      s.dropAgents,
 		TokenRule:       cfg.TokenRule,
+		Evidence:        cfg.Evidence,
 		Now:             cfg.Now,
 		Logger:          cfg.Logger,
 	})

@@ -656,13 +656,7 @@ func (l lateSpool) Start(ctx context.Context, info gateway.SessionInfo) (gateway
 // until the agent's SIGKILL) still finishes, and the audit says it did.
 func TestKillOutlivesTheConsole(t *testing.T) {
 	e := newEnv(t, gateway.Config{})
-	victim := e.dialB(t, "rr+web-01")
-	_, _, victimErr := startCommand(t, victim, "trap '' HUP; echo started; sleep 60")
-	live, err := e.gw.Store.Sessions(context.Background(), store.SessionFilter{LiveOnly: true})
-	if err != nil || len(live) != 1 {
-		t.Fatalf("live sessions: %v, %v", live, err)
-	}
-	id := live[0].ID
+	id, victimErr := startVictim(t, e)
 
 	console := e.dialB(t, "rr")
 	cs, err := console.NewSession()
@@ -698,6 +692,19 @@ func TestKillOutlivesTheConsole(t *testing.T) {
 	if err != nil || s.KilledBy != "alice" || s.EndReason != "killed by alice: leaving now" {
 		t.Fatalf("row: %+v, %v", s, err)
 	}
+}
+
+// startVictim starts bob's long session on web-01 that ignores SIGHUP,
+// and returns its id and the person's stderr.
+func startVictim(t *testing.T, e *env) (string, *syncBuffer) {
+	t.Helper()
+	victim := e.dialB(t, "rr+web-01")
+	_, _, victimErr := startCommand(t, victim, "trap '' HUP; echo started; sleep 60")
+	live, err := e.gw.Store.Sessions(context.Background(), store.SessionFilter{LiveOnly: true})
+	if err != nil || len(live) != 1 {
+		t.Fatalf("live sessions: %v, %v", live, err)
+	}
+	return live[0].ID, victimErr
 }
 
 // TestUploadStartsWhenTheSessionEnds: the upload of a recording is asked

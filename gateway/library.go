@@ -234,13 +234,26 @@ func (l *library) Fetched(e download.Entry, via string, sent int64, err error) {
 	if err != nil {
 		outcome, detail = "failed", fmt.Sprintf("%s, %d bytes: %v", via, sent, err)
 	}
-	if l.conn.fetchedBefore(e.ID, outcome) {
+	action, key := "recording.download", e.ID
+	if e.Manifest != nil {
+		action, key = "recording.manifest", e.ID+".manifest"
+	}
+	if l.conn.fetchedBefore(key, outcome) {
 		l.srv.log.Debug("recording downloaded again", "session", e.ID, "via", via, "bytes", sent, "err", err)
 		return
 	}
-	l.srv.audit(store.AuditEvent{Actor: l.who.Person, Action: "recording.download", Target: e.ID, Outcome: outcome,
+	l.srv.audit(store.AuditEvent{Actor: l.who.Person, Action: action, Target: e.ID, Outcome: outcome,
 		Detail: detail, Source: l.who.Source, SessionID: e.ID})
 	l.srv.log.Info("recording downloaded", "session", e.ID, "person", l.who.Person, "via", via, "bytes", sent, "err", err)
+}
+
+// Manifest is session id's signed manifest (download.Manifests).
+func (l *library) Manifest(ctx context.Context, id string) ([]byte, error) {
+	ev := l.srv.cfg.Evidence
+	if ev == nil {
+		return nil, store.ErrNotFound
+	}
+	return ev.Store.Manifest(ctx, id)
 }
 
 // downloadCommand is the scp command line that fetches id's recording.

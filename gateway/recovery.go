@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -15,6 +16,7 @@ type RecoveryStore interface {
 	InterruptLiveSessions(ctx context.Context, now time.Time) ([]string, error)
 	Session(ctx context.Context, id string) (store.Session, error)
 	EventSessionEnded(ctx context.Context, id string, at time.Time) error
+	Audit(ctx context.Context, e store.AuditEvent) error
 	RecordingStore
 }
 
@@ -25,8 +27,10 @@ type RecoveryStore interface {
 // as it stands (never appended to) and noted. It is idempotent: a run that
 // dies during it, between marking and sealing, leaves sessions the next
 // start still seals. Until then the uploader leaves their files alone.
-// Call it before serving.
-func RecoverSessions(ctx context.Context, st RecoveryStore, spool *recorder.Spool, log *slog.Logger) error {
+// Each session it marks is audited (session.interrupted), and so is each
+// recording it seals (session.sealed), which notary, if not nil, then
+// signs a manifest for, naming that event. Call it before serving.
+func RecoverSessions(ctx context.Context, st RecoveryStore, spool *recorder.Spool, notary Notary, log *slog.Logger) error {
 	ids, err := st.InterruptLiveSessions(ctx, time.Now())
 	if err != nil {
 		return err
@@ -36,7 +40,15 @@ func RecoverSessions(ctx context.Context, st RecoveryStore, spool *recorder.Spoo
 	}
 	// Their events are no longer being responded to.
 	for _, id := range ids {
-		if sess, err := st.Session(ctx, id); err == nil && sess.EventID != "" {
+		sess, err := st.Session(ctx, id)
+		if err != nil {
+			continue
+		}
+		if _, err := appendAudit(ctx, st, store.AuditEvent{Time: time.Now(), Actor: sess.Person, Action: "session.interrupted",
+			Target: sess.Host, Outcome: "allowed", Detail: "the gateway stopped without closing it", SessionID: id}); err != nil {
+			return err
+		}
+		if sess.EventID != "" {
 			if err := st.EventSessionEnded(ctx, sess.EventID, time.Now()); err != nil {
 				return err
 			}
@@ -69,6 +81,17 @@ func RecoverSessions(ctx context.Context, st RecoveryStore, spool *recorder.Spoo
 		}
 		log.Info("recording of an ended session sealed as it stands", "session", id, "state", sess.State,
 			"size", closed.Size, "sha256", closed.SHA256)
+		sealed, err := appendAudit(ctx, st, store.AuditEvent{Time: time.Now(), Actor: sess.Person, Action: "session.sealed",
+			Target: sess.Host, Outcome: "allowed", Detail: fmt.Sprintf("recording sealed as it stood: %d bytes", closed.Size), SessionID: id})
+		if err != nil {
+			return err
+		}
+		if notary != nil && sealed.Seq != 0 {
+			sess.RecordingSize, sess.RecordingSHA256 = closed.Size, closed.SHA256
+			if err := notary.Manifest(ctx, ManifestOf(sess, sealed)); err != nil {
+				log.Error("manifest not signed", "session", id, "err", err)
+			}
+		}
 	}
 	for _, id := range ids {
 		if !inSpool[id] {
@@ -76,4 +99,15 @@ func RecoverSessions(ctx context.Context, st RecoveryStore, spool *recorder.Spoo
 		}
 	}
 	return nil
+}
+
+// appendAudit appends e through st, and returns it with its place in the
+// chain when st says (an auditAppender); otherwise as given.
+func appendAudit(ctx context.Context, st interface {
+	Audit(ctx context.Context, e store.AuditEvent) error
+}, e store.AuditEvent) (store.AuditEvent, error) {
+	if a, ok := st.(auditAppender); ok {
+		return a.AppendAudit(ctx, e)
+	}
+	return e, st.Audit(ctx, e)
 }

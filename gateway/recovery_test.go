@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rr-gateway/rr/evidence"
 	"github.com/rr-gateway/rr/gateway"
 	rec "github.com/rr-gateway/rr/recorder"
 	"github.com/rr-gateway/rr/store"
@@ -69,7 +70,7 @@ func TestRecoverSessions(t *testing.T) {
 	}
 
 	for range 2 {
-		if err := gateway.RecoverSessions(ctx, st, spool, slog.New(slog.DiscardHandler)); err != nil {
+		if err := gateway.RecoverSessions(ctx, st, spool, nil, slog.New(slog.DiscardHandler)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -98,17 +99,7 @@ func TestRecoverSessions(t *testing.T) {
 // interrupted and opens the event again.
 func TestRecoveryReopensEvents(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := sqlite.Open(filepath.Join(dir, "rr.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	spool, err := rec.NewSpool(rec.SpoolConfig{Dir: filepath.Join(dir, "spool"), FlushInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer spool.Close()
+	st, spool := recoveryParts(t)
 	now := time.Now()
 	if _, _, err := st.AddEvent(ctx, store.Event{ID: "e-abcdef", Source: "falco", Rule: "r", Time: now, Received: now,
 		Host: "web-01", Key: "k"}); err != nil {
@@ -121,10 +112,71 @@ func TestRecoveryReopensEvents(t *testing.T) {
 	if err := st.EventResponding(ctx, "e-abcdef", "alice", now); err != nil {
 		t.Fatal(err)
 	}
-	if err := gateway.RecoverSessions(ctx, st, spool, slog.New(slog.DiscardHandler)); err != nil {
+	if err := gateway.RecoverSessions(ctx, st, spool, nil, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	if e, _ := st.Event(ctx, "e-abcdef"); e.Status != store.EventOpen {
 		t.Fatalf("event after recovery: %s, want open", e.Status)
 	}
+}
+
+type manifests []evidence.Manifest
+
+func (m *manifests) Manifest(_ context.Context, x evidence.Manifest) error {
+	*m = append(*m, x)
+	return nil
+}
+
+// TestRecoveryAuditsAndSigns: a session a crash left live is audited as
+// interrupted, its recording's sealing too, and the sealed recording gets
+// a manifest naming that event; a second start adds nothing.
+func TestRecoveryAuditsAndSigns(t *testing.T) {
+	ctx := context.Background()
+	st, spool := recoveryParts(t)
+	if err := st.CreateSession(ctx, store.Session{ID: "s1", Person: "alice", Team: "ops", Host: "web-01", State: store.StateLive,
+		Started: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := spool.Create("s1", "pp", rec.Header{SessionID: "s1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Output([]byte("output"))
+	r.Close(rec.End{})
+	var signed manifests
+	for range 2 {
+		if err := gateway.RecoverSessions(ctx, st, spool, &signed, slog.New(slog.DiscardHandler)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs, err := st.AuditEvents(ctx, store.AuditFilter{SessionID: "s1"})
+	if err != nil || len(evs) != 2 || evs[0].Action != "session.interrupted" || evs[1].Action != "session.sealed" || evs[1].Actor != "alice" {
+		t.Fatalf("audit %+v, %v", evs, err)
+	}
+	row, _ := st.Session(ctx, "s1")
+	if len(signed) != 1 {
+		t.Fatalf("%d manifests", len(signed))
+	}
+	m := signed[0]
+	if m.Session != "s1" || m.State != "interrupted" || m.SHA256 != row.RecordingSHA256 || m.Size != row.RecordingSize ||
+		m.ClosedBySeq != evs[1].Seq || m.ClosedByHash != evs[1].Hash {
+		t.Fatalf("manifest %+v; row %+v; sealed by %+v", m, row, evs[1])
+	}
+}
+
+// recoveryParts is a fresh store and spool, closed when the test ends.
+func recoveryParts(t *testing.T) (*sqlite.Store, *rec.Spool) {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := sqlite.Open(filepath.Join(dir, "rr.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	spool, err := rec.NewSpool(rec.SpoolConfig{Dir: filepath.Join(dir, "spool"), FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { spool.Close() })
+	return st, spool
 }

@@ -567,6 +567,8 @@ func (s *Server) finishSession(ss *session, rec SessionRecorder, end SessionEnd)
 	})
 	if err != nil {
 		ss.log.Error("session row not finalized", "err", err)
+	} else {
+		s.closeEvidence(ctx, ss, end)
 	}
 	if ss.event != "" {
 		if err := s.cfg.Store.EventSessionEnded(ctx, ss.event, s.cfg.Now()); err != nil {

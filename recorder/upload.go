@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +22,16 @@ type Sink interface {
 	Upload(ctx context.Context, name, path string, size int64, sha256hex string) error
 	Verify(ctx context.Context, name, path string, size int64, sha256hex string) error
 }
+
+// BesideSink is a Sink that also takes the small files that travel with
+// a recording (its signed manifest, ID.manifest): Put stores data as
+// name, never over different content.
+type BesideSink interface {
+	Put(ctx context.Context, name string, data []byte) error
+}
+
+// besideSuffix names the file that travels with recording ID.gz.
+const besideSuffix = ".manifest"
 
 // UploaderConfig configures an Uploader.
 type UploaderConfig struct {
@@ -176,7 +187,55 @@ func (u *Uploader) pass(ctx context.Context) time.Time {
 		delete(u.retry, id)
 		u.mu.Unlock()
 	}
+	u.sweepBeside(ctx)
 	return earliest
+}
+
+// besidePath is where the file travelling with session id's recording is
+// in the spool.
+func (u *Uploader) besidePath(id string) string {
+	return strings.TrimSuffix(u.cfg.Spool.Path(id), ".gz") + besideSuffix
+}
+
+// carryBeside puts session id's manifest, if the spool has one, in the
+// sink (when it takes such files) before its recording goes.
+func (u *Uploader) carryBeside(ctx context.Context, id string) error {
+	bs, ok := u.cfg.Sink.(BesideSink)
+	if !ok {
+		return nil
+	}
+	data, err := os.ReadFile(u.besidePath(id))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := bs.Put(ctx, id+besideSuffix, data); err != nil {
+		return fmt.Errorf("recorder: %s: %w", id+besideSuffix, err)
+	}
+	return nil
+}
+
+// sweepBeside carries the manifests whose recordings left the spool
+// without them (the manifest was written after the upload began) and
+// removes each once it is in the sink.
+func (u *Uploader) sweepBeside(ctx context.Context) {
+	if _, ok := u.cfg.Sink.(BesideSink); !ok {
+		return
+	}
+	files, _ := filepath.Glob(strings.TrimSuffix(u.cfg.Spool.Path("*"), "*.gz") + "*" + besideSuffix)
+	for _, f := range files {
+		id := strings.TrimSuffix(filepath.Base(f), besideSuffix)
+		if _, err := os.Stat(u.cfg.Spool.Path(id)); err == nil || ctx.Err() != nil {
+			continue // it goes with its recording
+		}
+		if err := u.carryBeside(ctx, id); err != nil {
+			u.cfg.Logger.Warn("manifest upload failed; will retry", "session", id, "err", err)
+			continue
+		}
+		os.Remove(f)
+	}
 }
 
 // sealed reports whether a session that is over has its recording's
@@ -214,6 +273,9 @@ func (u *Uploader) upload(ctx context.Context, id, path string, fin Closed) erro
 		return keepError{fmt.Errorf("recorder: the spool file (%d bytes, SHA-256 %s) is not the recording its session noted (%d bytes, SHA-256 %s)",
 			c.Size, c.SHA256, fin.Size, fin.SHA256)}
 	}
+	if err := u.carryBeside(ctx, id); err != nil {
+		return err
+	}
 	name := id + ".gz"
 	err = u.cfg.Sink.Upload(ctx, name, path, fin.Size, fin.SHA256)
 	if err != nil && u.cfg.AlreadyThere != nil && errors.Is(err, u.cfg.AlreadyThere) {
@@ -235,5 +297,8 @@ func (u *Uploader) upload(ctx context.Context, id, path string, fin Closed) erro
 		return err
 	}
 	u.cfg.Logger.Info("recording uploaded", "session", id, "location", u.cfg.Location(name), "size", fin.Size)
+	if _, ok := u.cfg.Sink.(BesideSink); ok {
+		os.Remove(u.besidePath(id)) // in the sink now, and in the store
+	}
 	return os.Remove(path)
 }

@@ -252,3 +252,52 @@ func TestUploaderChecksTheFileAgainstTheRow(t *testing.T) {
 		t.Fatalf("not logged as an error: %q", logs.msgs)
 	}
 }
+
+// besideSink is a fakeSink that also takes manifests.
+type besideSink struct {
+	fakeSink
+	put map[string][]byte
+}
+
+func (b *besideSink) Put(_ context.Context, name string, data []byte) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.put[name] = data
+	return nil
+}
+
+// A recording's manifest goes up with it and leaves the spool with it;
+// one written after its recording left is carried on the next pass.
+func TestUploaderCarriesManifests(t *testing.T) {
+	sp, err := NewSpool(SpoolConfig{Dir: t.TempDir(), FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	r, err := sp.Create("s1", "pp", Header{SessionID: "s1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed, _ := r.Close(End{})
+	manifest := strings.TrimSuffix(sp.Path("s1"), ".gz") + ".manifest"
+	os.WriteFile(manifest, []byte("signed s1"), 0o600)
+	orphan := strings.TrimSuffix(sp.Path("s0"), ".gz") + ".manifest"
+	os.WriteFile(orphan, []byte("signed s0"), 0o600)
+	sink := &besideSink{fakeSink: fakeSink{objects: map[string]string{}}, put: map[string][]byte{}}
+	u, err := NewUploader(UploaderConfig{Spool: sp, Sink: sink,
+		Final:    func(context.Context, string) (Closed, bool, error) { return closed, true, nil },
+		Moved:    func(context.Context, string, string) error { return nil },
+		Location: func(name string) string { return "s3://b/" + name }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.pass(context.Background())
+	if string(sink.put["s1.manifest"]) != "signed s1" || string(sink.put["s0.manifest"]) != "signed s0" || sink.objects["s1.gz"] == "" {
+		t.Fatalf("sink holds %v and %v", sink.objects, sink.put)
+	}
+	for _, f := range []string{sp.Path("s1"), manifest, orphan} {
+		if _, err := os.Stat(f); !os.IsNotExist(err) {
+			t.Errorf("%s left in the spool", f)
+		}
+	}
+}

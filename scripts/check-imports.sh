@@ -29,6 +29,7 @@ check "$mod/auth" gateway agent store recorder wire auth/mail
 check "$mod/auth/mail" gateway agent store recorder wire
 check "$mod/recorder" gateway agent store auth
 check "$mod/events" gateway gateway/admin gateway/download agent recorder wire cmd/rr-gateway
+check "$mod/evidence" gateway agent auth recorder store/sqlite wire cmd/rr-gateway
 check "$mod/internal/termtext" gateway agent store auth recorder wire internal/sshkit internal/config
 # The packages that use the store's types and the mailer's interface build
 # without cgo and carry neither the SQLite driver nor the SMTP client: those
@@ -36,7 +37,7 @@ check "$mod/internal/termtext" gateway agent store auth recorder wire internal/s
 # and the test harness (gateway/gatewaytest) put together. store/sqlite
 # itself builds without cgo too (its Open then fails), so the harness does.
 heavy="github.com/mattn/go-sqlite3 github.com/wneessen/go-mail"
-for pkg in gateway gateway/admin gateway/download auth store events; do
+for pkg in gateway gateway/admin gateway/download auth store events evidence; do
   deps=$(go list -deps "$mod/$pkg")
   for bad in $heavy; do
     if grep -qx "$bad" <<<"$deps"; then

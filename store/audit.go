@@ -12,6 +12,13 @@ type AuditEvent struct {
 	Detail    string
 	Source    string
 	SessionID string
+
+	// Seq, Prev and Hash place the event in the hash chain (see
+	// ChainHash); the store sets them when it appends, and what it sets
+	// them to is ignored on the way in.
+	Seq  int64
+	Prev string // hex SHA-256 of the previous event; "" for the first
+	Hash string // hex SHA-256 of this event's canonical form
 }
 
 // AuditFilter narrows AuditEvents. Zero fields match everything.

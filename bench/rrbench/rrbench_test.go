@@ -134,3 +134,21 @@ func TestOnehopRefusesStrangers(t *testing.T) {
 		}
 	}
 }
+
+// The evidence's Go benchmarks become figures: the chain's cost per event
+// against the set-up target, and verify-audit's time on a million events.
+func TestEvidenceFigures(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "gobench.txt")
+	os.WriteFile(p, []byte(`BenchmarkAuditChained-2   	   13491	     80000 ns/op	    2415 B/op	      63 allocs/op
+BenchmarkAuditUnchained-2   	   40352	     45000 ns/op	     664 B/op	      14 allocs/op
+BenchmarkVerifyAudit1M-2   	       1	7500000000 ns/op	  43.85 MB/s	      7500 ns/event
+`), 0o600)
+	var r results
+	if err := r.goBenchmarks(p); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.gobench) != 2 || r.gobench[0].Value != 80 || r.gobench[0].BaselineValue != 45 || !*r.gobench[0].Met ||
+		r.gobench[1].Value != 7.5 {
+		t.Fatalf("%+v", r.gobench)
+	}
+}

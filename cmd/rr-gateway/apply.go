@@ -13,8 +13,11 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/auth/mail"
+	"github.com/rr-gateway/rr/evidence"
 	"github.com/rr-gateway/rr/gateway"
 	"github.com/rr-gateway/rr/internal/config"
 	"github.com/rr-gateway/rr/recorder"
@@ -188,25 +191,25 @@ func (c *fileConfig) apply(ctx context.Context, st *sqlite.Store, log *slog.Logg
 // reads them back wherever they are, or a nil uploader and the local
 // opener when no bucket is configured (recordings then stay in the spool). The bucket is
 // reached at once: a wrong endpoint, credentials or bucket stop the start.
-func (c *fileConfig) uploader(ctx context.Context, spool *recorder.Spool, st *sqlite.Store, log *slog.Logger) (*recorder.Uploader, recorder.Opener, error) {
+func (c *fileConfig) uploader(ctx context.Context, spool *recorder.Spool, st *sqlite.Store, log *slog.Logger) (*recorder.Uploader, recorder.Opener, *s3sink.Sink, error) {
 	s := c.Recordings.S3
 	if s.Bucket == "" {
-		return nil, recorder.Opener{}, nil
+		return nil, recorder.Opener{}, nil, nil
 	}
 	secret, err := config.Secret("", s.SecretAccessKeyFile, s.SecretAccessKeyEnv)
 	if err != nil {
-		return nil, recorder.Opener{}, fmt.Errorf("config: recordings.s3: %w", err)
+		return nil, recorder.Opener{}, nil, fmt.Errorf("config: recordings.s3: %w", err)
 	}
 	sink, err := s3sink.New(ctx, s3sink.Config{Endpoint: s.Endpoint, Region: s.Region, Bucket: s.Bucket, Prefix: s.Prefix,
 		PathStyle: s.PathStyle, AccessKeyID: s.AccessKeyID, SecretAccessKey: secret,
 		MultipartThreshold: s.MultipartThreshold, PartSize: s.PartSize})
 	if err != nil {
-		return nil, recorder.Opener{}, fmt.Errorf("config: recordings.%w", err)
+		return nil, recorder.Opener{}, nil, fmt.Errorf("config: recordings.%w", err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := sink.Check(cctx); err != nil {
-		return nil, recorder.Opener{}, err
+		return nil, recorder.Opener{}, nil, err
 	}
 	open := recorder.Opener{Remote: map[string]recorder.RemoteOpener{"s3": sink}, Corrupt: s3sink.ErrMismatch}
 	up, err := recorder.NewUploader(recorder.UploaderConfig{
@@ -226,7 +229,40 @@ func (c *fileConfig) uploader(ctx context.Context, spool *recorder.Spool, st *sq
 		AlreadyThere: s3sink.ErrExists,
 		Mismatch:     s3sink.ErrMismatch,
 	})
-	return up, open, err
+	return up, open, sink, err
+}
+
+// notary loads (or creates) the audit key and signs with it into the
+// store and the bucket, or the spool folder without one. A key that cannot
+// be loaded stops the gateway: the trail is never left unsigned.
+func (c *fileConfig) notary(ctx context.Context, st *sqlite.Store, sink *s3sink.Sink, log *slog.Logger) (*evidence.Notary, error) {
+	signer, created, err := evidence.LoadOrCreateKey(c.auditKey())
+	if err != nil {
+		return nil, fmt.Errorf("audit.signing_key: %w", err)
+	}
+	if created {
+		log.Warn("audit key created: publish its public key (rr-gateway audit-key) where auditors find it",
+			"file", c.auditKey())
+	}
+	var pub evidence.Publisher = evidence.DirPublisher{Dir: c.Recordings.Spool}
+	where := c.Recordings.Spool
+	if sink != nil {
+		pub, where = sink, sink.Location("")
+		lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		locked, why := sink.ObjectLock(lctx)
+		cancel()
+		if locked {
+			log.Info("evidence published under object lock", "bucket", c.Recordings.S3.Bucket, "lock", why)
+		} else {
+			log.Warn("evidence published without object lock: whoever may write the bucket may delete it", "why", why)
+		}
+	}
+	log.Info("audit key", "key", ssh.FingerprintSHA256(signer.PublicKey()), "publishes_to", where,
+		"checkpoint_interval", c.Audit.CheckpointInterval)
+	// Manifests go beside the recordings in the spool, which the uploader
+	// carries to the bucket with them: a session's end never waits on S3.
+	return evidence.NewNotary(evidence.NotaryConfig{Signer: signer, Store: st, Publisher: pub,
+		Manifests: evidence.DirPublisher{Dir: c.Recordings.Spool}, Interval: c.Audit.CheckpointInterval, Logger: log})
 }
 
 // address is how people reach the gateway, for hints: the address setting,

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -42,11 +43,27 @@ type fileConfig struct {
 	Hosts              []fileHost     `yaml:"hosts"`
 	HTTPS              fileHTTPS      `yaml:"https"`
 	Events             fileEvents     `yaml:"events"`
+	Audit              fileAudit      `yaml:"audit"`
 
 	// Before login and without a channel (prelogin.go).
 	PromptGraceTime   time.Duration   `yaml:"prompt_grace_time"`
 	UnusedConnTimeout *time.Duration  `yaml:"unused_connection_timeout"`
 	BeforeLogin       fileBeforeLogin `yaml:"before_login"`
+}
+
+// fileAudit is the evidence: the audit key and how often it signs.
+type fileAudit struct {
+	SigningKey         string        `yaml:"signing_key"`
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+}
+
+// auditKey is the audit key's file: signing_key, else audit_ed25519_key
+// in host_key's folder.
+func (c *fileConfig) auditKey() string {
+	if c.Audit.SigningKey != "" {
+		return c.Audit.SigningKey
+	}
+	return filepath.Join(filepath.Dir(c.HostKey), "audit_ed25519_key")
 }
 
 type fileRecordings struct {
@@ -157,6 +174,7 @@ func defaultConfig() fileConfig {
 		Recordings: fileRecordings{Spool: "/var/lib/rr/recordings", FlushInterval: time.Second,
 			S3: fileS3{Region: "us-east-1", Prefix: "recordings/"}},
 		Events: defaultEvents(),
+		Audit:  fileAudit{CheckpointInterval: 10 * time.Minute},
 	}
 }
 
@@ -185,6 +203,9 @@ func (c *fileConfig) check() error {
 	}
 	if c.Database == "" {
 		errs = append(errs, errors.New("database: empty"))
+	}
+	if c.Audit.CheckpointInterval < time.Second {
+		errs = append(errs, errors.New("audit.checkpoint_interval: at least 1s"))
 	}
 	if c.Auth.HashMemoryBudget < 0 {
 		errs = append(errs, errors.New("auth.hash_memory_budget: negative (bytes; 0 for 512 MiB)"))

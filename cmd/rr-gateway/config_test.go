@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,7 +31,8 @@ func TestExampleConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := defaultConfig()
-	if c.Listen != d.Listen || c.AgentListen != d.AgentListen || c.HostKey != d.HostKey || c.Database != d.Database {
+	if c.Listen != d.Listen || c.AgentListen != d.AgentListen || c.HostKey != d.HostKey || c.Database != d.Database ||
+		c.Audit != d.Audit {
 		t.Fatalf("the example's values differ from the defaults: %+v vs %+v", c, d)
 	}
 	if _, err := c.mailer(nil); err != nil {
@@ -472,5 +474,40 @@ func TestSampleConfigs(t *testing.T) {
 	_, err = loadConfig("../../testdata/configs/gateway-typo.yaml")
 	if err == nil || !strings.Contains(err.Error(), "line 5") || !strings.Contains(err.Error(), "flush_intervall") {
 		t.Fatalf("misspelt key: %v; want it named with its line", err)
+	}
+}
+
+// audit-key creates the audit key beside the host key (0600) unless
+// signing_key names it, prints it as an allowed_signers line, and fails on
+// a file that is not a key: nothing runs unsigned.
+func TestAuditKey(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "g.yaml")
+	os.WriteFile(cfg, []byte("host_key: "+dir+"/keys/host_key\n"), 0o600)
+	var out, errb bytes.Buffer
+	if code := run([]string{"audit-key", "-config", cfg}, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "rr-audit ssh-ed25519 ") {
+		t.Fatalf("audit-key: %d %q %s", code, out.String(), errb.String())
+	}
+	fi, err := os.Stat(filepath.Join(dir, "keys", "audit_ed25519_key"))
+	if err != nil || fi.Mode().Perm() != 0o600 || !strings.Contains(errb.String(), "created the audit key") {
+		t.Fatalf("key file: %v %v; stderr %q", fi, err, errb.String())
+	}
+	first := out.String()
+	out.Reset()
+	if run([]string{"audit-key", "-config", cfg}, &out, &errb); out.String() != first {
+		t.Fatalf("a second run printed another key: %q", out.String())
+	}
+	bad := filepath.Join(dir, "bad")
+	os.WriteFile(bad, []byte("not a key"), 0o600)
+	if code := run([]string{"audit-key", "-key", bad}, &out, &errb); code != 1 {
+		t.Fatalf("a broken key: exit %d", code)
+	}
+	os.WriteFile(cfg, []byte("host_key: "+dir+"/keys/host_key\naudit: {signing_key: "+bad+"}\n"), 0o600)
+	c, err := loadConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.notary(t.Context(), nil, nil, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "audit.signing_key") {
+		t.Fatalf("the gateway would start with a broken audit key: %v", err)
 	}
 }

@@ -22,7 +22,9 @@ import (
 	"golang.org/x/term"
 
 	"github.com/rr-gateway/rr/auth"
+	"github.com/rr-gateway/rr/evidence"
 	"github.com/rr-gateway/rr/gateway"
+	"github.com/rr-gateway/rr/gateway/admin"
 	"github.com/rr-gateway/rr/internal/sshkit"
 	"github.com/rr-gateway/rr/recorder"
 	"github.com/rr-gateway/rr/store"
@@ -39,6 +41,10 @@ Usage:
                                               -reenroll replaces an enrolled agent
   rr-gateway fingerprint [-config FILE]       print the gateway's host key fingerprint,
                                               for the agents' gateway_host_key
+  rr-gateway audit-key [-config FILE]         print the audit public key (an allowed_signers
+                                              line: ssh-keygen -Y verify -I rr-audit), for
+                                              rr verify-audit and rr verify -manifest;
+                                              creates the key (0600) if it does not exist
   rr-gateway passphrase-hash                  read a passphrase (or password) without echo,
                                               twice, and print its argon2id verifier for
                                               hosts[].passphrase_verifier or
@@ -69,6 +75,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return cmdEnroll(args[1:], stdout, stderr)
 		case "fingerprint":
 			return cmdFingerprint(args[1:], stdout, stderr)
+		case "audit-key":
+			return cmdAuditKey(args[1:], stdout, stderr)
 		case "keygen":
 			return cmdKeygen(args[1:], stdout, stderr)
 		case "totp-enroll":
@@ -166,9 +174,6 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 		return err
 	}
 	defer spool.Close()
-	if err := gateway.RecoverSessions(ctx, st, spool, log); err != nil {
-		return err
-	}
 	acfg := c.authConfig()
 	acfg.Directory = gateway.StoreDirectory(st)
 	acfg.Mailer = mailer
@@ -181,10 +186,36 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 		return err
 	}
 	limitMemory(authSvc.HashMemoryBudget(), c.uploadMemory(), log)
-	uploader, recordings, err := c.uploader(ctx, spool, st, log)
+	uploader, recordings, sink, err := c.uploader(ctx, spool, st, log)
 	if err != nil {
 		return err
 	}
+	notary, err := c.notary(ctx, st, sink, log)
+	if err != nil {
+		return err
+	}
+	// Before the uploader runs: it takes only recordings their sessions
+	// have sealed; and with the notary, so that sealed ones are signed.
+	if err := gateway.RecoverSessions(ctx, st, spool, notary, log); err != nil {
+		return err
+	}
+	// A checkpoint now covers what the last run and the recovery wrote;
+	// then one every interval, and a last one at shutdown.
+	if err := notary.Checkpoint(ctx); err != nil {
+		log.Error("audit checkpoint failed", "err", err)
+	}
+	ntCtx, stopNotary := context.WithCancel(context.Background())
+	ntDone := make(chan struct{})
+	go func() { defer close(ntDone); notary.Run(ntCtx) }()
+	defer func() {
+		stopNotary()
+		<-ntDone
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := notary.Checkpoint(cctx); err != nil {
+			log.Error("audit checkpoint at shutdown failed", "err", err)
+		}
+	}()
 	var kick func()
 	upCtx, stopUploads := context.WithCancel(context.Background())
 	upDone := make(chan struct{})
@@ -206,6 +237,8 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 		Name:               c.Name,
 		Address:            c.address(),
 		Recordings:         recordings,
+		Notary:             notary,
+		Evidence:           &admin.Evidence{Store: st, Key: notary.PublicKey()},
 		Declared:           c.declared,
 		TokenRule:          c.tokenRule,
 		Algorithms:         c.SSH.algorithms(),
@@ -381,27 +414,56 @@ func cmdEnroll(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func cmdFingerprint(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("rr-gateway fingerprint", flag.ContinueOnError)
+// keyConfig parses the flags of a subcommand about one key file: -config
+// and keyFlag, which overrides the setting at *setting(&c). It returns the
+// config, or the exit status when there is nothing more to do.
+func keyConfig(name, keyFlag, keyUsage string, setting func(*fileConfig) *string, args []string, stderr io.Writer) (fileConfig, int, bool) {
+	fs := flag.NewFlagSet("rr-gateway "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "YAML configuration `file`")
-	hostKey := fs.String("host-key", "", "host key `file` (overrides host_key)")
+	key := fs.String(keyFlag, "", keyUsage)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return 0
+			return fileConfig{}, 0, false
 		}
-		return 2
+		return fileConfig{}, 2, false
 	}
 	c, err := loadConfig(*path)
 	if err != nil {
-		return fail(stderr, err)
+		return c, fail(stderr, err), false
 	}
-	override(&c.HostKey, *hostKey)
+	override(setting(&c), *key)
+	return c, 0, true
+}
+
+func cmdFingerprint(args []string, stdout, stderr io.Writer) int {
+	c, code, ok := keyConfig("fingerprint", "host-key", "host key `file` (overrides host_key)",
+		func(c *fileConfig) *string { return &c.HostKey }, args, stderr)
+	if !ok {
+		return code
+	}
 	signer, err := sshkit.LoadOrCreateKey(c.HostKey)
 	if err != nil {
 		return fail(stderr, err)
 	}
 	fmt.Fprintln(stdout, ssh.FingerprintSHA256(signer.PublicKey()))
+	return 0
+}
+
+func cmdAuditKey(args []string, stdout, stderr io.Writer) int {
+	c, code, ok := keyConfig("audit-key", "key", "audit key `file` (overrides audit.signing_key)",
+		func(c *fileConfig) *string { return &c.Audit.SigningKey }, args, stderr)
+	if !ok {
+		return code
+	}
+	signer, created, err := evidence.LoadOrCreateKey(c.auditKey())
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if created {
+		fmt.Fprintf(stderr, "rr-gateway: created the audit key %s\n", c.auditKey())
+	}
+	fmt.Fprint(stdout, evidence.AllowedSigners(signer.PublicKey()))
 	return 0
 }
 

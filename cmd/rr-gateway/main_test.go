@@ -146,7 +146,7 @@ func TestUploadWaitsForRecovery(t *testing.T) {
 	upload := func(waits ...[]string) (msg string) {
 		t.Helper()
 		logs := newLogWatch()
-		up, _, err := c.uploader(ctx, spool, st, slog.New(logs))
+		up, _, _, err := c.uploader(ctx, spool, st, slog.New(logs))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -172,7 +172,7 @@ func TestUploadWaitsForRecovery(t *testing.T) {
 	}
 
 	// The next start.
-	if err := gateway.RecoverSessions(ctx, st, spool, slog.New(newLogWatch())); err != nil {
+	if err := gateway.RecoverSessions(ctx, st, spool, nil, slog.New(newLogWatch())); err != nil {
 		t.Fatal(err)
 	}
 
@@ -221,7 +221,7 @@ func TestBucketCheckedAtStart(t *testing.T) {
 		c.Recordings.S3 = good
 		tc.edit(&c.Recordings.S3)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		up, _, err := c.uploader(ctx, spool, st, slog.New(slog.DiscardHandler))
+		up, _, _, err := c.uploader(ctx, spool, st, slog.New(slog.DiscardHandler))
 		cancel()
 		if ok := tc.name == "the right bucket"; (err == nil) != ok || (ok && up == nil) {
 			t.Errorf("%s: uploader %v, err %v", tc.name, up != nil, err)

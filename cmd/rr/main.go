@@ -35,6 +35,19 @@ Usage:
   rr export FILE > session.cast   the decrypted asciicast v2 (plays in asciinema play)
   rr verify [-sha256 HEX] FILE    check that FILE decrypts, parses and is complete, and (with
                                   -sha256) that it is the file the gateway recorded
+  rr verify -manifest ID.manifest -key KEY ID.gz
+                                  check that the manifest is signed by the audit key and that
+                                  ID.gz is the recording it describes (size and SHA-256); the
+                                  contents are decrypted and checked too when a passphrase is
+                                  given (RR_PASSPHRASE or -passphrase-file; never asked)
+  rr verify-audit -key KEY [-checkpoints DIR] [FILE]
+                                  check an audit trail exported with the console's
+                                  'audit --json' (FILE, or standard input): the hash chain, the
+                                  checkpoints in the export and those published in DIR; says
+                                  where the chain first breaks
+
+KEY is the audit public key, as 'rr-gateway audit-key' prints it (an
+authorized_keys or allowed_signers line).
 
 The passphrase is the host's passphrase the person typed when the session
 began. It is read from RR_PASSPHRASE, from -passphrase-file FILE, or asked on
@@ -60,15 +73,28 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	speed := fs.Float64("speed", 1, "play: speed factor")
 	maxIdle := fs.Duration("max-idle", 0, "play: longest pause in the recording, before -speed applies (0: as recorded)")
 	sum := fs.String("sha256", "", "verify: the SHA-256 (hex) the gateway recorded for the file")
+	manifest := fs.String("manifest", "", "verify: the recording's signed manifest `file`")
+	keyFile := fs.String("key", "", "verify -manifest, verify-audit: the audit public key `file`")
+	cpDir := fs.String("checkpoints", "", "verify-audit: a `folder` of published checkpoints (*.checkpoint)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
+	if cmd == "verify-audit" {
+		if fs.NArg() > 1 {
+			fs.Usage()
+			return 2
+		}
+		return verifyAudit(*keyFile, *cpDir, fs.Arg(0), stdin, stdout, stderr)
+	}
 	if fs.NArg() != 1 {
 		fs.Usage()
 		return 2
+	}
+	if cmd == "verify" && *manifest != "" {
+		return verifyManifest(*keyFile, *manifest, fs.Arg(0), *passFile, stdin, stdout, stderr)
 	}
 	switch cmd {
 	case "cat", "play", "export", "verify":

@@ -108,8 +108,12 @@ type Config struct {
 	// EventCommand returns the command that opens a session from event
 	// id, e.g. "ssh -t -p 2222 rr@gw.example.com event:e-7f3a9c". Optional.
 	EventCommand func(id string) string
-	Now          func() time.Time // default time.Now
-	Logger       *slog.Logger     // default: discard
+	// Evidence lets audit verify check the live trail and show report a
+	// recording's manifest. Optional: without it, audit verify says the
+	// gateway has no audit key.
+	Evidence *Evidence
+	Now      func() time.Time // default time.Now
+	Logger   *slog.Logger     // default: discard
 }
 
 // ErrNotLive is Config.Kill's answer for a session that is not live here.

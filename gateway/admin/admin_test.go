@@ -528,11 +528,18 @@ func TestAudit(t *testing.T) {
 	if len(lines) != 1 {
 		t.Fatalf("JSON Lines: %q", out)
 	}
-	var ev map[string]string
+	var ev map[string]any
 	if err := json.Unmarshal([]byte(lines[0]), &ev); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"time": "2026-11-24T11:00:00Z", "actor": "bob", "action": "session.kill", "target": "ops-live",
+	// Its place in the hash chain (the first event is the kill's).
+	if ev["seq"] != 1.0 || ev["prev"] != "" || len(ev["hash"].(string)) != 64 {
+		t.Fatalf("chain fields: %v", ev)
+	}
+	delete(ev, "seq")
+	delete(ev, "prev")
+	delete(ev, "hash")
+	want := map[string]any{"time": "2026-11-24T11:00:00Z", "actor": "bob", "action": "session.kill", "target": "ops-live",
 		"outcome": "allowed", "detail": "because", "source": bob.Source, "session_id": "ops-live"}
 	if fmt.Sprint(ev) != fmt.Sprint(want) {
 		t.Fatalf("event %v\nwant %v", ev, want)

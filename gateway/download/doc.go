@@ -5,6 +5,8 @@
 //	/                                    dir  0555
 //	/recordings                          dir  0555
 //	/recordings/ID_HOST_20261125T211000Z.gz  0444  (Entry.Name; also reachable as ID.gz)
+//	/recordings/ID.manifest                  0444  (its signed manifest, when the
+//	                                               Library has Manifests; not listed)
 //
 // It owns:
 //   - path resolution: every path is cleaned against "/" and must name one of

@@ -1,7 +1,10 @@
 package download
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
@@ -19,6 +22,17 @@ type Entry struct {
 	SHA256   string // hex, as recorded when the file was finalized
 	Location string // what the Opener is given, opaque here (the gateway's session ID)
 	Event    string // the security event the session was opened from, "" if none
+	// Manifest, when set, makes the entry the recording's signed manifest
+	// (ID.manifest) rather than the recording: these bytes, served as
+	// they are (Size and SHA256 are theirs).
+	Manifest []byte
+}
+
+// Manifests is a Library that also has the recordings' signed manifests.
+type Manifests interface {
+	// Manifest returns session id's manifest file; any error reads as no
+	// such file.
+	Manifest(ctx context.Context, id string) ([]byte, error)
 }
 
 // Name is how the entry is listed under recordings/:
@@ -29,8 +43,15 @@ func (e Entry) Name() string {
 	if e.Event != "" {
 		ev = e.Event + "_"
 	}
+	if e.Manifest != nil {
+		return e.ID + manifestSuffix
+	}
 	return e.ID + "_" + e.Host + "_" + ev + e.Started.UTC().Format("20060102T150405Z") + ".gz"
 }
+
+// manifestSuffix names a recording's manifest: "ID.manifest" (the only
+// form; manifests are not listed).
+const manifestSuffix = ".manifest"
 
 // Library answers for the person connected: only what they may see.
 type Library interface {
@@ -176,7 +197,33 @@ func (s *Server) release() { s.conn.handles.Add(-1) }
 // connection did already (an open that costs a read of the whole file
 // must not be a way to make the gateway read it over and over).
 func (s *Server) newReader(ctx context.Context, e Entry) *reader {
-	r := newReader(ctx, s.open, e)
+	open := s.open
+	if m := e.Manifest; m != nil {
+		open = func(_ context.Context, _ string, off int64) (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(m[min(off, int64(len(m))):])), nil
+		}
+	}
+	r := newReader(ctx, open, e)
 	r.conn = s.conn
 	return r
+}
+
+// manifestEntry is id's manifest as an entry, once the person may see
+// the recording (Lookup said so).
+func (s *Server) manifestEntry(ctx context.Context, id string) (Entry, error) {
+	ml, ok := s.lib.(Manifests)
+	if !ok {
+		return Entry{}, ErrNotFound
+	}
+	e, err := s.lib.Lookup(ctx, id)
+	if err != nil {
+		return Entry{}, err
+	}
+	b, err := ml.Manifest(ctx, id)
+	if err != nil || b == nil {
+		return Entry{}, ErrNotFound
+	}
+	sum := sha256.Sum256(b)
+	e.Manifest, e.Size, e.SHA256 = b, int64(len(b)), hex.EncodeToString(sum[:])
+	return e, nil
 }

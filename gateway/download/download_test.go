@@ -33,8 +33,9 @@ type fetch struct {
 
 // fakeLibrary is a Library over a fixed set of entries.
 type fakeLibrary struct {
-	entries []Entry
-	live    map[string]bool
+	entries   []Entry
+	live      map[string]bool
+	manifests map[string][]byte
 
 	mu      sync.Mutex
 	fetched []fetch
@@ -53,6 +54,13 @@ func (l *fakeLibrary) Lookup(_ context.Context, id string) (Entry, error) {
 		}
 	}
 	return Entry{}, ErrNotFound
+}
+
+func (l *fakeLibrary) Manifest(_ context.Context, id string) ([]byte, error) {
+	if m, ok := l.manifests[id]; ok {
+		return m, nil
+	}
+	return nil, ErrNotFound
 }
 
 func (l *fakeLibrary) Fetched(e Entry, via string, sent int64, err error) {

@@ -343,3 +343,38 @@ func TestFailedReadIsNotACompleteDownload(t *testing.T) {
 		t.Errorf("Fetched = %+v, want the failed read", fe)
 	}
 }
+
+// ID.manifest is served beside ID.gz, to whoever may fetch the recording,
+// as the bytes the Library holds; without one it does not exist.
+func TestSFTPManifest(t *testing.T) {
+	f := newFixture(t)
+	manifest := []byte("rr-recording-manifest v1\nsession s1\n-----BEGIN SSH SIGNATURE-----\nx\n-----END SSH SIGNATURE-----\n")
+	f.lib.manifests = map[string][]byte{"s1": manifest, "s9": manifest, "nobody": manifest}
+	c, _ := startSFTP(t, context.Background(), f)
+	src, err := c.Open("recordings/s1.manifest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(src)
+	src.Close()
+	if err != nil || !bytes.Equal(got, manifest) {
+		t.Fatalf("got %q, %v", got, err)
+	}
+	if fe := f.lib.fetches(); len(fe) != 1 || fe[0].id != "s1" || fe[0].sent != int64(len(manifest)) {
+		t.Fatalf("fetched %+v", fe)
+	}
+	// A live session's is there, like its recording, but not to be read.
+	if _, err := c.Open("recordings/s9.manifest"); err == nil {
+		t.Error("a live session's manifest opened")
+	}
+	// No manifest, one of a recording not theirs to see (the Library does
+	// not know it), a long name: none is there.
+	for _, p := range []string{"recordings/s2.manifest", "recordings/nobody.manifest", "recordings/s1_web-01.manifest"} {
+		if _, err := c.Stat(p); err == nil {
+			t.Errorf("%s exists", p)
+		}
+	}
+	if ls, err := c.ReadDir("recordings"); err != nil || len(ls) != 3 {
+		t.Fatalf("listing %v, %v: manifests are not listed", ls, err)
+	}
+}

@@ -25,7 +25,8 @@ func (n node) isDir() bool { return !n.file }
 
 // resolve maps a path as a client sends it (relative to "/" or absolute) to a
 // node. Anything that is not "/", "/recordings" or "/recordings/<name>" is
-// ErrNotFound; a name resolves if it is an entry's Name() or exactly "ID.gz".
+// ErrNotFound; a name resolves if it is an entry's Name(), exactly "ID.gz",
+// or "ID.manifest" (its signed manifest, when it has one).
 // Lookup's ErrLive and other errors pass through.
 func (s *Server) resolve(ctx context.Context, p string) (node, error) {
 	p = path.Clean("/" + p)
@@ -34,6 +35,12 @@ func (s *Server) resolve(ctx context.Context, p string) (node, error) {
 		return node{path: p}, nil
 	case dir != "/"+dirName+"/":
 		return node{}, ErrNotFound
+	case strings.HasSuffix(name, manifestSuffix) && !strings.Contains(name, "_"):
+		e, err := s.manifestEntry(ctx, strings.TrimSuffix(name, manifestSuffix))
+		if err != nil {
+			return node{}, err
+		}
+		return node{path: p, file: true, entry: e}, nil
 	default:
 		id, short := recordingID(name)
 		if id == "" {

@@ -73,6 +73,9 @@ func Open(path string) (*Store, error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	if err == nil {
+		err = s.chainOld(context.Background())
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: %s: %w", path, err)

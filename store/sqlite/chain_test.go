@@ -1,0 +1,209 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rr-gateway/rr/store"
+)
+
+// verifyChain walks the store's chain and returns the first seq whose
+// hash or link does not hold (0 when all do).
+func verifyChain(t *testing.T, s *Store) (n int, broken int64) {
+	t.Helper()
+	var prev string
+	var last int64
+	err := s.AuditChain(context.Background(), 1, func(e store.AuditEvent) error {
+		n++
+		if broken == 0 && (e.Seq != last+1 || e.Prev != prev || store.ChainHash(e.Prev, e) != e.Hash) {
+			broken = e.Seq
+		}
+		prev, last = e.Hash, e.Seq
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, broken
+}
+
+func TestAuditChainAppends(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	var prev string
+	for i := range 3 {
+		e, err := s.AppendAudit(ctx, store.AuditEvent{Time: time.Unix(1, int64(i)), Actor: "alice", Action: "auth.login"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Seq != int64(i+1) || e.Prev != prev || e.Hash != store.ChainHash(prev, e) {
+			t.Fatalf("event %d: %+v", i, e)
+		}
+		prev = e.Hash
+	}
+	head, err := s.AuditHead(ctx)
+	if err != nil || head.Hash != prev || head.Seq != 3 {
+		t.Fatalf("head %+v, %v", head, err)
+	}
+	// An event written in a transaction with other changes (pruning a
+	// declared name) is chained too.
+	if err := s.tx(ctx, func(tx *sql.Tx) error {
+		return insertAudit(ctx, tx, store.AuditEvent{Action: "config.remove"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n, broken := verifyChain(t, s); broken != 0 {
+		t.Fatalf("%d events, broken at %d", n, broken)
+	}
+}
+
+// Rows from before the chain existed are chained when the store opens.
+func TestAuditChainsOldRows(t *testing.T) {
+	s, path := open(t)
+	ctx := context.Background()
+	for range 3 {
+		if err := s.Audit(ctx, store.AuditEvent{Action: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.db.ExecContext(ctx, `UPDATE audit SET prev = '', hash = '' WHERE id >= 2`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s2, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if n, broken := verifyChain(t, s2); n != 3 || broken != 0 {
+		t.Fatalf("%d events, broken at %d", n, broken)
+	}
+}
+
+// Two stores on one file (as two gateway processes would be) appending at
+// once keep one unbroken chain: the head is read and the next event
+// written in one write transaction.
+func TestAuditChainTwoWriters(t *testing.T) {
+	a, path := open(t)
+	b, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	const each = 200
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*each)
+	for w, s := range []*Store{a, b} {
+		wg.Go(func() {
+			for i := range each {
+				if err := s.Audit(context.Background(), store.AuditEvent{Actor: fmt.Sprint(w), Action: "x", Detail: fmt.Sprint(i)}); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n, broken := verifyChain(t, a); n != 2*each || broken != 0 {
+		t.Fatalf("%d events, broken at %d", n, broken)
+	}
+}
+
+func TestCheckpointsAndManifests(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	c := store.Checkpoint{Seq: 4, Head: "ab", At: time.Unix(5, 6).UTC(), Signature: "sig"}
+	if err := s.AddCheckpoint(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddCheckpoint(ctx, c); err != nil {
+		t.Fatalf("the same checkpoint again: %v", err)
+	}
+	if err := s.AddCheckpoint(ctx, store.Checkpoint{Seq: 4, Head: "cd"}); err == nil {
+		t.Fatal("another head for a signed seq was accepted")
+	}
+	cps, err := s.Checkpoints(ctx)
+	if err != nil || len(cps) != 1 || cps[0] != c {
+		t.Fatalf("%+v, %v", cps, err)
+	}
+	if _, err := s.Manifest(ctx, "s1"); err == nil {
+		t.Fatal("a manifest that was never set")
+	}
+	if err := s.SetManifest(ctx, "s1", []byte("m"), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := s.Manifest(ctx, "s1"); err != nil || string(m) != "m" {
+		t.Fatalf("%q, %v", m, err)
+	}
+}
+
+// BenchmarkAuditChained is an audit append as the gateway makes it: read
+// the head, hash, insert, in one write transaction.
+func BenchmarkAuditChained(b *testing.B) {
+	s, e := benchStore(b)
+	for b.Loop() {
+		if err := s.Audit(context.Background(), e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAuditUnchained is the append before the chain (one INSERT), the
+// baseline of BenchmarkAuditChained.
+func BenchmarkAuditUnchained(b *testing.B) {
+	s, e := benchStore(b)
+	for b.Loop() {
+		_, err := s.db.ExecContext(context.Background(), `INSERT INTO audit (at, actor, action, target, outcome, detail, source, session_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, nanos(e.Time), e.Actor, e.Action, e.Target, e.Outcome, e.Detail, e.Source, e.SessionID)
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// benchStore is a fresh store and a typical event for the benchmarks.
+func benchStore(b *testing.B) (*Store, store.AuditEvent) {
+	s, err := Open(filepath.Join(b.TempDir(), "rr.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s, store.AuditEvent{Time: time.Now(), Actor: "alice", Action: "session.open", Target: "web-01", Outcome: "allowed",
+		Source: "192.0.2.1:50000", SessionID: "0123456789abcdef"}
+}
+
+// A walk of the chain reads it in pages: an append from inside it (the
+// store has one connection) goes through rather than wait for the walk.
+func TestAuditChainPagesLetAppendsIn(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	for i := range 12000 {
+		if err := s.Audit(ctx, store.AuditEvent{Action: "x", Detail: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	err := s.AuditChain(ctx, 1, func(e store.AuditEvent) error {
+		n++
+		if n%5000 == 1 {
+			actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			return s.Audit(actx, store.AuditEvent{Action: "during"})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("an append during the walk: %v", err)
+	}
+	if n < 12002 { // the last append comes after the last page was read
+		t.Fatalf("walked %d events, want the 12000 and those appended before the last page", n)
+	}
+}
