@@ -27,10 +27,12 @@ const (
 	// ringStart is the ring's size at the session's first output; it
 	// doubles as output comes, up to ringMax. A session that printed a
 	// prompt and went quiet holds ringStart bytes, not ringMax.
-	ringStart = 4 << 10
+	ringStart = 1 << 10
 	// watcherMax bounds what one watcher may have pending: a watcher
-	// further behind is dropped.
-	watcherMax = 1 << 20
+	// further behind is dropped. A bulk transfer moves 1 MiB in a few
+	// milliseconds, a scheduling hiccup on a busy machine: 4 MiB lets a
+	// watcher who reads keep up (the benchmark drops one at 1 MiB).
+	watcherMax = 4 << 20
 )
 
 // watchHub is a session's output as watchers see it. The zero value is

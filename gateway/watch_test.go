@@ -81,7 +81,8 @@ func TestWatchFollowsASession(t *testing.T) {
 }
 
 // TestWatchRefusals: a session of another team reads like one that does
-// not exist; a wrong passphrase shows nothing.
+// not exist; an admin in no team may watch; a wrong passphrase shows
+// nothing.
 func TestWatchRefusals(t *testing.T) {
 	e := newEnv(t, gateway.Config{})
 	bob := gatewaytest.NewKey(t, "bob")
@@ -101,6 +102,16 @@ func TestWatchRefusals(t *testing.T) {
 	if strings.Contains(theirs, "secret") || strings.Contains(theirs, "Passphrase") {
 		t.Fatalf("bob saw %q", theirs)
 	}
+
+	// An admin in no team may watch it (as they may kill it), with the
+	// host's passphrase.
+	ann := gatewaytest.NewKey(t, "ann")
+	e.gw.AddPerson("ann", "admin", "ann@example.com", "", ann)
+	_, annIn, annSees := watchOnTerminal(t, e.dial(t, "rr", ann.Signer), id, "pp-web-01")
+	waitFor(t, annSees, "secret-42")
+	io.WriteString(annIn, "q")
+	waitFor(t, annSees, "rr: stopped watching")
+	waitFor(t, personOut, "rr: ann stopped watching this session")
 
 	_, _, watched := watchOnTerminal(t, e.dialB(t, "rr"), id, "wrong")
 	waitFor(t, watched, "Wrong passphrase; try again.")
