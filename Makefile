@@ -34,6 +34,7 @@ e2e:
 interop:
 	scripts/test.sh interop
 
+# gofmt, go vet, staticcheck (installed once), the direction of imports.
 lint:
 	scripts/test.sh lint
 

@@ -52,6 +52,11 @@
 // and session goroutines, a session for its copies and its waiter. A panic
 // in a session is logged with its stack and ends that session only.
 //
+// The agent is on golang.org/x/crypto/ssh, not gliderlabs/ssh: it is the
+// client of its connection (it dials the gateway) and serves channels the
+// gateway opens over it, which a server library cannot do, and it needs
+// the pty-req's terminal modes, which gliderlabs' Pty leaves out.
+//
 // # Must not
 //
 // The agent must not listen on anything, must not run anything the

@@ -3,31 +3,37 @@ package agent
 import (
 	"encoding/binary"
 
+	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
 )
 
-// Terminal modes of a pty-req (RFC 4254 §8): opcode → control character
-// index, or flag bit of one of termios's flag words.
+// Terminal modes of a pty-req (RFC 4254 §8, x/crypto/ssh's names): opcode
+// → control character index, or flag bit of one of termios's flag words.
 var (
 	modeChars = map[byte]int{
-		1: unix.VINTR, 2: unix.VQUIT, 3: unix.VERASE, 4: unix.VKILL, 5: unix.VEOF, 6: unix.VEOL,
-		7: unix.VEOL2, 8: unix.VSTART, 9: unix.VSTOP, 10: unix.VSUSP, 12: unix.VREPRINT,
-		13: unix.VWERASE, 14: unix.VLNEXT, 18: unix.VDISCARD,
+		ssh.VINTR: unix.VINTR, ssh.VQUIT: unix.VQUIT, ssh.VERASE: unix.VERASE, ssh.VKILL: unix.VKILL,
+		ssh.VEOF: unix.VEOF, ssh.VEOL: unix.VEOL, ssh.VEOL2: unix.VEOL2, ssh.VSTART: unix.VSTART,
+		ssh.VSTOP: unix.VSTOP, ssh.VSUSP: unix.VSUSP, ssh.VREPRINT: unix.VREPRINT,
+		ssh.VWERASE: unix.VWERASE, ssh.VLNEXT: unix.VLNEXT, ssh.VDISCARD: unix.VDISCARD,
 	}
 	modeIflags = map[byte]uint32{
-		30: unix.IGNPAR, 31: unix.PARMRK, 32: unix.INPCK, 33: unix.ISTRIP, 34: unix.INLCR, 35: unix.IGNCR,
-		36: unix.ICRNL, 37: unix.IUCLC, 38: unix.IXON, 39: unix.IXANY, 40: unix.IXOFF, 41: unix.IMAXBEL,
-		42: unix.IUTF8,
+		ssh.IGNPAR: unix.IGNPAR, ssh.PARMRK: unix.PARMRK, ssh.INPCK: unix.INPCK, ssh.ISTRIP: unix.ISTRIP,
+		ssh.INLCR: unix.INLCR, ssh.IGNCR: unix.IGNCR, ssh.ICRNL: unix.ICRNL, ssh.IUCLC: unix.IUCLC,
+		ssh.IXON: unix.IXON, ssh.IXANY: unix.IXANY, ssh.IXOFF: unix.IXOFF, ssh.IMAXBEL: unix.IMAXBEL,
+		ssh.IUTF8: unix.IUTF8,
 	}
 	modeLflags = map[byte]uint32{
-		50: unix.ISIG, 51: unix.ICANON, 52: unix.XCASE, 53: unix.ECHO, 54: unix.ECHOE, 55: unix.ECHOK,
-		56: unix.ECHONL, 57: unix.NOFLSH, 58: unix.TOSTOP, 59: unix.IEXTEN, 60: unix.ECHOCTL,
-		61: unix.ECHOKE, 62: unix.PENDIN,
+		ssh.ISIG: unix.ISIG, ssh.ICANON: unix.ICANON, ssh.XCASE: unix.XCASE, ssh.ECHO: unix.ECHO,
+		ssh.ECHOE: unix.ECHOE, ssh.ECHOK: unix.ECHOK, ssh.ECHONL: unix.ECHONL, ssh.NOFLSH: unix.NOFLSH,
+		ssh.TOSTOP: unix.TOSTOP, ssh.IEXTEN: unix.IEXTEN, ssh.ECHOCTL: unix.ECHOCTL,
+		ssh.ECHOKE: unix.ECHOKE, ssh.PENDIN: unix.PENDIN,
 	}
 	modeOflags = map[byte]uint32{
-		70: unix.OPOST, 71: unix.OLCUC, 72: unix.ONLCR, 73: unix.OCRNL, 74: unix.ONOCR, 75: unix.ONLRET,
+		ssh.OPOST: unix.OPOST, ssh.OLCUC: unix.OLCUC, ssh.ONLCR: unix.ONLCR, ssh.OCRNL: unix.OCRNL,
+		ssh.ONOCR: unix.ONOCR, ssh.ONLRET: unix.ONLRET,
 	}
-	modeCflags = map[byte]uint32{92: unix.PARENB, 93: unix.PARODD}
+	modeCflags = map[byte]uint32{ssh.PARENB: unix.PARENB, ssh.PARODD: unix.PARODD}
+	modeCsize  = map[byte]uint32{ssh.CS7: unix.CS7, ssh.CS8: unix.CS8}
 )
 
 // applyModes sets the terminal modes of a pty-req on the terminal fd, as
@@ -51,7 +57,7 @@ func applyModes(fd int, modes []byte) error {
 	}
 	for len(modes) >= 1 {
 		op := modes[0]
-		if op == 0 || op >= 160 || len(modes) < 5 { // TTY_OP_END, or args we cannot read
+		if op == 0 || op >= 160 || len(modes) < 5 { // TTY_OP_END, or arguments we cannot read
 			break
 		}
 		v := binary.BigEndian.Uint32(modes[1:5])
@@ -66,10 +72,8 @@ func applyModes(fd int, modes []byte) error {
 			set(&t.Oflag, b, v != 0)
 		} else if b, ok := modeCflags[op]; ok {
 			set(&t.Cflag, b, v != 0)
-		} else if op == 90 || op == 91 { // CS7, CS8
-			if v != 0 {
-				t.Cflag = t.Cflag&^unix.CSIZE | map[byte]uint32{90: unix.CS7, 91: unix.CS8}[op]
-			}
+		} else if b, ok := modeCsize[op]; ok && v != 0 {
+			t.Cflag = t.Cflag&^unix.CSIZE | b
 		}
 	}
 	return unix.IoctlSetTermios(fd, unix.TCSETS, t)

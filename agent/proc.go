@@ -1,11 +1,10 @@
 package agent
 
 import (
-	"bytes"
 	"os"
-	"strconv"
 	"unsafe"
 
+	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,47 +32,25 @@ func signalSession(sid int, sig unix.Signal) bool {
 // sessionMembers lists the live (not zombie) processes whose session id
 // is sid, from /proc. The agent itself is never among them.
 func sessionMembers(sid int) []int {
-	d, err := os.Open("/proc")
+	procs, err := procfs.AllProcs()
 	if err != nil {
 		return nil
 	}
-	defer d.Close()
-	names, _ := d.Readdirnames(-1)
 	self := os.Getpid()
 	var pids []int
-	for _, name := range names {
-		pid, err := strconv.Atoi(name)
-		if err != nil || pid == self {
+	for _, p := range procs {
+		if p.PID == self {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + name + "/stat")
+		st, err := p.Stat()
 		if err != nil {
 			continue // gone meanwhile
 		}
-		if s, zombie, ok := statSession(b); ok && s == sid && !zombie {
-			pids = append(pids, pid)
+		if st.Session == sid && st.State != "Z" {
+			pids = append(pids, p.PID)
 		}
 	}
 	return pids
-}
-
-// statSession parses /proc/PID/stat: "pid (comm) state ppid pgrp session
-// …", where comm may hold spaces and parentheses (so split after the last
-// ')').
-func statSession(b []byte) (sid int, zombie, ok bool) {
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, false, false
-	}
-	f := bytes.Fields(b[i+1:])
-	if len(f) < 4 {
-		return 0, false, false
-	}
-	sid, err := strconv.Atoi(string(f[3]))
-	if err != nil {
-		return 0, false, false
-	}
-	return sid, string(f[0]) == "Z", true
 }
 
 // siginfoChild is the start of Linux's siginfo_t for SIGCHLD, as waitid

@@ -439,7 +439,7 @@ func TestPTYModesAreApplied(t *testing.T) {
 	e := setup(t, nil)
 	s := openSession(t, e.conn).collect()
 	mode := func(op byte, v uint32) []byte { return []byte{op, byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)} }
-	modes := slices.Concat(mode(3, 8), mode(42, 1), mode(60, 0), mode(128, 38400), []byte{0})
+	modes := slices.Concat(mode(ssh.VERASE, 8), mode(ssh.IUTF8, 1), mode(ssh.ECHOCTL, 0), mode(ssh.TTY_OP_ISPEED, 38400), []byte{0})
 	if !s.req(wire.ReqPTY, &wire.PTYRequest{Term: "xterm", Columns: 80, Rows: 24, Modes: string(modes)}) {
 		t.Fatal("pty-req refused")
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/rr-gateway/rr/agent"
 	"github.com/rr-gateway/rr/internal/sshkit"
+	"github.com/rr-gateway/rr/internal/testtool"
 )
 
 // TestHostKeyMismatch: a gateway with another key is refused before any
@@ -209,10 +210,7 @@ func TestKeepaliveDropsSilentGateway(t *testing.T) {
 // stuck on a hung disk) is left to it, and the tunnel is dialled again
 // when its gateway comes back.
 func TestUnreapableProcessDoesNotHoldTheTunnel(t *testing.T) {
-	strace, err := exec.LookPath("strace")
-	if err != nil {
-		t.Fatal("strace is not installed; `make test` installs it")
-	}
+	strace := testtool.Path(t, "strace", "")
 	defer agent.SetUnkillableWait(300 * time.Millisecond)()
 	e := setup(t, nil)
 	s := openSession(t, e.conn).collect()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -187,8 +188,8 @@ func TestLimiterWindows(t *testing.T) {
 	now := time.Now()
 	l := newLimiter(Limits{SourceAttempts: 2, SourceWindow: time.Minute, MailsPerPerson: 1, MailWindow: time.Hour}.withDefaults(),
 		func() time.Time { return now })
-	if !l.attempt("1.2.3.4") || !l.attempt("1.2.3.4") || l.attempt("1.2.3.4") || !l.attempt("5.6.7.8") {
-		t.Fatal("source window")
+	if got := []bool{l.attempt("1.2.3.4"), l.attempt("1.2.3.4"), l.attempt("1.2.3.4"), l.attempt("5.6.7.8")}; !slices.Equal(got, []bool{true, true, false, true}) {
+		t.Fatalf("source window: attempts allowed %v, want the third refused", got)
 	}
 	now = now.Add(2 * time.Minute)
 	if !l.attempt("1.2.3.4") {
@@ -196,6 +197,27 @@ func TestLimiterWindows(t *testing.T) {
 	}
 	if !l.mail("bob") || l.mail("bob") {
 		t.Fatal("mail window")
+	}
+}
+
+// TestSourcesBounded: a flood of addresses does not grow the source
+// counters without end: once their attempts have come back, they go.
+func TestSourcesBounded(t *testing.T) {
+	now := time.Now()
+	l := newLimiter(Limits{SourceAttempts: 2, SourceWindow: time.Minute}.withDefaults(), func() time.Time { return now })
+	for i := range maxWindows + 10 {
+		l.attempt(fmt.Sprintf("[2001:db8:%x::1]:22", i))
+	}
+	if got := []bool{l.attempt("192.0.2.1"), l.attempt("192.0.2.1"), l.attempt("192.0.2.1")}; !slices.Equal(got, []bool{true, true, false}) {
+		t.Fatalf("a fresh address after a flood: attempts allowed %v, want the third refused", got)
+	}
+	now = now.Add(time.Minute)
+	l.attempt("192.0.2.2")
+	if n := len(l.sources); n > 2 {
+		t.Fatalf("%d addresses kept a window after a flood, want the last two", n)
+	}
+	if !l.attempt("192.0.2.1") {
+		t.Fatal("an address's attempts did not come back after the window")
 	}
 }
 

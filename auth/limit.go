@@ -5,12 +5,15 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Limits bound guessing and mail. Zero fields take DefaultLimits' values.
 type Limits struct {
 	// SourceAttempts per SourceWindow: authentication attempts one client
-	// address may start.
+	// address may start, all at once or spread out; spent ones come back
+	// at that rate.
 	SourceAttempts int
 	SourceWindow   time.Duration
 	// FailuresBeforeLockout in a row lock a person (known or not) out for
@@ -65,7 +68,7 @@ type limiter struct {
 	now func() time.Time
 
 	mu        sync.Mutex
-	sources   map[string]*window
+	sources   map[string]*rate.Limiter // by sourceKey
 	mails     map[string]*window
 	passwords map[string]*lockState // by login name
 	factors   map[string]*lockState // by person
@@ -93,15 +96,19 @@ const maxBook = 100000
 const historyTTL = 24 * time.Hour
 
 func newLimiter(l Limits, now func() time.Time) *limiter {
-	return &limiter{l: l, now: now, sources: map[string]*window{}, mails: map[string]*window{},
+	return &limiter{l: l, now: now, sources: map[string]*rate.Limiter{}, mails: map[string]*window{},
 		passwords: map[string]*lockState{}, factors: map[string]*lockState{}}
 }
+
+// maxWindows is how many addresses (or people) are counted before idle
+// ones are dropped as the next one comes.
+const maxWindows = 10000
 
 // take counts one event in m[key] and reports whether it is within max per
 // d. Old windows are dropped as the map is walked now and then.
 func (lm *limiter) take(m map[string]*window, key string, max int, d time.Duration) bool {
 	now := lm.now()
-	if len(m) > 10000 {
+	if len(m) > maxWindows {
 		for k, w := range m {
 			if now.Sub(w.start) > d {
 				delete(m, k)
@@ -123,7 +130,23 @@ func (lm *limiter) take(m map[string]*window, key string, max int, d time.Durati
 func (lm *limiter) attempt(source string) bool {
 	lm.mu.Lock()
 	defer lm.mu.Unlock()
-	return lm.take(lm.sources, sourceKey(source), lm.l.SourceAttempts, lm.l.SourceWindow)
+	now := lm.now()
+	if len(lm.sources) > maxWindows {
+		// A bucket that has filled up again is no different from a new one.
+		for k, r := range lm.sources {
+			if r.TokensAt(now) >= float64(r.Burst()) {
+				delete(lm.sources, k)
+			}
+		}
+	}
+	key := sourceKey(source)
+	r := lm.sources[key]
+	if r == nil {
+		every := rate.Limit(float64(lm.l.SourceAttempts) / lm.l.SourceWindow.Seconds())
+		r = rate.NewLimiter(every, lm.l.SourceAttempts)
+		lm.sources[key] = r
+	}
+	return r.AllowN(now, 1)
 }
 
 // sourceKey is the address a source is counted under: its IP without the

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/rr-gateway/rr/internal/config"
+	"github.com/rr-gateway/rr/internal/testtool"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -176,13 +177,7 @@ func TestAgentUnit(t *testing.T) {
 // checked with it pointing at this test's own executable.
 func analyze(t *testing.T, name string, u unit, maxExposure float64) {
 	t.Helper()
-	sa, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("systemd-analyze is missing (apt-get install systemd)")
-		}
-		t.Skip("systemd-analyze is missing: the units' syntax is not checked (apt-get install systemd)")
-	}
+	sa := testtool.Path(t, "systemd-analyze", "the units' syntax is not checked (apt-get install systemd)")
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rr-gateway/rr/auth"
+	"github.com/rr-gateway/rr/internal/testtool"
 	"github.com/rr-gateway/rr/store/sqlite"
 )
 
@@ -17,6 +18,7 @@ import (
 // token from `rr-gateway enroll` and no key, makes its key, binds it, holds
 // a tunnel, and serves a session through real ssh; the token works once.
 func TestRealAgentEnrolls(t *testing.T) {
+	testtool.Need(t, "ssh")
 	g, _ := startProcGateway(t, "")
 	out, err := exec.Command("go", "build", "-o", g.bin+"/", "github.com/rr-gateway/rr/cmd/rr-agent").CombinedOutput()
 	if err != nil {

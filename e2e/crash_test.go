@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rr-gateway/rr/internal/testtool"
 	"github.com/rr-gateway/rr/store"
 	"github.com/rr-gateway/rr/store/sqlite"
 )
@@ -69,6 +70,7 @@ func firstDifference(a, b string) int {
 // given, on the decrypted prefix), then that a restart marks the session
 // interrupted and leaves the file as it was.
 func killMidSession(t *testing.T, command string, check func(plain []byte)) {
+	testtool.Need(t, "gzip", "openssl")
 	g, gw := startProcGateway(t, "recordings: {spool: '{{dir}}/spool', flush_interval: 200ms}\n")
 	w := g.w
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -23,6 +23,7 @@ import (
 	"github.com/rr-gateway/rr/auth/mail"
 	"github.com/rr-gateway/rr/gateway/gatewaytest"
 	"github.com/rr-gateway/rr/internal/sshkit"
+	"github.com/rr-gateway/rr/internal/testtool"
 	"github.com/rr-gateway/rr/recorder"
 	"github.com/rr-gateway/rr/store"
 )
@@ -51,6 +52,7 @@ func newWorld(t *testing.T) *world {
 // is the mailpit to use (with the SMTP settings in acfg.Mailer).
 func newWorldWith(t *testing.T, acfg auth.Config, mp *mailpit) *world {
 	t.Helper()
+	testtool.Need(t, "ssh")
 	if mp == nil {
 		mp = startMailpit(t)
 	}
@@ -352,9 +354,7 @@ type tmux struct {
 
 func startTmux(t *testing.T, cols, rows int, command string) *tmux {
 	t.Helper()
-	if _, err := exec.LookPath("tmux"); err != nil {
-		t.Fatal("tmux is not installed; run `make test`, which installs it")
-	}
+	testtool.Need(t, "tmux")
 	dir, err := os.MkdirTemp("", "rrtmux")
 	if err != nil {
 		t.Fatal(err)
@@ -448,6 +448,7 @@ func shellQuote(args []string) string {
 }
 
 func TestInteractiveShell(t *testing.T) {
+	testtool.Need(t, "gzip", "openssl", "asciinema", "script")
 	w := newWorld(t)
 	ssh := "ssh " + shellQuote(w.sshArgs("-t", "rr@127.0.0.1", "web-01"))
 	m := startTmux(t, 100, 30, ssh+"; echo EXIT=$?; sleep 600")

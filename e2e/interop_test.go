@@ -26,6 +26,7 @@ import (
 
 	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/gateway/gatewaytest"
+	"github.com/rr-gateway/rr/internal/testtool"
 	"github.com/rr-gateway/rr/store"
 )
 
@@ -442,6 +443,7 @@ func binary(t *testing.T, ctx context.Context, c talk) {
 }
 
 func TestInterop(t *testing.T) {
+	testtool.Need(t, "ssh")
 	iv := newInterop(t, interopRows)
 	ctx := testCtx(t, 5*time.Minute)
 	started := time.Now()
@@ -493,8 +495,7 @@ func TestInterop(t *testing.T) {
 			t.Run(c.row, func(t *testing.T) {
 				t.Parallel()
 				if !riv.installed(c.tool) {
-					t.Errorf("%s is not installed: make test installs it", c.tool)
-					return
+					testtool.Missing(t, c.tool, "")
 				}
 				c.run(riv, t, c.row)
 			})
@@ -537,6 +538,9 @@ func (iv *interop) openSSHRow(t *testing.T, ctx context.Context, row, remote str
 		dst := filepath.Join(t.TempDir(), "sftp.gz")
 		out, code := talk{name: "sftp", args: iv.openSSH("-P", "rr@127.0.0.1"), env: env,
 			stdin: strings.NewReader("get " + remote + " " + dst + "\n")}.run(t, ctx)
+		if code != 0 {
+			t.Errorf("sftp: exit %d", code)
+		}
 		iv.checkFile(t, dst, out)
 		dst = filepath.Join(t.TempDir(), "scp.gz") // OpenSSH 9's scp speaks SFTP
 		out, code = talk{name: "scp", args: iv.openSSH("-P", "rr@127.0.0.1:"+remote, dst), env: env}.run(t, ctx)

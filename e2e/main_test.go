@@ -36,10 +36,6 @@ func TestMain(m *testing.M) {
 	if os.Getenv("RR_ASKPASS_MODE") == "1" {
 		os.Exit(askpass(os.Args[1:]))
 	}
-	if _, err := exec.LookPath("ssh"); err != nil {
-		fmt.Println("e2e: the OpenSSH client is not installed; run `make test`, which installs it")
-		os.Exit(1)
-	}
 	goleak.VerifyTestMain(m) // no test may leave a goroutine running
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/gateway/gatewaytest"
+	"github.com/rr-gateway/rr/internal/testtool"
 	"github.com/rr-gateway/rr/store"
 )
 
@@ -145,6 +146,7 @@ func (w *world) liveID(t *testing.T) string {
 }
 
 func TestConsoleListsAndKills(t *testing.T) {
+	testtool.Need(t, "gzip", "openssl")
 	w, alice, dave, bob, ann := staffWorld(t)
 	ctx := testCtx(t, 3*time.Minute)
 
@@ -373,6 +375,7 @@ func TestScriptedChangeWithAuthenticator(t *testing.T) {
 }
 
 func TestDownloads(t *testing.T) {
+	testtool.Need(t, "scp", "sftp", "gzip", "openssl")
 	w, alice, _, bob, ann := staffWorld(t)
 	ctx := testCtx(t, 3*time.Minute)
 	if out, err := w.tool(t, ctx, alice, "ssh", "rr+web-01@127.0.0.1", "echo recorded-$((20+22))").Output(); err != nil || string(out) != "recorded-42\n" {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rr-gateway/rr/internal/testtool"
 )
 
 // TestFloodKeepsNoOneOut is issue 14's descriptor exhaustion with the real
@@ -17,6 +19,7 @@ import (
 // 127.0.0.2 still gets in, well under a second, and the gateway never runs
 // out of descriptors.
 func TestFloodKeepsNoOneOut(t *testing.T) {
+	testtool.Need(t, "ssh")
 	g, cmd := startProcGateway(t, "")
 	lim := unix.Rlimit{Cur: 256, Max: 256}
 	if err := unix.Prlimit(cmd.Process.Pid, unix.RLIMIT_NOFILE, &lim, nil); err != nil {
@@ -53,6 +56,7 @@ func TestFloodKeepsNoOneOut(t *testing.T) {
 // TestSSHNIsClosed: ssh -N (a login that never opens a channel) is closed
 // after the login grace time; the real client exits.
 func TestSSHNIsClosed(t *testing.T) {
+	testtool.Need(t, "ssh")
 	g, _ := startProcGateway(t, "login_grace_time: 2s\n")
 	ctx := testCtx(t, time.Minute)
 	start := time.Now()

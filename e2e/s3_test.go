@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rr-gateway/rr/gateway/gatewaytest"
+	"github.com/rr-gateway/rr/internal/testtool"
 	"github.com/rr-gateway/rr/store"
 	"github.com/rr-gateway/rr/store/sqlite"
 )
@@ -58,6 +59,7 @@ func (s *s3server) down() {
 // removed from the spool; with the S3 server down they wait in the spool,
 // across a gateway restart, and go up once it is back.
 func TestRecordingsGoToS3(t *testing.T) {
+	testtool.Need(t, "gzip", "openssl")
 	s3 := startS3(t, "rec")
 	g, gw := startProcGateway(t, fmt.Sprintf(`recordings:
   spool: '{{dir}}/spool'

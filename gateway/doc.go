@@ -61,6 +61,14 @@
 // The gateway never runs a shell itself and never forwards TCP, X11 or the
 // SSH agent: those would carry traffic the recorder cannot see.
 //
+// Both ports are on golang.org/x/crypto/ssh, not gliderlabs/ssh (which the
+// tests' and bench's simple servers use): its auth handlers return a bool,
+// so a key cannot lead on to keyboard-interactive factors
+// (PartialSuccessError) nor a refusal tell the person why (BannerError);
+// it answers pty-req, env and window-change itself, where the bridge must
+// buffer them and replay them, payload intact, to the agent; and its Pty
+// drops the terminal modes the agent applies.
+//
 // Imports: wire, auth, store (types and the SQLite implementation behind a
 // consumer interface), gateway/admin, gateway/download, internal/sshkit and
 // internal/termtext, internal/prelogin; never agent.

@@ -51,7 +51,7 @@ func TestOnePassphraseOneSession(t *testing.T) {
 		switch {
 		case r.out == "ran\n" && r.status == 0:
 			ran++
-		case r.out == "" && r.status == 1 && strings.Contains(r.errOut, "given at login was used by this connection's first session"):
+		case r.out == "" && r.status == 1 && strings.Contains(r.errOut, "the passphrase for web-01 given at login was used by this connection's first session"):
 			askAnew++
 		default:
 			t.Errorf("a session ended neither way: %+v", r)

@@ -615,8 +615,7 @@ func (ss *session) limits(idle, maxLen time.Duration) (stop func()) {
 	}
 	if idle > 0 {
 		var t atomic.Pointer[time.Timer]
-		var check func()
-		check = func() {
+		check := func() {
 			quiet := time.Since(time.Unix(0, ss.active.Load()))
 			if quiet >= idle {
 				ss.cancel(errIdle)

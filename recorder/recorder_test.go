@@ -17,6 +17,8 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/rr-gateway/rr/internal/testtool"
 )
 
 const pass = "correct horse battery"
@@ -129,13 +131,7 @@ func TestWrongPassphraseAndGarbage(t *testing.T) {
 	}
 }
 
-func need(t *testing.T, tools ...string) {
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is not installed (make test installs what tests need)", tool)
-		}
-	}
-}
+func need(t *testing.T, tools ...string) { t.Helper(); testtool.Need(t, tools...) }
 
 // stock decrypts with the command line users are told to use.
 func stock(t *testing.T, file []byte, passphrase string) (plain []byte, gzipOK bool) {

@@ -47,4 +47,10 @@ done
 if ! out=$(CGO_ENABLED=0 go build ./gateway/... ./auth/... ./store/... 2>&1); then
   echo "imports: gateway, auth and store must build with CGO_ENABLED=0:"; echo "$out"; fail=1
 fi
+check "$mod/internal/testtool" gateway gateway/download agent store auth recorder wire internal/sshkit internal/config internal/termtext
+# gliderlabs/ssh serves tests and the bench only; why the programs stay on
+# x/crypto/ssh is in gateway/doc.go.
+if go list -deps ./cmd/... | grep -qx 'github.com/gliderlabs/ssh'; then
+  echo "imports: the programs (cmd/...) must not import github.com/gliderlabs/ssh"; fail=1
+fi
 exit $fail

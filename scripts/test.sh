@@ -75,6 +75,19 @@ need_alertmanager() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus-alertmanager >/dev/null
 }
 
+# staticcheck, pinned to a release that knows this Go: built once with go
+# install and kept in $(go env GOPATH)/bin.
+staticcheck_version=v0.8.2 # 2026.2.2
+need_staticcheck() {
+  local bin
+  bin="$(go env GOPATH)/bin/staticcheck"
+  if [ -x "$bin" ] && "$bin" -version | grep -q "(${staticcheck_version#v})"; then
+    return 0
+  fi
+  echo "test: installing staticcheck $staticcheck_version (go install, about a minute)"
+  go install "honnef.co/go/tools/cmd/staticcheck@$staticcheck_version"
+}
+
 for step in "${steps[@]}"; do
   case "$step" in
   lint)
@@ -82,6 +95,8 @@ for step in "${steps[@]}"; do
     bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
     if [ -n "$bad" ]; then echo "gofmt would change: $bad"; exit 1; fi
     go vet ./...
+    need_staticcheck
+    "$(go env GOPATH)/bin/staticcheck" ./...
     scripts/check-imports.sh
     ;;
   unit)

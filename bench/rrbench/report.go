@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/procfs"
 )
 
 // figure is one row of the table.
@@ -156,19 +158,15 @@ type machine struct {
 
 func thisMachine() machine {
 	m := machine{CPUs: runtime.NumCPU(), Go: runtime.Version()}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(l, "model name"); ok {
-				m.CPU = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
-				break
-			}
-		}
+	fs, fsErr := procfs.NewDefaultFS()
+	if cpus, err := fs.CPUInfo(); fsErr == nil && err == nil && len(cpus) > 0 {
+		m.CPU = cpus[0].ModelName
 	}
 	if out, err := exec.Command("uname", "-sr").Output(); err == nil {
 		m.Kernel = strings.TrimSpace(string(out))
 	}
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		fmt.Sscanf(strings.SplitN(string(b), "\n", 2)[0], "MemTotal: %d kB", &m.MemKiB)
+	if mi, err := fs.Meminfo(); fsErr == nil && err == nil && mi.MemTotalBytes != nil {
+		m.MemKiB = int64(*mi.MemTotalBytes >> 10)
 	}
 	m.Summary = fmt.Sprintf("%d CPUs (%s), %.0f GiB RAM, %s, %s", m.CPUs, m.CPU, float64(m.MemKiB)/(1<<20), m.Kernel, m.Go)
 	return m

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/alexedwards/argon2id"
+	gliderssh "github.com/gliderlabs/ssh"
+	"github.com/prometheus/procfs"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/rr-gateway/rr/agent"
@@ -256,29 +258,28 @@ func readStats(gc bool) procStats {
 
 // ioCalls reads syscr and syscw from /proc/self/io (0 where it cannot).
 func ioCalls() (reads, writes int64) {
-	b, _ := os.ReadFile("/proc/self/io")
-	for _, l := range strings.Split(string(b), "\n") {
-		k, v, _ := strings.Cut(l, ": ")
-		n, _ := strconv.ParseInt(v, 10, 64)
-		switch k {
-		case "syscr":
-			reads = n
-		case "syscw":
-			writes = n
-		}
+	p, err := procfs.Self()
+	if err != nil {
+		return 0, 0
 	}
-	return reads, writes
+	io, err := p.IO()
+	if err != nil {
+		return 0, 0
+	}
+	return int64(io.SyscR), int64(io.SyscW)
 }
 
+// vmRSS is the process's resident set size in KiB (0 where it cannot).
 func vmRSS() int64 {
-	b, _ := os.ReadFile("/proc/self/status")
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return n
-		}
+	p, err := procfs.Self()
+	if err != nil {
+		return 0
 	}
-	return 0
+	st, err := p.NewStatus()
+	if err != nil {
+		return 0
+	}
+	return int64(st.VmRSS >> 10)
 }
 
 // lineMailer hands each login code to the driver over the control pipe:
@@ -430,28 +431,49 @@ func onehopRole(ctx context.Context, ctl *control, log *slog.Logger, shell strin
 	if err != nil {
 		return err
 	}
-	cfg, ln, err := anyKeyServer()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
-	defer ln.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var n atomic.Int64
-	go serveSSH(ln, cfg, func(_ *ssh.ServerConn, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) {
-		go ssh.DiscardRequests(reqs)
-		for nch := range chans {
-			if nch.ChannelType() != "session" {
-				nch.Reject(ssh.UnknownChannelType, "session only")
-				continue
-			}
-			id := fmt.Sprintf("onehop%010d", n.Add(1))
-			go a.ServeChannel(ctx, sessionChannel{nch, ssh.Marshal(&wire.SessionOpen{SessionID: id, Person: "p0", Team: "bench_RR"})})
-		}
-	})
+	srv := onehopServer(ctx, a)
+	go srv.Serve(ln)
+	defer srv.Close()
 	ctl.send("ready", map[string]string{"addr": ln.Addr().String()})
 	ctl.serve(nil)
 	return nil
+}
+
+// onehopServer is the one-hop endpoint on gliderlabs/ssh: each "session"
+// channel goes to the agent as the gateway would hand it over, and the
+// agent's session code answers its requests. Only the benchmark's people
+// get in, each with their own key (onehopLogin).
+func onehopServer(ctx context.Context, a *agent.Agent) *gliderssh.Server {
+	var n atomic.Int64
+	return &gliderssh.Server{
+		HostSigners:      []gliderssh.Signer{signer(onehopKeyName)},
+		PublicKeyHandler: func(c gliderssh.Context, key gliderssh.PublicKey) bool { return onehopLogin(c.User(), key) },
+		ChannelHandlers: map[string]gliderssh.ChannelHandler{
+			"session": func(_ *gliderssh.Server, _ *ssh.ServerConn, nch ssh.NewChannel, _ gliderssh.Context) {
+				id := fmt.Sprintf("onehop%010d", n.Add(1))
+				a.ServeChannel(ctx, sessionChannel{nch, ssh.Marshal(&wire.SessionOpen{SessionID: id, Person: "p0", Team: "bench_RR"})})
+			},
+		},
+	}
+}
+
+// onehopLogin says whether key is the benchmark key of the person user
+// names ("p3"); the naive bridge logs in upstream as "bridge" with p0's.
+func onehopLogin(user string, key ssh.PublicKey) bool {
+	if user == "bridge" {
+		user = personName(0)
+	}
+	i, err := strconv.Atoi(strings.TrimPrefix(user, "p"))
+	if err != nil || i < 0 || personName(i) != user {
+		return false
+	}
+	return gliderssh.KeysEqual(key, personKey(i).PublicKey())
 }
 
 // sessionChannel makes a person's "session" channel look like the
@@ -485,8 +507,9 @@ func serveSSH(ln net.Listener, cfg *ssh.ServerConfig, handle func(*ssh.ServerCon
 	}
 }
 
-// anyKeyServer is the one-hop and bare roles' SSH server: the one-hop host
-// key, any client key (loopback benchmark only), a listener on 127.0.0.1.
+// anyKeyServer is the bare and bridge roles' SSH server, on x/crypto/ssh
+// alone (what they measure): the one-hop host key, any client key
+// (loopback benchmark only), a listener on 127.0.0.1.
 func anyKeyServer() (*ssh.ServerConfig, net.Listener, error) {
 	cfg := &ssh.ServerConfig{PublicKeyCallback: func(ssh.ConnMetadata, ssh.PublicKey) (*ssh.Permissions, error) {
 		return nil, nil

@@ -2,10 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/rr-gateway/rr/agent"
 )
 
 // TestMain lets the test binary play the roles the driver starts.
@@ -72,5 +77,60 @@ BenchmarkRecorderLog-2   	  100	  1000 ns/op	 600.00 MB/s	 0 B/op	 3 allocs/op
 	md, _ := os.ReadFile(filepath.Join(out, "results.md"))
 	if !strings.Contains(string(md), "| figure | value | baseline | ratio | target | met? |") {
 		t.Errorf("results.md:\n%s", md)
+	}
+}
+
+// TestProcFigures: what a role and the machine report about themselves is
+// read from /proc, not left at zero.
+func TestProcFigures(t *testing.T) {
+	st := readStats(false)
+	if st.RSSKiB <= 0 || st.ReadCalls <= 0 {
+		t.Errorf("stats %+v: RSS and read calls should be positive", st)
+	}
+	m := thisMachine()
+	if m.CPU == "" || m.MemKiB <= 0 {
+		t.Errorf("machine %+v: CPU model and memory should be known", m)
+	}
+}
+
+// TestOnehopRefusesStrangers: the one-hop endpoint (gliderlabs/ssh, which
+// lets everyone in unless told otherwise) takes only a benchmark person's
+// own key: not "none", not another key, not another person's.
+func TestOnehopRefusesStrangers(t *testing.T) {
+	a, err := agent.New(agent.Config{Gateways: []string{"127.0.0.1:9"}, GatewayHostKey: "SHA256:unused",
+		Host: sessionHost, Signer: agentKey(sessionHost), Shell: "/bin/sh"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := onehopServer(t.Context(), a)
+	served := make(chan struct{})
+	go func() { defer close(served); srv.Serve(ln) }()
+	defer func() { srv.Close(); <-served }()
+
+	stranger := signer("stranger")
+	for _, tt := range []struct {
+		user string
+		auth []ssh.AuthMethod
+		ok   bool
+	}{
+		{"p1", nil, false},
+		{"p1", []ssh.AuthMethod{ssh.PublicKeys(stranger)}, false},
+		{"p1", []ssh.AuthMethod{ssh.PublicKeys(personKey(2))}, false},
+		{"p1", []ssh.AuthMethod{ssh.Password("x")}, false},
+		{"p1", []ssh.AuthMethod{ssh.PublicKeys(personKey(1))}, true},
+		{"bridge", []ssh.AuthMethod{ssh.PublicKeys(personKey(0))}, true},
+	} {
+		c, err := ssh.Dial("tcp", ln.Addr().String(), &ssh.ClientConfig{User: tt.user, Auth: tt.auth,
+			HostKeyCallback: ssh.FixedHostKey(signer(onehopKeyName).PublicKey())})
+		if err == nil {
+			c.Close()
+		}
+		if (err == nil) != tt.ok {
+			t.Errorf("%s with %d methods: login error %v, want success %v", tt.user, len(tt.auth), err, tt.ok)
+		}
 	}
 }

@@ -30,3 +30,16 @@ func TestUsage(t *testing.T) {
 		t.Fatalf("-h: exit %d, %q", code, errb.String())
 	}
 }
+
+// TestSampleConfig: testdata/configs/agent-enroll.yaml, a new host's
+// agent with several gateways and an enrollment token file, decodes
+// strictly.
+func TestSampleConfig(t *testing.T) {
+	var c fileConfig
+	if err := config.Load("../../testdata/configs/agent-enroll.yaml", &c); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Gateways) != 2 || c.Host != "web-02" || c.EnrollTokenFile == "" {
+		t.Fatalf("sample not read as written: %+v", c)
+	}
+}

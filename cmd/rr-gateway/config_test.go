@@ -447,3 +447,30 @@ func TestHashMemoryBudget(t *testing.T) {
 		t.Fatalf("negative budget: %v", err)
 	}
 }
+
+// TestSampleConfigs loads the sample configurations in testdata/configs:
+// a small team's gateway passes the checks with its declared people's
+// keys; a misspelt key is refused with its line.
+func TestSampleConfigs(t *testing.T) {
+	c, err := loadConfig("../../testdata/configs/gateway-small.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.check(); err != nil {
+		t.Fatal(err)
+	}
+	d := defaultConfig()
+	if c.Recordings.S3.Bucket != "rr-recordings" || c.Recordings.FlushInterval != d.Recordings.FlushInterval || c.LoginGraceTime != d.LoginGraceTime {
+		t.Errorf("set fields not read, or unset ones not defaulted: %+v", c)
+	}
+	if len(c.People) != 2 || len(c.Teams) != 1 || len(c.Hosts) != 2 {
+		t.Fatalf("declared %d people, %d teams, %d hosts; want 2, 1, 2", len(c.People), len(c.Teams), len(c.Hosts))
+	}
+	if keys, err := c.People[0].keys(); err != nil || len(keys) != 1 {
+		t.Errorf("alice's keys: %v, %v", keys, err)
+	}
+	_, err = loadConfig("../../testdata/configs/gateway-typo.yaml")
+	if err == nil || !strings.Contains(err.Error(), "line 5") || !strings.Contains(err.Error(), "flush_intervall") {
+		t.Fatalf("misspelt key: %v; want it named with its line", err)
+	}
+}

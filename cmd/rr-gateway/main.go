@@ -180,7 +180,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	limitMemory(authSvc.HashMemoryBudget(), log)
+	limitMemory(authSvc.HashMemoryBudget(), c.uploadMemory(), log)
 	uploader, recordings, err := c.uploader(ctx, spool, st, log)
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/rr-gateway/rr/internal/testtool"
 	"github.com/rr-gateway/rr/recorder"
 )
 
@@ -80,9 +81,7 @@ func TestVerify(t *testing.T) {
 }
 
 func TestExportMatchesOpenSSL(t *testing.T) {
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Fatal("openssl is not installed")
-	}
+	testtool.Need(t, "openssl")
 	f := writeRecording(t, "pp", 0)
 	out, errOut, code := rr(t, "pp", "export", f)
 	if code != 0 {
@@ -386,6 +385,7 @@ func TestExportLongLinesAndCuts(t *testing.T) {
 // an asciicast header is refused, however long its first line (one longer
 // than export's buffer was written out).
 func TestExportRefusesALongFirstLine(t *testing.T) {
+	testtool.Need(t, "openssl", "gzip")
 	plain := strings.Repeat("A", 70000) + "\nnot a recording\n"
 	cmd := exec.Command("sh", "-c", "openssl enc -aes-256-ctr -pbkdf2 -pass pass:pp | gzip -c")
 	cmd.Stdin = strings.NewReader(plain)

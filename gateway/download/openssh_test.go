@@ -2,11 +2,10 @@ package download
 
 import (
 	"bytes"
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
-	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -15,26 +14,24 @@ import (
 	"sync"
 	"testing"
 
+	gliderssh "github.com/gliderlabs/ssh"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/rr-gateway/rr/internal/testtool"
 )
 
 // openSSH is a minimal SSH server in front of a Server, for driving it with
-// the real scp and sftp binaries.
+// the real scp and sftp binaries: gliderlabs/ssh, since all it needs is a
+// key check, a subsystem and an exec handler.
 type openSSH struct {
 	addr, port string
 	key        string // the client's private key file
 }
 
 // startOpenSSH serves f's Server on 127.0.0.1:0: the "sftp" subsystem and
-// scp exec requests, for one client key. It fails the test when scp, sftp
-// or ssh is missing (make test installs them; a skip would hide that).
+// scp exec requests, for one client key.
 func startOpenSSH(t *testing.T, f *fixture) *openSSH {
 	t.Helper()
-	for _, bin := range []string{"ssh", "scp", "sftp"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Fatalf("%s not installed: make test (scripts/test.sh) installs it", bin)
-		}
-	}
 	_, hostPriv, _ := ed25519.GenerateKey(rand.Reader)
 	clientPub, clientPriv, _ := ed25519.GenerateKey(rand.Reader)
 	hostKey, err := ssh.NewSignerFromKey(hostPriv)
@@ -53,97 +50,69 @@ func startOpenSSH(t *testing.T, f *fixture) *openSSH {
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(block), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := &ssh.ServerConfig{
-		PublicKeyCallback: func(_ ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
-			if bytes.Equal(key.Marshal(), allowed.Marshal()) {
-				return nil, nil
+
+	// gliderlabs waits for connections, not for their handlers: track them,
+	// and start none once the test is over.
+	var mu sync.Mutex
+	var handlers sync.WaitGroup
+	closed := false
+	enter := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if !closed {
+			handlers.Add(1)
+		}
+		return !closed
+	}
+	srv := &gliderssh.Server{
+		HostSigners: []gliderssh.Signer{hostKey},
+		// Set, so that "none" and every other key are refused: without an
+		// auth handler gliderlabs lets everyone in (TestOpenSSHServerRefuses).
+		PublicKeyHandler: func(_ gliderssh.Context, key gliderssh.PublicKey) bool {
+			return gliderssh.KeysEqual(key, allowed)
+		},
+		Handler: func(s gliderssh.Session) {
+			if !enter() {
+				return
 			}
-			return nil, errors.New("unknown key")
+			defer handlers.Done()
+			if !IsSCP(s.RawCommand()) {
+				fmt.Fprintln(s.Stderr(), "scp and sftp only")
+				s.Exit(1)
+				return
+			}
+			s.Exit(f.srv.ServeSCP(s.Context(), s.RawCommand(), s, s.Stderr()))
+		},
+		SubsystemHandlers: map[string]gliderssh.SubsystemHandler{
+			"sftp": func(s gliderssh.Session) {
+				if !enter() {
+					return
+				}
+				defer handlers.Done()
+				if f.srv.ServeSFTP(s.Context(), s) != nil {
+					s.Exit(1)
+					return
+				}
+				s.Exit(0)
+			},
 		},
 	}
-	cfg.AddHostKey(hostKey)
-
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Go(func() { serveSSHConn(ctx, f.srv, c, cfg) })
-		}
-	})
+	served := make(chan struct{})
+	go func() { defer close(served); srv.Serve(ln) }()
 	t.Cleanup(func() {
-		cancel()
-		ln.Close()
+		srv.Close()
+		<-served
 		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
+		closed = true
 		mu.Unlock()
-		wg.Wait()
+		handlers.Wait()
 	})
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	return &openSSH{addr: "127.0.0.1", port: port, key: keyFile}
-}
-
-// serveSSHConn serves one connection's session channels.
-func serveSSHConn(ctx context.Context, srv *Server, c net.Conn, cfg *ssh.ServerConfig) {
-	defer c.Close()
-	_, chans, reqs, err := ssh.NewServerConn(c, cfg)
-	if err != nil {
-		return
-	}
-	go ssh.DiscardRequests(reqs)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for nc := range chans {
-		if nc.ChannelType() != "session" {
-			nc.Reject(ssh.UnknownChannelType, "sessions only")
-			continue
-		}
-		ch, reqs, err := nc.Accept()
-		if err != nil {
-			continue
-		}
-		wg.Go(func() { serveSession(ctx, srv, ch, reqs) })
-	}
-}
-
-// serveSession hands the "sftp" subsystem or an scp exec to srv.
-func serveSession(ctx context.Context, srv *Server, ch ssh.Channel, reqs <-chan *ssh.Request) {
-	defer ch.Close()
-	for req := range reqs {
-		var arg struct{ Value string }
-		ssh.Unmarshal(req.Payload, &arg)
-		status := 0
-		switch {
-		case req.Type == "subsystem" && arg.Value == "sftp":
-			req.Reply(true, nil)
-			if srv.ServeSFTP(ctx, ch) != nil {
-				status = 1
-			}
-		case req.Type == "exec" && IsSCP(arg.Value):
-			req.Reply(true, nil)
-			status = srv.ServeSCP(ctx, arg.Value, ch, ch.Stderr())
-		default:
-			req.Reply(false, nil)
-			continue
-		}
-		ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{uint32(status)}))
-		go ssh.DiscardRequests(reqs)
-		return
-	}
 }
 
 // run runs an OpenSSH tool against the server and returns its combined output.
@@ -159,7 +128,43 @@ func (o *openSSH) run(t *testing.T, tool string, args ...string) (string, error)
 
 func (o *openSSH) remote(p string) string { return "rr@" + o.addr + ":" + p }
 
+// TestOpenSSHServerRefuses: the gliderlabs server above lets in only its
+// one key: not "none", not another key, not a password.
+func TestOpenSSHServerRefuses(t *testing.T) {
+	o := startOpenSSH(t, newFixture(t))
+	_, otherPriv, _ := ed25519.GenerateKey(rand.Reader)
+	other, _ := ssh.NewSignerFromKey(otherPriv)
+	pemKey, err := os.ReadFile(o.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, err := ssh.ParsePrivateKey(pemKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		auth []ssh.AuthMethod
+		ok   bool
+	}{
+		{"none", nil, false},
+		{"unknown key", []ssh.AuthMethod{ssh.PublicKeys(other)}, false},
+		{"password", []ssh.AuthMethod{ssh.Password("x")}, false},
+		{"its key", []ssh.AuthMethod{ssh.PublicKeys(mine)}, true},
+	} {
+		c, err := ssh.Dial("tcp", net.JoinHostPort(o.addr, o.port), &ssh.ClientConfig{User: "rr", Auth: tt.auth,
+			HostKeyCallback: ssh.InsecureIgnoreHostKey()})
+		if err == nil {
+			c.Close()
+		}
+		if (err == nil) != tt.ok {
+			t.Errorf("%s: login error %v, want success %v", tt.name, err, tt.ok)
+		}
+	}
+}
+
 func TestOpenSSHClients(t *testing.T) {
+	testtool.Need(t, "ssh", "scp", "sftp")
 	f := newFixture(t)
 	o := startOpenSSH(t, f)
 	dir := t.TempDir()

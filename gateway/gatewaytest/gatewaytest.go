@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,6 +21,7 @@ import (
 	"github.com/rr-gateway/rr/agent"
 	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/gateway"
+	"github.com/rr-gateway/rr/internal/testtool"
 	"github.com/rr-gateway/rr/recorder"
 	"github.com/rr-gateway/rr/store/sqlite"
 )
@@ -333,21 +333,9 @@ func WaitPort(t testing.TB, addr string) {
 	}
 }
 
-// Tool returns the path of a program the tests run: from PATH, else from
-// $(go env GOPATH)/bin, where `make test` and `make load` go-install
-// mailpit and versitygw. It fails the test, saying how to install it, when
-// it is in neither.
+// Tool returns the path of a program the tests run (testtool.Path): a
+// missing one skips the test, or fails it under CI=true.
 func Tool(t testing.TB, name, install string) string {
 	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		p := filepath.Join(strings.TrimSpace(string(out)), "bin", name)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Fatalf("%s is not installed; %s", name, install)
-	return ""
+	return testtool.Path(t, name, install)
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	gliderssh "github.com/gliderlabs/ssh"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -72,32 +73,36 @@ func (c *stallConn) Read(p []byte) (int, error) {
 // answering is closed after maxMissed intervals.
 func TestKeepalive(t *testing.T) {
 	srvKey, _ := LoadOrCreateKey(filepath.Join(t.TempDir(), "k"))
+	clientKey, _ := LoadOrCreateKey(filepath.Join(t.TempDir(), "c"))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
 	stalled, released, served := make(chan struct{}), make(chan struct{}), make(chan struct{})
-	defer func() { close(released); <-served }() // the server side ends with the test
-	go func() {
-		defer close(served)
-		nc, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer nc.Close()
-		cfg := &ssh.ServerConfig{NoClientAuth: true}
-		cfg.AddHostKey(srvKey)
-		sc, chans, reqs, err := ssh.NewServerConn(&stallConn{Conn: nc, stalled: stalled, released: released}, cfg)
-		if err != nil {
-			return
-		}
-		defer sc.Wait()
-		go ssh.DiscardRequests(reqs)
-		for range chans {
-		}
+	srv := &gliderssh.Server{
+		HostSigners: []gliderssh.Signer{srvKey},
+		PublicKeyHandler: func(_ gliderssh.Context, k gliderssh.PublicKey) bool {
+			return gliderssh.KeysEqual(k, clientKey.PublicKey())
+		},
+		ConnCallback: func(_ gliderssh.Context, nc net.Conn) net.Conn {
+			return &stallConn{Conn: nc, stalled: stalled, released: released}
+		},
+	}
+	go func() { defer close(served); srv.Serve(ln) }()
+	defer func() { // the server side ends with the test
+		close(released)
+		srv.Shutdown(context.Background())
+		<-served
 	}()
-	cc, err := ssh.Dial("tcp", ln.Addr().String(), &ssh.ClientConfig{HostKeyCallback: ssh.InsecureIgnoreHostKey()})
+	// gliderlabs lets everyone in unless an auth handler says otherwise.
+	for _, auth := range [][]ssh.AuthMethod{nil, {ssh.PublicKeys(srvKey)}} {
+		if c, err := ssh.Dial("tcp", ln.Addr().String(), &ssh.ClientConfig{Auth: auth, HostKeyCallback: ssh.InsecureIgnoreHostKey()}); err == nil {
+			c.Close()
+			t.Fatalf("logged in with %d auth methods and no known key", len(auth))
+		}
+	}
+	cc, err := ssh.Dial("tcp", ln.Addr().String(), &ssh.ClientConfig{Auth: []ssh.AuthMethod{ssh.PublicKeys(clientKey)},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey()})
 	if err != nil {
 		t.Fatal(err)
 	}

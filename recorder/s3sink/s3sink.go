@@ -17,7 +17,8 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
@@ -42,7 +43,8 @@ type Config struct {
 	AccessKeyID     string
 	SecretAccessKey string
 	// Files at or above MultipartThreshold (64 MiB) go up in parts of
-	// PartSize (16 MiB, at least 5 MiB).
+	// PartSize (16 MiB, at least 5 MiB); about four parts are in memory
+	// while one does.
 	MultipartThreshold int64
 	PartSize           int64
 	Timeout            time.Duration // per request, 5m
@@ -58,6 +60,9 @@ type Sink struct {
 // people (rr verify -sha256). It is what we claimed, not proof: an object
 // is checked against the checksum the server computed (Verify).
 const metaSHA256 = "sha256"
+
+// minPartSize is S3's smallest part but the last.
+const minPartSize = 5 << 20
 
 // New checks cfg and builds a client; it does not contact the server.
 func New(ctx context.Context, cfg Config) (*Sink, error) {
@@ -80,7 +85,7 @@ func New(ctx context.Context, cfg Config) (*Sink, error) {
 	if cfg.PartSize <= 0 {
 		cfg.PartSize = 16 << 20
 	}
-	if cfg.PartSize < manager.MinUploadPartSize {
+	if cfg.PartSize < minPartSize {
 		errs = append(errs, fmt.Errorf("s3: part size %d is below S3's minimum of 5 MiB", cfg.PartSize))
 	}
 	if cfg.Timeout <= 0 {
@@ -161,12 +166,7 @@ func (s *Sink) Upload(ctx context.Context, name, path string, size int64, sha256
 		ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
 	}
 	if size >= s.cfg.MultipartThreshold {
-		up := manager.NewUploader(s.client, func(u *manager.Uploader) {
-			u.PartSize = s.cfg.PartSize
-			u.Concurrency = 2
-			u.LeavePartsOnError = false // abort the multipart upload on failure
-		})
-		_, err = up.Upload(ctx, in)
+		err = s.uploadParts(ctx, in)
 	} else {
 		// The server checks the body against the SHA-256 we say it has.
 		in.ContentLength = aws.Int64(size)
@@ -183,6 +183,24 @@ func (s *Sink) Upload(ctx context.Context, name, path string, size int64, sha256
 		return fmt.Errorf("s3: put %s: %w", s.key(name), err)
 	}
 	return s.Verify(ctx, name, path, size, sha256hex)
+}
+
+// uploadParts puts in's file up in parts of PartSize, each with its
+// SHA-256, two at a time, and aborts the multipart upload on failure.
+// transfermanager copies each part into a buffer of its own, so this holds
+// about four parts in memory (TestMultipartUploadMemory); its threshold is
+// one part, or it would read a whole MultipartThreshold first.
+func (s *Sink) uploadParts(ctx context.Context, in *s3.PutObjectInput) error {
+	tm := transfermanager.New(s.client, func(o *transfermanager.Options) {
+		o.PartSizeBytes = s.cfg.PartSize
+		o.MultipartUploadThreshold = s.cfg.PartSize
+		o.Concurrency = 2
+		o.ChecksumAlgorithm = tmtypes.ChecksumAlgorithmSha256
+	})
+	_, err := tm.UploadObject(ctx, &transfermanager.UploadObjectInput{Bucket: in.Bucket, Key: in.Key, Body: in.Body,
+		IfNoneMatch: in.IfNoneMatch, Metadata: in.Metadata, ContentType: in.ContentType,
+		ChecksumAlgorithm: tmtypes.ChecksumAlgorithmSha256})
+	return err
 }
 
 // Verify checks object name against the file at path, of size bytes and

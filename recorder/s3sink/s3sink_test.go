@@ -13,9 +13,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rr-gateway/rr/internal/testtool"
 )
 
 // versitygw is a real S3-compatible server (POSIX backend) on 127.0.0.1.
@@ -33,17 +36,8 @@ const (
 )
 
 func binary(t *testing.T) string {
-	if p, err := exec.LookPath("versitygw"); err == nil {
-		return p
-	}
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		p := filepath.Join(strings.TrimSpace(string(out)), "bin", "versitygw")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Fatal("versitygw is not installed; `make test` installs it (go install github.com/versity/versitygw/cmd/versitygw@v1.8.0)")
-	return ""
+	t.Helper()
+	return testtool.Path(t, "versitygw", "`make test` installs it (go install github.com/versity/versitygw/cmd/versitygw@v1.8.0)")
 }
 
 func startVersity(t *testing.T) *versitygw {
@@ -251,4 +245,45 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 	_ = fmt.Sprint
+}
+
+// TestMultipartUploadMemory: a multipart upload holds a few parts in
+// memory, not the file nor a threshold's worth of it: transfermanager
+// copies each part into a buffer (the old manager read parts straight
+// from the file), so its threshold is kept at one part.
+func TestMultipartUploadMemory(t *testing.T) {
+	v := startVersity(t)
+	const part = 5 << 20
+	s := newSink(t, v, func(c *Config) { c.MultipartThreshold = 4 * part; c.PartSize = part })
+	path, sum := file(t, 10*part)
+	runtime.GC()
+	var base runtime.MemStats
+	runtime.ReadMemStats(&base)
+	done, peak := make(chan struct{}), make(chan uint64, 1)
+	go func() {
+		var m runtime.MemStats
+		var top uint64
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				peak <- top
+				return
+			case <-tick.C:
+				runtime.ReadMemStats(&m)
+				top = max(top, m.HeapInuse)
+			}
+		}
+	}()
+	err := s.Upload(context.Background(), "big.gz", path, 10*part, sum)
+	close(done)
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := <-peak
+	if grew := top - min(base.HeapInuse, top); grew > 8*part {
+		t.Fatalf("the heap grew by %d MiB uploading a %d MiB file in %d MiB parts; want at most 8 parts",
+			grew>>20, 10*part>>20, part>>20)
+	}
 }
