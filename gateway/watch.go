@@ -2,7 +2,7 @@ package gateway
 
 import (
 	"bytes"
-	"fmt"
+	"errors"
 	"strconv"
 	"sync"
 )
@@ -188,7 +188,7 @@ func (h *watchHub) attach(name string, pty bool) (*watcher, error) {
 	return w, nil
 }
 
-var errSessionEnded = fmt.Errorf("the session has ended")
+var errSessionEnded = errors.New("the session has ended")
 
 // detach removes w (it stopped watching). It reports whether w was still
 // attached: false when it had been dropped or the session had ended.

@@ -61,10 +61,10 @@ func TestWatchFollowsASession(t *testing.T) {
 	io.WriteString(personIn, "echo during-$((6*7))\r")
 	waitFor(t, watched, "during-42")
 
-	_, cin, cout, _ := adminConsole(t, e.dialB(t, "rr"))
-	fmt.Fprintf(cin, "show %s\n", id)
-	waitFor(t, cout, "watchers:     alice")
-	fmt.Fprintf(cin, "kill %s enough\n", id)
+	cs := openConsole(t, e.dialB(t, "rr"))
+	cs.line("show " + id)
+	waitFor(t, cs.out, "watchers:     alice")
+	cs.line("kill " + id + " enough")
 	waitFor(t, watched, "rr: the session ended: killed by alice: enough")
 	if err := watcher.Wait(); err != nil {
 		t.Fatalf("watch ended with %v", err)
@@ -150,35 +150,19 @@ func TestWatchAnExecSession(t *testing.T) {
 	waitFor(t, personOut, "started")
 	id := liveID(t, e)
 
-	_, cin, cout, cerr := adminConsole(t, e.dialB(t, "rr"))
-	fmt.Fprintf(cin, "watch %s\n", id)
-	waitFor(t, cerr, "Passphrase for web-01:")
-	fmt.Fprintf(cin, "pp-web-01\n")
-	waitFor(t, cout, "started")
+	cs := openConsole(t, e.dialB(t, "rr"))
+	cs.line("watch " + id)
+	waitFor(t, cs.err, "Passphrase for web-01:")
+	cs.line("pp-web-01")
+	waitFor(t, cs.out, "started")
 	waitFor(t, personErr, "rr: alice is watching this session")
 	io.WriteString(personIn, "x\n")
-	waitFor(t, cout, "out-x")
+	waitFor(t, cs.out, "out-x")
 	personIn.Close()
-	waitFor(t, cout, "rr: the session ended: exit 0")
-	fmt.Fprintf(cin, "whoami\n")
-	waitFor(t, cout, "ops_RR") // the console goes on
-	if strings.Contains(cerr.String(), "rr-admin:") {
-		t.Fatalf("the console reported an error: %s", cerr)
+	waitFor(t, cs.out, "rr: the session ended: exit 0")
+	cs.line("whoami")
+	waitFor(t, cs.out, "ops_RR") // the console goes on
+	if _, errOut := cs.close(); strings.Contains(errOut, "rr-admin:") {
+		t.Fatalf("the console reported an error: %s", errOut)
 	}
-}
-
-// adminConsole opens the rr-admin console on c, without a terminal.
-func adminConsole(t *testing.T, c *ssh.Client) (*ssh.Session, io.WriteCloser, *syncBuffer, *syncBuffer) {
-	t.Helper()
-	s := newSession(t, c)
-	in, _ := s.StdinPipe()
-	outp, _ := s.StdoutPipe()
-	errp, _ := s.StderrPipe()
-	if err := s.RequestSubsystem(gateway.SubsystemAdmin); err != nil {
-		t.Fatal(err)
-	}
-	out, errOut := &syncBuffer{}, &syncBuffer{}
-	go io.Copy(out, outp)
-	go io.Copy(errOut, errp)
-	return s, in, out, errOut
 }

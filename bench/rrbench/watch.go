@@ -181,16 +181,11 @@ func readPast(r *bufio.Reader, want string) error {
 // line before it starts; when watched, person 1 watches it first, reading
 // everything.
 func watchedBulk(t target, size int64, watched bool) (transfer, error) {
-	c, err := t.dial(0)
+	s, end, err := bulkSession(t)
 	if err != nil {
 		return transfer{}, err
 	}
-	defer c.Close()
-	s, err := c.NewSession()
-	if err != nil {
-		return transfer{}, err
-	}
-	defer s.Close()
+	defer end()
 	in, _ := s.StdinPipe()
 	out, _ := s.StdoutPipe()
 	line := logLine[:len(logLine)-1]
