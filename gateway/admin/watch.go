@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"bytes"
 	"errors"
 	"io"
 
@@ -56,7 +55,9 @@ func (c *Console) watch(x *call) error {
 // keys hands what is typed from now on to the channel it returns, for a
 // watch, which must react to a key while output flows: one goroutine
 // reads the input from then on, until it ends (the channel closes) or
-// done, and the console's next lines read from the same channel.
+// done, and the console's next lines read from the same channel. It goes
+// a byte at a time (people type; a watch is not a bulk input), so that
+// what is typed after the key that ends a watch stays for the console.
 func (lr *lineReader) keys(done <-chan struct{}) <-chan []byte {
 	if lr.pumped != nil {
 		return lr.pumped.ch
@@ -65,32 +66,14 @@ func (lr *lineReader) keys(done <-chan struct{}) <-chan []byte {
 	src := lr.r
 	go func() {
 		defer close(p.ch)
-		var buf [256]byte
 		for {
-			n := 0
 			b, err := src.ReadByte()
-			if err == nil {
-				buf[0], n = b, 1
-				// what else has arrived, without waiting for more
-				for n < len(buf) {
-					br, ok := src.(interface{ Buffered() int })
-					if !ok || br.Buffered() == 0 {
-						break
-					}
-					if buf[n], err = src.ReadByte(); err != nil {
-						break
-					}
-					n++
-				}
-			}
-			if n > 0 {
-				select {
-				case p.ch <- bytes.Clone(buf[:n]):
-				case <-done:
-					return
-				}
-			}
 			if err != nil {
+				return
+			}
+			select {
+			case p.ch <- []byte{b}:
+			case <-done:
 				return
 			}
 		}
