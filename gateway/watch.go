@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 )
@@ -33,6 +34,8 @@ const (
 	// milliseconds, a scheduling hiccup on a busy machine: 4 MiB lets a
 	// watcher who reads keep up (the benchmark drops one at 1 MiB).
 	watcherMax = 4 << 20
+	// maxWatchers bounds a session's watchers: each may hold watcherMax.
+	maxWatchers = 16
 )
 
 // watchHub is a session's output as watchers see it. The zero value is
@@ -173,6 +176,9 @@ func (h *watchHub) attach(name string, pty bool) (*watcher, error) {
 	if h.ended != "" {
 		return nil, errSessionEnded
 	}
+	if len(h.watchers) >= maxWatchers {
+		return nil, errTooManyWatchers
+	}
 	recent, cut := h.recent()
 	if cut {
 		recent = recent[replayStart(recent):]
@@ -188,7 +194,10 @@ func (h *watchHub) attach(name string, pty bool) (*watcher, error) {
 	return w, nil
 }
 
-var errSessionEnded = errors.New("the session has ended")
+var (
+	errSessionEnded    = errors.New("the session has ended")
+	errTooManyWatchers = fmt.Errorf("the session has %d watchers already, the most it takes", maxWatchers)
+)
 
 // detach removes w (it stopped watching). It reports whether w was still
 // attached: false when it had been dropped or the session had ended.

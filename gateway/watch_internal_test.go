@@ -64,7 +64,7 @@ func TestReplayStartsAtABoundary(t *testing.T) {
 
 // TestSlowWatcherDropped: a watcher who takes nothing is dropped once its
 // buffer would overflow; the session's offers never wait, and the other
-// watcher goes on.
+// watcher goes on. A session takes maxWatchers at most.
 func TestSlowWatcherDropped(t *testing.T) {
 	var h watchHub
 	slow, _ := h.attach("slow", false)
@@ -87,6 +87,14 @@ func TestSlowWatcherDropped(t *testing.T) {
 	}
 	if names := h.names(); len(names) != 1 || names[0] != "quick" {
 		t.Fatalf("watchers = %v, want [quick]", names)
+	}
+	for i := len(h.names()); i < maxWatchers; i++ {
+		if _, err := h.attach("more", false); err != nil {
+			t.Fatalf("watcher %d: %v", i+1, err)
+		}
+	}
+	if _, err := h.attach("one too many", false); err == nil {
+		t.Fatalf("a %dth watcher attached", maxWatchers+1)
 	}
 	h.end("exit 0")
 	if _, _, ended := h.take(quick, nil); ended != "exit 0" {

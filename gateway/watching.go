@@ -71,7 +71,7 @@ func (s *Server) watch(ctx context.Context, who admin.Caller, id string, t admin
 	if err != nil {
 		attempt.Outcome, attempt.Detail = "failed", err.Error()
 		s.audit(attempt)
-		return fmt.Errorf("session %s has ended", id)
+		return fmt.Errorf("session %s: %w", id, err)
 	}
 	attempt.Outcome, attempt.Detail = "allowed", "host "+row.Host+", person "+row.Person
 	s.audit(attempt)
