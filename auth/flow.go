@@ -392,58 +392,11 @@ func (s *Service) hostFactors(ctx context.Context, p Prompter, l *Login, host, i
 	}
 	given, ok := l.hosts[host]
 	if !ok {
-		h, found, err := s.cfg.Directory.Host(ctx, host)
+		pp, err := s.askPassphrase(ctx, p, l, host, instruction, func(h Host) bool { return MayReach(l.Team, h) })
 		if err != nil {
 			return err
 		}
-		reachable := found && MayReach(l.Team, h) && h.PassphraseVerifier != ""
-		verifier := s.dummy
-		if reachable {
-			verifier = h.PassphraseVerifier
-		}
-		var pp string
-		ok := false
-		for try := 0; try < s.cfg.PassphraseTries && !ok; try++ {
-			if try > 0 {
-				instruction = "Wrong passphrase; try again."
-			}
-			if err := s.notLocked(l); err != nil {
-				return err
-			}
-			if pp, err = p.Ask(ctx, instruction, "Passphrase for "+host+": ", false); err != nil {
-				return err
-			}
-			instruction = ""
-			match, _, err := s.checkSecret(ctx, limitLen(pp), verifier, true)
-			if err != nil && ctx.Err() != nil {
-				return ctx.Err()
-			}
-			ok = match && reachable
-			if errors.Is(err, ErrHashBusy) {
-				// Nothing was checked: a wrong try, not counted.
-				s.audit(Event{Person: l.Person.Name, Action: "passphrase", Target: host, Outcome: "denied",
-					Reason: "hash memory budget busy", Source: l.Source})
-				continue
-			}
-			if !ok {
-				reason := "wrong passphrase"
-				switch {
-				case !found || (found && !MayReach(l.Team, h)):
-					reason = "no such host for this team"
-				case h.PassphraseVerifier == "":
-					reason = "host has no passphrase set"
-				}
-				s.failFactor(l.Person.Name, l.Source, "passphrase", host, reason)
-			}
-		}
-		if !ok {
-			if !reachable && (!found || !MayReach(l.Team, h)) {
-				return denied(ErrNoSuchHost.Error(), fmt.Sprintf("rr: no host %q that you may reach", host))
-			}
-			return denied("wrong passphrase", "rr: wrong passphrase for "+host)
-		}
-		s.audit(Event{Person: l.Person.Name, Action: "passphrase", Target: host, Outcome: "allowed", Source: l.Source})
-		given = NewSecret(limitLen(pp)) // what was checked
+		given = pp
 	}
 	if !l.secondDone {
 		if err := s.secondFactor(ctx, p, l, instruction); err != nil {
@@ -453,6 +406,82 @@ func (s *Service) hostFactors(ctx context.Context, p Prompter, l *Login, host, i
 	}
 	l.hosts[host] = given
 	return nil
+}
+
+// askPassphrase asks host's passphrase on p, PassphraseTries times at
+// most, and returns what was checked. reaches says whether the person may
+// reach the host at all: one they may not (or one that does not exist)
+// is asked all the same, checked against a dummy verifier, and refused
+// like a missing one.
+func (s *Service) askPassphrase(ctx context.Context, p Prompter, l *Login, host, instruction string, reaches func(Host) bool) (Secret, error) {
+	h, found, err := s.cfg.Directory.Host(ctx, host)
+	if err != nil {
+		return Secret{}, err
+	}
+	reachable := found && reaches(h) && h.PassphraseVerifier != ""
+	verifier := s.dummy
+	if reachable {
+		verifier = h.PassphraseVerifier
+	}
+	var pp string
+	ok := false
+	for try := 0; try < s.cfg.PassphraseTries && !ok; try++ {
+		if try > 0 {
+			instruction = "Wrong passphrase; try again."
+		}
+		if err := s.notLocked(l); err != nil {
+			return Secret{}, err
+		}
+		if pp, err = p.Ask(ctx, instruction, "Passphrase for "+host+": ", false); err != nil {
+			return Secret{}, err
+		}
+		instruction = ""
+		match, _, err := s.checkSecret(ctx, limitLen(pp), verifier, true)
+		if err != nil && ctx.Err() != nil {
+			return Secret{}, ctx.Err()
+		}
+		ok = match && reachable
+		if errors.Is(err, ErrHashBusy) {
+			// Nothing was checked: a wrong try, not counted.
+			s.audit(Event{Person: l.Person.Name, Action: "passphrase", Target: host, Outcome: "denied",
+				Reason: "hash memory budget busy", Source: l.Source})
+			continue
+		}
+		if !ok {
+			reason := "wrong passphrase"
+			switch {
+			case !found || !reaches(h):
+				reason = "no such host for this team"
+			case h.PassphraseVerifier == "":
+				reason = "host has no passphrase set"
+			}
+			s.failFactor(l.Person.Name, l.Source, "passphrase", host, reason)
+		}
+	}
+	if !ok {
+		if !found || !reaches(h) {
+			return Secret{}, denied(ErrNoSuchHost.Error(), fmt.Sprintf("rr: no host %q that you may reach", host))
+		}
+		return Secret{}, denied("wrong passphrase", "rr: wrong passphrase for "+host)
+	}
+	s.audit(Event{Person: l.Person.Name, Action: "passphrase", Target: host, Outcome: "allowed", Source: l.Source})
+	return NewSecret(limitLen(pp)), nil // what was checked
+}
+
+// WatchPassphrase asks, on p, the passphrase of host, whose live session
+// the person wants to watch: what reading its recording needs. The caller
+// has decided that they may see the session (their team's, or they are an
+// admin), so the host need not be one their team reaches; no second
+// factor is asked, since watching gives no shell. Nothing is kept: every
+// watch asks again. Wrong answers count towards the lockout as at login.
+func (s *Service) WatchPassphrase(ctx context.Context, p Prompter, l *Login, host string) error {
+	l.mu.Lock() // one question at a time on a connection
+	defer l.mu.Unlock()
+	if err := s.notLocked(l); err != nil {
+		return err
+	}
+	_, err := s.askPassphrase(ctx, p, l, host, "Watching a session on "+host+" needs its passphrase.", func(Host) bool { return true })
+	return err
 }
 
 // notLocked refuses l's person if locked out for wrong factors.

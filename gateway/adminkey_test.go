@@ -18,11 +18,12 @@ import (
 )
 
 // consoleSession is a piped rr-admin channel: lines are written as the
-// test goes, and Close returns what came out.
+// test goes; out and err fill as output comes, and close returns all of it.
 type consoleSession struct {
 	s        *ssh.Session
 	in       io.WriteCloser
-	out, err chan string
+	out, err *syncBuffer
+	done     chan struct{} // one value per output that ended
 }
 
 func openConsole(t *testing.T, c *ssh.Client) *consoleSession {
@@ -34,9 +35,9 @@ func openConsole(t *testing.T, c *ssh.Client) *consoleSession {
 	if err := s.RequestSubsystem(gateway.SubsystemAdmin); err != nil {
 		t.Fatal(err)
 	}
-	cs := &consoleSession{s: s, in: in, out: make(chan string, 1), err: make(chan string, 1)}
-	go func() { b, _ := io.ReadAll(outp); cs.out <- string(b) }()
-	go func() { b, _ := io.ReadAll(errp); cs.err <- string(b) }()
+	cs := &consoleSession{s: s, in: in, out: &syncBuffer{}, err: &syncBuffer{}, done: make(chan struct{}, 2)}
+	go func() { io.Copy(cs.out, outp); cs.done <- struct{}{} }()
+	go func() { io.Copy(cs.err, errp); cs.done <- struct{}{} }()
 	return cs
 }
 
@@ -44,7 +45,9 @@ func (cs *consoleSession) line(l string) { io.WriteString(cs.in, l+"\n") }
 
 func (cs *consoleSession) close() (string, string) {
 	cs.in.Close()
-	return <-cs.out, <-cs.err
+	<-cs.done
+	<-cs.done
+	return cs.out.String(), cs.err.String()
 }
 
 // TestConsoleChangesAskTheCode: with an admin's key alone, a change asks

@@ -111,13 +111,24 @@ func (b *bridge) startPumps() {
 	go func() {
 		defer b.wg.Done()
 		defer b.outPumpDone()
-		b.pumpErr(pump(b.client, b.agent, b.rec.Output, &ss.bytesOut, &ss.active))
+		b.pumpErr(pump(b.client, b.agent, b.output, &ss.bytesOut, &ss.active))
 	}()
 	go func() {
 		defer b.wg.Done()
 		defer b.outPumpDone()
-		b.pumpErr(pump(b.client.Stderr(), b.agent.Stderr(), b.rec.Output, &ss.bytesOut, &ss.active))
+		b.pumpErr(pump(b.client.Stderr(), b.agent.Stderr(), b.output, &ss.bytesOut, &ss.active))
 	}()
+}
+
+// output records a chunk of the host's output, then offers it to the
+// session's watchers (and the ring they start from): what they see has
+// been recorded.
+func (b *bridge) output(p []byte) error {
+	if err := b.rec.Output(p); err != nil {
+		return err
+	}
+	b.ss.watch.offer(p)
+	return nil
 }
 
 func (b *bridge) outPumpDone() {
@@ -198,6 +209,7 @@ func (b *bridge) clientRequest(req *ssh.Request) {
 			if err := b.rec.Resize(w.Columns, w.Rows); err != nil {
 				b.pumpErr(fmt.Errorf("%w: %v", errRecorder, err))
 			}
+			b.ss.watch.resize(w.Columns, w.Rows)
 		}
 		forward(b.agent, req)
 	case wire.ReqSignal, wire.ReqEOW:

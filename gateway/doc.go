@@ -15,6 +15,15 @@
 //     directions teed into a SessionRecorder;
 //   - the session lifecycle: one row in the store per session, finalized on
 //     every exit path (exit, client gone, agent gone, kill, shutdown);
+//   - watching a live session (watch.go, watching.go): each session's hub
+//     takes its output after the recorder, into a ring of recent output
+//     (none before the first output, 1 KiB then, up to 256 KiB) and into
+//     each watcher's bounded buffer, never waiting: a watcher too far
+//     behind is dropped. A watch (console watch ID, or exec watch:ID) is
+//     allowed to whoever may see the session (admin.MaySee), after the
+//     host's passphrase; it replays the screen, follows, tells the person
+//     and is audited. One gateway: a remote session's watch would feed a
+//     watcher of the same shape;
 //   - what a person reaches on the gateway itself, without a host: the
 //     rr-admin console (package gateway/admin, with Kill, the live
 //     registry, the connection's second factor for changes, the admins'

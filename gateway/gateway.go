@@ -235,6 +235,8 @@ func New(cfg Config) (*Server, error) {
 		Live:            s.liveBytes,
 		DownloadCommand: s.downloadCommand,
 		EventCommand:    func(id string) string { return events.Command(cfg.Address, id) },
+		Watch:           s.watch,
+		Watchers:        s.watchers,
 		Declared:        cfg.Declared,
 		SecondFactor:    s.consoleSecondFactor,
 		Notify:          s.notifyAdmins,

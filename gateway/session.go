@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,6 +74,7 @@ type session struct {
 	finished chan struct{}
 	killedBy string
 	notices  sync.WaitGroup // lines notify is writing
+	watch    watchHub       // its recent output and who watches it
 
 	bytesIn  atomic.Int64 // person → host
 	bytesOut atomic.Int64 // host → person
@@ -106,12 +108,16 @@ func (ss *session) noticesSent(d time.Duration) bool {
 	}
 }
 
-func writeLine(ch ssh.Channel, pty bool, msg string) {
+func writeLine(ch ssh.Channel, pty bool, msg string) { lineTo(ch.Stderr(), pty, msg) }
+
+// lineTo writes msg to w as one line, escaped (a kill reason is someone
+// else's text), ended as a raw terminal wants it when tty.
+func lineTo(w io.Writer, tty bool, msg string) {
 	eol := "\n"
-	if pty {
+	if tty {
 		eol = "\r\n" // the client's terminal is raw
 	}
-	ch.Stderr().Write([]byte(termtext.Escape(msg) + eol)) // a kill reason is someone else's text
+	w.Write([]byte(termtext.Escape(msg) + eol))
 }
 
 func sendExitStatus(ch ssh.Channel, status uint32) {
@@ -239,6 +245,10 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 			return
 		}
 		start.Reply(true, nil)
+		if id, ok := strings.CutPrefix(strings.TrimSpace(cmd.Command), watchPrefix); ok && c.loginHost == "" && c.loginEvent == "" {
+			p.serveWatch(ctx, id)
+			return
+		}
 		t, err := ParseCommand(c.loginHost, cmd.Command)
 		if errors.Is(err, errBadEventID) {
 			p.end(2, `rr: an event id is "e-" and hex digits: ssh rr@GATEWAY event:e-7f3a9c`)
@@ -419,6 +429,7 @@ func (c *preStart) openSession(ctx context.Context, ss *session, start *ssh.Requ
 		PTY: ss.pty, Started: started, Passphrase: passphrase, Gateway: s.cfg.Name, EventID: ss.event, EventRule: ss.eventRule}
 	if c.st.pty != nil {
 		info.Term, info.Cols, info.Rows = c.st.pty.Term, c.st.pty.Columns, c.st.pty.Rows
+		ss.watch.cols, ss.watch.rows = c.st.pty.Columns, c.st.pty.Rows
 	}
 	row := store.Session{ID: ss.id, Person: c.person, Team: c.login.Team.Name, Host: target.Host, Command: target.Command,
 		PTY: ss.pty, Source: c.remote, State: store.StateLive, Started: started, EventID: ss.event, EventRule: ss.eventRule}
@@ -436,6 +447,7 @@ func (c *preStart) openSession(ctx context.Context, ss *session, start *ssh.Requ
 	finished := false
 	finish := func(e SessionEnd) {
 		finished = true
+		ss.watch.end(watchEnd(e))
 		s.finishSession(ss, rec, e)
 		ss.killedBy = e.KilledBy
 		close(ss.finished)

@@ -50,16 +50,11 @@ func (x transfer) nsPerByte() float64 { return float64(x.cpuNs) / float64(x.byte
 // bulk moves size bytes of log lines host→person (down) or person→host
 // through t, on a connection of its own.
 func bulk(t target, size int64, down bool) (transfer, error) {
-	c, err := t.dial(0)
+	s, end, err := bulkSession(t)
 	if err != nil {
 		return transfer{}, err
 	}
-	defer c.Close()
-	s, err := c.NewSession()
-	if err != nil {
-		return transfer{}, err
-	}
-	defer s.Close()
+	defer end()
 	before, err := t.proc.stats(false)
 	if err != nil {
 		return transfer{}, err
@@ -105,6 +100,20 @@ func bulk(t target, size int64, down bool) (transfer, error) {
 	}
 	return transfer{bytes: n, elapsed: el, cpuNs: after.CPUNs - before.CPUNs,
 		reads: after.ReadCalls - before.ReadCalls, writes: after.WriteCalls - before.WriteCalls}, nil
+}
+
+// bulkSession opens a session for person 0 on a connection of its own;
+// end closes both.
+func bulkSession(t target) (s *ssh.Session, end func(), err error) {
+	c, err := t.dial(0)
+	if err != nil {
+		return nil, nil, err
+	}
+	if s, err = c.NewSession(); err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	return s, func() { s.Close(); c.Close() }, nil
 }
 
 // clearSpool removes finished recordings (a GiB each way adds up).

@@ -71,6 +71,15 @@ BenchmarkRecorderLog-2   	  100	  1000 ns/op	 600.00 MB/s	 0 B/op	 3 allocs/op
 			floors++
 		}
 	}
+	watch := 0
+	for _, f := range res.Figures {
+		if strings.Contains(f.Name, "watched by one watcher") || strings.Contains(f.Name, "watcher behind the person") {
+			watch++
+		}
+	}
+	if watch != 2 {
+		t.Errorf("%d watch figures, want 2 (watched bulk, the watcher's lag)", watch)
+	}
 	if floors != 2 {
 		t.Errorf("%d memory figures against the bare x/crypto/ssh floor, want 2", floors)
 	}

@@ -112,6 +112,13 @@ type Config struct {
 	// recording's manifest. Optional: without it, audit verify says the
 	// gateway has no audit key.
 	Evidence *Evidence
+	// Watch follows live session id for who on t (the watch command)
+	// until the watcher stops, the session ends or ctx ends; the gateway
+	// checks that who may see it and asks its host's passphrase on t.
+	// Its error is the line the person reads. Optional: nil, no watching.
+	Watch func(ctx context.Context, who Caller, id string, t WatchTerminal) error
+	// Watchers lists who watches live session id now (show). Optional.
+	Watchers func(id string) []string
 	Now      func() time.Time // default time.Now
 	Logger   *slog.Logger     // default: discard
 }
@@ -201,16 +208,16 @@ var (
 // Exec has no input to ask the second factor on: a change goes through
 // only on a connection that gave it already.
 func (c *Console) Exec(ctx context.Context, who Caller, line string, out io.Writer) error {
-	if _, err := c.exec(ctx, who, line, out, noPrompter{}); err != nil && !errors.Is(err, errQuit) {
+	if _, err := c.exec(ctx, who, line, out, term{ask: noPrompter{}}); err != nil && !errors.Is(err, errQuit) {
 		return err
 	}
 	return nil
 }
 
 // exec runs one line and reports, beside the error, whether the command
-// asked for JSON (so that its error is JSON too). ask is where a change's
-// second factor is asked.
-func (c *Console) exec(ctx context.Context, who Caller, line string, out io.Writer, ask auth.Prompter) (asJSON bool, err error) {
+// asked for JSON (so that its error is JSON too). t is where a change's
+// second factor is asked, and the terminal a watch takes.
+func (c *Console) exec(ctx context.Context, who Caller, line string, out io.Writer, t term) (asJSON bool, err error) {
 	if err := checkLine(line); err != nil {
 		return false, err
 	}
@@ -234,11 +241,11 @@ func (c *Console) exec(ctx context.Context, who Caller, line string, out io.Writ
 		return asJSON, errAdminsOnly
 	}
 	if cmd.change {
-		if err := c.secondFactor(ctx, who, cmd, ask); err != nil {
+		if err := c.secondFactor(ctx, who, cmd, t.ask); err != nil {
 			return asJSON, err
 		}
 	}
-	x := &call{ctx: ctx, who: who, out: out, cmd: cmd, args: args, declared: c.cfg.Declared}
+	x := &call{ctx: ctx, who: who, out: out, cmd: cmd, args: args, declared: c.cfg.Declared, term: t}
 	err = cmd.run(c, x)
 	if errors.Is(err, flag.ErrHelp) {
 		return false, c.helpFor(x, cmd)

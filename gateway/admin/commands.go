@@ -53,6 +53,11 @@ func commands() []*command {
 				"at most 10000 (narrow with --since, --host or --user for older ones).",
 			run: (*Console).sessions},
 		{name: "show", args: "ID", summary: "show one session and where its recording is", run: (*Console).show},
+		{name: "watch", args: "ID", summary: "follow a live session's terminal, read-only, until q or Ctrl-C",
+			detail: "Starts with the screen as it stands (its recent output replayed), then follows it live.\n" +
+				"Asks the passphrase of the session's host, as reading its recording would; its person\n" +
+				"is told who watches. One step from a shell: ssh -t rr@GATEWAY watch:ID",
+			run: (*Console).watch},
 		{name: "kill", args: "ID [REASON...]", summary: "close a live session; its person sees who closed it and why",
 			run: (*Console).kill},
 		{name: "audit", args: "[--since S] [--until S] [--actor A] [--action X] [--session ID] [--limit N]",
@@ -364,11 +369,16 @@ func (c *Console) show(x *call) error {
 		rec.Download = c.cfg.DownloadCommand(s.ID)
 	}
 	rec.Manifest = c.manifestState(x.ctx, s)
+	var watchers []string
+	if s.State == store.StateLive && c.cfg.Watchers != nil {
+		watchers = c.cfg.Watchers(s.ID)
+	}
 	if x.json {
 		return writeJSON(x.out, struct {
 			sessionJSON
+			Watchers  []string      `json:"watchers"`
 			Recording recordingJSON `json:"recording"`
-		}{v, rec})
+		}{v, orEmpty(watchers), rec})
 	}
 	ended, exit := "-", v.exit()
 	if v.Ended != nil {
@@ -389,6 +399,7 @@ func (c *Console) show(x *call) error {
 		{"bytes in", strconv.FormatInt(v.BytesIn, 10)}, {"bytes out", strconv.FormatInt(v.BytesOut, 10)},
 		{"exit status", exit}, {"end reason", v.EndReason}, {"killed by", v.KilledBy},
 		{"event", strings.TrimSpace(v.Event + " " + v.EventRule)},
+		{"watchers", strings.Join(watchers, ", ")},
 		{"recording", rec.Location}, {"size", strconv.FormatInt(rec.Size, 10)}, {"sha256", rec.SHA256},
 		{"download", rec.Download}, {"manifest", rec.Manifest},
 	} {

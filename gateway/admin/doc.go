@@ -6,7 +6,9 @@
 // every administrative change.
 //
 // Anyone in a Rapid Response team may list and inspect the sessions of the
-// team they logged in under and kill the live ones; administrators see
+// team they logged in under, kill the live ones and watch them (the
+// gateway's Config.Watch, which gets the console's terminal: raw output,
+// the keys typed, where to ask the host's passphrase); administrators see
 // every session and manage people, keys, teams and hosts. A session the
 // caller may not see reads exactly like one that does not exist.
 //
@@ -24,7 +26,7 @@
 // It must not speak SSH or import package gateway (which imports it): the
 // gateway hands it a Caller, the channel's reader and writers, and
 // callbacks for what only the gateway knows (Kill, Online, Live,
-// DownloadCommand, SecondFactor, Notify, DropAgents). It never sees a
+// DownloadCommand, SecondFactor, Notify, DropAgents, Watch, Watchers). It never sees a
 // plaintext secret: passwords and host passphrases arrive as verifiers,
 // and enrollment tokens are stored only as their SHA-256. Nothing is cached: every command reads and writes the
 // store, so a change takes effect at once.

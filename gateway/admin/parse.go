@@ -46,6 +46,7 @@ type call struct {
 	// carry a secret).
 	target, detail string
 	declared       func(kind, name string) bool // Config.Declared
+	term           term
 }
 
 // flags returns a flag set for the command, --json already defined.

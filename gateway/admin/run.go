@@ -39,12 +39,15 @@ func (c *Console) Run(ctx context.Context, who Caller, in io.Reader, out, errOut
 // the next command). An error from who ends the console, its message
 // told.
 func (c *Console) RunAs(ctx context.Context, who func(context.Context) (Caller, error), in io.Reader, out, errOut io.Writer, tty bool) (failed int) {
+	rawOut := out
 	if tty {
 		out = crlfWriter{out}
 		errOut = out
 	}
 	lines := &lineReader{r: bufio.NewReader(in), tty: tty, echo: out}
-	ask := &linePrompter{lines: lines, w: errOut}
+	done := make(chan struct{})
+	defer close(done)
+	t := term{ask: &linePrompter{lines: lines, w: errOut}, raw: rawOut, lines: lines, tty: tty, done: done}
 	for ctx.Err() == nil {
 		fmt.Fprint(errOut, prompt)
 		line, readErr := lines.next()
@@ -64,7 +67,7 @@ func (c *Console) RunAs(ctx context.Context, who func(context.Context) (Caller, 
 				fmt.Fprintf(errOut, "rr-admin: %s\n", oneLine(werr.Error()))
 				return failed + 1
 			}
-			asJSON, err = c.exec(ctx, caller, line, out, ask)
+			asJSON, err = c.exec(ctx, caller, line, out, t)
 		}
 		if errors.Is(err, errQuit) {
 			return failed
@@ -89,7 +92,8 @@ func (c *Console) RunAs(ctx context.Context, who func(context.Context) (Caller, 
 // lineReader reads lines of at most maxLine bytes, discarding the rest of
 // longer ones, and on a tty echoes and edits them as they are typed.
 type lineReader struct {
-	r      *bufio.Reader
+	r      io.ByteReader
+	pumped *pumpedReader // set once a watch reads the input on a goroutine
 	tty    bool
 	echo   io.Writer // where a tty's echo goes
 	lastCR bool      // the last byte was '\r', so a '\n' now ends nothing (CRLF)
