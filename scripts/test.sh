@@ -9,6 +9,15 @@ export CGO_ENABLED=1
 steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=(lint unit e2e interop)
 
+# apt_install installs Debian packages (and apt-get's options among them).
+apt_install() {
+  echo "test: installing $* (apt-get)"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo -n"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
 need_tools() {
   local missing=()
   command -v ssh >/dev/null || missing+=(openssh-client)
@@ -18,12 +27,7 @@ need_tools() {
   command -v strace >/dev/null || missing+=(strace) # the agent test of a process that never ends
   command -v ssh-audit >/dev/null || missing+=(ssh-audit) # both SSH ports audited
   command -v systemd-analyze >/dev/null || missing+=(systemd) # the units in configs/ verified
-  [ ${#missing[@]} -eq 0 ] && return 0
-  echo "test: installing ${missing[*]}"
-  local sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo="sudo -n"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 }
 
 # The SSH clients of the interop suite (e2e/interop_test.go), from Debian.
@@ -37,12 +41,7 @@ need_clients() {
   command -v lftp >/dev/null || missing+=(lftp)
   curl -V 2>/dev/null | grep -qw sftp || missing+=(curl)
   command -v sshfs >/dev/null || missing+=(sshfs)
-  [ ${#missing[@]} -eq 0 ] && return 0
-  echo "test: installing ${missing[*]}"
-  local sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo="sudo -n"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 }
 
 # mailpit, the SMTP server that captures mail in the e2e tests: built once
@@ -68,11 +67,7 @@ need_versitygw() {
 need_alertmanager() {
   command -v prometheus-alertmanager >/dev/null && return 0
   command -v alertmanager >/dev/null && return 0
-  echo "test: installing prometheus-alertmanager (apt-get)"
-  local sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo="sudo -n"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus-alertmanager >/dev/null
+  apt_install --no-install-recommends prometheus-alertmanager
 }
 
 # staticcheck, pinned to a release that knows this Go: built once with go
