@@ -13,6 +13,16 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
+// errWatcherDropped is a watched run whose watcher fell more than its
+// buffer behind and was dropped, as the gateway drops a slow watcher: the
+// session's own transfer still counts, and the figure says how often.
+var errWatcherDropped = errors.New("the watcher was dropped")
+
+// watchBulkMax bounds the watched bulk: on two shared cores the watcher's
+// client, decrypting a second copy of the stream, falls behind over a
+// gigabyte and is dropped (by design), which says nothing more.
+const watchBulkMax = 256 << 20
+
 // watchFigures: what watching a live session costs the person watched.
 // Bulk host→person through the gateway (recording on) with one watcher
 // following the session and reading, against the same session with
@@ -28,12 +38,19 @@ func (r *results) watchFigures(cfg config, dir string) error {
 	t := target{name: "gateway", addr: gw.ready["people"], hostKey: signer(gatewayKeyName).PublicKey(), gateway: true, proc: gw}
 	spool := gw.ready["spool"]
 	if cfg.bulk > 0 {
+		size := min(cfg.bulk, watchBulkMax)
 		var alone, watched []transfer
+		drops := 0
 		for i := 0; i < max(cfg.bulkRuns, 1); i++ {
 			for _, w := range []bool{false, true} {
-				logf("bulk host→person, %d bytes, through the gateway, watched %v (run %d)", cfg.bulk, w, i+1)
-				x, err := watchedBulk(t, cfg.bulk, w)
+				logf("bulk host→person, %d bytes, through the gateway, watched %v (run %d)", size, w, i+1)
+				x, err := watchedBulk(t, size, w)
 				clearSpool(spool)
+				if errors.Is(err, errWatcherDropped) {
+					logf("  %v", err)
+					drops++
+					err = nil
+				}
 				if err != nil {
 					return err
 				}
@@ -48,8 +65,8 @@ func (r *results) watchFigures(cfg config, dir string) error {
 		a, w := medianTransfer(alone), medianTransfer(watched)
 		r.add(figure{Name: "bulk host→person, watched by one watcher (reading)", Value: w.mbps(), Unit: "MB/s",
 			Baseline: "the same session unwatched", BaselineValue: a.mbps(), Target: ">= 0.9",
-			Note: fmt.Sprintf("%s of log lines, recording on; the gateway's CPU %.2f ns/B watched, %.2f unwatched",
-				sizeString(cfg.bulk), w.nsPerByte(), a.nsPerByte())})
+			Note: fmt.Sprintf("%s of log lines, recording on; the gateway's CPU %.2f ns/B watched, %.2f unwatched; the watcher too slow and dropped in %d of %d runs",
+				sizeString(size), w.nsPerByte(), a.nsPerByte(), drops, len(watched))})
 	}
 	if cfg.keystrokes > 0 {
 		logf("watch lag: %d keystrokes, the watcher behind the person", cfg.keystrokes)
@@ -237,7 +254,8 @@ func watchedBulk(t target, size int64, watched bool) (transfer, error) {
 		}
 	}
 	if watched && seen.Load() < size {
-		return transfer{}, fmt.Errorf("the watcher saw %d bytes of %d: dropped?", seen.Load(), size)
+		return transfer{bytes: n, elapsed: el, cpuNs: after.CPUNs - before.CPUNs},
+			fmt.Errorf("%w: it saw %d bytes of %d", errWatcherDropped, seen.Load(), size)
 	}
 	return transfer{bytes: n, elapsed: el, cpuNs: after.CPUNs - before.CPUNs}, nil
 }
