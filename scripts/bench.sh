@@ -13,6 +13,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CGO_ENABLED=1
+# OpenSSH's sshd: the ssh -J and OpenSSH direct references (skipped without).
+if ! command -v sshd >/dev/null && [ ! -x /usr/sbin/sshd ]; then
+  echo "bench: installing openssh-server (apt-get)"
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo -n"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq openssh-server >/dev/null
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # 1000 PTY sessions and 1000 agent tunnels need file descriptors.
