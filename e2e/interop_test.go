@@ -306,7 +306,7 @@ func (c talk) run(t *testing.T, ctx context.Context) (string, int) {
 		cmd.ExtraFiles[0].Close()
 	}
 	for _, s := range c.steps {
-		if !screen.waitFor(s.wait, 20*time.Second) {
+		if !screen.WaitFor(s.wait, 20*time.Second) {
 			t.Errorf("%s: no %q in:\n%s", c.name, s.wait, screen.String())
 			cmd.Process.Kill()
 			break
@@ -331,49 +331,7 @@ func (c talk) run(t *testing.T, ctx context.Context) (string, int) {
 }
 
 // syncBuffer is a buffer the steps wait on.
-type syncBuffer struct {
-	mu      sync.Mutex
-	b       bytes.Buffer
-	changed chan struct{}
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.changed != nil {
-		close(s.changed)
-		s.changed = nil
-	}
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) waitFor(want string, d time.Duration) bool {
-	timeout := time.NewTimer(d)
-	defer timeout.Stop()
-	for {
-		s.mu.Lock()
-		if strings.Contains(s.b.String(), want) {
-			s.mu.Unlock()
-			return true
-		}
-		if s.changed == nil {
-			s.changed = make(chan struct{})
-		}
-		changed := s.changed
-		s.mu.Unlock()
-		select {
-		case <-changed:
-		case <-timeout.C:
-			return false
-		}
-	}
-}
+type syncBuffer = gatewaytest.SyncBuffer
 
 // The conversations every client has, whatever its flags.
 const (

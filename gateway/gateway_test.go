@@ -545,50 +545,14 @@ func TestAgentOnUnknownHostRefused(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader,
-// which can wait for what it expects without polling.
-type syncBuffer struct {
-	mu      sync.Mutex
-	b       bytes.Buffer
-	changed chan struct{}
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.changed != nil {
-		close(s.changed)
-		s.changed = nil
-	}
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is the harness's buffer that a test can wait on.
+type syncBuffer = gatewaytest.SyncBuffer
 
 // waitFor waits up to 10 s for want to appear in b.
 func waitFor(t *testing.T, b *syncBuffer, want string) {
 	t.Helper()
-	timeout := time.After(10 * time.Second)
-	for {
-		b.mu.Lock()
-		if strings.Contains(b.b.String(), want) {
-			b.mu.Unlock()
-			return
-		}
-		if b.changed == nil {
-			b.changed = make(chan struct{})
-		}
-		changed := b.changed
-		b.mu.Unlock()
-		select {
-		case <-changed:
-		case <-timeout:
-			t.Fatalf("timed out waiting for %q in:\n%s", want, b.String())
-		}
+	if !b.WaitFor(want, 10*time.Second) {
+		t.Fatalf("timed out waiting for %q in:\n%s", want, b.String())
 	}
 }
 
