@@ -124,70 +124,6 @@ func clearSpool(dir string) {
 	}
 }
 
-type percentiles struct{ p50, p99 time.Duration }
-
-func pct(d []time.Duration) percentiles {
-	d = slices.Clone(d)
-	slices.Sort(d)
-	at := func(p int) time.Duration { return d[min(len(d)-1, len(d)*p/100)] }
-	return percentiles{at(50), at(99)}
-}
-
-// keystrokes times n round trips of one byte through an interactive PTY
-// shell on the host, on each target: alternately "x" (echoed "x") and DEL
-// (echoed "\b \b" by the terminal's line discipline), so the line never
-// grows. The targets take turns in rounds of keystrokeRound, so that drift
-// in the machine's load touches all of them alike.
-func keystrokes(targets []target, n int) ([]percentiles, error) {
-	shells := make([]*shell, len(targets))
-	defer func() {
-		for _, sh := range shells {
-			if sh != nil {
-				sh.close()
-			}
-		}
-	}()
-	for k, t := range targets {
-		c, err := t.dial(0)
-		if err != nil {
-			return nil, err
-		}
-		if shells[k], err = openShell(c); err != nil {
-			c.Close()
-			return nil, err
-		}
-		shells[k].quiet(300 * time.Millisecond) // the rest of the prompt
-	}
-	d := make([][]time.Duration, len(targets))
-	const warmup = 20
-	for done := -warmup; done < n; done += keystrokeRound {
-		for k, t := range targets {
-			for i := range keystrokeRound {
-				p, want := []byte("x"), 1
-				if i%2 == 1 {
-					p, want = []byte{0x7f}, 3
-				}
-				rt, err := shells[k].roundTrip(p, want)
-				if err != nil {
-					return nil, fmt.Errorf("%s: keystroke %d: %w", t.name, done+i, err)
-				}
-				if done >= 0 && done+i < n {
-					d[k] = append(d[k], rt)
-				}
-			}
-		}
-	}
-	out := make([]percentiles, len(targets))
-	for k := range targets {
-		out[k] = pct(d[k])
-	}
-	return out, nil
-}
-
-// keystrokeRound is how many round trips each target makes in its turn
-// (even, so that each turn leaves the line as it found it).
-const keystrokeRound = 20
-
 // setup is one session from TCP connect to the first byte of its shell.
 func setup(t target, person int) (time.Duration, error) {
 	t0 := time.Now()
@@ -195,7 +131,7 @@ func setup(t target, person int) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	sh, err := openShell(c)
+	sh, err := openShell(c, t.command)
 	if err != nil {
 		c.Close()
 		return 0, err
@@ -246,7 +182,7 @@ func openMany(t target, n, workers int) ([]*shell, error) {
 		if err != nil {
 			return err
 		}
-		if shells[i], err = openShell(c); err != nil {
+		if shells[i], err = openShell(c, t.command); err != nil {
 			c.Close()
 		}
 		return err

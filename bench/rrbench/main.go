@@ -288,19 +288,9 @@ func (r *results) speed(cfg config, dir string) error {
 	}
 
 	if cfg.keystrokes > 0 {
-		logf("keystrokes: %d round trips each, one hop, through the gateway and through a naive two-hop bridge, taking turns", cfg.keystrokes)
-		ks, err := keystrokes([]target{oneHop, viaGW, bridge}, cfg.keystrokes)
-		if err != nil {
+		if err := r.keystrokeFigures(cfg, []target{oneHop, viaGW, bridge}, o); err != nil {
 			return err
 		}
-		oneK, viaK, brK := ks[0], ks[1], ks[2]
-		r.add(figure{Name: "keystroke echo p50, through gateway", Value: us(viaK.p50), Unit: "µs", Baseline: "one hop",
-			BaselineValue: us(oneK.p50), Lower: true, Prototype: "277 vs 146 µs (1.90)"})
-		r.add(figure{Name: "keystroke echo p99, through gateway", Value: us(viaK.p99), Unit: "µs", Baseline: "one hop",
-			BaselineValue: us(oneK.p99), Target: "<= 1.3", Lower: true, Prototype: "530 vs 339 µs (1.56)"})
-		r.add(figure{Name: "keystroke echo p50 / p99, naive two-hop bridge (reference)", Value: us(brK.p99), Unit: "µs", Baseline: "one hop p99",
-			BaselineValue: us(oneK.p99), Lower: true,
-			Note: fmt.Sprintf("p50 %.0f µs (%.2f of one hop's); what a third process that ends SSH on both hops adds, with no work of its own", us(brK.p50), us(brK.p50)/us(oneK.p50))})
 	}
 	if cfg.setups > 0 {
 		logf("set-up: %d sessions one at a time, then %d with %d clients in parallel, one hop", cfg.setups, cfg.setups, cfg.workers)
@@ -507,7 +497,7 @@ func (r *results) agentMemory(cfg config, dir string) error {
 // startOpenSSH starts the throwaway sshds for the ssh -J figures, or
 // says why it cannot (no sshd, no ssh).
 func (r *results) startOpenSSH(cfg config, dir string) (*openssh, string) {
-	if cfg.bulk == 0 {
+	if cfg.bulk == 0 && cfg.keystrokes == 0 {
 		return nil, ""
 	}
 	sshd := sshdPath()

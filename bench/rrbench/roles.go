@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"sync"
@@ -75,6 +76,13 @@ func runRole(role string, args []string) error {
 	log := slog.New(slog.NewJSONHandler(logf, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if d := os.Getenv(cpuProfileEnv); d != "" {
 		stop, err := startCPUProfile(filepath.Join(d, fmt.Sprintf("%s-%d.cpu.pprof", role, os.Getpid())))
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	if d := os.Getenv(traceEnv); d != "" {
+		stop, err := startTrace(filepath.Join(d, fmt.Sprintf("%s-%d.trace", role, os.Getpid())))
 		if err != nil {
 			return err
 		}
@@ -181,6 +189,24 @@ func startCPUProfile(path string) (stop func(), err error) {
 		return nil, err
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// traceEnv names a directory where each role writes an execution trace
+// of its whole life (ROLE-PID.trace, for go tool trace): where a
+// keystroke waits (goroutine hand-offs, wake-ups, system calls). Use it
+// with small figures: a trace grows by megabytes a second under load.
+const traceEnv = "RRBENCH_TRACE"
+
+func startTrace(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { trace.Stop(); f.Close() }, nil
 }
 
 // memProfileRateEnv sets the roles' heap profile sampling (bytes per
