@@ -265,7 +265,7 @@ func (s *Server) ServeAgents(ln net.Listener) error {
 	return s.serve(ln, "agents", s.cfg.AgentLimits, s.handleAgent)
 }
 
-func (s *Server) serve(raw net.Listener, port string, lim prelogin.Limits, handle func(*prelogin.Conn)) error {
+func (s *Server) serve(raw net.Listener, port string, lim prelogin.Limits, handle func(*prelogin.Conn) func()) error {
 	ln, err := prelogin.Wrap(raw, prelogin.Config{Limits: lim, Port: port, Logger: s.log, Refused: s.cfg.Metrics.ConnRefused(port)})
 	if err != nil {
 		raw.Close()
@@ -297,14 +297,36 @@ func (s *Server) serve(raw net.Listener, port string, lim prelogin.Limits, handl
 			continue
 		}
 		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			defer s.untrackConn(nc)
-			defer nc.Close()
-			defer s.recoverPanic("connection", "remote", nc.RemoteAddr().String())
-			handle(nc)
-		}()
+		go s.connection(nc, handle)
 	}
+}
+
+// connection runs handle's login on nc, then what it returns for the
+// rest of the connection's life on a goroutine of its own: the login's
+// deep calls (key exchange callbacks, argon2id, the store) grow the
+// login goroutine's stack, which an idle connection would otherwise
+// keep (a goroutine's stack never shrinks below what it used while
+// parked).
+func (s *Server) connection(nc *prelogin.Conn, handle func(*prelogin.Conn) func()) {
+	done := func() {
+		s.untrackConn(nc)
+		nc.Close()
+		s.wg.Done()
+	}
+	var rest func()
+	func() {
+		defer s.recoverPanic("connection", "remote", nc.RemoteAddr().String())
+		rest = handle(nc)
+	}()
+	if rest == nil {
+		done()
+		return
+	}
+	go func() {
+		defer done()
+		defer s.recoverPanic("connection", "remote", nc.RemoteAddr().String())
+		rest()
+	}()
 }
 
 // Shutdown stops accepting, tells every live session that the gateway is
