@@ -253,3 +253,44 @@ func (x transfer) costs() string {
 	r, w := x.callsPerMiB()
 	return fmt.Sprintf("%.2f ns/byte, %.1f reads and %.1f writes per MiB", x.nsPerByte(), r, w)
 }
+
+// bulkFigures adds the bulk figures of one direction from each turn's
+// runs (one hop, the gateway with recording on and off, the naive bridge
+// and, with sshd, OpenSSH direct, ssh -J and ssh -J with OpenSSH's
+// default cipher). Each figure is the median run, with the spread over
+// runs; the targets are the peers': the gateway, recording, at or above
+// ssh -J with the same cipher, and the relay alone at most 1.05 of the
+// naive bridge's CPU per byte.
+func (r *results) bulkFigures(cfg config, dirName string, runs [][]transfer, withSSH bool, sshSkip string) {
+	mbps := func(k int) spread { return spreadOf(runs[k], transfer.mbps) }
+	nspb := func(k int) spread { return spreadOf(runs[k], transfer.nsPerByte) }
+	const oneHop, viaGW, viaOff, bridge, direct, jump, jumpDefault = 0, 1, 2, 3, 4, 5, 6
+	via, off := medianTransfer(runs[viaGW]), medianTransfer(runs[viaOff])
+	if withSSH {
+		r.add(figure{Name: "bulk " + dirName + ", through gateway (recording on) vs OpenSSH ssh -J", Value: mbps(viaGW).median,
+			Spread: mbps(viaGW).String(), Unit: "MB/s", Baseline: "ssh -J", BaselineValue: mbps(jump).median,
+			BaselineSpread: mbps(jump).String(), Target: ">= 1.0",
+			Note: fmt.Sprintf("%s of log lines; the Go paths' cipher (%s) for both, taking turns; each ssh run's set-up (ssh HOST true) taken off, as the Go paths time from their session's start", sizeString(cfg.bulk), matchedCipher)})
+	} else {
+		r.add(figure{Name: "bulk " + dirName + ", through gateway vs OpenSSH ssh -J", Target: ">= 1.0", Skipped: true, Note: "skipped: " + sshSkip})
+	}
+	r.add(figure{Name: "relay CPU per byte, " + dirName + ", recording off, vs the naive bridge", Value: nspb(viaOff).median,
+		Spread: nspb(viaOff).String(), Unit: "ns/B", Baseline: "naive bridge", BaselineValue: nspb(bridge).median,
+		BaselineSpread: nspb(bridge).String(), Target: "<= 1.05", Lower: true,
+		Note: fmt.Sprintf("the gateway with NopRecorders (%.0f MB/s) against x/crypto/ssh relaying with io.Copy, no login factors, no recording; getrusage of each process, utime+stime", off.mbps())})
+	r.add(figure{Name: "gateway CPU per byte, " + dirName + ", recording on (reference)", Value: nspb(viaGW).median, Spread: nspb(viaGW).String(),
+		Unit: "ns/B", Baseline: "one-hop endpoint", BaselineValue: nspb(oneHop).median, BaselineSpread: nspb(oneHop).String(), Lower: true,
+		Note: fmt.Sprintf("recording adds %.2f ns/B to the relay", via.nsPerByte()-off.nsPerByte())})
+	r.add(figure{Name: "bulk " + dirName + ", through gateway (recording on) vs one hop (reference)", Value: mbps(viaGW).median,
+		Spread: mbps(viaGW).String(), Unit: "MB/s", Baseline: "one-hop Go SSH", BaselineValue: mbps(oneHop).median, BaselineSpread: mbps(oneHop).String()})
+	r.add(figure{Name: "bulk " + dirName + ", naive two-hop bridge (reference)", Value: mbps(bridge).median, Spread: mbps(bridge).String(),
+		Unit: "MB/s", Baseline: "one-hop Go SSH", BaselineValue: mbps(oneHop).median, BaselineSpread: mbps(oneHop).String()})
+	if withSSH {
+		r.add(figure{Name: "bulk " + dirName + ", ssh -J with OpenSSH's default cipher (reference)", Value: mbps(viaGW).median,
+			Spread: mbps(viaGW).String(), Unit: "MB/s", Baseline: "ssh -J, its default cipher", BaselineValue: mbps(jumpDefault).median,
+			BaselineSpread: mbps(jumpDefault).String(), Note: "set-up taken off the same way"})
+		r.add(figure{Name: "bulk " + dirName + ", OpenSSH direct (reference)", Value: mbps(direct).median, Spread: mbps(direct).String(),
+			Unit: "MB/s", Baseline: "one-hop Go SSH", BaselineValue: mbps(oneHop).median, BaselineSpread: mbps(oneHop).String(),
+			Note: matchedCipher + ", set-up taken off"})
+	}
+}
