@@ -86,16 +86,10 @@ func (s *Server) agentsConfig() *ssh.ServerConfig {
 	return cfg
 }
 
-// handleAgent logs an agent in on nc and returns the tunnel's life (nil
-// when the login failed).
-func (s *Server) handleAgent(nc *prelogin.Conn) func() {
-	sc, chans, reqs, err := ssh.NewServerConn(nc, withKexHook(s.agents, nc))
-	if err != nil {
-		logLoginFailure(s.log, "agents", nc.RemoteAddr().String(), err)
-		return nil
-	}
-	nc.Authenticated()
-	return func() { s.serveAgent(nc, sc, chans, reqs) }
+// agentsConfigFor is the agents' config bound to one connection (see
+// withKexHook).
+func (s *Server) agentsConfigFor(nc *prelogin.Conn) *ssh.ServerConfig {
+	return withKexHook(s.agents, nc)
 }
 
 // serveAgent holds an agent's tunnel until it ends. Its frame and

@@ -17,8 +17,8 @@ import (
 	"github.com/rr-gateway/rr/gateway/gatewaytest"
 )
 
-// goroutinesIn counts the goroutines whose stack has fn in it.
-func goroutinesIn(fn string) int {
+// goroutinesIn counts the goroutines whose stack has all of fns in it.
+func goroutinesIn(fns ...string) int {
 	buf := make([]byte, 1<<20)
 	for {
 		n := runtime.Stack(buf, true)
@@ -30,7 +30,11 @@ func goroutinesIn(fn string) int {
 	}
 	count := 0
 	for g := range strings.SplitSeq(string(buf), "\n\n") {
-		if strings.Contains(g, fn) {
+		has := true
+		for _, fn := range fns {
+			has = has && strings.Contains(g, fn)
+		}
+		if has {
 			count++
 		}
 	}
@@ -38,9 +42,10 @@ func goroutinesIn(fn string) int {
 }
 
 // TestIdlePTYSessionGoroutines: an idle PTY session holds two pumps (its
-// host's stderr is read by the output pump, after the output), and no
-// goroutine still sits in the login's frames (handlePerson): what an
-// idle session costs in stacks.
+// host's stderr is read by the output pump, after the output), and its
+// connection and the host's tunnel are served on goroutines that did not
+// run their logins (whose stacks grew deep): what an idle session costs
+// in stacks.
 func TestIdlePTYSessionGoroutines(t *testing.T) {
 	e := newEnv(t, gateway.Config{})
 	_, in, out := ptyShell(t, e.dial(t, "rr+web-01", e.alice.Signer), "xterm", 24, 80)
@@ -49,11 +54,14 @@ func TestIdlePTYSessionGoroutines(t *testing.T) {
 	if n := goroutinesIn("gateway.pump("); n != 2 {
 		t.Errorf("%d pumps for one idle PTY session, want 2", n)
 	}
-	if n := goroutinesIn("gateway.(*Server).handlePerson("); n != 0 {
-		t.Errorf("%d goroutines in handlePerson once logged in, want 0", n)
+	// The connection's and the tunnel's loops run on goroutines the login
+	// handed them to, not on the ones that logged them in.
+	handedOff := "created by github.com/rr-gateway/rr/gateway.(*Server).connection in"
+	if n := goroutinesIn("gateway.(*personConn).serve(", handedOff); n != 1 {
+		t.Errorf("%d person connections served on a fresh goroutine, want 1", n)
 	}
-	if n := goroutinesIn("gateway.(*Server).handleAgent("); n != 0 {
-		t.Errorf("%d goroutines in handleAgent once logged in, want 0", n)
+	if n := goroutinesIn("gateway.holdTunnel(", handedOff); n != 1 {
+		t.Errorf("%d tunnels held on a fresh goroutine, want 1", n)
 	}
 }
 
@@ -61,12 +69,7 @@ func TestIdlePTYSessionGoroutines(t *testing.T) {
 // stderr still reaches the person (the agent's "cannot start shell" and
 // its exit status 126), though no pump waits on it while output flows.
 func TestPTYSessionStderrReachesThePerson(t *testing.T) {
-	alice := gatewaytest.NewKey(t, "alice")
-	gw := gatewaytest.StartGateway(t, gatewaytest.Config{})
-	gw.AddPerson("alice", "advanced", "alice@example.com", "", alice)
-	key := gw.AddHost("bad-01")
-	gw.SetPassphrase("bad-01", "pp-bad-01")
-	gw.AddTeam("ops_RR", true, []string{"alice"}, "bad-01")
+	gw, alice, key := aliceAndHost(t, "bad-01")
 	notExecutable := filepath.Join(t.TempDir(), "shell")
 	if err := os.WriteFile(notExecutable, []byte("#!/bin/sh\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -110,18 +110,6 @@ const maxSessionsPerConn = 10
 // loginKey is the Permissions.ExtraData key of a connection's Login.
 type loginKey struct{}
 
-// handlePerson logs a person in on nc and returns the connection's life
-// (nil when the login failed).
-func (s *Server) handlePerson(nc *prelogin.Conn) func() {
-	sc, chans, reqs, err := ssh.NewServerConn(nc, s.peopleConfigFor(nc))
-	if err != nil {
-		logLoginFailure(s.log, "people", nc.RemoteAddr().String(), err)
-		return nil
-	}
-	nc.Authenticated()
-	return func() { s.servePerson(nc, sc, chans, reqs) }
-}
-
 // servePerson serves a logged-in person's channels until the connection
 // ends. It and serve hold an idle connection's stack: their frames are
 // kept small (the work is in newPersonConn and newChannel), so that the

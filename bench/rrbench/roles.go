@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -180,15 +181,21 @@ func (c *control) serve(wait func(prefix string, n int) error) {
 const cpuProfileEnv = "RRBENCH_CPUPROFILE"
 
 func startCPUProfile(path string) (stop func(), err error) {
+	return startWriting(path, pprof.StartCPUProfile, pprof.StopCPUProfile)
+}
+
+// startWriting creates path and starts writing a profile or trace to it
+// (start); the function it returns stops it (stop) and closes the file.
+func startWriting(path string, start func(io.Writer) error, stop func()) (func(), error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, err
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
+	if err := start(f); err != nil {
 		f.Close()
 		return nil, err
 	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+	return func() { stop(); f.Close() }, nil
 }
 
 // traceEnv names a directory where each role writes an execution trace
@@ -198,15 +205,7 @@ func startCPUProfile(path string) (stop func(), err error) {
 const traceEnv = "RRBENCH_TRACE"
 
 func startTrace(path string) (stop func(), err error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := trace.Start(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { trace.Stop(); f.Close() }, nil
+	return startWriting(path, trace.Start, trace.Stop)
 }
 
 // memProfileRateEnv sets the roles' heap profile sampling (bytes per
