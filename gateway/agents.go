@@ -86,32 +86,48 @@ func (s *Server) agentsConfig() *ssh.ServerConfig {
 	return cfg
 }
 
-func (s *Server) handleAgent(nc *prelogin.Conn) {
-	sc, chans, reqs, err := ssh.NewServerConn(nc, withKexHook(s.agents, nc))
-	if err != nil {
-		logLoginFailure(s.log, "agents", nc.RemoteAddr().String(), err)
+// agentsConfigFor is the agents' config bound to one connection (see
+// withKexHook).
+func (s *Server) agentsConfigFor(nc *prelogin.Conn) *ssh.ServerConfig {
+	return withKexHook(s.agents, nc)
+}
+
+// serveAgent holds an agent's tunnel until it ends. Its frame and
+// holdTunnel's are what an idle tunnel's stack holds: the work is in
+// agentConnected and agentGone, so that the stack shrinks to 4 KiB.
+func (s *Server) serveAgent(nc *prelogin.Conn, sc *ssh.ServerConn, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) {
+	defer sc.Close()
+	ac := s.agentConnected(nc, sc)
+	if ac == nil {
 		return
 	}
-	defer sc.Close()
-	nc.Authenticated()
+	stopKeepalive, _ := sshkit.StartKeepalive(sc, s.cfg.AgentKeepalive, s.cfg.KeepaliveMaxMissed)
+	defer stopKeepalive()
+	holdTunnel(chans, reqs)
+	s.agentGone(nc, ac, sc.Wait())
+}
+
+// agentConnected admits a logged-in agent's tunnel, or returns nil.
+func (s *Server) agentConnected(nc *prelogin.Conn, sc *ssh.ServerConn) *agentConn {
 	host := sc.Permissions.Extensions[extHost]
 	log := s.log.With("host", host, "remote", nc.RemoteAddr().String())
-
 	ac := &agentConn{conn: sc, host: host, key: sc.Permissions.Extensions[extKey], since: s.cfg.Now()}
+	sc.Permissions = nil // all of it is in ac now: the tunnel need not hold its map
 	if !s.admitAgent(ac, log, nc.RemoteAddr().String()) {
-		return
+		return nil
 	}
 	s.touchHost(host)
 	log.Info("agent connected")
 	s.audit(store.AuditEvent{Actor: "agent:" + host, Action: "agent.connect", Target: host,
 		Outcome: "allowed", Source: nc.RemoteAddr().String()})
+	return ac
+}
 
-	stopKeepalive, _ := sshkit.StartKeepalive(sc, s.cfg.AgentKeepalive, s.cfg.KeepaliveMaxMissed)
-	defer stopKeepalive()
-	// This goroutine answers the agent's requests and refuses its channels
-	// (the gateway opens channels to the agent, never the other way round)
-	// until the connection ends: an idle tunnel costs as few stacks as it
-	// can.
+// holdTunnel answers the agent's requests and refuses its channels (the
+// gateway opens channels to the agent, never the other way round) until
+// the connection ends: one goroutine, so that an idle tunnel costs as few
+// stacks as it can.
+func holdTunnel(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) {
 	for chans != nil || reqs != nil {
 		select {
 		case req, ok := <-reqs:
@@ -128,11 +144,14 @@ func (s *Server) handleAgent(nc *prelogin.Conn) {
 			}
 		}
 	}
-	err = sc.Wait()
+}
+
+// agentGone forgets a tunnel that ended with err.
+func (s *Server) agentGone(nc *prelogin.Conn, ac *agentConn, err error) {
 	s.registry.remove(ac)
-	s.touchHost(host)
-	log.Info("agent disconnected", "err", err)
-	s.audit(store.AuditEvent{Actor: "agent:" + host, Action: "agent.disconnect", Target: host,
+	s.touchHost(ac.host)
+	s.log.Info("agent disconnected", "host", ac.host, "remote", nc.RemoteAddr().String(), "err", err)
+	s.audit(store.AuditEvent{Actor: "agent:" + ac.host, Action: "agent.disconnect", Target: ac.host,
 		Outcome: "ok", Source: nc.RemoteAddr().String()})
 }
 

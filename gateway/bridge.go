@@ -19,8 +19,9 @@ import (
 // the person's channel closes, so that when their ssh exits the recording
 // and the session row are final.
 //
-// Goroutines: three pumps (person→host, host stdout→person, host
-// stderr→person; the last output pump to finish closes outDone);
+// Goroutines: the pumps (person→host, host stdout→person, host
+// stderr→person, the last two in one on a PTY session; the last output
+// pump to finish closes outDone);
 // requests both ways are handled by run's goroutine, the only one that
 // touches the fields below wg. The host side ending (its channel closed)
 // ends the session once its output is delivered; the person leaving
@@ -95,11 +96,19 @@ func (b *bridge) run(ctx context.Context, finish func(SessionEnd)) {
 	finish(b.deliver(ctx))
 }
 
-// startPumps starts the three pumps, each teeing into the recorder.
+// startPumps starts the pumps, each teeing into the recorder: input,
+// output and, without a terminal, stderr. A terminal merges stderr into
+// its output, so on a PTY session the host sends stderr only as a last
+// word (the agent's "cannot start shell"): one goroutine delivers it
+// after the output, and an idle PTY session holds one goroutine less.
 func (b *bridge) startPumps() {
 	ss := b.ss
-	b.outLeft.Store(2)
-	b.wg.Add(3)
+	outs := 2
+	if ss.pty {
+		outs = 1
+	}
+	b.outLeft.Store(int32(outs))
+	b.wg.Add(1 + outs)
 	go func() {
 		defer b.wg.Done()
 		if err := pump(b.agent, b.client, b.rec.Input, &ss.bytesIn, &ss.active); err != nil {
@@ -111,13 +120,24 @@ func (b *bridge) startPumps() {
 	go func() {
 		defer b.wg.Done()
 		defer b.outPumpDone()
-		b.pumpErr(pump(b.client, b.agent, b.output, &ss.bytesOut, &ss.active))
+		err := pump(b.client, b.agent, b.output, &ss.bytesOut, &ss.active)
+		if err == nil && ss.pty {
+			err = b.stderr()
+		}
+		b.pumpErr(err)
 	}()
-	go func() {
-		defer b.wg.Done()
-		defer b.outPumpDone()
-		b.pumpErr(pump(b.client.Stderr(), b.agent.Stderr(), b.output, &ss.bytesOut, &ss.active))
-	}()
+	if !ss.pty {
+		go func() {
+			defer b.wg.Done()
+			defer b.outPumpDone()
+			b.pumpErr(b.stderr())
+		}()
+	}
+}
+
+// stderr pumps the host's stderr to the person's.
+func (b *bridge) stderr() error {
+	return pump(b.client.Stderr(), b.agent.Stderr(), b.output, &b.ss.bytesOut, &b.ss.active)
 }
 
 // output records a chunk of the host's output, then offers it to the
@@ -282,7 +302,7 @@ func forward(ch ssh.Channel, req *ssh.Request) {
 // A quiet session's pumps wait on small buffers (smallPump); a read that
 // fills one means bytes are flowing, and the pump takes a big buffer from
 // bigPumps until reads come back small again — so an idle session holds
-// 3 KiB of pump buffers.
+// 1 KiB of pump buffers.
 func pump(dst io.Writer, src io.Reader, tee func([]byte) error, n, active *atomic.Int64) error {
 	small := make([]byte, smallPump)
 	buf := small
@@ -323,7 +343,7 @@ func pump(dst io.Writer, src io.Reader, tee func([]byte) error, n, active *atomi
 }
 
 const (
-	smallPump = 1 << 10
+	smallPump = 512
 	bigPump   = 128 << 10 // several SSH packets: one read takes what has arrived, so fewer window adjustments and recorder events
 )
 

@@ -256,16 +256,16 @@ func New(cfg Config) (*Server, error) {
 // ServePeople accepts people's connections on ln until the server closes,
 // within Config.PeopleLimits.
 func (s *Server) ServePeople(ln net.Listener) error {
-	return s.serve(ln, "people", s.cfg.PeopleLimits, s.handlePerson)
+	return s.serve(ln, "people", s.cfg.PeopleLimits, s.peopleConfigFor, s.servePerson)
 }
 
 // ServeAgents accepts agents' connections on ln until the server closes,
 // within Config.AgentLimits.
 func (s *Server) ServeAgents(ln net.Listener) error {
-	return s.serve(ln, "agents", s.cfg.AgentLimits, s.handleAgent)
+	return s.serve(ln, "agents", s.cfg.AgentLimits, s.agentsConfigFor, s.serveAgent)
 }
 
-func (s *Server) serve(raw net.Listener, port string, lim prelogin.Limits, handle func(*prelogin.Conn)) error {
+func (s *Server) serve(raw net.Listener, port string, lim prelogin.Limits, config func(*prelogin.Conn) *ssh.ServerConfig, serve connServer) error {
 	ln, err := prelogin.Wrap(raw, prelogin.Config{Limits: lim, Port: port, Logger: s.log, Refused: s.cfg.Metrics.ConnRefused(port)})
 	if err != nil {
 		raw.Close()
@@ -297,15 +297,47 @@ func (s *Server) serve(raw net.Listener, port string, lim prelogin.Limits, handl
 			continue
 		}
 		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			defer s.untrackConn(nc)
-			defer nc.Close()
-			defer s.recoverPanic("connection", "remote", nc.RemoteAddr().String())
-			handle(nc)
-		}()
+		go s.connection(nc, port, config, serve)
 	}
 }
+
+// connection logs nc in with config's SSH server, then serves it with
+// serve on a goroutine of its own: the login's deep calls (key exchange
+// callbacks, argon2id, the store) grow the login goroutine's stack, which
+// an idle connection would otherwise keep (a goroutine's stack never
+// shrinks below four times what it uses while parked).
+func (s *Server) connection(nc *prelogin.Conn, port string, config func(*prelogin.Conn) *ssh.ServerConfig, serve connServer) {
+	done := func() {
+		s.untrackConn(nc)
+		nc.Close()
+		s.wg.Done()
+	}
+	var sc *ssh.ServerConn
+	var chans <-chan ssh.NewChannel
+	var reqs <-chan *ssh.Request
+	func() {
+		defer s.recoverPanic("connection", "remote", nc.RemoteAddr().String())
+		var err error
+		if sc, chans, reqs, err = ssh.NewServerConn(nc, config(nc)); err != nil {
+			logLoginFailure(s.log, port, nc.RemoteAddr().String(), err)
+			sc = nil
+			return
+		}
+		nc.Authenticated()
+	}()
+	if sc == nil {
+		done()
+		return
+	}
+	go func() {
+		defer done()
+		defer s.recoverPanic("connection", "remote", nc.RemoteAddr().String())
+		serve(nc, sc, chans, reqs)
+	}()
+}
+
+// connServer serves a logged-in connection until it ends.
+type connServer func(nc *prelogin.Conn, sc *ssh.ServerConn, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request)
 
 // Shutdown stops accepting, tells every live session that the gateway is
 // going away, lets them run for Config.ShutdownGrace (or until ctx is

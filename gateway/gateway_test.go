@@ -434,13 +434,20 @@ func TestRecordingFailureEndsSession(t *testing.T) {
 	}
 }
 
-func TestAgentLostEndsSession(t *testing.T) {
+// aliceAndHost is a gateway where alice may reach host (passphrase
+// "pp-HOST"), which has no agent yet: its key is returned.
+func aliceAndHost(t *testing.T, host string) (*gatewaytest.Gateway, gatewaytest.Key, gatewaytest.Key) {
 	alice := gatewaytest.NewKey(t, "alice")
 	gw := gatewaytest.StartGateway(t, gatewaytest.Config{})
 	gw.AddPerson("alice", "advanced", "alice@example.com", "", alice)
-	key := gw.AddHost("web-01")
-	gw.SetPassphrase("web-01", "pp-web-01")
+	key := gw.AddHost(host)
+	gw.SetPassphrase(host, "pp-"+host)
 	gw.AddTeam("ops_RR", true, []string{"alice"}, "*")
+	return gw, alice, key
+}
+
+func TestAgentLostEndsSession(t *testing.T) {
+	gw, alice, key := aliceAndHost(t, "web-01")
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := agent.New(agent.Config{Gateways: []string{gw.AgentAddr}, GatewayHostKey: gw.Fingerprint,
 		Host: "web-01", Signer: key.Signer, Logger: gatewaytest.Logger(t, "agent")})

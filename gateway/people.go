@@ -110,19 +110,35 @@ const maxSessionsPerConn = 10
 // loginKey is the Permissions.ExtraData key of a connection's Login.
 type loginKey struct{}
 
-func (s *Server) handlePerson(nc *prelogin.Conn) {
-	remote := nc.RemoteAddr().String()
-	sc, chans, reqs, err := ssh.NewServerConn(nc, s.peopleConfigFor(nc))
-	if err != nil {
-		logLoginFailure(s.log, "people", remote, err)
+// servePerson serves a logged-in person's channels until the connection
+// ends. It and serve hold an idle connection's stack: their frames are
+// kept small (the work is in newPersonConn and newChannel), so that the
+// stack shrinks to 4 KiB.
+func (s *Server) servePerson(nc *prelogin.Conn, sc *ssh.ServerConn, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) {
+	defer sc.Close()
+	c := s.newPersonConn(nc, sc)
+	if c == nil {
 		return
 	}
-	defer sc.Close()
-	nc.Authenticated()
+	defer c.auditDownloadSums()
+	defer c.auditProbes()
+	ctx, cancel := context.WithCancelCause(s.ctx)
+	defer cancel(errClientGone)
+	stopKeepalive, _ := sshkit.StartKeepalive(sc, s.cfg.ClientKeepalive, s.cfg.KeepaliveMaxMissed)
+	defer stopKeepalive()
+	unused := newUnusedTimer(s.cfg.LoginGraceTime, s.cfg.UnusedConnectionTimeout)
+	defer unused.stop()
+	c.serve(ctx, chans, reqs, unused)
+}
+
+// newPersonConn is the connection sc of a person who has logged in, or
+// nil if its login is missing.
+func (s *Server) newPersonConn(nc *prelogin.Conn, sc *ssh.ServerConn) *personConn {
+	remote := nc.RemoteAddr().String()
 	login, _ := sc.Permissions.ExtraData[loginKey{}].(*auth.Login)
 	if login == nil {
 		s.log.Error("authenticated connection without a login", "remote", remote)
-		return
+		return nil
 	}
 	person := login.Person.Name
 	c := &personConn{
@@ -135,18 +151,15 @@ func (s *Server) handlePerson(nc *prelogin.Conn) {
 		remote:     remote,
 		log:        s.log.With("person", person, "team", login.Team.Name, "remote", remote),
 	}
+	sc.Permissions = nil // all of it is in c now: the connection need not hold its maps
 	c.log.Info("login", "login", sc.User())
+	return c
+}
 
-	defer c.auditDownloadSums()
-	defer c.auditProbes()
-	ctx, cancel := context.WithCancelCause(s.ctx)
-	defer cancel(errClientGone)
-	stopKeepalive, _ := sshkit.StartKeepalive(sc, s.cfg.ClientKeepalive, s.cfg.KeepaliveMaxMissed)
-	defer stopKeepalive()
-	unused := newUnusedTimer(s.cfg.LoginGraceTime, s.cfg.UnusedConnectionTimeout)
-	defer unused.stop()
-	// One goroutine takes both new channels and global requests: an idle
-	// connection costs as few stacks as it can.
+// serve takes new channels and global requests until the connection
+// ends. One goroutine takes both: an idle connection costs as few stacks
+// as it can.
+func (c *personConn) serve(ctx context.Context, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request, unused *unusedTimer) {
 	for {
 		var nch ssh.NewChannel
 		select {
@@ -168,36 +181,43 @@ func (s *Server) handlePerson(nc *prelogin.Conn) {
 		if nch == nil {
 			return // the connection is gone
 		}
-		if nch.ChannelType() != "session" {
-			c.log.Warn("channel refused", "type", nch.ChannelType())
-			s.audit(store.AuditEvent{Actor: person, Action: "forward", Target: nch.ChannelType(), Outcome: "denied",
-				Source: remote, Detail: "only session channels are allowed"})
-			nch.Reject(ssh.Prohibited, "rr: forwarding is disabled on this gateway; only sessions are allowed")
-			continue
-		}
-		if c.sessions.Load() >= maxSessionsPerConn {
-			nch.Reject(ssh.ResourceShortage, fmt.Sprintf("rr: at most %d sessions on one connection", maxSessionsPerConn))
-			continue
-		}
-		ch, creqs, err := nch.Accept()
-		if err != nil {
-			continue
-		}
-		if !s.startSession() {
-			ch.Stderr().Write([]byte("rr: the gateway is shutting down\r\n"))
-			ch.Close()
-			continue
-		}
-		s.wg.Add(1)
-		c.sessions.Add(1) // runSession gives it back before the channel closes
-		unused.sessionStarted()
-		go func() {
-			defer s.wg.Done()
-			defer s.sessionWG.Done()
-			defer unused.notifyEnded()
-			c.runSession(ctx, ch, creqs)
-		}()
+		c.newChannel(ctx, nch, unused)
 	}
+}
+
+// newChannel accepts a session channel and runs it on a goroutine of its
+// own, or refuses the channel.
+func (c *personConn) newChannel(ctx context.Context, nch ssh.NewChannel, unused *unusedTimer) {
+	s := c.srv
+	if nch.ChannelType() != "session" {
+		c.log.Warn("channel refused", "type", nch.ChannelType())
+		s.audit(store.AuditEvent{Actor: c.person, Action: "forward", Target: nch.ChannelType(), Outcome: "denied",
+			Source: c.remote, Detail: "only session channels are allowed"})
+		nch.Reject(ssh.Prohibited, "rr: forwarding is disabled on this gateway; only sessions are allowed")
+		return
+	}
+	if c.sessions.Load() >= maxSessionsPerConn {
+		nch.Reject(ssh.ResourceShortage, fmt.Sprintf("rr: at most %d sessions on one connection", maxSessionsPerConn))
+		return
+	}
+	ch, creqs, err := nch.Accept()
+	if err != nil {
+		return
+	}
+	if !s.startSession() {
+		ch.Stderr().Write([]byte("rr: the gateway is shutting down\r\n"))
+		ch.Close()
+		return
+	}
+	s.wg.Add(1)
+	c.sessions.Add(1) // runSession gives it back before the channel closes
+	unused.sessionStarted()
+	go func() {
+		defer s.wg.Done()
+		defer s.sessionWG.Done()
+		defer unused.notifyEnded()
+		c.runSession(ctx, ch, creqs)
+	}()
 }
 
 // startSession counts a new session unless the server is closing.

@@ -7,8 +7,6 @@ import (
 	"os"
 	"syscall"
 	"testing"
-
-	"github.com/rr-gateway/rr/internal/prelogin"
 )
 
 // failingListener fails its first accepts with EMFILE (out of file
@@ -36,7 +34,7 @@ func TestServeOutlivesAcceptErrors(t *testing.T) {
 	defer ln.Close()
 	s := &Server{log: slog.New(slog.DiscardHandler), listeners: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{}}
 	l := &failingListener{Listener: ln, fails: 3}
-	if err := s.serve(l, "people", DefaultPeopleLimits, func(*prelogin.Conn) {}); !errors.Is(err, ErrServerClosed) {
+	if err := s.serve(l, "people", DefaultPeopleLimits, nil, nil); !errors.Is(err, ErrServerClosed) {
 		t.Fatalf("serve: %v, want ErrServerClosed", err)
 	}
 	if l.calls != 4 {

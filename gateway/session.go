@@ -162,6 +162,20 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 			}
 		}
 	}
+	ss, target, passphrase := p.prepare(ctx, start, id, cancel)
+	if ss == nil {
+		return
+	}
+	p.openSession(ctx, ss, start, target, passphrase)
+}
+
+// prepare works out the session that start asks for: its target, the
+// person's right to open it and the host's factors. It returns a nil
+// session when it served the request itself (scp, watch, a subsystem of
+// the gateway's, the host menu) or refused it. (Apart from runSession,
+// whose frame a live session's stack holds.)
+func (p *preStart) prepare(ctx context.Context, start *ssh.Request, id string, cancel context.CancelCauseFunc) (*session, Target, auth.Secret) {
+	c, ch := p.personConn, p.ch
 	pty := p.st.pty != nil
 
 	var target Target
@@ -170,26 +184,26 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 		var cmd wire.Command
 		if err := wire.Unmarshal(start.Type, start.Payload, &cmd); err != nil {
 			start.Reply(false, nil)
-			return
+			return nil, Target{}, auth.Secret{}
 		}
 		if c.loginHost == "" && download.IsSCP(cmd.Command) {
 			start.Reply(true, nil)
 			p.serveSCP(ctx, cmd.Command)
-			return
+			return nil, Target{}, auth.Secret{}
 		}
 		start.Reply(true, nil)
 		if id, ok := strings.CutPrefix(strings.TrimSpace(cmd.Command), watchPrefix); ok && c.loginHost == "" && c.loginEvent == "" {
 			p.serveWatch(ctx, id)
-			return
+			return nil, Target{}, auth.Secret{}
 		}
 		t, err := ParseCommand(c.loginHost, cmd.Command)
 		if errors.Is(err, errBadEventID) {
 			p.end(2, `rr: an event id is "e-" and hex digits: ssh rr@GATEWAY event:e-7f3a9c`)
-			return
+			return nil, Target{}, auth.Secret{}
 		}
 		if err != nil {
 			p.end(2, `rr: the command must start with a host name: ssh rr@GATEWAY HOST [-- COMMAND]`)
-			return
+			return nil, Target{}, auth.Secret{}
 		}
 		target = t
 		if c.loginEvent != "" {
@@ -201,7 +215,7 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 		if target.Host == "" && target.Event == "" {
 			host, ok := p.pickHost(ctx)
 			if !ok {
-				return
+				return nil, Target{}, auth.Secret{}
 			}
 			target.Host = host
 		}
@@ -211,7 +225,7 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 				p.log.Info("subsystem refused", "request", string(start.Payload))
 				start.Reply(false, nil)
 			}
-			return
+			return nil, Target{}, auth.Secret{}
 		}
 		start.Reply(true, nil)
 		target.Host, target.Event = c.loginHost, c.loginEvent
@@ -220,7 +234,7 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 	if target.Event != "" {
 		e, ok := c.launchEvent(ctx, ch, pty, target.Event, p.log)
 		if !ok {
-			return
+			return nil, Target{}, auth.Secret{}
 		}
 		ev, target.Host = &e, e.Host
 		p.log = p.log.With("event", e.ID)
@@ -230,18 +244,18 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 	if err := c.mayOpen(ctx, target.Host); err != nil {
 		if start.Type == wire.ReqExec && c.quietProbe(target.Host, err) {
 			sendExitStatus(ch, 127)
-			return
+			return nil, Target{}, auth.Secret{}
 		}
 		p.log.Info("session refused", "reason", err)
 		c.srv.audit(store.AuditEvent{Actor: c.person, Action: "session.open", Target: target.Host,
 			Outcome: "denied", Source: c.remote, Detail: err.Error()})
 		p.end(1, c.refusal(target.Host, err))
-		return
+		return nil, Target{}, auth.Secret{}
 	}
 
 	passphrase, ok := p.hostFactors(ctx, target.Host)
 	if !ok {
-		return
+		return nil, Target{}, auth.Secret{}
 	}
 	ss := &session{srv: c.srv, id: id, host: target.Host, pty: pty, client: ch, log: p.log, cancel: cancel,
 		finished: make(chan struct{})}
@@ -251,7 +265,7 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 			writeLine(ch, pty, line)
 		}
 	}
-	p.openSession(ctx, ss, start, target, passphrase)
+	return ss, target, passphrase
 }
 
 // mayOpen decides whether this person may open a session on host now:
@@ -293,25 +307,13 @@ func (c *personConn) refusal(host string, err error) string {
 
 // openSession records the session, opens the host's side and bridges the
 // two until the session ends; every path out finalizes the store row and
-// the recording.
+// the recording. Its frame lies under the bridge's for the session's
+// life: the set-up is in createRow and startHost, so that a live
+// session's stack stays small.
 func (c *preStart) openSession(ctx context.Context, ss *session, start *ssh.Request, target Target, passphrase auth.Secret) {
 	s := c.srv
 	started := s.cfg.Now()
-	info := SessionInfo{ID: ss.id, Person: c.person, Team: c.login.Team.Name, Host: target.Host, Command: target.Command,
-		PTY: ss.pty, Started: started, Passphrase: passphrase, Gateway: s.cfg.Name, EventID: ss.event, EventRule: ss.eventRule}
-	if c.st.pty != nil {
-		info.Term, info.Cols, info.Rows = c.st.pty.Term, c.st.pty.Columns, c.st.pty.Rows
-		ss.watch.cols, ss.watch.rows = c.st.pty.Columns, c.st.pty.Rows
-	}
-	row := store.Session{ID: ss.id, Person: c.person, Team: c.login.Team.Name, Host: target.Host, Command: target.Command,
-		PTY: ss.pty, Source: c.remote, State: store.StateLive, Started: started, EventID: ss.event, EventRule: ss.eventRule}
-	if start.Type == wire.ReqSubsystem {
-		row.Command = "subsystem " + string(start.Payload[min(4, len(start.Payload)):])
-	}
-	if err := s.cfg.Store.CreateSession(ctx, row); err != nil {
-		ss.log.Error("cannot record session", "err", err)
-		writeLine(ss.client, ss.pty, "rr: internal error; the session was not started")
-		sendExitStatus(ss.client, 1)
+	if !c.createRow(ctx, ss, start, target, started) {
 		return
 	}
 	end := SessionEnd{Reason: "setup failed"}
@@ -341,20 +343,55 @@ func (c *preStart) openSession(ctx context.Context, ss *session, start *ssh.Requ
 		delete(s.sessions, ss.id)
 		s.mu.Unlock()
 	}()
+	agent, agentReqs := c.startHost(ctx, ss, start, target, started, passphrase, &rec, &end)
+	if agent == nil {
+		return
+	}
+	newBridge(ss, c.reqs, agent, agentReqs, rec).run(ctx, finish)
+}
 
+// createRow records the session's row, live; if it cannot, it tells the
+// person and returns false.
+func (c *preStart) createRow(ctx context.Context, ss *session, start *ssh.Request, target Target, started time.Time) bool {
+	row := store.Session{ID: ss.id, Person: c.person, Team: c.login.Team.Name, Host: target.Host, Command: target.Command,
+		PTY: ss.pty, Source: c.remote, State: store.StateLive, Started: started, EventID: ss.event, EventRule: ss.eventRule}
+	if start.Type == wire.ReqSubsystem {
+		row.Command = "subsystem " + string(start.Payload[min(4, len(start.Payload)):])
+	}
+	if err := c.srv.cfg.Store.CreateSession(ctx, row); err != nil {
+		ss.log.Error("cannot record session", "err", err)
+		writeLine(ss.client, ss.pty, "rr: internal error; the session was not started")
+		sendExitStatus(ss.client, 1)
+		return false
+	}
+	return true
+}
+
+// startHost starts the session's recording (into *rec) and its host side.
+// If either fails it tells the person, says why in *end and returns a nil
+// channel.
+func (c *preStart) startHost(ctx context.Context, ss *session, start *ssh.Request, target Target, started time.Time,
+	passphrase auth.Secret, rec *SessionRecorder, end *SessionEnd) (ssh.Channel, <-chan *ssh.Request) {
+	s := c.srv
+	info := SessionInfo{ID: ss.id, Person: c.person, Team: c.login.Team.Name, Host: target.Host, Command: target.Command,
+		PTY: ss.pty, Started: started, Passphrase: passphrase, Gateway: s.cfg.Name, EventID: ss.event, EventRule: ss.eventRule}
+	if c.st.pty != nil {
+		info.Term, info.Cols, info.Rows = c.st.pty.Term, c.st.pty.Columns, c.st.pty.Rows
+		ss.watch.cols, ss.watch.rows = c.st.pty.Columns, c.st.pty.Rows
+	}
 	r, err := s.cfg.Recorders.Start(ctx, info)
 	if err != nil && ctx.Err() != nil {
-		end = ss.cancelledBeforeStart(context.Cause(ctx)) // while the recording started
-		return
+		*end = ss.cancelledBeforeStart(context.Cause(ctx)) // while the recording started
+		return nil, nil
 	}
 	if err != nil {
 		ss.log.Error("recorder refused the session", "err", err)
 		writeLine(ss.client, ss.pty, "rr: the session cannot be recorded, so it was not started")
 		sendExitStatus(ss.client, 1)
 		end.Reason = "recorder failed"
-		return
+		return nil, nil
 	}
-	rec = r
+	*rec = r
 	// The recorder has what it needs of the passphrase; nothing else here
 	// keeps it (the session took it from the login: a next one asks again).
 	info.Passphrase = auth.Secret{}
@@ -365,20 +402,20 @@ func (c *preStart) openSession(ctx context.Context, ss *session, start *ssh.Requ
 		writeLine(ss.client, ss.pty, c.refusal(target.Host, errHostOffline))
 		sendExitStatus(ss.client, 1)
 		end.Reason = "host offline"
-		return
+		return nil, nil
 	}
 	stopWatch := context.AfterFunc(ctx, func() { agent.Close() })
 	ok := replay(agent, &c.st, start, target)
 	if !stopWatch() || !ok {
 		agent.Close()
 		if ctx.Err() != nil {
-			end = ss.cancelledBeforeStart(context.Cause(ctx))
-			return
+			*end = ss.cancelledBeforeStart(context.Cause(ctx))
+			return nil, nil
 		}
 		writeLine(ss.client, ss.pty, "rr: the host refused to start the session")
 		sendExitStatus(ss.client, 1)
 		end.Reason = "host refused"
-		return
+		return nil, nil
 	}
 	ss.log.Info("session started", "command", target.Command, "pty", ss.pty)
 	opened := store.AuditEvent{Actor: c.person, Action: "session.open", Target: target.Host,
@@ -390,7 +427,7 @@ func (c *preStart) openSession(ctx context.Context, ss *session, start *ssh.Requ
 		}
 	}
 	s.audit(opened)
-	newBridge(ss, c.reqs, agent, agentReqs, rec).run(ctx, finish)
+	return agent, agentReqs
 }
 
 // cancelledBeforeStart tells the person why their session ended before

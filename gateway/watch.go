@@ -27,8 +27,10 @@ const (
 	ringMax = 256 << 10
 	// ringStart is the ring's size at the session's first output; it
 	// doubles as output comes, up to ringMax. A session that printed a
-	// prompt and went quiet holds ringStart bytes, not ringMax.
-	ringStart = 1 << 10
+	// prompt and went quiet holds ringStart bytes, not ringMax; one that
+	// printed more holds its output so far, rounded up to a power of two
+	// (at most ringMax), as the replay needs it.
+	ringStart = 64
 	// watcherMax bounds what one watcher may have pending: a watcher
 	// further behind is dropped. A bulk transfer moves 1 MiB in a few
 	// milliseconds, a scheduling hiccup on a busy machine: 4 MiB lets a

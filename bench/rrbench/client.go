@@ -20,12 +20,19 @@ type target struct {
 	hostKey ssh.PublicKey
 	gateway bool
 	proc    *child // the process whose CPU counts as "the endpoint's"
+	// OpenSSH's sshd (see keystrokeTargets): the login name, the command
+	// a shell runs ("" for the login shell) and the jump host's address
+	// ("" for none).
+	login, command, jump string
 }
 
 func (t target) dial(person int) (*ssh.Client, error) {
 	user := personName(person)
-	if t.gateway {
+	switch {
+	case t.gateway:
 		user += "+" + sessionHost
+	case t.login != "":
+		user = t.login
 	}
 	return t.dialUser(person, user)
 }
@@ -61,7 +68,7 @@ func (t target) dialUser(person int, user string) (*ssh.Client, error) {
 		}
 		return out, nil
 	})
-	nc, err := net.DialTimeout("tcp", t.addr, 10*time.Second)
+	nc, err := t.dialTCP(person, user)
 	if err != nil {
 		return nil, err
 	}
@@ -79,6 +86,40 @@ func (t target) dialUser(person int, user string) (*ssh.Client, error) {
 	return ssh.NewClient(cc, chans, reqs), nil
 }
 
+// dialTCP connects to t's address: straight, or as ssh -J does, through
+// a direct-tcpip channel of a login to the jump host (which goes when
+// the connection does).
+func (t target) dialTCP(person int, user string) (net.Conn, error) {
+	if t.jump == "" {
+		return net.DialTimeout("tcp", t.addr, 10*time.Second)
+	}
+	hop := t
+	hop.name, hop.addr, hop.jump = t.name+" (jump host)", t.jump, ""
+	jc, err := hop.dialUser(person, user)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := jc.Dial("tcp", t.addr)
+	if err != nil {
+		jc.Close()
+		return nil, fmt.Errorf("%s: through the jump host: %w", t.name, err)
+	}
+	return jumpConn{nc, jc}, nil
+}
+
+// jumpConn is a connection through a jump host; closing it logs out of
+// the jump host too.
+type jumpConn struct {
+	net.Conn
+	jump *ssh.Client
+}
+
+func (c jumpConn) Close() error {
+	err := c.Conn.Close()
+	c.jump.Close()
+	return err
+}
+
 // shell is an interactive PTY shell and a reader of its output.
 type shell struct {
 	c   *ssh.Client
@@ -87,9 +128,9 @@ type shell struct {
 	out chan []byte
 }
 
-// openShell asks for a PTY and a shell on c and waits for the shell's
-// first byte.
-func openShell(c *ssh.Client) (*shell, error) {
+// openShell asks for a PTY and a shell on c (command, or the login
+// shell when it is "") and waits for the shell's first byte.
+func openShell(c *ssh.Client, command string) (*shell, error) {
 	s, err := c.NewSession()
 	if err != nil {
 		return nil, err
@@ -100,7 +141,11 @@ func openShell(c *ssh.Client) (*shell, error) {
 		s.Close()
 		return nil, err
 	}
-	if err := s.Shell(); err != nil {
+	start := s.Shell
+	if command != "" {
+		start = func() error { return s.Start(command) }
+	}
+	if err := start(); err != nil {
 		s.Close()
 		return nil, err
 	}

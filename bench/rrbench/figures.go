@@ -124,70 +124,6 @@ func clearSpool(dir string) {
 	}
 }
 
-type percentiles struct{ p50, p99 time.Duration }
-
-func pct(d []time.Duration) percentiles {
-	d = slices.Clone(d)
-	slices.Sort(d)
-	at := func(p int) time.Duration { return d[min(len(d)-1, len(d)*p/100)] }
-	return percentiles{at(50), at(99)}
-}
-
-// keystrokes times n round trips of one byte through an interactive PTY
-// shell on the host, on each target: alternately "x" (echoed "x") and DEL
-// (echoed "\b \b" by the terminal's line discipline), so the line never
-// grows. The targets take turns in rounds of keystrokeRound, so that drift
-// in the machine's load touches all of them alike.
-func keystrokes(targets []target, n int) ([]percentiles, error) {
-	shells := make([]*shell, len(targets))
-	defer func() {
-		for _, sh := range shells {
-			if sh != nil {
-				sh.close()
-			}
-		}
-	}()
-	for k, t := range targets {
-		c, err := t.dial(0)
-		if err != nil {
-			return nil, err
-		}
-		if shells[k], err = openShell(c); err != nil {
-			c.Close()
-			return nil, err
-		}
-		shells[k].quiet(300 * time.Millisecond) // the rest of the prompt
-	}
-	d := make([][]time.Duration, len(targets))
-	const warmup = 20
-	for done := -warmup; done < n; done += keystrokeRound {
-		for k, t := range targets {
-			for i := range keystrokeRound {
-				p, want := []byte("x"), 1
-				if i%2 == 1 {
-					p, want = []byte{0x7f}, 3
-				}
-				rt, err := shells[k].roundTrip(p, want)
-				if err != nil {
-					return nil, fmt.Errorf("%s: keystroke %d: %w", t.name, done+i, err)
-				}
-				if done >= 0 && done+i < n {
-					d[k] = append(d[k], rt)
-				}
-			}
-		}
-	}
-	out := make([]percentiles, len(targets))
-	for k := range targets {
-		out[k] = pct(d[k])
-	}
-	return out, nil
-}
-
-// keystrokeRound is how many round trips each target makes in its turn
-// (even, so that each turn leaves the line as it found it).
-const keystrokeRound = 20
-
 // setup is one session from TCP connect to the first byte of its shell.
 func setup(t target, person int) (time.Duration, error) {
 	t0 := time.Now()
@@ -195,7 +131,7 @@ func setup(t target, person int) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	sh, err := openShell(c)
+	sh, err := openShell(c, t.command)
 	if err != nil {
 		c.Close()
 		return 0, err
@@ -246,7 +182,7 @@ func openMany(t target, n, workers int) ([]*shell, error) {
 		if err != nil {
 			return err
 		}
-		if shells[i], err = openShell(c); err != nil {
+		if shells[i], err = openShell(c, t.command); err != nil {
 			c.Close()
 		}
 		return err
@@ -316,4 +252,45 @@ func closeAll(shells []*shell) {
 func (x transfer) costs() string {
 	r, w := x.callsPerMiB()
 	return fmt.Sprintf("%.2f ns/byte, %.1f reads and %.1f writes per MiB", x.nsPerByte(), r, w)
+}
+
+// bulkFigures adds the bulk figures of one direction from each turn's
+// runs (one hop, the gateway with recording on and off, the naive bridge
+// and, with sshd, OpenSSH direct, ssh -J and ssh -J with OpenSSH's
+// default cipher). Each figure is the median run, with the spread over
+// runs; the targets are the peers': the gateway, recording, at or above
+// ssh -J with the same cipher, and the relay alone at most 1.05 of the
+// naive bridge's CPU per byte.
+func (r *results) bulkFigures(cfg config, dirName string, runs [][]transfer, withSSH bool, sshSkip string) {
+	mbps := func(k int) spread { return spreadOf(runs[k], transfer.mbps) }
+	nspb := func(k int) spread { return spreadOf(runs[k], transfer.nsPerByte) }
+	const oneHop, viaGW, viaOff, bridge, direct, jump, jumpDefault = 0, 1, 2, 3, 4, 5, 6
+	via, off := medianTransfer(runs[viaGW]), medianTransfer(runs[viaOff])
+	if withSSH {
+		r.add(figure{Name: "bulk " + dirName + ", through gateway (recording on) vs OpenSSH ssh -J", Value: mbps(viaGW).median,
+			Spread: mbps(viaGW).String(), Unit: "MB/s", Baseline: "ssh -J", BaselineValue: mbps(jump).median,
+			BaselineSpread: mbps(jump).String(), Target: ">= 1.0",
+			Note: fmt.Sprintf("%s of log lines; the Go paths' cipher (%s) for both, taking turns; each ssh run's set-up (ssh HOST true) taken off, as the Go paths time from their session's start", sizeString(cfg.bulk), matchedCipher)})
+	} else {
+		r.add(figure{Name: "bulk " + dirName + ", through gateway vs OpenSSH ssh -J", Target: ">= 1.0", Skipped: true, Note: "skipped: " + sshSkip})
+	}
+	r.add(figure{Name: "relay CPU per byte, " + dirName + ", recording off, vs the naive bridge", Value: nspb(viaOff).median,
+		Spread: nspb(viaOff).String(), Unit: "ns/B", Baseline: "naive bridge", BaselineValue: nspb(bridge).median,
+		BaselineSpread: nspb(bridge).String(), Target: "<= 1.05", Lower: true,
+		Note: fmt.Sprintf("the gateway with NopRecorders (%.0f MB/s) against x/crypto/ssh relaying with io.Copy, no login factors, no recording; getrusage of each process, utime+stime", off.mbps())})
+	r.add(figure{Name: "gateway CPU per byte, " + dirName + ", recording on (reference)", Value: nspb(viaGW).median, Spread: nspb(viaGW).String(),
+		Unit: "ns/B", Baseline: "one-hop endpoint", BaselineValue: nspb(oneHop).median, BaselineSpread: nspb(oneHop).String(), Lower: true,
+		Note: fmt.Sprintf("recording adds %.2f ns/B to the relay", via.nsPerByte()-off.nsPerByte())})
+	r.add(figure{Name: "bulk " + dirName + ", through gateway (recording on) vs one hop (reference)", Value: mbps(viaGW).median,
+		Spread: mbps(viaGW).String(), Unit: "MB/s", Baseline: "one-hop Go SSH", BaselineValue: mbps(oneHop).median, BaselineSpread: mbps(oneHop).String()})
+	r.add(figure{Name: "bulk " + dirName + ", naive two-hop bridge (reference)", Value: mbps(bridge).median, Spread: mbps(bridge).String(),
+		Unit: "MB/s", Baseline: "one-hop Go SSH", BaselineValue: mbps(oneHop).median, BaselineSpread: mbps(oneHop).String()})
+	if withSSH {
+		r.add(figure{Name: "bulk " + dirName + ", ssh -J with OpenSSH's default cipher (reference)", Value: mbps(viaGW).median,
+			Spread: mbps(viaGW).String(), Unit: "MB/s", Baseline: "ssh -J, its default cipher", BaselineValue: mbps(jumpDefault).median,
+			BaselineSpread: mbps(jumpDefault).String(), Note: "set-up taken off the same way"})
+		r.add(figure{Name: "bulk " + dirName + ", OpenSSH direct (reference)", Value: mbps(direct).median, Spread: mbps(direct).String(),
+			Unit: "MB/s", Baseline: "one-hop Go SSH", BaselineValue: mbps(oneHop).median, BaselineSpread: mbps(oneHop).String(),
+			Note: matchedCipher + ", set-up taken off"})
+	}
 }

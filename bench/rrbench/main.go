@@ -267,40 +267,17 @@ func (r *results) speed(cfg config, dir string) error {
 				tn.runs = append(tn.runs, x)
 			}
 		}
-		one, via, off, b := medianTransfer(turns[0].runs), medianTransfer(turns[1].runs), medianTransfer(turns[2].runs), medianTransfer(turns[3].runs)
-		r.add(figure{Name: "bulk " + dirName + ", through gateway (recording on)", Value: via.mbps(), Unit: "MB/s",
-			Baseline: "one-hop Go SSH", BaselineValue: one.mbps(), Target: ">= 0.70", Prototype: "0.62-0.66",
-			Note: fmt.Sprintf("%s of log lines", sizeString(cfg.bulk))})
-		r.add(figure{Name: "gateway CPU per byte, " + dirName + " (recording on)", Value: via.nsPerByte(), Unit: "ns/B",
-			Baseline: "one-hop endpoint CPU per byte", BaselineValue: one.nsPerByte(), Target: "<= 1.0", Prototype: "about 1.4",
-			Lower: true, Note: "getrusage of each process, utime+stime"})
-		r.add(figure{Name: "gateway CPU per byte, " + dirName + ", recording off (reference)", Value: off.nsPerByte(), Unit: "ns/B",
-			Baseline: "one-hop endpoint CPU per byte", BaselineValue: one.nsPerByte(), Lower: true,
-			Note: fmt.Sprintf("the relay alone (NopRecorders), %.0f MB/s; recording adds %.2f ns/B", off.mbps(), via.nsPerByte()-off.nsPerByte())})
-		r.add(figure{Name: "bulk " + dirName + ", naive two-hop bridge (reference)", Value: b.mbps(), Unit: "MB/s",
-			Baseline: "one-hop Go SSH", BaselineValue: one.mbps(), Prototype: "0.62-0.66, 176 MB/s",
-			Note: fmt.Sprintf("the prototype's design, measured here: x/crypto/ssh relaying to the one-hop endpoint with io.Copy, no login factors, no recording; its CPU %.2f ns/B", b.nsPerByte())})
-		if o != nil {
-			o.figures(r, dirName, via, one, medianTransfer(turns[4].runs), medianTransfer(turns[5].runs), medianTransfer(turns[6].runs))
-		} else if down {
-			r.add(figure{Name: "bulk through gateway vs OpenSSH ssh -J", Target: ">= 1.5", Skipped: true, Note: "skipped: " + osshSkip})
+		runs := make([][]transfer, len(turns))
+		for k := range turns {
+			runs[k] = turns[k].runs
 		}
+		r.bulkFigures(cfg, dirName, runs, o != nil, osshSkip)
 	}
 
 	if cfg.keystrokes > 0 {
-		logf("keystrokes: %d round trips each, one hop, through the gateway and through a naive two-hop bridge, taking turns", cfg.keystrokes)
-		ks, err := keystrokes([]target{oneHop, viaGW, bridge}, cfg.keystrokes)
-		if err != nil {
+		if err := r.keystrokeFigures(cfg, []target{oneHop, viaGW, bridge}, o); err != nil {
 			return err
 		}
-		oneK, viaK, brK := ks[0], ks[1], ks[2]
-		r.add(figure{Name: "keystroke echo p50, through gateway", Value: us(viaK.p50), Unit: "µs", Baseline: "one hop",
-			BaselineValue: us(oneK.p50), Lower: true, Prototype: "277 vs 146 µs (1.90)"})
-		r.add(figure{Name: "keystroke echo p99, through gateway", Value: us(viaK.p99), Unit: "µs", Baseline: "one hop",
-			BaselineValue: us(oneK.p99), Target: "<= 1.3", Lower: true, Prototype: "530 vs 339 µs (1.56)"})
-		r.add(figure{Name: "keystroke echo p50 / p99, naive two-hop bridge (reference)", Value: us(brK.p99), Unit: "µs", Baseline: "one hop p99",
-			BaselineValue: us(oneK.p99), Lower: true,
-			Note: fmt.Sprintf("p50 %.0f µs (%.2f of one hop's); what a third process that ends SSH on both hops adds, with no work of its own", us(brK.p50), us(brK.p50)/us(oneK.p50))})
 	}
 	if cfg.setups > 0 {
 		logf("set-up: %d sessions one at a time, then %d with %d clients in parallel, one hop", cfg.setups, cfg.setups, cfg.workers)
@@ -447,7 +424,7 @@ func (r *results) sessionMemory(cfg config, dir string) error {
 		before.HeapInuse>>10, after.HeapInuse>>10, before.Goroutines, after.Goroutines)
 	r.add(figure{Name: fmt.Sprintf("gateway RSS per idle PTY session (%d live)", cfg.sessions), Value: float64(after.RSSKiB-before.RSSKiB) / n,
 		Unit: "KiB", Baseline: "bare x/crypto/ssh server, one idle PTY channel per connection", BaselineValue: r.bare.session.rssKiB,
-		Target: "<= 40 KiB", TargetValue: 40, Lower: true, Prototype: "about 80 KB",
+		Target: "<= 1.5", Lower: true,
 		Note: "VmRSS after GC + FreeOSMemory, minus the same with no session; heap profile: " + prof + "; " + floorNote(r.bare.session)})
 	r.add(figure{Name: "gateway Go heap per idle PTY session", Value: float64(int64(after.HeapInuse)-int64(before.HeapInuse)) / 1024 / n, Unit: "KiB",
 		Lower: true, Note: fmt.Sprintf("plus %.1f KiB of goroutine stacks (%.1f goroutines per session)",
@@ -494,7 +471,7 @@ func (r *results) agentMemory(cfg config, dir string) error {
 		before.HeapInuse>>10, after.HeapInuse>>10, before.Goroutines, after.Goroutines)
 	r.add(figure{Name: fmt.Sprintf("gateway RSS per idle agent tunnel (%d connected)", cfg.agents), Value: float64(after.RSSKiB-before.RSSKiB) / k,
 		Unit: "KiB", Baseline: "bare x/crypto/ssh server, one idle connection", BaselineValue: r.bare.conn.rssKiB,
-		Target: "<= 24 KiB", TargetValue: 24, Lower: true,
+		Target: "<= 1.3", Lower: true,
 		Note: "VmRSS after GC + FreeOSMemory, minus the same before the agents dialled; heap profile: " + prof + "; " + floorNote(r.bare.conn)})
 	r.add(figure{Name: "gateway Go heap per idle agent tunnel", Value: float64(int64(after.HeapInuse)-int64(before.HeapInuse)) / 1024 / k, Unit: "KiB",
 		Lower: true, Note: fmt.Sprintf("plus %.1f KiB of goroutine stacks (%.1f goroutines per tunnel)",
@@ -507,7 +484,7 @@ func (r *results) agentMemory(cfg config, dir string) error {
 // startOpenSSH starts the throwaway sshds for the ssh -J figures, or
 // says why it cannot (no sshd, no ssh).
 func (r *results) startOpenSSH(cfg config, dir string) (*openssh, string) {
-	if cfg.bulk == 0 {
+	if cfg.bulk == 0 && cfg.keystrokes == 0 {
 		return nil, ""
 	}
 	sshd := sshdPath()
@@ -556,17 +533,6 @@ func (o *openssh) turns(size int64, down bool) []osshTurn {
 		mk("OpenSSH ssh -J, "+matchedCipher, "target", matchedCipher),
 		mk("OpenSSH ssh -J, its default cipher", "target", ""),
 	}
-}
-
-// figures adds the OpenSSH figures of one direction.
-func (o *openssh) figures(r *results, dirName string, via, one, direct, jump, dflt transfer) {
-	r.add(figure{Name: "bulk " + dirName + ", through gateway vs OpenSSH ssh -J", Value: via.mbps(), Unit: "MB/s",
-		Baseline: "ssh -J via a throwaway sshd", BaselineValue: jump.mbps(), Target: ">= 1.5", Prototype: "ssh -J 124 MB/s",
-		Note: "the Go paths' cipher (" + matchedCipher + "), taking turns with them; each ssh run's set-up (ssh HOST true) taken off, as the Go paths time from their session's start"})
-	r.add(figure{Name: "bulk " + dirName + ", ssh -J with OpenSSH's default cipher (reference)", Value: via.mbps(), Unit: "MB/s",
-		Baseline: "ssh -J, OpenSSH's default cipher", BaselineValue: dflt.mbps(), Note: "set-up taken off the same way"})
-	r.add(figure{Name: "bulk " + dirName + ", OpenSSH direct (reference)", Value: direct.mbps(), Unit: "MB/s",
-		Baseline: "one-hop Go SSH", BaselineValue: one.mbps(), Prototype: "447 MB/s", Note: matchedCipher + ", set-up taken off"})
 }
 
 func absPath(p string) string {

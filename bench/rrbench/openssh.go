@@ -37,6 +37,7 @@ func sshdPath() string {
 type openssh struct {
 	dir   string
 	procs []*exec.Cmd
+	ports map[string]int // "target" and "jump"
 }
 
 func startOpenSSH(sshd, dir string) (*openssh, error) {
@@ -63,6 +64,7 @@ func startOpenSSH(sshd, dir string) (*openssh, error) {
 	}
 	var known bytes.Buffer
 	ports := map[string]int{}
+	o.ports = ports
 	for _, name := range []string{"target", "jump"} {
 		port, err := freePort()
 		if err != nil {
@@ -246,4 +248,25 @@ func (o *openssh) bulk(host, cipher string, setup time.Duration, size int64, dow
 		return transfer{}, fmt.Errorf("ssh %s: moved %d bytes of %d", host, n, size)
 	}
 	return transfer{bytes: n, elapsed: max(time.Since(t0)-setup, time.Millisecond)}, nil
+}
+
+// keystrokeTargets are the OpenSSH paths of the keystroke figure, for the
+// same Go client as rr's paths: "OpenSSH direct" logs in to the target
+// sshd; "ssh -J" does what OpenSSH's ProxyJump does: it logs in to the
+// jump sshd, opens a direct-tcpip channel through it to the target's
+// port, and runs the target's SSH session end to end inside it (the jump
+// host relays ciphertext, never decrypts it). Both run the same shell as
+// the agent's sessions, so the echo is the terminal's in each.
+func (o *openssh) keystrokeTargets(shell string) (direct, jump target) {
+	hostKey := signer("openssh-host").PublicKey()
+	addr := func(name string) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(o.ports[name])) }
+	u, _ := user.Current()
+	login := ""
+	if u != nil {
+		login = u.Username
+	}
+	direct = target{name: "OpenSSH direct", addr: addr("target"), hostKey: hostKey, login: login, command: "exec " + shell + " -i"}
+	jump = direct
+	jump.name, jump.jump = "OpenSSH ssh -J", addr("jump")
+	return direct, jump
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"sync"
@@ -75,6 +77,13 @@ func runRole(role string, args []string) error {
 	log := slog.New(slog.NewJSONHandler(logf, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if d := os.Getenv(cpuProfileEnv); d != "" {
 		stop, err := startCPUProfile(filepath.Join(d, fmt.Sprintf("%s-%d.cpu.pprof", role, os.Getpid())))
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	if d := os.Getenv(traceEnv); d != "" {
+		stop, err := startTrace(filepath.Join(d, fmt.Sprintf("%s-%d.trace", role, os.Getpid())))
 		if err != nil {
 			return err
 		}
@@ -172,15 +181,31 @@ func (c *control) serve(wait func(prefix string, n int) error) {
 const cpuProfileEnv = "RRBENCH_CPUPROFILE"
 
 func startCPUProfile(path string) (stop func(), err error) {
+	return startWriting(path, pprof.StartCPUProfile, pprof.StopCPUProfile)
+}
+
+// startWriting creates path and starts writing a profile or trace to it
+// (start); the function it returns stops it (stop) and closes the file.
+func startWriting(path string, start func(io.Writer) error, stop func()) (func(), error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, err
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
+	if err := start(f); err != nil {
 		f.Close()
 		return nil, err
 	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+	return func() { stop(); f.Close() }, nil
+}
+
+// traceEnv names a directory where each role writes an execution trace
+// of its whole life (ROLE-PID.trace, for go tool trace): where a
+// keystroke waits (goroutine hand-offs, wake-ups, system calls). Use it
+// with small figures: a trace grows by megabytes a second under load.
+const traceEnv = "RRBENCH_TRACE"
+
+func startTrace(path string) (stop func(), err error) {
+	return startWriting(path, trace.Start, trace.Stop)
 }
 
 // memProfileRateEnv sets the roles' heap profile sampling (bytes per

@@ -269,7 +269,7 @@ func watchLag(t target, n int) (lag, person percentiles, err error) {
 	if err != nil {
 		return lag, person, err
 	}
-	sh, err := openShell(c)
+	sh, err := openShell(c, t.command)
 	if err != nil {
 		c.Close()
 		return lag, person, err
