@@ -31,6 +31,11 @@ func Bundle() fs.FS {
 func (h *Handler) assets() http.Handler {
 	files := http.FileServerFS(h.cfg.Assets)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
 		if r.URL.Path != "/" {
 			if _, err := fs.Stat(h.cfg.Assets, r.URL.Path[1:]); err != nil {
 				r.URL.Path = "/"

@@ -60,7 +60,10 @@ func newWSChannel(ctx context.Context, conn *websocket.Conn, bad func(string)) *
 // closes reqs and the input when it returns.
 func (c *wsChannel) readLoop() {
 	defer close(c.reqs)
-	buf := make([]byte, maxFrame)
+	// Room for more than a message may hold: reading past maxFrame trips
+	// the read limit (coder/websocket lets one byte more through, then
+	// closes with 1009, message too big).
+	buf := make([]byte, maxFrame+2)
 	for {
 		typ, r, err := c.conn.Reader(c.ctx)
 		if err != nil {
@@ -68,8 +71,9 @@ func (c *wsChannel) readLoop() {
 			return
 		}
 		n, err := io.ReadFull(r, buf)
-		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-			// Over the read limit: coder/websocket closes with 1009.
+		if (err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF)) || n > maxFrame {
+			c.bad("message over the size limit")
+			c.conn.Close(websocket.StatusMessageTooBig, "message too big")
 			c.inW.CloseWithError(io.EOF)
 			return
 		}

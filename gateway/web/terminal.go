@@ -46,7 +46,9 @@ func (h *Handler) terminal(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Time{})
 	rc.SetWriteDeadline(time.Time{})
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{})
+	// No compression: secrets typed and shown share a stream with what a
+	// page could inject (CRIME, BREACH), and keystrokes are tiny anyway.
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
 		h.log.Warn("web: terminal refused", "person", l.login.Person.Name, "remote", r.RemoteAddr, "err", err)
 		return // Accept has answered (403 for another origin)

@@ -136,7 +136,7 @@ func New(cfg Config) (*Handler, error) {
 	m.HandleFunc("POST /api/start/answer", h.withLogin(h.startAnswer))
 	m.HandleFunc("GET /api/terminal", h.terminal)
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) { fail(w, http.StatusNotFound, "no such API") })
-	m.Handle("GET /", h.assets())
+	m.Handle("/", h.assets())
 	h.mux = m
 	return h, nil
 }

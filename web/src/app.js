@@ -157,7 +157,7 @@ function openTerminal(ticket, label) {
   const screen = el('div', { class: 'screen' });
   const status = el('span', { class: 'muted', id: 'term-status' }, 'connecting…');
   const dockBtn = (d) => el('button', { class: layout && layout.className === 'dock-' + d ? 'on' : '', 'data-dock': d,
-    onclick: () => { layout.className = 'dock-' + d; localStorage.setItem('rr-dock', d); for (const b of termEl.querySelectorAll('[data-dock]')) b.classList.toggle('on', b.dataset.dock === d); fit(); } }, d);
+    onclick: () => { layout.className = 'dock-' + d; localStorage.setItem('rr-dock', d); for (const b of termEl.querySelectorAll('[data-dock]')) b.classList.toggle('on', b.dataset.dock === d); fit(); term.focus(); } }, d);
   termEl.replaceChildren(el('div', { class: 'bar' }, el('span', { class: 'title' }, 'Session · ' + label, ' ', status),
     document.body.classList.contains('popup') ? null : [dockBtn('bottom'), dockBtn('right')],
     el('button', { id: 'term-hide', onclick: () => { termEl.classList.remove('open'); } }, 'Hide')), screen);
