@@ -73,8 +73,8 @@ func (c *wsChannel) readLoop() {
 		n, err := io.ReadFull(r, buf)
 		if (err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF)) || n > maxFrame {
 			c.bad("message over the size limit")
+			c.inW.CloseWithError(io.EOF) // first: the close below waits for the browser's answer
 			c.conn.Close(websocket.StatusMessageTooBig, "message too big")
-			c.inW.CloseWithError(io.EOF)
 			return
 		}
 		switch typ {
@@ -90,8 +90,8 @@ func (c *wsChannel) readLoop() {
 			if err := json.Unmarshal(buf[:n], &m); err != nil || m.Type != "resize" ||
 				m.Cols == 0 || m.Rows == 0 || m.Cols > 1000 || m.Rows > 1000 {
 				c.bad("malformed control message")
-				c.conn.Close(websocket.StatusUnsupportedData, "malformed control message")
 				c.inW.CloseWithError(io.EOF)
+				c.conn.Close(websocket.StatusUnsupportedData, "malformed control message")
 				return
 			}
 			req := &ssh.Request{Type: wire.ReqWindowChange,
