@@ -243,7 +243,7 @@ func TestRefusals(t *testing.T) {
 	if code, _ := alice.call("POST", "/api/start", map[string]string{"host": "web-01"}, false); code != 403 {
 		t.Errorf("start without the CSRF token: %d, want 403", code)
 	}
-	alice.csrf, alice.cookie = alice.csrf+"x", alice.cookie
+	alice.csrf += "x"
 	if code, _ := alice.call("POST", "/api/start", map[string]string{"host": "web-01"}, true); code != 403 {
 		t.Errorf("start with a wrong CSRF token: %d, want 403", code)
 	}
