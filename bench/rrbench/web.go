@@ -77,11 +77,27 @@ func serveWeb(srv *gateway.Server, a *auth.Service, log *slog.Logger) (string, f
 	return ln.Addr().String(), func() { hs.Close(); h.Close() }, nil
 }
 
-// webShell is one web console terminal, as a browser drives it.
+// webShell is one web console terminal, as a browser drives it: a
+// shell whose input is the WebSocket (so roundTrip and quiet are the SSH
+// shell's).
 type webShell struct {
-	c   *websocket.Conn
-	out chan []byte
+	*shell
+	c *websocket.Conn
 }
+
+// wsKeys sends what is written to it as typed keys.
+type wsKeys struct{ c *websocket.Conn }
+
+func (k wsKeys) Write(p []byte) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := k.c.Write(ctx, websocket.MessageBinary, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (k wsKeys) Close() error { return nil }
 
 // webClient is an HTTPS client that trusts the bench gateway's pair.
 var webClient = &http.Client{Timeout: time.Minute, Transport: &http.Transport{
@@ -150,7 +166,7 @@ func openWebShell(addr string, person int) (*webShell, error) {
 	if err != nil {
 		return nil, err
 	}
-	sh := &webShell{c: c, out: make(chan []byte, 64)}
+	sh := &webShell{shell: &shell{in: wsKeys{c}, out: make(chan []byte, 64)}, c: c}
 	go func() {
 		defer close(sh.out)
 		for {
@@ -175,41 +191,6 @@ func openWebShell(addr string, person int) (*webShell, error) {
 }
 
 func (sh *webShell) close() { sh.c.Close(websocket.StatusNormalClosure, "") }
-
-// roundTrip sends p as typed keys and waits for n bytes of output.
-func (sh *webShell) roundTrip(p []byte, n int) (time.Duration, error) {
-	t0 := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := sh.c.Write(ctx, websocket.MessageBinary, p); err != nil {
-		return 0, err
-	}
-	for got := 0; got < n; {
-		select {
-		case b, ok := <-sh.out:
-			if !ok {
-				return 0, errors.New("web shell ended")
-			}
-			got += len(b)
-		case <-ctx.Done():
-			return 0, errors.New("no echo in 10 s")
-		}
-	}
-	return time.Since(t0), nil
-}
-
-func (sh *webShell) quiet(d time.Duration) {
-	for {
-		select {
-		case _, ok := <-sh.out:
-			if !ok {
-				return
-			}
-		case <-time.After(d):
-			return
-		}
-	}
-}
 
 // webFigures: keystrokes through the web console and through SSH on one
 // gateway (taking turns), then the gateway's memory per web session.

@@ -50,22 +50,32 @@ func (h *Handler) hosts(w http.ResponseWriter, r *http.Request, l *webLogin) {
 // now) and answers with its JSON output: the console's rules, checks
 // and audit are the web's.
 func (h *Handler) console(w http.ResponseWriter, r *http.Request, l *webLogin, words ...string) {
-	who, err := h.cfg.Gateway.WebCaller(r.Context(), l.login, l.remote)
+	out, status, err := h.runConsole(r, l, http.StatusBadRequest, words...)
 	if err != nil {
-		fail(w, http.StatusForbidden, "rr: "+err.Error())
-		return
-	}
-	var out bytes.Buffer
-	if err := h.cfg.Gateway.Console().Exec(r.Context(), who, quoteLine(words), &out); err != nil {
-		status := http.StatusBadRequest
-		if strings.HasPrefix(err.Error(), "no ") {
-			status = http.StatusNotFound
-		}
 		fail(w, status, "rr: "+err.Error())
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Write(out.Bytes())
+	w.Write(out)
+}
+
+// runConsole runs one console command for l's person as they are now. Its
+// error is what the person reads, with the status to answer: 403 when
+// they may no longer use the console, 404 for what they may not see (the
+// console says "no …" alike for what does not exist), else otherwise.
+func (h *Handler) runConsole(r *http.Request, l *webLogin, otherwise int, words ...string) ([]byte, int, error) {
+	who, err := h.cfg.Gateway.WebCaller(r.Context(), l.login, l.remote)
+	if err != nil {
+		return nil, http.StatusForbidden, err
+	}
+	var out bytes.Buffer
+	if err := h.cfg.Gateway.Console().Exec(r.Context(), who, quoteLine(words), &out); err != nil {
+		if strings.HasPrefix(err.Error(), "no ") {
+			return nil, http.StatusNotFound, err
+		}
+		return nil, otherwise, err
+	}
+	return out.Bytes(), http.StatusOK, nil
 }
 
 // quoteLine makes a console line of words, each quoted: the words are the
@@ -120,21 +130,12 @@ func (h *Handler) closeSession(w http.ResponseWriter, r *http.Request, l *webLog
 	if in.Reason = strings.TrimSpace(in.Reason); in.Reason != "" {
 		words = append(words, in.Reason)
 	}
-	who, err := h.cfg.Gateway.WebCaller(r.Context(), l.login, l.remote)
+	out, status, err := h.runConsole(r, l, http.StatusConflict, words...)
 	if err != nil {
-		fail(w, http.StatusForbidden, "rr: "+err.Error())
-		return
-	}
-	var out bytes.Buffer
-	if err := h.cfg.Gateway.Console().Exec(r.Context(), who, quoteLine(words), &out); err != nil {
-		status := http.StatusConflict
-		if strings.HasPrefix(err.Error(), "no session") {
-			status = http.StatusNotFound
-		}
 		fail(w, status, "rr: "+err.Error())
 		return
 	}
-	reply(w, http.StatusOK, map[string]string{"closed": r.PathValue("id"), "message": strings.TrimSpace(out.String())})
+	reply(w, http.StatusOK, map[string]string{"closed": r.PathValue("id"), "message": strings.TrimSpace(string(out))})
 }
 
 // recording sends a closed session's recording file, as stored.
@@ -169,18 +170,14 @@ func (h *Handler) recording(w http.ResponseWriter, r *http.Request, l *webLogin)
 
 // eventHost is the host of event id, if l's person may see it.
 func (h *Handler) eventHost(r *http.Request, l *webLogin, id string) (string, error) {
-	who, err := h.cfg.Gateway.WebCaller(r.Context(), l.login, l.remote)
+	out, _, err := h.runConsole(r, l, http.StatusBadRequest, "event", "show", id, "--json")
 	if err != nil {
-		return "", err
-	}
-	var out bytes.Buffer
-	if err := h.cfg.Gateway.Console().Exec(r.Context(), who, quoteLine([]string{"event", "show", id, "--json"}), &out); err != nil {
 		return "", err
 	}
 	var e struct {
 		Host string `json:"host"`
 	}
-	if err := json.Unmarshal(out.Bytes(), &e); err != nil || e.Host == "" {
+	if err := json.Unmarshal(out, &e); err != nil || e.Host == "" {
 		return "", fmt.Errorf("event %s fired on a host rr does not know", id)
 	}
 	return e.Host, nil

@@ -60,12 +60,15 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	h.loginStep(w, r, c, q, err, true)
 }
 
+// answer is a conversation's answer, as the page posts it.
+type answer struct {
+	Conv   string `json:"conv"`
+	Answer string `json:"answer"`
+}
+
 // loginAnswer answers a pending login's question (the team).
 func (h *Handler) loginAnswer(w http.ResponseWriter, r *http.Request) {
-	var in struct {
-		Conv   string `json:"conv"`
-		Answer string `json:"answer"`
-	}
+	var in answer
 	if !decode(w, r, &in) {
 		return
 	}

@@ -77,10 +77,7 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request, l *webLogin) {
 
 // startAnswer answers the pending session's question.
 func (h *Handler) startAnswer(w http.ResponseWriter, r *http.Request, l *webLogin) {
-	var in struct {
-		Conv   string `json:"conv"`
-		Answer string `json:"answer"`
-	}
+	var in answer
 	if !decode(w, r, &in) {
 		return
 	}
