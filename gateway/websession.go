@@ -216,3 +216,14 @@ func copyChecked(dst io.Writer, src io.Reader, size int64, sum string) (int64, e
 	}
 	return n, nil
 }
+
+// WebWatch runs the console's watch of live session id for login's
+// person (as they are now) on t: the same checks, passphrase, notices
+// and audit as `watch ID` in the rr-admin console.
+func (s *Server) WebWatch(ctx context.Context, login *auth.Login, remote, id string, t admin.WatchTerminal) error {
+	who, err := s.WebCaller(ctx, login, remote)
+	if err != nil {
+		return err
+	}
+	return s.watch(ctx, who, id, t)
+}

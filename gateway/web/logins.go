@@ -35,6 +35,7 @@ type webLogin struct {
 // ticket is a session whose factors have passed, waiting for its
 // WebSocket (for a short while, once).
 type ticket struct {
+	watch       string // a live session to watch, instead of a session to start
 	host, event string
 	login       *auth.Login // fresh, with the factors given
 	passphrase  auth.Secret

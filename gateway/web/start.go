@@ -108,25 +108,31 @@ func (h *Handler) startStep(w http.ResponseWriter, r *http.Request, l *webLogin,
 		fail(w, http.StatusUnauthorized, refusal(err))
 		return
 	}
-	t.expires = h.cfg.Now().Add(ticketTTL)
-	id := randomToken()
-	l.mu.Lock()
-	now := h.cfg.Now()
-	for k, o := range l.tickets {
-		if now.After(o.expires) {
-			delete(l.tickets, k)
-		}
-	}
-	full := len(l.tickets) >= h.cfg.TerminalsPerLogin
-	if !full {
-		l.tickets[id] = t
-	}
-	l.mu.Unlock()
-	if full {
+	id, ok := l.addTicket(t, h.cfg.Now().Add(ticketTTL), h.cfg.TerminalsPerLogin)
+	if !ok {
 		fail(w, http.StatusTooManyRequests, "rr: too many sessions waiting for their terminal")
 		return
 	}
 	reply(w, http.StatusOK, step{Done: true, Ticket: id})
+}
+
+// addTicket keeps t until expires under a new id, unless l has max
+// waiting already.
+func (l *webLogin) addTicket(t *ticket, expires time.Time, max int) (string, bool) {
+	t.expires = expires
+	id := randomToken()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for k, o := range l.tickets {
+		if expires.Add(-ticketTTL).After(o.expires) {
+			delete(l.tickets, k)
+		}
+	}
+	if len(l.tickets) >= max {
+		return "", false
+	}
+	l.tickets[id] = t
+	return id, true
 }
 
 // takeTicket returns, once, the started session id names.

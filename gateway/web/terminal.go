@@ -77,6 +77,12 @@ func (h *Handler) terminal(w http.ResponseWriter, r *http.Request) {
 		defer close(done)
 		ch.readLoop()
 	}()
+	if t.watch != "" {
+		h.runWatch(ctx, l, remoteAddr(r), t.watch, ch)
+		ch.Close()
+		<-done
+		return
+	}
 	err = h.cfg.Gateway.RunWebSession(ctx, gateway.WebTerminal{Login: t.login, Passphrase: t.passphrase,
 		Remote: remoteAddr(r), Host: t.host, Event: t.event, Term: "xterm-256color", Cols: cols, Rows: rows,
 		Channel: ch, Requests: ch.reqs})

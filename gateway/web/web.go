@@ -25,6 +25,7 @@ type Gateway interface {
 	WebCaller(ctx context.Context, login *auth.Login, remote string) (admin.Caller, error)
 	Console() *admin.Console
 	WebRecording(ctx context.Context, who admin.Caller, id string, start func(store.Session), w io.Writer) error
+	WebWatch(ctx context.Context, login *auth.Login, remote, id string, t admin.WatchTerminal) error
 }
 
 // Config configures the web console. Gateway and Auth are required.
@@ -132,6 +133,7 @@ func New(cfg Config) (*Handler, error) {
 	m.HandleFunc("GET /api/sessions", h.withLogin(h.sessions))
 	m.HandleFunc("POST /api/sessions/{id}/close", h.withLogin(h.closeSession))
 	m.HandleFunc("GET /api/recordings/{id}", h.withLogin(h.recording))
+	m.HandleFunc("POST /api/sessions/{id}/watch", h.withLogin(h.watchSession))
 	m.HandleFunc("POST /api/start", h.withLogin(h.start))
 	m.HandleFunc("POST /api/start/answer", h.withLogin(h.startAnswer))
 	m.HandleFunc("GET /api/terminal", h.terminal)

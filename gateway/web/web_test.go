@@ -311,3 +311,47 @@ func TestTeamAskedAtLogin(t *testing.T) {
 		t.Fatalf("%d %v", code, m)
 	}
 }
+
+// TestWatchFromTheWeb: the session log's Watch is the console's watch:
+// the host's passphrase asked in the terminal, the session's screen
+// followed read-only, its person told, q stops.
+func TestWatchFromTheWeb(t *testing.T) {
+	e := newEnv(t)
+	alice := e.login(t, "alice", "alice-pw")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := alice.terminal(ctx, alice.start(map[string]string{"host": "web-01"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	c.Write(ctx, websocket.MessageBinary, []byte("echo rea''dy\r"))
+	readUntil(t, ctx, c, "ready")
+	live, err := e.gw.Store.Sessions(ctx, store.SessionFilter{LiveOnly: true})
+	if err != nil || len(live) != 1 {
+		t.Fatalf("%v %v", live, err)
+	}
+
+	watcher := e.login(t, "alice", "alice-pw") // another browser
+	if code, _ := watcher.call("POST", "/api/sessions/"+live[0].ID+"/watch", map[string]string{}, false); code != 403 {
+		t.Fatalf("watch without the CSRF token: %d", code)
+	}
+	code, m := watcher.call("POST", "/api/sessions/"+live[0].ID+"/watch", map[string]string{}, true)
+	if code != 200 {
+		t.Fatalf("watch: %d %v", code, m)
+	}
+	w, err := watcher.terminal(ctx, m["ticket"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.CloseNow()
+	readUntil(t, ctx, w, "Passphrase for web-01:")
+	w.Write(ctx, websocket.MessageBinary, []byte("pp-web-01\r"))
+	readUntil(t, ctx, w, "rr: watching session "+live[0].ID)
+	readUntil(t, ctx, c, "rr: alice is watching this session")
+	c.Write(ctx, websocket.MessageBinary, []byte("echo watched-$((2+3))\r"))
+	readUntil(t, ctx, w, "watched-5")
+	w.Write(ctx, websocket.MessageBinary, []byte("q"))
+	readUntil(t, ctx, w, "rr: stopped watching")
+	readUntil(t, ctx, c, "rr: alice stopped watching this session")
+}

@@ -240,10 +240,20 @@ async function sessionsPage() {
       el('td', {}, el('span', { class: 'pill ' + s.state }, s.state + (s.killed_by ? ' by ' + s.killed_by : ''))),
       el('td', {}, duration(s.duration_seconds)), el('td', {}, s.bytes_in), el('td', {}, s.bytes_out), el('td', { class: 'muted' }, s.id),
       el('td', {}, s.state === 'live'
-        ? el('button', { class: 'danger', 'data-close': s.id, onclick: () => closeSession(s) }, 'Close')
+        ? [el('button', { class: 'secondary', 'data-watch': s.id, onclick: () => watchSession(s) }, 'Watch'), ' ',
+          el('button', { class: 'danger', 'data-close': s.id, onclick: () => closeSession(s) }, 'Close')]
         : el('a', { class: 'button', href: '/api/recordings/' + encodeURIComponent(s.id), download: s.id + '.gz', 'data-download': s.id }, 'Download')))));
     if (!list.length) tbody.append(el('tr', {}, el('td', { colspan: 9, class: 'muted' }, 'No sessions.')));
   } catch (e) { main.append(el('div', { class: 'error' }, e.message)); }
+}
+
+// watchSession follows a live session read-only in the terminal: the
+// host's passphrase is asked there; q stops.
+async function watchSession(s) {
+  try {
+    const t = await api('POST', `/api/sessions/${encodeURIComponent(s.id)}/watch`, {});
+    openTerminal(t.ticket, `watching ${s.person} on ${s.host}`);
+  } catch (e) { alert(e.message); }
 }
 
 async function closeSession(s) {
