@@ -214,7 +214,7 @@ func TestWebConsoleInBrowser(t *testing.T) {
 	var res struct {
 		WrongPassword, WrongCode, Download, WebSession string
 		Sizes                                          []string
-		EventBanner                                    bool
+		EventBanner, Watched                           bool
 		Errors                                         []string
 	}
 	rb, _ := os.ReadFile(filepath.Join(out, "result.json"))
@@ -224,6 +224,9 @@ func TestWebConsoleInBrowser(t *testing.T) {
 	}
 	if len(res.Errors) > 0 {
 		t.Errorf("the browser logged errors: %q", res.Errors)
+	}
+	if !res.Watched {
+		t.Error("the watch did not run, or showed the passphrase")
 	}
 	if !res.EventBanner {
 		t.Error("the event's session did not show the event first")
@@ -235,7 +238,8 @@ func TestWebConsoleInBrowser(t *testing.T) {
 	if !strings.Contains(plain, `"client":"rr web console"`) || !strings.Contains(plain, `hello`) {
 		t.Errorf("the downloaded recording:\n%.600s", plain)
 	}
-	// The ssh client was told who closed its session.
+	// The ssh client was told who watched it, then who closed it.
+	m.waitFor("rr: alice is watching this session")
 	m.waitFor("Session closed by alice: closed from the web test")
 	m.waitFor("EXIT=")
 

@@ -148,8 +148,19 @@ try {
   await dl.saveAs(result.download);
   result.webSession = id;
 
-  step('close a live SSH session');
+  step('watch a live SSH session');
   const live = env('RR_SSH_SESSION');
+  await page.click(`button[data-watch="${live}"]`);
+  await waitScreen(/Passphrase for web-01:/, 'the watch\'s passphrase prompt');
+  await typeLine(env('RR_PASSPHRASE'));
+  await waitScreen(/^ssh-ready$/m, "the watched session's screen"); // its replay resets the terminal first
+  await shot('watch');
+  await page.keyboard.type('q');
+  await waitScreen(/rr: stopped watching/, 'the watch stopping');
+  result.watched = !(await screenText()).includes(env('RR_PASSPHRASE'));
+  await page.click('#term-hide');
+
+  step('close a live SSH session');
   await page.click(`button[data-close="${live}"]`);
   await page.waitForSelector('#answer');
   await shot('close-reason');
