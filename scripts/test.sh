@@ -74,7 +74,6 @@ need_alertmanager() {
 # built (npm ci, esbuild) so that the gateway the tests build embeds it.
 need_web() {
   local missing=()
-  command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
   scripts/web.sh

@@ -24,6 +24,7 @@ type webLogin struct {
 	remote  string
 	csrf    string
 	created time.Time
+	ended   chan struct{} // closed when the login ends: its terminals close
 
 	mu        sync.Mutex
 	seen      time.Time
@@ -65,7 +66,7 @@ func (ls *logins) add(l *auth.Login, remote string) (string, *webLogin, bool) {
 	token := randomToken()
 	now := ls.now()
 	w := &webLogin{key: sha256.Sum256([]byte(token)), login: l, remote: remote, csrf: randomToken(),
-		created: now, seen: now, tickets: map[string]*ticket{}}
+		created: now, seen: now, tickets: map[string]*ticket{}, ended: make(chan struct{})}
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	ls.expireLocked(now)
@@ -80,7 +81,7 @@ func (ls *logins) add(l *auth.Login, remote string) (string, *webLogin, bool) {
 		}
 	}
 	if n >= ls.perPerson && oldest != nil {
-		delete(ls.all, oldest.key)
+		ls.dropLocked(oldest)
 	}
 	if len(ls.all) >= ls.limit {
 		return "", nil, false
@@ -106,7 +107,7 @@ func (ls *logins) get(r *http.Request) *webLogin {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if now.Sub(w.seen) > ls.idle || now.Sub(w.created) > ls.max {
-		delete(ls.all, key)
+		ls.dropLocked(w)
 		return nil
 	}
 	w.seen = now
@@ -116,17 +117,42 @@ func (ls *logins) get(r *http.Request) *webLogin {
 // remove ends w: its cookie is worth nothing from now on.
 func (ls *logins) remove(w *webLogin) {
 	ls.mu.Lock()
-	delete(ls.all, w.key)
+	ls.dropLocked(w)
 	ls.mu.Unlock()
 }
 
+// dropLocked forgets w and ends its terminals (ls.mu held).
+func (ls *logins) dropLocked(w *webLogin) {
+	if ls.all[w.key] == w {
+		delete(ls.all, w.key)
+		close(w.ended)
+	}
+}
+
+// touch keeps w seen (a terminal is running), unless it has ended or
+// reached its absolute lifetime.
+func (ls *logins) touch(w *webLogin) {
+	now := ls.now()
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	w.mu.Lock()
+	over := now.Sub(w.created) > ls.max
+	if !over {
+		w.seen = now
+	}
+	w.mu.Unlock()
+	if over {
+		ls.dropLocked(w)
+	}
+}
+
 func (ls *logins) expireLocked(now time.Time) {
-	for k, w := range ls.all {
+	for _, w := range ls.all {
 		w.mu.Lock()
 		old := now.Sub(w.seen) > ls.idle || now.Sub(w.created) > ls.max
 		w.mu.Unlock()
 		if old {
-			delete(ls.all, k)
+			ls.dropLocked(w)
 		}
 	}
 }

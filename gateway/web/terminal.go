@@ -61,11 +61,24 @@ func (h *Handler) terminal(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	stop := make(chan struct{})
 	defer close(stop)
-	go func() { // the console closing ends its terminals
-		select {
-		case <-h.ctx.Done():
-			conn.Close(websocket.StatusGoingAway, "the gateway is shutting down")
-		case <-stop:
+	go func() {
+		// A running terminal keeps its login seen; the login's end (logout,
+		// its absolute lifetime) and the console's close end the terminal.
+		tick := time.NewTicker(time.Minute)
+		defer tick.Stop()
+		for {
+			select {
+			case <-h.ctx.Done():
+				conn.Close(websocket.StatusGoingAway, "the gateway is shutting down")
+				return
+			case <-l.ended:
+				conn.Close(websocket.StatusPolicyViolation, "logged out")
+				return
+			case <-tick.C:
+				h.logins.touch(l)
+			case <-stop:
+				return
+			}
 		}
 	}()
 	person := l.login.Person.Name

@@ -355,3 +355,29 @@ func TestWatchFromTheWeb(t *testing.T) {
 	readUntil(t, ctx, w, "rr: stopped watching")
 	readUntil(t, ctx, c, "rr: alice stopped watching this session")
 }
+
+// TestLogoutEndsTerminals: a login's terminals end with it.
+func TestLogoutEndsTerminals(t *testing.T) {
+	e := newEnv(t)
+	alice := e.login(t, "alice", "alice-pw")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := alice.terminal(ctx, alice.start(map[string]string{"host": "web-01"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	c.Write(ctx, websocket.MessageBinary, []byte("echo o''k\r"))
+	readUntil(t, ctx, c, "ok")
+	if code, _ := alice.call("POST", "/api/logout", map[string]string{}, true); code != 200 {
+		t.Fatalf("logout: %d", code)
+	}
+	for {
+		if _, _, err := c.Read(ctx); err != nil {
+			if websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
+				t.Fatalf("the terminal after logout: %v, want closed (1008)", err)
+			}
+			break
+		}
+	}
+}
