@@ -55,6 +55,7 @@ func startWebGateway(t *testing.T) *webGateway {
 	}, fmt.Sprintf(`recordings: {spool: '{{dir}}/spool'}
 https: {listen: %s, cert_file: %s, key_file: %s}
 events: {falco_token_file: %s}
+auth: {limits: {mails_per_person: 20}}
 `, addr, cert, key, filepath.Join(dir, "falco-token")))
 	gatewaytest.WaitPort(t, addr)
 	return &webGateway{procGateway: g, url: "https://" + addr, falcoTok: tok, passwords: pw}
@@ -214,7 +215,7 @@ func TestWebConsoleInBrowser(t *testing.T) {
 	var res struct {
 		WrongPassword, WrongCode, Download, WebSession string
 		Sizes                                          []string
-		EventBanner, Watched                           bool
+		EventBanner, Watched, Window                   bool
 		Errors                                         []string
 	}
 	rb, _ := os.ReadFile(filepath.Join(out, "result.json"))
@@ -224,6 +225,9 @@ func TestWebConsoleInBrowser(t *testing.T) {
 	}
 	if len(res.Errors) > 0 {
 		t.Errorf("the browser logged errors: %q", res.Errors)
+	}
+	if !res.Window {
+		t.Error("no terminal in its own window")
 	}
 	if !res.Watched {
 		t.Error("the watch did not run, or showed the passphrase")

@@ -159,8 +159,8 @@ function openTerminal(ticket, label) {
   const dockBtn = (d) => el('button', { class: layout && layout.className === 'dock-' + d ? 'on' : '', 'data-dock': d,
     onclick: () => { layout.className = 'dock-' + d; localStorage.setItem('rr-dock', d); for (const b of termEl.querySelectorAll('[data-dock]')) b.classList.toggle('on', b.dataset.dock === d); fit(); term.focus(); } }, d);
   termEl.replaceChildren(el('div', { class: 'bar' }, el('span', { class: 'title' }, 'Session · ' + label, ' ', status),
-    document.body.classList.contains('popup') ? null : [dockBtn('bottom'), dockBtn('right')],
-    el('button', { id: 'term-hide', onclick: () => { termEl.classList.remove('open'); } }, 'Hide')), screen);
+    document.body.classList.contains('popup') ? null : [dockBtn('bottom'), dockBtn('right'),
+      el('button', { id: 'term-hide', onclick: () => { termEl.classList.remove('open'); } }, 'Hide')]), screen);
   termEl.classList.add('open');
   const term = new Terminal({ cursorBlink: true, fontSize: 14, convertEol: false, scrollback: 5000 });
   const fitAddon = new FitAddon();

@@ -185,6 +185,31 @@ try {
   await typeLine('exit');
   await until(() => document.querySelector('#term-status')?.dataset.closed === '1');
 
+  step('a terminal in its own window');
+  await page.goto(url + '/#/hosts');
+  await page.click('button[data-host="web-01"]');
+  await page.waitForSelector('#prompt');
+  const before = (await mails()).length;
+  await page.fill('#answer', env('RR_PASSPHRASE'));
+  await page.click('#confirm');
+  await until(() => document.querySelector('#prompt')?.textContent.startsWith('Code sent to'));
+  await page.check('input[name="dock"][value="window"]');
+  await page.fill('#answer', await newCode(before));
+  const [popup] = await Promise.all([ctx.waitForEvent('page'), page.click('#confirm')]);
+  await popup.waitForSelector('#term-status');
+  for (let i = 0; i < 300 && (await popup.textContent('#term-status')) !== 'live'; i++) await popup.waitForTimeout(100);
+  await popup.keyboard.type('echo win""dow'); await popup.keyboard.press('Enter');
+  for (let i = 0; ; i++) {
+    const text = await popup.evaluate(() => { const b = window.rrTerm.buffer.active; const l = []; for (let j = 0; j < b.length; j++) l.push(b.getLine(j).translateToString(true)); return l.join('\n'); });
+    if (/^window$/m.test(text)) break;
+    if (i > 200) throw new Error('the window terminal never echoed:\n' + text);
+    await popup.waitForTimeout(100);
+  }
+  await popup.screenshot({ path: join(shots, 'terminal-window.png') });
+  result.window = true;
+  await popup.keyboard.type('exit'); await popup.keyboard.press('Enter');
+  await popup.close();
+
   step('log out');
   await page.click('#logout');
   await page.waitForSelector('#username');
