@@ -246,6 +246,14 @@ func TestWebConsoleInBrowser(t *testing.T) {
 	m.waitFor("rr: alice is watching this session")
 	m.waitFor("Session closed by alice: closed from the web test")
 	m.waitFor("EXIT=")
+	// The audit trail has the web's actions as the console's and the
+	// SSH path's: the kill with its reason, the watch, the download.
+	for _, a := range [][3]string{{"session.kill", "allowed", "closed from the web test"},
+		{"session.watch.end", "allowed", "stopped by the watcher"}, {"auth.login", "denied", "wrong password"}} {
+		if !g.w.auditedIn(t, g.procGateway, a[0], a[1], a[2]) {
+			t.Errorf("no %s %s %q in the audit trail", a[0], a[1], a[2])
+		}
+	}
 
 	g.webRefusals(t, res.WebSession)
 }
