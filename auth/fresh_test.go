@@ -2,8 +2,6 @@ package auth
 
 import (
 	"context"
-	"regexp"
-	"strings"
 	"testing"
 )
 
@@ -14,18 +12,7 @@ func TestFreshAsksAgain(t *testing.T) {
 	s, mails := bobMailed(t)
 	ctx := context.Background()
 	var asked []string
-	p := promptFunc(func(prompt string) string {
-		asked = append(asked, prompt)
-		switch {
-		case strings.HasPrefix(prompt, "Password"):
-			return "pw"
-		case strings.HasPrefix(prompt, "Passphrase"):
-			return "pp"
-		case strings.HasPrefix(prompt, "Code"):
-			return regexp.MustCompile(`\d{6}`).FindString((*mails)[len(*mails)-1].Body)
-		}
-		return ""
-	})
+	p := bobAnswers(mails, &asked)
 	l, err := s.Interactive(ctx, p, nil, "bob", "h", "src")
 	if err != nil {
 		t.Fatal(err)

@@ -145,6 +145,23 @@ func readUntil(t *testing.T, ctx context.Context, c *websocket.Conn, want string
 	return seen.String()
 }
 
+// aliceShell logs alice in, starts a session on web-01 and waits for its
+// shell to answer; the context bounds the test's reads.
+func (e *env) aliceShell(t *testing.T) (*browser, *websocket.Conn, context.Context) {
+	t.Helper()
+	alice := e.login(t, "alice", "alice-pw")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	c, err := alice.terminal(ctx, alice.start(map[string]string{"host": "web-01"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	c.Write(ctx, websocket.MessageBinary, []byte("echo rea''dy\r"))
+	readUntil(t, ctx, c, "ready")
+	return alice, c, ctx
+}
+
 // TestWebSessionIsASession: a terminal opened from the web is the
 // gateway's session in every respect: its row, its recording (whose
 // header names the web console), resize, the console's kill with its
@@ -317,16 +334,7 @@ func TestTeamAskedAtLogin(t *testing.T) {
 // followed read-only, its person told, q stops.
 func TestWatchFromTheWeb(t *testing.T) {
 	e := newEnv(t)
-	alice := e.login(t, "alice", "alice-pw")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := alice.terminal(ctx, alice.start(map[string]string{"host": "web-01"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.CloseNow()
-	c.Write(ctx, websocket.MessageBinary, []byte("echo rea''dy\r"))
-	readUntil(t, ctx, c, "ready")
+	_, c, ctx := e.aliceShell(t)
 	live, err := e.gw.Store.Sessions(ctx, store.SessionFilter{LiveOnly: true})
 	if err != nil || len(live) != 1 {
 		t.Fatalf("%v %v", live, err)
@@ -359,16 +367,7 @@ func TestWatchFromTheWeb(t *testing.T) {
 // TestLogoutEndsTerminals: a login's terminals end with it.
 func TestLogoutEndsTerminals(t *testing.T) {
 	e := newEnv(t)
-	alice := e.login(t, "alice", "alice-pw")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := alice.terminal(ctx, alice.start(map[string]string{"host": "web-01"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.CloseNow()
-	c.Write(ctx, websocket.MessageBinary, []byte("echo o''k\r"))
-	readUntil(t, ctx, c, "ok")
+	alice, c, ctx := e.aliceShell(t)
 	if code, _ := alice.call("POST", "/api/logout", map[string]string{}, true); code != 200 {
 		t.Fatalf("logout: %d", code)
 	}
