@@ -59,7 +59,7 @@ func admitted(r *http.Request) {
 }
 
 // httpsHandler is what the HTTPS listener serves: the event intake under
-// /v1/events/, the web console (when enabled) everywhere else. The
+// /v1/, the web console (when enabled) everywhere else. The
 // returned close ends the console's terminals (nil when there is none).
 func (c *fileConfig) httpsHandler(intake http.Handler, srv *gateway.Server, authSvc *auth.Service, log *slog.Logger) (http.Handler, func() error, error) {
 	if !c.Web.Enabled {
@@ -73,7 +73,7 @@ func (c *fileConfig) httpsHandler(intake http.Handler, srv *gateway.Server, auth
 		return nil, nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/v1/events/", intake)
+	mux.Handle("/v1/", intake) // the intake answers every /v1/ path, its 404s included
 	mux.Handle("/", console)
 	return mux, console.Close, nil
 }
