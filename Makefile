@@ -5,12 +5,18 @@ AGENT_PORT   ?= 2223
 WEB_PORT     ?= 8443
 export CGO_ENABLED = 1
 
-.PHONY: all build demo test unit e2e interop lint bench load load-faults clean
+.PHONY: all build web demo test unit e2e interop lint bench load load-faults clean
 
 all: build
 
-build:
+build: web
 	$(GO) build -o bin/ ./cmd/rr-gateway ./cmd/rr-agent ./cmd/rr
+
+# The web console's front end: npm ci (the locked versions) and esbuild
+# into gateway/web/dist/app, which rr-gateway embeds. Without it, go build
+# still works and the console serves a page saying to run make build.
+web:
+	scripts/web.sh
 
 # Build, then run a gateway and an agent for "demo-host" on this machine
 # until Ctrl-C. State (keys, database, configs) lives in demo/.

@@ -264,20 +264,7 @@ func FuzzPickTeam(f *testing.F) {
 func TestInteractiveOrderAndDenials(t *testing.T) {
 	s, mails := bobMailed(t)
 	var asked []string
-	p := promptFunc(func(prompt string) string {
-		asked = append(asked, prompt)
-		switch {
-		case strings.HasPrefix(prompt, "Username"):
-			return "bob"
-		case strings.HasPrefix(prompt, "Password"):
-			return "pw"
-		case strings.HasPrefix(prompt, "Passphrase"):
-			return "pp"
-		case strings.HasPrefix(prompt, "Code"):
-			return regexp.MustCompile(`\d{6}`).FindString((*mails)[len(*mails)-1].Body)
-		}
-		return ""
-	})
+	p := bobAnswers(mails, &asked)
 	l, err := s.Interactive(context.Background(), p, nil, ServiceLogin, "h", "src")
 	if err != nil {
 		t.Fatal(err)
@@ -613,6 +600,25 @@ func TestLimitsHoldThroughLogins(t *testing.T) {
 
 // bobMailed is a Service over a directory with bob (password "pw", mailed
 // codes) and host h (passphrase "pp"), and the mails it sends.
+// bobAnswers answers as bob does (bobMailed's person and host h, the
+// code from the newest mail), noting each prompt in asked.
+func bobAnswers(mails *[]Message, asked *[]string) Prompter {
+	return promptFunc(func(prompt string) string {
+		*asked = append(*asked, prompt)
+		switch {
+		case strings.HasPrefix(prompt, "Username"):
+			return "bob"
+		case strings.HasPrefix(prompt, "Password"):
+			return "pw"
+		case strings.HasPrefix(prompt, "Passphrase"):
+			return "pp"
+		case strings.HasPrefix(prompt, "Code"):
+			return regexp.MustCompile(`\d{6}`).FindString((*mails)[len(*mails)-1].Body)
+		}
+		return ""
+	})
+}
+
 func bobMailed(t *testing.T) (*Service, *[]Message) {
 	t.Helper()
 	dir := &fakeDir{

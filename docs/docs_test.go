@@ -43,6 +43,9 @@ func files(t *testing.T) []string {
 			case ".git", "bin", "demo", "testdata":
 				return filepath.SkipDir
 			}
+			if d.Name() == "node_modules" { // npm's, not ours (web/)
+				return filepath.SkipDir
+			}
 			return nil
 		}
 		switch filepath.Ext(p) {

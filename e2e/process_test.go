@@ -51,6 +51,17 @@ type procGateway struct {
 // starts the gateway and the agent, and returns once both are up.
 func startProcGateway(t *testing.T, extra string, env ...string) (*procGateway, *exec.Cmd) {
 	t.Helper()
+	return startProcGatewayWith(t, procPeople{}, extra, env...)
+}
+
+// procPeople adds to the people and teams of startProcGateway: fields of
+// alice's entry (", password_hash: …"), and entries of people and teams
+// (", {name: …}").
+type procPeople struct{ alice, people, teams string }
+
+// startProcGatewayWith is startProcGateway with more people.
+func startProcGatewayWith(t *testing.T, more procPeople, extra string, env ...string) (*procGateway, *exec.Cmd) {
+	t.Helper()
 	g := &procGateway{t: t, bin: buildBinaries(t), dir: t.TempDir(), env: env}
 	extra = strings.ReplaceAll(extra, "{{dir}}", g.dir)
 	mp := startMailpit(t)
@@ -74,10 +85,11 @@ host_key: %s/host_key
 database: %s/rr.db
 log: {format: text, level: debug}
 mail: {mode: smtp, from: rr@gateway.test, smtp: {host: 127.0.0.1, port: %d, tls: none}}
-people: [{name: alice, email: %s, role: advanced, key_files: [%s.pub]}, {name: ann, email: %s, role: admin, key_files: [%s.pub]}]
-teams: [{name: ops_RR, rapid_response: true, members: [alice], hosts: ["*"]}]
+people: [{name: alice, email: %s, role: advanced, key_files: [%s.pub]%s}, {name: ann, email: %s, role: admin, key_files: [%s.pub]}%s]
+teams: [{name: ops_RR, rapid_response: true, members: [alice], hosts: ["*"]}%s]
 hosts: [{name: web-01, passphrase_verifier: '%s', agent_key_file: %s.pub}]
-%s`, g.people, agents, g.http, g.dir, g.dir, mp.SMTPPort, aliceMail, alice.Path, g.ann.mail, g.ann.key.Path, verifier, agentKey.Path, extra)), 0o600)
+%s`, g.people, agents, g.http, g.dir, g.dir, mp.SMTPPort, aliceMail, alice.Path, more.alice, g.ann.mail, g.ann.key.Path, more.people,
+		more.teams, verifier, agentKey.Path, extra)), 0o600)
 	cmd := g.start()
 
 	fp, err := exec.Command(filepath.Join(g.bin, "rr-gateway"), "fingerprint", "-config", g.cfg).Output()

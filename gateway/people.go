@@ -240,6 +240,7 @@ type personConn struct {
 	loginHost    string
 	loginEvent   string // the event of an rr+event:ID login (loginHost is its host)
 	remote       string
+	client       string // what the recording's header names as the client ("": an SSH client)
 	log          *slog.Logger
 	sessions     atomic.Int32  // session channels running (maxSessionsPerConn)
 	refused      atomic.Int64  // recording reads refused on this connection (maxRefusedListed)

@@ -23,6 +23,8 @@ type SessionInfo struct {
 	// EventID and EventRule name the security event the session was
 	// opened from; "" for others.
 	EventID, EventRule string
+	// Client names the client when it is not an SSH one (ClientWebConsole).
+	Client string
 	// Passphrase is what the person typed for the host; it keys the
 	// recording. The recorder must not keep it beyond deriving its key.
 	Passphrase auth.Secret

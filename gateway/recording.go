@@ -53,7 +53,7 @@ func (r spoolRecorders) Start(ctx context.Context, info SessionInfo) (SessionRec
 		Title:     fmt.Sprintf("rr session %s: %s on %s", info.ID, info.Person, info.Host),
 		SessionID: info.ID, Host: info.Host, Person: info.Person, Team: info.Team,
 		Command: info.Command, PTY: info.PTY, Gateway: info.Gateway,
-		Event: info.EventID, EventRule: info.EventRule,
+		Event: info.EventID, EventRule: info.EventRule, Client: info.Client,
 	}
 	if info.EventID != "" {
 		h.Title += " (event " + info.EventID + ")"

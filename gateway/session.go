@@ -374,7 +374,8 @@ func (c *preStart) startHost(ctx context.Context, ss *session, start *ssh.Reques
 	passphrase auth.Secret, rec *SessionRecorder, end *SessionEnd) (ssh.Channel, <-chan *ssh.Request) {
 	s := c.srv
 	info := SessionInfo{ID: ss.id, Person: c.person, Team: c.login.Team.Name, Host: target.Host, Command: target.Command,
-		PTY: ss.pty, Started: started, Passphrase: passphrase, Gateway: s.cfg.Name, EventID: ss.event, EventRule: ss.eventRule}
+		PTY: ss.pty, Started: started, Passphrase: passphrase, Gateway: s.cfg.Name, EventID: ss.event, EventRule: ss.eventRule,
+		Client: c.client}
 	if c.st.pty != nil {
 		info.Term, info.Cols, info.Rows = c.st.pty.Term, c.st.pty.Columns, c.st.pty.Rows
 		ss.watch.cols, ss.watch.rows = c.st.pty.Columns, c.st.pty.Rows

@@ -32,6 +32,9 @@ type Header struct {
 	// from (extra keys: asciicast players ignore them).
 	Event     string `json:"event,omitempty"`
 	EventRule string `json:"event_rule,omitempty"`
+	// Client names the client when it was not an SSH one ("rr web
+	// console").
+	Client string `json:"client,omitempty"`
 }
 
 // End is how a session ended: the last event's payload.

@@ -20,6 +20,7 @@ check() { # package, forbidden import prefixes...
 }
 check "$mod/gateway" agent cmd/rr-gateway cmd/rr-agent
 check "$mod/gateway/admin" gateway gateway/download agent recorder cmd/rr-gateway
+check "$mod/gateway/web" agent store/sqlite auth/mail cmd/rr-gateway
 check "$mod/gateway/download" gateway gateway/admin agent store auth recorder cmd/rr-gateway
 check "$mod/agent" gateway store recorder auth cmd/rr-gateway cmd/rr-agent
 check "$mod/store" gateway agent auth recorder wire store/sqlite

@@ -2,7 +2,10 @@
 # make demo: a gateway and an agent for "demo-host" on 127.0.0.1, state in
 # demo/ (kept between runs), in the foreground until Ctrl-C.
 # DEMO_DIR and DEMO_BIN (default demo and bin) move the state and the
-# programs; WEB_PORT (8443) is the HTTPS listener's port (event intake).
+# programs; WEB_PORT (8443) is the HTTPS listener's port (event intake
+# and the web console, https://127.0.0.1:WEB_PORT/). The demo person's web
+# password is DEMO_PASSWORD's, else one made on the first run (both kept
+# in demo/password, mode 0600, and printed).
 set -euo pipefail
 self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$0")/.."
@@ -20,11 +23,20 @@ chmod 700 "$d"
 # script starts anew without DEMO_PASSPHRASE, so that no process it leaves
 # running (itself, the gateway, the agent) holds it in its environment.
 # It is never an argument either. Only its verifier goes into the config.
-if [ -n "${DEMO_PASSPHRASE:-}" ]; then
-  (umask 077; rm -f "$d/passphrase"; printf '%s\n' "$DEMO_PASSPHRASE" >"$d/passphrase")
-  unset DEMO_PASSPHRASE
+if [ -n "${DEMO_PASSPHRASE:-}" ] || [ -n "${DEMO_PASSWORD:-}" ]; then
+  if [ -n "${DEMO_PASSPHRASE:-}" ]; then
+    (umask 077; rm -f "$d/passphrase"; printf '%s\n' "$DEMO_PASSPHRASE" >"$d/passphrase")
+  fi
+  if [ -n "${DEMO_PASSWORD:-}" ]; then
+    (umask 077; rm -f "$d/password"; printf '%s\n' "$DEMO_PASSWORD" >"$d/password")
+  fi
+  unset DEMO_PASSPHRASE DEMO_PASSWORD
   exec "$self" "$@"
 fi
+if [ ! -s "$d/password" ]; then
+  (umask 077; od -An -N9 -tx1 /dev/urandom | tr -d ' \n' >"$d/password"; echo >>"$d/password")
+fi
+chmod 600 "$d/password"
 if [ ! -s "$d/passphrase" ]; then
   (umask 077; od -An -N9 -tx1 /dev/urandom | tr -d ' \n' >"$d/passphrase"; echo >>"$d/passphrase")
 fi
@@ -52,6 +64,8 @@ done
 
 passphrase=$(head -n1 "$d/passphrase")
 verifier=$(printf '%s\n' "$passphrase" | "$bin"/rr-gateway passphrase-hash)
+password=$(head -n1 "$d/password")
+password_hash=$(printf '%s\n' "$password" | "$bin"/rr-gateway passphrase-hash)
 
 # Configs are written on every run so that ports can change.
 cat >"$d/gateway.yaml" <<YAML
@@ -77,6 +91,7 @@ people:
     email: demo@demo.localhost
     role: admin         # sees every session and manages people in rr-admin
     key_files: [$d/id_ed25519.pub]
+    password_hash: '$password_hash'   # the web console's login
 teams:
   - name: demo_RR
     rapid_response: true
@@ -145,6 +160,9 @@ cat <<MSG
     curl -s --cacert $d/https.crt -H "Authorization: Bearer \$(cat $d/tokens/falco)" \\
       --data-binary '{"time":"$(date -u +%Y-%m-%dT%H:%M:%S.000000000Z)","rule":"Terminal shell in container","priority":"Critical","output":"A shell was spawned in a container (user=root command=bash)","output_fields":{"user.name":"root","proc.cmdline":"bash"},"source":"syscall","tags":["container","shell"],"hostname":"demo-host"}' \\
       https://127.0.0.1:$WEB_PORT/v1/events/falco
+  The web console: https://127.0.0.1:$WEB_PORT/  (self-signed: $d/https.crt)
+    log in as demo, password  $password  (in $d/password; DEMO_PASSWORD=… sets another)
+    then Start session on demo-host: the same passphrase and mailed code as above.
   The gateway's host key: $fp
 
   Ctrl-C stops both.

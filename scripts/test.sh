@@ -70,6 +70,15 @@ need_alertmanager() {
   apt_install --no-install-recommends prometheus-alertmanager
 }
 
+# The web console's browser test: Debian's chromium, and the front end
+# built (npm ci, esbuild) so that the gateway the tests build embeds it.
+need_web() {
+  local missing=()
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+  scripts/web.sh
+}
+
 # staticcheck, pinned to a release that knows this Go: built once with go
 # install and kept in $(go env GOPATH)/bin.
 staticcheck_version=v0.8.2 # 2026.2.2
@@ -109,6 +118,7 @@ for step in "${steps[@]}"; do
     need_mailpit
     need_versitygw
     need_alertmanager
+    need_web
     go test -count=1 -timeout 15m -skip '^TestInterop$' ./e2e/...
     ;;
   interop)

@@ -65,6 +65,7 @@ func runRole(role string, args []string) error {
 	nocaps := fs.Bool("nocaps", false, "gateway: lift the people's caps on connections not logged in")
 	addr, from, n := fs.String("addr", "", "junk: the address to flood"), fs.String("from", "", "junk: the source address"), fs.Int("n", 0, "junk: connections")
 	smtp := fs.Int("smtp", 0, "events: the mail server's SMTP port on 127.0.0.1 (0: none)")
+	webConsole := fs.Bool("web", false, "gateway: people get passwords, and the web console is served over TLS")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -100,7 +101,7 @@ func runRole(role string, args []string) error {
 	defer cancel()
 	switch role {
 	case "gateway":
-		return gatewayRole(ctx, ctl, log, *dir, *prefix, *hosts, *people, *record, *cheap, *nocaps)
+		return gatewayRole(ctx, ctl, log, *dir, *prefix, *hosts, *people, *record, *cheap, *nocaps, *webConsole)
 	case "agent":
 		return agentRole(ctx, ctl, log, *gw, *fp, *prefix, *hosts, *shell)
 	case "onehop":
@@ -319,7 +320,7 @@ func (m lineMailer) Send(_ context.Context, msg auth.Message) error {
 // (64 MiB, 3 passes) would only measure argon2id.
 var cheapParams = &argon2id.Params{Memory: 1024, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
 
-func gatewayRole(ctx context.Context, ctl *control, log *slog.Logger, dir, prefix string, hosts, people int, record, cheap, nocaps bool) error {
+func gatewayRole(ctx context.Context, ctl *control, log *slog.Logger, dir, prefix string, hosts, people int, record, cheap, nocaps, webConsole bool) error {
 	st, err := sqlite.Open(filepath.Join(dir, "rr.db"))
 	if err != nil {
 		return err
@@ -359,6 +360,11 @@ func gatewayRole(ctx context.Context, ctl *control, log *slog.Logger, dir, prefi
 			return err
 		}
 		members = append(members, p.Name)
+	}
+	if webConsole {
+		if err := webPeople(ctx, st, people); err != nil {
+			return err
+		}
 	}
 	if people > 0 {
 		if err := st.UpsertTeam(ctx, store.Team{Name: "bench_RR", RapidResponse: true, Members: members, Hosts: []string{"*"}}); err != nil {
@@ -409,8 +415,17 @@ func gatewayRole(ctx context.Context, ctl *control, log *slog.Logger, dir, prefi
 	go srv.ServePeople(pl)
 	go srv.ServeAgents(al)
 	defer srv.Close()
-	ctl.send("ready", map[string]string{"people": pl.Addr().String(), "agents": al.Addr().String(),
-		"fingerprint": ssh.FingerprintSHA256(hk.PublicKey()), "spool": spoolDir})
+	ready := map[string]string{"people": pl.Addr().String(), "agents": al.Addr().String(),
+		"fingerprint": ssh.FingerprintSHA256(hk.PublicKey()), "spool": spoolDir}
+	if webConsole {
+		addr, stop, err := serveWeb(srv, a, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		ready["web"] = addr
+	}
+	ctl.send("ready", ready)
 	ctl.serve(func(prefix string, n int) error {
 		wctx, cancel := context.WithTimeout(ctx, 120*time.Second)
 		defer cancel()

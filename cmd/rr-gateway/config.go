@@ -43,6 +43,7 @@ type fileConfig struct {
 	Hosts              []fileHost     `yaml:"hosts"`
 	HTTPS              fileHTTPS      `yaml:"https"`
 	Events             fileEvents     `yaml:"events"`
+	Web                fileWeb        `yaml:"web"`
 	Audit              fileAudit      `yaml:"audit"`
 
 	// Before login and without a channel (prelogin.go).
@@ -174,6 +175,7 @@ func defaultConfig() fileConfig {
 		Recordings: fileRecordings{Spool: "/var/lib/rr/recordings", FlushInterval: time.Second,
 			S3: fileS3{Region: "us-east-1", Prefix: "recordings/"}},
 		Events: defaultEvents(),
+		Web:    defaultWeb(),
 		Audit:  fileAudit{CheckpointInterval: 10 * time.Minute},
 	}
 }

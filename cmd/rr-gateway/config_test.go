@@ -94,7 +94,8 @@ func TestEventsConfigErrors(t *testing.T) {
 	for _, tc := range []struct{ yaml, want string }{
 		{"https: {listen: ':8443'}\nevents: {falco_token_file: " + short + "}\n", "not a loopback address, and no cert_file"},
 		{"https: {listen: '127.0.0.1:8443', cert_file: x}\nevents: {falco_token_file: " + short + "}\n", "cert_file and key_file go together"},
-		{"https: {listen: '127.0.0.1:8443'}\n", "no events token file"},
+		{"https: {listen: '127.0.0.1:8443'}\nweb: {enabled: false}\n", "no events token file"},
+		{"web: {idle_timeout: -1s}\n", "web: idle_timeout"},
 		{"teams: [{name: t, events: loud}]\n", `events "loud"`},
 		{"events: {rate: -1}\n", "may not be negative"},
 	} {

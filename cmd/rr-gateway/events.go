@@ -63,9 +63,12 @@ func (c *fileConfig) checkEvents() error {
 			errs = append(errs, fmt.Errorf("https.listen %s: not a loopback address, and no cert_file and key_file: "+
 				"give them, or set plain_http: true if a proxy in front terminates TLS", h.Listen))
 		}
-		if e.FalcoTokenFile == "" && e.AlertmanagerTokenFile == "" {
-			errs = append(errs, errors.New("https.listen set but no events token file: every delivery would be refused"))
+		if e.FalcoTokenFile == "" && e.AlertmanagerTokenFile == "" && !c.Web.Enabled {
+			errs = append(errs, errors.New("https.listen set, the web console off, and no events token file: every request would be refused"))
 		}
+	}
+	if err := c.Web.check(); err != nil {
+		errs = append(errs, err)
 	}
 	if e.Rate < 0 || e.Burst < 0 || e.Retention < 0 || e.MailQueue < 0 || e.DigestAfter < 0 || e.DigestWindow < 0 {
 		errs = append(errs, errors.New("events: rate, burst, retention, mail_queue, digest_after and digest_window may not be negative"))
@@ -152,6 +155,7 @@ func (c *fileConfig) serveHTTPS(h http.Handler, m *gateway.Metrics, log *slog.Lo
 		return nil, nil
 	}
 	srv := newHTTPServer(h)
+	srv.ConnContext = connContext
 	var tlsCfg *tls.Config
 	if c.HTTPS.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(c.HTTPS.CertFile, c.HTTPS.KeyFile)
@@ -168,7 +172,7 @@ func (c *fileConfig) serveHTTPS(h http.Handler, m *gateway.Metrics, log *slog.Lo
 		ln = tls.NewListener(ln, tlsCfg)
 	}
 	go srv.Serve(ln)
-	log.Info("events intake", "https", ln.Addr().String(), "tls", tlsCfg != nil)
+	log.Info("https: events intake and web console", "https", ln.Addr().String(), "tls", tlsCfg != nil, "web_console", c.Web.Enabled)
 	return srv, nil
 }
 

@@ -278,7 +278,16 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 	go func() { defer func() { evDone <- struct{}{} }(); ev.notifier.Run(evCtx) }()
 	go func() { defer func() { evDone <- struct{}{} }(); pruneEvents(evCtx, st, c.Events.Retention, log) }()
 	defer func() { stopEvents(); <-evDone; <-evDone }()
-	intake, err := c.serveHTTPS(ev.handler, metrics, log)
+	httpsH, closeWeb, err := c.httpsHandler(ev.handler, srv, authSvc, log)
+	if err != nil {
+		pl.Close()
+		al.Close()
+		return err
+	}
+	if closeWeb != nil {
+		defer closeWeb()
+	}
+	intake, err := c.serveHTTPS(httpsH, metrics, log)
 	if err != nil {
 		pl.Close()
 		al.Close()

@@ -339,3 +339,7 @@ func Tool(t testing.TB, name, install string) string {
 	t.Helper()
 	return testtool.Path(t, name, install)
 }
+
+// Auth is the gateway's authentication service (the web console's logins
+// go through it too).
+func (g *Gateway) Auth() *auth.Service { return g.cfg.Auth }
