@@ -175,6 +175,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 	defer spool.Close()
 	acfg := c.authConfig()
 	acfg.Directory = gateway.StoreDirectory(st)
+	acfg.Counters = st // shared by every gateway on the store, kept across restarts
 	acfg.Mailer = mailer
 	acfg.Logger = log
 	metrics := gateway.NewMetrics()

@@ -134,6 +134,9 @@ func StartGateway(t testing.TB, c Config) *Gateway {
 		Fingerprint: ssh.FingerprintSHA256(cfg.HostKey.PublicKey())}
 	acfg := c.Auth
 	acfg.Directory = gateway.StoreDirectory(st)
+	if acfg.Counters == nil {
+		acfg.Counters = st // as the gateway runs: lockouts and limits in the store
+	}
 	if acfg.Mailer == nil {
 		g.Outbox = NewOutbox()
 		acfg.Mailer = g.Outbox

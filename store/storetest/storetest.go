@@ -75,6 +75,8 @@ func Run(t *testing.T, b Backend) {
 		{"AuditChainTwoWriters", testAuditChainTwoWriters},
 		{"CheckpointsAndManifests", testCheckpointsAndManifests},
 		{"AuditChainPagesLetAppendsIn", testAuditChainPagesLetAppendsIn},
+		{"LimitWindows", testLimitWindows},
+		{"LimitLocks", testLimitLocks},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.f(t, b) })
 	}
@@ -89,7 +91,7 @@ func testMigrations(t *testing.T, b Backend) {
 		t.Fatal(err)
 	}
 	v1, err := s.SchemaVersion(ctx)
-	if err != nil || v1 < 7 {
+	if err != nil || v1 < 8 {
 		t.Fatalf("version %d %v", v1, err)
 	}
 	s2 := db.open(t)
