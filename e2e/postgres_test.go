@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rr-gateway/rr/agent"
+	"github.com/rr-gateway/rr/auth"
+	"github.com/rr-gateway/rr/gateway/gatewaytest"
 	"github.com/rr-gateway/rr/internal/pgtest"
 	"github.com/rr-gateway/rr/internal/testtool"
 	"github.com/rr-gateway/rr/store"
@@ -161,5 +164,134 @@ func TestPostgresLostMidSession(t *testing.T) {
 	again := w.ssh(t, ctx, "rr+web-01@127.0.0.1", "echo back")
 	if o, err := again.Output(); err != nil || string(o) != "back\n" {
 		t.Fatalf("a login once PostgreSQL was back: %v %q\n%s", err, o, g.log())
+	}
+}
+
+// TestPostgresGatewaysStartAtOnce: two rr-gateway processes started at
+// once on an empty database both come up, and it is migrated once.
+func TestPostgresGatewaysStartAtOnce(t *testing.T) {
+	dsn := pgtest.DB(t)
+	bin := buildBinaries(t)
+	var people []string
+	var cmds []*exec.Cmd
+	for i := range 2 {
+		dir := t.TempDir()
+		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		people = append(people, addr)
+		cfg := filepath.Join(dir, "gateway.yaml")
+		os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: %s
+agent_listen: 127.0.0.1:0
+host_key: %s/host_key
+mail: {mode: smtp, smtp: {host: 127.0.0.1, port: 1, tls: none}}
+recordings: {spool: %s/spool}
+store: {driver: postgres}
+name: gw%d
+`, addr, dir, dir, i+1)), 0o600)
+		cmd := exec.Command(filepath.Join(bin, "rr-gateway"), "-config", cfg)
+		cmd.Env = append(os.Environ(), "RR_STORE_DSN="+dsn)
+		logf, _ := os.Create(filepath.Join(dir, "gateway.log"))
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmds = append(cmds, cmd)
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); logf.Close() })
+	}
+	for _, cmd := range cmds {
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, addr := range people {
+		gatewaytest.WaitPort(t, addr)
+	}
+	st := openPG(t, dsn)
+	if v, err := st.SchemaVersion(context.Background()); err != nil || v != 8 {
+		t.Fatalf("schema version %d, %v", v, err)
+	}
+}
+
+// TestPostgresLimitsAcrossGateways: two gateways on one PostgreSQL count
+// wrong factors together — five spread over both lock the person out on
+// both, and restarting one does not lift it — and an enrollment token
+// spent through one is refused by the other.
+func TestPostgresLimitsAcrossGateways(t *testing.T) {
+	dsn := pgtest.DB(t)
+	extra := "auth: {passphrase_tries: 1}\n" // one wrong passphrase per connection
+	g1, cmd1 := pgGateway(t, dsn, extra)
+	g2, _ := pgGateway(t, dsn, extra)
+	// Each gateway's file declares alice with a key of its own; the last
+	// one applied (g2's) is hers now: use it on both.
+	w2 := g2.w
+	w1 := *g2.w
+	w1.gw = g1.w.gw
+	w1.logLevel, w2.logLevel = "INFO", "INFO"
+	wrong := map[string]string{"RR_PASSPHRASE": "not-the-passphrase"}
+	for i := range auth.DefaultLimits.FailuresBeforeLockout {
+		w := []*world{&w1, w2}[i%2]
+		if _, out, errOut, code := w.attempt(t, "rr+web-01", wrong); code != 255 || out != "" {
+			t.Fatalf("wrong passphrase %d: exit %d, %q %q", i+1, code, out, errOut)
+		}
+	}
+	locked := func(w *world, which string) {
+		t.Helper()
+		_, out, errOut, code := w.attempt(t, "rr+web-01", nil)
+		if code != 255 || out != "" || !strings.Contains(errOut, "too many failed attempts") {
+			t.Fatalf("%s after %d wrong factors over both gateways: exit %d, %q %q", which, auth.DefaultLimits.FailuresBeforeLockout, code, out, errOut)
+		}
+	}
+	locked(&w1, "gateway 1")
+	locked(w2, "gateway 2")
+	cmd1.Process.Kill()
+	cmd1.Wait()
+	g1.start() // its file's alice key is hers again
+	g1.w.logLevel = "INFO"
+	locked(g1.w, "gateway 1 restarted")
+
+	// A token made on gateway 1, spent by an agent on gateway 2.
+	enroll := exec.Command(filepath.Join(g1.bin, "rr-gateway"), "enroll", "-config", g1.cfg, "web-02")
+	enroll.Env = append(os.Environ(), g1.env...)
+	token, err := enroll.Output()
+	if err != nil {
+		t.Fatalf("enroll: %v", err)
+	}
+	tok := strings.TrimSpace(string(token))
+	st := openPG(t, dsn)
+	fingerprint := func(g *procGateway) string {
+		out, err := exec.Command(filepath.Join(g.bin, "rr-gateway"), "fingerprint", "-config", g.cfg).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	gatewaytest.StartAgent(t, &gatewaytest.Gateway{AgentAddr: g2.agents, Fingerprint: fingerprint(g2)}, "web-02",
+		gatewaytest.NewKey(t, "web-02-first"), func(c *agent.Config) { c.EnrollToken = tok })
+	waitFor(t, "web-02 bound through gateway 2", func() bool {
+		h, err := st.Host(context.Background(), "web-02")
+		return err == nil && h.AgentKey != ""
+	})
+	bound, _ := st.Host(context.Background(), "web-02")
+	// Gateway 1 refuses the second agent at its key: web-02 is bound, and
+	// its token spent, in the store both gateways share.
+	refusals := func() int { return strings.Count(g1.log(), `msg="login failed" port=agents`) }
+	before := refusals()
+	gatewaytest.StartAgent(t, &gatewaytest.Gateway{AgentAddr: g1.agents, Fingerprint: fingerprint(g1)}, "web-02",
+		gatewaytest.NewKey(t, "web-02-second"), func(c *agent.Config) { c.EnrollToken = tok })
+	waitFor(t, "gateway 1 to refuse the spent token", func() bool { return refusals() > before })
+	if ok, _ := st.HasEnrollToken(context.Background(), "web-02", time.Now()); ok {
+		t.Fatal("the token is still unspent")
+	}
+	if h, _ := st.Host(context.Background(), "web-02"); h.AgentKey != bound.AgentKey {
+		t.Fatal("a spent token replaced web-02's agent key")
+	}
+}
+
+// waitFor polls cond (state in another process: no event to wait on)
+// for up to 30 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
