@@ -121,6 +121,9 @@ func TestPostgresLostMidSession(t *testing.T) {
 	for i := range 200 { // the live session does not notice
 		echo(fmt.Sprint("while-down-", i))
 	}
+	if code, body := g.get("/healthz"); code != 503 || !strings.Contains(body, "store") {
+		t.Errorf("/healthz with PostgreSQL down: %d %q", code, body)
+	}
 	// A new login: one line, that the gateway cannot reach its database.
 	w.logLevel = "INFO"
 	login := exec.CommandContext(ctx, "ssh", w.sshArgs("rr+web-01@127.0.0.1", "true")...)

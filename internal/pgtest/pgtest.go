@@ -164,6 +164,10 @@ func (s *Server) run(ctx context.Context, port int) error {
 		"-c", "listen_addresses=127.0.0.1", "-p", strconv.Itoa(port), "-c", "unix_socket_directories="+s.Dir,
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=300")
+	// Its own process group: a Ctrl-C to the terminal's group must not
+	// stop it before the gateways on it (it stops when Stop, or its
+	// parent's death, says so).
+	cmd.SysProcAttr.Setpgid = true
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGQUIT
 	logf, err := os.OpenFile(filepath.Join(s.Dir, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
