@@ -53,8 +53,9 @@ bench:
 	scripts/bench.sh
 
 # Load and soak (not part of make test): 500 concurrent sessions, the same
-# with 50 under -race, then the fault run; every recording checked byte for
-# byte (bench/load-results.md, bench/load-results.json).
+# with 50 under -race, the fault run, then two gateways on PostgreSQL (and
+# PostgreSQL restarted under load); every recording checked byte for byte
+# (bench/load-results.md, bench/load-results.json).
 load:
 	scripts/load.sh
 
