@@ -199,6 +199,7 @@ type Server struct {
 	conns     map[net.Conn]struct{}
 	sessions  map[string]*session
 	notices   notices        // changes to mail to the admins
+	final     *finalizer     // session ends the store has still to hear
 	sessionWG sync.WaitGroup // live sessions
 	wg        sync.WaitGroup // every goroutine the server started
 }
@@ -217,6 +218,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.registry.init()
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
+	s.final = newFinalizer(cfg.Logger, s.ctx.Done(), &s.wg)
 	s.people = s.peopleConfig()
 	s.agents = s.agentsConfig()
 	cfg.Algorithms.apply(s.people)

@@ -58,7 +58,7 @@ func main() {
 	flag.IntVar(&cfg.workers, "workers", envInt("WORKERS", 8), "parallel clients for the set-up rate and for opening sessions")
 	flag.IntVar(&cfg.junk, "junk", envInt("JUNK", 20000), "junk connections held while a real person logs in (0 skips the flood figures)")
 	flag.IntVar(&cfg.events, "events", envInt("EVENTS", 20000), "security events posted to the intake (0 skips the event figures)")
-	only := flag.String("only", "", "run only this figure group: speed, memory, flood, events or watch")
+	only := flag.String("only", "", "run only this figure group: speed, memory, flood, events, watch or store")
 	flag.StringVar(&cfg.gobench, "gobench", "", "output of go test -bench (recorder, gateway) to include")
 	flag.StringVar(&cfg.out, "out", "bench", "directory for results.md and results.json")
 	flag.StringVar(&cfg.work, "work", "", "working directory (default: a temporary one, removed)")
@@ -144,7 +144,7 @@ func run(cfg config) error {
 	}{
 		{"speed", r.speed, "speed"}, {"memory", r.bareMemory, "bare"}, {"memory", r.sessionMemory, "sessions"},
 		{"memory", r.agentMemory, "agents"}, {"flood", r.junkFlood, "flood"}, {"events", r.eventFigures, "events"},
-		{"watch", r.watchFigures, "watch"},
+		{"watch", r.watchFigures, "watch"}, {"store", r.storeFigures, "store"},
 	} {
 		if cfg.only != "" && cfg.only != g.group {
 			continue
@@ -163,9 +163,9 @@ func run(cfg config) error {
 
 // stack is a gateway (recording into its spool, unless record is false)
 // and an agent process for host h0, with people p0…
-func startStack(dir string, people int, cheap, record bool, shell string) (gw, ag *child, err error) {
-	gw, err = startChild("gateway", filepath.Join(dir, "gateway"), "-people", strconv.Itoa(people),
-		"-hosts", "1", "-cheap="+strconv.FormatBool(cheap), "-record="+strconv.FormatBool(record))
+func startStack(dir string, people int, cheap, record bool, shell string, gwArgs ...string) (gw, ag *child, err error) {
+	gw, err = startChild("gateway", filepath.Join(dir, "gateway"), append([]string{"-people", strconv.Itoa(people),
+		"-hosts", "1", "-cheap=" + strconv.FormatBool(cheap), "-record=" + strconv.FormatBool(record)}, gwArgs...)...)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -23,6 +23,7 @@ type fileConfig struct {
 	HTTPListen         string         `yaml:"http_listen"`
 	HostKey            string         `yaml:"host_key"`
 	Database           string         `yaml:"database"`
+	Store              fileStore      `yaml:"store"`
 	Name               string         `yaml:"name"`
 	Address            string         `yaml:"address"`
 	Log                config.Log     `yaml:"log"`
@@ -201,8 +202,11 @@ func (c *fileConfig) check() error {
 	if c.HostKey == "" {
 		errs = append(errs, errors.New("host_key: empty"))
 	}
-	if c.Database == "" {
+	if c.Database == "" && c.Store.Driver != "postgres" {
 		errs = append(errs, errors.New("database: empty"))
+	}
+	if err := c.Store.check(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Audit.CheckpointInterval < time.Second {
 		errs = append(errs, errors.New("audit.checkpoint_interval: at least 1s"))

@@ -28,7 +28,6 @@ import (
 	"github.com/rr-gateway/rr/internal/sshkit"
 	"github.com/rr-gateway/rr/recorder"
 	"github.com/rr-gateway/rr/store"
-	"github.com/rr-gateway/rr/store/sqlite"
 )
 
 const usage = `rr-gateway: the rr SSH gateway.
@@ -161,7 +160,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	st, err := sqlite.Open(c.Database)
+	st, err := c.openStore(ctx, log)
 	if err != nil {
 		return err
 	}
@@ -176,6 +175,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 	defer spool.Close()
 	acfg := c.authConfig()
 	acfg.Directory = gateway.StoreDirectory(st)
+	acfg.Counters = st // shared by every gateway on the store, kept across restarts
 	acfg.Mailer = mailer
 	acfg.Logger = log
 	metrics := gateway.NewMetrics()
@@ -374,7 +374,7 @@ func cmdEnroll(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	st, err := sqlite.Open(c.Database)
+	st, err := c.openStore(context.Background(), slog.New(slog.NewTextHandler(stderr, nil)))
 	if err != nil {
 		return fail(stderr, err)
 	}

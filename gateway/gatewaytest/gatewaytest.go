@@ -99,6 +99,10 @@ type Gateway struct {
 type Config struct {
 	Gateway gateway.Config
 	Auth    auth.Config
+	// Store, if set, is the gateway's store instead of a fresh SQLite
+	// database: one that several gateways share (PostgreSQL's). The test
+	// closes it.
+	Store *sqlite.Store
 }
 
 // StartGateway starts a gateway with cfg on fresh 127.0.0.1 ports and a
@@ -115,11 +119,14 @@ func StartGateway(t testing.TB, c Config) *Gateway {
 	if cfg.ShutdownGrace == 0 {
 		cfg.ShutdownGrace = time.Second
 	}
-	st, err := sqlite.Open(filepath.Join(t.TempDir(), "rr.db"))
-	if err != nil {
-		t.Fatal(err)
+	st := c.Store
+	if st == nil {
+		var err error
+		if st, err = sqlite.Open(filepath.Join(t.TempDir(), "rr.db")); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
 	}
-	t.Cleanup(func() { st.Close() })
 	cfg.Store = st
 	if cfg.Recorders == nil {
 		sp, err := recorder.NewSpool(recorder.SpoolConfig{Dir: filepath.Join(t.TempDir(), "recordings"),
@@ -134,6 +141,9 @@ func StartGateway(t testing.TB, c Config) *Gateway {
 		Fingerprint: ssh.FingerprintSHA256(cfg.HostKey.PublicKey())}
 	acfg := c.Auth
 	acfg.Directory = gateway.StoreDirectory(st)
+	if acfg.Counters == nil {
+		acfg.Counters = st // as the gateway runs: lockouts and limits in the store
+	}
 	if acfg.Mailer == nil {
 		g.Outbox = NewOutbox()
 		acfg.Mailer = g.Outbox

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -157,7 +157,7 @@ func (s *Store) Sessions(ctx context.Context, f store.SessionFilter) ([]store.Se
 // crashed gateway left open. It returns their ids.
 func (s *Store) InterruptLiveSessions(ctx context.Context, now time.Time) ([]string, error) {
 	var ids []string
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT id FROM sessions WHERE state = 'live' ORDER BY started_at`)
 		if err != nil {
 			return err
