@@ -304,7 +304,8 @@ func (c *preStart) openSession(ctx context.Context, ss *session, start *ssh.Requ
 		ss.watch.cols, ss.watch.rows = c.st.pty.Columns, c.st.pty.Rows
 	}
 	row := store.Session{ID: ss.id, Person: c.person, Team: c.login.Team.Name, Host: target.Host, Command: target.Command,
-		PTY: ss.pty, Source: c.remote, State: store.StateLive, Started: started, EventID: ss.event, EventRule: ss.eventRule}
+		PTY: ss.pty, Source: c.remote, State: store.StateLive, Started: started, EventID: ss.event, EventRule: ss.eventRule,
+		Gateway: s.cfg.Name, GatewayAdvertise: s.cfg.Advertise}
 	if start.Type == wire.ReqSubsystem {
 		row.Command = "subsystem " + string(start.Payload[min(4, len(start.Payload)):])
 	}
