@@ -99,10 +99,13 @@ type Gateway struct {
 type Config struct {
 	Gateway gateway.Config
 	Auth    auth.Config
+	// Database is the SQLite file; "" for a fresh one. Gateways given the
+	// same file share one store, as peers do (docs/architecture.md).
+	Database string
 }
 
 // StartGateway starts a gateway with cfg on fresh 127.0.0.1 ports and a
-// fresh SQLite database, and stops it when the test ends.
+// fresh SQLite database (unless c.Database names one), and stops it when the test ends.
 func StartGateway(t testing.TB, c Config) *Gateway {
 	t.Helper()
 	cfg := c.Gateway
@@ -115,7 +118,11 @@ func StartGateway(t testing.TB, c Config) *Gateway {
 	if cfg.ShutdownGrace == 0 {
 		cfg.ShutdownGrace = time.Second
 	}
-	st, err := sqlite.Open(filepath.Join(t.TempDir(), "rr.db"))
+	db := c.Database
+	if db == "" {
+		db = filepath.Join(t.TempDir(), "rr.db")
+	}
+	st, err := sqlite.Open(db)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,125 @@
+package gateway_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rr-gateway/rr/agent"
+	"github.com/rr-gateway/rr/gateway"
+	"github.com/rr-gateway/rr/gateway/gatewaytest"
+	"github.com/rr-gateway/rr/store"
+)
+
+// newPeers starts two gateways, gw-1 and gw-2, on one SQLite file with
+// one host key, and web-01's agent holding a tunnel to each: the
+// environments of alice on each.
+func newPeers(t *testing.T) (e1, e2 *env) {
+	t.Helper()
+	db := filepath.Join(t.TempDir(), "rr.db")
+	hostKey := gatewaytest.NewKey(t, "gateway_host_key").Signer
+	start := func(name string) *gatewaytest.Gateway {
+		return gatewaytest.StartGateway(t, gatewaytest.Config{Database: db, Gateway: gateway.Config{
+			Name: name, Advertise: name + ".example.com:2222", HostKey: hostKey,
+			Lease: 3 * time.Second, KillPoll: 50 * time.Millisecond, Logger: gatewaytest.Logger(t, name)}})
+	}
+	g1, g2 := start("gw-1"), start("gw-2")
+	alice := gatewaytest.NewKey(t, "alice")
+	g1.AddPerson("alice", "advanced", "alice@example.com", "", alice)
+	web01 := g1.AddHost("web-01")
+	g1.SetPassphrase("web-01", "pp-web-01")
+	g1.AddTeam("ops_RR", true, []string{"alice"}, "web-01")
+	gatewaytest.StartAgent(t, g1, "web-01", web01, func(c *agent.Config) {
+		c.Gateways = []string{g1.AgentAddr, g2.AgentAddr}
+	})
+	g1.WaitOnline("web-01")
+	g2.WaitOnline("web-01")
+	return &env{gw: g1, alice: alice}, &env{gw: g2, alice: alice}
+}
+
+// TestKillFromAPeer: a session held by gw-1 is listed, shown and killed
+// from gw-2's console; the person is told by whom, the row is killed and
+// the recording finalized before the kill answers.
+func TestKillFromAPeer(t *testing.T) {
+	e1, e2 := newPeers(t)
+	id, victimErr := startVictim(t, e1)
+	admin := e2.dialB(t, "rr")
+
+	out, _ := console(t, admin, "sessions --live\nshow "+id+"\n")
+	for _, want := range []string{id + "  live", "gw-1", "gateway:      gw-1 (gw-1.example.com:2222)"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("gw-2's console:\n%s\nwant %q in it", out, want)
+		}
+	}
+	// What hosts shows (an admin's command): both gateways hold web-01.
+	ps, err := e2.gw.Store.Presence(context.Background(), time.Now())
+	if err != nil || len(ps) != 2 || ps[0].Gateway != "gw-1" || ps[1].Gateway != "gw-2" || ps[0].Host != "web-01" {
+		t.Fatalf("presence: %+v %v", ps, err)
+	}
+
+	var x store.Session
+	out, errOut := console(t, admin, "kill "+id+" leaving now\n")
+	if !strings.Contains(out, "killed session "+id) {
+		t.Fatalf("kill from gw-2: %q %q", out, errOut)
+	}
+	// The kill answered only once the row was final.
+	x, err = e2.gw.Store.Session(context.Background(), id)
+	if err != nil || x.State != store.StateKilled || x.KilledBy != "alice" || x.EndReason != "killed by alice: leaving now" ||
+		x.RecordingSHA256 == "" {
+		t.Fatalf("row after the kill answered: %+v %v", x, err)
+	}
+	waitFor(t, victimErr, "Session closed by alice: leaving now")
+}
+
+// TestPeerLeaseExpires: a gateway that stops renewing its lease (it was
+// killed) has its live sessions marked interrupted by a peer within the
+// lease, the row saying where the recording is; a kill of a session held
+// by a gateway that is gone says so.
+func TestPeerLeaseExpires(t *testing.T) {
+	e1, e2 := newPeers(t)
+	ctx := context.Background()
+	st := e1.gw.Store
+	now := time.Now()
+	if err := st.RenewLease(ctx, store.Lease{Gateway: "gw-dead", Renewed: now.Add(-time.Minute), Expires: now.Add(-time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"orphan", "ghost"} {
+		gw := map[string]string{"orphan": "gw-dead", "ghost": "gw-unknown"}[id]
+		if err := st.CreateSession(ctx, store.Session{ID: id, Person: "alice", Team: "ops_RR", Host: "web-01",
+			State: store.StateLive, Started: now, Gateway: gw, Recording: "/spool/" + id + ".gz"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(3 * time.Second) // the lease
+	for {
+		x, err := st.Session(ctx, "orphan")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if x.State == store.StateInterrupted {
+			if !strings.Contains(x.EndReason, "gw-dead's spool") {
+				t.Fatalf("end reason %q does not say where the recording is", x.EndReason)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a dead peer's session still live after the lease")
+		}
+		time.Sleep(50 * time.Millisecond) // no event to wait on: the store is all peers share
+	}
+	evs, err := st.AuditEvents(ctx, store.AuditFilter{Action: "session.interrupted"})
+	if err != nil || len(evs) != 1 || evs[0].SessionID != "orphan" || !strings.Contains(evs[0].Detail, "gw-dead") {
+		t.Fatalf("audit of the takeover: %+v %v", evs, err)
+	}
+
+	admin := e2.dialB(t, "rr")
+	out, errOut := console(t, admin, "show orphan\nkill ghost\n")
+	if !strings.Contains(out, "in gw-dead's spool; gw-dead seals and uploads it when it restarts") {
+		t.Errorf("show of the interrupted session:\n%s", out)
+	}
+	if !strings.Contains(errOut, "the gateway holding it, gw-unknown, is gone") {
+		t.Errorf("kill of a session whose gateway is gone: %q", errOut)
+	}
+}
