@@ -2,11 +2,13 @@ package gateway_test
 
 import (
 	"context"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pkg/sftp"
 	"github.com/rr-gateway/rr/agent"
 	"github.com/rr-gateway/rr/gateway"
 	"github.com/rr-gateway/rr/gateway/gatewaytest"
@@ -122,4 +124,34 @@ func TestPeerLeaseExpires(t *testing.T) {
 	if !strings.Contains(errOut, "the gateway holding it, gw-unknown, is gone") {
 		t.Errorf("kill of a session whose gateway is gone: %q", errOut)
 	}
+}
+
+// TestDownloadFromAPeersSpool: a finalized recording still only in gw-1's
+// spool (not uploaded) is refused on gw-2 with a message naming gw-1,
+// not "no such recording"; gw-1 serves it.
+func TestDownloadFromAPeersSpool(t *testing.T) {
+	e1, e2 := newPeers(t)
+	id := recordedSession(t, e1)
+	cl, err := sftp.NewClient(e2.dialB(t, "rr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	_, err = cl.Open("recordings/" + id + ".gz")
+	if err == nil || !strings.Contains(err.Error(), "spool of gateway gw-1 (gw-1.example.com:2222)") {
+		t.Fatalf("open on gw-2 of a recording in gw-1's spool: %v", err)
+	}
+	cl1, err := sftp.NewClient(e1.dialB(t, "rr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl1.Close()
+	f, err := cl1.Open("recordings/" + id + ".gz")
+	if err != nil {
+		t.Fatalf("open on gw-1, which holds it: %v", err)
+	}
+	if b, err := io.ReadAll(f); err != nil || len(b) == 0 {
+		t.Fatalf("read on gw-1: %d bytes, %v", len(b), err)
+	}
+	f.Close()
 }
