@@ -5,6 +5,7 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,19 +14,26 @@ import (
 	"github.com/rr-gateway/rr/gateway"
 	"github.com/rr-gateway/rr/gateway/gatewaytest"
 	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/store/sqlite"
 )
 
 // newPeers starts two gateways, gw-1 and gw-2, on one SQLite file with
 // one host key, and web-01's agent holding a tunnel to each: the
 // environments of alice on each.
 func newPeers(t *testing.T) (e1, e2 *env) {
+	return newPeersWith(t, 50*time.Millisecond, nil)
+}
+
+// newPeersWith is newPeers with the gateways' kill poll and, if not nil,
+// a wrapper of their stores.
+func newPeersWith(t *testing.T, killPoll time.Duration, wrap func(*sqlite.Store) gateway.Store) (e1, e2 *env) {
 	t.Helper()
 	db := filepath.Join(t.TempDir(), "rr.db")
 	hostKey := gatewaytest.NewKey(t, "gateway_host_key").Signer
 	start := func(name string) *gatewaytest.Gateway {
-		return gatewaytest.StartGateway(t, gatewaytest.Config{Database: db, Gateway: gateway.Config{
+		return gatewaytest.StartGateway(t, gatewaytest.Config{Database: db, WrapStore: wrap, Gateway: gateway.Config{
 			Name: name, Advertise: name + ".example.com:2222", HostKey: hostKey,
-			Lease: 3 * time.Second, KillPoll: 50 * time.Millisecond, Logger: gatewaytest.Logger(t, name)}})
+			Lease: 3 * time.Second, KillPoll: killPoll, Logger: gatewaytest.Logger(t, name)}})
 	}
 	g1, g2 := start("gw-1"), start("gw-2")
 	alice := gatewaytest.NewKey(t, "alice")
@@ -73,6 +81,59 @@ func TestKillFromAPeer(t *testing.T) {
 		t.Fatalf("row after the kill answered: %+v %v", x, err)
 	}
 	waitFor(t, victimErr, "Session closed by alice: leaving now")
+}
+
+// hub is LISTEN/NOTIFY in memory: what a store that can wake peers
+// offers (gateway.Notifier).
+type hub struct {
+	mu   sync.Mutex
+	subs map[int]func(channel, payload string)
+	next int
+}
+
+// notifying is a SQLite store with the hub's Listen and Notify.
+type notifying struct {
+	*sqlite.Store
+	hub *hub
+}
+
+func (n notifying) Listen(ctx context.Context, channel string, fn func(payload string)) error {
+	n.hub.mu.Lock()
+	id := n.hub.next
+	n.hub.next++
+	n.hub.subs[id] = func(ch, p string) {
+		if ch == channel {
+			fn(p)
+		}
+	}
+	n.hub.mu.Unlock()
+	<-ctx.Done()
+	n.hub.mu.Lock()
+	delete(n.hub.subs, id)
+	n.hub.mu.Unlock()
+	return ctx.Err()
+}
+
+func (n notifying) Notify(_ context.Context, channel, payload string) error {
+	n.hub.mu.Lock()
+	defer n.hub.mu.Unlock()
+	for _, f := range n.hub.subs {
+		f(channel, payload)
+	}
+	return nil
+}
+
+// TestKillWakesThePeer: with a store that can wake peers, a kill reaches
+// the holder at once, though it would not poll for an hour.
+func TestKillWakesThePeer(t *testing.T) {
+	h := &hub{subs: map[int]func(string, string){}}
+	e1, e2 := newPeersWith(t, time.Hour, func(st *sqlite.Store) gateway.Store { return notifying{st, h} })
+	id, victimErr := startVictim(t, e1)
+	out, errOut := console(t, e2.dialB(t, "rr"), "kill "+id+"\n")
+	if !strings.Contains(out, "killed session "+id) {
+		t.Fatalf("kill from gw-2: %q %q", out, errOut)
+	}
+	waitFor(t, victimErr, "Session closed by alice")
 }
 
 // TestPeerLeaseExpires: a gateway that stops renewing its lease (it was

@@ -102,6 +102,9 @@ type Config struct {
 	// Database is the SQLite file; "" for a fresh one. Gateways given the
 	// same file share one store, as peers do (docs/architecture.md).
 	Database string
+	// WrapStore, if set, wraps the store the gateway is given (to add
+	// what another backend offers, such as a gateway.Notifier).
+	WrapStore func(*sqlite.Store) gateway.Store
 }
 
 // StartGateway starts a gateway with cfg on fresh 127.0.0.1 ports and a
@@ -128,6 +131,9 @@ func StartGateway(t testing.TB, c Config) *Gateway {
 	}
 	t.Cleanup(func() { st.Close() })
 	cfg.Store = st
+	if c.WrapStore != nil {
+		cfg.Store = c.WrapStore(st)
+	}
 	if cfg.Recorders == nil {
 		sp, err := recorder.NewSpool(recorder.SpoolConfig{Dir: filepath.Join(t.TempDir(), "recordings"),
 			FlushInterval: 100 * time.Millisecond, Logger: cfg.Logger})
