@@ -228,3 +228,28 @@ func (s *Server) killAnywhere(ctx context.Context, id, by, reason string) error 
 		}
 	}
 }
+
+// peersHolding names the peers that hold a tunnel of host (with their
+// advertise address): where a person may reach a host this gateway has no
+// tunnel of. Nil when there is none, or the store cannot say.
+func (s *Server) peersHolding(host string) []string {
+	ctx, cancel := context.WithTimeout(s.ctx, storeTimeout)
+	defer cancel()
+	ps, err := s.cfg.Store.Presence(ctx, s.cfg.Now())
+	if err != nil {
+		s.log.Warn("cannot read host presence", "host", host, "err", err)
+		return nil
+	}
+	var out []string
+	for _, p := range ps {
+		if p.Host != host || p.Gateway == s.cfg.Name {
+			continue
+		}
+		where := p.Gateway
+		if l, err := s.cfg.Store.Lease(ctx, p.Gateway); err == nil && l.Advertise != "" {
+			where += " (" + l.Advertise + ")"
+		}
+		out = append(out, where)
+	}
+	return out
+}

@@ -64,18 +64,14 @@ func TestKillFromAPeer(t *testing.T) {
 		}
 	}
 	// What hosts shows (an admin's command): both gateways hold web-01.
-	ps, err := e2.gw.Store.Presence(context.Background(), time.Now())
-	if err != nil || len(ps) != 2 || ps[0].Gateway != "gw-1" || ps[1].Gateway != "gw-2" || ps[0].Host != "web-01" {
-		t.Fatalf("presence: %+v %v", ps, err)
-	}
+	waitPresence(t, e2.gw.Store, "web-01", "gw-1", "gw-2")
 
-	var x store.Session
 	out, errOut := console(t, admin, "kill "+id+" leaving now\n")
 	if !strings.Contains(out, "killed session "+id) {
 		t.Fatalf("kill from gw-2: %q %q", out, errOut)
 	}
 	// The kill answered only once the row was final.
-	x, err = e2.gw.Store.Session(context.Background(), id)
+	x, err := e2.gw.Store.Session(context.Background(), id)
 	if err != nil || x.State != store.StateKilled || x.KilledBy != "alice" || x.EndReason != "killed by alice: leaving now" ||
 		x.RecordingSHA256 == "" {
 		t.Fatalf("row after the kill answered: %+v %v", x, err)
@@ -215,4 +211,43 @@ func TestDownloadFromAPeersSpool(t *testing.T) {
 		t.Fatalf("read on gw-1: %d bytes, %v", len(b), err)
 	}
 	f.Close()
+}
+
+// TestHostOnlyOnAPeer: a host whose agent is connected to gw-2 only is
+// refused on gw-1 naming where it is reachable.
+func TestHostOnlyOnAPeer(t *testing.T) {
+	e1, e2 := newPeers(t)
+	web02 := e1.gw.AddHost("web-02")
+	e1.gw.SetPassphrase("web-02", "pp-web-02")
+	e1.gw.AddTeam("ops_RR", true, []string{"alice"}, "web-01", "web-02")
+	gatewaytest.StartAgent(t, e2.gw, "web-02", web02, nil)
+	waitPresence(t, e1.gw.Store, "web-02", "gw-2")
+	_, stderr, err := run(t, e1.dialB(t, "rr"), "web-02 -- true", nil)
+	if exitStatus(err) != 1 || !strings.Contains(stderr, `rr: host "web-02" is not connected to this gateway; its agent is connected to gw-2 (gw-2.example.com:2222)`) {
+		t.Fatalf("web-02 on gw-1: %q %v", stderr, err)
+	}
+}
+
+// waitPresence waits until the store says exactly gateways hold host's
+// tunnel. A gateway writes its row just after the tunnel is admitted
+// (WaitOnline's event), so this may take a moment.
+func waitPresence(t *testing.T, st *sqlite.Store, host string, gateways ...string) {
+	t.Helper()
+	var got []string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		ps, err := st.Presence(context.Background(), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = got[:0]
+		for _, p := range ps {
+			if p.Host == host {
+				got = append(got, p.Gateway)
+			}
+		}
+		if strings.Join(got, ",") == strings.Join(gateways, ",") {
+			return
+		}
+	}
+	t.Fatalf("gateways holding %s: %v, want %v", host, got, gateways)
 }

@@ -283,6 +283,10 @@ func (c *personConn) refusal(host string, err error) string {
 	case errors.Is(err, errNoSuchHost):
 		return fmt.Sprintf("rr: no host %q that you may reach; \"ssh rr@GATEWAY\" lists yours", host)
 	case errors.Is(err, errHostOffline):
+		if peers := c.srv.peersHolding(host); len(peers) > 0 {
+			return fmt.Sprintf("rr: host %q is not connected to this gateway; its agent is connected to %s",
+				host, strings.Join(peers, ", "))
+		}
 		return fmt.Sprintf("rr: host %q is offline: its agent is not connected to the gateway", host)
 	case errors.Is(err, errNoLongerAllowed):
 		return "rr: " + err.Error()
