@@ -11,16 +11,10 @@ import (
 )
 
 // ClusterStore is what the gateway needs of the store to run beside
-// peers on the same store (docs/architecture.md#several-gateways).
+// peers on the same store (docs/architecture.md#several-gateways): all
+// of store.Cluster.
 type ClusterStore interface {
-	RenewLease(ctx context.Context, l store.Lease) error
-	Lease(ctx context.Context, gateway string) (store.Lease, error)
-	ExpireGateways(ctx context.Context, self string, now time.Time) ([]store.Expired, error)
-	RequestKill(ctx context.Context, r store.KillRequest) error
-	TakeKillRequests(ctx context.Context, gateway string) ([]store.KillRequest, error)
-	SetPresence(ctx context.Context, host, gateway string, now time.Time) error
-	DropPresence(ctx context.Context, host, gateway string) error
-	Presence(ctx context.Context, now time.Time) ([]store.Presence, error)
+	store.Cluster
 }
 
 // Notifier is what a store offers when it can wake peers at once

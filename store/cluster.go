@@ -1,6 +1,24 @@
 package store
 
-import "time"
+import (
+	"context"
+	"time"
+)
+
+// Cluster is what a backend offers for several gateways on one store
+// (store/sqlite's cluster.go is the reference): leases and the takeover
+// of an expired one, kill requests, host presence. Each method is one
+// statement or one transaction.
+type Cluster interface {
+	RenewLease(ctx context.Context, l Lease) error
+	Lease(ctx context.Context, gateway string) (Lease, error)
+	ExpireGateways(ctx context.Context, self string, now time.Time) ([]Expired, error)
+	RequestKill(ctx context.Context, r KillRequest) error
+	TakeKillRequests(ctx context.Context, gateway string) ([]KillRequest, error)
+	SetPresence(ctx context.Context, host, gateway string, now time.Time) error
+	DropPresence(ctx context.Context, host, gateway string) error
+	Presence(ctx context.Context, now time.Time) ([]Presence, error)
+}
 
 // Lease is a gateway's claim to be alive: it renews it well before
 // Expires; once Expires has passed, a peer takes over what the gateway

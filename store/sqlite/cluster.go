@@ -14,6 +14,8 @@ import (
 // one statement or one transaction, so that a backend port keeps the
 // same guarantees (one peer wins an expiry; a request is taken once).
 
+var _ store.Cluster = (*Store)(nil)
+
 // RenewLease records that l.Gateway is alive until l.Expires, and that it
 // still holds the tunnels its presence rows name (seen at l.Renewed).
 func (s *Store) RenewLease(ctx context.Context, l store.Lease) error {

@@ -18,15 +18,8 @@ type clusterBackend interface {
 	FinishSession(ctx context.Context, id string, end store.SessionEnd) error
 	Session(ctx context.Context, id string) (store.Session, error)
 	InterruptLiveSessions(ctx context.Context, gateway string, now time.Time) ([]string, error)
-	RenewLease(ctx context.Context, l store.Lease) error
-	Lease(ctx context.Context, gateway string) (store.Lease, error)
 	Leases(ctx context.Context) ([]store.Lease, error)
-	ExpireGateways(ctx context.Context, self string, now time.Time) ([]store.Expired, error)
-	RequestKill(ctx context.Context, r store.KillRequest) error
-	TakeKillRequests(ctx context.Context, gateway string) ([]store.KillRequest, error)
-	SetPresence(ctx context.Context, host, gateway string, now time.Time) error
-	DropPresence(ctx context.Context, host, gateway string) error
-	Presence(ctx context.Context, now time.Time) ([]store.Presence, error)
+	store.Cluster
 }
 
 func TestCluster(t *testing.T) {
