@@ -72,7 +72,13 @@ func (s *Server) joinCluster() error {
 // runCluster renews the lease every third of it, takes over from peers
 // whose lease expired, and, while sessions are live here, takes the
 // kills asked for them on peers. It returns when the server closes.
+//
+// It takes over only once its own renewals have gone through for a whole
+// lease (healthy): after the store was out of reach for longer than the
+// lease, every gateway's lease has run out, and the first one back must
+// not end its peers' sessions before they had a chance to renew theirs.
 func (s *Server) runCluster(wake <-chan struct{}) {
+	healthy := s.cfg.Now() // joinCluster renewed
 	renew := time.NewTicker(s.cfg.Lease / 3)
 	defer renew.Stop()
 	poll := time.NewTicker(s.cfg.KillPoll)
@@ -88,11 +94,16 @@ func (s *Server) runCluster(wake <-chan struct{}) {
 			return
 		case <-renew.C:
 			ctx, cancel := context.WithTimeout(s.ctx, storeTimeout)
-			if err := s.renewLease(ctx); err != nil {
+			switch err := s.renewLease(ctx); {
+			case err != nil:
 				s.log.Error("lease not renewed: peers take over this gateway's sessions once it expires",
 					"err", err, "lease", s.cfg.Lease)
+				healthy = time.Time{}
+			case healthy.IsZero():
+				healthy = s.cfg.Now()
+			case s.cfg.Now().Sub(healthy) >= s.cfg.Lease:
+				s.expirePeers(ctx)
 			}
-			s.expirePeers(ctx)
 			cancel()
 		case <-poll.C:
 			if s.liveCount() > 0 {
@@ -104,10 +115,19 @@ func (s *Server) runCluster(wake <-chan struct{}) {
 	}
 }
 
+// renewLease renews this gateway's lease, saying so when a peer had
+// taken over from it meanwhile (it stalled past its lease: the sessions
+// it holds run on, but their rows say interrupted).
 func (s *Server) renewLease(ctx context.Context) error {
+	if _, err := s.cfg.Store.Lease(ctx, s.cfg.Name); errors.Is(err, store.ErrNotFound) && s.renewed {
+		s.log.Error("this gateway's lease had expired and a peer took over: the sessions it held are marked interrupted",
+			"lease", s.cfg.Lease)
+	}
 	now := s.cfg.Now()
-	return s.cfg.Store.RenewLease(ctx, store.Lease{Gateway: s.cfg.Name, Advertise: s.cfg.Advertise,
+	err := s.cfg.Store.RenewLease(ctx, store.Lease{Gateway: s.cfg.Name, Advertise: s.cfg.Advertise,
 		Renewed: now, Expires: now.Add(s.cfg.Lease)})
+	s.renewed = s.renewed || err == nil
+	return err
 }
 
 // expirePeers marks interrupted the live sessions of peers whose lease

@@ -2,10 +2,12 @@ package gateway_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -151,7 +153,9 @@ func TestPeerLeaseExpires(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(3 * time.Second) // the lease
+	// A peer takes over once it has renewed its own lease for a lease
+	// (the peers have just started), at its next renewal.
+	deadline := time.Now().Add(2 * 3 * time.Second)
 	for {
 		x, err := st.Session(ctx, "orphan")
 		if err != nil {
@@ -250,4 +254,74 @@ func waitPresence(t *testing.T, st *sqlite.Store, host string, gateways ...strin
 		}
 	}
 	t.Fatalf("gateways holding %s: %v, want %v", host, got, gateways)
+}
+
+// flaky is a SQLite store whose lease renewals fail while down, telling
+// each renewal (and its outcome) on renewals.
+type flaky struct {
+	*sqlite.Store
+	down     *atomic.Bool
+	renewals chan bool
+}
+
+func (f flaky) RenewLease(ctx context.Context, l store.Lease) error {
+	ok := !f.down.Load()
+	select {
+	case f.renewals <- ok:
+	default:
+	}
+	if !ok {
+		return errors.New("database unreachable")
+	}
+	return f.Store.RenewLease(ctx, l)
+}
+
+// TestNoTakeoverRightAfterAnOutage: after the store was out of reach for
+// longer than the lease, every lease has run out; a gateway back first
+// takes over from no peer until its own renewals have gone through for a
+// whole lease, giving the others the time to renew theirs.
+func TestNoTakeoverRightAfterAnOutage(t *testing.T) {
+	var down atomic.Bool
+	renewals := make(chan bool, 64)
+	e1, _ := newPeersWith(t, 50*time.Millisecond, func(st *sqlite.Store) gateway.Store {
+		return flaky{Store: st, down: &down, renewals: renewals}
+	})
+	ctx := context.Background()
+	now := time.Now()
+	// A peer whose lease ran out during the outage, with a live session.
+	if err := e1.gw.Store.RenewLease(ctx, store.Lease{Gateway: "gw-3", Renewed: now.Add(-time.Minute), Expires: now.Add(-time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e1.gw.Store.CreateSession(ctx, store.Session{ID: "s3", Person: "alice", Team: "ops_RR", Host: "web-01",
+		State: store.StateLive, Started: now, Gateway: "gw-3"}); err != nil {
+		t.Fatal(err)
+	}
+	down.Store(true)
+	for failed := 0; failed < 2; { // both gateways saw the outage
+		if !<-renewals {
+			failed++
+		}
+	}
+	down.Store(false)
+	// Five renewals after it: one gateway's third, once its second (and
+	// the takeover it could have tried then) is done; two seconds of
+	// health, less than a lease (3s, renewed every 1s).
+	for ok := 0; ok < 5; {
+		if <-renewals {
+			ok++
+		}
+	}
+	if x, _ := e1.gw.Store.Session(ctx, "s3"); x.State != store.StateLive {
+		t.Fatalf("a peer's session taken over right after the outage: %+v", x)
+	}
+	// Then a peer does take over.
+	timeout := time.After(20 * time.Second)
+	for x := (store.Session{State: store.StateLive}); x.State == store.StateLive; {
+		select {
+		case <-renewals:
+		case <-timeout:
+			t.Fatal("no takeover a lease after the outage")
+		}
+		x, _ = e1.gw.Store.Session(ctx, "s3")
+	}
 }

@@ -205,6 +205,9 @@ type Server struct {
 	agents   *ssh.ServerConfig
 	registry registry
 	console  *admin.Console
+	// renewed says the lease was renewed once: set by joinCluster, then
+	// by runCluster's goroutine only.
+	renewed bool
 
 	// ctx is cancelled, with a cause, when the server closes; every
 	// connection's context derives from it.
