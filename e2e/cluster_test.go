@@ -9,13 +9,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/rr-gateway/rr/agent"
-	"github.com/rr-gateway/rr/gateway/gatewaytest"
 	"github.com/rr-gateway/rr/internal/testtool"
 	"github.com/rr-gateway/rr/store"
 	"github.com/rr-gateway/rr/store/sqlite"
@@ -26,71 +23,70 @@ import (
 const clusterLease = 3 * time.Second
 
 // procCluster is two rr-gateway processes, gw-1 and gw-2, on one store
-// with one host key, and web-01's agent holding a tunnel to each.
+// with one host key, and web-01's rr-agent holding a tunnel to each.
 type procCluster struct {
-	g1, g2 *procGateway
-	cmd1   *exec.Cmd // gw-1's process
-	shared string    // the folder of the host key (and of a SQLite store)
-
-	mu     sync.Mutex
-	states []stateEvent // the agent's tunnel changes, in order
-	up     chan string  // a tunnel's address each time it connects
-}
-
-type stateEvent struct {
-	gateway string
-	state   agent.State
+	g1, g2   *procGateway
+	cmd1     *exec.Cmd // gw-1's process
+	shared   string    // the folder of the host key (and of a SQLite store)
+	agentLog string
 }
 
 // startProcCluster starts the two gateways, with storeSection(shared) as
 // the store section of both configs (sqliteStore on one file here; any
 // store the gateways share) and extra appended to each ("{{dir}}" is each
-// gateway's own folder), then the agent, and returns once the agent holds
-// a tunnel to each.
+// gateway's own folder), then a real rr-agent given both, and returns once
+// the agent holds a tunnel to each.
 func startProcCluster(t *testing.T, storeSection func(shared string) string, extra string, env ...string) *procCluster {
 	t.Helper()
 	testtool.Need(t, "ssh", "gzip", "openssl")
 	pp := newProcPeople(t)
-	c := &procCluster{shared: t.TempDir(), up: make(chan string, 64)}
+	c := &procCluster{shared: t.TempDir()}
 	st := storeSection(c.shared)
 	conf := func(name string) string {
 		return fmt.Sprintf("name: %s\ncluster: {advertise: \"{{people}}\", lease: %s, kill_poll: 100ms}\n", name, clusterLease) + extra
 	}
 	c.g1, c.cmd1 = pp.gateway(t, c.shared, st, conf("gw-1"), env...)
 	c.g2, _ = pp.gateway(t, c.shared, st, conf("gw-2"), env...)
+	if out, err := exec.Command("go", "build", "-o", pp.bin+"/", "github.com/rr-gateway/rr/cmd/rr-agent").CombinedOutput(); err != nil {
+		t.Fatalf("build rr-agent: %v\n%s", err, out)
+	}
 	fp, err := exec.Command(filepath.Join(pp.bin, "rr-gateway"), "fingerprint", "-config", c.g1.cfg).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
-	gatewaytest.StartAgent(t, &gatewaytest.Gateway{Fingerprint: strings.TrimSpace(string(fp))}, "web-01", pp.agentKey,
-		func(cfg *agent.Config) {
-			cfg.Gateways = []string{c.g1.agents, c.g2.agents}
-			cfg.OnState = func(gw string, s agent.State, _ error) {
-				c.mu.Lock()
-				c.states = append(c.states, stateEvent{gw, s})
-				c.mu.Unlock()
-				if s == agent.StateConnected {
-					c.up <- gw
-				}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "agent.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("gateways: [%s, %s]\ngateway_host_key: %q\nhost: web-01\nkey: %s\n"+
+		"backoff_min: 100ms\nbackoff_max: 1s\nlog: {format: text, level: info}\n",
+		c.g1.agents, c.g2.agents, strings.TrimSpace(string(fp)), pp.agentKey.Path)), 0o600)
+	c.agentLog = filepath.Join(dir, "agent.log")
+	logf, _ := os.Create(c.agentLog)
+	agent := exec.Command(filepath.Join(pp.bin, "rr-agent"), "-config", cfg)
+	agent.Stdout, agent.Stderr = logf, logf
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { agent.Process.Kill(); agent.Wait(); logf.Close() })
+	for _, g := range []*procGateway{c.g1, c.g2} {
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) { // other processes
+			if _, m := g.get("/metrics"); strings.Contains(m, "rr_agents_connected 1") {
+				break
 			}
-		})
-	for want := map[string]bool{c.g1.agents: true, c.g2.agents: true}; len(want) > 0; {
-		select {
-		case gw := <-c.up:
-			delete(want, gw)
-		case <-time.After(30 * time.Second):
-			t.Fatalf("the agent never reached %v", want)
+			if time.Now().After(deadline) {
+				log, _ := os.ReadFile(c.agentLog)
+				t.Fatalf("rr-agent never reached %s:\n%s", g.agents, log)
+			}
 		}
 	}
 	return c
 }
 
-// dropped reports whether the agent's tunnel to gw ever went down.
-func (c *procCluster) dropped(gw string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, e := range c.states {
-		if e.gateway == gw && e.state == agent.StateDisconnected {
+// dropped reports whether the agent's tunnel to g ever went down, as its
+// log says.
+func (c *procCluster) dropped(g *procGateway) bool {
+	log, _ := os.ReadFile(c.agentLog)
+	for _, line := range strings.Split(string(log), "\n") {
+		if strings.Contains(line, "gateway="+g.agents) && strings.Contains(line, "connection lost") {
 			return true
 		}
 	}
@@ -233,8 +229,8 @@ func TestClusterGatewayDies(t *testing.T) {
 	if got, err := cmd.Output(); err != nil || string(got) != "via-gw-2\n" {
 		t.Fatalf("session through gw-2: %q %v", got, err)
 	}
-	if c.dropped(c.g2.agents) {
-		t.Fatal("the agent's tunnel to gw-2 dropped while gw-1 died")
+	if c.dropped(c.g2) || !c.dropped(c.g1) {
+		t.Fatalf("the agent's tunnels: gw-1 dropped %v (want true), gw-2 dropped %v (want false)", c.dropped(c.g1), c.dropped(c.g2))
 	}
 
 	// Gateway 1 comes back: its spool is sealed and goes to the bucket.
@@ -258,4 +254,22 @@ func TestClusterGatewayDies(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(c.g1.dir, "spool", row.ID+".gz")); !os.IsNotExist(err) {
 		t.Fatalf("the recording is still in gw-1's spool: %v", err)
 	}
+	// In the bucket, it downloads from the other gateway too.
+	dest := filepath.Join(t.TempDir(), "got.gz")
+	scp := c.g2.w.tool(t, testCtx(t, time.Minute), c.g2.ann, "scp", "rr@127.0.0.1:recordings/"+row.ID+".gz", dest)
+	if out, err := scp.CombinedOutput(); err != nil {
+		t.Fatalf("scp from gw-2 of a recording in S3: %v\n%s", err, out)
+	}
+	if got, _ := os.ReadFile(dest); !bytes.Equal(got, mustRead(t, obj)) {
+		t.Fatal("the recording fetched from gw-2 differs from the bucket's")
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
