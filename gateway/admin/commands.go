@@ -48,7 +48,8 @@ func commands() []*command {
 		{name: "whoami", summary: "show who you are logged in as: person, role, team", run: (*Console).whoami},
 		{name: "sessions", args: "[--live] [--host H] [--user U] [--event ID] [--since S] [--limit N]",
 			summary: "list live sessions, then recent closed ones",
-			detail: "Shows the sessions of the team you logged in under (admins: every session).\n" +
+			detail: "Shows the sessions of the team you logged in under (admins: every session), on\n" +
+				"every gateway sharing this one's store; GATEWAY is the one holding each.\n" +
 				"--since takes a duration ago (2h), RFC 3339 or YYYY-MM-DD; --limit defaults to 100,\n" +
 				"at most 10000 (narrow with --since, --host or --user for older ones).",
 			run: (*Console).sessions},
@@ -59,6 +60,8 @@ func commands() []*command {
 				"is told who watches. One step from a shell: ssh -t rr@GATEWAY watch:ID",
 			run: (*Console).watch},
 		{name: "kill", args: "ID [REASON...]", summary: "close a live session; its person sees who closed it and why",
+			detail: "A session another gateway holds is closed by that gateway; kill answers once it is\n" +
+				"finalized there (or says that gateway is gone).",
 			run: (*Console).kill},
 		{name: "audit", args: "[--since S] [--until S] [--actor A] [--action X] [--session ID] [--limit N]",
 			summary: "show the audit trail, oldest first", admin: true,
@@ -103,7 +106,7 @@ func commands() []*command {
 			admin: true, change: true, edits: "team", run: (*Console).teamHostAdd},
 		{name: "team host remove", args: "TEAM PATTERN", summary: "remove a host pattern from a team", admin: true,
 			change: true, edits: "team", run: (*Console).teamHostRemove},
-		{name: "hosts", summary: "list hosts: online, last seen, enrolled, labels, passphrase set", admin: true,
+		{name: "hosts", summary: "list hosts: online, last seen, gateways holding it, enrolled, labels, passphrase set", admin: true,
 			run: (*Console).hosts},
 		{name: "host add", args: "NAME [--label K=V]...", summary: "add a host", admin: true, change: true,
 			edits: "host", run: (*Console).hostAdd},
