@@ -12,6 +12,7 @@ import (
 type Cluster interface {
 	RenewLease(ctx context.Context, l Lease) error
 	Lease(ctx context.Context, gateway string) (Lease, error)
+	Leases(ctx context.Context) ([]Lease, error)
 	ExpireGateways(ctx context.Context, self string, now time.Time) ([]Expired, error)
 	RequestKill(ctx context.Context, r KillRequest) error
 	TakeKillRequests(ctx context.Context, gateway string) ([]KillRequest, error)

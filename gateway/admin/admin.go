@@ -59,8 +59,10 @@ type Store interface {
 	SetEventSubscription(ctx context.Context, team, sub string) error
 
 	Hosts(ctx context.Context) ([]store.Host, error)
-	// Presence says which gateways hold which hosts' tunnels (hosts).
+	// Presence says which gateways hold which hosts' tunnels (hosts);
+	// Leases lists the gateways sharing the store (gateways).
 	Presence(ctx context.Context, now time.Time) ([]store.Presence, error)
+	Leases(ctx context.Context) ([]store.Lease, error)
 	CreateHost(ctx context.Context, name string, labels []string) error
 	UpsertHost(ctx context.Context, name string) error
 	DeleteHost(ctx context.Context, name string) error

@@ -485,6 +485,13 @@ func TestListings(t *testing.T) {
 	if out != want {
 		t.Errorf("hosts:\n%s\nwant:\n%s", out, want)
 	}
+	out, _ = e.exec(admin, "gateways")
+	want = "NAME  ADVERTISE  RENEWED               EXPIRES               ALIVE\n" +
+		"gw-2  -          2026-11-24T11:00:00Z  2026-11-24T11:00:15Z  yes\n" +
+		"gw-3  -          2026-11-24T11:00:00Z  2026-11-24T10:59:59Z  no\n"
+	if out != want {
+		t.Errorf("gateways:\n%s\nwant:\n%s", out, want)
+	}
 	out, _ = e.exec(bob, "whoami")
 	if want := "PERSON  ROLE      TEAM\nbob     advanced  ops\n"; out != want {
 		t.Errorf("whoami %q", out)

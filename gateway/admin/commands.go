@@ -108,6 +108,8 @@ func commands() []*command {
 			change: true, edits: "team", run: (*Console).teamHostRemove},
 		{name: "hosts", summary: "list hosts: online, last seen, gateways holding it, enrolled, labels, passphrase set", admin: true,
 			run: (*Console).hosts},
+		{name: "gateways", summary: "list the gateways sharing this store: advertise address, lease, alive",
+			admin: true, run: (*Console).gateways},
 		{name: "host add", args: "NAME [--label K=V]...", summary: "add a host", admin: true, change: true,
 			edits: "host", run: (*Console).hostAdd},
 		{name: "host remove", args: "NAME", summary: "remove a host and its enrollment tokens (its sessions stay)",

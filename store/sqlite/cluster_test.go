@@ -18,7 +18,6 @@ type clusterBackend interface {
 	FinishSession(ctx context.Context, id string, end store.SessionEnd) error
 	Session(ctx context.Context, id string) (store.Session, error)
 	InterruptLiveSessions(ctx context.Context, gateway string, now time.Time) ([]string, error)
-	Leases(ctx context.Context) ([]store.Lease, error)
 	store.Cluster
 }
 
