@@ -152,7 +152,14 @@ func TestClusterKillFromThePeer(t *testing.T) {
 		t.Fatalf("row's gateway: %q %q, want gw-1 at %s", row.Gateway, row.GatewayAdvertise, c.g1.people)
 	}
 
-	out, errOut, code := c.g2.w.console(t, c.g2.ann, "sessions --live", "kill "+row.ID+" incident over")
+	// Every gateway holds web-01's tunnel; both are alive.
+	out, errOut, code := c.g2.w.console(t, c.g2.ann, "hosts", "gateways")
+	if code != 0 || !strings.Contains(out, "gw-1@") || !strings.Contains(out, "gw-2@") ||
+		!strings.Contains(out, "gw-1  "+c.g1.people) || !strings.Contains(out, "gw-2  "+c.g2.people) {
+		t.Fatalf("hosts and gateways on gw-2: exit %d\n%s\n%s", code, out, errOut)
+	}
+
+	out, errOut, code = c.g2.w.console(t, c.g2.ann, "sessions --live", "kill "+row.ID+" incident over")
 	if code != 0 || !strings.Contains(out, row.ID) || !strings.Contains(out, "gw-1") ||
 		!strings.Contains(out, "killed session "+row.ID) {
 		t.Fatalf("gw-2's console: exit %d\n%s\n%s", code, out, errOut)
