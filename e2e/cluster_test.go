@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,9 +57,12 @@ func startProcCluster(t *testing.T, storeSection func(shared string) string, ext
 	}
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "agent.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("gateways: [%s, %s]\ngateway_host_key: %q\nhost: web-01\nkey: %s\n"+
+	// gw-2 by name: the agent resolves it (to 127.0.0.1) and dials the
+	// address.
+	_, port2, _ := net.SplitHostPort(c.g2.agents)
+	os.WriteFile(cfg, []byte(fmt.Sprintf("gateways: [%s, localhost:%s]\ngateway_host_key: %q\nhost: web-01\nkey: %s\n"+
 		"backoff_min: 100ms\nbackoff_max: 1s\nlog: {format: text, level: info}\n",
-		c.g1.agents, c.g2.agents, strings.TrimSpace(string(fp)), pp.agentKey.Path)), 0o600)
+		c.g1.agents, port2, strings.TrimSpace(string(fp)), pp.agentKey.Path)), 0o600)
 	c.agentLog = filepath.Join(dir, "agent.log")
 	logf, _ := os.Create(c.agentLog)
 	agent := exec.Command(filepath.Join(pp.bin, "rr-agent"), "-config", cfg)
@@ -77,6 +81,9 @@ func startProcCluster(t *testing.T, storeSection func(shared string) string, ext
 				t.Fatalf("rr-agent never reached %s:\n%s", g.agents, log)
 			}
 		}
+	}
+	if log, _ := os.ReadFile(c.agentLog); !strings.Contains(string(log), "gateway="+c.g2.agents+" resolved_from=localhost:"+port2) {
+		t.Fatalf("the agent's tunnel to gw-2 is not the address localhost resolved to:\n%s", log)
 	}
 	return c
 }
