@@ -105,6 +105,9 @@ func (s *Server) runCluster(wake <-chan struct{}) {
 				s.expirePeers(ctx)
 			}
 			cancel()
+			// Requests for sessions that ended before this gateway took
+			// them go too, live sessions or not.
+			s.takeKills()
 		case <-poll.C:
 			if s.liveCount() > 0 {
 				s.takeKills()
