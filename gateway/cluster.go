@@ -182,7 +182,15 @@ func (s *Server) takeKills() {
 		ss := s.sessions[r.SessionID]
 		s.mu.Unlock()
 		if ss == nil {
-			continue // ended meanwhile: the asker reads how on its row
+			// Ended meanwhile (the asker reads how on its row), or its
+			// row is written but it is not registered yet: then it is
+			// asked again, for the next take.
+			if x, err := s.cfg.Store.Session(ctx, r.SessionID); err == nil && x.State == store.StateLive && x.Gateway == s.cfg.Name {
+				if err := s.cfg.Store.RequestKill(ctx, r); err != nil {
+					s.log.Error("kill request not kept", "session", r.SessionID, "err", err)
+				}
+			}
+			continue
 		}
 		ss.log.Info("session killed from a peer gateway", "by", r.By, "reason", r.Reason)
 		ss.cancel(&killError{by: r.By, reason: r.Reason})

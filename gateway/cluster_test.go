@@ -325,3 +325,48 @@ func TestNoTakeoverRightAfterAnOutage(t *testing.T) {
 		x, _ = e1.gw.Store.Session(ctx, "s3")
 	}
 }
+
+// taking is a SQLite store that tells each kill request it hands out.
+type taking struct {
+	*sqlite.Store
+	taken chan string
+}
+
+func (s taking) TakeKillRequests(ctx context.Context, gateway string) ([]store.KillRequest, error) {
+	rs, err := s.Store.TakeKillRequests(ctx, gateway)
+	for _, r := range rs {
+		select {
+		case s.taken <- gateway + " " + r.SessionID:
+		default:
+		}
+	}
+	return rs, err
+}
+
+// TestKillBeforeRegistration: a kill request taken for a session whose
+// row is live here but which is not registered yet (its row is written
+// just before) is kept for the next take, not lost.
+func TestKillBeforeRegistration(t *testing.T) {
+	taken := make(chan string, 16)
+	e1, _ := newPeersWith(t, 50*time.Millisecond, func(st *sqlite.Store) gateway.Store { return taking{st, taken} })
+	ctx := context.Background()
+	st := e1.gw.Store
+	if err := st.CreateSession(ctx, store.Session{ID: "early", Person: "alice", Team: "ops_RR", Host: "web-01",
+		State: store.StateLive, Started: time.Now(), Gateway: "gw-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RequestKill(ctx, store.KillRequest{SessionID: "early", Gateway: "gw-1", By: "bob", Requested: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(10 * time.Second) // polls every 50ms
+	for n := 0; n < 2; {                    // taken, kept, and taken again
+		select {
+		case got := <-taken:
+			if got == "gw-1 early" {
+				n++
+			}
+		case <-timeout:
+			t.Fatal("the kill request was taken and lost")
+		}
+	}
+}
