@@ -358,8 +358,9 @@ func TestKillBeforeRegistration(t *testing.T) {
 	if err := st.RequestKill(ctx, store.KillRequest{SessionID: "early", Gateway: "gw-1", By: "bob", Requested: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	timeout := time.After(10 * time.Second) // polls every 50ms
-	for n := 0; n < 2; {                    // taken, kept, and taken again
+	// Taken, kept, and taken again (it polls every 50ms).
+	timeout := time.After(10 * time.Second)
+	for n := 0; n < 2; {
 		select {
 		case got := <-taken:
 			if got == "gw-1 early" {
@@ -367,6 +368,29 @@ func TestKillBeforeRegistration(t *testing.T) {
 			}
 		case <-timeout:
 			t.Fatal("the kill request was taken and lost")
+		}
+	}
+}
+
+// TestStaleKillRequestsGo: with no live session, a gateway does not poll
+// for kills, but its lease renewal takes the requests for sessions that
+// ended before it took them.
+func TestStaleKillRequestsGo(t *testing.T) {
+	taken := make(chan string, 16)
+	e1, _ := newPeersWith(t, 50*time.Millisecond, func(st *sqlite.Store) gateway.Store { return taking{st, taken} })
+	if err := e1.gw.Store.RequestKill(context.Background(), store.KillRequest{SessionID: "ended", Gateway: "gw-1", By: "bob",
+		Requested: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(10 * time.Second) // renewals every second
+	for {
+		select {
+		case got := <-taken:
+			if got == "gw-1 ended" {
+				return
+			}
+		case <-timeout:
+			t.Fatal("a stale kill request stayed in the store")
 		}
 	}
 }
