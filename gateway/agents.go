@@ -102,6 +102,7 @@ func (s *Server) handleAgent(nc *prelogin.Conn) {
 		return
 	}
 	s.touchHost(host)
+	s.setPresence(host, true)
 	log.Info("agent connected")
 	s.audit(store.AuditEvent{Actor: "agent:" + host, Action: "agent.connect", Target: host,
 		Outcome: "allowed", Source: nc.RemoteAddr().String()})
@@ -130,6 +131,9 @@ func (s *Server) handleAgent(nc *prelogin.Conn) {
 	}
 	err = sc.Wait()
 	s.registry.remove(ac)
+	if s.registry.get(host) == nil {
+		s.setPresence(host, false)
+	}
 	s.touchHost(host)
 	log.Info("agent disconnected", "err", err)
 	s.audit(store.AuditEvent{Actor: "agent:" + host, Action: "agent.disconnect", Target: host,
@@ -141,6 +145,22 @@ func (s *Server) touchHost(host string) {
 	defer cancel()
 	if err := s.cfg.Store.TouchHost(ctx, host, s.cfg.Now()); err != nil {
 		s.log.Warn("cannot record host last seen", "host", host, "err", err)
+	}
+}
+
+// setPresence tells peers, through the store, whether this gateway holds
+// a tunnel of host.
+func (s *Server) setPresence(host string, on bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	var err error
+	if on {
+		err = s.cfg.Store.SetPresence(ctx, host, s.cfg.Name, s.cfg.Now())
+	} else {
+		err = s.cfg.Store.DropPresence(ctx, host, s.cfg.Name)
+	}
+	if err != nil {
+		s.log.Warn("cannot record host presence", "host", host, "online", on, "err", err)
 	}
 }
 

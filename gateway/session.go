@@ -283,6 +283,10 @@ func (c *personConn) refusal(host string, err error) string {
 	case errors.Is(err, errNoSuchHost):
 		return fmt.Sprintf("rr: no host %q that you may reach; \"ssh rr@GATEWAY\" lists yours", host)
 	case errors.Is(err, errHostOffline):
+		if peers := c.srv.peersHolding(host); len(peers) > 0 {
+			return fmt.Sprintf("rr: host %q is not connected to this gateway; its agent is connected to %s",
+				host, strings.Join(peers, ", "))
+		}
 		return fmt.Sprintf("rr: host %q is offline: its agent is not connected to the gateway", host)
 	case errors.Is(err, errNoLongerAllowed):
 		return "rr: " + err.Error()
@@ -304,7 +308,8 @@ func (c *preStart) openSession(ctx context.Context, ss *session, start *ssh.Requ
 		ss.watch.cols, ss.watch.rows = c.st.pty.Columns, c.st.pty.Rows
 	}
 	row := store.Session{ID: ss.id, Person: c.person, Team: c.login.Team.Name, Host: target.Host, Command: target.Command,
-		PTY: ss.pty, Source: c.remote, State: store.StateLive, Started: started, EventID: ss.event, EventRule: ss.eventRule}
+		PTY: ss.pty, Source: c.remote, State: store.StateLive, Started: started, EventID: ss.event, EventRule: ss.eventRule,
+		Gateway: s.cfg.Name, GatewayAdvertise: s.cfg.Advertise}
 	if start.Type == wire.ReqSubsystem {
 		row.Command = "subsystem " + string(start.Payload[min(4, len(start.Payload)):])
 	}

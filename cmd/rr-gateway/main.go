@@ -196,7 +196,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 	}
 	// Before the uploader runs: it takes only recordings their sessions
 	// have sealed; and with the notary, so that sealed ones are signed.
-	if err := gateway.RecoverSessions(ctx, st, spool, notary, log); err != nil {
+	if err := gateway.RecoverSessions(ctx, c.gatewayName(), st, spool, notary, log); err != nil {
 		return err
 	}
 	// A checkpoint now covers what the last run and the recovery wrote;
@@ -234,8 +234,11 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 		Recorders:          gateway.SpoolRecorders(spool, st, log, kick),
 		Logger:             log,
 		Metrics:            metrics,
-		Name:               c.Name,
+		Name:               c.gatewayName(),
 		Address:            c.address(),
+		Advertise:          c.Cluster.Advertise,
+		Lease:              c.Cluster.Lease,
+		KillPoll:           c.Cluster.KillPoll,
 		Recordings:         recordings,
 		Notary:             notary,
 		Evidence:           &admin.Evidence{Store: st, Key: notary.PublicKey()},

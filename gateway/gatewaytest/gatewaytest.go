@@ -99,14 +99,21 @@ type Gateway struct {
 type Config struct {
 	Gateway gateway.Config
 	Auth    auth.Config
-	// Store, if set, is the gateway's store instead of a fresh SQLite
+	// Store, if set, is the gateway's store instead of a SQLite
 	// database: one that several gateways share (PostgreSQL's). The test
 	// closes it.
 	Store *sqlite.Store
+	// Database is the SQLite file when Store is nil; "" for a fresh one.
+	// Gateways given the same file share one store, as peers do
+	// (docs/architecture.md).
+	Database string
+	// WrapStore, if set, wraps the store the gateway is given (to add
+	// what another backend offers, such as a gateway.Notifier).
+	WrapStore func(*sqlite.Store) gateway.Store
 }
 
 // StartGateway starts a gateway with cfg on fresh 127.0.0.1 ports and a
-// fresh SQLite database, and stops it when the test ends.
+// fresh SQLite database (unless c.Store or c.Database says otherwise), and stops it when the test ends.
 func StartGateway(t testing.TB, c Config) *Gateway {
 	t.Helper()
 	cfg := c.Gateway
@@ -121,13 +128,20 @@ func StartGateway(t testing.TB, c Config) *Gateway {
 	}
 	st := c.Store
 	if st == nil {
+		db := c.Database
+		if db == "" {
+			db = filepath.Join(t.TempDir(), "rr.db")
+		}
 		var err error
-		if st, err = sqlite.Open(filepath.Join(t.TempDir(), "rr.db")); err != nil {
+		if st, err = sqlite.Open(db); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
 	}
 	cfg.Store = st
+	if c.WrapStore != nil {
+		cfg.Store = c.WrapStore(st)
+	}
 	if cfg.Recorders == nil {
 		sp, err := recorder.NewSpool(recorder.SpoolConfig{Dir: filepath.Join(t.TempDir(), "recordings"),
 			FlushInterval: 100 * time.Millisecond, Logger: cfg.Logger})

@@ -17,10 +17,11 @@ func (s *Store) CreateSession(ctx context.Context, sess store.Session) error {
 		return fmt.Errorf("store: new session %s must be live, not %q", sess.ID, sess.State)
 	}
 	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions
-		(id, person, team, host, command, pty, source, state, started_at, recording, event_id, event_rule)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		(id, person, team, host, command, pty, source, state, started_at, recording, event_id, event_rule,
+		gateway, gateway_advertise)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		sess.ID, sess.Person, sess.Team, sess.Host, sess.Command, sess.PTY, sess.Source, string(sess.State),
-		nanos(sess.Started), sess.Recording, sess.EventID, sess.EventRule)
+		nanos(sess.Started), sess.Recording, sess.EventID, sess.EventRule, sess.Gateway, sess.GatewayAdvertise)
 	if isConstraint(err) {
 		return fmt.Errorf("%w: session %s exists", store.ErrConflict, sess.ID)
 	}
@@ -51,7 +52,7 @@ func (s *Store) FinishSession(ctx context.Context, id string, end store.SessionE
 
 const sessionCols = `id, person, team, host, command, pty, source, state, started_at, ended_at,
 	bytes_in, bytes_out, exit_status, end_reason, killed_by, recording, recording_size, recording_sha256,
-	event_id, event_rule`
+	event_id, event_rule, gateway, gateway_advertise`
 
 func scanSession(sc interface{ Scan(...any) error }) (store.Session, error) {
 	var x store.Session
@@ -60,7 +61,7 @@ func scanSession(sc interface{ Scan(...any) error }) (store.Session, error) {
 	var exit sql.NullInt64
 	err := sc.Scan(&x.ID, &x.Person, &x.Team, &x.Host, &x.Command, &x.PTY, &x.Source, &state, &started, &ended,
 		&x.BytesIn, &x.BytesOut, &exit, &x.EndReason, &x.KilledBy, &x.Recording, &x.RecordingSize, &x.RecordingSHA256,
-		&x.EventID, &x.EventRule)
+		&x.EventID, &x.EventRule, &x.Gateway, &x.GatewayAdvertise)
 	if err != nil {
 		return store.Session{}, err
 	}
@@ -153,33 +154,42 @@ func (s *Store) Sessions(ctx context.Context, f store.SessionFilter) ([]store.Se
 	return out, rows.Err()
 }
 
-// InterruptLiveSessions marks every live session interrupted: sessions a
-// crashed gateway left open. It returns their ids.
-func (s *Store) InterruptLiveSessions(ctx context.Context, now time.Time) ([]string, error) {
+// InterruptLiveSessions marks interrupted the sessions gateway left
+// live (it crashed): its own rows only, and those of no gateway (rows from
+// before several gateways shared a store), never a peer's. It returns
+// their ids.
+func (s *Store) InterruptLiveSessions(ctx context.Context, gateway string, now time.Time) ([]string, error) {
 	var ids []string
 	err := s.tx(ctx, func(tx *Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id FROM sessions WHERE state = 'live' ORDER BY started_at`)
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM sessions WHERE state = 'live' AND gateway IN (?, '')
+			ORDER BY started_at`, gateway)
 		if err != nil {
 			return err
 		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		ids, err = scanIDs(rows)
+		if err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE sessions SET state = 'interrupted', ended_at = ?,
-			end_reason = 'gateway stopped unexpectedly' WHERE state = 'live'`, nanos(now))
+			end_reason = 'gateway stopped unexpectedly' WHERE state = 'live' AND gateway IN (?, '')`, nanos(now), gateway)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store: interrupt live sessions: %w", err)
+		return nil, fmt.Errorf("store: interrupt live sessions of %s: %w", gateway, err)
 	}
 	return ids, nil
+}
+
+// scanIDs reads a column of ids and closes rows.
+func scanIDs(rows *sql.Rows) ([]string, error) {
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
 }

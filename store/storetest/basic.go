@@ -160,7 +160,7 @@ func testSessions(t *testing.T, b Backend) {
 		t.Fatalf("limit: %v", ids(got))
 	}
 	// Restart after a crash: live ones become interrupted, closed stay.
-	gotIDs, err := s.InterruptLiveSessions(ctx, t0.Add(2*time.Hour))
+	gotIDs, err := s.InterruptLiveSessions(ctx, "gw", t0.Add(2*time.Hour))
 	if err != nil || len(gotIDs) != 2 {
 		t.Fatalf("interrupted %v %v", gotIDs, err)
 	}
