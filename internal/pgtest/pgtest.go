@@ -179,18 +179,22 @@ func (s *Server) run(ctx context.Context, port int) error {
 		logf.Close()
 		return fmt.Errorf("pgtest: postgres: %w", err)
 	}
-	ready := make(chan struct{})
+	// The scanner owns tail until it exits (scanned), which done waits
+	// for: reading tail once done is closed is no race.
+	ready, scanned := make(chan struct{}), make(chan struct{})
 	var tail []string
 	go func() { // copies the log until the server exits; says when it is ready
+		defer close(scanned)
 		sc := bufio.NewScanner(pr)
+		waiting := true
 		for sc.Scan() {
 			line := sc.Text()
 			fmt.Fprintln(logf, line)
-			if ready != nil {
+			if waiting {
 				tail = append(tail, line)
 				if strings.Contains(line, "ready to accept connections") {
 					close(ready)
-					ready = nil
+					waiting = false
 				}
 			}
 		}
@@ -200,6 +204,7 @@ func (s *Server) run(ctx context.Context, port int) error {
 	go func() {
 		cmd.Wait()
 		pw.Close()
+		<-scanned
 		logf.Close()
 		close(done)
 	}()
