@@ -6,7 +6,7 @@ import (
 )
 
 // Cluster is what a backend offers for several gateways on one store
-// (store/sqlite's cluster.go is the reference): leases and the takeover
+// (store/sqlstore's cluster.go, for both backends): leases and the takeover
 // of an expired one, kill requests, host presence. Each method is one
 // statement or one transaction.
 type Cluster interface {

@@ -1,9 +1,12 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/rr-gateway/rr/store"
@@ -11,8 +14,9 @@ import (
 
 // Several gateways on one store (docs/architecture.md#several-gateways):
 // leases, their expiry, kill requests and host presence. Each method is
-// one statement or one transaction, so that a backend port keeps the
-// same guarantees (one peer wins an expiry; a request is taken once).
+// one statement or one transaction, with the same guarantees on SQLite
+// and PostgreSQL (one peer wins an expiry; a request is taken once), as
+// store/storetest's Cluster tests check on both.
 
 var _ store.Cluster = (*Store)(nil)
 
@@ -64,7 +68,7 @@ func (s *Store) Lease(ctx context.Context, gateway string) (store.Lease, error) 
 	var renewed, expires int64
 	err := s.db.QueryRowContext(ctx, `SELECT advertise, renewed_at, expires_at FROM gateway_leases WHERE name = ?`,
 		gateway).Scan(&l.Advertise, &renewed, &expires)
-	if err == sql.ErrNoRows {
+	if errors.Is(err, sql.ErrNoRows) {
 		return store.Lease{}, fmt.Errorf("%w: lease of gateway %s", store.ErrNotFound, gateway)
 	}
 	if err != nil {
@@ -80,11 +84,18 @@ func (s *Store) Lease(ctx context.Context, gateway string) (store.Lease, error) 
 // interrupted (the recording is in that gateway's spool), their presence
 // rows and pending kill requests go, and their lease row goes (a gateway
 // that comes back writes a new one).
+//
+// The claim is the lease row's DELETE … RETURNING, and the sessions are
+// those the UPDATE … RETURNING changed: under PostgreSQL's READ
+// COMMITTED a peer that looked at the same time waits for the row lock,
+// then finds the lease gone (or renewed) and the rows no longer live,
+// where a SELECT first would have seen them too. SQLite's writers are one
+// at a time (BEGIN IMMEDIATE) anyway.
 func (s *Store) ExpireGateways(ctx context.Context, self string, now time.Time) ([]store.Expired, error) {
 	var out []store.Expired
 	err := s.tx(ctx, func(tx *Tx) error {
 		out = nil
-		rows, err := tx.QueryContext(ctx, `SELECT name FROM gateway_leases WHERE expires_at < ? AND name <> ? ORDER BY name`,
+		rows, err := tx.QueryContext(ctx, `DELETE FROM gateway_leases WHERE expires_at < ? AND name <> ? RETURNING name`,
 			nanos(now), self)
 		if err != nil {
 			return err
@@ -93,27 +104,15 @@ func (s *Store) ExpireGateways(ctx context.Context, self string, now time.Time) 
 		if err != nil {
 			return err
 		}
+		slices.Sort(names)
 		for _, g := range names {
-			rows, err := tx.QueryContext(ctx, `SELECT id FROM sessions WHERE state = 'live' AND gateway = ? ORDER BY started_at`, g)
-			if err != nil {
-				return err
-			}
-			ids, err := scanIDs(rows)
-			if err != nil {
-				return err
-			}
 			reason := fmt.Sprintf("%s: its lease expired; the recording is in %s's spool until it restarts", store.EndReasonGatewayLost, g)
-			for _, q := range []struct {
-				sql  string
-				args []any
-			}{
-				{`UPDATE sessions SET state = 'interrupted', ended_at = ?, end_reason = ? WHERE state = 'live' AND gateway = ?`,
-					[]any{nanos(now), reason, g}},
-				{`DELETE FROM host_presence WHERE gateway = ?`, []any{g}},
-				{`DELETE FROM kill_requests WHERE gateway = ?`, []any{g}},
-				{`DELETE FROM gateway_leases WHERE name = ?`, []any{g}},
-			} {
-				if _, err := tx.ExecContext(ctx, q.sql, q.args...); err != nil {
+			ids, err := interrupt(ctx, tx, now, reason, g)
+			if err != nil {
+				return err
+			}
+			for _, q := range []string{`DELETE FROM host_presence WHERE gateway = ?`, `DELETE FROM kill_requests WHERE gateway = ?`} {
+				if _, err := tx.ExecContext(ctx, q, g); err != nil {
 					return err
 				}
 			}
@@ -141,37 +140,33 @@ func (s *Store) RequestKill(ctx context.Context, r store.KillRequest) error {
 	return nil
 }
 
-// TakeKillRequests returns and removes, in one transaction, the kill
-// requests for gateway's sessions, oldest first: each is taken once.
+// TakeKillRequests returns and removes the kill requests for gateway's
+// sessions, oldest first: each is taken once. One DELETE … RETURNING, so
+// that a request made meanwhile is either returned or left for the next
+// take, never deleted unseen.
 func (s *Store) TakeKillRequests(ctx context.Context, gateway string) ([]store.KillRequest, error) {
-	var out []store.KillRequest
-	err := s.tx(ctx, func(tx *Tx) error {
-		out = nil
-		rows, err := tx.QueryContext(ctx, `SELECT session_id, gateway, by_person, reason, requested_at FROM kill_requests
-			WHERE gateway = ? ORDER BY requested_at, session_id`, gateway)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var r store.KillRequest
-			var at int64
-			if err := rows.Scan(&r.SessionID, &r.Gateway, &r.By, &r.Reason, &at); err != nil {
-				rows.Close()
-				return err
-			}
-			r.Requested = fromNanos(at)
-			out = append(out, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil || len(out) == 0 {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM kill_requests WHERE gateway = ?`, gateway)
-		return err
-	})
+	rows, err := s.db.QueryContext(ctx, `DELETE FROM kill_requests WHERE gateway = ?
+		RETURNING session_id, gateway, by_person, reason, requested_at`, gateway)
 	if err != nil {
 		return nil, fmt.Errorf("store: take kill requests of %s: %w", gateway, err)
 	}
+	defer rows.Close()
+	var out []store.KillRequest
+	for rows.Next() {
+		var r store.KillRequest
+		var at int64
+		if err := rows.Scan(&r.SessionID, &r.Gateway, &r.By, &r.Reason, &at); err != nil {
+			return nil, fmt.Errorf("store: take kill requests of %s: %w", gateway, err)
+		}
+		r.Requested = fromNanos(at)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: take kill requests of %s: %w", gateway, err)
+	}
+	slices.SortFunc(out, func(a, b store.KillRequest) int {
+		return cmp.Or(a.Requested.Compare(b.Requested), cmp.Compare(a.SessionID, b.SessionID))
+	})
 	return out, nil
 }
 

@@ -1,10 +1,12 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -161,21 +163,51 @@ func (s *Store) Sessions(ctx context.Context, f store.SessionFilter) ([]store.Se
 func (s *Store) InterruptLiveSessions(ctx context.Context, gateway string, now time.Time) ([]string, error) {
 	var ids []string
 	err := s.tx(ctx, func(tx *Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id FROM sessions WHERE state = 'live' AND gateway IN (?, '')
-			ORDER BY started_at`, gateway)
-		if err != nil {
-			return err
-		}
-		ids, err = scanIDs(rows)
-		if err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE sessions SET state = 'interrupted', ended_at = ?,
-			end_reason = 'gateway stopped unexpectedly' WHERE state = 'live' AND gateway IN (?, '')`, nanos(now), gateway)
+		var err error
+		ids, err = interrupt(ctx, tx, now, "gateway stopped unexpectedly", gateway, "")
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: interrupt live sessions of %s: %w", gateway, err)
+	}
+	return ids, nil
+}
+
+// interrupt marks interrupted, with reason, the live sessions the
+// gateways hold and returns their ids, oldest first: exactly the rows it
+// changed (UPDATE … RETURNING), so that two gateways never both report
+// one.
+func interrupt(ctx context.Context, tx *Tx, now time.Time, reason string, gateways ...string) ([]string, error) {
+	q := `UPDATE sessions SET state = 'interrupted', ended_at = ?, end_reason = ?
+		WHERE state = 'live' AND gateway IN (?` + strings.Repeat(`, ?`, len(gateways)-1) + `)`
+	args := []any{nanos(now), reason}
+	for _, g := range gateways {
+		args = append(args, g)
+	}
+	rows, err := tx.QueryContext(ctx, q+` RETURNING id, started_at`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	type row struct {
+		id      string
+		started int64
+	}
+	var rs []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.id, &r.started); err != nil {
+			return nil, err
+		}
+		rs = append(rs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(rs, func(a, b row) int { return cmp.Or(cmp.Compare(a.started, b.started), cmp.Compare(a.id, b.id)) })
+	ids := make([]string, len(rs))
+	for i, r := range rs {
+		ids[i] = r.id
 	}
 	return ids, nil
 }

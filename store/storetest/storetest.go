@@ -77,6 +77,12 @@ func Run(t *testing.T, b Backend) {
 		{"AuditChainPagesLetAppendsIn", testAuditChainPagesLetAppendsIn},
 		{"LimitWindows", testLimitWindows},
 		{"LimitLocks", testLimitLocks},
+		{"ClusterInterruptOwnRows", testInterruptOwnRows},
+		{"ClusterExpireGateways", testExpireGateways},
+		{"ClusterTakeoverRace", testTakeoverRace},
+		{"ClusterKillRequests", testKillRequests},
+		{"ClusterKillRequestsNeverLost", testKillRequestsNeverLost},
+		{"ClusterPresence", testPresence},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.f(t, b) })
 	}
