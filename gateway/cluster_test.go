@@ -29,13 +29,34 @@ func newPeers(t *testing.T) (e1, e2 *env) {
 // newPeersWith is newPeers with the gateways' kill poll and, if not nil,
 // a wrapper of their stores.
 func newPeersWith(t *testing.T, killPoll time.Duration, wrap func(*sqlite.Store) gateway.Store) (e1, e2 *env) {
+	return newPeersOn(t, peerOptions{killPoll: killPoll, lease: 3 * time.Second, wrap: wrap})
+}
+
+// peerOptions are how newPeersOn starts the two gateways.
+type peerOptions struct {
+	killPoll, lease time.Duration
+	// wrap, if set, wraps each gateway's store (SQLite's).
+	wrap func(*sqlite.Store) gateway.Store
+	// store, if set, opens each gateway's own handle on a store they
+	// share instead of one SQLite file: the one the harness reads and
+	// writes, and the one the gateway runs on.
+	store func(t *testing.T) (*sqlite.Store, gateway.Store)
+}
+
+// newPeersOn is newPeers as o says.
+func newPeersOn(t *testing.T, o peerOptions) (e1, e2 *env) {
 	t.Helper()
 	db := filepath.Join(t.TempDir(), "rr.db")
 	hostKey := gatewaytest.NewKey(t, "gateway_host_key").Signer
 	start := func(name string) *gatewaytest.Gateway {
-		return gatewaytest.StartGateway(t, gatewaytest.Config{Database: db, WrapStore: wrap, Gateway: gateway.Config{
+		c := gatewaytest.Config{Database: db, WrapStore: o.wrap, Gateway: gateway.Config{
 			Name: name, Advertise: name + ".example.com:2222", HostKey: hostKey,
-			Lease: 3 * time.Second, KillPoll: killPoll, Logger: gatewaytest.Logger(t, name)}})
+			Lease: o.lease, KillPoll: o.killPoll, Logger: gatewaytest.Logger(t, name)}}
+		if o.store != nil {
+			st, gs := o.store(t)
+			c.Store, c.WrapStore = st, func(*sqlite.Store) gateway.Store { return gs }
+		}
+		return gatewaytest.StartGateway(t, c)
 	}
 	g1, g2 := start("gw-1"), start("gw-2")
 	alice := gatewaytest.NewKey(t, "alice")
@@ -122,10 +143,12 @@ func (n notifying) Notify(_ context.Context, channel, payload string) error {
 }
 
 // TestKillWakesThePeer: with a store that can wake peers, a kill reaches
-// the holder at once, though it would not poll for an hour.
+// the holder at once, though it would not poll, nor renew its lease (which
+// takes kills too), for twenty minutes.
 func TestKillWakesThePeer(t *testing.T) {
 	h := &hub{subs: map[int]func(string, string){}}
-	e1, e2 := newPeersWith(t, time.Hour, func(st *sqlite.Store) gateway.Store { return notifying{st, h} })
+	e1, e2 := newPeersOn(t, peerOptions{killPoll: time.Hour, lease: time.Hour,
+		wrap: func(st *sqlite.Store) gateway.Store { return notifying{st, h} }})
 	id, victimErr := startVictim(t, e1)
 	out, errOut := console(t, e2.dialB(t, "rr"), "kill "+id+"\n")
 	if !strings.Contains(out, "killed session "+id) {

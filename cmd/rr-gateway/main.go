@@ -160,7 +160,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	st, err := c.openStore(ctx, log)
+	st, gst, err := c.openStore(ctx, log)
 	if err != nil {
 		return err
 	}
@@ -229,7 +229,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 	peopleLimits, agentLimits := c.BeforeLogin.gatewayLimits()
 	srv, err := gateway.New(gateway.Config{
 		HostKey:            signer,
-		Store:              st,
+		Store:              gst,
 		Auth:               authSvc,
 		Recorders:          gateway.SpoolRecorders(spool, st, log, kick),
 		Logger:             log,
@@ -377,7 +377,7 @@ func cmdEnroll(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	st, err := c.openStore(context.Background(), slog.New(slog.NewTextHandler(stderr, nil)))
+	st, _, err := c.openStore(context.Background(), slog.New(slog.NewTextHandler(stderr, nil)))
 	if err != nil {
 		return fail(stderr, err)
 	}

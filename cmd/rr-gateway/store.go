@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rr-gateway/rr/gateway"
 	"github.com/rr-gateway/rr/store/postgres"
 	"github.com/rr-gateway/rr/store/sqlite"
 	"github.com/rr-gateway/rr/store/sqlstore"
@@ -65,13 +66,18 @@ func (s fileStore) dsn() (string, error) {
 
 // openStore opens the configured store: SQLite's file, or PostgreSQL (a
 // server that cannot be reached is the one line the gateway exits with).
-func (c *fileConfig) openStore(ctx context.Context, log *slog.Logger) (*sqlstore.Store, error) {
+// The second value is what the gateway runs on: the same store, with
+// PostgreSQL's Listen and Notify (a gateway.Notifier: a kill asked on a
+// peer wakes the gateway holding the session at once, rather than at its
+// next poll).
+func (c *fileConfig) openStore(ctx context.Context, log *slog.Logger) (*sqlstore.Store, gateway.Store, error) {
 	if c.Store.Driver != "postgres" {
-		return sqlite.Open(c.Database)
+		st, err := sqlite.Open(c.Database)
+		return st, st, err
 	}
 	dsn, err := c.Store.dsn()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if w := postgres.InsecureDSN(dsn); w != "" {
 		log.Warn(w)
@@ -82,7 +88,7 @@ func (c *fileConfig) openStore(ctx context.Context, log *slog.Logger) (*sqlstore
 	}
 	st, err := postgres.Open(ctx, dsn, timeout)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return st.Store, nil
+	return st.Store, st, nil
 }
