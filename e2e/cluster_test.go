@@ -14,40 +14,45 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rr-gateway/rr/internal/pgtest"
 	"github.com/rr-gateway/rr/internal/testtool"
 	"github.com/rr-gateway/rr/store"
-	"github.com/rr-gateway/rr/store/sqlite"
+	"github.com/rr-gateway/rr/store/sqlstore"
 )
 
 // clusterLease is the gateways' lease in these tests: short, so that a
 // dead gateway is noticed quickly.
 const clusterLease = 3 * time.Second
 
-// procCluster is two rr-gateway processes, gw-1 and gw-2, on one store
-// with one host key, and web-01's rr-agent holding a tunnel to each.
+// procCluster is two rr-gateway processes, gw-1 and gw-2, on one
+// PostgreSQL database with one host key, and web-01's rr-agent holding a
+// tunnel to each.
 type procCluster struct {
 	g1, g2   *procGateway
 	cmd1     *exec.Cmd // gw-1's process
-	shared   string    // the folder of the host key (and of a SQLite store)
+	dsn      string    // the database both gateways share
 	agentLog string
 }
 
-// startProcCluster starts the two gateways, with storeSection(shared) as
-// the store section of both configs (sqliteStore on one file here; any
-// store the gateways share) and extra appended to each ("{{dir}}" is each
-// gateway's own folder), then a real rr-agent given both, and returns once
-// the agent holds a tunnel to each.
-func startProcCluster(t *testing.T, storeSection func(shared string) string, extra string, env ...string) *procCluster {
+// startProcCluster starts the two gateways on a fresh PostgreSQL
+// database (each connecting as application gw-1 or gw-2), with cluster
+// as their cluster settings besides advertise ("lease: 3s, kill_poll:
+// 100ms") and extra appended to each config ("{{dir}}" is each gateway's
+// own folder), then a real rr-agent given both, and returns once the
+// agent holds a tunnel to each.
+func startProcCluster(t *testing.T, cluster, extra string, env ...string) *procCluster {
 	t.Helper()
 	testtool.Need(t, "ssh", "gzip", "openssl")
+	c := &procCluster{dsn: pgtest.DB(t)}
 	pp := newProcPeople(t)
-	c := &procCluster{shared: t.TempDir()}
-	st := storeSection(c.shared)
-	conf := func(name string) string {
-		return fmt.Sprintf("name: %s\ncluster: {advertise: \"{{people}}\", lease: %s, kill_poll: 100ms}\n", name, clusterLease) + extra
+	shared := t.TempDir() // the host key
+	start := func(name string) (*procGateway, *exec.Cmd) {
+		conf := fmt.Sprintf("name: %s\ncluster: {advertise: \"{{people}}\", %s}\n", name, cluster) + extra
+		return pp.gateway(t, shared, "store: {driver: postgres}\n", conf,
+			append([]string{"RR_STORE_DSN=" + c.dsn + "&application_name=" + name}, env...)...)
 	}
-	c.g1, c.cmd1 = pp.gateway(t, c.shared, st, conf("gw-1"), env...)
-	c.g2, _ = pp.gateway(t, c.shared, st, conf("gw-2"), env...)
+	c.g1, c.cmd1 = start("gw-1")
+	c.g2, _ = start("gw-2")
 	if out, err := exec.Command("go", "build", "-o", pp.bin+"/", "github.com/rr-gateway/rr/cmd/rr-agent").CombinedOutput(); err != nil {
 		t.Fatalf("build rr-agent: %v\n%s", err, out)
 	}
@@ -100,15 +105,10 @@ func (c *procCluster) dropped(g *procGateway) bool {
 	return false
 }
 
-// openStore opens the shared SQLite store, as a third party reading it.
-func (c *procCluster) openStore(t *testing.T) *sqlite.Store {
+// openStore opens the shared store, as a third party reading it.
+func (c *procCluster) openStore(t *testing.T) *sqlstore.Store {
 	t.Helper()
-	st, err := sqlite.Open(filepath.Join(c.shared, "rr.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
+	return openPG(t, c.dsn).Store
 }
 
 // longSession starts, through g, a session on web-01 that prints
@@ -136,7 +136,7 @@ func longSession(t *testing.T, g *procGateway) (*exec.Cmd, *bytes.Buffer) {
 }
 
 // onlyLive returns the one live session's row.
-func onlyLive(t *testing.T, st *sqlite.Store) store.Session {
+func onlyLive(t *testing.T, st *sqlstore.Store) store.Session {
 	t.Helper()
 	rows, err := st.Sessions(context.Background(), store.SessionFilter{LiveOnly: true})
 	if err != nil || len(rows) != 1 {
@@ -145,13 +145,16 @@ func onlyLive(t *testing.T, st *sqlite.Store) store.Session {
 	return rows[0]
 }
 
-// TestClusterKillFromThePeer: a session through gateway 1 is listed on
-// gateway 2 with the gateway holding it and killed from there: the
-// victim is told by whom, the row is killed, and the recording in
-// gateway 1's spool is finalized and decrypts with gzip and openssl.
+// TestClusterKillFromThePeer: two gateways on PostgreSQL; a session
+// through gateway 1 is listed on gateway 2 with the gateway holding it and
+// killed from there: the victim is told by whom, the row is killed, and
+// the recording in gateway 1's spool is finalized and decrypts with gzip
+// and openssl.
 func TestClusterKillFromThePeer(t *testing.T) {
-	c := startProcCluster(t, func(shared string) string { return sqliteStore(shared + "/rr.db") },
-		"recordings: {spool: '{{dir}}/spool', flush_interval: 200ms}\n")
+	// Kills are polled for, and leases renewed, every twenty minutes: the
+	// kill can only come through PostgreSQL's NOTIFY, at once.
+	c := startProcCluster(t, "lease: 1h, kill_poll: 1h", "recordings: {spool: '{{dir}}/spool', flush_interval: 200ms}\n")
+	pgtest.WaitListening(t, c.dsn, "rr_kill", 2)
 	victim, victimErr := longSession(t, c.g1)
 	st := c.openStore(t)
 	row := onlyLive(t, st)
@@ -188,14 +191,15 @@ func TestClusterKillFromThePeer(t *testing.T) {
 	}
 }
 
-// TestClusterGatewayDies: gateway 1 SIGKILLed mid-session: gateway 2
+// TestClusterGatewayDies: two gateways on PostgreSQL and one bucket on
+// versitygw; gateway 1 SIGKILLed mid-session: gateway 2
 // marks the session interrupted within the lease (the row says where the
 // recording is), new sessions go on through gateway 2 whose tunnel from
 // the agent never dropped; gateway 1 restarted seals its spool and
 // uploads it to the bucket.
 func TestClusterGatewayDies(t *testing.T) {
 	s3 := startS3(t, "rec")
-	c := startProcCluster(t, func(shared string) string { return sqliteStore(shared + "/rr.db") }, fmt.Sprintf(`recordings:
+	c := startProcCluster(t, fmt.Sprintf("lease: %s, kill_poll: 100ms", clusterLease), fmt.Sprintf(`recordings:
   spool: '{{dir}}/spool'
   flush_interval: 200ms
   s3: {bucket: rec, endpoint: "http://%s", path_style: true, prefix: "r/", access_key_id: rr-access, secret_access_key_env: RR_TEST_S3_SECRET}
