@@ -3,7 +3,6 @@ package gateway_test
 import (
 	"context"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -39,12 +38,7 @@ func TestKillWakesThePeerOnPostgres(t *testing.T) {
 	dsn, open := onPostgres(t)
 	e1, e2 := newPeersOn(t, peerOptions{killPoll: time.Hour, lease: time.Hour, store: open})
 	pgtest.WaitListening(t, dsn, "rr_kill", 2)
-	id, victimErr := startVictim(t, e1)
-	out, errOut := console(t, e2.dialB(t, "rr"), "kill "+id+"\n")
-	if !strings.Contains(out, "killed session "+id) {
-		t.Fatalf("kill from gw-2: %q %q", out, errOut)
-	}
-	waitFor(t, victimErr, "Session closed by alice")
+	killFromThePeer(t, e1, e2, nil)
 }
 
 // TestKillPollsWhileListenIsDown: gw-1's LISTEN connection cut on the
@@ -54,16 +48,11 @@ func TestKillPollsWhileListenIsDown(t *testing.T) {
 	dsn, open := onPostgres(t)
 	e1, e2 := newPeersOn(t, peerOptions{killPoll: 50 * time.Millisecond, lease: time.Hour, store: open})
 	pgtest.WaitListening(t, dsn, "rr_kill", 2)
-	id, victimErr := startVictim(t, e1)
-	admin := e2.dialB(t, "rr")
 	// The listener reconnects a second later: the kill is asked, and its
 	// notification sent, in that second.
-	if n := pgtest.DropListeners(t, dsn, "rr_kill", "gw-1"); n != 1 {
-		t.Fatalf("%d of gw-1's listeners cut, want 1", n)
-	}
-	out, errOut := console(t, admin, "kill "+id+"\n")
-	if !strings.Contains(out, "killed session "+id) {
-		t.Fatalf("kill from gw-2 while gw-1 hears nothing: %q %q", out, errOut)
-	}
-	waitFor(t, victimErr, "Session closed by alice")
+	killFromThePeer(t, e1, e2, func() {
+		if n := pgtest.DropListeners(t, dsn, "rr_kill", "gw-1"); n != 1 {
+			t.Fatalf("%d of gw-1's listeners cut, want 1", n)
+		}
+	})
 }

@@ -149,8 +149,20 @@ func TestKillWakesThePeer(t *testing.T) {
 	h := &hub{subs: map[int]func(string, string){}}
 	e1, e2 := newPeersOn(t, peerOptions{killPoll: time.Hour, lease: time.Hour,
 		wrap: func(st *sqlite.Store) gateway.Store { return notifying{st, h} }})
+	killFromThePeer(t, e1, e2, nil)
+}
+
+// killFromThePeer starts a session through e1, runs between (if not nil),
+// then kills the session from e2's console: the kill must answer that it
+// was done and the person must be told.
+func killFromThePeer(t *testing.T, e1, e2 *env, between func()) {
+	t.Helper()
 	id, victimErr := startVictim(t, e1)
-	out, errOut := console(t, e2.dialB(t, "rr"), "kill "+id+"\n")
+	admin := e2.dialB(t, "rr")
+	if between != nil {
+		between()
+	}
+	out, errOut := console(t, admin, "kill "+id+"\n")
 	if !strings.Contains(out, "killed session "+id) {
 		t.Fatalf("kill from gw-2: %q %q", out, errOut)
 	}
