@@ -177,21 +177,22 @@ func (s *Store) AuditHead(ctx context.Context) (store.AuditEvent, error) {
 // AddCheckpoint keeps a signed checkpoint. One per seq: a second for the
 // same seq is ignored when it names the same head, refused otherwise.
 func (s *Store) AddCheckpoint(ctx context.Context, c store.Checkpoint) error {
+	// Insert, then look: a SELECT first would let two gateways signing
+	// the same head at once (PostgreSQL's READ COMMITTED) both go on to
+	// insert, and the second fail on the key. DO NOTHING waits for the
+	// other's insert instead; then the row there says whether it is ours.
 	return s.tx(ctx, func(tx *Tx) error {
-		var head string
-		err := tx.QueryRowContext(ctx, `SELECT head FROM audit_checkpoints WHERE seq = ?`, c.Seq).Scan(&head)
-		switch {
-		case err == nil && head == c.Head:
-			return nil
-		case err == nil:
-			return fmt.Errorf("store: checkpoint %d: already signed with another head", c.Seq)
-		case !errors.Is(err, sql.ErrNoRows):
-			return fmt.Errorf("store: checkpoint %d: %w", c.Seq, err)
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO audit_checkpoints (seq, head, at, signature) VALUES (?, ?, ?, ?)`,
-			c.Seq, c.Head, nanos(c.At), c.Signature)
+		_, err := tx.ExecContext(ctx, `INSERT INTO audit_checkpoints (seq, head, at, signature) VALUES (?, ?, ?, ?)
+			ON CONFLICT (seq) DO NOTHING`, c.Seq, c.Head, nanos(c.At), c.Signature)
 		if err != nil {
 			return fmt.Errorf("store: checkpoint %d: %w", c.Seq, err)
+		}
+		var head string
+		if err := tx.QueryRowContext(ctx, `SELECT head FROM audit_checkpoints WHERE seq = ?`, c.Seq).Scan(&head); err != nil {
+			return fmt.Errorf("store: checkpoint %d: %w", c.Seq, err)
+		}
+		if head != c.Head {
+			return fmt.Errorf("store: checkpoint %d: already signed with another head", c.Seq)
 		}
 		return nil
 	})

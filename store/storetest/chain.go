@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -118,6 +119,34 @@ func testCheckpointsAndManifests(t *testing.T, b Backend) {
 	}
 	if m, err := s.Manifest(ctx, "s1"); err != nil || string(m) != "m" {
 		t.Fatalf("%q, %v", m, err)
+	}
+}
+
+// testCheckpointTwoSigners: gateways signing the same head at once (each
+// its own handle; both at shutdown, say) all succeed: a checkpoint of
+// the head that is there already is no error.
+func testCheckpointTwoSigners(t *testing.T, b Backend) {
+	db := b.New(t)
+	stores := []*sqlstore.Store{db.open(t), db.open(t), db.open(t)}
+	for seq := range int64(10) {
+		errs := make([]error, len(stores))
+		var ready, wg sync.WaitGroup
+		ready.Add(len(stores))
+		for i, st := range stores {
+			wg.Go(func() {
+				ready.Done()
+				ready.Wait() // all at once
+				errs[i] = st.AddCheckpoint(ctx, store.Checkpoint{Seq: seq, Head: fmt.Sprint("head-", seq),
+					At: time.Unix(seq, int64(i)).UTC(), Signature: fmt.Sprint("sig-", i)})
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatalf("checkpoint %d signed by three at once: %v", seq, err)
+		}
+	}
+	if cps, err := stores[1].Checkpoints(ctx); err != nil || len(cps) != 10 {
+		t.Fatalf("%d checkpoints, %v", len(cps), err)
 	}
 }
 

@@ -74,6 +74,7 @@ func Run(t *testing.T, b Backend) {
 		{"AuditChainAppends", testAuditChainAppends},
 		{"AuditChainTwoWriters", testAuditChainTwoWriters},
 		{"CheckpointsAndManifests", testCheckpointsAndManifests},
+		{"CheckpointTwoSigners", testCheckpointTwoSigners},
 		{"AuditChainPagesLetAppendsIn", testAuditChainPagesLetAppendsIn},
 		{"LimitWindows", testLimitWindows},
 		{"LimitLocks", testLimitLocks},
