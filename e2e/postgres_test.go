@@ -206,7 +206,7 @@ name: gw%d
 		gatewaytest.WaitPort(t, addr)
 	}
 	st := openPG(t, dsn)
-	if v, err := st.SchemaVersion(context.Background()); err != nil || v != 8 {
+	if v, err := st.SchemaVersion(context.Background()); err != nil || v != 9 { // 0009_cluster.sql, the latest
 		t.Fatalf("schema version %d, %v", v, err)
 	}
 }
