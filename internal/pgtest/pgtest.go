@@ -180,17 +180,21 @@ func (s *Server) run(ctx context.Context, port int) error {
 		return fmt.Errorf("pgtest: postgres: %w", err)
 	}
 	ready := make(chan struct{})
-	var tail []string
+	var mu sync.Mutex
+	var tail []string // the log until ready, for the error if it never is
 	go func() { // copies the log until the server exits; says when it is ready
 		sc := bufio.NewScanner(pr)
+		waiting := true
 		for sc.Scan() {
 			line := sc.Text()
 			fmt.Fprintln(logf, line)
-			if ready != nil {
+			if waiting {
+				mu.Lock()
 				tail = append(tail, line)
+				mu.Unlock()
 				if strings.Contains(line, "ready to accept connections") {
 					close(ready)
-					ready = nil
+					waiting = false
 				}
 			}
 		}
@@ -208,6 +212,8 @@ func (s *Server) run(ctx context.Context, port int) error {
 		s.cmd, s.done = cmd, done
 		return nil
 	case <-done:
+		mu.Lock()
+		defer mu.Unlock()
 		return fmt.Errorf("pgtest: postgres exited: %s", strings.Join(tail, "\n"))
 	case <-ctx.Done():
 		cmd.Process.Signal(syscall.SIGQUIT)
