@@ -182,7 +182,7 @@ func (s *Server) run(ctx context.Context, port int) error {
 	ready := make(chan struct{})
 	var mu sync.Mutex
 	var tail []string // the log until ready, for the error if it never is
-	go func() { // copies the log until the server exits; says when it is ready
+	go func() {       // copies the log until the server exits; says when it is ready
 		sc := bufio.NewScanner(pr)
 		waiting := true
 		for sc.Scan() {
