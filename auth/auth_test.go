@@ -169,12 +169,6 @@ func TestLimiterBounded(t *testing.T) {
 	}
 }
 
-// attempt is l.attempt where the counters cannot fail.
-func attempt(l *limiter, source string) bool {
-	ok, err := l.attempt(source)
-	return ok && err == nil
-}
-
 func TestSourceKey(t *testing.T) {
 	for _, tt := range []struct{ a, b string }{
 		{"192.0.2.7:50123", "192.0.2.7:50999"},

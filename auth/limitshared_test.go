@@ -48,6 +48,12 @@ func TestLimitsSharedByGateways(t *testing.T) {
 	}
 }
 
+// attempt is l.attempt where the counters cannot fail.
+func attempt(l *limiter, source string) bool {
+	ok, err := l.attempt(source)
+	return ok && err == nil
+}
+
 // downCounters are a store that does not answer.
 type downCounters struct{}
 

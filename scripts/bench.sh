@@ -22,13 +22,8 @@ if ! command -v sshd >/dev/null && [ ! -x /usr/sbin/sshd ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq openssh-server >/dev/null
 fi
 # PostgreSQL's server: the store figures start a throwaway one.
-if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && ! command -v initdb >/dev/null; then
-  echo "bench: installing postgresql (apt-get)"
-  sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo="sudo -n"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null
-fi
+. scripts/postgres.sh
+need_postgres
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # 1000 PTY sessions and 1000 agent tunnels need file descriptors.

@@ -59,13 +59,8 @@ for step in "${steps[@]}"; do
     ;;
   ha)
     echo "== two gateways on PostgreSQL: ${RR_LOAD_HA_SESSIONS:-200} sessions, then PostgreSQL restarted under load"
-    if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && ! command -v initdb >/dev/null; then
-      echo "load: installing postgresql (apt-get)"
-      sudo=""
-      [ "$(id -u)" -ne 0 ] && sudo="sudo -n"
-      $sudo apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null
-    fi
+    . scripts/postgres.sh
+    need_postgres
     RR_LOAD_SESSIONS="${RR_LOAD_HA_SESSIONS:-200}" CI=true \
       go test -count=1 -timeout 20m -v -run 'TestLoadHA$' ./bench/loadtest | grep -v '^=== RUN' || status=1
     ;;

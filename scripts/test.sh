@@ -27,11 +27,10 @@ need_tools() {
   command -v strace >/dev/null || missing+=(strace) # the agent test of a process that never ends
   command -v ssh-audit >/dev/null || missing+=(ssh-audit) # both SSH ports audited
   command -v systemd-analyze >/dev/null || missing+=(systemd) # the units in configs/ verified
-  # PostgreSQL's server: store/postgres and the several-gateway tests start
-  # a throwaway cluster of their own (internal/pgtest), never the package's.
-  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null || missing+=(postgresql)
   [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+  need_postgres
 }
+. scripts/postgres.sh
 
 # The SSH clients of the interop suite (e2e/interop_test.go), from Debian.
 need_clients() {

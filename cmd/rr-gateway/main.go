@@ -58,7 +58,10 @@ Usage:
                                               (kept if it exists) and print the public key
 
 The configuration file is YAML; configs/gateway.yaml documents every field.
-Flags given on the command line override the file.
+Flags given on the command line override the file. The store is SQLite's
+database file, or with store: {driver: postgres} a PostgreSQL server that
+several gateways share, its DSN in store.dsn_file or $RR_STORE_DSN (never a
+flag; docs/ha.md).
 
 Flags of the gateway:
 `

@@ -179,19 +179,19 @@ func (s *Server) run(ctx context.Context, port int) error {
 		logf.Close()
 		return fmt.Errorf("pgtest: postgres: %w", err)
 	}
-	// The scanner owns tail until it exits (scanned), which done waits
-	// for: reading tail once done is closed is no race.
-	ready, scanned := make(chan struct{}), make(chan struct{})
-	var tail []string
-	go func() { // copies the log until the server exits; says when it is ready
-		defer close(scanned)
+	ready := make(chan struct{})
+	var mu sync.Mutex
+	var tail []string // the log until ready, for the error if it never is
+	go func() {       // copies the log until the server exits; says when it is ready
 		sc := bufio.NewScanner(pr)
 		waiting := true
 		for sc.Scan() {
 			line := sc.Text()
 			fmt.Fprintln(logf, line)
 			if waiting {
+				mu.Lock()
 				tail = append(tail, line)
+				mu.Unlock()
 				if strings.Contains(line, "ready to accept connections") {
 					close(ready)
 					waiting = false
@@ -204,7 +204,6 @@ func (s *Server) run(ctx context.Context, port int) error {
 	go func() {
 		cmd.Wait()
 		pw.Close()
-		<-scanned
 		logf.Close()
 		close(done)
 	}()
@@ -213,6 +212,8 @@ func (s *Server) run(ctx context.Context, port int) error {
 		s.cmd, s.done = cmd, done
 		return nil
 	case <-done:
+		mu.Lock()
+		defer mu.Unlock()
 		return fmt.Errorf("pgtest: postgres exited: %s", strings.Join(tail, "\n"))
 	case <-ctx.Done():
 		cmd.Process.Signal(syscall.SIGQUIT)
