@@ -2,7 +2,6 @@ package storetest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -129,19 +128,11 @@ func testCheckpointTwoSigners(t *testing.T, b Backend) {
 	db := b.New(t)
 	stores := []*sqlstore.Store{db.open(t), db.open(t), db.open(t)}
 	for seq := range int64(10) {
-		errs := make([]error, len(stores))
-		var ready, wg sync.WaitGroup
-		ready.Add(len(stores))
-		for i, st := range stores {
-			wg.Go(func() {
-				ready.Done()
-				ready.Wait() // all at once
-				errs[i] = st.AddCheckpoint(ctx, store.Checkpoint{Seq: seq, Head: fmt.Sprint("head-", seq),
-					At: time.Unix(seq, int64(i)).UTC(), Signature: fmt.Sprint("sig-", i)})
-			})
-		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
+		err := atOnce(stores, func(i int, st *sqlstore.Store) error {
+			return st.AddCheckpoint(ctx, store.Checkpoint{Seq: seq, Head: fmt.Sprint("head-", seq),
+				At: time.Unix(seq, int64(i)).UTC(), Signature: fmt.Sprint("sig-", i)})
+		})
+		if err != nil {
 			t.Fatalf("checkpoint %d signed by three at once: %v", seq, err)
 		}
 	}

@@ -201,18 +201,11 @@ func testTakeoverRace(t *testing.T, b Backend) {
 			liveOn(t, s, fmt.Sprintf("%s-s%d", dead, i), dead)
 		}
 		got := make([][]store.Expired, len(stores))
-		errs := make([]error, len(stores))
-		var ready, wg sync.WaitGroup
-		ready.Add(len(stores))
-		for i, st := range stores {
-			wg.Go(func() {
-				ready.Done()
-				ready.Wait() // all at once
-				got[i], errs[i] = st.ExpireGateways(ctx, fmt.Sprint("gw-", i), c0.Add(time.Minute))
-			})
-		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
+		err := atOnce(stores, func(i int, st *sqlstore.Store) (err error) {
+			got[i], err = st.ExpireGateways(ctx, fmt.Sprint("gw-", i), c0.Add(time.Minute))
+			return err
+		})
+		if err != nil {
 			t.Fatal(err)
 		}
 		var reported []string

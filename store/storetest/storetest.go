@@ -143,3 +143,20 @@ func testOpenRacesOpen(t *testing.T, b Backend) {
 		}
 	}
 }
+
+// atOnce runs f with each store on a goroutine of its own, all released
+// together (gateways racing for one row), and returns their errors.
+func atOnce(stores []*sqlstore.Store, f func(i int, st *sqlstore.Store) error) error {
+	errs := make([]error, len(stores))
+	var ready, wg sync.WaitGroup
+	ready.Add(len(stores))
+	for i, st := range stores {
+		wg.Go(func() {
+			ready.Done()
+			ready.Wait()
+			errs[i] = f(i, st)
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
