@@ -3,9 +3,11 @@ GO           ?= go
 GATEWAY_PORT ?= 2222
 AGENT_PORT   ?= 2223
 WEB_PORT     ?= 8443
+GATEWAY2_PORT ?= 2232
+AGENT2_PORT   ?= 2233
 export CGO_ENABLED = 1
 
-.PHONY: all build web demo test unit e2e interop lint bench load load-faults clean
+.PHONY: all build web demo demo-ha test unit e2e interop lint bench load load-faults clean
 
 all: build
 
@@ -22,6 +24,13 @@ web:
 # until Ctrl-C. State (keys, database, configs) lives in demo/.
 demo: build
 	GATEWAY_PORT=$(GATEWAY_PORT) AGENT_PORT=$(AGENT_PORT) WEB_PORT=$(WEB_PORT) scripts/demo.sh
+
+# The same with two gateways on one throwaway PostgreSQL and one S3 bucket
+# (versitygw), the agent tunnelled to both (docs/ha.md). State: demo/ha/.
+demo-ha: build
+	$(GO) build -o bin/ ./internal/pgtest/pgserve
+	DEMO_HA=1 GATEWAY_PORT=$(GATEWAY_PORT) AGENT_PORT=$(AGENT_PORT) WEB_PORT=$(WEB_PORT) \
+		GATEWAY2_PORT=$(GATEWAY2_PORT) AGENT2_PORT=$(AGENT2_PORT) scripts/demo.sh
 
 # The whole suite: lint, unit tests under -race, end-to-end tests with the
 # real OpenSSH client, then the interop suite with every SSH client from
@@ -50,8 +59,9 @@ bench:
 	scripts/bench.sh
 
 # Load and soak (not part of make test): 500 concurrent sessions, the same
-# with 50 under -race, then the fault run; every recording checked byte for
-# byte (bench/load-results.md, bench/load-results.json).
+# with 50 under -race, the fault run, then two gateways on PostgreSQL (and
+# PostgreSQL restarted under load); every recording checked byte for byte
+# (bench/load-results.md, bench/load-results.json).
 load:
 	scripts/load.sh
 

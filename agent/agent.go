@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -22,14 +21,21 @@ import (
 // are required; the rest have defaults, filled in by New.
 type Config struct {
 	// Gateways are the "host:port" agent ports of the gateways; the agent
-	// holds one independent tunnel to each (docs/architecture.md#tunnels). A name is resolved
-	// anew on every dial.
+	// holds one independent tunnel to every address each resolves to,
+	// re-resolved every ResolveInterval (docs/architecture.md#tunnels).
 	Gateways []string
 	// GatewayHostKey is the "SHA256:…" fingerprint every gateway must
 	// present; any other key is refused before a credential is sent.
-	GatewayHostKey string
-	Host           string     // this host's name: the SSH user the agent logs in as
-	Signer         ssh.Signer // the agent's own key
+	// GatewayHostKeys adds more (a host key being rotated); one of the two
+	// is required.
+	GatewayHostKey  string
+	GatewayHostKeys []string
+	// LookupHost resolves a gateway's name to its addresses
+	// (net.DefaultResolver.LookupHost); ResolveInterval is how often (30s).
+	LookupHost      func(ctx context.Context, host string) ([]string, error)
+	ResolveInterval time.Duration
+	Host            string     // this host's name: the SSH user the agent logs in as
+	Signer          ssh.Signer // the agent's own key
 	// EnrollToken is a one-time token, offered with the password method
 	// after the key when the gateway answers the key with partial success
 	// (it does not know the key yet). Never logged.
@@ -112,8 +118,16 @@ func New(cfg Config) (*Agent, error) {
 		}
 		seen[g] = true
 	}
-	if !strings.HasPrefix(cfg.GatewayHostKey, "SHA256:") {
+	if cfg.GatewayHostKey != "" {
+		cfg.GatewayHostKeys = append([]string{cfg.GatewayHostKey}, cfg.GatewayHostKeys...)
+	}
+	if len(cfg.GatewayHostKeys) == 0 {
 		errs = append(errs, errors.New(`agent: gateway_host_key: want the gateway's "SHA256:…" fingerprint (rr-gateway fingerprint)`))
+	}
+	for _, k := range cfg.GatewayHostKeys {
+		if !strings.HasPrefix(k, "SHA256:") {
+			errs = append(errs, fmt.Errorf(`agent: gateway_host_key(s) %q: want a "SHA256:…" fingerprint (rr-gateway fingerprint)`, k))
+		}
 	}
 	if cfg.Host == "" {
 		errs = append(errs, errors.New("agent: no host name"))
@@ -133,6 +147,10 @@ func New(cfg Config) (*Agent, error) {
 	setDefault(&cfg.BackoffMax, 30*time.Second)
 	setDefault(&cfg.KillGrace, 2*time.Second)
 	setDefault(&cfg.HandshakeTimeout, 20*time.Second)
+	setDefault(&cfg.ResolveInterval, 30*time.Second)
+	if cfg.LookupHost == nil {
+		cfg.LookupHost = net.DefaultResolver.LookupHost
+	}
 	if cfg.BackoffMax < cfg.BackoffMin {
 		cfg.BackoffMax = cfg.BackoffMin
 	}
@@ -153,22 +171,6 @@ func setDefault(d *time.Duration, v time.Duration) {
 	if *d <= 0 {
 		*d = v
 	}
-}
-
-// Run holds a tunnel to every gateway until ctx is done. Then it closes
-// the connections, ends every session (its process group and session get
-// SIGHUP, then SIGKILL after KillGrace), waits for every goroutine it
-// started, and returns nil: stopping is not a failure. Run may be called
-// once.
-func (a *Agent) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	for _, gw := range a.cfg.Gateways {
-		t := &tunnel{a: a, addr: gw, log: a.log.With("gateway", gw),
-			b: backoff{min: a.cfg.BackoffMin, max: a.cfg.BackoffMax}}
-		wg.Go(func() { t.run(ctx) })
-	}
-	wg.Wait()
-	return nil
 }
 
 // lookupAccount resolves the user sessions run as.

@@ -82,7 +82,7 @@ func (t *tunnel) run(ctx context.Context) {
 			// Nothing was sent: x/crypto checks the host key before any
 			// authentication. Keep trying, the gateway may be fixed.
 			t.log.Error("gateway host key does not match the pinned one; refused it",
-				"err", err, "pinned", t.a.cfg.GatewayHostKey, "retry_in", delay)
+				"err", err, "pinned", t.a.cfg.GatewayHostKeys, "retry_in", delay)
 		} else {
 			t.log.Warn("gateway connection lost or refused", "err", err, "up", up.Round(time.Millisecond), "retry_in", delay)
 		}
@@ -101,7 +101,7 @@ func (t *tunnel) run(ctx context.Context) {
 // it ended. The connection's sessions have all ended when it returns.
 func (t *tunnel) connect(ctx context.Context) (time.Duration, error) {
 	cfg := t.a.cfg
-	nc, err := cfg.Dial(ctx, "tcp", t.addr) // the name is resolved anew on every dial
+	nc, err := cfg.Dial(ctx, "tcp", t.addr)
 	if err != nil {
 		return 0, fmt.Errorf("agent: dial %s: %w", t.addr, err)
 	}
@@ -114,7 +114,7 @@ func (t *tunnel) connect(ctx context.Context) (time.Duration, error) {
 	cc, chans, reqs, err := t.handshake(ctx, nc, &ssh.ClientConfig{
 		User:            cfg.Host,
 		Auth:            auth,
-		HostKeyCallback: sshkit.PinnedHostKey(cfg.GatewayHostKey),
+		HostKeyCallback: sshkit.PinnedHostKey(cfg.GatewayHostKeys...),
 		ClientVersion:   "SSH-2.0-rr-agent",
 	})
 	if err != nil {

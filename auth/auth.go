@@ -98,6 +98,10 @@ type Config struct {
 	// Limits on guessing and on mail; zero values take the defaults of
 	// DefaultLimits.
 	Limits Limits
+	// Counters keep the limits' counts: a store's, shared by every
+	// gateway on it and kept across restarts. nil: in memory, this
+	// process's only.
+	Counters Counters
 	// HashMemoryBudget (bytes) bounds the memory password and passphrase
 	// checks hold at once (64 MiB each); HashWait is how long a check
 	// waits for its share before failing as a wrong answer. Zero:
@@ -157,7 +161,12 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, log: cfg.Logger, limiter: newLimiter(cfg.Limits, cfg.Now),
+	lim := newLimiter(cfg.Limits, cfg.Now)
+	lim.log = cfg.Logger
+	if cfg.Counters != nil {
+		lim.c = cfg.Counters
+	}
+	return &Service{cfg: cfg, log: cfg.Logger, limiter: lim,
 		gate: newHashGate(cfg.HashMemoryBudget), dummy: dummy}, nil
 }
 

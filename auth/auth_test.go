@@ -164,7 +164,7 @@ func TestLimiterBounded(t *testing.T) {
 	}
 	now = now.Add(2 * time.Minute) // the next sweep is due
 	l.passwordFailure("one more")
-	if n := len(l.passwords); n > 1 {
+	if n := len(l.c.(*memCounters).locks); n > 1 {
 		t.Fatalf("%d names kept after the sweep of a flood, want only the last", n)
 	}
 }
@@ -188,11 +188,11 @@ func TestLimiterWindows(t *testing.T) {
 	now := time.Now()
 	l := newLimiter(Limits{SourceAttempts: 2, SourceWindow: time.Minute, MailsPerPerson: 1, MailWindow: time.Hour}.withDefaults(),
 		func() time.Time { return now })
-	if got := []bool{l.attempt("1.2.3.4"), l.attempt("1.2.3.4"), l.attempt("1.2.3.4"), l.attempt("5.6.7.8")}; !slices.Equal(got, []bool{true, true, false, true}) {
+	if got := []bool{attempt(l, "1.2.3.4"), attempt(l, "1.2.3.4"), attempt(l, "1.2.3.4"), attempt(l, "5.6.7.8")}; !slices.Equal(got, []bool{true, true, false, true}) {
 		t.Fatalf("source window: attempts allowed %v, want the third refused", got)
 	}
 	now = now.Add(2 * time.Minute)
-	if !l.attempt("1.2.3.4") {
+	if !attempt(l, "1.2.3.4") {
 		t.Fatal("source window did not reset")
 	}
 	if !l.mail("bob") || l.mail("bob") {
@@ -206,17 +206,17 @@ func TestSourcesBounded(t *testing.T) {
 	now := time.Now()
 	l := newLimiter(Limits{SourceAttempts: 2, SourceWindow: time.Minute}.withDefaults(), func() time.Time { return now })
 	for i := range maxWindows + 10 {
-		l.attempt(fmt.Sprintf("[2001:db8:%x::1]:22", i))
+		attempt(l, fmt.Sprintf("[2001:db8:%x::1]:22", i))
 	}
-	if got := []bool{l.attempt("192.0.2.1"), l.attempt("192.0.2.1"), l.attempt("192.0.2.1")}; !slices.Equal(got, []bool{true, true, false}) {
+	if got := []bool{attempt(l, "192.0.2.1"), attempt(l, "192.0.2.1"), attempt(l, "192.0.2.1")}; !slices.Equal(got, []bool{true, true, false}) {
 		t.Fatalf("a fresh address after a flood: attempts allowed %v, want the third refused", got)
 	}
 	now = now.Add(time.Minute)
-	l.attempt("192.0.2.2")
-	if n := len(l.sources); n > 2 {
+	attempt(l, "192.0.2.2")
+	if n := len(l.c.(*memCounters).windows); n > 2 {
 		t.Fatalf("%d addresses kept a window after a flood, want the last two", n)
 	}
-	if !l.attempt("192.0.2.1") {
+	if !attempt(l, "192.0.2.1") {
 		t.Fatal("an address's attempts did not come back after the window")
 	}
 }
@@ -508,8 +508,8 @@ func TestUnknownNamesAreNotRecorded(t *testing.T) {
 	if len(*events) == 0 || !strings.HasPrefix((*events)[0].Person, "unknown:") {
 		t.Fatalf("events %+v, want the refusal under unknown:DIGEST", *events)
 	}
-	for k := range s.limiter.passwords {
-		if strings.Contains(k, "horse") {
+	for k := range s.limiter.c.(*memCounters).locks {
+		if strings.Contains(k.name, "horse") {
 			t.Fatal("the typed name is a key of the lockout book")
 		}
 	}

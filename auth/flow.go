@@ -118,7 +118,11 @@ func (s *Service) KeyPerson(ctx context.Context, fingerprint, loginName string) 
 // when the login name named the host, that host's passphrase and the
 // second factor.
 func (s *Service) Interactive(ctx context.Context, p Prompter, known *Person, loginName, loginHost, source string) (*Login, error) {
-	if !s.limiter.attempt(source) {
+	if ok, err := s.limiter.attempt(source); err != nil {
+		// Every check after this one needs the store too: say why at once.
+		s.audit(Event{Person: loginName, Action: "login", Outcome: "failed", Reason: "store unreachable", Source: source})
+		return nil, denied("store unreachable", StoreDownMessage)
+	} else if !ok {
 		s.audit(Event{Person: loginName, Action: "login", Outcome: "denied", Reason: "rate limit of source", Source: source})
 		return nil, denied("source rate limited", "rr: too many attempts from your address; try again later")
 	}

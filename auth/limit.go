@@ -1,12 +1,13 @@
 package auth
 
 import (
+	"context"
+	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // Limits bound guessing and mail. Zero fields take DefaultLimits' values.
@@ -54,8 +55,42 @@ func orDefault[T int | int64 | time.Duration](v, d T) T {
 	return d
 }
 
-// limiter keeps the counters in memory: a restart forgets them, and
-// several gateways count apart (a shared store will carry them later).
+// Counters keep the limits' counts. A store's (Config.Counters) are
+// shared by every gateway on it and outlast restarts; without one they
+// are kept in memory, per process (memCounters). Books: "source"
+// (attempts by address), "mail" (codes by person), "password" (failures
+// by login name), "factor" (failures by person).
+type Counters interface {
+	// HitWindow counts one event of name in book's fixed window of length
+	// d (one begins with the first event after the last one ended) and
+	// returns how many events the window holds, this one included.
+	HitWindow(ctx context.Context, book, name string, d time.Duration, now time.Time) (int, error)
+	// Window returns how many events name's window in book holds and when
+	// it began (0 and the zero time when it has ended), counting nothing.
+	Window(ctx context.Context, book, name string, d time.Duration, now time.Time) (int, time.Time, error)
+	// UpdateLock calls f with name's lock state in book (zeros when it has
+	// none) and keeps what f returns, atomically: another gateway's update
+	// of the same state waits. The state may be dropped once keep has
+	// passed since its last failure and its lockout has ended.
+	UpdateLock(ctx context.Context, book, name string, now time.Time, keep time.Duration,
+		f func(failures, lockouts int, last, until time.Time) (int, int, time.Time, time.Time)) error
+	// ResetFailures ends name's run of failures in book (not its history).
+	ResetFailures(ctx context.Context, book, name string) error
+	// LockedUntil returns when name's lockout in book ends (zero: none).
+	LockedUntil(ctx context.Context, book, name string) (time.Time, error)
+	// SweepLimits drops the counts that no longer matter at now.
+	SweepLimits(ctx context.Context, now time.Time) error
+}
+
+// The books of Counters.
+const (
+	bookSource   = "source"
+	bookMail     = "mail"
+	bookPassword = "password"
+	bookFactor   = "factor"
+)
+
+// limiter applies Limits to Counters.
 //
 // Failures lock out in two separate books: password guesses by the name
 // they were made for (a stranger guessing alice's password locks out
@@ -63,90 +98,60 @@ func orDefault[T int | int64 | time.Duration](v, d T) T {
 // identity was proven (team, host passphrase, code) by the person. A run
 // of failures is forgotten after LockoutMax without another, and the
 // lockout history (each lockout doubles the next) after a day without one.
+//
+// When the counters cannot be read (the store is unreachable) it fails
+// closed: no attempt starts, everyone is locked out, no code is mailed.
 type limiter struct {
 	l   Limits
 	now func() time.Time
+	c   Counters
+	log *slog.Logger
 
-	mu        sync.Mutex
-	sources   map[string]*rate.Limiter // by sourceKey
-	mails     map[string]*window
-	passwords map[string]*lockState // by login name
-	factors   map[string]*lockState // by person
-	swept     time.Time             // last sweep of the two books
+	mu    sync.Mutex
+	swept time.Time // last SweepLimits
 }
-
-// window counts events in a fixed window.
-type window struct {
-	start time.Time
-	n     int
-}
-
-type lockState struct {
-	failures int
-	lockouts int
-	until    time.Time // locked out before then
-	last     time.Time // last failure
-}
-
-// maxBook bounds each book: past it, a sweep drops every entry not locked
-// out now, rather than let a flood of names grow memory.
-const maxBook = 100000
 
 // historyTTL is how long a lockout history lasts without a failure.
 const historyTTL = 24 * time.Hour
 
+// storeTimeout bounds each call to the counters: a login waits no longer
+// for a store that does not answer.
+const storeTimeout = 5 * time.Second
+
+// errCounters is the limiter failing closed for want of its counters.
+var errCounters = errors.New("auth: the limits' counters cannot be read")
+
 func newLimiter(l Limits, now func() time.Time) *limiter {
-	return &limiter{l: l, now: now, sources: map[string]*rate.Limiter{}, mails: map[string]*window{},
-		passwords: map[string]*lockState{}, factors: map[string]*lockState{}}
+	return &limiter{l: l, now: now, c: newMemCounters(), log: slog.New(slog.DiscardHandler)}
 }
 
-// maxWindows is how many addresses (or people) are counted before idle
-// ones are dropped as the next one comes.
-const maxWindows = 10000
+func (lm *limiter) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), storeTimeout)
+}
 
-// take counts one event in m[key] and reports whether it is within max per
-// d. Old windows are dropped as the map is walked now and then.
-func (lm *limiter) take(m map[string]*window, key string, max int, d time.Duration) bool {
-	now := lm.now()
-	if len(m) > maxWindows {
-		for k, w := range m {
-			if now.Sub(w.start) > d {
-				delete(m, k)
-			}
-		}
+func (lm *limiter) failed(what string, err error) {
+	lm.log.Error("auth: limits: "+what, "err", err)
+}
+
+// hit counts an event in book's window and reports whether it is within
+// max.
+func (lm *limiter) hit(book, name string, max int, d time.Duration) (bool, error) {
+	ctx, cancel := lm.ctx()
+	defer cancel()
+	n, err := lm.c.HitWindow(ctx, book, name, d, lm.now())
+	if err != nil {
+		lm.failed(book, err)
+		return false, errCounters
 	}
-	w := m[key]
-	if w == nil || now.Sub(w.start) > d {
-		w = &window{start: now}
-		m[key] = w
-	}
-	w.n++
-	return w.n <= max
+	lm.sweep(ctx)
+	return n <= max, nil
 }
 
 // attempt reports whether source (host:port or host) may start another
 // authentication; it is counted by address (an IPv6 one by its /64), not
-// by connection.
-func (lm *limiter) attempt(source string) bool {
-	lm.mu.Lock()
-	defer lm.mu.Unlock()
-	now := lm.now()
-	if len(lm.sources) > maxWindows {
-		// A bucket that has filled up again is no different from a new one.
-		for k, r := range lm.sources {
-			if r.TokensAt(now) >= float64(r.Burst()) {
-				delete(lm.sources, k)
-			}
-		}
-	}
-	key := sourceKey(source)
-	r := lm.sources[key]
-	if r == nil {
-		every := rate.Limit(float64(lm.l.SourceAttempts) / lm.l.SourceWindow.Seconds())
-		r = rate.NewLimiter(every, lm.l.SourceAttempts)
-		lm.sources[key] = r
-	}
-	return r.AllowN(now, 1)
+// by connection. errCounters: nobody may.
+func (lm *limiter) attempt(source string) (bool, error) {
+	return lm.hit(bookSource, sourceKey(source), lm.l.SourceAttempts, lm.l.SourceWindow)
 }
 
 // sourceKey is the address a source is counted under: its IP without the
@@ -171,93 +176,116 @@ func sourceKey(source string) string {
 
 // mail reports whether another code may be mailed to person.
 func (lm *limiter) mail(person string) bool {
-	lm.mu.Lock()
-	defer lm.mu.Unlock()
-	return lm.take(lm.mails, person, lm.l.MailsPerPerson, lm.l.MailWindow)
+	ok, _ := lm.hit(bookMail, person, lm.l.MailsPerPerson, lm.l.MailWindow)
+	return ok
+}
+
+// mailWait reports how long person must wait before another code may be
+// mailed to them: 0 if one may be mailed now. It counts nothing.
+func (lm *limiter) mailWait(person string) time.Duration {
+	ctx, cancel := lm.ctx()
+	defer cancel()
+	now := lm.now()
+	n, start, err := lm.c.Window(ctx, bookMail, person, lm.l.MailWindow, now)
+	if err != nil {
+		lm.failed("mail", err)
+		return lm.l.MailWindow
+	}
+	if n < lm.l.MailsPerPerson {
+		return 0
+	}
+	return max(start.Add(lm.l.MailWindow).Sub(now), time.Second)
 }
 
 // passwordLocked reports whether password logins as name are locked out.
-func (lm *limiter) passwordLocked(name string) bool { return lm.locked(lm.passwords, name) }
+func (lm *limiter) passwordLocked(name string) bool { return lm.locked(bookPassword, name) }
 
 // factorLocked reports whether person may not be asked factors now.
-func (lm *limiter) factorLocked(person string) bool { return lm.locked(lm.factors, person) }
+func (lm *limiter) factorLocked(person string) bool { return lm.locked(bookFactor, person) }
 
 // passwordFailure and factorFailure count a failure and report whether it
 // has just locked the name or person out.
-func (lm *limiter) passwordFailure(name string) bool { return lm.failure(lm.passwords, name) }
-func (lm *limiter) factorFailure(person string) bool { return lm.failure(lm.factors, person) }
+func (lm *limiter) passwordFailure(name string) bool { return lm.failure(bookPassword, name) }
+func (lm *limiter) factorFailure(person string) bool { return lm.failure(bookFactor, person) }
 
 // passwordSuccess and factorSuccess end a run of failures (not the lockout
 // history). A factor run ends only when the last factor passes: a right
 // passphrase followed by wrong codes is still a run.
-func (lm *limiter) passwordSuccess(name string) { lm.success(lm.passwords, name) }
-func (lm *limiter) factorSuccess(person string) { lm.success(lm.factors, person) }
+func (lm *limiter) passwordSuccess(name string) { lm.success(bookPassword, name) }
+func (lm *limiter) factorSuccess(person string) { lm.success(bookFactor, person) }
 
-func (lm *limiter) locked(book map[string]*lockState, key string) bool {
-	lm.mu.Lock()
-	defer lm.mu.Unlock()
-	st := book[key]
-	return st != nil && lm.now().Before(st.until)
+func (lm *limiter) locked(book, key string) bool {
+	ctx, cancel := lm.ctx()
+	defer cancel()
+	until, err := lm.c.LockedUntil(ctx, book, key)
+	if err != nil {
+		lm.failed(book, err)
+		return true
+	}
+	return lm.now().Before(until)
 }
 
-func (lm *limiter) failure(book map[string]*lockState, key string) bool {
-	lm.mu.Lock()
-	defer lm.mu.Unlock()
+func (lm *limiter) failure(book, key string) bool {
+	ctx, cancel := lm.ctx()
+	defer cancel()
 	now := lm.now()
-	lm.sweep(now)
-	st := book[key]
-	if st == nil {
-		st = &lockState{}
-		book[key] = st
-	}
-	switch {
-	case now.Sub(st.last) > historyTTL:
-		st.failures, st.lockouts = 0, 0
-	case now.Sub(st.last) > lm.l.LockoutMax:
-		st.failures = 0
-	}
-	st.last = now
-	st.failures++
-	if st.failures < lm.l.FailuresBeforeLockout {
+	var locked bool
+	err := lm.c.UpdateLock(ctx, book, key, now, historyTTL,
+		func(failures, lockouts int, last, until time.Time) (int, int, time.Time, time.Time) {
+			locked = false // f may be called again when a transaction retries
+			switch {
+			case now.Sub(last) > historyTTL:
+				failures, lockouts = 0, 0
+			case now.Sub(last) > lm.l.LockoutMax:
+				failures = 0
+			}
+			last = now
+			failures++
+			if failures < lm.l.FailuresBeforeLockout {
+				return failures, lockouts, last, until
+			}
+			d := lm.l.LockoutBase << min(lockouts, 20)
+			if d > lm.l.LockoutMax || d <= 0 {
+				d = lm.l.LockoutMax
+			}
+			locked = true
+			return 0, lockouts + 1, last, now.Add(d)
+		})
+	if err != nil {
+		lm.failed(book, err)
 		return false
 	}
-	d := lm.l.LockoutBase << min(st.lockouts, 20)
-	if d > lm.l.LockoutMax || d <= 0 {
-		d = lm.l.LockoutMax
-	}
-	st.until, st.failures = now.Add(d), 0
-	st.lockouts++
-	return true
+	lm.sweep(ctx)
+	return locked
 }
 
-func (lm *limiter) success(book map[string]*lockState, key string) {
+func (lm *limiter) success(book, key string) {
+	ctx, cancel := lm.ctx()
+	defer cancel()
+	if err := lm.c.ResetFailures(ctx, book, key); err != nil {
+		lm.failed(book, err)
+	}
+}
+
+// sweep asks the counters, at most once a minute, to drop what no longer
+// counts, so that a flood of names or addresses does not grow them
+// without end.
+func (lm *limiter) sweep(ctx context.Context) {
+	now := lm.now()
 	lm.mu.Lock()
-	defer lm.mu.Unlock()
-	if st := book[key]; st != nil {
-		st.failures = 0
+	due := now.Sub(lm.swept) >= time.Minute
+	if due {
+		lm.swept = now
+	}
+	lm.mu.Unlock()
+	if due {
+		if err := lm.c.SweepLimits(ctx, now); err != nil {
+			lm.failed("sweep", err)
+		}
 	}
 }
 
-// sweep drops, at most once a minute, the entries that no longer matter:
-// not locked out, and no failure within historyTTL. A book still over
-// maxBook then loses every entry not locked out now.
-func (lm *limiter) sweep(now time.Time) {
-	if now.Sub(lm.swept) < time.Minute && len(lm.passwords)+len(lm.factors) <= 2*maxBook {
-		return
-	}
-	lm.swept = now
-	for _, book := range []map[string]*lockState{lm.passwords, lm.factors} {
-		for k, st := range book {
-			if !now.Before(st.until) && now.Sub(st.last) > historyTTL {
-				delete(book, k)
-			}
-		}
-		if len(book) > maxBook {
-			for k, st := range book {
-				if !now.Before(st.until) {
-					delete(book, k)
-				}
-			}
-		}
-	}
-}
+// StoreDownMessage is what a person is told when a login cannot go on
+// because the gateway's store does not answer (a database that is down
+// or unreachable): short, and not their fault.
+const StoreDownMessage = "rr: the gateway cannot reach its database; try again in a minute"

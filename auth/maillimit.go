@@ -5,19 +5,6 @@ import (
 	"time"
 )
 
-// mailWait reports how long person must wait before another code may be
-// mailed to them: 0 if one may be mailed now. It counts nothing.
-func (lm *limiter) mailWait(person string) time.Duration {
-	lm.mu.Lock()
-	defer lm.mu.Unlock()
-	w := lm.mails[person]
-	now := lm.now()
-	if w == nil || now.Sub(w.start) > lm.l.MailWindow || w.n < lm.l.MailsPerPerson {
-		return 0
-	}
-	return max(w.start.Add(lm.l.MailWindow).Sub(now), time.Second)
-}
-
 // mailLimited refuses, before anything is asked, a person who will need a
 // mailed code and may not be sent one now, and says when they may try
 // again. nil if a code may be mailed, or none is needed.

@@ -23,6 +23,7 @@ import (
 	"testing"
 
 	"github.com/rr-gateway/rr/gateway/gatewaytest"
+	"github.com/rr-gateway/rr/internal/pgtest"
 
 	"time"
 
@@ -36,7 +37,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv("RR_ASKPASS_MODE") == "1" {
 		os.Exit(askpass(os.Args[1:]))
 	}
-	goleak.VerifyTestMain(m) // no test may leave a goroutine running
+	// One throwaway PostgreSQL for the tests of several gateways; no test
+	// may leave a goroutine running.
+	pgtest.Main(m, func() error { return goleak.Find() })
 }
 
 // askpass answers a keyboard-interactive prompt from the environment:

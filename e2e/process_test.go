@@ -45,66 +45,98 @@ type procGateway struct {
 	ann    someone // an admin in no team, for the console
 }
 
+// procPeople is what the gateways of one test share: the binaries, the
+// mailpit, the people and the agent's key.
+type procPeople struct {
+	bin      string
+	mp       *mailpit
+	alice    gatewaytest.Key
+	ann      someone
+	agentKey gatewaytest.Key
+	verifier string
+	more     morePeople
+}
+
+// morePeople adds to the people and teams of the gateways' config: fields
+// of alice's entry (", password_hash: …"), and entries of people and teams
+// (", {name: …}").
+type morePeople struct{ alice, people, teams string }
+
+func newProcPeople(t *testing.T) *procPeople {
+	t.Helper()
+	verifier, err := auth.HashSecret("pp-web-01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &procPeople{bin: buildBinaries(t), mp: startMailpit(t), alice: gatewaytest.NewKey(t, "alice"),
+		ann: someone{"ann", gatewaytest.NewKey(t, "ann"), "ann@example.test"}, agentKey: gatewaytest.NewKey(t, "agent"),
+		verifier: verifier}
+}
+
+// sqliteStore is the store section of a gateway's config on the SQLite
+// file path: what a test of several gateways swaps for another store.
+func sqliteStore(path string) string { return "database: " + path + "\n" }
+
 // startProcGateway writes the config (extra is appended: recordings …;
 // "{{dir}}" in it is the gateway's state folder, "{{people}}" the
 // people's address),
 // starts the gateway and the agent, and returns once both are up.
 func startProcGateway(t *testing.T, extra string, env ...string) (*procGateway, *exec.Cmd) {
 	t.Helper()
-	return startProcGatewayWith(t, procPeople{}, extra, env...)
+	return startProcGatewayWith(t, morePeople{}, extra, env...)
 }
 
-// procPeople adds to the people and teams of startProcGateway: fields of
-// alice's entry (", password_hash: …"), and entries of people and teams
-// (", {name: …}").
-type procPeople struct{ alice, people, teams string }
-
 // startProcGatewayWith is startProcGateway with more people.
-func startProcGatewayWith(t *testing.T, more procPeople, extra string, env ...string) (*procGateway, *exec.Cmd) {
+func startProcGatewayWith(t *testing.T, more morePeople, extra string, env ...string) (*procGateway, *exec.Cmd) {
 	t.Helper()
-	g := &procGateway{t: t, bin: buildBinaries(t), dir: t.TempDir(), env: env}
-	extra = strings.ReplaceAll(extra, "{{dir}}", g.dir)
-	mp := startMailpit(t)
-	alice := gatewaytest.NewKey(t, "alice")
-	g.ann = someone{"ann", gatewaytest.NewKey(t, "ann"), "ann@example.test"}
-	agentKey := gatewaytest.NewKey(t, "agent")
-	verifier, err := auth.HashSecret("pp-web-01")
+	pp := newProcPeople(t)
+	pp.more = more
+	g, cmd := pp.gateway(t, "", sqliteStore("{{dir}}/rr.db"), extra, env...)
+	fp, err := exec.Command(filepath.Join(g.bin, "rr-gateway"), "fingerprint", "-config", g.cfg).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
+	gatewaytest.StartAgent(t, &gatewaytest.Gateway{AgentAddr: g.agents, Fingerprint: strings.TrimSpace(string(fp))}, "web-01", pp.agentKey, nil)
+	return g, cmd
+}
+
+// gateway writes a gateway's config in a folder of its own, with its
+// host key in keyDir (its own folder if ""; gateways behind one name
+// share it) and st as its store section ("{{dir}}" in either is its
+// folder), starts it and returns once it listens.
+func (pp *procPeople) gateway(t *testing.T, keyDir, st, extra string, env ...string) (*procGateway, *exec.Cmd) {
+	t.Helper()
+	g := &procGateway{t: t, bin: pp.bin, dir: t.TempDir(), env: env, ann: pp.ann}
+	if keyDir == "" {
+		keyDir = g.dir
+	}
+	extra = strings.ReplaceAll(extra, "{{dir}}", g.dir)
+	st = strings.ReplaceAll(st, "{{dir}}", g.dir)
 	g.people = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	extra = strings.ReplaceAll(extra, "{{people}}", g.people)
-	agents := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	g.agents = agents
+	g.agents = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	g.http = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	g.cfg = filepath.Join(g.dir, "gateway.yaml")
 	os.WriteFile(g.cfg, []byte(fmt.Sprintf(`listen: %s
 agent_listen: %s
 http_listen: %s
 host_key: %s/host_key
-database: %s/rr.db
-log: {format: text, level: debug}
+%slog: {format: text, level: debug}
 mail: {mode: smtp, from: rr@gateway.test, smtp: {host: 127.0.0.1, port: %d, tls: none}}
 people: [{name: alice, email: %s, role: advanced, key_files: [%s.pub]%s}, {name: ann, email: %s, role: admin, key_files: [%s.pub]}%s]
 teams: [{name: ops_RR, rapid_response: true, members: [alice], hosts: ["*"]}%s]
 hosts: [{name: web-01, passphrase_verifier: '%s', agent_key_file: %s.pub}]
-%s`, g.people, agents, g.http, g.dir, g.dir, mp.SMTPPort, aliceMail, alice.Path, more.alice, g.ann.mail, g.ann.key.Path, more.people,
-		more.teams, verifier, agentKey.Path, extra)), 0o600)
+%s`, g.people, g.agents, g.http, keyDir, st, pp.mp.SMTPPort, aliceMail, pp.alice.Path, pp.more.alice, pp.ann.mail, pp.ann.key.Path,
+		pp.more.people, pp.more.teams, pp.verifier, pp.agentKey.Path, extra)), 0o600)
 	cmd := g.start()
-
-	fp, err := exec.Command(filepath.Join(g.bin, "rr-gateway"), "fingerprint", "-config", g.cfg).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	gatewaytest.StartAgent(t, &gatewaytest.Gateway{AgentAddr: agents, Fingerprint: strings.TrimSpace(string(fp))}, "web-01", agentKey, nil)
-	hostKey, err := sshkit.LoadOrCreateKey(filepath.Join(g.dir, "host_key"))
+	hostKey, err := sshkit.LoadOrCreateKey(filepath.Join(keyDir, "host_key"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	host, port, _ := net.SplitHostPort(g.people)
 	known := filepath.Join(g.dir, "known_hosts")
 	os.WriteFile(known, []byte(fmt.Sprintf("[%s]:%s %s", host, port, ssh.MarshalAuthorizedKey(hostKey.PublicKey()))), 0o644)
-	g.w = &world{mail: mp, alice: alice, log: filepath.Join(g.dir, "askpass.log"), logLevel: "ERROR",
+	g.w = &world{mail: pp.mp, alice: pp.alice, log: filepath.Join(g.dir, "askpass.log"), logLevel: "ERROR",
 		gw: &gatewaytest.Gateway{PeopleAddr: g.people, KnownHosts: known}}
 	return g, cmd
 }

@@ -48,7 +48,7 @@ func startWebGateway(t *testing.T) *webGateway {
 		return h
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	g, _ := startProcGatewayWith(t, procPeople{
+	g, _ := startProcGatewayWith(t, morePeople{
 		alice:  fmt.Sprintf(", password_hash: '%s'", hash(pw["alice"])),
 		people: fmt.Sprintf(", {name: bob, email: bob@example.test, role: advanced, password_hash: '%s'}", hash(pw["bob"])),
 		teams:  `, {name: other_RR, rapid_response: true, members: [bob], hosts: [web-01]}`,

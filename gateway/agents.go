@@ -117,6 +117,7 @@ func (s *Server) agentConnected(nc *prelogin.Conn, sc *ssh.ServerConn) *agentCon
 		return nil
 	}
 	s.touchHost(host)
+	s.setPresence(host, true)
 	log.Info("agent connected")
 	s.audit(store.AuditEvent{Actor: "agent:" + host, Action: "agent.connect", Target: host,
 		Outcome: "allowed", Source: nc.RemoteAddr().String()})
@@ -149,6 +150,9 @@ func holdTunnel(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) {
 // agentGone forgets a tunnel that ended with err.
 func (s *Server) agentGone(nc *prelogin.Conn, ac *agentConn, err error) {
 	s.registry.remove(ac)
+	if s.registry.get(ac.host) == nil {
+		s.setPresence(ac.host, false)
+	}
 	s.touchHost(ac.host)
 	s.log.Info("agent disconnected", "host", ac.host, "remote", nc.RemoteAddr().String(), "err", err)
 	s.audit(store.AuditEvent{Actor: "agent:" + ac.host, Action: "agent.disconnect", Target: ac.host,
@@ -160,6 +164,22 @@ func (s *Server) touchHost(host string) {
 	defer cancel()
 	if err := s.cfg.Store.TouchHost(ctx, host, s.cfg.Now()); err != nil {
 		s.log.Warn("cannot record host last seen", "host", host, "err", err)
+	}
+}
+
+// setPresence tells peers, through the store, whether this gateway holds
+// a tunnel of host.
+func (s *Server) setPresence(host string, on bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	var err error
+	if on {
+		err = s.cfg.Store.SetPresence(ctx, host, s.cfg.Name, s.cfg.Now())
+	} else {
+		err = s.cfg.Store.DropPresence(ctx, host, s.cfg.Name)
+	}
+	if err != nil {
+		s.log.Warn("cannot record host presence", "host", host, "online", on, "err", err)
 	}
 }
 

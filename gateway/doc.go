@@ -24,6 +24,14 @@
 //     host's passphrase; it replays the screen, follows, tells the person
 //     and is audited. One gateway: a remote session's watch would feed a
 //     watcher of the same shape;
+//   - running beside peers on one store (cluster.go): the lease renewed
+//     every third of Config.Lease, the takeover of peers whose lease
+//     expired (their live rows interrupted, once its own renewals have
+//     held for a lease), kill requests taken while it holds live sessions
+//     (polled every Config.KillPoll, woken by a store's Notifier), a kill
+//     of a peer's session asked through the store and awaited on its row,
+//     and its hosts' presence rows; its session rows name it and its
+//     Advertise address;
 //   - what a person reaches on the gateway itself, without a host: the
 //     rr-admin console (package gateway/admin, with Kill, the live
 //     registry, the connection's second factor for changes, the admins'

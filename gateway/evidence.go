@@ -2,6 +2,9 @@ package gateway
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"time"
 
 	"github.com/rr-gateway/rr/evidence"
 	"github.com/rr-gateway/rr/gateway/admin"
@@ -22,17 +25,19 @@ type auditAppender interface {
 
 // closeEvidence audits a session's end and signs its recording's
 // manifest, once its row is final.
-func (s *Server) closeEvidence(ctx context.Context, ss *session, end SessionEnd) {
+func (s *Server) closeEvidence(ctx context.Context, ss *session, end SessionEnd, at time.Time) error {
 	row, rerr := s.cfg.Store.Session(ctx, ss.id)
-	e := store.AuditEvent{Time: s.cfg.Now(), Actor: row.Person, Action: "session.close", Target: ss.host,
+	if rerr != nil && !errors.Is(rerr, store.ErrNotFound) {
+		return rerr // the store does not answer: try again, in order
+	}
+	e := store.AuditEvent{Time: at, Actor: row.Person, Action: "session.close", Target: ss.host,
 		Outcome: "allowed", Detail: end.Reason, SessionID: ss.id}
 	if end.KilledBy != "" {
 		e.Detail = "killed by " + end.KilledBy + ": " + end.Reason
 	}
 	closed, err := appendAudit(ctx, s.cfg.Store, e)
 	if err != nil {
-		ss.log.Error("audit write failed", "err", err, "action", e.Action)
-		return
+		return fmt.Errorf("audit %s: %w", e.Action, err)
 	}
 	switch {
 	case s.cfg.Notary == nil, closed.Seq == 0: // no notary, or a store without the chain
@@ -45,6 +50,7 @@ func (s *Server) closeEvidence(ctx context.Context, ss *session, end SessionEnd)
 			ss.log.Error("manifest not signed", "err", err)
 		}
 	}
+	return nil
 }
 
 // ManifestOf is the manifest of a finalized session's recording, closed

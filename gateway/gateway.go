@@ -49,6 +49,7 @@ type Store interface {
 	Event(ctx context.Context, id string) (store.Event, error)
 	EventResponding(ctx context.Context, id, person string, at time.Time) error
 	EventSessionEnded(ctx context.Context, id string, at time.Time) error
+	ClusterStore
 }
 
 // Config configures a Server. HostKey, Store, Auth and Recorders are
@@ -70,6 +71,18 @@ type Config struct {
 	// Address is how people reach the gateway (HOST or HOST:PORT), shown
 	// in hints such as the scp command of a recording (default: Name).
 	Address string
+	// Advertise is where peers and people reach this gateway directly
+	// (HOST:PORT), past any load balancer; it goes into its session rows
+	// (default: Address).
+	Advertise string
+	// Lease is how long this gateway's lease in the store lasts: a peer
+	// that finds it expired marks its live sessions interrupted (15s). It
+	// is renewed every third of it.
+	Lease time.Duration
+	// KillPoll is how often, while it holds live sessions, the gateway
+	// looks in the store for kills asked on a peer (500ms); a store with
+	// Listen and Notify (a Notifier) wakes it at once as well.
+	KillPoll time.Duration
 	// Recordings reads finalized recordings back, for downloads, wherever
 	// the store says they are (the zero Opener: files in the local spool).
 	Recordings recorder.Opener
@@ -153,6 +166,11 @@ func (c *Config) checkAndSetDefaults() error {
 	if c.Address == "" {
 		c.Address = c.Name
 	}
+	if c.Advertise == "" {
+		c.Advertise = c.Address
+	}
+	setDefault(&c.Lease, 15*time.Second)
+	setDefault(&c.KillPoll, 500*time.Millisecond)
 	setDefault(&c.LoginGraceTime, time.Minute)
 	setDefault(&c.PromptGraceTime, 3*time.Minute)
 	c.PeopleLimits = limitsDefaults(c.PeopleLimits, DefaultPeopleLimits, c.LoginGraceTime)
@@ -187,6 +205,9 @@ type Server struct {
 	agents   *ssh.ServerConfig
 	registry registry
 	console  *admin.Console
+	// renewed says the lease was renewed once: set by joinCluster, then
+	// by runCluster's goroutine only.
+	renewed bool
 
 	// ctx is cancelled, with a cause, when the server closes; every
 	// connection's context derives from it.
@@ -199,6 +220,7 @@ type Server struct {
 	conns     map[net.Conn]struct{}
 	sessions  map[string]*session
 	notices   notices        // changes to mail to the admins
+	final     *finalizer     // session ends the store has still to hear
 	sessionWG sync.WaitGroup // live sessions
 	wg        sync.WaitGroup // every goroutine the server started
 }
@@ -217,6 +239,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.registry.init()
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
+	s.final = newFinalizer(cfg.Logger, s.ctx.Done(), &s.wg)
 	s.people = s.peopleConfig()
 	s.agents = s.agentsConfig()
 	cfg.Algorithms.apply(s.people)
@@ -229,7 +252,7 @@ func New(cfg Config) (*Server, error) {
 			// how it ended even when that connection drops meanwhile.
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), killWait)
 			defer cancel()
-			return s.Kill(ctx, id, by, reason)
+			return s.killAnywhere(ctx, id, by, reason)
 		},
 		Online:          s.Online,
 		Live:            s.liveBytes,
@@ -250,6 +273,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.console = console
+	if err := s.joinCluster(); err != nil {
+		s.cancel(err)
+		return nil, fmt.Errorf("gateway: join the cluster: %w", err)
+	}
 	return s, nil
 }
 

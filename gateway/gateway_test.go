@@ -23,14 +23,17 @@ import (
 	"github.com/rr-gateway/rr/auth"
 	"github.com/rr-gateway/rr/gateway"
 	"github.com/rr-gateway/rr/gateway/gatewaytest"
+	"github.com/rr-gateway/rr/internal/pgtest"
 	rrrec "github.com/rr-gateway/rr/recorder"
 	"github.com/rr-gateway/rr/store"
 	"github.com/rr-gateway/rr/store/sqlite"
 	"github.com/rr-gateway/rr/wire"
 )
 
+// One throwaway PostgreSQL for the tests of peers on it (cluster_pg_test.go);
+// no test may leave a goroutine running.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	pgtest.Main(m, func() error { return goleak.Find() })
 }
 
 // env is one gateway with one person (alice, who may reach web-01 and

@@ -155,6 +155,9 @@ func (l *library) Lookup(ctx context.Context, id string) (download.Entry, error)
 		return download.Entry{}, download.ErrNotFound // never recorded (refused before it started)
 	case !admin.Downloadable(x):
 		return download.Entry{}, download.ErrUnsealed
+	case !recorder.Remote(x.Recording) && x.Gateway != "" && x.Gateway != l.srv.cfg.Name:
+		// In a peer's spool: its path means nothing here.
+		return download.Entry{}, &download.ElsewhereError{Gateway: x.Gateway, Advertise: x.GatewayAdvertise}
 	}
 	return entry(x), nil
 }
@@ -176,6 +179,8 @@ func (l *library) Refused(name, via string, err error) {
 		reason = reasonNotAllowed
 	case errors.Is(err, download.ErrUnsealed):
 		reason = "its recording is not finalized yet"
+	case errors.Is(err, download.ErrElsewhere):
+		reason = "its recording is only in another gateway's spool"
 	}
 	if len(name) > maxAuditPath { // a path may be 256 KiB long; the audit row need not
 		name = strings.ToValidUTF8(name[:maxAuditPath], "") + "…"

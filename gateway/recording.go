@@ -87,13 +87,29 @@ func (s *spoolRecording) Resize(cols, rows uint32) error { return s.rec.Resize(c
 
 func (s *spoolRecording) Close(end SessionEnd) error {
 	closed, err := s.rec.Close(recorder.End{Reason: end.Reason, ExitStatus: end.ExitStatus, Signal: end.Signal, KilledBy: end.KilledBy})
+	if err != nil {
+		return err
+	}
+	write := func(ctx context.Context) error {
+		return s.st.SetSessionRecording(ctx, s.id, closed.Path, closed.Size, closed.SHA256)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if serr := s.st.SetSessionRecording(ctx, s.id, closed.Path, closed.Size, closed.SHA256); serr != nil {
-		err = errors.Join(err, serr)
+	if err := write(ctx); err != nil {
+		return &pendingRowWrite{err: err, write: write}
 	}
-	return err
+	return nil
 }
+
+// pendingRowWrite is Close's answer when the file is final but its row
+// could not be told (the store does not answer): write tells it, later.
+type pendingRowWrite struct {
+	err   error
+	write func(context.Context) error
+}
+
+func (p *pendingRowWrite) Error() string { return "recording's row not updated: " + p.err.Error() }
+func (p *pendingRowWrite) Unwrap() error { return p.err }
 
 // Finished starts the upload: the session's row is final now. (From Close
 // it would find the row still live, and wait for the next rescan.)

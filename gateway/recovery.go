@@ -13,15 +13,16 @@ import (
 
 // RecoveryStore is what RecoverSessions needs of the store.
 type RecoveryStore interface {
-	InterruptLiveSessions(ctx context.Context, now time.Time) ([]string, error)
+	InterruptLiveSessions(ctx context.Context, gateway string, now time.Time) ([]string, error)
 	Session(ctx context.Context, id string) (store.Session, error)
 	EventSessionEnded(ctx context.Context, id string, at time.Time) error
 	Audit(ctx context.Context, e store.AuditEvent) error
 	RecordingStore
 }
 
-// RecoverSessions finishes, at start, what an earlier run left undone:
-// sessions it left live are marked interrupted (an event they responded
+// RecoverSessions finishes, at start, what an earlier run of the gateway
+// named gateway left undone: sessions it left live (its own rows only,
+// never a peer's on the same store) are marked interrupted (an event they responded
 // to is open again), and every recording in the
 // spool whose session is over but has no size and SHA-256 noted is sealed
 // as it stands (never appended to) and noted. It is idempotent: a run that
@@ -30,8 +31,8 @@ type RecoveryStore interface {
 // Each session it marks is audited (session.interrupted), and so is each
 // recording it seals (session.sealed), which notary, if not nil, then
 // signs a manifest for, naming that event. Call it before serving.
-func RecoverSessions(ctx context.Context, st RecoveryStore, spool *recorder.Spool, notary Notary, log *slog.Logger) error {
-	ids, err := st.InterruptLiveSessions(ctx, time.Now())
+func RecoverSessions(ctx context.Context, gateway string, st RecoveryStore, spool *recorder.Spool, notary Notary, log *slog.Logger) error {
+	ids, err := st.InterruptLiveSessions(ctx, gateway, time.Now())
 	if err != nil {
 		return err
 	}

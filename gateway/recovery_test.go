@@ -53,7 +53,7 @@ func TestRecoverSessions(t *testing.T) {
 		r.Close(rec.End{})
 	}
 	record("cut")
-	if _, err := st.InterruptLiveSessions(ctx, time.Now()); err != nil {
+	if _, err := st.InterruptLiveSessions(ctx, "gw", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	record("live")
@@ -70,7 +70,7 @@ func TestRecoverSessions(t *testing.T) {
 	}
 
 	for range 2 {
-		if err := gateway.RecoverSessions(ctx, st, spool, nil, slog.New(slog.DiscardHandler)); err != nil {
+		if err := gateway.RecoverSessions(ctx, "gw", st, spool, nil, slog.New(slog.DiscardHandler)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -112,11 +112,33 @@ func TestRecoveryReopensEvents(t *testing.T) {
 	if err := st.EventResponding(ctx, "e-abcdef", "alice", now); err != nil {
 		t.Fatal(err)
 	}
-	if err := gateway.RecoverSessions(ctx, st, spool, nil, slog.New(slog.DiscardHandler)); err != nil {
+	if err := gateway.RecoverSessions(ctx, "gw", st, spool, nil, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	if e, _ := st.Event(ctx, "e-abcdef"); e.Status != store.EventOpen {
 		t.Fatalf("event after recovery: %s, want open", e.Status)
+	}
+}
+
+// TestRecoveryLeavesPeersAlone: with several gateways on one store, a
+// restarting gateway interrupts its own live sessions, never a peer's.
+func TestRecoveryLeavesPeersAlone(t *testing.T) {
+	ctx := context.Background()
+	st, spool := recoveryParts(t)
+	for id, gw := range map[string]string{"mine": "gw", "peers": "gw-2"} {
+		if err := st.CreateSession(ctx, store.Session{ID: id, Person: "alice", Host: "web-01", State: store.StateLive,
+			Started: time.Now(), Gateway: gw}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := gateway.RecoverSessions(ctx, "gw", st, spool, nil, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	if x, _ := st.Session(ctx, "mine"); x.State != store.StateInterrupted {
+		t.Errorf("own session after recovery: %s, want interrupted", x.State)
+	}
+	if x, _ := st.Session(ctx, "peers"); x.State != store.StateLive {
+		t.Errorf("a peer's live session after recovery: %s, want live", x.State)
 	}
 }
 
@@ -145,7 +167,7 @@ func TestRecoveryAuditsAndSigns(t *testing.T) {
 	r.Close(rec.End{})
 	var signed manifests
 	for range 2 {
-		if err := gateway.RecoverSessions(ctx, st, spool, &signed, slog.New(slog.DiscardHandler)); err != nil {
+		if err := gateway.RecoverSessions(ctx, "gw", st, spool, &signed, slog.New(slog.DiscardHandler)); err != nil {
 			t.Fatal(err)
 		}
 	}

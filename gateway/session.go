@@ -297,6 +297,10 @@ func (c *personConn) refusal(host string, err error) string {
 	case errors.Is(err, errNoSuchHost):
 		return fmt.Sprintf("rr: no host %q that you may reach; \"ssh rr@GATEWAY\" lists yours", host)
 	case errors.Is(err, errHostOffline):
+		if peers := c.srv.peersHolding(host); len(peers) > 0 {
+			return fmt.Sprintf("rr: host %q is not connected to this gateway; its agent is connected to %s",
+				host, strings.Join(peers, ", "))
+		}
 		return fmt.Sprintf("rr: host %q is offline: its agent is not connected to the gateway", host)
 	case errors.Is(err, errNoLongerAllowed):
 		return "rr: " + err.Error()
@@ -354,7 +358,8 @@ func (c *preStart) openSession(ctx context.Context, ss *session, start *ssh.Requ
 // person and returns false.
 func (c *preStart) createRow(ctx context.Context, ss *session, start *ssh.Request, target Target, started time.Time) bool {
 	row := store.Session{ID: ss.id, Person: c.person, Team: c.login.Team.Name, Host: target.Host, Command: target.Command,
-		PTY: ss.pty, Source: c.remote, State: store.StateLive, Started: started, EventID: ss.event, EventRule: ss.eventRule}
+		PTY: ss.pty, Source: c.remote, State: store.StateLive, Started: started, EventID: ss.event, EventRule: ss.eventRule,
+		Gateway: c.srv.cfg.Name, GatewayAdvertise: c.srv.cfg.Advertise}
 	if start.Type == wire.ReqSubsystem {
 		row.Command = "subsystem " + string(start.Payload[min(4, len(start.Payload)):])
 	}
@@ -476,34 +481,43 @@ func (s *Server) finishSession(ss *session, rec SessionRecorder, end SessionEnd)
 	if end.KilledBy != "" {
 		state = store.StateKilled
 	}
+	var steps []finalStep
 	if err := rec.Close(end); err != nil {
-		ss.log.Error("recording not finalized", "err", err)
-		end.Reason += " (recording not finalized)" // the row says so too
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err := s.cfg.Store.FinishSession(ctx, ss.id, store.SessionEnd{
-		State: state, Ended: s.cfg.Now(),
-		BytesIn: ss.bytesIn.Load(), BytesOut: ss.bytesOut.Load(),
-		ExitStatus: end.ExitStatus, EndReason: end.Reason, KilledBy: end.KilledBy,
-	})
-	if err != nil {
-		ss.log.Error("session row not finalized", "err", err)
-	} else {
-		s.closeEvidence(ctx, ss, end)
-	}
-	if ss.event != "" {
-		if err := s.cfg.Store.EventSessionEnded(ctx, ss.event, s.cfg.Now()); err != nil {
-			ss.log.Error("event status not updated", "err", err)
+		var pw *pendingRowWrite
+		if errors.As(err, &pw) {
+			// The file is final; only its row was not told.
+			steps = append(steps, finalStep{"recording's size and SHA-256", pw.write})
+		} else {
+			ss.log.Error("recording not finalized", "err", err)
+			end.Reason += " (recording not finalized)" // the row says so too
 		}
 	}
-	if m := s.cfg.Metrics; m != nil {
-		m.sessionEnded(string(state), ss.bytesIn.Load(), ss.bytesOut.Load())
+	ended := s.cfg.Now() // when it ended, not when the store heard of it
+	bytesIn, bytesOut := ss.bytesIn.Load(), ss.bytesOut.Load()
+	steps = append(steps, finalStep{"session row", func(ctx context.Context) error {
+		return s.cfg.Store.FinishSession(ctx, ss.id, store.SessionEnd{
+			State: state, Ended: ended, BytesIn: bytesIn, BytesOut: bytesOut,
+			ExitStatus: end.ExitStatus, EndReason: end.Reason, KilledBy: end.KilledBy,
+		})
+	}}, finalStep{"audit event", func(ctx context.Context) error {
+		return s.closeEvidence(ctx, ss, end, ended)
+	}})
+	if ss.event != "" {
+		steps = append(steps, finalStep{"event status", func(ctx context.Context) error {
+			return s.cfg.Store.EventSessionEnded(ctx, ss.event, ended)
+		}})
 	}
 	if f, ok := rec.(sessionFinisher); ok {
-		f.Finished() // the row is final: its recording may go
+		steps = append(steps, finalStep{"upload", func(context.Context) error {
+			f.Finished() // the row is final: its recording may go
+			return nil
+		}})
 	}
-	ss.log.Info("session ended", "reason", end.Reason, "bytes_in", ss.bytesIn.Load(), "bytes_out", ss.bytesOut.Load())
+	s.final.run(ss.log, steps)
+	if m := s.cfg.Metrics; m != nil {
+		m.sessionEnded(string(state), bytesIn, bytesOut)
+	}
+	ss.log.Info("session ended", "reason", end.Reason, "bytes_in", bytesIn, "bytes_out", bytesOut)
 }
 
 // endOf is how a session cancelled with cause ended, for its row and its

@@ -33,6 +33,13 @@ type Opener struct {
 	Corrupt error
 }
 
+// Remote reports whether location is in remote storage ("s3://…"), which
+// every gateway reads, rather than a file in one gateway's spool.
+func Remote(location string) bool {
+	_, _, remote := strings.Cut(location, "://")
+	return remote
+}
+
 // Open opens the recording at location from offset on.
 func (o Opener) Open(ctx context.Context, location string, offset int64) (io.ReadCloser, error) {
 	scheme, _, remote := strings.Cut(location, "://")

@@ -21,6 +21,9 @@ if ! command -v sshd >/dev/null && [ ! -x /usr/sbin/sshd ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq openssh-server >/dev/null
 fi
+# PostgreSQL's server: the store figures start a throwaway one.
+. scripts/postgres.sh
+need_postgres
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # 1000 PTY sessions and 1000 agent tunnels need file descriptors.

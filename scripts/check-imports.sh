@@ -24,7 +24,10 @@ check "$mod/gateway/web" agent store/sqlite auth/mail cmd/rr-gateway
 check "$mod/gateway/download" gateway gateway/admin agent store auth recorder cmd/rr-gateway
 check "$mod/agent" gateway store recorder auth cmd/rr-gateway cmd/rr-agent
 check "$mod/store" gateway agent auth recorder wire store/sqlite
-check "$mod/store/sqlite" gateway agent auth recorder wire
+check "$mod/store/sqlite" gateway agent auth recorder wire store/postgres
+check "$mod/store/postgres" gateway agent auth recorder wire store/sqlite
+check "$mod/store/sqlstore" gateway agent auth recorder wire store/sqlite store/postgres
+check "$mod/store/storetest" gateway agent auth recorder wire store/sqlite store/postgres
 check "$mod/wire" gateway agent store auth recorder internal/sshkit internal/config
 check "$mod/auth" gateway agent store recorder wire auth/mail
 check "$mod/auth/mail" gateway agent store recorder wire
@@ -37,7 +40,7 @@ check "$mod/internal/termtext" gateway agent store auth recorder wire internal/s
 # belong to store/sqlite and auth/mail, which only the programs (cmd/...)
 # and the test harness (gateway/gatewaytest) put together. store/sqlite
 # itself builds without cgo too (its Open then fails), so the harness does.
-heavy="github.com/mattn/go-sqlite3 github.com/wneessen/go-mail"
+heavy="github.com/mattn/go-sqlite3 github.com/wneessen/go-mail github.com/jackc/pgx/v5"
 for pkg in gateway gateway/admin gateway/download auth store events evidence; do
   deps=$(go list -deps "$mod/$pkg")
   for bad in $heavy; do
@@ -49,6 +52,7 @@ done
 if ! out=$(CGO_ENABLED=0 go build ./gateway/... ./auth/... ./store/... 2>&1); then
   echo "imports: gateway, auth and store must build with CGO_ENABLED=0:"; echo "$out"; fail=1
 fi
+check "$mod/internal/pgtest" gateway gateway/download agent store auth recorder wire internal/sshkit internal/config internal/termtext
 check "$mod/internal/testtool" gateway gateway/download agent store auth recorder wire internal/sshkit internal/config internal/termtext
 # gliderlabs/ssh serves tests and the bench only; why the programs stay on
 # x/crypto/ssh is in gateway/doc.go.

@@ -6,6 +6,10 @@
 # and the web console, https://127.0.0.1:WEB_PORT/). The demo person's web
 # password is DEMO_PASSWORD's, else one made on the first run (both kept
 # in demo/password, mode 0600, and printed).
+# make demo-ha (DEMO_HA=1): the same with two gateways (gw1, gw2: one host
+# key) on a throwaway PostgreSQL and one S3 bucket (versitygw), the agent
+# holding a tunnel to each; state in demo/ha/. GATEWAY2_PORT (2232) and
+# AGENT2_PORT (2233) are gw2's ports, S3_PORT (9020) versitygw's.
 set -euo pipefail
 self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$0")/.."
@@ -13,7 +17,12 @@ GATEWAY_PORT=${GATEWAY_PORT:-2222}
 AGENT_PORT=${AGENT_PORT:-2223}
 HTTP_PORT=${HTTP_PORT:-9464}
 WEB_PORT=${WEB_PORT:-8443}
-d=${DEMO_DIR:-demo}
+ha=${DEMO_HA:-}
+GATEWAY2_PORT=${GATEWAY2_PORT:-2232}
+AGENT2_PORT=${AGENT2_PORT:-2233}
+HTTP2_PORT=${HTTP2_PORT:-9465}
+S3_PORT=${S3_PORT:-9020}
+d=${DEMO_DIR:-demo${ha:+/ha}}
 bin=${DEMO_BIN:-bin}
 mkdir -p "$d"
 chmod 700 "$d"
@@ -68,19 +77,33 @@ password=$(head -n1 "$d/password")
 password_hash=$(printf '%s\n' "$password" | "$bin"/rr-gateway passphrase-hash)
 
 # Configs are written on every run so that ports can change.
-cat >"$d/gateway.yaml" <<YAML
+# gateway_config NAME PEOPLE_PORT AGENT_PORT HTTP_PORT [https] prints one
+# gateway's; with DEMO_HA, its store is the PostgreSQL and its recordings
+# go to the bucket.
+gateway_config() {
+  local name=$1 people=$2 agents=$3 http=$4 web=${5:-}
+  cat <<YAML
 # Written by scripts/demo.sh; see configs/gateway.yaml for every field.
-listen: 127.0.0.1:$GATEWAY_PORT
-agent_listen: 127.0.0.1:$AGENT_PORT
-http_listen: 127.0.0.1:$HTTP_PORT
+listen: 127.0.0.1:$people
+agent_listen: 127.0.0.1:$agents
+http_listen: 127.0.0.1:$http
 host_key: $d/ssh_host_ed25519_key
 database: $d/rr.db
-name: demo-gateway
-address: 127.0.0.1:$GATEWAY_PORT
+name: $name
+address: 127.0.0.1:$people
 log: {format: text, level: info}
 shutdown_grace: 3s
 recordings:
-  spool: $d/recordings
+  spool: $d/recordings${ha:+-$name}
+YAML
+  if [ -n "$ha" ]; then
+    cat <<YAML
+  s3: {bucket: rec, endpoint: "http://127.0.0.1:$S3_PORT", region: us-east-1, path_style: true,
+       access_key_id: rr-demo, secret_access_key_file: $d/s3.secret}
+store: {driver: postgres, dsn_file: $d/pg.dsn}
+YAML
+  fi
+  cat <<YAML
 demo: true            # allows mail mode file, which prints every code below
 mail:
   mode: file          # each code: a .eml file in outbox, and printed below
@@ -101,6 +124,9 @@ hosts:
   - name: demo-host
     agent_key_file: $d/agent_ed25519.pub
     passphrase_verifier: '$verifier'
+YAML
+  [ -n "$web" ] || return 0
+  cat <<YAML
 https:
   listen: 127.0.0.1:$WEB_PORT
   cert_file: $d/https.crt
@@ -109,10 +135,19 @@ events:
   falco_token_file: $d/tokens/falco
   alertmanager_token_file: $d/tokens/alertmanager
 YAML
+}
+if [ -n "$ha" ]; then
+  gateway_config gw1 "$GATEWAY_PORT" "$AGENT_PORT" "$HTTP_PORT" https >"$d/gateway.yaml"
+  gateway_config gw2 "$GATEWAY2_PORT" "$AGENT2_PORT" "$HTTP2_PORT" >"$d/gateway2.yaml"
+  agent_gateways="127.0.0.1:$AGENT_PORT, 127.0.0.1:$AGENT2_PORT"
+else
+  gateway_config demo-gateway "$GATEWAY_PORT" "$AGENT_PORT" "$HTTP_PORT" https >"$d/gateway.yaml"
+  agent_gateways="127.0.0.1:$AGENT_PORT"
+fi
 fp=$("$bin"/rr-gateway fingerprint -config "$d/gateway.yaml")
 cat >"$d/agent.yaml" <<YAML
 # Written by scripts/demo.sh; see configs/agent.yaml for every field.
-gateways: [127.0.0.1:$AGENT_PORT]
+gateways: [$agent_gateways]
 gateway_host_key: "$fp"
 host: demo-host
 key: $d/agent_ed25519
@@ -120,22 +155,69 @@ backoff_max: 5s
 log: {format: text, level: info}
 YAML
 
-pids=()
+pids=()  # the gateways and the agent
+infra=() # what they stand on (demo-ha: PostgreSQL, S3), stopped after them
 stop() {
   trap - INT TERM EXIT
   echo
   echo "demo: stopping"
   kill -TERM "${pids[@]}" 2>/dev/null || true
   wait "${pids[@]}" 2>/dev/null || true
+  if [ ${#infra[@]} -gt 0 ]; then
+    kill -TERM "${infra[@]}" 2>/dev/null || true
+    wait "${infra[@]}" 2>/dev/null || true
+  fi
   echo "demo: stopped"
 }
 trap stop INT TERM EXIT
 
-"$bin"/rr-gateway -config "$d/gateway.yaml" > >(sed -u 's/^/gateway | /') 2>&1 &
+if [ -n "$ha" ]; then
+  # A throwaway PostgreSQL (its DSN, with a password, in $d/pg.dsn) and a
+  # bucket on versitygw; then both gateways, at once, on the empty
+  # database (it is migrated once).
+  (umask 077; [ -s "$d/s3.secret" ] || { od -An -N18 -tx1 /dev/urandom | tr -d ' \n' >"$d/s3.secret"; echo >>"$d/s3.secret"; })
+  mkdir -p "$d/s3/rec"
+  rm -f "$d/pg.dsn"
+  "$bin"/pgserve -dsn-file "$d/pg.dsn" > >(sed -u 's/^/pg      | /') 2>&1 &
+  infra+=($!)
+  versitygw=$(command -v versitygw || echo "$(go env GOPATH)/bin/versitygw")
+  # setsid: out of the terminal's group, so that a Ctrl-C stops it only
+  # after the gateways (their last checkpoint goes to the bucket).
+  ROOT_ACCESS_KEY=rr-demo ROOT_SECRET_KEY=$(head -n1 "$d/s3.secret") \
+    setsid "$versitygw" --port "127.0.0.1:$S3_PORT" posix "$d/s3" > >(sed -u 's/^/s3      | /') 2>&1 &
+  infra+=($!)
+  for _ in $(seq 600); do [ -s "$d/pg.dsn" ] && break; sleep 0.1; done # pgserve writes it once ready
+  [ -s "$d/pg.dsn" ] || { echo "demo: PostgreSQL did not start"; exit 1; }
+  "$bin"/rr-gateway -config "$d/gateway2.yaml" > >(sed -u 's/^/gw2     | /') 2>&1 &
+  pids+=($!)
+fi
+prefix="gateway | "
+[ -n "$ha" ] && prefix="gw1     | "
+"$bin"/rr-gateway -config "$d/gateway.yaml" > >(sed -u "s/^/$prefix/") 2>&1 &
 pids+=($!)
 "$bin"/rr-agent -config "$d/agent.yaml" > >(sed -u 's/^/agent   | /') 2>&1 &
 pids+=($!)
 
+if [ -n "$ha" ]; then
+  cat <<MSG
+
+  rr demo-ha: gateways gw1 on 127.0.0.1:$GATEWAY_PORT and gw2 on 127.0.0.1:$GATEWAY2_PORT (people;
+  agents: $AGENT_PORT and $AGENT2_PORT), one host key, one PostgreSQL, one bucket; the
+  agent for demo-host holds a tunnel to each. In other terminals, from $(pwd):
+
+    ssh -t -i $d/id_ed25519 -p $GATEWAY_PORT rr@127.0.0.1 demo-host          (a session through gw1)
+    ssh -t -i $d/id_ed25519 -p $GATEWAY2_PORT rr@127.0.0.1 -s rr-admin       (gw2's console: sessions, kill ID)
+
+  The web console (gw1): https://127.0.0.1:$WEB_PORT/  as demo, password  $password
+
+  The passphrase is  $(head -n1 "$d/passphrase")  ; the code is printed below. Both
+  gateways count lockouts and mail limits together, in the database.
+  Ctrl-C stops everything (the database is thrown away; keys stay in $d).
+
+MSG
+  wait
+  exit
+fi
 cat <<MSG
 
   rr demo: gateway on 127.0.0.1:$GATEWAY_PORT (people) and 127.0.0.1:$AGENT_PORT (agents),

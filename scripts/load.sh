@@ -10,16 +10,20 @@
 #   3. TestFaults: the real rr-gateway and rr-agent processes, mailpit and
 #      versitygw; an agent killed, SMTP and S3 stopped, a flood of password
 #      guesses, the gateway SIGKILLed and restarted, under load.
+#   4. TestLoadHA: RR_LOAD_HA_SESSIONS (200) sessions spread over two
+#      gateways on one throwaway PostgreSQL, every recording compared; then
+#      the same with PostgreSQL stopped once half are live (logins refused
+#      meanwhile) and started again (the other half log in).
 # Results: bench/load-results.md and bench/load-results.json (one entry per
 # run, replaced by the next run of the same name).
-# Usage: scripts/load.sh [load|race|faults]...   (default: all three)
+# Usage: scripts/load.sh [load|race|faults|ha]...   (default: all four)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CGO_ENABLED=1 RR_LOAD=1
 export RR_LOAD_RESULTS="$PWD/bench/load-results"
 mkdir -p bench
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(load race faults)
+[ ${#steps[@]} -eq 0 ] && steps=(load race faults ha)
 
 need_tools() {
   command -v mailpit >/dev/null || [ -x "$(go env GOPATH)/bin/mailpit" ] || {
@@ -53,7 +57,14 @@ for step in "${steps[@]}"; do
     need_tools
     go test -count=1 -timeout 20m -v -run 'TestFaults$' ./bench/loadtest | grep -v '^=== RUN' || status=1
     ;;
-  *) echo "load: unknown step $step (load, race, faults)"; exit 2 ;;
+  ha)
+    echo "== two gateways on PostgreSQL: ${RR_LOAD_HA_SESSIONS:-200} sessions, then PostgreSQL restarted under load"
+    . scripts/postgres.sh
+    need_postgres
+    RR_LOAD_SESSIONS="${RR_LOAD_HA_SESSIONS:-200}" CI=true \
+      go test -count=1 -timeout 20m -v -run 'TestLoadHA$' ./bench/loadtest | grep -v '^=== RUN' || status=1
+    ;;
+  *) echo "load: unknown step $step (load, race, faults, ha)"; exit 2 ;;
   esac
 done
 echo "results: bench/load-results.md, bench/load-results.json"

@@ -28,7 +28,9 @@ need_tools() {
   command -v ssh-audit >/dev/null || missing+=(ssh-audit) # both SSH ports audited
   command -v systemd-analyze >/dev/null || missing+=(systemd) # the units in configs/ verified
   [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+  need_postgres
 }
+. scripts/postgres.sh
 
 # The SSH clients of the interop suite (e2e/interop_test.go), from Debian.
 need_clients() {

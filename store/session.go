@@ -38,6 +38,10 @@ type Session struct {
 	// EventID and EventRule name the security event the session was
 	// opened from (ssh rr@gw event:ID); "" for others.
 	EventID, EventRule string
+	// Gateway is the name of the gateway that holds (or held) the
+	// session, GatewayAdvertise where peers and people reach it
+	// directly; its recording is in that gateway's spool until uploaded.
+	Gateway, GatewayAdvertise string
 }
 
 // SessionEnd is what FinishSession records.

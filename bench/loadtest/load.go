@@ -180,25 +180,9 @@ func RunLoad(t testing.TB, name string, c Config) *Report {
 	mail := newMailbox()
 	gw := gatewaytest.StartGateway(t, gatewaytest.Config{
 		Gateway: gateway.Config{Logger: lg, ShutdownGrace: time.Second},
-		Auth: auth.Config{Mailer: mail, Limits: auth.Limits{SourceAttempts: 1 << 30, FailuresBeforeLockout: 1 << 30,
-			MailsPerPerson: 1 << 30}},
+		Auth:    auth.Config{Mailer: mail, Limits: loadLimits},
 	})
-	var hosts []string
-	for i := range c.Hosts {
-		h := hostName(i)
-		hosts = append(hosts, h)
-		key := gw.AddHost(h)
-		gw.SetPassphrase(h, "pp-"+h)
-		gatewaytest.StartAgent(t, gw, h, key, func(ac *agent.Config) { ac.Shell, ac.Logger = "/bin/sh", lg })
-	}
-	people := make([]person, c.Sessions)
-	var names []string
-	for i := range people {
-		people[i] = newPerson(i, "u")
-		gw.AddPerson(people[i].Name, "advanced", people[i].Email, "", gatewaytest.Key{Signer: people[i].Signer})
-		names = append(names, people[i].Name)
-	}
-	gw.AddTeam("load_RR", true, names, "*")
+	hosts, people := populate(t, gw, c, lg, nil)
 	for _, h := range hosts {
 		gw.WaitOnline(h)
 	}
@@ -223,10 +207,52 @@ func RunLoad(t testing.TB, name string, c Config) *Report {
 	rep.LoadSeconds = time.Since(loadStart).Seconds()
 	rep.Peak = live.Peak()
 
+	rep.finish(t, gw.Store, results, logs, begin)
+	return rep
+}
+
+// loadLimits lift the limits a load's logins would meet: thousands from
+// few addresses, a mailed code each.
+var loadLimits = auth.Limits{SourceAttempts: 1 << 30, FailuresBeforeLockout: 1 << 30, MailsPerPerson: 1 << 30}
+
+// populate adds, through gw's store, c.Hosts hosts (passphrase pp-HOST,
+// an in-process agent each, edit changing its config) and c.Sessions
+// people in team load_RR, and returns them.
+func populate(t testing.TB, gw *gatewaytest.Gateway, c Config, lg *slog.Logger, edit func(*agent.Config)) ([]string, []person) {
+	var hosts []string
+	for i := range c.Hosts {
+		h := hostName(i)
+		hosts = append(hosts, h)
+		key := gw.AddHost(h)
+		gw.SetPassphrase(h, "pp-"+h)
+		gatewaytest.StartAgent(t, gw, h, key, func(ac *agent.Config) {
+			ac.Shell, ac.Logger = "/bin/sh", lg
+			if edit != nil {
+				edit(ac)
+			}
+		})
+	}
+	people := make([]person, c.Sessions)
+	var names []string
+	for i := range people {
+		people[i] = newPerson(i, "u")
+		gw.AddPerson(people[i].Name, "advanced", people[i].Email, "", gatewaytest.Key{Signer: people[i].Signer})
+		names = append(names, people[i].Name)
+	}
+	gw.AddTeam("load_RR", true, names, "*")
+	return hosts, people
+}
+
+// finish checks every session's recording against st's rows, tallies
+// the run (errors counted before it stay counted) and says whether it
+// passed.
+func (rep *Report) finish(t testing.TB, st *sqlite.Store, results []*SessionResult, logs countingHandler, begin time.Time) {
 	verifyStart := time.Now()
-	verify(t, gw.Store, results, func(r *SessionResult, row store.Session) string { return row.Recording })
+	verify(t, st, results, func(r *SessionResult, row store.Session) string { return row.Recording })
 	rep.VerifySeconds = time.Since(verifyStart).Seconds()
+	before := rep.Errors
 	rep.tally(results, nil)
+	rep.Errors += before
 	rep.Warnings, _ = logs.count()
 	_, first := logs.count()
 	for _, w := range first {
@@ -241,7 +267,6 @@ func RunLoad(t testing.TB, name string, c Config) *Report {
 	}
 	rep.TotalSeconds = time.Since(begin).Seconds()
 	rep.Passed = rep.Errors == 0 && rep.LostBytes == 0 && rep.Mismatches == 0 && rep.Missing == 0
-	return rep
 }
 
 // verify finds each session's store row (by person: one session each),

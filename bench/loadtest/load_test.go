@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rr-gateway/rr/internal/pgtest"
 )
 
 func need(t *testing.T) {
@@ -118,5 +120,21 @@ func TestFromEnvRefusesBadValues(t *testing.T) {
 	c, err := FromEnv(Config{Sessions: 5})
 	if err != nil || c.Sessions != 7 {
 		t.Fatalf("FromEnv = %+v, %v; want 7 sessions", c, err)
+	}
+}
+
+// TestLoadHA is the two-gateway run: RR_LOAD_SESSIONS (200) sessions over
+// two gateways on one PostgreSQL; then the same with PostgreSQL restarted
+// half-way (RR_LOAD_HA_RESTART=0 skips that part).
+func TestLoadHA(t *testing.T) {
+	need(t)
+	cfg, err := FromEnv(Config{Sessions: 200, Seconds: 10, Hosts: 4, PTYShare: 0.5, Rate: 32 << 10, Ramp: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := pgtest.Shared(t)
+	t.Run("spread", func(t *testing.T) { save(t, RunHA(t, "load-ha", cfg, srv, false)) })
+	if os.Getenv("RR_LOAD_HA_RESTART") != "0" {
+		t.Run("restart", func(t *testing.T) { save(t, RunHA(t, "load-ha-pg-restart", cfg, srv, true)) })
 	}
 }

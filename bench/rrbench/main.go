@@ -58,7 +58,7 @@ func main() {
 	flag.IntVar(&cfg.workers, "workers", envInt("WORKERS", 8), "parallel clients for the set-up rate and for opening sessions")
 	flag.IntVar(&cfg.junk, "junk", envInt("JUNK", 20000), "junk connections held while a real person logs in (0 skips the flood figures)")
 	flag.IntVar(&cfg.events, "events", envInt("EVENTS", 20000), "security events posted to the intake (0 skips the event figures)")
-	only := flag.String("only", "", "run only this figure group: speed, memory, flood, events, watch or web")
+	only := flag.String("only", "", "run only this figure group: speed, memory, flood, events, watch, web or store")
 	flag.StringVar(&cfg.gobench, "gobench", "", "output of go test -bench (recorder, gateway) to include")
 	flag.StringVar(&cfg.out, "out", "bench", "directory for results.md and results.json")
 	flag.StringVar(&cfg.work, "work", "", "working directory (default: a temporary one, removed)")
@@ -145,6 +145,7 @@ func run(cfg config) error {
 		{"speed", r.speed, "speed"}, {"memory", r.bareMemory, "bare"}, {"memory", r.sessionMemory, "sessions"},
 		{"memory", r.agentMemory, "agents"}, {"flood", r.junkFlood, "flood"}, {"events", r.eventFigures, "events"},
 		{"watch", r.watchFigures, "watch"}, {"web", r.webFigures, "web"},
+		{"store", r.storeFigures, "store"},
 	} {
 		if cfg.only != "" && cfg.only != g.group {
 			continue

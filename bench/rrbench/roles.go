@@ -33,7 +33,6 @@ import (
 	"github.com/rr-gateway/rr/internal/prelogin"
 	"github.com/rr-gateway/rr/recorder"
 	"github.com/rr-gateway/rr/store"
-	"github.com/rr-gateway/rr/store/sqlite"
 )
 
 // roleEnv names the role a re-executed bench binary plays: the driver
@@ -63,6 +62,7 @@ func runRole(role string, args []string) error {
 	shell := fs.String("shell", "/bin/sh", "agent, onehop: the shell sessions run")
 	upstream := fs.String("upstream", "", "bridge: the one-hop endpoint's address")
 	nocaps := fs.Bool("nocaps", false, "gateway: lift the people's caps on connections not logged in")
+	dsnFile := fs.String("dsn-file", "", "gateway: keep the store on PostgreSQL, the DSN in this `file` (default: SQLite in -dir)")
 	addr, from, n := fs.String("addr", "", "junk: the address to flood"), fs.String("from", "", "junk: the source address"), fs.Int("n", 0, "junk: connections")
 	smtp := fs.Int("smtp", 0, "events: the mail server's SMTP port on 127.0.0.1 (0: none)")
 	webConsole := fs.Bool("web", false, "gateway: people get passwords, and the web console is served over TLS")
@@ -101,7 +101,7 @@ func runRole(role string, args []string) error {
 	defer cancel()
 	switch role {
 	case "gateway":
-		return gatewayRole(ctx, ctl, log, *dir, *prefix, *hosts, *people, *record, *cheap, *nocaps, *webConsole)
+		return gatewayRole(ctx, ctl, log, *dir, *dsnFile, *prefix, *hosts, *people, *record, *cheap, *nocaps, *webConsole)
 	case "agent":
 		return agentRole(ctx, ctl, log, *gw, *fp, *prefix, *hosts, *shell)
 	case "onehop":
@@ -320,8 +320,8 @@ func (m lineMailer) Send(_ context.Context, msg auth.Message) error {
 // (64 MiB, 3 passes) would only measure argon2id.
 var cheapParams = &argon2id.Params{Memory: 1024, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
 
-func gatewayRole(ctx context.Context, ctl *control, log *slog.Logger, dir, prefix string, hosts, people int, record, cheap, nocaps, webConsole bool) error {
-	st, err := sqlite.Open(filepath.Join(dir, "rr.db"))
+func gatewayRole(ctx context.Context, ctl *control, log *slog.Logger, dir, dsnFile, prefix string, hosts, people int, record, cheap, nocaps, webConsole bool) error {
+	st, err := openStore(ctx, dir, dsnFile)
 	if err != nil {
 		return err
 	}
@@ -376,6 +376,7 @@ func gatewayRole(ctx context.Context, ctl *control, log *slog.Logger, dir, prefi
 		Directory: gateway.StoreDirectory(st),
 		Mailer:    lineMailer{ctl},
 		Audit:     gateway.AuthAudit(st, log),
+		Counters:  st, // as rr-gateway runs: the limits counted in the store
 		Logger:    log,
 		// The benchmark logs in thousands of times from one address.
 		Limits: auth.Limits{SourceAttempts: lots, MailsPerPerson: lots, FailuresBeforeLockout: lots},

@@ -37,6 +37,8 @@ Flags:
 type fileConfig struct {
 	Gateways           []string      `yaml:"gateways"`
 	GatewayHostKey     string        `yaml:"gateway_host_key"`
+	GatewayHostKeys    []string      `yaml:"gateway_host_keys"`
+	ResolveInterval    time.Duration `yaml:"resolve_interval"`
 	Host               string        `yaml:"host"`
 	Key                string        `yaml:"key"`
 	EnrollToken        string        `yaml:"enroll_token"`
@@ -106,6 +108,8 @@ func run(args []string, stderr io.Writer) int {
 	a, err := agent.New(agent.Config{
 		Gateways:           c.Gateways,
 		GatewayHostKey:     c.GatewayHostKey,
+		GatewayHostKeys:    c.GatewayHostKeys,
+		ResolveInterval:    c.ResolveInterval,
 		Host:               c.Host,
 		Signer:             signer,
 		EnrollToken:        token,

@@ -267,14 +267,20 @@ func (c *fileConfig) notary(ctx context.Context, st *sqlite.Store, sink *s3sink.
 
 // address is how people reach the gateway, for hints: the address setting,
 // else the name with listen's port.
+// gatewayName is name, else the machine's: the same in session rows, the
+// lease and the recovery of this gateway's own rows.
+func (c *fileConfig) gatewayName() string {
+	if c.Name != "" {
+		return c.Name
+	}
+	return gateway.DefaultName()
+}
+
 func (c *fileConfig) address() string {
 	if c.Address != "" {
 		return c.Address
 	}
-	name := c.Name
-	if name == "" {
-		name = gateway.DefaultName()
-	}
+	name := c.gatewayName()
 	if _, port, err := net.SplitHostPort(c.Listen); err == nil && port != "22" {
 		return net.JoinHostPort(name, port)
 	}

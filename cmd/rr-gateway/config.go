@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +24,7 @@ type fileConfig struct {
 	HTTPListen         string         `yaml:"http_listen"`
 	HostKey            string         `yaml:"host_key"`
 	Database           string         `yaml:"database"`
+	Store              fileStore      `yaml:"store"`
 	Name               string         `yaml:"name"`
 	Address            string         `yaml:"address"`
 	Log                config.Log     `yaml:"log"`
@@ -45,11 +47,19 @@ type fileConfig struct {
 	Events             fileEvents     `yaml:"events"`
 	Web                fileWeb        `yaml:"web"`
 	Audit              fileAudit      `yaml:"audit"`
+	Cluster            fileCluster    `yaml:"cluster"`
 
 	// Before login and without a channel (prelogin.go).
 	PromptGraceTime   time.Duration   `yaml:"prompt_grace_time"`
 	UnusedConnTimeout *time.Duration  `yaml:"unused_connection_timeout"`
 	BeforeLogin       fileBeforeLogin `yaml:"before_login"`
+}
+
+// fileCluster is how this gateway runs beside peers on one store.
+type fileCluster struct {
+	Advertise string        `yaml:"advertise"`
+	Lease     time.Duration `yaml:"lease"`
+	KillPoll  time.Duration `yaml:"kill_poll"`
 }
 
 // fileAudit is the evidence: the audit key and how often it signs.
@@ -174,9 +184,10 @@ func defaultConfig() fileConfig {
 		Mail:        fileMail{Mode: "smtp", From: "rr@localhost"},
 		Recordings: fileRecordings{Spool: "/var/lib/rr/recordings", FlushInterval: time.Second,
 			S3: fileS3{Region: "us-east-1", Prefix: "recordings/"}},
-		Events: defaultEvents(),
-		Web:    defaultWeb(),
-		Audit:  fileAudit{CheckpointInterval: 10 * time.Minute},
+		Events:  defaultEvents(),
+		Web:     defaultWeb(),
+		Audit:   fileAudit{CheckpointInterval: 10 * time.Minute},
+		Cluster: fileCluster{Lease: 15 * time.Second, KillPoll: 500 * time.Millisecond},
 	}
 }
 
@@ -203,8 +214,22 @@ func (c *fileConfig) check() error {
 	if c.HostKey == "" {
 		errs = append(errs, errors.New("host_key: empty"))
 	}
-	if c.Database == "" {
+	if c.Database == "" && c.Store.Driver != "postgres" {
 		errs = append(errs, errors.New("database: empty"))
+	}
+	if err := c.Store.check(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Cluster.Lease < 3*time.Second {
+		errs = append(errs, errors.New("cluster.lease: at least 3s (it is renewed every third of it)"))
+	}
+	if c.Cluster.KillPoll < 10*time.Millisecond || c.Cluster.KillPoll > c.Cluster.Lease {
+		errs = append(errs, errors.New("cluster.kill_poll: between 10ms and cluster.lease"))
+	}
+	if c.Cluster.Advertise != "" {
+		if _, _, err := net.SplitHostPort(c.Cluster.Advertise); err != nil {
+			errs = append(errs, fmt.Errorf("cluster.advertise: want HOST:PORT: %w", err))
+		}
 	}
 	if c.Audit.CheckpointInterval < time.Second {
 		errs = append(errs, errors.New("audit.checkpoint_interval: at least 1s"))

@@ -32,7 +32,7 @@ func TestExampleConfig(t *testing.T) {
 	}
 	d := defaultConfig()
 	if c.Listen != d.Listen || c.AgentListen != d.AgentListen || c.HostKey != d.HostKey || c.Database != d.Database ||
-		c.Audit != d.Audit {
+		c.Audit != d.Audit || c.Cluster != d.Cluster {
 		t.Fatalf("the example's values differ from the defaults: %+v vs %+v", c, d)
 	}
 	if _, err := c.mailer(nil); err != nil {
@@ -83,6 +83,13 @@ func TestConfigErrors(t *testing.T) {
 	c, _ = loadConfig(write("mail: {mode: pigeon}\n"))
 	if _, err := c.mailer(nil); err == nil {
 		t.Fatal("unknown mail mode accepted")
+	}
+	c, _ = loadConfig(write("cluster: {lease: 1s, kill_poll: 1ms, advertise: nohost}\n"))
+	err = c.check()
+	for _, want := range []string{"cluster.lease", "cluster.kill_poll", "cluster.advertise"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("check: %v; want it to name %s", err, want)
+		}
 	}
 }
 

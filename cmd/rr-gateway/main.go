@@ -28,7 +28,6 @@ import (
 	"github.com/rr-gateway/rr/internal/sshkit"
 	"github.com/rr-gateway/rr/recorder"
 	"github.com/rr-gateway/rr/store"
-	"github.com/rr-gateway/rr/store/sqlite"
 )
 
 const usage = `rr-gateway: the rr SSH gateway.
@@ -59,7 +58,10 @@ Usage:
                                               (kept if it exists) and print the public key
 
 The configuration file is YAML; configs/gateway.yaml documents every field.
-Flags given on the command line override the file.
+Flags given on the command line override the file. The store is SQLite's
+database file, or with store: {driver: postgres} a PostgreSQL server that
+several gateways share, its DSN in store.dsn_file or $RR_STORE_DSN (never a
+flag; docs/ha.md).
 
 Flags of the gateway:
 `
@@ -161,7 +163,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	st, err := sqlite.Open(c.Database)
+	st, gst, err := c.openStore(ctx, log)
 	if err != nil {
 		return err
 	}
@@ -176,6 +178,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 	defer spool.Close()
 	acfg := c.authConfig()
 	acfg.Directory = gateway.StoreDirectory(st)
+	acfg.Counters = st // shared by every gateway on the store, kept across restarts
 	acfg.Mailer = mailer
 	acfg.Logger = log
 	metrics := gateway.NewMetrics()
@@ -196,7 +199,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 	}
 	// Before the uploader runs: it takes only recordings their sessions
 	// have sealed; and with the notary, so that sealed ones are signed.
-	if err := gateway.RecoverSessions(ctx, st, spool, notary, log); err != nil {
+	if err := gateway.RecoverSessions(ctx, c.gatewayName(), st, spool, notary, log); err != nil {
 		return err
 	}
 	// A checkpoint now covers what the last run and the recovery wrote;
@@ -229,13 +232,16 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 	peopleLimits, agentLimits := c.BeforeLogin.gatewayLimits()
 	srv, err := gateway.New(gateway.Config{
 		HostKey:            signer,
-		Store:              st,
+		Store:              gst,
 		Auth:               authSvc,
 		Recorders:          gateway.SpoolRecorders(spool, st, log, kick),
 		Logger:             log,
 		Metrics:            metrics,
-		Name:               c.Name,
+		Name:               c.gatewayName(),
 		Address:            c.address(),
+		Advertise:          c.Cluster.Advertise,
+		Lease:              c.Cluster.Lease,
+		KillPoll:           c.Cluster.KillPoll,
 		Recordings:         recordings,
 		Notary:             notary,
 		Evidence:           &admin.Evidence{Store: st, Key: notary.PublicKey()},
@@ -383,7 +389,7 @@ func cmdEnroll(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	st, err := sqlite.Open(c.Database)
+	st, _, err := c.openStore(context.Background(), slog.New(slog.NewTextHandler(stderr, nil)))
 	if err != nil {
 		return fail(stderr, err)
 	}

@@ -135,7 +135,7 @@ func TestUploadWaitsForRecovery(t *testing.T) {
 		rec.Output([]byte("output of " + id))
 		rec.Close(recorder.End{})
 		if id == "cut" {
-			if _, err := st.InterruptLiveSessions(ctx, time.Now()); err != nil {
+			if _, err := st.InterruptLiveSessions(ctx, "gw", time.Now()); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -172,7 +172,7 @@ func TestUploadWaitsForRecovery(t *testing.T) {
 	}
 
 	// The next start.
-	if err := gateway.RecoverSessions(ctx, st, spool, nil, slog.New(newLogWatch())); err != nil {
+	if err := gateway.RecoverSessions(ctx, "gw", st, spool, nil, slog.New(newLogWatch())); err != nil {
 		t.Fatal(err)
 	}
 

@@ -59,6 +59,10 @@ type Store interface {
 	SetEventSubscription(ctx context.Context, team, sub string) error
 
 	Hosts(ctx context.Context) ([]store.Host, error)
+	// Presence says which gateways hold which hosts' tunnels (hosts);
+	// Leases lists the gateways sharing the store (gateways).
+	Presence(ctx context.Context, now time.Time) ([]store.Presence, error)
+	Leases(ctx context.Context) ([]store.Lease, error)
 	CreateHost(ctx context.Context, name string, labels []string) error
 	UpsertHost(ctx context.Context, name string) error
 	DeleteHost(ctx context.Context, name string) error
@@ -76,7 +80,8 @@ type Config struct {
 	// Kill ends live session id on behalf of by, telling its person reason. It returns
 	// after the session is finalized. ErrNotLive when the session is not live here.
 	Kill func(ctx context.Context, id, by, reason string) error
-	// Online reports whether host's agent is connected now.
+	// Online reports whether host's agent is connected to this gateway
+	// now (peers' tunnels are in Store.Presence).
 	Online func(host string) bool
 	// Live returns a live session's byte counters so far (in = person→host).
 	// Optional: without it, live sessions show the counters the store has.
@@ -129,6 +134,15 @@ var ErrNotLive = errors.New("admin: session is not live")
 // ErrEndedFirst is Config.Kill's answer when the session ended on its own
 // (exit, client gone…) before the kill reached it.
 var ErrEndedFirst = errors.New("admin: the session ended before the kill")
+
+// GatewayGoneError is Config.Kill's answer for a session held by a peer
+// gateway whose lease expired: it is gone, and the session will be marked
+// interrupted by whichever peer notices first.
+type GatewayGoneError struct{ Gateway string }
+
+func (e *GatewayGoneError) Error() string {
+	return fmt.Sprintf("the gateway holding it, %s, is gone (its lease expired)", e.Gateway)
+}
 
 // Console runs rr-admin commands. It is safe for concurrent use: it keeps
 // no state between commands.

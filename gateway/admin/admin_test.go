@@ -12,6 +12,7 @@ import (
 	"io"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -124,7 +125,8 @@ func newEnv(t testing.TB) *env {
 		{"sec-live", "sec", "carol", "db-01", nil},
 	} {
 		must(t, st.CreateSession(ctx, store.Session{ID: s.id, Person: s.person, Team: s.team, Host: s.host, State: store.StateLive,
-			Started: t0.Add(time.Duration(i) * time.Minute), Recording: "/spool/" + s.id + ".gz", Source: "198.51.100.1:22"}))
+			Started: t0.Add(time.Duration(i) * time.Minute), Recording: "/spool/" + s.id + ".gz", Source: "198.51.100.1:22",
+			Gateway: "gw-" + strconv.Itoa(1+i%2), GatewayAdvertise: "gw-" + strconv.Itoa(1+i%2) + ".example.com:2222"}))
 		if s.end != nil {
 			must(t, st.FinishSession(ctx, s.id, *s.end))
 			must(t, st.SetSessionRecording(ctx, s.id, "/spool/"+s.id+".gz", 1234, "abcd"))
@@ -204,7 +206,7 @@ func TestSessionsVisibility(t *testing.T) {
 		if msg != "" {
 			t.Fatalf("%s %q: %s", tc.who.Person, tc.line, msg)
 		}
-		if got := strings.Fields(out); len(got) < 10 || got[0] != "ID" || got[9] != "EXIT" {
+		if got := strings.Fields(out); len(got) < 11 || got[0] != "ID" || got[5] != "GATEWAY" || got[10] != "EXIT" {
 			t.Fatalf("%q: header %q", tc.line, out)
 		}
 		if got := column(out); fmt.Sprint(got) != tc.want {
@@ -213,8 +215,8 @@ func TestSessionsVisibility(t *testing.T) {
 	}
 	out, _ := e.exec(bob, "sessions")
 	for _, want := range []*regexp.Regexp{
-		regexp.MustCompile(`(?m)^ops-live +live +bob +ops +web-01 +2026-11-24T10:02:00Z +58m0s +11 +22 +-$`),
-		regexp.MustCompile(`(?m)^ops-done +closed +bob +ops +web-01 +2026-11-24T10:00:00Z +1m30s +5 +7 +0$`),
+		regexp.MustCompile(`(?m)^ops-live +live +bob +ops +web-01 +gw-1 +2026-11-24T10:02:00Z +58m0s +11 +22 +-$`),
+		regexp.MustCompile(`(?m)^ops-done +closed +bob +ops +web-01 +gw-1 +2026-11-24T10:00:00Z +1m30s +5 +7 +0$`),
 	} {
 		if !want.MatchString(out) {
 			t.Errorf("sessions table:\n%s\nwant a line matching %s", out, want)
@@ -233,7 +235,8 @@ func TestShow(t *testing.T) {
 	e := newEnv(t)
 	out, msg := e.exec(bob, "show ops-done")
 	for _, want := range []string{"id:", "ops-done", "exit status:", "sha256:", "abcd", "size:", "1234",
-		"download:", "scp -P 2222 rr@gw.example.com:recordings/ops-done.gz .", "/spool/ops-done.gz", "(shell)"} {
+		"download:", "scp -P 2222 rr@gw.example.com:recordings/ops-done.gz .", "/spool/ops-done.gz", "(shell)",
+		"gateway:      gw-1 (gw-1.example.com:2222)"} {
 		if msg != "" || !strings.Contains(out, want) {
 			t.Fatalf("show: %q %q; want %q in it", out, msg, want)
 		}
@@ -469,12 +472,25 @@ func TestListings(t *testing.T) {
 	if out != want {
 		t.Errorf("teams:\n%s\nwant:\n%s", out, want)
 	}
+	// db-01's agent is connected to a peer gateway only, web-01's to
+	// this one and to a peer whose lease expired (so not counted).
+	must(t, e.st.RenewLease(ctx, store.Lease{Gateway: "gw-2", Renewed: now, Expires: now.Add(15 * time.Second)}))
+	must(t, e.st.RenewLease(ctx, store.Lease{Gateway: "gw-3", Renewed: now, Expires: now.Add(-time.Second)}))
+	must(t, e.st.SetPresence(ctx, "db-01", "gw-2", now.Add(-time.Minute)))
+	must(t, e.st.SetPresence(ctx, "web-01", "gw-3", now))
 	out, _ = e.exec(admin, "hosts")
-	want = "NAME    ONLINE  LAST-SEEN             ENROLLED  LABELS    PASSPHRASE\n" +
-		"db-01   no      -                     no        -         no\n" +
-		"web-01  yes     2026-11-24T10:00:00Z  yes       env=prod  no\n"
+	want = "NAME    ONLINE  LAST-SEEN             GATEWAYS       ENROLLED  LABELS    PASSPHRASE\n" +
+		"db-01   yes     -                     gw-2@10:59:00  no        -         no\n" +
+		"web-01  yes     2026-11-24T10:00:00Z  -              yes       env=prod  no\n"
 	if out != want {
 		t.Errorf("hosts:\n%s\nwant:\n%s", out, want)
+	}
+	out, _ = e.exec(admin, "gateways")
+	want = "NAME  ADVERTISE  RENEWED               EXPIRES               ALIVE\n" +
+		"gw-2  -          2026-11-24T11:00:00Z  2026-11-24T11:00:15Z  yes\n" +
+		"gw-3  -          2026-11-24T11:00:00Z  2026-11-24T10:59:59Z  no\n"
+	if out != want {
+		t.Errorf("gateways:\n%s\nwant:\n%s", out, want)
 	}
 	out, _ = e.exec(bob, "whoami")
 	if want := "PERSON  ROLE      TEAM\nbob     advanced  ops\n"; out != want {

@@ -48,7 +48,8 @@ func commands() []*command {
 		{name: "whoami", summary: "show who you are logged in as: person, role, team", run: (*Console).whoami},
 		{name: "sessions", args: "[--live] [--host H] [--user U] [--event ID] [--since S] [--limit N]",
 			summary: "list live sessions, then recent closed ones",
-			detail: "Shows the sessions of the team you logged in under (admins: every session).\n" +
+			detail: "Shows the sessions of the team you logged in under (admins: every session), on\n" +
+				"every gateway sharing this one's store; GATEWAY is the one holding each.\n" +
 				"--since takes a duration ago (2h), RFC 3339 or YYYY-MM-DD; --limit defaults to 100,\n" +
 				"at most 10000 (narrow with --since, --host or --user for older ones).",
 			run: (*Console).sessions},
@@ -59,6 +60,8 @@ func commands() []*command {
 				"is told who watches. One step from a shell: ssh -t rr@GATEWAY watch:ID",
 			run: (*Console).watch},
 		{name: "kill", args: "ID [REASON...]", summary: "close a live session; its person sees who closed it and why",
+			detail: "A session another gateway holds is closed by that gateway; kill answers once it is\n" +
+				"finalized there (or says that gateway is gone).",
 			run: (*Console).kill},
 		{name: "audit", args: "[--since S] [--until S] [--actor A] [--action X] [--session ID] [--limit N]",
 			summary: "show the audit trail, oldest first", admin: true,
@@ -103,8 +106,10 @@ func commands() []*command {
 			admin: true, change: true, edits: "team", run: (*Console).teamHostAdd},
 		{name: "team host remove", args: "TEAM PATTERN", summary: "remove a host pattern from a team", admin: true,
 			change: true, edits: "team", run: (*Console).teamHostRemove},
-		{name: "hosts", summary: "list hosts: online, last seen, enrolled, labels, passphrase set", admin: true,
+		{name: "hosts", summary: "list hosts: online, last seen, gateways holding it, enrolled, labels, passphrase set", admin: true,
 			run: (*Console).hosts},
+		{name: "gateways", summary: "list the gateways sharing this store: advertise address, lease, alive",
+			admin: true, run: (*Console).gateways},
 		{name: "host add", args: "NAME [--label K=V]...", summary: "add a host", admin: true, change: true,
 			edits: "host", run: (*Console).hostAdd},
 		{name: "host remove", args: "NAME", summary: "remove a host and its enrollment tokens (its sessions stay)",
@@ -236,6 +241,8 @@ type sessionJSON struct {
 	KilledBy        string     `json:"killed_by"`
 	Event           string     `json:"event"`
 	EventRule       string     `json:"event_rule"`
+	Gateway         string     `json:"gateway"`
+	GatewayAddress  string     `json:"gateway_advertise"`
 }
 
 // view is x as shown now: live counters from the gateway, duration so far.
@@ -243,7 +250,7 @@ func (c *Console) view(x store.Session) sessionJSON {
 	v := sessionJSON{ID: x.ID, State: string(x.State), Person: x.Person, Team: x.Team, Host: x.Host,
 		Command: x.Command, PTY: x.PTY, Source: x.Source, Started: x.Started, BytesIn: x.BytesIn,
 		BytesOut: x.BytesOut, ExitStatus: x.ExitStatus, EndReason: x.EndReason, KilledBy: x.KilledBy,
-		Event: x.EventID, EventRule: x.EventRule}
+		Event: x.EventID, EventRule: x.EventRule, Gateway: x.Gateway, GatewayAddress: x.GatewayAdvertise}
 	end := c.cfg.Now()
 	if x.State == store.StateLive {
 		if c.cfg.Live != nil {
@@ -312,12 +319,28 @@ func (c *Console) sessions(x *call) error {
 	if x.json {
 		return writeJSON(x.out, orEmpty(list))
 	}
-	t := newTable(x.out, "ID", "STATE", "INITIATOR", "TEAM", "HOST", "STARTED", "DURATION", "IN", "OUT", "EXIT")
+	t := newTable(x.out, "ID", "STATE", "INITIATOR", "TEAM", "HOST", "GATEWAY", "STARTED", "DURATION", "IN", "OUT", "EXIT")
 	for _, v := range list {
-		t.add(v.ID, v.State, v.Person, v.Team, v.Host, stamp(v.Started), v.duration(),
+		t.add(v.ID, v.State, v.Person, v.Team, v.Host, orDash(v.Gateway), stamp(v.Started), v.duration(),
 			strconv.FormatInt(v.BytesIn, 10), strconv.FormatInt(v.BytesOut, 10), v.exit())
 	}
 	return t.flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// where says which gateway holds (or held) a session, and where peers and
+// people reach it directly.
+func (v sessionJSON) where() string {
+	if v.Gateway == "" || v.GatewayAddress == "" {
+		return orDash(v.Gateway)
+	}
+	return v.Gateway + " (" + v.GatewayAddress + ")"
 }
 
 // orEmpty makes a nil list encode as [] rather than null.
@@ -363,6 +386,8 @@ func (c *Console) show(x *call) error {
 	switch {
 	case s.State == store.StateLive:
 		rec.Download = "available once the session is closed"
+	case !Downloadable(s) && s.Gateway != "" && strings.HasPrefix(s.EndReason, store.EndReasonGatewayLost):
+		rec.Download = fmt.Sprintf("not yet: the recording is in %s's spool; %s seals and uploads it when it restarts", s.Gateway, s.Gateway)
 	case !Downloadable(s):
 		rec.Download = "not available: the recording was not finalized"
 	case c.cfg.DownloadCommand != nil:
@@ -394,7 +419,7 @@ func (c *Console) show(x *call) error {
 	tw := tabwriter.NewWriter(x.out, 0, 8, 2, ' ', 0)
 	for _, f := range [][2]string{
 		{"id", v.ID}, {"state", v.State}, {"person", v.Person}, {"team", v.Team}, {"host", v.Host},
-		{"command", command}, {"pty", yesNo(v.PTY)}, {"source", v.Source},
+		{"gateway", v.where()}, {"command", command}, {"pty", yesNo(v.PTY)}, {"source", v.Source},
 		{"started", stamp(v.Started)}, {"ended", ended}, {"duration", v.duration()},
 		{"bytes in", strconv.FormatInt(v.BytesIn, 10)}, {"bytes out", strconv.FormatInt(v.BytesOut, 10)},
 		{"exit status", exit}, {"end reason", v.EndReason}, {"killed by", v.KilledBy},
@@ -431,6 +456,9 @@ func (c *Console) kill(x *call) error {
 	case errors.Is(err, ErrNotLive):
 		e.Outcome, e.Detail = "failed", "not live on this gateway"
 		return fmt.Errorf("session %s is not live on this gateway", id)
+	case errors.As(err, new(*GatewayGoneError)):
+		e.Outcome, e.Detail = "failed", err.Error()
+		return fmt.Errorf("session %s: %w; a peer marks it interrupted within the lease", id, err)
 	case errors.Is(err, ErrEndedFirst):
 		e.Outcome, e.Detail = "failed", "ended before the kill"
 		return fmt.Errorf("session %s ended before this kill reached it (show %s says how)", id, id)

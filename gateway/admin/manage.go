@@ -400,10 +400,17 @@ func (c *Console) teamHostRemove(x *call) error {
 type hostJSON struct {
 	Name       string     `json:"name"`
 	Online     bool       `json:"online"`
+	Gateways   []seenBy   `json:"gateways"`
 	LastSeen   *time.Time `json:"last_seen"`
 	Enrolled   bool       `json:"enrolled"`
 	Labels     []string   `json:"labels"`
 	Passphrase bool       `json:"passphrase"`
+}
+
+// seenBy is one gateway holding a host's tunnel, as last renewed.
+type seenBy struct {
+	Gateway  string    `json:"gateway"`
+	LastSeen time.Time `json:"last_seen"`
 }
 
 func (c *Console) hosts(x *call) error {
@@ -414,10 +421,20 @@ func (c *Console) hosts(x *call) error {
 	if err != nil {
 		return c.storeErr(err)
 	}
+	presence, err := c.cfg.Store.Presence(x.ctx, c.cfg.Now())
+	if err != nil {
+		return c.storeErr(err)
+	}
+	by := map[string][]seenBy{}
+	for _, p := range presence {
+		by[p.Host] = append(by[p.Host], seenBy{Gateway: p.Gateway, LastSeen: p.LastSeen})
+	}
 	list := []hostJSON{}
 	for _, h := range hosts {
-		v := hostJSON{Name: h.Name, Online: c.cfg.Online(h.Name), Enrolled: h.AgentKey != "",
-			Labels: orEmpty(h.Labels), Passphrase: h.PassphraseVerifier != ""}
+		// Online if any gateway holds its tunnel: this one says so at
+		// once, peers through the store.
+		v := hostJSON{Name: h.Name, Online: c.cfg.Online(h.Name) || len(by[h.Name]) > 0, Gateways: orEmpty(by[h.Name]),
+			Enrolled: h.AgentKey != "", Labels: orEmpty(h.Labels), Passphrase: h.PassphraseVerifier != ""}
 		if !h.LastSeen.IsZero() {
 			v.LastSeen = &h.LastSeen
 		}
@@ -426,13 +443,17 @@ func (c *Console) hosts(x *call) error {
 	if x.json {
 		return writeJSON(x.out, list)
 	}
-	t := newTable(x.out, "NAME", "ONLINE", "LAST-SEEN", "ENROLLED", "LABELS", "PASSPHRASE")
+	t := newTable(x.out, "NAME", "ONLINE", "LAST-SEEN", "GATEWAYS", "ENROLLED", "LABELS", "PASSPHRASE")
 	for _, h := range list {
 		seen := "-"
 		if h.LastSeen != nil {
 			seen = stamp(*h.LastSeen)
 		}
-		t.add(h.Name, yesNo(h.Online), seen, yesNo(h.Enrolled), strings.Join(h.Labels, ","), yesNo(h.Passphrase))
+		gws := make([]string, 0, len(h.Gateways))
+		for _, g := range h.Gateways {
+			gws = append(gws, g.Gateway+"@"+g.LastSeen.Format("15:04:05"))
+		}
+		t.add(h.Name, yesNo(h.Online), seen, orDash(strings.Join(gws, ",")), yesNo(h.Enrolled), strings.Join(h.Labels, ","), yesNo(h.Passphrase))
 	}
 	return t.flush()
 }

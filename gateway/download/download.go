@@ -85,6 +85,26 @@ const (
 	unsealedText   = "the session is over but its recording is not finalized yet; the gateway seals it at its next start"
 )
 
+// ElsewhereError is what Library.Lookup returns for a finalized recording
+// that is still only in another gateway's spool (not uploaded yet: the
+// bucket was down, or there is none): the person is told which gateway
+// has it, not "no such recording".
+type ElsewhereError struct {
+	Gateway   string // its name
+	Advertise string // where people reach it directly; "" if unknown
+}
+
+func (e *ElsewhereError) Error() string {
+	where := e.Gateway
+	if e.Advertise != "" {
+		where += " (" + e.Advertise + ")"
+	}
+	return "the recording is still in the spool of gateway " + where +
+		", not uploaded yet; download it from that gateway, or here once it is uploaded"
+}
+
+func (e *ElsewhereError) Unwrap() error { return ErrElsewhere }
+
 var (
 	// ErrNotFound is what Library.Lookup returns for a recording that does not
 	// exist or that the person may not see.
@@ -98,6 +118,8 @@ var (
 	// but whose recording has no size and SHA-256 yet (its finalization
 	// failed; the next start seals it).
 	ErrUnsealed = errors.New("download: " + unsealedText)
+	// ErrElsewhere is what an ElsewhereError wraps.
+	ErrElsewhere = errors.New("download: recording is in another gateway's spool")
 	// ErrIntegrity is wrapped by the error passed to Library.Fetched when the
 	// stored bytes do not match the recorded size and SHA-256.
 	ErrIntegrity = errors.New("download: recording failed its integrity check")

@@ -73,6 +73,9 @@ func (h *sftpHandler) status(err error, p string) error {
 	case errors.Is(err, ErrIntegrity):
 		return errIntegrity
 	}
+	if e, ok := errors.AsType[*ElsewhereError](err); ok {
+		return statusError{"rr: " + e.Error(), sftp.ErrSSHFxFailure}
+	}
 	h.s.log.Error("download: sftp", "path", p, "err", err)
 	return errUnavailable
 }
@@ -120,7 +123,7 @@ func (h *sftpHandler) Filelist(req *sftp.Request) (sftp.ListerAt, error) {
 	case errors.Is(err, ErrNotAllowed):
 		h.s.lib.Refused(req.Filepath, "sftp", err)
 		return nil, h.status(err, req.Filepath)
-	case (errors.Is(err, ErrNotFound) || errors.Is(err, ErrUnsealed)) && req.Method != "List" && namesRecording(req.Filepath):
+	case (errors.Is(err, ErrNotFound) || errors.Is(err, ErrUnsealed) || errors.Is(err, ErrElsewhere)) && req.Method != "List" && namesRecording(req.Filepath):
 		// OpenSSH's scp and sftp stat a file before they open it, and stop
 		// here: this is the download attempt.
 		h.s.lib.Refused(req.Filepath, "sftp", err)

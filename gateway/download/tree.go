@@ -123,6 +123,9 @@ var refusals = []struct {
 // resolve, a live session, a person who may no longer download, a
 // recording not finalized) and what the client is told.
 func refusal(err error) (text string, ok bool) {
+	if e, ok := errors.AsType[*ElsewhereError](err); ok {
+		return e.Error(), true
+	}
 	for _, r := range refusals {
 		if errors.Is(err, r.err) {
 			return r.text, true

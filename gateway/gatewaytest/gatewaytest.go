@@ -99,10 +99,21 @@ type Gateway struct {
 type Config struct {
 	Gateway gateway.Config
 	Auth    auth.Config
+	// Store, if set, is the gateway's store instead of a SQLite
+	// database: one that several gateways share (PostgreSQL's). The test
+	// closes it.
+	Store *sqlite.Store
+	// Database is the SQLite file when Store is nil; "" for a fresh one.
+	// Gateways given the same file share one store, as peers do
+	// (docs/architecture.md).
+	Database string
+	// WrapStore, if set, wraps the store the gateway is given (to add
+	// what another backend offers, such as a gateway.Notifier).
+	WrapStore func(*sqlite.Store) gateway.Store
 }
 
 // StartGateway starts a gateway with cfg on fresh 127.0.0.1 ports and a
-// fresh SQLite database, and stops it when the test ends.
+// fresh SQLite database (unless c.Store or c.Database says otherwise), and stops it when the test ends.
 func StartGateway(t testing.TB, c Config) *Gateway {
 	t.Helper()
 	cfg := c.Gateway
@@ -115,12 +126,22 @@ func StartGateway(t testing.TB, c Config) *Gateway {
 	if cfg.ShutdownGrace == 0 {
 		cfg.ShutdownGrace = time.Second
 	}
-	st, err := sqlite.Open(filepath.Join(t.TempDir(), "rr.db"))
-	if err != nil {
-		t.Fatal(err)
+	st := c.Store
+	if st == nil {
+		db := c.Database
+		if db == "" {
+			db = filepath.Join(t.TempDir(), "rr.db")
+		}
+		var err error
+		if st, err = sqlite.Open(db); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
 	}
-	t.Cleanup(func() { st.Close() })
 	cfg.Store = st
+	if c.WrapStore != nil {
+		cfg.Store = c.WrapStore(st)
+	}
 	if cfg.Recorders == nil {
 		sp, err := recorder.NewSpool(recorder.SpoolConfig{Dir: filepath.Join(t.TempDir(), "recordings"),
 			FlushInterval: 100 * time.Millisecond, Logger: cfg.Logger})
@@ -134,6 +155,9 @@ func StartGateway(t testing.TB, c Config) *Gateway {
 		Fingerprint: ssh.FingerprintSHA256(cfg.HostKey.PublicKey())}
 	acfg := c.Auth
 	acfg.Directory = gateway.StoreDirectory(st)
+	if acfg.Counters == nil {
+		acfg.Counters = st // as the gateway runs: lockouts and limits in the store
+	}
 	if acfg.Mailer == nil {
 		g.Outbox = NewOutbox()
 		acfg.Mailer = g.Outbox

@@ -68,13 +68,21 @@ func WritePublicKey(path string, s ssh.Signer) error {
 }
 
 // PinnedHostKey returns a HostKeyCallback that accepts only a key whose
-// SHA256 fingerprint (as ssh-keygen -l prints it, "SHA256:…") equals
-// fingerprint. The comparison is constant-time.
-func PinnedHostKey(fingerprint string) ssh.HostKeyCallback {
-	want := []byte(fingerprint)
+// SHA256 fingerprint (as ssh-keygen -l prints it, "SHA256:…") is one of
+// fingerprints (several while a host key is rotated). Each comparison is
+// constant-time.
+func PinnedHostKey(fingerprints ...string) ssh.HostKeyCallback {
+	want := make([][]byte, len(fingerprints))
+	for i, f := range fingerprints {
+		want[i] = []byte(f)
+	}
 	return func(_ string, _ netAddr, key ssh.PublicKey) error {
 		got := []byte(ssh.FingerprintSHA256(key))
-		if subtle.ConstantTimeCompare(got, want) != 1 {
+		ok := 0
+		for _, w := range want {
+			ok |= subtle.ConstantTimeCompare(got, w)
+		}
+		if ok != 1 {
 			return fmt.Errorf("%w: got %s", ErrHostKeyMismatch, got)
 		}
 		return nil

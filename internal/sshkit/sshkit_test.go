@@ -50,6 +50,14 @@ func TestPinnedHostKey(t *testing.T) {
 	if err := cb("h", nil, other.PublicKey()); !errors.Is(err, ErrHostKeyMismatch) {
 		t.Fatalf("other key: %v", err)
 	}
+	// Rotation: either of two pinned keys.
+	both := PinnedHostKey("SHA256:nope", ssh.FingerprintSHA256(other.PublicKey()))
+	if err := both("h", nil, other.PublicKey()); err != nil {
+		t.Fatalf("second pinned key refused: %v", err)
+	}
+	if err := both("h", nil, k.PublicKey()); !errors.Is(err, ErrHostKeyMismatch) {
+		t.Fatalf("unpinned key: %v", err)
+	}
 }
 
 // stallConn stops reading (and so answering) once stalled is closed,

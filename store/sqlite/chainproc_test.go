@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/store/storetest"
 )
 
 // TestAuditChainChild is not a test on its own: run by the tests below
@@ -62,7 +63,7 @@ func TestAuditChainTwoProcesses(t *testing.T) {
 	if cerr != nil {
 		t.Fatalf("child: %v\n%s", cerr, out)
 	}
-	if n, broken := verifyChain(t, s); n != 2*each || broken != 0 {
+	if n, broken := storetest.VerifyChain(t, s); n != 2*each || broken != 0 {
 		t.Fatalf("%d events, broken at %d", n, broken)
 	}
 }
@@ -87,7 +88,7 @@ func TestAuditChainSIGKILL(t *testing.T) {
 	if err := s.Audit(context.Background(), store.AuditEvent{Actor: "after", Action: "x"}); err != nil {
 		t.Fatal(err)
 	}
-	n, broken := verifyChain(t, s)
+	n, broken := storetest.VerifyChain(t, s)
 	if n < 201 || broken != 0 {
 		t.Fatalf("%d events, broken at %d", n, broken)
 	}

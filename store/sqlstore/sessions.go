@@ -1,10 +1,12 @@
-package sqlite
+package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,10 +19,11 @@ func (s *Store) CreateSession(ctx context.Context, sess store.Session) error {
 		return fmt.Errorf("store: new session %s must be live, not %q", sess.ID, sess.State)
 	}
 	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions
-		(id, person, team, host, command, pty, source, state, started_at, recording, event_id, event_rule)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		(id, person, team, host, command, pty, source, state, started_at, recording, event_id, event_rule,
+		gateway, gateway_advertise)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		sess.ID, sess.Person, sess.Team, sess.Host, sess.Command, sess.PTY, sess.Source, string(sess.State),
-		nanos(sess.Started), sess.Recording, sess.EventID, sess.EventRule)
+		nanos(sess.Started), sess.Recording, sess.EventID, sess.EventRule, sess.Gateway, sess.GatewayAdvertise)
 	if isConstraint(err) {
 		return fmt.Errorf("%w: session %s exists", store.ErrConflict, sess.ID)
 	}
@@ -51,7 +54,7 @@ func (s *Store) FinishSession(ctx context.Context, id string, end store.SessionE
 
 const sessionCols = `id, person, team, host, command, pty, source, state, started_at, ended_at,
 	bytes_in, bytes_out, exit_status, end_reason, killed_by, recording, recording_size, recording_sha256,
-	event_id, event_rule`
+	event_id, event_rule, gateway, gateway_advertise`
 
 func scanSession(sc interface{ Scan(...any) error }) (store.Session, error) {
 	var x store.Session
@@ -60,7 +63,7 @@ func scanSession(sc interface{ Scan(...any) error }) (store.Session, error) {
 	var exit sql.NullInt64
 	err := sc.Scan(&x.ID, &x.Person, &x.Team, &x.Host, &x.Command, &x.PTY, &x.Source, &state, &started, &ended,
 		&x.BytesIn, &x.BytesOut, &exit, &x.EndReason, &x.KilledBy, &x.Recording, &x.RecordingSize, &x.RecordingSHA256,
-		&x.EventID, &x.EventRule)
+		&x.EventID, &x.EventRule, &x.Gateway, &x.GatewayAdvertise)
 	if err != nil {
 		return store.Session{}, err
 	}
@@ -153,33 +156,72 @@ func (s *Store) Sessions(ctx context.Context, f store.SessionFilter) ([]store.Se
 	return out, rows.Err()
 }
 
-// InterruptLiveSessions marks every live session interrupted: sessions a
-// crashed gateway left open. It returns their ids.
-func (s *Store) InterruptLiveSessions(ctx context.Context, now time.Time) ([]string, error) {
+// InterruptLiveSessions marks interrupted the sessions gateway left
+// live (it crashed): its own rows only, and those of no gateway (rows from
+// before several gateways shared a store), never a peer's. It returns
+// their ids.
+func (s *Store) InterruptLiveSessions(ctx context.Context, gateway string, now time.Time) ([]string, error) {
 	var ids []string
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id FROM sessions WHERE state = 'live' ORDER BY started_at`)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE sessions SET state = 'interrupted', ended_at = ?,
-			end_reason = 'gateway stopped unexpectedly' WHERE state = 'live'`, nanos(now))
+	err := s.tx(ctx, func(tx *Tx) error {
+		var err error
+		ids, err = interrupt(ctx, tx, now, "gateway stopped unexpectedly", gateway, "")
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store: interrupt live sessions: %w", err)
+		return nil, fmt.Errorf("store: interrupt live sessions of %s: %w", gateway, err)
 	}
 	return ids, nil
+}
+
+// interrupt marks interrupted, with reason, the live sessions the
+// gateways hold and returns their ids, oldest first: exactly the rows it
+// changed (UPDATE … RETURNING), so that two gateways never both report
+// one.
+func interrupt(ctx context.Context, tx *Tx, now time.Time, reason string, gateways ...string) ([]string, error) {
+	q := `UPDATE sessions SET state = 'interrupted', ended_at = ?, end_reason = ?
+		WHERE state = 'live' AND gateway IN (?` + strings.Repeat(`, ?`, len(gateways)-1) + `)`
+	args := []any{nanos(now), reason}
+	for _, g := range gateways {
+		args = append(args, g)
+	}
+	rows, err := tx.QueryContext(ctx, q+` RETURNING id, started_at`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	type row struct {
+		id      string
+		started int64
+	}
+	var rs []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.id, &r.started); err != nil {
+			return nil, err
+		}
+		rs = append(rs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(rs, func(a, b row) int { return cmp.Or(cmp.Compare(a.started, b.started), cmp.Compare(a.id, b.id)) })
+	ids := make([]string, len(rs))
+	for i, r := range rs {
+		ids[i] = r.id
+	}
+	return ids, nil
+}
+
+// scanIDs reads a column of ids and closes rows.
+func scanIDs(rows *sql.Rows) ([]string, error) {
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
 }

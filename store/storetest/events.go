@@ -1,4 +1,4 @@
-package sqlite
+package storetest
 
 import (
 	"context"
@@ -9,8 +9,8 @@ import (
 	"github.com/rr-gateway/rr/store"
 )
 
-func TestEvents(t *testing.T) {
-	s, _ := open(t)
+func testEvents(t *testing.T, b Backend) {
+	s := b.fresh(t)
 	ctx := context.Background()
 	t0 := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
 	e := store.Event{ID: "e-000001", Source: "falco", Rule: "Terminal shell in container", Priority: 3, Time: t0,

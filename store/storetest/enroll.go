@@ -1,19 +1,22 @@
-package sqlite
+package storetest
 
 import (
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/store/sqlstore"
 )
 
 // TestTokensNeverReplaceAnEnrolledAgent: once a key is bound to a host, no
 // token is made for it and none made before is spent (the store has the
 // last word, whatever the console or the CLI checked); ReenrollHost clears
 // the key, spends the old tokens and makes the one new token work.
-func TestTokensNeverReplaceAnEnrolledAgent(t *testing.T) {
-	s, _ := open(t)
+func testTokensNeverReplaceAnEnrolledAgent(t *testing.T, b Backend) {
+	s := b.fresh(t)
 	now := time.Now()
 	sum := func(s string) []byte { return store.EnrollTokenHash([]byte(s)) }
 	must := func(err error) {
@@ -53,5 +56,45 @@ func TestTokensNeverReplaceAnEnrolledAgent(t *testing.T) {
 	}
 	if _, err := s.ReenrollHost(ctx, "nowhere", sum("x"), now.Add(time.Hour), now); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("reenroll of a missing host: %v", err)
+	}
+}
+
+// testEnrollTokenSpentOnce: gateways spending one token at once (two
+// agents presenting it to two gateways) — one wins, the others are told
+// it is gone, and the host is bound to the winner's key.
+func testEnrollTokenSpentOnce(t *testing.T, b Backend) {
+	db := b.New(t)
+	stores := []*sqlstore.Store{db.open(t), db.open(t), db.open(t)}
+	s := stores[0]
+	now := time.Now()
+	if err := s.UpsertHost(ctx, "web-01"); err != nil {
+		t.Fatal(err)
+	}
+	hash := store.EnrollTokenHash([]byte("tok"))
+	if err := s.CreateEnrollToken(ctx, "web-01", hash, now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	errs := make([]error, len(stores))
+	var wg sync.WaitGroup
+	for i, st := range stores {
+		wg.Go(func() { errs[i] = st.UseEnrollToken(ctx, "web-01", hash, fmt.Sprint("key-", i), now) })
+	}
+	wg.Wait()
+	won := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && won >= 0:
+			t.Fatalf("the token was spent twice (by %d and %d)", won, i)
+		case err == nil:
+			won = i
+		case !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrEnrolled):
+			t.Fatalf("a losing spender got %v", err)
+		}
+	}
+	if won < 0 {
+		t.Fatalf("nobody spent the token: %v", errs)
+	}
+	if h, _ := s.Host(ctx, "web-01"); h.AgentKey != fmt.Sprint("key-", won) {
+		t.Fatalf("bound to %q, the winner was %d", h.AgentKey, won)
 	}
 }

@@ -1,8 +1,7 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 
 	"github.com/rr-gateway/rr/store"
@@ -11,7 +10,7 @@ import (
 // UpsertTeam creates or updates a team and replaces its hosts and members.
 // Every member must exist.
 func (s *Store) UpsertTeam(ctx context.Context, t store.Team) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO teams (name, rapid_response) VALUES (?, ?)
 			ON CONFLICT(name) DO UPDATE SET rapid_response = excluded.rapid_response`, t.Name, t.RapidResponse); err != nil {
 			return fmt.Errorf("store: team %s: %w", t.Name, err)
@@ -20,7 +19,7 @@ func (s *Store) UpsertTeam(ctx context.Context, t store.Team) error {
 			return err
 		}
 		for _, h := range t.Hosts {
-			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO team_hosts (team, pattern) VALUES (?, ?)`, t.Name, h); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO team_hosts (team, pattern) VALUES (?, ?) ON CONFLICT DO NOTHING`, t.Name, h); err != nil {
 				return err
 			}
 		}
@@ -28,7 +27,7 @@ func (s *Store) UpsertTeam(ctx context.Context, t store.Team) error {
 			return err
 		}
 		for _, m := range t.Members {
-			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO team_members (team, person) VALUES (?, ?)`, t.Name, m); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO team_members (team, person) VALUES (?, ?) ON CONFLICT DO NOTHING`, t.Name, m); err != nil {
 				return fmt.Errorf("store: team %s member %s: %w", t.Name, m, err)
 			}
 		}
@@ -96,7 +95,7 @@ func (s *Store) Team(ctx context.Context, name string) (store.Team, error) {
 // each team's hosts and members: three queries, however many teams.
 func (s *Store) teams(ctx context.Context, query string, args ...any) ([]store.Team, error) {
 	var out []store.Team
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *Tx) error {
 		rows, err := tx.QueryContext(ctx, query, args...)
 		if err != nil {
 			return err
@@ -157,7 +156,7 @@ func (s *Store) SetTeamRapidResponse(ctx context.Context, name string, on bool) 
 // AddTeamMember puts person in team. No such team or person:
 // ErrNotFound; already a member: ErrConflict.
 func (s *Store) AddTeamMember(ctx context.Context, team, person string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *Tx) error {
 		if err := exists(ctx, tx, `SELECT 1 FROM teams WHERE name = ?`, "team "+team, team); err != nil {
 			return err
 		}
@@ -188,7 +187,7 @@ func (s *Store) RemoveTeamMember(ctx context.Context, team, person string) error
 // "label:K=V" or "*"). No such team: ErrNotFound; pattern already there:
 // ErrConflict.
 func (s *Store) AddTeamHost(ctx context.Context, team, pattern string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *Tx) error {
 		if err := exists(ctx, tx, `SELECT 1 FROM teams WHERE name = ?`, "team "+team, team); err != nil {
 			return err
 		}
@@ -214,7 +213,7 @@ func (s *Store) RemoveTeamHost(ctx context.Context, team, pattern string) error 
 
 // eachPair runs query, which selects two text columns, and calls f with
 // each row.
-func eachPair(ctx context.Context, tx *sql.Tx, query string, f func(a, b string)) error {
+func eachPair(ctx context.Context, tx *Tx, query string, f func(a, b string)) error {
 	rows, err := tx.QueryContext(ctx, query)
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -26,9 +26,10 @@ func (s *Store) Audit(ctx context.Context, e store.AuditEvent) error {
 // and inserting the next event happen in one write transaction, and seq is
 // the primary key, so a writer that raced past another's read fails rather
 // than fork the chain. SQLite's BEGIN IMMEDIATE (the DSN's _txlock) takes
-// the write lock before the read.
+// the write lock before the read; on PostgreSQL the dialect's ChainLock
+// (a transaction-scoped advisory lock) does.
 func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) (store.AuditEvent, error) {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *Tx) error {
 		var err error
 		e, err = appendAudit(ctx, tx, e)
 		return err
@@ -37,14 +38,19 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) (store.Audi
 }
 
 // insertAudit appends e within tx (a transaction the event belongs to).
-func insertAudit(ctx context.Context, tx *sql.Tx, e store.AuditEvent) error {
+func insertAudit(ctx context.Context, tx *Tx, e store.AuditEvent) error {
 	_, err := appendAudit(ctx, tx, e)
 	return err
 }
 
-func appendAudit(ctx context.Context, tx *sql.Tx, e store.AuditEvent) (store.AuditEvent, error) {
+func appendAudit(ctx context.Context, tx *Tx, e store.AuditEvent) (store.AuditEvent, error) {
 	if e.Action == "" {
 		return e, errors.New("store: audit event without an action")
+	}
+	if tx.d.ChainLock != "" {
+		if _, err := tx.ExecContext(ctx, tx.d.ChainLock); err != nil {
+			return e, fmt.Errorf("store: audit: chain lock: %w", err)
+		}
 	}
 	var last int64
 	var prev string
@@ -65,10 +71,10 @@ func appendAudit(ctx context.Context, tx *sql.Tx, e store.AuditEvent) (store.Aud
 	return e, nil
 }
 
-// chainOld chains the events written before the chain existed (hash
+// ChainOld chains the events written before the chain existed (hash
 // empty), in id order, renumbering none: their seq is their id.
-func (s *Store) chainOld(ctx context.Context) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+func (s *Store) ChainOld(ctx context.Context) error {
+	return s.tx(ctx, func(tx *Tx) error {
 		var first int64
 		err := tx.QueryRowContext(ctx, `SELECT COALESCE(MIN(id), 0) FROM audit WHERE hash = ''`).Scan(&first)
 		if err != nil || first == 0 {
@@ -171,21 +177,22 @@ func (s *Store) AuditHead(ctx context.Context) (store.AuditEvent, error) {
 // AddCheckpoint keeps a signed checkpoint. One per seq: a second for the
 // same seq is ignored when it names the same head, refused otherwise.
 func (s *Store) AddCheckpoint(ctx context.Context, c store.Checkpoint) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		var head string
-		err := tx.QueryRowContext(ctx, `SELECT head FROM audit_checkpoints WHERE seq = ?`, c.Seq).Scan(&head)
-		switch {
-		case err == nil && head == c.Head:
-			return nil
-		case err == nil:
-			return fmt.Errorf("store: checkpoint %d: already signed with another head", c.Seq)
-		case !errors.Is(err, sql.ErrNoRows):
-			return fmt.Errorf("store: checkpoint %d: %w", c.Seq, err)
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO audit_checkpoints (seq, head, at, signature) VALUES (?, ?, ?, ?)`,
-			c.Seq, c.Head, nanos(c.At), c.Signature)
+	// Insert, then look: a SELECT first would let two gateways signing
+	// the same head at once (PostgreSQL's READ COMMITTED) both go on to
+	// insert, and the second fail on the key. DO NOTHING waits for the
+	// other's insert instead; then the row there says whether it is ours.
+	return s.tx(ctx, func(tx *Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO audit_checkpoints (seq, head, at, signature) VALUES (?, ?, ?, ?)
+			ON CONFLICT (seq) DO NOTHING`, c.Seq, c.Head, nanos(c.At), c.Signature)
 		if err != nil {
 			return fmt.Errorf("store: checkpoint %d: %w", c.Seq, err)
+		}
+		var head string
+		if err := tx.QueryRowContext(ctx, `SELECT head FROM audit_checkpoints WHERE seq = ?`, c.Seq).Scan(&head); err != nil {
+			return fmt.Errorf("store: checkpoint %d: %w", c.Seq, err)
+		}
+		if head != c.Head {
+			return fmt.Errorf("store: checkpoint %d: already signed with another head", c.Seq)
 		}
 		return nil
 	})

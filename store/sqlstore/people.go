@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -28,7 +28,7 @@ func (s *Store) UpsertPerson(ctx context.Context, p store.Person) error {
 // person to their keys (fingerprint → authorized_keys line). A key
 // registered to someone not listed is ErrConflict, and nothing changes.
 func (s *Store) SetPeopleKeys(ctx context.Context, keys map[string]map[string]string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *Tx) error {
 		for person := range keys {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM person_keys WHERE person = ?`, person); err != nil {
 				return err
@@ -49,7 +49,7 @@ func (s *Store) SetPeopleKeys(ctx context.Context, keys map[string]map[string]st
 // SHA256 fingerprint to its authorized_keys line. A key registered to
 // someone else is ErrConflict.
 func (s *Store) SetPersonKeys(ctx context.Context, person string, keys map[string]string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM person_keys WHERE person = ?`, person); err != nil {
 			return err
 		}
@@ -200,7 +200,7 @@ func (s *Store) KeyCounts(ctx context.Context) (map[string]int, error) {
 // AddPersonKey registers a key to person. No such person: ErrNotFound; a
 // fingerprint registered to anyone (person included): ErrConflict.
 func (s *Store) AddPersonKey(ctx context.Context, person, fingerprint, authorizedKey string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *Tx) error {
 		if err := exists(ctx, tx, `SELECT 1 FROM people WHERE name = ?`, "person "+person, person); err != nil {
 			return err
 		}
@@ -210,7 +210,7 @@ func (s *Store) AddPersonKey(ctx context.Context, person, fingerprint, authorize
 
 // insertKey registers a key to person; a fingerprint registered to anyone
 // already is ErrConflict.
-func insertKey(ctx context.Context, tx *sql.Tx, person, fingerprint, authorizedKey string) error {
+func insertKey(ctx context.Context, tx *Tx, person, fingerprint, authorizedKey string) error {
 	var owner string
 	err := tx.QueryRowContext(ctx, `SELECT person FROM person_keys WHERE fingerprint = ?`, fingerprint).Scan(&owner)
 	if err == nil {

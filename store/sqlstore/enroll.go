@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 // valid token until expires. It returns the key that was bound ("" if
 // none).
 func (s *Store) ReenrollHost(ctx context.Context, host string, tokenHash []byte, expires, now time.Time) (old string, err error) {
-	err = s.tx(ctx, func(tx *sql.Tx) error {
+	err = s.tx(ctx, func(tx *Tx) error {
 		if err := tx.QueryRowContext(ctx, `SELECT agent_key FROM hosts WHERE name = ?`, host).Scan(&old); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
 				return fmt.Errorf("%w: host %s", store.ErrNotFound, host)
@@ -75,7 +75,7 @@ func (s *Store) HasEnrollToken(ctx context.Context, host string, now time.Time) 
 // token: ErrNotFound; a host with a key bound already: ErrEnrolled (a
 // token never replaces an enrolled agent, whenever it was made).
 func (s *Store) UseEnrollToken(ctx context.Context, host string, tokenHash []byte, authorizedKey string, now time.Time) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *Tx) error {
 		var bound string
 		if err := tx.QueryRowContext(ctx, `SELECT agent_key FROM hosts WHERE name = ?`, host).Scan(&bound); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
@@ -111,10 +111,17 @@ func (s *Store) UseEnrollToken(ctx context.Context, host string, tokenHash []byt
 		if match < 0 {
 			return fmt.Errorf("%w: enrollment token for %s", store.ErrNotFound, host)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE enroll_tokens SET used_at = ? WHERE id = ?`, nanos(now), match); err != nil {
+		// used_at = 0 again: another gateway's transaction may have spent
+		// it since the read (PostgreSQL reads committed rows, it does not
+		// lock them), and then this one must lose.
+		res, err := tx.ExecContext(ctx, `UPDATE enroll_tokens SET used_at = ? WHERE id = ? AND used_at = 0`, nanos(now), match)
+		if err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE hosts SET agent_key = ? WHERE name = ? AND agent_key = ''`, authorizedKey, host)
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return fmt.Errorf("%w: enrollment token for %s", store.ErrNotFound, host)
+		}
+		res, err = tx.ExecContext(ctx, `UPDATE hosts SET agent_key = ? WHERE name = ? AND agent_key = ''`, authorizedKey, host)
 		if err != nil {
 			return err
 		}

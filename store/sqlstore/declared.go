@@ -1,8 +1,7 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 
@@ -30,8 +29,8 @@ func (s *Store) PruneDeclared(ctx context.Context, kind string, keep []string, a
 		kept[n] = true
 	}
 	var removed []string
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT name FROM `+table+` WHERE declared = 1 ORDER BY name`)
+	err := s.tx(ctx, func(tx *Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT name FROM `+table+` WHERE declared ORDER BY name`)
 		if err != nil {
 			return err
 		}
@@ -76,9 +75,9 @@ func (s *Store) MarkDeclared(ctx context.Context, kind string, names []string) e
 	if !ok {
 		return fmt.Errorf("store: declared %q: want person, team or host", kind)
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *Tx) error {
 		for _, n := range names {
-			res, err := tx.ExecContext(ctx, `UPDATE `+table+` SET declared = 1 WHERE name = ?`, n)
+			res, err := tx.ExecContext(ctx, `UPDATE `+table+` SET declared = TRUE WHERE name = ?`, n)
 			if err != nil {
 				return fmt.Errorf("store: mark %s %s declared: %w", kind, n, err)
 			}
