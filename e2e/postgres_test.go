@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -162,6 +163,11 @@ func TestPostgresLostMidSession(t *testing.T) {
 	evs, err := st.AuditEvents(context.Background(), store.AuditFilter{SessionID: row.ID, Action: "session.close"})
 	if err != nil || len(evs) != 1 {
 		t.Fatalf("session.close audit events: %v, %v", evs, err)
+	}
+	// The login refused meanwhile was audited once the store was back.
+	refused, err := st.AuditEvents(context.Background(), store.AuditFilter{Action: "auth.login"})
+	if err != nil || !slices.ContainsFunc(refused, func(e store.AuditEvent) bool { return e.Detail == "store unreachable" }) {
+		t.Fatalf("the login refused while PostgreSQL was down is not in the audit: %v %+v", err, refused)
 	}
 	// Logins work again.
 	again := w.ssh(t, ctx, "rr+web-01@127.0.0.1", "echo back")

@@ -80,14 +80,28 @@ type AuditStore interface {
 }
 
 // AuthAudit returns an auth.Config.Audit function that records auth's
-// decisions in the store as "auth.<action>" events.
+// decisions in the store as "auth.<action>" events, at once; a gateway's
+// own Server.AuthAudit also keeps them while the store is down.
 func AuthAudit(st AuditStore, log *slog.Logger) func(auth.Event) {
 	return func(e auth.Event) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := st.Audit(ctx, store.AuditEvent{Time: time.Now(), Actor: e.Person, Action: "auth." + e.Action,
-			Target: e.Target, Outcome: e.Outcome, Detail: e.Reason, Source: e.Source}); err != nil {
+		if err := st.Audit(ctx, authEvent(e)); err != nil {
 			log.Error("audit write failed", "err", err, "action", e.Action)
 		}
 	}
+}
+
+// AuthAudit records one of auth's decisions as an "auth.<action>" event
+// the way the gateway's own are: while the store does not answer it
+// waits, in order, rather than being lost (see finalizer).
+func (s *Server) AuthAudit(e auth.Event) {
+	ev := authEvent(e)
+	ev.Time = s.cfg.Now()
+	s.audit(ev)
+}
+
+func authEvent(e auth.Event) store.AuditEvent {
+	return store.AuditEvent{Time: time.Now(), Actor: e.Person, Action: "auth." + e.Action,
+		Target: e.Target, Outcome: e.Outcome, Detail: e.Reason, Source: e.Source}
 }

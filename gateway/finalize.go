@@ -25,6 +25,7 @@ type finalizer struct {
 
 	mu      sync.Mutex
 	queue   []*finalJob
+	audits  int // jobs in queue that are lone audit events
 	working bool
 	gone    chan struct{} // closed and replaced each time the queue empties (tests wait on it)
 }
@@ -33,6 +34,7 @@ type finalizer struct {
 type finalJob struct {
 	log   *slog.Logger
 	steps []finalStep
+	audit bool // a lone audit event (audit), not a session's end
 }
 
 type finalStep struct {
@@ -44,6 +46,11 @@ type finalStep struct {
 // (logged); its row stays live, and the next start marks it interrupted.
 const maxFinalJobs = 10000
 
+// maxFinalAudits bounds the lone audit events in the queue (a stranger's
+// refused logins while the store is down are audited too): past it they
+// are dropped, logged, so that they can never crowd out sessions' ends.
+const maxFinalAudits = 1000
+
 // finalRetryMax is the longest wait between two tries of the queue.
 const finalRetryMax = 30 * time.Second
 
@@ -54,7 +61,17 @@ func newFinalizer(log *slog.Logger, stop <-chan struct{}, wg *sync.WaitGroup) *f
 // run writes steps now, unless other sessions' ends wait before it, and
 // queues what could not be written.
 func (f *finalizer) run(log *slog.Logger, steps []finalStep) {
-	j := &finalJob{log: log, steps: steps}
+	f.enqueue(&finalJob{log: log, steps: steps})
+}
+
+// runAudit writes one audit event as run writes a session's end: in
+// order, now or once the store answers again.
+func (f *finalizer) runAudit(log *slog.Logger, step finalStep) {
+	f.enqueue(&finalJob{log: log, steps: []finalStep{step}, audit: true})
+}
+
+func (f *finalizer) enqueue(j *finalJob) {
+	log := j.log
 	f.mu.Lock()
 	waiting := len(f.queue) > 0
 	f.mu.Unlock()
@@ -63,12 +80,15 @@ func (f *finalizer) run(log *slog.Logger, steps []finalStep) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.queue) >= maxFinalJobs {
-		log.Error("session end not written: too many waiting for the store", "waiting", len(f.queue), "step", j.steps[0].what)
+	if len(f.queue) >= maxFinalJobs || j.audit && f.audits >= maxFinalAudits {
+		log.Error("not written: too many waiting for the store", "waiting", len(f.queue), "step", j.steps[0].what)
 		return
 	}
-	log.Warn("the store does not answer: the session's end is written when it does", "step", j.steps[0].what)
+	log.Warn("the store does not answer: written when it does", "step", j.steps[0].what)
 	f.queue = append(f.queue, j)
+	if j.audit {
+		f.audits++
+	}
 	if !f.working {
 		f.working = true
 		f.wg.Add(1)
@@ -86,11 +106,11 @@ func (j *finalJob) try() bool {
 		err := st.do(ctx)
 		cancel()
 		if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) {
-			j.log.Debug("session end: store write failed", "step", st.what, "err", err)
+			j.log.Debug("store write failed", "step", st.what, "err", err)
 			return false
 		}
 		if err != nil {
-			j.log.Error("session end: store refused", "step", st.what, "err", err)
+			j.log.Error("store refused", "step", st.what, "err", err)
 		}
 		j.steps = j.steps[1:]
 	}
@@ -111,7 +131,7 @@ func (f *finalizer) work() {
 			if n := len(f.queue); n > 0 {
 				f.log.Error("gateway closing with session ends not written; the next start marks their rows interrupted", "sessions", n)
 			}
-			f.queue, f.working = nil, false
+			f.queue, f.audits, f.working = nil, 0, false
 			f.mu.Unlock()
 			return
 		case <-timer.C:
@@ -133,6 +153,9 @@ func (f *finalizer) work() {
 			}
 			f.mu.Lock()
 			f.queue = f.queue[1:]
+			if j.audit {
+				f.audits--
+			}
 			f.mu.Unlock()
 			wait = time.Second
 		}

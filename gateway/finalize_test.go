@@ -60,3 +60,24 @@ func TestFinalizerWaitsForTheStore(t *testing.T) {
 		t.Fatalf("written %v, want %v", wrote, want)
 	}
 }
+
+// TestFinalizerBoundsAudits: lone audit events wait for the store like
+// sessions' ends, but at most maxFinalAudits of them, so that a flood of
+// refused logins during an outage never crowds out a session's end.
+func TestFinalizerBoundsAudits(t *testing.T) {
+	down := func(context.Context) error { return errors.New("connection refused") }
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	f := newFinalizer(slog.New(slog.DiscardHandler), stop, &wg)
+	defer func() { close(stop); wg.Wait() }()
+	log := slog.New(slog.DiscardHandler)
+	for range maxFinalAudits + 10 {
+		f.runAudit(log, finalStep{"audit", down})
+	}
+	f.run(log, []finalStep{{"row", down}})
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.audits != maxFinalAudits || len(f.queue) != maxFinalAudits+1 || f.queue[len(f.queue)-1].audit {
+		t.Fatalf("queued %d audits of %d jobs; want %d audits and the session's end after them", f.audits, len(f.queue), maxFinalAudits)
+	}
+}

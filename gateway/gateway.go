@@ -485,11 +485,10 @@ func (s *Server) audit(e store.AuditEvent) {
 	if e.Time.IsZero() {
 		e.Time = s.cfg.Now()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.cfg.Store.Audit(ctx, e); err != nil {
-		s.log.Error("audit write failed", "err", err, "action", e.Action, "actor", e.Actor)
-	}
+	// Through the finalizer: while the store is down the event waits,
+	// in order with the sessions' ends, instead of being lost.
+	s.final.runAudit(s.log.With("action", e.Action, "actor", e.Actor), finalStep{"audit event " + e.Action,
+		func(ctx context.Context) error { return s.cfg.Store.Audit(ctx, e) }})
 }
 
 func newSessionID() string {

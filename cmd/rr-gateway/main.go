@@ -182,8 +182,10 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 	acfg.Mailer = mailer
 	acfg.Logger = log
 	metrics := gateway.NewMetrics()
-	audit := gateway.AuthAudit(st, log)
-	acfg.Audit = func(e auth.Event) { metrics.AuthDecision(e); audit(e) }
+	// srv is set before any connection is served, so before auth's first
+	// decision: its audit then waits out a store outage with the rest.
+	var srv *gateway.Server
+	acfg.Audit = func(e auth.Event) { metrics.AuthDecision(e); srv.AuthAudit(e) }
 	authSvc, err := auth.New(acfg)
 	if err != nil {
 		return err
@@ -230,7 +232,7 @@ func serve(ctx context.Context, c fileConfig, log *slog.Logger) error {
 	}
 	defer func() { stopUploads(); <-upDone }()
 	peopleLimits, agentLimits := c.BeforeLogin.gatewayLimits()
-	srv, err := gateway.New(gateway.Config{
+	srv, err = gateway.New(gateway.Config{
 		HostKey:            signer,
 		Store:              gst,
 		Auth:               authSvc,
