@@ -39,7 +39,9 @@
 //     legacy scp (package gateway/download, over a library of the sessions
 //     the person may see and an opener of the spool or S3).
 //
-// Lifecycle of a session (one goroutine owns it, runSession):
+// Lifecycle of a session (runSession owns it until it is live, then
+// liveSession.serve on a fresh goroutine, so that an idle session's stack
+// holds the bridge's frames only):
 //
 //	channel accepted ─▶ setup requests buffered (pty-req, env, window-change)
 //	  ─▶ shell/exec/subsystem names the host (login name, command, or menu),

@@ -63,6 +63,14 @@ func TestIdlePTYSessionGoroutines(t *testing.T) {
 	if n := goroutinesIn("gateway.holdTunnel(", handedOff); n != 1 {
 		t.Errorf("%d tunnels held on a fresh goroutine, want 1", n)
 	}
+	// The bridge runs on a goroutine of its own, not under the set-up's
+	// frames (runSession's): its stack settles at 4 KiB, not 8.
+	if n := goroutinesIn("gateway.(*bridge).run(", "gateway.(*personConn).runSession("); n != 0 {
+		t.Errorf("%d bridges running under runSession's frames, want 0", n)
+	}
+	if n := goroutinesIn("gateway.(*bridge).run(", "created by github.com/rr-gateway/rr/gateway.(*personConn).runSession in"); n != 1 {
+		t.Errorf("%d bridges handed to a fresh goroutine, want 1", n)
+	}
 }
 
 // TestPTYSessionStderrReachesThePerson: on a PTY session the host's

@@ -212,12 +212,11 @@ func (c *personConn) newChannel(ctx context.Context, nch ssh.NewChannel, unused 
 	s.wg.Add(1)
 	c.sessions.Add(1) // runSession gives it back before the channel closes
 	unused.sessionStarted()
-	go func() {
-		defer s.wg.Done()
-		defer s.sessionWG.Done()
-		defer unused.notifyEnded()
-		c.runSession(ctx, ch, creqs)
-	}()
+	go c.runSession(ctx, ch, creqs, func() {
+		unused.notifyEnded()
+		s.sessionWG.Done()
+		s.wg.Done()
+	})
 }
 
 // startSession counts a new session unless the server is closing.

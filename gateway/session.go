@@ -124,32 +124,61 @@ func sendExitStatus(ch ssh.Channel, status uint32) {
 	ch.SendRequest(wire.ReqExitStatus, false, ssh.Marshal(&wire.ExitStatus{Status: status}))
 }
 
-// runSession owns one session channel from accept to close.
-func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-chan *ssh.Request) {
+// runSession owns one session channel from accept to close, then calls
+// done. A session that goes live is handed, bridge and end, to a goroutine
+// of its own (liveSession.serve), and this one ends: the stack an idle
+// session parks on then holds the bridge's frames alone, not the set-up's.
+func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, done func()) {
 	s := c.srv
 	ctx, cancel := context.WithCancelCause(parent)
-	defer cancel(nil)
-	defer ch.Close()
-	defer c.sessions.Add(-1) // before the close: a person who sees it may open the next at once
+	closeChannel := func() {
+		c.sessions.Add(-1) // before the close: a person who sees it may open the next at once
+		ch.Close()
+		cancel(nil)
+		done()
+	}
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			closeChannel()
+		}
+	}()
 	id := newSessionID()
 	p := &preStart{personConn: c, ch: ch, reqs: reqs, log: c.log.With("session", id)}
 	defer s.recoverPanic("session", "session", id, "person", c.person)
 
-	var start *ssh.Request
-	// A channel that never asks for a shell, a command or a subsystem is
-	// closed after the login grace time.
-	grace := time.NewTimer(s.cfg.LoginGraceTime)
+	start := p.awaitStart(ctx)
+	if start == nil {
+		return
+	}
+	ss, target, passphrase := p.prepare(ctx, start, id, cancel)
+	if ss == nil {
+		return
+	}
+	live := p.openSession(ctx, ss, start, target, passphrase)
+	if live == nil {
+		return
+	}
+	handedOff = true
+	go live.serve(ctx, c.person, closeChannel)
+}
+
+// awaitStart buffers the channel's set-up requests until one starts the
+// session (shell, exec, subsystem), and returns it; nil when the channel
+// ended first or started nothing within the login grace time.
+func (p *preStart) awaitStart(ctx context.Context) *ssh.Request {
+	grace := time.NewTimer(p.srv.cfg.LoginGraceTime)
 	defer grace.Stop()
-	for n := 0; start == nil; n++ {
+	for n := 0; ; n++ {
 		select {
 		case <-grace.C:
 			p.log.Info("session channel closed: nothing started within the login grace time")
-			return
+			return nil
 		case <-ctx.Done():
-			return
-		case req, ok := <-reqs:
+			return nil
+		case req, ok := <-p.reqs:
 			if !ok {
-				return
+				return nil
 			}
 			if n >= maxSetupRequests {
 				if req.WantReply {
@@ -157,16 +186,11 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 				}
 				continue
 			}
-			if p.st.handle(c, req) {
-				start = req
+			if p.st.handle(p.personConn, req) {
+				return req
 			}
 		}
 	}
-	ss, target, passphrase := p.prepare(ctx, start, id, cancel)
-	if ss == nil {
-		return
-	}
-	p.openSession(ctx, ss, start, target, passphrase)
 }
 
 // prepare works out the session that start asks for: its target, the
@@ -309,49 +333,35 @@ func (c *personConn) refusal(host string, err error) string {
 	}
 }
 
-// openSession records the session, opens the host's side and bridges the
-// two until the session ends; every path out finalizes the store row and
-// the recording. Its frame lies under the bridge's for the session's
-// life: the set-up is in createRow and startHost, so that a live
-// session's stack stays small.
-func (c *preStart) openSession(ctx context.Context, ss *session, start *ssh.Request, target Target, passphrase auth.Secret) {
+// openSession records the session, opens the host's side and returns it
+// live, ready to bridge; nil when it could not start, its store row and
+// recording then final. Once live, the session is in the server's list:
+// a kill or a shutdown reaches it while its recording starts and its host
+// side opens (a cancel cuts the host side's start short, closing that
+// side: a host that never answers must not hold the session).
+func (c *preStart) openSession(ctx context.Context, ss *session, start *ssh.Request, target Target, passphrase auth.Secret) *liveSession {
 	s := c.srv
 	started := s.cfg.Now()
 	if !c.createRow(ctx, ss, start, target, started) {
-		return
+		return nil
 	}
-	end := SessionEnd{Reason: "setup failed"}
-	rec := SessionRecorder(nopRecorder{})
-	finished := false
-	finish := func(e SessionEnd) {
-		finished = true
-		ss.watch.end(watchEnd(e))
-		s.finishSession(ss, rec, e)
-		ss.killedBy = e.KilledBy
-		close(ss.finished)
-	}
-	defer func() {
-		if !finished {
-			finish(end)
-		}
-	}()
-	// Live from here, as its row says: a kill or a shutdown reaches it
-	// while its recording starts and its host side opens (a cancel cuts
-	// the host side's start short, closing that side: a host that never
-	// answers must not hold the session).
+	l := &liveSession{ss: ss, rec: nopRecorder{}, end: SessionEnd{Reason: "setup failed"}}
 	s.mu.Lock()
 	s.sessions[ss.id] = ss
 	s.mu.Unlock()
+	opened := false
 	defer func() {
-		s.mu.Lock()
-		delete(s.sessions, ss.id)
-		s.mu.Unlock()
+		if !opened {
+			l.close()
+		}
 	}()
-	agent, agentReqs := c.startHost(ctx, ss, start, target, started, passphrase, &rec, &end)
+	agent, agentReqs := c.startHost(ctx, ss, start, target, started, passphrase, &l.rec, &l.end)
 	if agent == nil {
-		return
+		return nil
 	}
-	newBridge(ss, c.reqs, agent, agentReqs, rec).run(ctx, finish)
+	l.bridge = newBridge(ss, c.reqs, agent, agentReqs, l.rec)
+	opened = true
+	return l
 }
 
 // createRow records the session's row, live; if it cannot, it tells the

@@ -100,7 +100,9 @@ func (s *Server) RunWebSession(ctx context.Context, t WebTerminal) error {
 			writeLine(t.Channel, true, line)
 		}
 	}
-	p.openSession(ctx, ss, &ssh.Request{Type: wire.ReqShell}, target, t.Passphrase)
+	if live := p.openSession(ctx, ss, &ssh.Request{Type: wire.ReqShell}, target, t.Passphrase); live != nil {
+		live.run(ctx)
+	}
 	return nil
 }
 

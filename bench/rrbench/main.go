@@ -344,6 +344,7 @@ func (r *results) bareMemory(cfg config, dir string) error {
 		return memFloor{
 			rssKiB:     float64(after.RSSKiB-before.RSSKiB) / k,
 			heapKiB:    float64(int64(after.HeapInuse)-int64(before.HeapInuse)) / 1024 / k,
+			liveKiB:    float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / 1024 / k,
 			stackKiB:   float64(int64(after.StackInuse)-int64(before.StackInuse)) / 1024 / k,
 			goroutines: float64(after.Goroutines-before.Goroutines) / k,
 		}, nil
@@ -356,7 +357,7 @@ func (r *results) bareMemory(cfg config, dir string) error {
 		}); err != nil {
 			return err
 		}
-		logf("  %.1f KiB RSS per session", r.bare.session.rssKiB)
+		logf("  %.1f KiB RSS per session (heap in use %.1f, live objects %.1f)", r.bare.session.rssKiB, r.bare.session.heapKiB, r.bare.session.liveKiB)
 	}
 	if cfg.agents > 0 {
 		logf("memory floor: %d idle connections on a bare x/crypto/ssh server", cfg.agents)
@@ -370,7 +371,7 @@ func (r *results) bareMemory(cfg config, dir string) error {
 		}); err != nil {
 			return err
 		}
-		logf("  %.1f KiB RSS per connection", r.bare.conn.rssKiB)
+		logf("  %.1f KiB RSS per connection (heap in use %.1f, live objects %.1f)", r.bare.conn.rssKiB, r.bare.conn.heapKiB, r.bare.conn.liveKiB)
 	}
 	return nil
 }
@@ -421,8 +422,8 @@ func (r *results) sessionMemory(cfg config, dir string) error {
 		return err
 	}
 	n := float64(cfg.sessions)
-	logf("  RSS %d → %d KiB, heap in use %d → %d KiB, goroutines %d → %d", before.RSSKiB, after.RSSKiB,
-		before.HeapInuse>>10, after.HeapInuse>>10, before.Goroutines, after.Goroutines)
+	logf("  RSS %d → %d KiB, heap in use %d → %d KiB (live objects %d → %d), goroutines %d → %d", before.RSSKiB, after.RSSKiB,
+		before.HeapInuse>>10, after.HeapInuse>>10, before.HeapAlloc>>10, after.HeapAlloc>>10, before.Goroutines, after.Goroutines)
 	r.add(figure{Name: fmt.Sprintf("gateway RSS per idle PTY session (%d live)", cfg.sessions), Value: float64(after.RSSKiB-before.RSSKiB) / n,
 		Unit: "KiB", Baseline: "bare x/crypto/ssh server, one idle PTY channel per connection", BaselineValue: r.bare.session.rssKiB,
 		Target: "<= 1.5", Lower: true,
@@ -468,8 +469,8 @@ func (r *results) agentMemory(cfg config, dir string) error {
 		return err
 	}
 	k := float64(cfg.agents)
-	logf("  RSS %d → %d KiB, heap in use %d → %d KiB, goroutines %d → %d", before.RSSKiB, after.RSSKiB,
-		before.HeapInuse>>10, after.HeapInuse>>10, before.Goroutines, after.Goroutines)
+	logf("  RSS %d → %d KiB, heap in use %d → %d KiB (live objects %d → %d), goroutines %d → %d", before.RSSKiB, after.RSSKiB,
+		before.HeapInuse>>10, after.HeapInuse>>10, before.HeapAlloc>>10, after.HeapAlloc>>10, before.Goroutines, after.Goroutines)
 	r.add(figure{Name: fmt.Sprintf("gateway RSS per idle agent tunnel (%d connected)", cfg.agents), Value: float64(after.RSSKiB-before.RSSKiB) / k,
 		Unit: "KiB", Baseline: "bare x/crypto/ssh server, one idle connection", BaselineValue: r.bare.conn.rssKiB,
 		Target: "<= 1.3", Lower: true,

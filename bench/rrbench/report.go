@@ -47,7 +47,7 @@ type results struct {
 
 // memFloor is what a bare x/crypto/ssh server holds per idle connection.
 type memFloor struct {
-	rssKiB, heapKiB, stackKiB, goroutines float64
+	rssKiB, heapKiB, liveKiB, stackKiB, goroutines float64 // liveKiB: HeapAlloc, the objects alive in heapKiB's spans
 }
 
 func (r *results) add(f figure) {
