@@ -148,16 +148,7 @@ func TestSecondSessionOnLoginHostSaysWhy(t *testing.T) {
 	}
 	// With a terminal it is asked there (the code, given on this
 	// connection, is not asked again).
-	s := newSession(t, c)
-	if err := s.RequestPty("xterm", 24, 80, ssh.TerminalModes{}); err != nil {
-		t.Fatal(err)
-	}
-	stdin, _ := s.StdinPipe()
-	out := &syncBuffer{}
-	s.Stdout, s.Stderr = out, out
-	if err := s.Start("echo third-$((1+2))"); err != nil {
-		t.Fatal(err)
-	}
+	s, stdin, out := ptyStart(t, c, "xterm", 24, 80, "echo third-$((1+2))")
 	waitFor(t, out, "Passphrase for web-01: ")
 	io.WriteString(stdin, "pp-web-01\r")
 	waitFor(t, out, "third-3")
@@ -171,16 +162,7 @@ func TestSecondSessionOnLoginHostSaysWhy(t *testing.T) {
 func TestCtrlCAtPassphrasePromptSaysCancelled(t *testing.T) {
 	e := newEnv(t, gateway.Config{})
 	c := e.dial(t, "rr", e.alice.Signer)
-	s := newSession(t, c)
-	if err := s.RequestPty("xterm", 24, 80, ssh.TerminalModes{}); err != nil {
-		t.Fatal(err)
-	}
-	stdin, _ := s.StdinPipe()
-	out := &syncBuffer{}
-	s.Stdout, s.Stderr = out, out
-	if err := s.Start("web-01"); err != nil {
-		t.Fatal(err)
-	}
+	s, stdin, out := ptyStart(t, c, "xterm", 24, 80, "web-01")
 	waitFor(t, out, "Passphrase for web-01: ")
 	io.WriteString(stdin, "\x03")
 	waitFor(t, out, "rr: cancelled")

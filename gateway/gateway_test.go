@@ -334,6 +334,12 @@ func startCommand(t *testing.T, c *ssh.Client, cmd string) (*ssh.Session, *syncB
 // closes when the test ends.
 func ptyShell(t *testing.T, c *ssh.Client, term string, rows, cols int) (*ssh.Session, io.Writer, *syncBuffer) {
 	t.Helper()
+	return ptyStart(t, c, term, rows, cols, "")
+}
+
+// ptyStart is ptyShell running cmd ("": a shell) on the terminal.
+func ptyStart(t *testing.T, c *ssh.Client, term string, rows, cols int, cmd string) (*ssh.Session, io.Writer, *syncBuffer) {
+	t.Helper()
 	s := newSession(t, c)
 	if err := s.RequestPty(term, rows, cols, ssh.TerminalModes{}); err != nil {
 		t.Fatal(err)
@@ -341,7 +347,11 @@ func ptyShell(t *testing.T, c *ssh.Client, term string, rows, cols int) (*ssh.Se
 	stdin, _ := s.StdinPipe()
 	out := &syncBuffer{}
 	s.Stdout, s.Stderr = out, out // as a terminal shows both
-	if err := s.Shell(); err != nil {
+	start := s.Shell
+	if cmd != "" {
+		start = func() error { return s.Start(cmd) }
+	}
+	if err := start(); err != nil {
 		t.Fatal(err)
 	}
 	return s, stdin, out
