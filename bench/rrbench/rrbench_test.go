@@ -57,10 +57,21 @@ BenchmarkRecorderLog-2   	  100	  1000 ns/op	 600.00 MB/s	 0 B/op	 3 allocs/op
 	if len(res.Figures) < 12 {
 		t.Errorf("%d figures, want at least 12", len(res.Figures))
 	}
+	// At these sizes (4 sessions, 4 agents) a memory delta is within a
+	// page or two of noise and may come out 0: memory figures need only
+	// be there.
+	rss := 0
 	for _, f := range res.Figures {
+		if strings.Contains(f.Name, "RSS") {
+			rss++
+			continue
+		}
 		if !f.Skipped && f.Value == 0 && !strings.Contains(f.Name, "heap") {
 			t.Errorf("figure %q is 0", f.Name)
 		}
+	}
+	if rss < 3 {
+		t.Errorf("%d RSS figures, want the sessions', the tunnels' and the web sessions'", rss)
 	}
 	if len(res.GoBenchmarks) != 1 || res.GoBenchmarks[0].Value != 600 || res.GoBenchmarks[0].Ratio != 0.3 {
 		t.Errorf("go benchmarks: %+v, want RecorderLog's median 600 MB/s, ratio 0.3", res.GoBenchmarks)
