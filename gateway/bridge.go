@@ -353,7 +353,7 @@ func forward(ch ssh.Channel, req *ssh.Request) {
 // A quiet session's pumps wait on small buffers (smallPump); a read that
 // fills one means bytes are flowing, and the pump takes a big buffer from
 // bigPumps until reads come back small again — so an idle session holds
-// 1 KiB of pump buffers.
+// 512 bytes of pump buffers.
 func pump(dst io.Writer, src io.Reader, tee func([]byte) error, n, active *atomic.Int64) error {
 	small := make([]byte, smallPump)
 	buf := small
@@ -394,7 +394,7 @@ func pump(dst io.Writer, src io.Reader, tee func([]byte) error, n, active *atomi
 }
 
 const (
-	smallPump = 512
+	smallPump = 256
 	bigPump   = 128 << 10 // several SSH packets: one read takes what has arrived, so fewer window adjustments and recorder events
 )
 
