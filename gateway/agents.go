@@ -92,19 +92,23 @@ func (s *Server) agentsConfigFor(nc *prelogin.Conn) *ssh.ServerConfig {
 	return withKexHook(s.agents, nc)
 }
 
-// serveAgent holds an agent's tunnel until it ends. Its frame and
-// holdTunnel's are what an idle tunnel's stack holds: the work is in
-// agentConnected and agentGone, so that the stack shrinks to 4 KiB.
-func (s *Server) serveAgent(nc *prelogin.Conn, sc *ssh.ServerConn, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) {
-	defer sc.Close()
+// serveAgent admits a logged-in agent's tunnel and returns what holds it
+// until it ends: its frame and holdTunnel's are what an idle tunnel's
+// stack holds, the work (agentConnected) is done before, on the login's
+// goroutine, so that the stack shrinks to 4 KiB.
+func (s *Server) serveAgent(nc *prelogin.Conn, sc *ssh.ServerConn, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) func() {
 	ac := s.agentConnected(nc, sc)
 	if ac == nil {
-		return
+		sc.Close()
+		return nil
 	}
 	stopKeepalive, _ := sshkit.StartKeepalive(sc, s.cfg.AgentKeepalive, s.cfg.KeepaliveMaxMissed)
-	defer stopKeepalive()
-	holdTunnel(chans, reqs)
-	s.agentGone(nc, ac, sc.Wait())
+	return func() {
+		defer sc.Close()
+		defer stopKeepalive()
+		holdTunnel(chans, reqs)
+		s.agentGone(nc, ac, sc.Wait())
+	}
 }
 
 // agentConnected admits a logged-in agent's tunnel, or returns nil.

@@ -22,8 +22,10 @@ import (
 // Goroutines: the pumps (person→host, host stdout→person, host
 // stderr→person, the last two in one on a PTY session; the last output
 // pump to finish closes outDone);
-// requests both ways are handled by run's goroutine, the only one that
-// touches the fields below wg. The host side ending (its channel closed)
+// requests both ways are handled by one goroutine, the only one that
+// touches the fields below wg: run's, or the person's connection's when
+// it adopted the session (connDuty), which then calls begin, the request
+// handlers and end itself. The host side ending (its channel closed)
 // ends the session once its output is delivered; the person leaving
 // closes the host side; a cancelled context closes both and tells the
 // person its cause.
@@ -40,9 +42,11 @@ type bridge struct {
 	wg      sync.WaitGroup
 
 	end           SessionEnd
-	exited        bool        // the host's exit went on to the person
-	droppedLogged bool        // a dropped agent request was logged
-	giveUp        *time.Timer // after a cancel or the person leaving: how long the host side may take to close
+	exited        bool            // the host's exit went on to the person
+	droppedLogged bool            // a dropped agent request was logged
+	giveUp        *time.Timer     // after a cancel or the person leaving: how long the host side may take to close
+	ctx           context.Context // the session's; one that is never done once it was
+	stopLimits    func()
 }
 
 func newBridge(ss *session, clientReqs <-chan *ssh.Request, agent ssh.Channel, agentReqs <-chan *ssh.Request,
@@ -54,46 +58,91 @@ func newBridge(ss *session, clientReqs <-chan *ssh.Request, agent ssh.Channel, a
 // run bridges the two channels until the host side has closed and its
 // output is delivered (or given up on), then calls finish.
 func (b *bridge) run(ctx context.Context, finish func(SessionEnd)) {
-	ss := b.ss
-	stopLimits := ss.limits(ss.srv.cfg.IdleTimeout, ss.srv.cfg.MaxSessionLength)
-	defer stopLimits()
-	b.startPumps()
-	defer b.wg.Wait()
-	defer b.client.Close()
-	defer b.agent.Close()
-	defer func() {
-		if b.giveUp != nil {
-			b.giveUp.Stop()
-		}
-	}()
-
-	for b.agentReqs != nil {
+	b.begin(ctx)
+	defer b.stop()
+	for b.open() {
 		select {
 		case <-b.giveUpC():
-			ss.log.Warn("host side did not close in time")
-			b.agentReqs = nil
+			b.gaveUp()
 		case req, ok := <-b.agentReqs:
-			if !ok {
-				b.agentReqs = nil
-				continue
-			}
-			b.agentRequest(req)
+			b.agentRequest(req, ok)
 		case req, ok := <-b.clientReqs:
-			if !ok {
-				b.clientGone()
-				continue
-			}
-			b.clientRequest(req)
-		case <-ctx.Done():
-			b.cancelled(ctx)
-			// End the host side; the person's channel closes once the
-			// session is finalized (or at once if the host side hangs).
-			b.agent.Close()
-			b.hostSideMayTake()
-			ctx = context.Background()
+			b.clientRequest(req, ok)
+		case <-b.done():
+			b.cancel()
 		}
 	}
-	finish(b.deliver(ctx))
+	finish(b.deliver())
+}
+
+// begin starts the session's limits and pumps.
+func (b *bridge) begin(ctx context.Context) {
+	b.ctx = ctx
+	b.stopLimits = b.ss.limits(b.ss.srv.cfg.IdleTimeout, b.ss.srv.cfg.MaxSessionLength)
+	b.startPumps()
+}
+
+// open says whether requests still come: false once the host side has
+// closed (or was given up on); deliver comes next.
+func (b *bridge) open() bool { return b.agentReqs != nil }
+
+// stop closes both channels and waits for the pumps, on every way out.
+func (b *bridge) stop() {
+	if b.giveUp != nil {
+		b.giveUp.Stop()
+	}
+	b.agent.Close()
+	b.client.Close()
+	b.wg.Wait()
+	b.stopLimits()
+}
+
+// The channels a bridge waits on; none on a nil bridge, so that a
+// connection without a session selects on them too (connDuty).
+
+func (b *bridge) agentRequests() <-chan *ssh.Request {
+	if b == nil {
+		return nil
+	}
+	return b.agentReqs
+}
+
+func (b *bridge) clientRequests() <-chan *ssh.Request {
+	if b == nil {
+		return nil
+	}
+	return b.clientReqs
+}
+
+func (b *bridge) done() <-chan struct{} {
+	if b == nil {
+		return nil
+	}
+	return b.ctx.Done()
+}
+
+// giveUpC is the channel of the host side's deadline, nil until one is set.
+func (b *bridge) giveUpC() <-chan time.Time {
+	if b == nil || b.giveUp == nil {
+		return nil
+	}
+	return b.giveUp.C
+}
+
+// gaveUp stops waiting for a host side that did not close in time.
+func (b *bridge) gaveUp() {
+	b.ss.log.Warn("host side did not close in time")
+	b.agentReqs = nil
+}
+
+// cancel ends the host side after the session's context is done: the
+// person's channel closes once the session is finalized (or at once if
+// the host side hangs).
+func (b *bridge) cancel() {
+	b.cancelled(b.ctx)
+	b.agent.Close()
+	b.hostSideMayTake()
+	b.ctx = context.Background()
 }
 
 // startPumps starts the pumps, each teeing into the recorder: input,
@@ -170,14 +219,6 @@ func (b *bridge) pumpErr(err error) {
 	}
 }
 
-// giveUpC is the channel of the host side's deadline, nil until one is set.
-func (b *bridge) giveUpC() <-chan time.Time {
-	if b.giveUp == nil {
-		return nil
-	}
-	return b.giveUp.C
-}
-
 // hostSideMayTake gives the host side, once closed from here, a few
 // seconds to close its end.
 func (b *bridge) hostSideMayTake() {
@@ -198,10 +239,14 @@ func (b *bridge) cancelled(ctx context.Context) {
 	}
 }
 
-// agentRequest handles a request from the host side. One well-formed
-// exit goes on to the person; the rest is dropped (strings from an agent
-// are bounded and escaped).
-func (b *bridge) agentRequest(req *ssh.Request) {
+// agentRequest handles a request from the host side (ok false: the host
+// side has closed). One well-formed exit goes on to the person; the rest
+// is dropped (strings from an agent are bounded and escaped).
+func (b *bridge) agentRequest(req *ssh.Request, ok bool) {
+	if !ok {
+		b.agentReqs = nil
+		return
+	}
 	if !b.exited && exitRequest(req, &b.end) {
 		b.exited = true
 		forward(b.client, req)
@@ -220,8 +265,13 @@ func (b *bridge) clientGone() {
 	b.hostSideMayTake()
 }
 
-// clientRequest handles a request from the person on a started session.
-func (b *bridge) clientRequest(req *ssh.Request) {
+// clientRequest handles a request from the person on a started session
+// (ok false: the person closed the channel).
+func (b *bridge) clientRequest(req *ssh.Request, ok bool) {
+	if !ok {
+		b.clientGone()
+		return
+	}
 	switch req.Type {
 	case wire.ReqWindowChange:
 		var w wire.WindowChange
@@ -252,7 +302,8 @@ func (b *bridge) clientRequest(req *ssh.Request) {
 // does not wait long. A person who has stopped reading keeps the output
 // pumps waiting: a cancel (kill, a timeout, a shutdown) still ends the
 // session then.
-func (b *bridge) deliver(ctx context.Context) SessionEnd {
+func (b *bridge) deliver() SessionEnd {
+	ctx := b.ctx
 	delivered := false
 	cut := b.giveUp != nil
 	if !cut {
@@ -302,7 +353,7 @@ func forward(ch ssh.Channel, req *ssh.Request) {
 // A quiet session's pumps wait on small buffers (smallPump); a read that
 // fills one means bytes are flowing, and the pump takes a big buffer from
 // bigPumps until reads come back small again — so an idle session holds
-// 1 KiB of pump buffers.
+// 512 bytes of pump buffers.
 func pump(dst io.Writer, src io.Reader, tee func([]byte) error, n, active *atomic.Int64) error {
 	small := make([]byte, smallPump)
 	buf := small
@@ -343,7 +394,7 @@ func pump(dst io.Writer, src io.Reader, tee func([]byte) error, n, active *atomi
 }
 
 const (
-	smallPump = 512
+	smallPump = 256
 	bigPump   = 128 << 10 // several SSH packets: one read takes what has arrived, so fewer window adjustments and recorder events
 )
 

@@ -328,43 +328,48 @@ func (s *Server) serve(raw net.Listener, port string, lim prelogin.Limits, confi
 	}
 }
 
-// connection logs nc in with config's SSH server, then serves it with
-// serve on a goroutine of its own: the login's deep calls (key exchange
-// callbacks, argon2id, the store) grow the login goroutine's stack, which
-// an idle connection would otherwise keep (a goroutine's stack never
-// shrinks below four times what it uses while parked).
+// connection logs nc in with config's SSH server, has serve admit it,
+// then runs what serve returned on a goroutine of its own: the login's
+// deep calls (key exchange callbacks, argon2id, the store) and the
+// admission's grow the login goroutine's stack, which an idle connection
+// would otherwise keep (a goroutine's stack never shrinks below four times
+// what it uses while parked).
 func (s *Server) connection(nc *prelogin.Conn, port string, config func(*prelogin.Conn) *ssh.ServerConfig, serve connServer) {
-	done := func() {
-		s.untrackConn(nc)
-		nc.Close()
-		s.wg.Done()
-	}
-	var sc *ssh.ServerConn
-	var chans <-chan ssh.NewChannel
-	var reqs <-chan *ssh.Request
+	var run func()
 	func() {
 		defer s.recoverPanic("connection", "remote", nc.RemoteAddr().String())
-		var err error
-		if sc, chans, reqs, err = ssh.NewServerConn(nc, config(nc)); err != nil {
+		sc, chans, reqs, err := ssh.NewServerConn(nc, config(nc))
+		if err != nil {
 			logLoginFailure(s.log, port, nc.RemoteAddr().String(), err)
-			sc = nil
 			return
 		}
 		nc.Authenticated()
+		run = serve(nc, sc, chans, reqs)
 	}()
-	if sc == nil {
-		done()
+	if run == nil {
+		s.connectionDone(nc)
 		return
 	}
 	go func() {
-		defer done()
-		defer s.recoverPanic("connection", "remote", nc.RemoteAddr().String())
-		serve(nc, sc, chans, reqs)
+		defer s.connectionDone(nc)
+		run()
 	}()
 }
 
-// connServer serves a logged-in connection until it ends.
-type connServer func(nc *prelogin.Conn, sc *ssh.ServerConn, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request)
+// connectionDone forgets and closes a connection that has ended (after a
+// panic too: a deferred call of its own, it recovers it).
+func (s *Server) connectionDone(nc *prelogin.Conn) {
+	if r := recover(); r != nil {
+		s.log.Error("panic in connection", "remote", nc.RemoteAddr().String(), "panic", r, "stack", string(debug.Stack()))
+	}
+	s.untrackConn(nc)
+	nc.Close()
+	s.wg.Done()
+}
+
+// connServer admits a logged-in connection and returns what serves it
+// until it ends; nil if it closed the connection at once.
+type connServer func(nc *prelogin.Conn, sc *ssh.ServerConn, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) func()
 
 // Shutdown stops accepting, tells every live session that the gateway is
 // going away, lets them run for Config.ShutdownGrace (or until ctx is

@@ -15,6 +15,7 @@ import (
 	"github.com/rr-gateway/rr/agent"
 	"github.com/rr-gateway/rr/gateway"
 	"github.com/rr-gateway/rr/gateway/gatewaytest"
+	"github.com/rr-gateway/rr/store"
 )
 
 // goroutinesIn counts the goroutines whose stack has all of fns in it.
@@ -42,10 +43,10 @@ func goroutinesIn(fns ...string) int {
 }
 
 // TestIdlePTYSessionGoroutines: an idle PTY session holds two pumps (its
-// host's stderr is read by the output pump, after the output), and its
-// connection and the host's tunnel are served on goroutines that did not
-// run their logins (whose stacks grew deep): what an idle session costs
-// in stacks.
+// host's stderr is read by the output pump, after the output); its
+// connection's goroutine runs its bridge, and neither it nor the host's
+// tunnel's is the goroutine that ran their logins (whose stacks grew
+// deep): what an idle session costs in stacks.
 func TestIdlePTYSessionGoroutines(t *testing.T) {
 	e := newEnv(t, gateway.Config{})
 	_, in, out := ptyShell(t, e.dial(t, "rr+web-01", e.alice.Signer), "xterm", 24, 80)
@@ -54,22 +55,72 @@ func TestIdlePTYSessionGoroutines(t *testing.T) {
 	if n := goroutinesIn("gateway.pump("); n != 2 {
 		t.Errorf("%d pumps for one idle PTY session, want 2", n)
 	}
-	// The connection's and the tunnel's loops run on goroutines the login
-	// handed them to, not on the ones that logged them in.
 	handedOff := "created by github.com/rr-gateway/rr/gateway.(*Server).connection in"
-	if n := goroutinesIn("gateway.(*personConn).serve(", handedOff); n != 1 {
+	if n := goroutinesIn("gateway.(*connDuty).run(", handedOff); n != 1 {
 		t.Errorf("%d person connections served on a fresh goroutine, want 1", n)
 	}
 	if n := goroutinesIn("gateway.holdTunnel(", handedOff); n != 1 {
 		t.Errorf("%d tunnels held on a fresh goroutine, want 1", n)
 	}
-	// The bridge runs on a goroutine of its own, not under the set-up's
-	// frames (runSession's): its stack settles at 4 KiB, not 8.
-	if n := goroutinesIn("gateway.(*bridge).run(", "gateway.(*personConn).runSession("); n != 0 {
-		t.Errorf("%d bridges running under runSession's frames, want 0", n)
+	if n := goroutinesIn("gateway.(*bridge).run("); n != 0 {
+		t.Errorf("%d bridges on goroutines of their own, want 0: the connection's runs it", n)
 	}
-	if n := goroutinesIn("gateway.(*bridge).run(", "created by github.com/rr-gateway/rr/gateway.(*personConn).runSession in"); n != 1 {
-		t.Errorf("%d bridges handed to a fresh goroutine, want 1", n)
+	if n := goroutinesIn("gateway.(*personConn).runSession("); n != 0 {
+		t.Errorf("%d session set-ups still running, want 0", n)
+	}
+}
+
+// TestConnectionRunsItsFirstSession: the connection's goroutine runs the
+// bridge of the session that started first; one started meanwhile runs on
+// a goroutine of its own, and once the first has ended the connection's
+// goroutine takes the next. Each works, and ends, as any session does.
+func TestConnectionRunsItsFirstSession(t *testing.T) {
+	e := newEnv(t, gateway.Config{})
+	c := e.dial(t, "rr+web-01", e.alice.Signer)
+	ownBridges := func(want int) {
+		t.Helper()
+		n := 0
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if n = goroutinesIn("gateway.(*bridge).run("); n == want {
+				return
+			}
+		}
+		t.Fatalf("%d bridges on goroutines of their own, want %d", n, want)
+	}
+	shell := func(name string, asked bool) (*ssh.Session, io.Writer, *syncBuffer) {
+		s, in, out := ptyShell(t, c, "xterm", 24, 80)
+		if asked {
+			waitFor(t, out, "Passphrase for web-01: ")
+			io.WriteString(in, "pp-web-01\r")
+		}
+		io.WriteString(in, "echo "+name+"-$((6*7))\r")
+		waitFor(t, out, name+"-42")
+		return s, in, out
+	}
+	first, in1, _ := shell("first", false)
+	ownBridges(0)
+	second, in2, _ := shell("second", true)
+	ownBridges(1)
+	io.WriteString(in1, "exit 3\r")
+	if err := first.Wait(); exitStatus(err) != 3 {
+		t.Fatalf("first session: %v, want exit status 3", err)
+	}
+	third, in3, _ := shell("third", true)
+	ownBridges(1)
+	io.WriteString(in3, "exit 4\r")
+	if err := third.Wait(); exitStatus(err) != 4 {
+		t.Fatalf("third session: %v, want exit status 4", err)
+	}
+	io.WriteString(in2, "exit 5\r")
+	if err := second.Wait(); exitStatus(err) != 5 {
+		t.Fatalf("second session: %v, want exit status 5", err)
+	}
+	ownBridges(0)
+	// The connection is still served: a fourth session starts.
+	fourth, in4, _ := shell("fourth", true)
+	io.WriteString(in4, "exit\r")
+	if err := fourth.Wait(); err != nil {
+		t.Fatalf("fourth session: %v", err)
 	}
 }
 
@@ -108,5 +159,23 @@ func TestPTYSessionStderrReachesThePerson(t *testing.T) {
 	var exit *ssh.ExitError
 	if err := s.Wait(); !errors.As(err, &exit) || exit.ExitStatus() != 126 {
 		t.Fatalf("session ended with %v, want exit status 126", err)
+	}
+}
+
+// TestConnectionDroppedEndsItsSession: the person's TCP connection goes
+// away while the session its goroutine runs is idle. The session still
+// ends as "client gone", its row final, while the gateway keeps running.
+func TestConnectionDroppedEndsItsSession(t *testing.T) {
+	e := newEnv(t, gateway.Config{})
+	c := e.dial(t, "rr+web-01", e.alice.Signer)
+	_, in, out := ptyShell(t, c, "xterm", 24, 80)
+	io.WriteString(in, "echo idle-$((6*7))\r")
+	waitFor(t, out, "idle-42")
+	c.Close()
+	if row := onlySession(t, e, true); row.State != store.StateClosed || row.EndReason != "client gone" {
+		t.Fatalf("row %+v, want closed: client gone", row)
+	}
+	if n := goroutinesIn("gateway.(*connDuty).run("); n != 0 {
+		t.Errorf("%d connections still served, want 0", n)
 	}
 }

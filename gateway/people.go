@@ -110,25 +110,20 @@ const maxSessionsPerConn = 10
 // loginKey is the Permissions.ExtraData key of a connection's Login.
 type loginKey struct{}
 
-// servePerson serves a logged-in person's channels until the connection
-// ends. It and serve hold an idle connection's stack: their frames are
-// kept small (the work is in newPersonConn and newChannel), so that the
-// stack shrinks to 4 KiB.
-func (s *Server) servePerson(nc *prelogin.Conn, sc *ssh.ServerConn, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) {
-	defer sc.Close()
+// servePerson admits a logged-in person's connection and returns what
+// serves it until it ends (connDuty.run, on a fresh goroutine), or nil
+// when it is closed at once.
+func (s *Server) servePerson(nc *prelogin.Conn, sc *ssh.ServerConn, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) func() {
 	c := s.newPersonConn(nc, sc)
 	if c == nil {
-		return
+		sc.Close()
+		return nil
 	}
-	defer c.auditDownloadSums()
-	defer c.auditProbes()
 	ctx, cancel := context.WithCancelCause(s.ctx)
-	defer cancel(errClientGone)
 	stopKeepalive, _ := sshkit.StartKeepalive(sc, s.cfg.ClientKeepalive, s.cfg.KeepaliveMaxMissed)
-	defer stopKeepalive()
-	unused := newUnusedTimer(s.cfg.LoginGraceTime, s.cfg.UnusedConnectionTimeout)
-	defer unused.stop()
-	c.serve(ctx, chans, reqs, unused)
+	d := &connDuty{c: c, sc: sc, ctx: ctx, cancel: cancel, chans: chans, reqs: reqs, stopKA: stopKeepalive,
+		unused: newUnusedTimer(s.cfg.LoginGraceTime, s.cfg.UnusedConnectionTimeout)}
+	return d.run
 }
 
 // newPersonConn is the connection sc of a person who has logged in, or
@@ -149,40 +144,12 @@ func (s *Server) newPersonConn(nc *prelogin.Conn, sc *ssh.ServerConn) *personCon
 		loginHost:  sc.Permissions.Extensions[extLoginHost],
 		loginEvent: sc.Permissions.Extensions[extLoginEvent],
 		remote:     remote,
+		adopt:      make(chan adoption),
 		log:        s.log.With("person", person, "team", login.Team.Name, "remote", remote),
 	}
 	sc.Permissions = nil // all of it is in c now: the connection need not hold its maps
 	c.log.Info("login", "login", sc.User())
 	return c
-}
-
-// serve takes new channels and global requests until the connection
-// ends. One goroutine takes both: an idle connection costs as few stacks
-// as it can.
-func (c *personConn) serve(ctx context.Context, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request, unused *unusedTimer) {
-	for {
-		var nch ssh.NewChannel
-		select {
-		case <-unused.c:
-			c.log.Info("connection closed: no channel open", "for", unused.wait)
-			return
-		case <-unused.ended:
-			unused.sessionEnded(c.sessions.Load())
-			continue
-		case req, ok := <-reqs:
-			if !ok {
-				reqs = nil
-			} else {
-				c.globalRequest(req)
-			}
-			continue
-		case nch = <-chans:
-		}
-		if nch == nil {
-			return // the connection is gone
-		}
-		c.newChannel(ctx, nch, unused)
-	}
 }
 
 // newChannel accepts a session channel and runs it on a goroutine of its
@@ -242,6 +209,7 @@ type personConn struct {
 	client       string // what the recording's header names as the client ("": an SSH client)
 	log          *slog.Logger
 	sessions     atomic.Int32  // session channels running (maxSessionsPerConn)
+	adopt        chan adoption // a started session for the connection's goroutine (handOff)
 	refused      atomic.Int64  // recording reads refused on this connection (maxRefusedListed)
 	downloadConn download.Conn // what this connection's download channels share
 	fetchesMu    sync.Mutex

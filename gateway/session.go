@@ -160,7 +160,7 @@ func (c *personConn) runSession(parent context.Context, ch ssh.Channel, reqs <-c
 		return
 	}
 	handedOff = true
-	go live.serve(ctx, c.person, closeChannel)
+	c.handOff(adoption{live: live, ctx: ctx, closeChannel: closeChannel})
 }
 
 // awaitStart buffers the channel's set-up requests until one starts the
