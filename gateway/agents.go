@@ -92,19 +92,24 @@ func (s *Server) agentsConfigFor(nc *prelogin.Conn) *ssh.ServerConfig {
 	return withKexHook(s.agents, nc)
 }
 
-// serveAgent holds an agent's tunnel until it ends. Its frame and
-// holdTunnel's are what an idle tunnel's stack holds: the work is in
-// agentConnected and agentGone, so that the stack shrinks to 4 KiB.
-func (s *Server) serveAgent(nc *prelogin.Conn, sc *ssh.ServerConn, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) {
-	defer sc.Close()
+// admitTunnel admits a logged-in agent's tunnel (see connServer): the
+// work is done here, on the login's goroutine, so that the goroutine
+// holding the idle tunnel starts afresh and parks on a shallow stack.
+func (s *Server) admitTunnel(nc *prelogin.Conn, sc *ssh.ServerConn) func(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) {
 	ac := s.agentConnected(nc, sc)
 	if ac == nil {
-		return
+		return nil
 	}
-	stopKeepalive, _ := sshkit.StartKeepalive(sc, s.cfg.AgentKeepalive, s.cfg.KeepaliveMaxMissed)
+	return func(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) { s.serveAgent(nc, ac, chans, reqs) }
+}
+
+// serveAgent holds an admitted agent's tunnel until it ends.
+func (s *Server) serveAgent(nc *prelogin.Conn, ac *agentConn, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) {
+	defer ac.conn.Close()
+	stopKeepalive, _ := sshkit.StartKeepalive(ac.conn, s.cfg.AgentKeepalive, s.cfg.KeepaliveMaxMissed)
 	defer stopKeepalive()
 	holdTunnel(chans, reqs)
-	s.agentGone(nc, ac, sc.Wait())
+	s.agentGone(nc, ac, ac.conn.Wait())
 }
 
 // agentConnected admits a logged-in agent's tunnel, or returns nil.

@@ -283,13 +283,13 @@ func New(cfg Config) (*Server, error) {
 // ServePeople accepts people's connections on ln until the server closes,
 // within Config.PeopleLimits.
 func (s *Server) ServePeople(ln net.Listener) error {
-	return s.serve(ln, "people", s.cfg.PeopleLimits, s.peopleConfigFor, s.servePerson)
+	return s.serve(ln, "people", s.cfg.PeopleLimits, s.peopleConfigFor, s.admitPerson)
 }
 
 // ServeAgents accepts agents' connections on ln until the server closes,
 // within Config.AgentLimits.
 func (s *Server) ServeAgents(ln net.Listener) error {
-	return s.serve(ln, "agents", s.cfg.AgentLimits, s.agentsConfigFor, s.serveAgent)
+	return s.serve(ln, "agents", s.cfg.AgentLimits, s.agentsConfigFor, s.admitTunnel)
 }
 
 func (s *Server) serve(raw net.Listener, port string, lim prelogin.Limits, config func(*prelogin.Conn) *ssh.ServerConfig, serve connServer) error {
@@ -328,43 +328,49 @@ func (s *Server) serve(raw net.Listener, port string, lim prelogin.Limits, confi
 	}
 }
 
-// connection logs nc in with config's SSH server, then serves it with
-// serve on a goroutine of its own: the login's deep calls (key exchange
-// callbacks, argon2id, the store) grow the login goroutine's stack, which
-// an idle connection would otherwise keep (a goroutine's stack never
-// shrinks below four times what it uses while parked).
+// connection logs nc in with config's SSH server and admits it with
+// serve, then serves it on a goroutine of its own: the login's and the
+// admission's deep calls (key exchange callbacks, argon2id, the store)
+// grow the login goroutine's stack, which an idle connection would
+// otherwise keep (a goroutine's stack never shrinks below four times what
+// it uses while parked, and only by half at each collection).
 func (s *Server) connection(nc *prelogin.Conn, port string, config func(*prelogin.Conn) *ssh.ServerConfig, serve connServer) {
 	done := func() {
 		s.untrackConn(nc)
 		nc.Close()
 		s.wg.Done()
 	}
-	var sc *ssh.ServerConn
+	var hold func(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request)
 	var chans <-chan ssh.NewChannel
 	var reqs <-chan *ssh.Request
 	func() {
 		defer s.recoverPanic("connection", "remote", nc.RemoteAddr().String())
-		var err error
-		if sc, chans, reqs, err = ssh.NewServerConn(nc, config(nc)); err != nil {
+		sc, cs, rs, err := ssh.NewServerConn(nc, config(nc))
+		if err != nil {
 			logLoginFailure(s.log, port, nc.RemoteAddr().String(), err)
-			sc = nil
 			return
 		}
 		nc.Authenticated()
+		if hold = serve(nc, sc); hold == nil {
+			sc.Close()
+			return
+		}
+		chans, reqs = cs, rs
 	}()
-	if sc == nil {
+	if hold == nil {
 		done()
 		return
 	}
 	go func() {
 		defer done()
 		defer s.recoverPanic("connection", "remote", nc.RemoteAddr().String())
-		serve(nc, sc, chans, reqs)
+		hold(chans, reqs)
 	}()
 }
 
-// connServer serves a logged-in connection until it ends.
-type connServer func(nc *prelogin.Conn, sc *ssh.ServerConn, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request)
+// connServer admits a logged-in connection and returns what serves it
+// until it ends (closing it), or nil when it is refused.
+type connServer func(nc *prelogin.Conn, sc *ssh.ServerConn) (hold func(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request))
 
 // Shutdown stops accepting, tells every live session that the gateway is
 // going away, lets them run for Config.ShutdownGrace (or until ctx is

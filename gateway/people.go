@@ -110,6 +110,11 @@ const maxSessionsPerConn = 10
 // loginKey is the Permissions.ExtraData key of a connection's Login.
 type loginKey struct{}
 
+// admitPerson serves a logged-in person's connection (see connServer).
+func (s *Server) admitPerson(nc *prelogin.Conn, sc *ssh.ServerConn) func(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) {
+	return func(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) { s.servePerson(nc, sc, chans, reqs) }
+}
+
 // servePerson serves a logged-in person's channels until the connection
 // ends. It and serve hold an idle connection's stack: their frames are
 // kept small (the work is in newPersonConn and newChannel), so that the
