@@ -106,8 +106,8 @@ func (s *Server) admitTunnel(nc *prelogin.Conn, sc *ssh.ServerConn) func(chans <
 // serveAgent holds an admitted agent's tunnel until it ends.
 func (s *Server) serveAgent(nc *prelogin.Conn, ac *agentConn, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) {
 	defer ac.conn.Close()
-	stopKeepalive, _ := sshkit.StartKeepalive(ac.conn, s.cfg.AgentKeepalive, s.cfg.KeepaliveMaxMissed)
-	defer stopKeepalive()
+	ac.keepalive.Start(ac.conn, s.cfg.AgentKeepalive, s.cfg.KeepaliveMaxMissed)
+	defer ac.keepalive.Stop()
 	holdTunnel(chans, reqs)
 	s.agentGone(nc, ac, ac.conn.Wait())
 }
@@ -194,6 +194,9 @@ type agentConn struct {
 	host  string
 	key   string // fingerprint of the key it logged in with
 	since time.Time
+	// keepalive is kept here rather than allocated apart: see
+	// sshkit.KeepaliveTimer.
+	keepalive sshkit.KeepaliveTimer
 }
 
 // registry knows which hosts have a tunnel. A host may hold several (a

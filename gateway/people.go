@@ -129,8 +129,8 @@ func (s *Server) servePerson(nc *prelogin.Conn, sc *ssh.ServerConn, chans <-chan
 	defer c.auditProbes()
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	defer cancel(errClientGone)
-	stopKeepalive, _ := sshkit.StartKeepalive(sc, s.cfg.ClientKeepalive, s.cfg.KeepaliveMaxMissed)
-	defer stopKeepalive()
+	c.keepalive.Start(sc, s.cfg.ClientKeepalive, s.cfg.KeepaliveMaxMissed)
+	defer c.keepalive.Stop()
 	unused := newUnusedTimer(s.cfg.LoginGraceTime, s.cfg.UnusedConnectionTimeout)
 	defer unused.stop()
 	c.serve(ctx, chans, reqs, unused)
@@ -250,8 +250,9 @@ type personConn struct {
 	refused      atomic.Int64  // recording reads refused on this connection (maxRefusedListed)
 	downloadConn download.Conn // what this connection's download channels share
 	fetchesMu    sync.Mutex
-	fetches      map[[2]string]int // downloads by recording and outcome (auditDownloadSums)
-	probed       probes            // probe commands refused (auditProbes)
+	fetches      map[[2]string]int     // downloads by recording and outcome (auditDownloadSums)
+	probed       probes                // probe commands refused (auditProbes)
+	keepalive    sshkit.KeepaliveTimer // here rather than apart: see its doc
 }
 
 // globalRequest refuses port forwarding (tcpip-forward, streamlocal…) and
