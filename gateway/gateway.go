@@ -335,11 +335,6 @@ func (s *Server) serve(raw net.Listener, port string, lim prelogin.Limits, confi
 // otherwise keep (a goroutine's stack never shrinks below four times what
 // it uses while parked, and only by half at each collection).
 func (s *Server) connection(nc *prelogin.Conn, port string, config func(*prelogin.Conn) *ssh.ServerConfig, serve connServer) {
-	done := func() {
-		s.untrackConn(nc)
-		nc.Close()
-		s.wg.Done()
-	}
 	var hold func(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request)
 	var chans <-chan ssh.NewChannel
 	var reqs <-chan *ssh.Request
@@ -358,14 +353,30 @@ func (s *Server) connection(nc *prelogin.Conn, port string, config func(*prelogi
 		chans, reqs = cs, rs
 	}()
 	if hold == nil {
-		done()
+		s.connectionDone(nc)
 		return
 	}
-	go func() {
-		defer done()
-		defer s.recoverPanic("connection", "remote", nc.RemoteAddr().String())
-		hold(chans, reqs)
+	go s.holdConnection(nc, hold, chans, reqs)
+}
+
+// holdConnection serves a logged-in connection with hold until it ends.
+// What its frames keep, an idle connection keeps: the remote address is
+// formatted only if it panics.
+func (s *Server) holdConnection(nc *prelogin.Conn, hold func(<-chan ssh.NewChannel, <-chan *ssh.Request), chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) {
+	defer s.connectionDone(nc)
+	defer func() {
+		if r := recover(); r != nil {
+			s.logPanic("connection", r, "remote", nc.RemoteAddr().String())
+		}
 	}()
+	hold(chans, reqs)
+}
+
+// connectionDone forgets and closes a connection that ended.
+func (s *Server) connectionDone(nc *prelogin.Conn) {
+	s.untrackConn(nc)
+	nc.Close()
+	s.wg.Done()
 }
 
 // connServer admits a logged-in connection and returns what serves it
@@ -483,8 +494,13 @@ func (s *Server) untrackConn(c net.Conn) {
 // recoverPanic keeps the daemon up when one connection or session panics.
 func (s *Server) recoverPanic(what string, args ...any) {
 	if r := recover(); r != nil {
-		s.log.Error("panic in "+what, append(args, "panic", r, "stack", string(debug.Stack()))...)
+		s.logPanic(what, r, args...)
 	}
+}
+
+// logPanic logs a recovered panic r with its stack.
+func (s *Server) logPanic(what string, r any, args ...any) {
+	s.log.Error("panic in "+what, append(args, "panic", r, "stack", string(debug.Stack()))...)
 }
 
 func (s *Server) audit(e store.AuditEvent) {
