@@ -23,7 +23,6 @@ type connDuty struct {
 	chans  <-chan ssh.NewChannel // nil once closed: the connection is gone
 	reqs   <-chan *ssh.Request   // nil once closed
 	unused *unusedTimer
-	stopKA func() // the keepalive's
 	a      *adoption
 }
 
@@ -140,7 +139,7 @@ func (d *connDuty) end() {
 		a.closeChannel()
 	}
 	d.unused.stop()
-	d.stopKA()
+	d.c.keepalive.Stop()
 	d.cancel(errClientGone)
 	d.c.auditProbes()
 	d.c.auditDownloadSums()

@@ -92,23 +92,26 @@ func (s *Server) agentsConfigFor(nc *prelogin.Conn) *ssh.ServerConfig {
 	return withKexHook(s.agents, nc)
 }
 
-// serveAgent admits a logged-in agent's tunnel and returns what holds it
-// until it ends: its frame and holdTunnel's are what an idle tunnel's
-// stack holds, the work (agentConnected) is done before, on the login's
-// goroutine, so that the stack shrinks to 4 KiB.
+// serveAgent admits a logged-in agent's tunnel (see connServer) and
+// returns what holds it until it ends: the admission's work is done here,
+// on the login's goroutine, so that the goroutine holding the idle tunnel
+// starts afresh and parks on a shallow stack.
 func (s *Server) serveAgent(nc *prelogin.Conn, sc *ssh.ServerConn, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) func() {
 	ac := s.agentConnected(nc, sc)
 	if ac == nil {
 		sc.Close()
 		return nil
 	}
-	stopKeepalive, _ := sshkit.StartKeepalive(sc, s.cfg.AgentKeepalive, s.cfg.KeepaliveMaxMissed)
-	return func() {
-		defer sc.Close()
-		defer stopKeepalive()
-		holdTunnel(chans, reqs)
-		s.agentGone(nc, ac, sc.Wait())
-	}
+	return func() { s.holdAgent(nc, ac, chans, reqs) }
+}
+
+// holdAgent holds an admitted agent's tunnel until it ends.
+func (s *Server) holdAgent(nc *prelogin.Conn, ac *agentConn, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) {
+	defer ac.conn.Close()
+	ac.keepalive.Start(ac.conn, s.cfg.AgentKeepalive, s.cfg.KeepaliveMaxMissed)
+	defer ac.keepalive.Stop()
+	holdTunnel(chans, reqs)
+	s.agentGone(nc, ac, ac.conn.Wait())
 }
 
 // agentConnected admits a logged-in agent's tunnel, or returns nil.
@@ -193,6 +196,9 @@ type agentConn struct {
 	host  string
 	key   string // fingerprint of the key it logged in with
 	since time.Time
+	// keepalive is kept here rather than allocated apart: see
+	// sshkit.KeepaliveTimer.
+	keepalive sshkit.KeepaliveTimer
 }
 
 // registry knows which hosts have a tunnel. A host may hold several (a

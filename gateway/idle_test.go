@@ -1,12 +1,14 @@
 package gateway_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/rr-gateway/rr/gateway"
 	"github.com/rr-gateway/rr/gateway/gatewaytest"
 	"github.com/rr-gateway/rr/store"
+	"github.com/rr-gateway/rr/store/sqlite"
 )
 
 // goroutinesIn counts the goroutines whose stack has all of fns in it.
@@ -175,7 +178,63 @@ func TestConnectionDroppedEndsItsSession(t *testing.T) {
 	if row := onlySession(t, e, true); row.State != store.StateClosed || row.EndReason != "client gone" {
 		t.Fatalf("row %+v, want closed: client gone", row)
 	}
-	if n := goroutinesIn("gateway.(*connDuty).run("); n != 0 {
-		t.Errorf("%d connections still served, want 0", n)
+	for deadline := time.Now().Add(5 * time.Second); goroutinesIn("gateway.(*connDuty).run(") != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the connection is still served 5 s after it dropped")
+		}
 	}
+}
+
+// TestTunnelAdmittedOnItsLoginGoroutine: an agent's tunnel is admitted
+// (host touched, presence, audit) on the goroutine that ran its login, so
+// that the goroutine holding the idle tunnel never grew its stack for
+// that work.
+func TestTunnelAdmittedOnItsLoginGoroutine(t *testing.T) {
+	st := &goroutineStore{}
+	gw := gatewaytest.StartGateway(t, gatewaytest.Config{WrapStore: func(s *sqlite.Store) gateway.Store {
+		st.Store = s
+		return st
+	}})
+	key := gw.AddHost("web-01")
+	gatewaytest.StartAgent(t, gw, "web-01", key, nil)
+	gw.WaitOnline("web-01")
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.login == "" || st.admit == "" {
+		t.Fatalf("login on goroutine %q, admission on %q: want both seen", st.login, st.admit)
+	}
+	if st.login != st.admit {
+		t.Errorf("login on goroutine %s, admission on goroutine %s: want the same", st.login, st.admit)
+	}
+}
+
+// goroutineStore notes the goroutine that looked the agent's host up (its
+// login) and the one that first touched it (its admission).
+type goroutineStore struct {
+	*sqlite.Store
+	mu           sync.Mutex
+	login, admit string
+}
+
+func (s *goroutineStore) Host(ctx context.Context, name string) (store.Host, error) {
+	s.mu.Lock()
+	s.login = goroutineID()
+	s.mu.Unlock()
+	return s.Store.Host(ctx, name)
+}
+
+func (s *goroutineStore) TouchHost(ctx context.Context, name string, at time.Time) error {
+	s.mu.Lock()
+	if s.admit == "" {
+		s.admit = goroutineID()
+	}
+	s.mu.Unlock()
+	return s.Store.TouchHost(ctx, name, at)
+}
+
+// goroutineID is the calling goroutine's number, from its stack's header.
+func goroutineID() string {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	return strings.Fields(string(buf))[1]
 }

@@ -120,8 +120,8 @@ func (s *Server) servePerson(nc *prelogin.Conn, sc *ssh.ServerConn, chans <-chan
 		return nil
 	}
 	ctx, cancel := context.WithCancelCause(s.ctx)
-	stopKeepalive, _ := sshkit.StartKeepalive(sc, s.cfg.ClientKeepalive, s.cfg.KeepaliveMaxMissed)
-	d := &connDuty{c: c, sc: sc, ctx: ctx, cancel: cancel, chans: chans, reqs: reqs, stopKA: stopKeepalive,
+	c.keepalive.Start(sc, s.cfg.ClientKeepalive, s.cfg.KeepaliveMaxMissed)
+	d := &connDuty{c: c, sc: sc, ctx: ctx, cancel: cancel, chans: chans, reqs: reqs,
 		unused: newUnusedTimer(s.cfg.LoginGraceTime, s.cfg.UnusedConnectionTimeout)}
 	return d.run
 }
@@ -213,8 +213,9 @@ type personConn struct {
 	refused      atomic.Int64  // recording reads refused on this connection (maxRefusedListed)
 	downloadConn download.Conn // what this connection's download channels share
 	fetchesMu    sync.Mutex
-	fetches      map[[2]string]int // downloads by recording and outcome (auditDownloadSums)
-	probed       probes            // probe commands refused (auditProbes)
+	fetches      map[[2]string]int     // downloads by recording and outcome (auditDownloadSums)
+	probed       probes                // probe commands refused (auditProbes)
+	keepalive    sshkit.KeepaliveTimer // here rather than apart: see its doc
 }
 
 // globalRequest refuses port forwarding (tcpip-forward, streamlocal…) and

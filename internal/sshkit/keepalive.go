@@ -21,45 +21,65 @@ func Keepalive(ctx context.Context, conn ssh.Conn, interval time.Duration, maxMi
 	if interval <= 0 {
 		return
 	}
-	stop, done := StartKeepalive(conn, interval, maxMissed)
-	defer stop()
+	var k KeepaliveTimer
+	k.Start(conn, interval, maxMissed)
+	defer k.Stop()
 	select {
 	case <-ctx.Done():
-	case <-done:
+	case <-k.Done():
 	}
 }
 
-// StartKeepalive is Keepalive without a goroutine waiting between
+// KeepaliveTimer is Keepalive without a goroutine waiting between
 // intervals: a timer sends each request, so an idle connection costs no
-// stack (a gateway holds thousands). done is closed when it ends by itself
-// (conn closed, or closed for missing maxMissed answers); stop ends it.
-func StartKeepalive(conn ssh.Conn, interval time.Duration, maxMissed int) (stop func(), done <-chan struct{}) {
-	k := &keepalive{conn: conn, interval: interval, maxMissed: max(maxMissed, 1), done: make(chan struct{})}
-	if interval <= 0 {
-		return func() {}, k.done // never ends by itself
-	}
-	k.mu.Lock()
-	k.timer = time.AfterFunc(interval, k.tick)
-	k.mu.Unlock()
-	return k.stop, k.done
-}
-
-type keepalive struct {
+// stack (a gateway holds thousands). Its zero value is ready to Start;
+// embed it in what a connection keeps anyway, so that an idle
+// connection's keepalive allocates only its timer: small objects of its
+// own, made after a login's garbage, would each keep a span of that
+// garbage's in use.
+type KeepaliveTimer struct {
 	conn      ssh.Conn
 	interval  time.Duration
 	maxMissed int
-	done      chan struct{}
 
 	mu          sync.Mutex
 	timer       *time.Timer
-	ended       bool
-	outstanding bool // a request waits for its answer
-	missed      int  // intervals in a row it has waited
+	done        chan struct{} // made when asked for, or at the end
+	ended       bool          // stopped, or ended by itself
+	expired     bool          // ended by itself
+	outstanding bool          // a request waits for its answer
+	missed      int           // intervals in a row it has waited
+}
+
+// Start sends keepalives on conn every interval (none if interval is 0
+// or less) until Stop, or until it ends by itself (see Done). Call it
+// once.
+func (k *KeepaliveTimer) Start(conn ssh.Conn, interval time.Duration, maxMissed int) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.conn, k.interval, k.maxMissed = conn, interval, max(maxMissed, 1)
+	if interval > 0 {
+		k.timer = time.AfterFunc(interval, k.tick)
+	}
+}
+
+// Done is closed when the keepalive ends by itself: conn closed, or
+// closed for missing maxMissed answers. Never with no keepalives.
+func (k *KeepaliveTimer) Done() <-chan struct{} {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.done == nil {
+		k.done = make(chan struct{})
+		if k.expired {
+			close(k.done)
+		}
+	}
+	return k.done
 }
 
 // tick runs in the timer's own goroutine, which lives on while a request
 // waits for its answer.
-func (k *keepalive) tick() {
+func (k *KeepaliveTimer) tick() {
 	k.mu.Lock()
 	if k.ended {
 		k.mu.Unlock()
@@ -88,20 +108,25 @@ func (k *keepalive) tick() {
 	k.mu.Unlock()
 }
 
-func (k *keepalive) stop() {
+// Stop ends the keepalives; Done is not closed.
+func (k *KeepaliveTimer) Stop() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.ended = true
-	k.timer.Stop()
+	if k.timer != nil {
+		k.timer.Stop()
+	}
 }
 
-// end stops the keepalive and says so on done, once.
-func (k *keepalive) end() {
+// end stops the keepalive and says so on Done, once.
+func (k *KeepaliveTimer) end() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if !k.ended {
-		k.ended = true
+		k.ended, k.expired = true, true
 		k.timer.Stop()
-		close(k.done)
+		if k.done != nil {
+			close(k.done)
+		}
 	}
 }
