@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"runtime/debug"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -130,7 +129,7 @@ func (d *connDuty) endSession() {
 // session, if one was running, as endSession would have.
 func (d *connDuty) end() {
 	if r := recover(); r != nil {
-		d.c.log.Error("panic in connection", "panic", r, "stack", string(debug.Stack()))
+		d.c.srv.logPanic("connection", r, "person", d.c.person, "remote", d.c.remote)
 	}
 	if a := d.a; a != nil {
 		d.a = nil

@@ -25,7 +25,7 @@ import (
 // requests both ways are handled by one goroutine, the only one that
 // touches the fields below wg: run's, or the person's connection's when
 // it adopted the session (connDuty), which then calls begin, the request
-// handlers and end itself. The host side ending (its channel closed)
+// handlers, deliver and stop itself. The host side ending (its channel closed)
 // ends the session once its output is delivered; the person leaving
 // closes the host side; a cancelled context closes both and tells the
 // person its cause.
