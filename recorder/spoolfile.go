@@ -23,6 +23,8 @@ import (
 //     its bytes in aligned buffers of directChunk bytes and writes each
 //     full one with O_DIRECT, in the background while the next one fills:
 //     the session waits for the disk only when the disk is slower than it.
+//     The file is opened O_DIRECT a second time only while it is busy: a
+//     quiet recording holds one descriptor.
 //     The kernel copies nothing into the page cache: that copy was about a
 //     fifth of the gateway's CPU per byte on bulk transfers (see the
 //     README's benchmarks), and a recording running at hundreds of MB/s no
@@ -49,13 +51,18 @@ import (
 // direct write overlaps. A filesystem that refuses O_DIRECT (at open or on
 // the first chunk) gets the page cache throughout.
 type spoolFile struct {
-	mu     sync.Mutex
-	f      *os.File     // read-write, through the page cache
-	direct *os.File     // the same file opened O_DIRECT; nil if refused
-	h      hash.Hash    // touched only while no chunk is in flight, or by the chunk's goroutine
-	hashed int64        // how much of the file h has taken (or the chunk in flight will have)
-	n      atomic.Int64 // bytes written; the flusher reads it for writeback
-	recent int64        // bytes written since the last flush
+	mu sync.Mutex
+	f  *os.File // read-write, through the page cache
+	// directPath is the file's path if it may go direct ("" if its
+	// filesystem cannot, or O_DIRECT was refused); direct is the file
+	// opened O_DIRECT, only while in direct mode, so that a quiet
+	// recording holds one descriptor, not two.
+	directPath string
+	direct     *os.File
+	h          hash.Hash    // touched only while no chunk is in flight, or by the chunk's goroutine
+	hashed     int64        // how much of the file h has taken (or the chunk in flight will have)
+	n          atomic.Int64 // bytes written; the flusher reads it for writeback
+	recent     int64        // bytes written since the last flush
 
 	// err holds the failures; the file is good up to cut.
 	err    error
@@ -114,11 +121,7 @@ func createSpoolFile(path string) (*spoolFile, error) {
 	if !overwritesInPlace(f) {
 		return s, nil
 	}
-	d, err := os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT, 0)
-	if err != nil {
-		return s, nil
-	}
-	s.direct = d
+	s.directPath = path
 	s.reserve = func(off, n int64) error {
 		sc, err := f.SyscallConn()
 		if err != nil {
@@ -128,7 +131,7 @@ func createSpoolFile(path string) (*spoolFile, error) {
 		return errors.Join(cerr, err)
 	}
 	s.writeDirect = func(b []byte, off int64) error {
-		_, err := d.WriteAt(b, off)
+		_, err := s.direct.WriteAt(b, off) // set before the chunk's goroutine starts, closed after it ends
 		return err
 	}
 	return s, nil
@@ -179,7 +182,7 @@ func (s *spoolFile) Write(p []byte) (int, error) {
 		return 0, s.err
 	}
 	s.recent += int64(len(p))
-	if s.buf == nil && s.direct != nil && s.recent >= s.after {
+	if s.buf == nil && s.directPath != "" && s.recent >= s.after {
 		s.enterDirect()
 	}
 	if s.buf != nil {
@@ -216,6 +219,15 @@ func (s *spoolFile) enterDirect() {
 	default:
 		return
 	}
+	if s.direct == nil {
+		d, err := os.OpenFile(s.directPath, os.O_WRONLY|unix.O_DIRECT, 0)
+		if err != nil {
+			<-directSlots
+			s.noDirect()
+			return
+		}
+		s.direct = d
+	}
 	b := directBufs.Get().(*[]byte)
 	size := s.n.Load()
 	base := size &^ (directAlign - 1)
@@ -235,8 +247,11 @@ func (s *spoolFile) enterDirect() {
 
 // noDirect gives up O_DIRECT for this file.
 func (s *spoolFile) noDirect() {
-	s.direct.Close()
-	s.direct = nil
+	if s.direct != nil {
+		s.direct.Close()
+		s.direct = nil
+	}
+	s.directPath = ""
 }
 
 // gather adds p to the buffer, sending each full one to the disk.
@@ -336,9 +351,9 @@ func (s *spoolFile) wait() error {
 	return s.err
 }
 
-// release gives both buffers back, once h has taken what the filling one
-// holds; nothing may be in flight and everything they held must be in the
-// file.
+// release leaves direct mode: it gives both buffers back, once h has
+// taken what the filling one holds, and closes the O_DIRECT descriptor;
+// nothing may be in flight and everything they held must be in the file.
 func (s *spoolFile) release() {
 	if s.buf != nil {
 		s.hashFrom((*s.buf)[:s.fill], s.base)
@@ -346,6 +361,10 @@ func (s *spoolFile) release() {
 		directBufs.Put(s.spare)
 		s.buf, s.spare, s.fill = nil, nil, 0
 		<-directSlots
+	}
+	if s.direct != nil {
+		s.direct.Close()
+		s.direct = nil
 	}
 }
 

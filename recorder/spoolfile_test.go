@@ -79,11 +79,25 @@ func directSpoolFile(t *testing.T) (*spoolFile, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.direct == nil {
+	if !mayGoDirect(s) {
 		s.close()
 		t.Skipf("the filesystem of %s refuses O_DIRECT", path)
 	}
 	return s, path
+}
+
+// mayGoDirect reports whether s's file can be opened with O_DIRECT (what
+// direct mode does when it starts).
+func mayGoDirect(s *spoolFile) bool {
+	if s.directPath == "" {
+		return false
+	}
+	d, err := os.OpenFile(s.directPath, os.O_WRONLY|unix.O_DIRECT, 0)
+	if err != nil {
+		return false
+	}
+	d.Close()
+	return true
 }
 
 // TestSpoolFileDirect: small thresholds so that direct mode comes and goes
@@ -107,10 +121,7 @@ func TestSpoolFilePageCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.direct != nil {
-		s.direct.Close()
-		s.direct = nil
-	}
+	s.noDirect()
 	s.after, s.chunk = 3*directAlign, 4*directAlign
 	spoolFileRun(t, s, path, 9)
 }
@@ -131,9 +142,12 @@ func TestBusyRecordingGoesDirectAndQuietOneLeaves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.file.direct == nil {
+	if !mayGoDirect(r.file) {
 		r.Close(End{Reason: "exit 0"})
 		t.Skip("the filesystem of the temporary folder refuses O_DIRECT")
+	}
+	if r.file.direct != nil {
+		t.Fatal("a new recording holds an O_DIRECT descriptor before it is busy")
 	}
 	rng := rand.New(rand.NewPCG(7, 7))
 	var sent []byte
@@ -153,7 +167,7 @@ func TestBusyRecordingGoesDirectAndQuietOneLeaves(t *testing.T) {
 	for range 200 {
 		out(32 << 10) // 6.25 MiB in one interval: busy
 	}
-	if r.file.directWrites == 0 {
+	if r.file.directWrites == 0 || r.file.direct == nil {
 		t.Fatal("a busy recording wrote no O_DIRECT chunk")
 	}
 	if err := r.Flush(); err != nil {
@@ -166,8 +180,8 @@ func TestBusyRecordingGoesDirectAndQuietOneLeaves(t *testing.T) {
 	if err := r.Flush(); err != nil { // a quiet interval
 		t.Fatal(err)
 	}
-	if r.file.buf != nil {
-		t.Fatal("a quiet recording keeps its O_DIRECT buffer")
+	if r.file.buf != nil || r.file.direct != nil {
+		t.Fatalf("a quiet recording keeps its O_DIRECT buffer (%v) or descriptor (%v)", r.file.buf != nil, r.file.direct)
 	}
 	out(5000)
 	closed, err := r.Close(End{Reason: "exit 0"})
@@ -241,7 +255,7 @@ func TestSpoolFileDirectRefusedOnWrite(t *testing.T) {
 	s.after, s.chunk = 3*directAlign, 4*directAlign
 	s.writeDirect = func([]byte, int64) error { return unix.EINVAL }
 	spoolFileRun(t, s, path, 5)
-	if s.directWrites != 0 || s.direct != nil {
+	if s.directWrites != 0 || s.direct != nil || s.directPath != "" {
 		t.Fatalf("%d direct writes, direct file %v: want the page cache after the refusal", s.directWrites, s.direct)
 	}
 }
@@ -343,7 +357,7 @@ func TestResizeReachesABusyFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close(End{Reason: "exit 0"})
-	if r.file.direct == nil {
+	if !mayGoDirect(r.file) {
 		t.Skip("the filesystem of the temporary folder refuses O_DIRECT")
 	}
 	for range 100 {
