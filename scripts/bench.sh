@@ -8,7 +8,8 @@
 # processes of their own (bulk, CPU per byte, keystrokes, set-up, memory).
 # Writes bench/results.md and bench/results.json.
 #
-# Sizes: BULK=1GiB BULK_RUNS=3 SESSIONS=1000 AGENTS=1000 KEYSTROKES=2000 SETUPS=200 EVENTS=20000
+# Sizes: BULK=1GiB BULK_RUNS=5 SESSIONS=1000 AGENTS=1000 MEMORY_RUNS=3 KEYSTROKES=2000
+# SETUPS=200 EVENTS=20000
 # WORKERS=8; BENCHTIME, BULKTIME and COUNT for the Go benchmarks.
 set -euo pipefail
 cd "$(dirname "$0")/.."

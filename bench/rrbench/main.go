@@ -26,6 +26,7 @@ import (
 type config struct {
 	bulk       int64
 	bulkRuns   int // each bulk figure is the median of this many runs
+	memRuns    int // each memory figure is the median of this many rounds
 	sessions   int
 	agents     int
 	keystrokes int
@@ -50,7 +51,8 @@ func main() {
 	}
 	cfg := config{}
 	bulk := flag.String("bulk", envOr("BULK", "1GiB"), "bytes moved each way by the bulk figures (0 skips them)")
-	flag.IntVar(&cfg.bulkRuns, "bulk-runs", envInt("BULK_RUNS", 3), "runs of each bulk transfer (the median is reported)")
+	flag.IntVar(&cfg.bulkRuns, "bulk-runs", envInt("BULK_RUNS", 5), "runs of each bulk transfer (the median is reported)")
+	flag.IntVar(&cfg.memRuns, "memory-runs", envInt("MEMORY_RUNS", 3), "rounds of the memory figures, floor and gateway taking turns (the median is reported)")
 	flag.IntVar(&cfg.sessions, "sessions", envInt("SESSIONS", 1000), "idle sessions for the memory figure (0 skips it)")
 	flag.IntVar(&cfg.agents, "agents", envInt("AGENTS", 1000), "idle agent tunnels for the memory figure (0 skips it)")
 	flag.IntVar(&cfg.keystrokes, "keystrokes", envInt("KEYSTROKES", 2000), "keystroke round trips (0 skips the figure)")
@@ -142,8 +144,7 @@ func run(cfg config) error {
 		run   func(config, string) error
 		dir   string
 	}{
-		{"speed", r.speed, "speed"}, {"memory", r.bareMemory, "bare"}, {"memory", r.sessionMemory, "sessions"},
-		{"memory", r.agentMemory, "agents"}, {"flood", r.junkFlood, "flood"}, {"events", r.eventFigures, "events"},
+		{"speed", r.speed, "speed"}, {"memory", r.memory, "memory"}, {"flood", r.junkFlood, "flood"}, {"events", r.eventFigures, "events"},
 		{"watch", r.watchFigures, "watch"}, {"web", r.webFigures, "web"},
 		{"store", r.storeFigures, "store"},
 	} {
@@ -303,186 +304,6 @@ func (r *results) speed(cfg config, dir string) error {
 	return nil
 }
 
-// bareMemory measures the floor of the memory figures: what a server that
-// does nothing but hold connections on golang.org/x/crypto/ssh (the
-// library the gateway is built on) takes per idle connection with one PTY
-// session channel, and per idle connection with none, at the same counts
-// as the gateway's figures.
-func (r *results) bareMemory(cfg config, dir string) error {
-	if cfg.sessions <= 0 && cfg.agents <= 0 {
-		return nil
-	}
-	b, err := startChild("bare", filepath.Join(dir, "bare"))
-	if err != nil {
-		return err
-	}
-	defer b.stop()
-	t := target{name: "bare x/crypto/ssh", addr: b.ready["addr"], hostKey: signer(onehopKeyName).PublicKey(), proc: b}
-	warm, err := openMany(t, 1, 1)
-	if err != nil {
-		return err
-	}
-	closeAll(warm)
-	// No recorder here: a short settle is enough.
-	measure := func(n int, open func() (func(), error)) (memFloor, error) {
-		time.Sleep(200 * time.Millisecond)
-		before, err := b.stats(true)
-		if err != nil {
-			return memFloor{}, err
-		}
-		closeThem, err := open()
-		if err != nil {
-			return memFloor{}, err
-		}
-		defer closeThem()
-		time.Sleep(500 * time.Millisecond)
-		after, err := b.stats(true)
-		if err != nil {
-			return memFloor{}, err
-		}
-		k := float64(n)
-		return memFloor{
-			rssKiB:     float64(after.RSSKiB-before.RSSKiB) / k,
-			heapKiB:    float64(int64(after.HeapInuse)-int64(before.HeapInuse)) / 1024 / k,
-			liveKiB:    float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / 1024 / k,
-			stackKiB:   float64(int64(after.StackInuse)-int64(before.StackInuse)) / 1024 / k,
-			goroutines: float64(after.Goroutines-before.Goroutines) / k,
-		}, nil
-	}
-	if cfg.sessions > 0 {
-		logf("memory floor: %d idle PTY sessions on a bare x/crypto/ssh server", cfg.sessions)
-		if r.bare.session, err = measure(cfg.sessions, func() (func(), error) {
-			shells, err := openMany(t, cfg.sessions, 2*cfg.workers)
-			return func() { closeAll(shells) }, err
-		}); err != nil {
-			return err
-		}
-		logf("  %.1f KiB RSS per session (heap in use %.1f, live objects %.1f)", r.bare.session.rssKiB, r.bare.session.heapKiB, r.bare.session.liveKiB)
-	}
-	if cfg.agents > 0 {
-		logf("memory floor: %d idle connections on a bare x/crypto/ssh server", cfg.agents)
-		if r.bare.conn, err = measure(cfg.agents, func() (func(), error) {
-			conns, err := dialMany(t, cfg.agents, 2*cfg.workers)
-			return func() {
-				for _, c := range conns {
-					c.Close()
-				}
-			}, err
-		}); err != nil {
-			return err
-		}
-		logf("  %.1f KiB RSS per connection (heap in use %.1f, live objects %.1f)", r.bare.conn.rssKiB, r.bare.conn.heapKiB, r.bare.conn.liveKiB)
-	}
-	return nil
-}
-
-// floorNote says what the bare server's figure is made of.
-func floorNote(f memFloor) string {
-	return fmt.Sprintf("floor: a bare x/crypto/ssh server holding the same, %.1f KiB heap + %.1f KiB stacks (%.1f goroutines)",
-		f.heapKiB, f.stackKiB, f.goroutines)
-}
-
-// sessionMemory: the gateway's RSS and heap per idle PTY session.
-func (r *results) sessionMemory(cfg config, dir string) error {
-	if cfg.sessions <= 0 {
-		return nil
-	}
-	gw, ag, err := startStack(dir, cfg.sessions, true, true, cfg.shell)
-	if err != nil {
-		return err
-	}
-	defer gw.stop()
-	defer ag.stop()
-	viaGW := target{name: "gateway", addr: gw.ready["people"], hostKey: signer(gatewayKeyName).PublicKey(), gateway: true, proc: gw}
-	// One session first, so that what every session shares (the store's
-	// caches, the recorder's pools) is in the "before".
-	warm, err := openMany(viaGW, 1, 1)
-	if err != nil {
-		return err
-	}
-	closeAll(warm)
-	time.Sleep(time.Second)
-	before, err := gw.stats(true)
-	if err != nil {
-		return err
-	}
-	logf("memory: opening %d idle PTY sessions through the gateway", cfg.sessions)
-	shells, err := openMany(viaGW, cfg.sessions, 2*cfg.workers)
-	if err != nil {
-		return err
-	}
-	defer closeAll(shells)
-	time.Sleep(2 * time.Second) // a recorder flush interval and more
-	after, err := gw.stats(true)
-	if err != nil {
-		return err
-	}
-	prof := filepath.Join(cfg.out, "sessions.heap.pprof")
-	if err := gw.do(nil, "profile "+absPath(prof)); err != nil {
-		return err
-	}
-	n := float64(cfg.sessions)
-	logf("  RSS %d → %d KiB, heap in use %d → %d KiB (live objects %d → %d), goroutines %d → %d", before.RSSKiB, after.RSSKiB,
-		before.HeapInuse>>10, after.HeapInuse>>10, before.HeapAlloc>>10, after.HeapAlloc>>10, before.Goroutines, after.Goroutines)
-	r.add(figure{Name: fmt.Sprintf("gateway RSS per idle PTY session (%d live)", cfg.sessions), Value: float64(after.RSSKiB-before.RSSKiB) / n,
-		Unit: "KiB", Baseline: "bare x/crypto/ssh server, one idle PTY channel per connection", BaselineValue: r.bare.session.rssKiB,
-		Target: "<= 1.5", Lower: true,
-		Note: "VmRSS after GC + FreeOSMemory, minus the same with no session; heap profile: " + prof + "; " + floorNote(r.bare.session)})
-	r.add(figure{Name: "gateway Go heap per idle PTY session", Value: float64(int64(after.HeapInuse)-int64(before.HeapInuse)) / 1024 / n, Unit: "KiB",
-		Lower: true, Note: fmt.Sprintf("plus %.1f KiB of goroutine stacks (%.1f goroutines per session)",
-			float64(int64(after.StackInuse)-int64(before.StackInuse))/1024/n, float64(after.Goroutines-before.Goroutines)/n)})
-	return nil
-}
-
-// agentMemory: the gateway's RSS and heap per idle agent tunnel.
-func (r *results) agentMemory(cfg config, dir string) error {
-	if cfg.agents <= 0 {
-		return nil
-	}
-	n := strconv.Itoa(cfg.agents)
-	gw, err := startChild("gateway", filepath.Join(dir, "gateway"), "-people", "0", "-hosts", n, "-prefix", "a", "-cheap")
-	if err != nil {
-		return err
-	}
-	defer gw.stop()
-	before, err := gw.stats(true)
-	if err != nil {
-		return err
-	}
-	logf("memory: %d idle agent tunnels", cfg.agents)
-	ag, err := startChild("agent", filepath.Join(dir, "agent"), "-gw", gw.ready["agents"], "-fp", gw.ready["fingerprint"],
-		"-hosts", n, "-prefix", "a", "-shell", cfg.shell)
-	if err != nil {
-		return err
-	}
-	defer ag.stop()
-	if err := gw.do(nil, "wait a "+n); err != nil {
-		return err
-	}
-	time.Sleep(2 * time.Second)
-	after, err := gw.stats(true)
-	if err != nil {
-		return err
-	}
-	prof := filepath.Join(cfg.out, "agents.heap.pprof")
-	if err := gw.do(nil, "profile "+absPath(prof)); err != nil {
-		return err
-	}
-	k := float64(cfg.agents)
-	logf("  RSS %d → %d KiB, heap in use %d → %d KiB (live objects %d → %d), goroutines %d → %d", before.RSSKiB, after.RSSKiB,
-		before.HeapInuse>>10, after.HeapInuse>>10, before.HeapAlloc>>10, after.HeapAlloc>>10, before.Goroutines, after.Goroutines)
-	r.add(figure{Name: fmt.Sprintf("gateway RSS per idle agent tunnel (%d connected)", cfg.agents), Value: float64(after.RSSKiB-before.RSSKiB) / k,
-		Unit: "KiB", Baseline: "bare x/crypto/ssh server, one idle connection", BaselineValue: r.bare.conn.rssKiB,
-		Target: "<= 1.3", Lower: true,
-		Note: "VmRSS after GC + FreeOSMemory, minus the same before the agents dialled; heap profile: " + prof + "; " + floorNote(r.bare.conn)})
-	r.add(figure{Name: "gateway Go heap per idle agent tunnel", Value: float64(int64(after.HeapInuse)-int64(before.HeapInuse)) / 1024 / k, Unit: "KiB",
-		Lower: true, Note: fmt.Sprintf("plus %.1f KiB of goroutine stacks (%.1f goroutines per tunnel)",
-			float64(int64(after.StackInuse)-int64(before.StackInuse))/1024/k, float64(after.Goroutines-before.Goroutines)/k)})
-	return nil
-}
-
-// sshJ compares with OpenSSH through a jump host (and directly), when
-// sshd is installed.
 // startOpenSSH starts the throwaway sshds for the ssh -J figures, or
 // says why it cannot (no sshd, no ssh).
 func (r *results) startOpenSSH(cfg config, dir string) (*openssh, string) {

@@ -41,13 +41,6 @@ type results struct {
 	started time.Time
 	figures []figure
 	gobench []figure
-	// bare is the floor of the memory figures (see bareMemory).
-	bare struct{ session, conn memFloor }
-}
-
-// memFloor is what a bare x/crypto/ssh server holds per idle connection.
-type memFloor struct {
-	rssKiB, heapKiB, liveKiB, stackKiB, goroutines float64 // liveKiB: HeapAlloc, the objects alive in heapKiB's spans
 }
 
 func (r *results) add(f figure) {
@@ -209,8 +202,8 @@ func (r *results) write(dir string) error {
 	date := r.started.UTC().Format("2006-01-02 15:04 UTC")
 	var b strings.Builder
 	fmt.Fprintf(&b, "Run %s on %s, %s elapsed.\n", date, m.Summary, time.Since(r.started).Round(time.Second))
-	fmt.Fprintf(&b, "Sizes: bulk %s each way (median of %d runs, one hop, the two gateways, the naive bridge and, with sshd, OpenSSH direct and ssh -J taking turns), %d keystrokes, %d set-ups, %d idle sessions, %d idle agents.\n\n",
-		sizeString(r.cfg.bulk), max(r.cfg.bulkRuns, 1), r.cfg.keystrokes, r.cfg.setups, r.cfg.sessions, r.cfg.agents)
+	fmt.Fprintf(&b, "Sizes: bulk %s each way (median of %d runs, one hop, the two gateways, the naive bridge and, with sshd, OpenSSH direct and ssh -J taking turns), %d keystrokes, %d set-ups, %d idle sessions and %d idle agents (median of %d rounds, the bare floor and the gateway taking turns).\n\n",
+		sizeString(r.cfg.bulk), max(r.cfg.bulkRuns, 1), r.cfg.keystrokes, r.cfg.setups, r.cfg.sessions, r.cfg.agents, max(r.cfg.memRuns, 1))
 	b.WriteString("| figure | value | baseline | ratio | target | met? | notes |\n|---|---:|---|---:|---|---|---|\n")
 	for _, f := range append(slices.Clone(r.figures), r.gobench...) {
 		if f.Skipped {

@@ -38,7 +38,7 @@ BenchmarkRecorderLog-2   	  100	  1000 ns/op	 500.00 MB/s	 0 B/op	 3 allocs/op
 BenchmarkRecorderLog-2   	  100	  1000 ns/op	 700.00 MB/s	 0 B/op	 3 allocs/op
 BenchmarkRecorderLog-2   	  100	  1000 ns/op	 600.00 MB/s	 0 B/op	 3 allocs/op
 `), 0o644)
-	cfg := config{bulk: 2 << 20, sessions: 4, agents: 4, keystrokes: 20, setups: 3, workers: 2,
+	cfg := config{bulk: 2 << 20, memRuns: 2, sessions: 4, agents: 4, keystrokes: 20, setups: 3, workers: 2,
 		gobench: gobench, out: out, shell: "/bin/sh"}
 	if err := run(cfg); err != nil {
 		t.Fatal(err)
@@ -80,6 +80,10 @@ BenchmarkRecorderLog-2   	  100	  1000 ns/op	 600.00 MB/s	 0 B/op	 3 allocs/op
 	for _, f := range res.Figures {
 		if strings.HasPrefix(f.Baseline, "bare x/crypto/ssh server") {
 			floors++
+			// Two rounds: the figure and its floor each have a spread.
+			if f.Spread == "" || f.BaselineSpread == "" || !strings.Contains(f.Note, "2 rounds") {
+				t.Errorf("memory figure %q: spread %q, floor's %q, note %q; want both spreads over 2 rounds", f.Name, f.Spread, f.BaselineSpread, f.Note)
+			}
 		}
 	}
 	watch := 0
