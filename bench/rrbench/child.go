@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -39,6 +40,10 @@ func mailFor(addr string) chan string {
 	return ch
 }
 
+// gatewayProcs, when above 0, is the GOMAXPROCS of the gateway processes
+// alone (-gateway-procs).
+var gatewayProcs int
+
 func startChild(role, dir string, args ...string) (*child, error) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -49,6 +54,9 @@ func startChild(role, dir string, args ...string) (*child, error) {
 	}
 	cmd := exec.Command(exe, append([]string{"-dir", dir}, args...)...)
 	cmd.Env = append(os.Environ(), roleEnv+"="+role)
+	if role == "gateway" && gatewayProcs > 0 {
+		cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(gatewayProcs))
+	}
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {

@@ -60,6 +60,7 @@ func main() {
 	flag.IntVar(&cfg.workers, "workers", envInt("WORKERS", 8), "parallel clients for the set-up rate and for opening sessions")
 	flag.IntVar(&cfg.junk, "junk", envInt("JUNK", 20000), "junk connections held while a real person logs in (0 skips the flood figures)")
 	flag.IntVar(&cfg.events, "events", envInt("EVENTS", 20000), "security events posted to the intake (0 skips the event figures)")
+	flag.IntVar(&gatewayProcs, "gateway-procs", 0, "GOMAXPROCS of the gateway processes alone (0: Go's default), to weigh the runtime's idle threads")
 	only := flag.String("only", "", "run only this figure group: speed, memory, flood, events, watch, web or store")
 	flag.StringVar(&cfg.gobench, "gobench", "", "output of go test -bench (recorder, gateway) to include")
 	flag.StringVar(&cfg.out, "out", "bench", "directory for results.md and results.json")

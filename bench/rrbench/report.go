@@ -204,6 +204,9 @@ func (r *results) write(dir string) error {
 	fmt.Fprintf(&b, "Run %s on %s, %s elapsed.\n", date, m.Summary, time.Since(r.started).Round(time.Second))
 	fmt.Fprintf(&b, "Sizes: bulk %s each way (median of %d runs, one hop, the two gateways, the naive bridge and, with sshd, OpenSSH direct and ssh -J taking turns), %d keystrokes, %d set-ups, %d idle sessions and %d idle agents (median of %d rounds, the bare floor and the gateway taking turns).\n\n",
 		sizeString(r.cfg.bulk), max(r.cfg.bulkRuns, 1), r.cfg.keystrokes, r.cfg.setups, r.cfg.sessions, r.cfg.agents, max(r.cfg.memRuns, 1))
+	if gatewayProcs > 0 {
+		fmt.Fprintf(&b, "The gateways ran at GOMAXPROCS=%d (-gateway-procs), not Go's default.\n\n", gatewayProcs)
+	}
 	b.WriteString("| figure | value | baseline | ratio | target | met? | notes |\n|---|---:|---|---:|---|---|---|\n")
 	for _, f := range append(slices.Clone(r.figures), r.gobench...) {
 		if f.Skipped {
@@ -245,7 +248,8 @@ func (r *results) write(dir string) error {
 		"date": date, "machine": m,
 		"config": map[string]any{"bulk_bytes": r.cfg.bulk, "keystrokes": r.cfg.keystrokes, "setups": r.cfg.setups,
 			"sessions": r.cfg.sessions, "agents": r.cfg.agents, "workers": r.cfg.workers, "shell": r.cfg.shell,
-			"events": r.cfg.events},
+			"events": r.cfg.events, "bulk_runs": max(r.cfg.bulkRuns, 1), "memory_runs": max(r.cfg.memRuns, 1),
+			"gateway_gomaxprocs": gatewayProcs},
 		"figures": r.figures, "go_benchmarks": r.gobench,
 	}, "", "  ")
 	if err != nil {

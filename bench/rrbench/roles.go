@@ -246,6 +246,7 @@ type procStats struct {
 	StackInuse uint64 `json:"stack_inuse"`
 	GoSys      uint64 `json:"go_sys"`
 	Goroutines int    `json:"goroutines"`
+	Procs      int    `json:"procs"` // GOMAXPROCS
 	// Read and write system calls so far (/proc/self/io syscr, syscw):
 	// per byte moved, they show how big the packets and reads were.
 	ReadCalls  int64 `json:"read_calls"`
@@ -275,6 +276,7 @@ func readStats(gc bool) procStats {
 		StackInuse: ms.StackInuse,
 		GoSys:      ms.Sys,
 		Goroutines: runtime.NumGoroutine(),
+		Procs:      runtime.GOMAXPROCS(0),
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -114,6 +115,35 @@ func TestProcFigures(t *testing.T) {
 	m := thisMachine()
 	if m.CPU == "" || m.MemKiB <= 0 {
 		t.Errorf("machine %+v: CPU model and memory should be known", m)
+	}
+}
+
+// TestGatewayProcs: -gateway-procs sets GOMAXPROCS in the gateway's
+// process and nowhere else.
+func TestGatewayProcs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	defer func(n int) { gatewayProcs = n }(gatewayProcs)
+	gatewayProcs = 1
+	dir := t.TempDir()
+	procs := func(role string, args ...string) int {
+		c, err := startChild(role, filepath.Join(dir, role), args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.stop()
+		st, err := c.stats(false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Procs
+	}
+	if n := procs("gateway", "-people", "0", "-hosts", "0", "-cheap"); n != 1 {
+		t.Errorf("gateway at GOMAXPROCS %d, want 1", n)
+	}
+	if n, want := procs("bare"), runtime.GOMAXPROCS(0); n != want {
+		t.Errorf("bare server at GOMAXPROCS %d, want the default %d", n, want)
 	}
 }
 
