@@ -147,6 +147,17 @@ func keystrokes(targets []target, n int) ([][]percentiles, error) {
 	return out, nil
 }
 
+// runPercentiles splits d, in the order it was measured, into runs
+// parts of equal length and gives the percentiles of each.
+func runPercentiles(d []time.Duration, runs int) []percentiles {
+	runs = max(min(runs, len(d)), 1)
+	out := make([]percentiles, runs)
+	for i := range out {
+		out[i] = pct(d[i*len(d)/runs : (i+1)*len(d)/runs])
+	}
+	return out
+}
+
 // keystrokeRound is how many round trips each target makes in its turn
 // (even, so that each turn leaves the line as it found it).
 const keystrokeRound = 20

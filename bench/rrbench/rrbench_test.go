@@ -6,8 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -115,6 +117,23 @@ func TestProcFigures(t *testing.T) {
 	m := thisMachine()
 	if m.CPU == "" || m.MemKiB <= 0 {
 		t.Errorf("machine %+v: CPU model and memory should be known", m)
+	}
+}
+
+// TestRunPercentiles: samples split into runs in the order they came, the
+// last run taking what does not divide.
+func TestRunPercentiles(t *testing.T) {
+	var d []time.Duration
+	for i := range 10 {
+		d = append(d, time.Duration(i+1))
+	}
+	got := runPercentiles(d, 3)
+	want := []percentiles{{2, 3}, {5, 6}, {9, 10}} // 1-3, 4-6, 7-10
+	if !slices.Equal(got, want) {
+		t.Errorf("runPercentiles: %v, want %v", got, want)
+	}
+	if got := runPercentiles(d[:2], 5); len(got) != 2 {
+		t.Errorf("2 samples in 5 runs: %v, want 2 runs of one", got)
 	}
 }
 

@@ -64,7 +64,8 @@ func (r *results) watchFigures(cfg config, dir string) error {
 		}
 		a, w := medianTransfer(alone), medianTransfer(watched)
 		r.add(figure{Name: "bulk host→person, watched by one watcher (reading)", Value: w.mbps(), Unit: "MB/s",
-			Baseline: "the same session unwatched", BaselineValue: a.mbps(), Target: ">= 0.9",
+			Spread: spreadOf(watched, transfer.mbps).String(), Baseline: "the same session unwatched", BaselineValue: a.mbps(),
+			BaselineSpread: spreadOf(alone, transfer.mbps).String(), Target: ">= 0.9",
 			Note: fmt.Sprintf("%s of log lines, recording on; the gateway's CPU %.2f ns/B watched, %.2f unwatched; the watcher too slow and dropped in %d of %d runs",
 				sizeString(size), w.nsPerByte(), a.nsPerByte(), drops, len(watched))})
 	}
