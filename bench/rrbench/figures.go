@@ -141,17 +141,37 @@ func setup(t target, person int) (time.Duration, error) {
 	return d, nil
 }
 
-// setups measures n set-ups one after another, then n more by workers in
-// parallel for the rate.
-func setups(t target, n, workers int) (percentiles, float64, error) {
-	var d []time.Duration
-	for range n {
-		x, err := setup(t, 0)
-		if err != nil {
-			return percentiles{}, 0, err
+// setupRuns is how many runs the set-up latency figures take, the
+// targets taking turns; each figure is the median of the runs'
+// percentiles.
+const setupRuns = 5
+
+// setupTimes times set-ups one at a time through each target, in
+// setupRuns runs of n/2 each (100 at the default SETUPS of 200, so that a
+// run's p99 is its slowest set-up), the targets taking turns so that
+// drift in the machine's load touches all. It returns each target's
+// percentiles of each run.
+func setupTimes(targets []target, n int) ([][]percentiles, error) {
+	perRun := max(n/2, 1)
+	out := make([][]percentiles, len(targets))
+	for range setupRuns {
+		for k, t := range targets {
+			d := make([]time.Duration, perRun)
+			for i := range d {
+				var err error
+				if d[i], err = setup(t, 0); err != nil {
+					return nil, fmt.Errorf("%s: set-up: %w", t.name, err)
+				}
+			}
+			out[k] = append(out[k], pct(d))
 		}
-		d = append(d, x)
 	}
+	return out, nil
+}
+
+// setupRate is set-ups per second through t, n of them by workers in
+// parallel.
+func setupRate(t target, n, workers int) (float64, error) {
 	var next atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
@@ -168,9 +188,15 @@ func setups(t target, n, workers int) (percentiles, float64, error) {
 	}
 	wg.Wait()
 	if err, ok := firstErr.Load().(error); ok {
-		return percentiles{}, 0, err
+		return 0, err
 	}
-	return pct(d), float64(n) / time.Since(t0).Seconds(), nil
+	return float64(n) / time.Since(t0).Seconds(), nil
+}
+
+// setupSpreads are the median and p99 of each run, in ms.
+func setupSpreads(runs []percentiles) (p50, p99 spread) {
+	return spreadOf(runs, func(p percentiles) float64 { return ms(p.p50) }),
+		spreadOf(runs, func(p percentiles) float64 { return ms(p.p99) })
 }
 
 // openMany opens n idle PTY shells through t with workers in parallel,

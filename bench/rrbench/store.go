@@ -31,16 +31,10 @@ func openStore(ctx context.Context, dir, dsnFile string) (*sqlstore.Store, error
 	return st.Store, nil
 }
 
-// storeRuns is how many runs the store figures take, the two stores
-// taking turns; each figure is the median of the runs' percentiles.
-const storeRuns = 5
-
 // storeFigures: session set-up (key, passphrase, mailed code: every
 // store read and write a login makes, the limits' counters included)
 // with the gateway's store on PostgreSQL against SQLite, on the same
-// machine: both gateways up, in storeRuns runs of setups/2 set-ups one
-// at a time (100 at the default, so that a run's p99 is its slowest
-// set-up), taking turns so that drift in the machine's load touches both.
+// machine: both gateways up, taking turns (setupTimes).
 // The store is not on the byte path, so the bulk figures do not change
 // with it.
 func (r *results) storeFigures(cfg config, dir string) error {
@@ -65,48 +59,33 @@ func (r *results) storeFigures(cfg config, dir string) error {
 	if err := os.WriteFile(dsnFile, []byte(dsn+"\n"), 0o600); err != nil {
 		return err
 	}
-	stores := []struct {
-		name string
-		args []string
-		t    target
-		runs []percentiles
-	}{{name: "SQLite"}, {name: "PostgreSQL", args: []string{"-dsn-file", dsnFile}}}
-	for i := range stores {
-		st := &stores[i]
-		gw, ag, err := startStack(filepath.Join(dir, st.name), 1, false, true, cfg.shell, st.args...)
+	var targets []target
+	for _, st := range []struct{ name, dsnFile string }{{"SQLite", ""}, {"PostgreSQL", dsnFile}} {
+		var args []string
+		if st.dsnFile != "" {
+			args = []string{"-dsn-file", st.dsnFile}
+		}
+		gw, ag, err := startStack(filepath.Join(dir, st.name), 1, false, true, cfg.shell, args...)
 		if err != nil {
 			return err
 		}
 		defer gw.stop()
 		defer ag.stop()
 		defer clearSpool(gw.ready["spool"])
-		st.t = target{name: "gateway on " + st.name, addr: gw.ready["people"], hostKey: signer(gatewayKeyName).PublicKey(), gateway: true, proc: gw}
+		targets = append(targets, target{name: "gateway on " + st.name, addr: gw.ready["people"],
+			hostKey: signer(gatewayKeyName).PublicKey(), gateway: true, proc: gw})
 	}
-	perRun := max(cfg.setups/2, 1)
-	logf("store: %d runs of %d set-ups one at a time, SQLite and PostgreSQL taking turns", storeRuns, perRun)
-	for range storeRuns {
-		for i := range stores {
-			st := &stores[i]
-			d := make([]time.Duration, perRun)
-			for k := range d {
-				if d[k], err = setup(st.t, 0); err != nil {
-					return fmt.Errorf("store on %s: %w", st.name, err)
-				}
-			}
-			st.runs = append(st.runs, pct(d))
-		}
+	logf("store: %d runs of %d set-ups one at a time, SQLite and PostgreSQL taking turns", setupRuns, max(cfg.setups/2, 1))
+	times, err := setupTimes(targets, cfg.setups)
+	if err != nil {
+		return err
 	}
-	sq, pg := stores[0].runs, stores[1].runs
-	p50 := func(runs []percentiles) spread {
-		return spreadOf(runs, func(p percentiles) float64 { return ms(p.p50) })
-	}
-	p99 := func(runs []percentiles) spread {
-		return spreadOf(runs, func(p percentiles) float64 { return ms(p.p99) })
-	}
-	note := fmt.Sprintf("TCP connect to first shell byte: key + passphrase (production argon2id) + mailed code; PostgreSQL 15 on 127.0.0.1, durability off (a test server); %d runs of %d set-ups, the stores taking turns", storeRuns, perRun)
-	r.add(figure{Name: "session set-up median, store on PostgreSQL", Value: p50(pg).median, Spread: p50(pg).String(), Unit: "ms",
-		Baseline: "store on SQLite", BaselineValue: p50(sq).median, BaselineSpread: p50(sq).String(), Target: "<= 1.2", Lower: true, Note: note})
-	r.add(figure{Name: "session set-up p99, store on PostgreSQL", Value: p99(pg).median, Spread: p99(pg).String(), Unit: "ms",
-		Baseline: "store on SQLite", BaselineValue: p99(sq).median, BaselineSpread: p99(sq).String(), Target: "<= 1.2", Lower: true})
+	sq50, sq99 := setupSpreads(times[0])
+	pg50, pg99 := setupSpreads(times[1])
+	note := fmt.Sprintf("TCP connect to first shell byte: key + passphrase (production argon2id) + mailed code; PostgreSQL 15 on 127.0.0.1, durability off (a test server); %d runs of %d set-ups, the stores taking turns", setupRuns, max(cfg.setups/2, 1))
+	r.add(figure{Name: "session set-up median, store on PostgreSQL", Value: pg50.median, Spread: pg50.String(), Unit: "ms",
+		Baseline: "store on SQLite", BaselineValue: sq50.median, BaselineSpread: sq50.String(), Target: "<= 1.2", Lower: true, Note: note})
+	r.add(figure{Name: "session set-up p99, store on PostgreSQL", Value: pg99.median, Spread: pg99.String(), Unit: "ms",
+		Baseline: "store on SQLite", BaselineValue: sq99.median, BaselineSpread: sq99.String(), Target: "<= 1.2", Lower: true})
 	return nil
 }
