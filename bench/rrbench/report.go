@@ -131,6 +131,14 @@ func (r *results) goBenchmarks(path string) error {
 	return sc.Err()
 }
 
+// count is "1 run", "5 runs".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}
+
 func medianOf(v []float64) float64 {
 	v = slices.Clone(v)
 	if len(v) == 0 {
@@ -202,8 +210,9 @@ func (r *results) write(dir string) error {
 	date := r.started.UTC().Format("2006-01-02 15:04 UTC")
 	var b strings.Builder
 	fmt.Fprintf(&b, "Run %s on %s, %s elapsed.\n", date, m.Summary, time.Since(r.started).Round(time.Second))
-	fmt.Fprintf(&b, "Sizes: bulk %s each way (median of %d runs, one hop, the two gateways, the naive bridge and, with sshd, OpenSSH direct and ssh -J taking turns), %d keystrokes, %d set-ups, %d idle sessions and %d idle agents (median of %d rounds, the bare floor and the gateway taking turns).\n\n",
-		sizeString(r.cfg.bulk), max(r.cfg.bulkRuns, 1), r.cfg.keystrokes, r.cfg.setups, r.cfg.sessions, r.cfg.agents, max(r.cfg.memRuns, 1))
+	fmt.Fprintf(&b, "Sizes: bulk %s each way (median of %s, one hop, the two gateways, the naive bridge and, with sshd, OpenSSH direct and ssh -J taking turns), %d keystrokes, %d set-ups, %d idle sessions and %d idle agents (median of %s, the bare floor and the gateway taking turns).\n\n",
+		sizeString(r.cfg.bulk), count(max(r.cfg.bulkRuns, 1), "run"), r.cfg.keystrokes, r.cfg.setups, r.cfg.sessions, r.cfg.agents,
+		count(max(r.cfg.memRuns, 1), "round"))
 	if gatewayProcs > 0 {
 		fmt.Fprintf(&b, "The gateways ran at GOMAXPROCS=%d (-gateway-procs), not Go's default.\n\n", gatewayProcs)
 	}
