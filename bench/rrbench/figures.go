@@ -152,7 +152,7 @@ const setupRuns = 5
 // drift in the machine's load touches all. It returns each target's
 // percentiles of each run.
 func setupTimes(targets []target, n int) ([][]percentiles, error) {
-	perRun := max(n/2, 1)
+	perRun := setupsPerRun(n)
 	out := make([][]percentiles, len(targets))
 	for range setupRuns {
 		for k, t := range targets {
@@ -168,6 +168,10 @@ func setupTimes(targets []target, n int) ([][]percentiles, error) {
 	}
 	return out, nil
 }
+
+// setupsPerRun is how many set-ups each of setupTimes' runs takes when
+// the figure is n (SETUPS).
+func setupsPerRun(n int) int { return max(n/2, 1) }
 
 // setupRate is set-ups per second through t, n of them by workers in
 // parallel.

@@ -284,7 +284,7 @@ func (r *results) speed(cfg config, dir string) error {
 	}
 	if cfg.setups > 0 {
 		logf("set-up: %d runs of %d sessions one at a time, one hop and the gateway (key, passphrase, mailed code) taking turns",
-			setupRuns, max(cfg.setups/2, 1))
+			setupRuns, setupsPerRun(cfg.setups))
 		times, err := setupTimes([]target{oneHop, viaGW}, cfg.setups)
 		clearSpool(spool)
 		if err != nil {
@@ -303,7 +303,7 @@ func (r *results) speed(cfg config, dir string) error {
 		one50, one99 := setupSpreads(times[0])
 		via50, via99 := setupSpreads(times[1])
 		note := fmt.Sprintf("TCP connect to first shell byte; gateway: key + passphrase (production argon2id, 64 MiB, 3 passes) + mailed code; %d runs of %d, taking turns",
-			setupRuns, max(cfg.setups/2, 1))
+			setupRuns, setupsPerRun(cfg.setups))
 		r.add(figure{Name: "session set-up median, through gateway", Value: via50.median, Spread: via50.String(), Unit: "ms",
 			Baseline: "one hop (key only)", BaselineValue: one50.median, BaselineSpread: one50.String(), Lower: true, Note: note})
 		r.add(figure{Name: "session set-up p99, through gateway", Value: via99.median, Spread: via99.String(), Unit: "ms",

@@ -75,14 +75,14 @@ func (r *results) storeFigures(cfg config, dir string) error {
 		targets = append(targets, target{name: "gateway on " + st.name, addr: gw.ready["people"],
 			hostKey: signer(gatewayKeyName).PublicKey(), gateway: true, proc: gw})
 	}
-	logf("store: %d runs of %d set-ups one at a time, SQLite and PostgreSQL taking turns", setupRuns, max(cfg.setups/2, 1))
+	logf("store: %d runs of %d set-ups one at a time, SQLite and PostgreSQL taking turns", setupRuns, setupsPerRun(cfg.setups))
 	times, err := setupTimes(targets, cfg.setups)
 	if err != nil {
 		return err
 	}
 	sq50, sq99 := setupSpreads(times[0])
 	pg50, pg99 := setupSpreads(times[1])
-	note := fmt.Sprintf("TCP connect to first shell byte: key + passphrase (production argon2id) + mailed code; PostgreSQL 15 on 127.0.0.1, durability off (a test server); %d runs of %d set-ups, the stores taking turns", setupRuns, max(cfg.setups/2, 1))
+	note := fmt.Sprintf("TCP connect to first shell byte: key + passphrase (production argon2id) + mailed code; PostgreSQL 15 on 127.0.0.1, durability off (a test server); %d runs of %d set-ups, the stores taking turns", setupRuns, setupsPerRun(cfg.setups))
 	r.add(figure{Name: "session set-up median, store on PostgreSQL", Value: pg50.median, Spread: pg50.String(), Unit: "ms",
 		Baseline: "store on SQLite", BaselineValue: sq50.median, BaselineSpread: sq50.String(), Target: "<= 1.2", Lower: true, Note: note})
 	r.add(figure{Name: "session set-up p99, store on PostgreSQL", Value: pg99.median, Spread: pg99.String(), Unit: "ms",
