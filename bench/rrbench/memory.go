@@ -38,82 +38,86 @@ type memRound struct {
 // from one process to the next, so each figure is a median with its
 // spread, and the ratio of each round is in the note.
 func (r *results) memory(cfg config, dir string) error {
-	if cfg.sessions <= 0 && cfg.agents <= 0 {
-		return nil
-	}
-	rounds := make([]memRound, max(cfg.memRuns, 1))
-	for i := range rounds {
-		d := filepath.Join(dir, strconv.Itoa(i+1))
-		// The heap profiles come from the last round.
-		profile := func(name string) string {
-			if i < len(rounds)-1 {
-				return ""
-			}
-			return filepath.Join(cfg.out, name)
-		}
-		m := &rounds[i]
-		if err := bareMemory(cfg, filepath.Join(d, "bare"), m); err != nil {
-			return err
-		}
-		var err error
-		if cfg.sessions > 0 {
-			if m.session, err = sessionMemory(cfg, filepath.Join(d, "sessions"), profile("sessions.heap.pprof")); err != nil {
-				return err
-			}
-			logf("  round %d: %.1f KiB per session against the floor's %.1f (%.2f)", i+1, m.session.rssKiB, m.floorSession.rssKiB,
-				m.session.rssKiB/m.floorSession.rssKiB)
-		}
-		if cfg.agents > 0 {
-			if m.tunnel, err = agentMemory(cfg, filepath.Join(d, "agents"), profile("agents.heap.pprof")); err != nil {
-				return err
-			}
-			logf("  round %d: %.1f KiB per tunnel against the floor's %.1f (%.2f)", i+1, m.tunnel.rssKiB, m.floorConn.rssKiB,
-				m.tunnel.rssKiB/m.floorConn.rssKiB)
-		}
-	}
+	var kinds []memKind
 	if cfg.sessions > 0 {
-		r.memoryFigures(rounds, memKind{
+		kinds = append(kinds, memKind{
 			rss:      fmt.Sprintf("gateway RSS per idle PTY session (%d live)", cfg.sessions),
 			heap:     "gateway Go heap per idle PTY session",
 			floor:    "bare x/crypto/ssh server, one idle PTY channel per connection",
 			target:   "<= 1.5",
 			measured: "VmRSS after GC + FreeOSMemory, minus the same with no session",
-			profile:  filepath.Join(cfg.out, "sessions.heap.pprof"),
 			unit:     "session",
-			gateway:  func(m memRound) memUse { return m.session },
-			bare:     func(m memRound) memUse { return m.floorSession },
+			files:    "sessions",
+			measure:  sessionMemory,
+			gateway:  func(m *memRound) *memUse { return &m.session },
+			bare:     func(m *memRound) *memUse { return &m.floorSession },
 		})
 	}
 	if cfg.agents > 0 {
-		r.memoryFigures(rounds, memKind{
+		kinds = append(kinds, memKind{
 			rss:      fmt.Sprintf("gateway RSS per idle agent tunnel (%d connected)", cfg.agents),
 			heap:     "gateway Go heap per idle agent tunnel",
 			floor:    "bare x/crypto/ssh server, one idle connection",
 			target:   "<= 1.3",
 			measured: "VmRSS after GC + FreeOSMemory, minus the same before the agents dialled",
-			profile:  filepath.Join(cfg.out, "agents.heap.pprof"),
 			unit:     "tunnel",
-			gateway:  func(m memRound) memUse { return m.tunnel },
-			bare:     func(m memRound) memUse { return m.floorConn },
+			files:    "agents",
+			measure:  agentMemory,
+			gateway:  func(m *memRound) *memUse { return &m.tunnel },
+			bare:     func(m *memRound) *memUse { return &m.floorConn },
 		})
+	}
+	if len(kinds) == 0 {
+		return nil
+	}
+	rounds := make([]memRound, max(cfg.memRuns, 1))
+	for i := range rounds {
+		d := filepath.Join(dir, strconv.Itoa(i+1))
+		m := &rounds[i]
+		if err := bareMemory(cfg, filepath.Join(d, "bare"), m); err != nil {
+			return err
+		}
+		for _, k := range kinds {
+			profile := "" // the heap profiles come from the last round
+			if i == len(rounds)-1 {
+				profile = k.profile(cfg)
+			}
+			u, err := k.measure(cfg, filepath.Join(d, k.files), profile)
+			if err != nil {
+				return err
+			}
+			*k.gateway(m) = u
+			floor := k.bare(m).rssKiB
+			logf("  round %d: %.1f KiB per %s against the floor's %.1f (%.2f)", i+1, u.rssKiB, k.unit, floor, u.rssKiB/floor)
+		}
+	}
+	for _, k := range kinds {
+		r.memoryFigures(cfg, rounds, k)
 	}
 	return nil
 }
 
 // memKind names one pair of memory figures (RSS against the floor, and
-// the Go heap) and picks its measurements out of a round.
+// the Go heap), measures the gateway's side, and picks its measurements
+// out of a round.
 type memKind struct {
-	rss, heap, floor, target, measured, profile, unit string
-	gateway, bare                                     func(memRound) memUse
+	rss, heap, floor, target, measured string
+	unit                               string // "session", "tunnel"
+	files                              string // names the work directory and the heap profile (FILES.heap.pprof)
+	measure                            func(cfg config, dir, profile string) (memUse, error)
+	gateway, bare                      func(*memRound) *memUse
 }
 
-func (r *results) memoryFigures(rounds []memRound, k memKind) {
-	use := func(pick func(memRound) memUse, v func(memUse) float64) spread {
-		return spreadOf(rounds, func(m memRound) float64 { return v(pick(m)) })
+// profile is where the gateway's heap profile of this kind goes.
+func (k memKind) profile(cfg config) string { return filepath.Join(cfg.out, k.files+".heap.pprof") }
+
+func (r *results) memoryFigures(cfg config, rounds []memRound, k memKind) {
+	use := func(pick func(*memRound) *memUse, v func(memUse) float64) spread {
+		return spreadOf(rounds, func(m memRound) float64 { return v(*pick(&m)) })
 	}
 	rss := func(u memUse) float64 { return u.rssKiB }
 	gw, floor := use(k.gateway, rss), use(k.bare, rss)
-	ratios := spreadOf(rounds, func(m memRound) float64 { return k.gateway(m).rssKiB / k.bare(m).rssKiB })
+	ratios := spreadOf(rounds, func(m memRound) float64 { return k.gateway(&m).rssKiB / k.bare(&m).rssKiB })
 	floorHeap := use(k.bare, func(u memUse) float64 { return u.heapKiB }).median
 	floorStack := use(k.bare, func(u memUse) float64 { return u.stackKiB }).median
 	floorG := use(k.bare, func(u memUse) float64 { return u.goroutines }).median
@@ -134,7 +138,7 @@ func (r *results) memoryFigures(rounds []memRound, k memKind) {
 	r.add(figure{Name: k.rss, Value: gw.median, Spread: spreadText(gw), Unit: "KiB", Baseline: k.floor,
 		BaselineValue: floor.median, BaselineSpread: spreadText(floor), Target: k.target, Lower: true,
 		Note: fmt.Sprintf("%s; %s; heap profile: %s; floor: a bare x/crypto/ssh server holding the same, %.1f KiB heap + %.1f KiB stacks (%.1f goroutines)",
-			k.measured, how, k.profile, floorHeap, floorStack, floorG)})
+			k.measured, how, k.profile(cfg), floorHeap, floorStack, floorG)})
 	r.add(figure{Name: k.heap, Value: heap.median, Spread: spreadText(heap), Unit: "KiB", Lower: true,
 		Note: fmt.Sprintf("plus %.1f KiB of goroutine stacks (%.1f goroutines per %s)", stack.median, g.median, k.unit)})
 }
