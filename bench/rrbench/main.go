@@ -68,6 +68,11 @@ func main() {
 	flag.StringVar(&cfg.shell, "shell", "/bin/sh", "the shell sessions run on the host")
 	flag.Parse()
 	cfg.only = *only
+	if cfg.bulkRuns < 1 || cfg.memRuns < 1 || gatewayProcs < 0 {
+		fmt.Fprintf(os.Stderr, "rrbench: -bulk-runs (BULK_RUNS) and -memory-runs (MEMORY_RUNS) want 1 or more, -gateway-procs 0 or more; got %d, %d, %d\n",
+			cfg.bulkRuns, cfg.memRuns, gatewayProcs)
+		os.Exit(2)
+	}
 	var err error
 	if *bulk == "0" {
 		cfg.bulk = 0 // skips the bulk figures
