@@ -104,13 +104,6 @@ func (g *hashGate) acquire(ctx context.Context, n int64, proven bool) error {
 	return ctx.Err()
 }
 
-// waiting reports whether checks wait for their share.
-func (g *hashGate) waiting() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.waiters.Len() > 0
-}
-
 // release gives n KiB back.
 func (g *hashGate) release(n int64) {
 	g.mu.Lock()
@@ -192,15 +185,20 @@ func (s *Service) checkSecret(ctx context.Context, secret, verifier string, prov
 	start := time.Now()
 	ok, err = CheckSecret(secret, verifier)
 	took = time.Since(start)
-	// The check's memory is garbage now, but it stays in the heap until
-	// the next collection: with checks waiting, collect it before its
-	// share goes on, so that the gateway holds the budget, not the budget
-	// plus every finished check (under load the collector lags behind
-	// the soft memory limit). argon2's blocks hold no pointers: the
-	// collection marks only the rest of the heap.
-	if s.gate.waiting() {
-		runtime.GC()
-	}
-	s.gate.release(n)
+	go s.gate.releaseCollected(n)
 	return ok, took, err
+}
+
+// releaseCollected gives n KiB back once the memory of the check that
+// held them is collected. Until the next collection a finished check's
+// memory is still in the heap, and a check let in before then would add
+// its own to it: the gateway would hold the budget plus the finished
+// checks (under load the collector lags behind the soft memory limit).
+// Giving the share back only after a collection keeps what the checks
+// hold within the budget, with or without a queue; on a goroutine of its
+// own, so that no login waits for the collection. argon2's blocks hold no
+// pointers: the collection marks only the rest of the heap.
+func (g *hashGate) releaseCollected(n int64) {
+	runtime.GC()
+	g.release(n)
 }

@@ -62,6 +62,33 @@ func TestHashGateOrderAndDeadline(t *testing.T) {
 	}
 }
 
+// TestFinishedCheckCollectedBeforeItsShareGoesOn: a check's share of the
+// budget goes back only once its memory is collected, with no check
+// waiting too, so that a check let in right after it holds its own 64 MiB,
+// not its own and the finished one's.
+func TestFinishedCheckCollectedBeforeItsShareGoesOn(t *testing.T) {
+	dir, _ := bobDir(t)
+	s, err := New(Config{Directory: dir, Mailer: mailFunc(func(Message) error { return nil }), HashMemoryBudget: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	runtime.GC() // the verifiers made above are garbage too
+	if ok, _, err := s.checkSecret(ctx, "wrong", dir.people["bob"].PasswordHash, false); ok || err != nil {
+		t.Fatalf("a wrong password: ok %v, err %v", ok, err)
+	}
+	// Nobody waited for the budget: take all of it as soon as it is back.
+	if err := s.gate.acquire(ctx, s.gate.size, false); err != nil {
+		t.Fatal(err)
+	}
+	defer s.gate.release(s.gate.size)
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if ms.HeapAlloc >= 64<<20 {
+		t.Fatalf("the budget is back while the finished check's memory is still in the heap (%d MiB allocated)", ms.HeapAlloc>>20)
+	}
+}
+
 // TestBusyHashFailsWithoutHashing: with the budget taken, a password
 // attempt waits HashWait, then fails as a wrong password does (same
 // message, audited) without allocating the check's 64 MiB, and is not
