@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"time"
 )
@@ -20,14 +21,22 @@ func pct(d []time.Duration) percentiles {
 const keystrokeRuns = 5
 
 // keystrokeFigures times keystroke echoes on rr's paths (goPaths: one
-// hop, the gateway, the naive bridge) and, with sshd here, OpenSSH direct
-// and ssh -J, all taking turns, and adds the figures: the gateway against
-// ssh -J (the target), the rest as references.
-func (r *results) keystrokeFigures(cfg config, goPaths []target, o *openssh) error {
+// hop, the gateway, the naive bridge) and, with sshd here, OpenSSH direct,
+// ssh -J and a plain Go TCP relay in front of OpenSSH direct (a process
+// of its own, in dir), all taking turns, and adds the figures: the
+// gateway against ssh -J (the target), the rest as references.
+func (r *results) keystrokeFigures(cfg config, dir string, goPaths []target, o *openssh) error {
 	targets := slices.Clone(goPaths)
 	if o != nil {
 		direct, jump := o.keystrokeTargets(cfg.shell)
-		targets = append(targets, direct, jump)
+		tr, err := startChild("tcprelay", filepath.Join(dir, "tcprelay"), "-upstream", direct.addr)
+		if err != nil {
+			return err
+		}
+		defer tr.stop()
+		relay := direct
+		relay.name, relay.addr, relay.proc = "a Go TCP relay in front of OpenSSH direct", tr.ready["addr"], tr
+		targets = append(targets, direct, jump, relay)
 	}
 	names := make([]string, len(targets))
 	for k, t := range targets {
@@ -40,7 +49,7 @@ func (r *results) keystrokeFigures(cfg config, goPaths []target, o *openssh) err
 	}
 	p50 := func(k int) spread { return spreadOf(runs[k], func(p percentiles) float64 { return us(p.p50) }) }
 	p99 := func(k int) spread { return spreadOf(runs[k], func(p percentiles) float64 { return us(p.p99) }) }
-	const oneHop, viaGW, bridge, direct, jump = 0, 1, 2, 3, 4
+	const oneHop, viaGW, bridge, direct, jump, tcpRelay = 0, 1, 2, 3, 4, 5
 	note := "the same Go client on every path, an interactive PTY shell (" + cfg.shell + ") echoing through the terminal"
 	if o == nil {
 		for _, q := range []struct {
@@ -63,6 +72,11 @@ func (r *results) keystrokeFigures(cfg config, goPaths []target, o *openssh) err
 		r.add(figure{Name: "keystroke echo p50 / p99, OpenSSH direct (reference)", Value: p50(direct).median, Spread: p50(direct).String(),
 			Unit: "µs", Baseline: "one hop (Go) p50", BaselineValue: p50(oneHop).median, BaselineSpread: p50(oneHop).String(), Lower: true,
 			Note: fmt.Sprintf("p99 %s µs; one hop's p99 %s µs", p99(direct), p99(oneHop))})
+		r.add(figure{Name: "keystroke echo p50 / p99, a plain Go TCP relay in front of OpenSSH direct (reference: the floor of a Go process in the middle)",
+			Value: p50(tcpRelay).median, Spread: p50(tcpRelay).String(), Unit: "µs", Baseline: "ssh -J p50",
+			BaselineValue: p50(jump).median, BaselineSpread: p50(jump).String(), Lower: true,
+			Note: fmt.Sprintf("p99 %s µs (ssh -J %s); io.Copy through a buffer both ways, no SSH: what any Go program between the person and the host adds; "+
+				"through the gateway p50 %.2f× this", p99(tcpRelay), p99(jump), p50(viaGW).median/p50(tcpRelay).median)})
 	}
 	r.add(figure{Name: "keystroke echo p50 / p99, one hop to the agent's session code (reference)", Value: p50(oneHop).median,
 		Spread: p50(oneHop).String(), Unit: "µs", Lower: true, Note: fmt.Sprintf("p99 %s µs", p99(oneHop))})

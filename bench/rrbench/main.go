@@ -283,7 +283,7 @@ func (r *results) speed(cfg config, dir string) error {
 	}
 
 	if cfg.keystrokes > 0 {
-		if err := r.keystrokeFigures(cfg, []target{oneHop, viaGW, bridge}, o); err != nil {
+		if err := r.keystrokeFigures(cfg, dir, []target{oneHop, viaGW, bridge}, o); err != nil {
 			return err
 		}
 	}

@@ -1,7 +1,8 @@
 package main
 
 // The reference servers the gateway is measured against: one hop to the
-// agent's session code, a bare x/crypto/ssh server, and a naive bridge.
+// agent's session code, a bare x/crypto/ssh server, a naive bridge, and a
+// plain TCP relay.
 
 import (
 	"context"
@@ -248,4 +249,51 @@ func bridgeChannel(ch ssh.Channel, creqs <-chan *ssh.Request, uch ssh.Channel, u
 	out.Wait()
 	ch.Close()
 	uch.Close()
+}
+
+// tcpRelayRole is the floor of any Go program in the middle: a plain TCP
+// relay (io.Copy both ways, no SSH, no work of its own) in front of
+// upstream. A keystroke through it to OpenSSH's sshd pays only what a Go
+// process costs to wake, read and write, twice per echo.
+func tcpRelayRole(ctl *control, upstream string) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go tcpRelay(c.(*net.TCPConn), upstream)
+		}
+	}()
+	ctl.send("ready", map[string]string{"addr": ln.Addr().String()})
+	ctl.serve(nil)
+	return nil
+}
+
+// tcpRelay relays c to a new connection to upstream until both sides have
+// ended, passing each side's end of input on to the other. Its bytes go
+// through a buffer in the process, as a relay that decrypts must take
+// them, not through splice(2), which io.Copy between two TCP connections
+// would use.
+func tcpRelay(c *net.TCPConn, upstream string) {
+	defer c.Close()
+	u, err := net.Dial("tcp", upstream)
+	if err != nil {
+		return
+	}
+	defer u.Close()
+	uc := u.(*net.TCPConn)
+	var up sync.WaitGroup
+	up.Go(func() {
+		io.Copy(struct{ io.Writer }{uc}, struct{ io.Reader }{c})
+		uc.CloseWrite()
+	})
+	io.Copy(struct{ io.Writer }{c}, struct{ io.Reader }{uc})
+	c.CloseWrite()
+	up.Wait()
 }

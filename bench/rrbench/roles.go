@@ -60,7 +60,7 @@ func runRole(role string, args []string) error {
 	gw := fs.String("gw", "", "agent: the gateway's agent address")
 	fp := fs.String("fp", "", "agent: the gateway's host key fingerprint")
 	shell := fs.String("shell", "/bin/sh", "agent, onehop: the shell sessions run")
-	upstream := fs.String("upstream", "", "bridge: the one-hop endpoint's address")
+	upstream := fs.String("upstream", "", "bridge: the one-hop endpoint's address; tcprelay: the address relayed to")
 	nocaps := fs.Bool("nocaps", false, "gateway: lift the people's caps on connections not logged in")
 	dsnFile := fs.String("dsn-file", "", "gateway: keep the store on PostgreSQL, the DSN in this `file` (default: SQLite in -dir)")
 	addr, from, n := fs.String("addr", "", "junk: the address to flood"), fs.String("from", "", "junk: the source address"), fs.Int("n", 0, "junk: connections")
@@ -110,6 +110,8 @@ func runRole(role string, args []string) error {
 		return bareRole(ctx, ctl)
 	case "bridge":
 		return bridgeRole(ctx, ctl, *upstream)
+	case "tcprelay":
+		return tcpRelayRole(ctl, *upstream)
 	case "junk":
 		return junkRole(ctl, *addr, *from, *n)
 	case "events":

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -163,6 +165,49 @@ func TestGatewayProcs(t *testing.T) {
 	}
 	if n, want := procs("bare"), runtime.GOMAXPROCS(0); n != want {
 		t.Errorf("bare server at GOMAXPROCS %d, want the default %d", n, want)
+	}
+}
+
+// TestTCPRelay: the plain TCP relay (a process of its own) carries bytes
+// both ways and passes each side's end of input on, so that the keystroke
+// floor it gives is a relay's.
+func TestTCPRelay(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // upstream: reads to the end, answers with the count, closes
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		n, _ := io.Copy(io.Discard, c)
+		fmt.Fprintf(c, "got %d", n)
+	}()
+	tr, err := startChild("tcprelay", filepath.Join(t.TempDir(), "tcprelay"), "-upstream", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.stop()
+	c, err := net.Dial("tcp", tr.ready["addr"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	const size = 1 << 20
+	if _, err := c.Write(make([]byte, size)); err != nil {
+		t.Fatal(err)
+	}
+	c.(*net.TCPConn).CloseWrite()
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != fmt.Sprintf("got %d", size) {
+		t.Fatalf("through the relay: %q, %v; want %q and the end", got, err, fmt.Sprintf("got %d", size))
 	}
 }
 
