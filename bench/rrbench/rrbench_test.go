@@ -270,3 +270,49 @@ BenchmarkVerifyAudit1M-2   	       1	7500000000 ns/op	  43.85 MB/s	      7500 ns
 		t.Fatalf("%+v", r.gobench)
 	}
 }
+
+// The bulk target's floor: with sshd, the gateway with recording off and
+// the naive bridge are set against the same ssh -J runs as the gateway.
+func TestBulkFloorFigures(t *testing.T) {
+	run := func(mbps float64) []transfer {
+		return []transfer{{bytes: int64(mbps * 1e6), elapsed: time.Second, cpuNs: 1e9}}
+	}
+	// one hop, gateway, gateway recording off, bridge, direct, ssh -J, ssh -J default cipher
+	runs := [][]transfer{run(500), run(250), run(340), run(310), run(550), run(320), run(290)}
+	var r results
+	r.bulkFigures(config{bulk: 1 << 20}, "host→person", runs, true, "")
+	want := map[string][2]float64{
+		"bulk host→person, through gateway, recording off (reference: the relay without the recording)": {340, 320},
+		"bulk host→person, naive two-hop bridge (reference)":                                            {310, 320},
+	}
+	for _, f := range r.figures {
+		w, ok := want[f.Name]
+		if !ok {
+			continue
+		}
+		delete(want, f.Name)
+		if f.Value != w[0] || f.BaselineValue != w[1] || f.Baseline != "ssh -J" {
+			t.Errorf("%q: %v against %q %v, want %v against ssh -J %v", f.Name, f.Value, f.Baseline, f.BaselineValue, w[0], w[1])
+		}
+	}
+	if len(want) != 0 {
+		t.Errorf("missing figures: %v", want)
+	}
+}
+
+// The file's digest alone is a figure beside AES-CTR, with its cost per
+// byte.
+func TestSHA256Figure(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "gobench.txt")
+	os.WriteFile(p, []byte(`BenchmarkAESCTR-2   	  100	  1000 ns/op	 8000.00 MB/s	 0 B/op	 0 allocs/op
+BenchmarkSHA256-2   	  100	  1000 ns/op	 2000.00 MB/s	 0 B/op	 0 allocs/op
+`), 0o600)
+	var r results
+	if err := r.goBenchmarks(p); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.gobench) != 1 || r.gobench[0].Value != 2000 || r.gobench[0].Ratio != 0.25 ||
+		!strings.HasPrefix(r.gobench[0].Note, "0.50 ns/B") {
+		t.Fatalf("%+v", r.gobench)
+	}
+}
