@@ -85,7 +85,7 @@ func (r *results) loginUnderFlood(cfg config, dir string) error {
 		r.add(figure{Name: "login time of a real person during a junk flood", Skipped: true, Note: "skipped: no ssh client"})
 		return nil
 	}
-	gw, ag, err := startStack(dir, 1, true, true, cfg.shell)
+	gw, ag, err := startStack(dir, 1, true, recordSpool, cfg.shell)
 	if err != nil {
 		return err
 	}

@@ -169,11 +169,12 @@ func run(cfg config) error {
 	return r.write(cfg.out)
 }
 
-// stack is a gateway (recording into its spool, unless record is false)
-// and an agent process for host h0, with people p0…
-func startStack(dir string, people int, cheap, record bool, shell string, extra ...string) (gw, ag *child, err error) {
+// stack is a gateway (recording as the role's -recording says: recordSpool,
+// recordOff or recordFloor) and an agent process for host h0, with people
+// p0…
+func startStack(dir string, people int, cheap bool, recording, shell string, extra ...string) (gw, ag *child, err error) {
 	gw, err = startChild("gateway", filepath.Join(dir, "gateway"), append([]string{"-people", strconv.Itoa(people),
-		"-hosts", "1", "-cheap=" + strconv.FormatBool(cheap), "-record=" + strconv.FormatBool(record)}, extra...)...)
+		"-hosts", "1", "-cheap=" + strconv.FormatBool(cheap), "-recording", recording}, extra...)...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -193,19 +194,27 @@ func startStack(dir string, people int, cheap, record bool, shell string, extra 
 
 // speed: bulk, CPU per byte, keystrokes, set-up; gateway and one hop.
 func (r *results) speed(cfg config, dir string) error {
-	gw, ag, err := startStack(dir, cfg.workers, false, true, cfg.shell)
+	gw, ag, err := startStack(dir, cfg.workers, false, recordSpool, cfg.shell)
 	if err != nil {
 		return err
 	}
 	defer gw.stop()
 	defer ag.stop()
 	// The same gateway with recording off: what the relay costs by itself.
-	gwOff, agOff, err := startStack(filepath.Join(dir, "norec"), 1, true, false, cfg.shell)
+	gwOff, agOff, err := startStack(filepath.Join(dir, "norec"), 1, true, recordOff, cfg.shell)
 	if err != nil {
 		return err
 	}
 	defer gwOff.stop()
 	defer agOff.stop()
+	// And with a recorder that only encrypts and hashes: the floor of any
+	// recording, under the bulk target.
+	gwFloor, agFloor, err := startStack(filepath.Join(dir, "floorrec"), 1, true, recordFloor, cfg.shell)
+	if err != nil {
+		return err
+	}
+	defer gwFloor.stop()
+	defer agFloor.stop()
 	oh, err := startChild("onehop", filepath.Join(dir, "onehop"), "-shell", cfg.shell)
 	if err != nil {
 		return err
@@ -218,6 +227,7 @@ func (r *results) speed(cfg config, dir string) error {
 	defer br.stop()
 	viaGW := target{name: "gateway", addr: gw.ready["people"], hostKey: signer(gatewayKeyName).PublicKey(), gateway: true, proc: gw}
 	viaOff := target{name: "gateway, recording off", addr: gwOff.ready["people"], hostKey: signer(gatewayKeyName).PublicKey(), gateway: true, proc: gwOff}
+	viaFloor := target{name: "gateway, recording only encrypted and hashed", addr: gwFloor.ready["people"], hostKey: signer(gatewayKeyName).PublicKey(), gateway: true, proc: gwFloor}
 	oneHop := target{name: "one hop", addr: oh.ready["addr"], hostKey: signer(onehopKeyName).PublicKey(), proc: oh}
 	bridge := target{name: "naive bridge", addr: br.ready["addr"], hostKey: signer(onehopKeyName).PublicKey(), proc: br}
 	spool := gw.ready["spool"]
@@ -258,6 +268,7 @@ func (r *results) speed(cfg config, dir string) error {
 			goTurn("through the gateway, recording on", viaGW),
 			goTurn("through the gateway, recording off", viaOff),
 			goTurn("through a naive two-hop bridge", bridge),
+			goTurn("through the gateway, recording only encrypted and hashed", viaFloor),
 		}
 		if o != nil {
 			for _, ot := range o.turns(cfg.bulk, down) {

@@ -218,7 +218,7 @@ func bareHolding(dir string, n int, open func(target) (func(), error)) (memUse, 
 // sessionMemory: the gateway's RSS and heap per idle PTY session, and
 // its heap profile with them held when profile is not "".
 func sessionMemory(cfg config, dir, profile string) (memUse, error) {
-	gw, ag, err := startStack(dir, cfg.sessions, true, true, cfg.shell)
+	gw, ag, err := startStack(dir, cfg.sessions, true, recordSpool, cfg.shell)
 	if err != nil {
 		return memUse{}, err
 	}

@@ -55,7 +55,8 @@ func runRole(role string, args []string) error {
 	hosts := fs.Int("hosts", 1, "gateway: hosts declared, named PREFIX0…; agent: agents run")
 	prefix := fs.String("prefix", "h", "host name prefix")
 	people := fs.Int("people", 1, "gateway: people declared, p0…")
-	record := fs.Bool("record", true, "gateway: record sessions into a spool (else NopRecorders)")
+	recording := fs.String("recording", recordSpool, "gateway: how sessions are recorded: "+recordSpool+" (rr's recorder), "+
+		recordOff+" (NopRecorders: the relay alone) or "+recordFloor+" (AES-256-CTR and SHA-256 of each byte, nothing written: the floor)")
 	cheap := fs.Bool("cheap", false, "gateway: cheap argon2id verifier for the passphrase (else production cost)")
 	gw := fs.String("gw", "", "agent: the gateway's agent address")
 	fp := fs.String("fp", "", "agent: the gateway's host key fingerprint")
@@ -101,7 +102,7 @@ func runRole(role string, args []string) error {
 	defer cancel()
 	switch role {
 	case "gateway":
-		return gatewayRole(ctx, ctl, log, *dir, *dsnFile, *prefix, *hosts, *people, *record, *cheap, *nocaps, *webConsole)
+		return gatewayRole(ctx, ctl, log, *dir, *dsnFile, *prefix, *hosts, *people, *recording, *cheap, *nocaps, *webConsole)
 	case "agent":
 		return agentRole(ctx, ctl, log, *gw, *fp, *prefix, *hosts, *shell)
 	case "onehop":
@@ -324,7 +325,7 @@ func (m lineMailer) Send(_ context.Context, msg auth.Message) error {
 // (64 MiB, 3 passes) would only measure argon2id.
 var cheapParams = &argon2id.Params{Memory: 1024, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
 
-func gatewayRole(ctx context.Context, ctl *control, log *slog.Logger, dir, dsnFile, prefix string, hosts, people int, record, cheap, nocaps, webConsole bool) error {
+func gatewayRole(ctx context.Context, ctl *control, log *slog.Logger, dir, dsnFile, prefix string, hosts, people int, recording string, cheap, nocaps, webConsole bool) error {
 	st, err := openStore(ctx, dir, dsnFile)
 	if err != nil {
 		return err
@@ -388,15 +389,22 @@ func gatewayRole(ctx context.Context, ctl *control, log *slog.Logger, dir, dsnFi
 	if err != nil {
 		return err
 	}
-	var rec gateway.Recorders = gateway.NopRecorders{}
+	var rec gateway.Recorders
 	spoolDir := filepath.Join(dir, "recordings")
-	if record {
+	switch recording {
+	case recordSpool:
 		sp, err := recorder.NewSpool(recorder.SpoolConfig{Dir: spoolDir, Logger: log})
 		if err != nil {
 			return err
 		}
 		defer sp.Close()
 		rec = gateway.SpoolRecorders(sp, st, log, nil)
+	case recordOff:
+		rec = gateway.NopRecorders{}
+	case recordFloor:
+		rec = floorRecorders{}
+	default:
+		return fmt.Errorf("-recording %q: want %s, %s or %s", recording, recordSpool, recordOff, recordFloor)
 	}
 	hk := signer(gatewayKeyName)
 	// The agent role dials its 1 000 tunnels at once from one address.

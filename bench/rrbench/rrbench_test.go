@@ -1,6 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +20,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/rr-gateway/rr/agent"
+	"github.com/rr-gateway/rr/gateway"
 )
 
 // TestMain lets the test binary play the roles the driver starts.
@@ -271,19 +276,21 @@ BenchmarkVerifyAudit1M-2   	       1	7500000000 ns/op	  43.85 MB/s	      7500 ns
 	}
 }
 
-// The bulk target's floor: with sshd, the gateway with recording off and
-// the naive bridge are set against the same ssh -J runs as the gateway.
+// The bulk target's floor: with sshd, the gateway with recording off, the
+// naive bridge and the gateway whose recorder only encrypts and hashes are
+// set against the same ssh -J runs as the gateway.
 func TestBulkFloorFigures(t *testing.T) {
 	run := func(mbps float64) []transfer {
 		return []transfer{{bytes: int64(mbps * 1e6), elapsed: time.Second, cpuNs: 1e9}}
 	}
-	// one hop, gateway, gateway recording off, bridge, direct, ssh -J, ssh -J default cipher
-	runs := [][]transfer{run(500), run(250), run(340), run(310), run(550), run(320), run(290)}
+	// one hop, gateway, gateway recording off, bridge, gateway recording's floor, direct, ssh -J, ssh -J default cipher
+	runs := [][]transfer{run(500), run(250), run(340), run(310), run(300), run(550), run(320), run(290)}
 	var r results
 	r.bulkFigures(config{bulk: 1 << 20}, "host→person", runs, true, "")
 	want := map[string][2]float64{
-		"bulk host→person, through gateway, recording off (reference: the relay without the recording)": {340, 320},
-		"bulk host→person, naive two-hop bridge (reference)":                                            {310, 320},
+		"bulk host→person, through gateway, recording off (reference: the relay without the recording)":                  {340, 320},
+		"bulk host→person, naive two-hop bridge (reference)":                                                             {310, 320},
+		"bulk host→person, through gateway, recording only encrypted and hashed (reference: the floor of any recording)": {300, 320},
 	}
 	for _, f := range r.figures {
 		w, ok := want[f.Name]
@@ -314,5 +321,36 @@ BenchmarkSHA256-2   	  100	  1000 ns/op	 2000.00 MB/s	 0 B/op	 0 allocs/op
 	if len(r.gobench) != 1 || r.gobench[0].Value != 2000 || r.gobench[0].Ratio != 0.25 ||
 		!strings.HasPrefix(r.gobench[0].Note, "0.50 ns/B") {
 		t.Fatalf("%+v", r.gobench)
+	}
+}
+
+// The floor's recorder does the work it stands for: every byte encrypted
+// with AES-256-CTR and the ciphertext hashed, across its buffer's bounds.
+func TestFloorRecorder(t *testing.T) {
+	key, iv := bytes.Repeat([]byte{7}, 32), bytes.Repeat([]byte{9}, aes.BlockSize)
+	stream := func() cipher.Stream {
+		b, err := aes.NewCipher(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cipher.NewCTR(b, iv)
+	}
+	f := &floorRecorder{stream: stream(), sum: sha256.New()}
+	out, in := bytes.Repeat([]byte("log line\n"), 10000), []byte("ls\r")
+	if err := f.Output(out); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Input(in); err != nil {
+		t.Fatal(err)
+	}
+	plain := append(slices.Clone(out), in...)
+	want := make([]byte, len(plain))
+	stream().XORKeyStream(want, plain)
+	if got, w := f.sum.Sum(nil), sha256.Sum256(want); !bytes.Equal(got, w[:]) {
+		t.Errorf("digest %x, want SHA-256 of the ciphertext %x", got, w)
+	}
+	f.Close(gateway.SessionEnd{})
+	if f.Output([]byte("x")) == nil {
+		t.Error("Output after Close: nil error")
 	}
 }

@@ -65,7 +65,7 @@ func (r *results) storeFigures(cfg config, dir string) error {
 		if st.dsnFile != "" {
 			args = []string{"-dsn-file", st.dsnFile}
 		}
-		gw, ag, err := startStack(filepath.Join(dir, st.name), 1, false, true, cfg.shell, args...)
+		gw, ag, err := startStack(filepath.Join(dir, st.name), 1, false, recordSpool, cfg.shell, args...)
 		if err != nil {
 			return err
 		}

@@ -29,7 +29,7 @@ const watchBulkMax = 256 << 20
 // nobody watching, taking turns; and how far the watcher's screen lags
 // behind the person's, keystroke by keystroke.
 func (r *results) watchFigures(cfg config, dir string) error {
-	gw, ag, err := startStack(dir, 2, true, true, cfg.shell)
+	gw, ag, err := startStack(dir, 2, true, recordSpool, cfg.shell)
 	if err != nil {
 		return err
 	}

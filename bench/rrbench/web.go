@@ -195,7 +195,7 @@ func (sh *webShell) close() { sh.c.Close(websocket.StatusNormalClosure, "") }
 // webFigures: keystrokes through the web console and through SSH on one
 // gateway (taking turns), then the gateway's memory per web session.
 func (r *results) webFigures(cfg config, dir string) error {
-	gw, ag, err := startStack(dir, webSessions+1, true, true, cfg.shell, "-web")
+	gw, ag, err := startStack(dir, webSessions+1, true, recordSpool, cfg.shell, "-web")
 	if err != nil {
 		return err
 	}
