@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make bench: benchmarks reported as ratios against baselines measured in
-# the same run. First the Go benchmarks (recorder against raw AES-256-CTR,
+# the same run. First the Go benchmarks (recorder and SHA-256 against raw AES-256-CTR,
 # the gateway's in-process bulk with recording on against off, the audit
 # chain's append against a plain insert, rr verify-audit on a million
 # events), then
