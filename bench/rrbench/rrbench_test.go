@@ -305,6 +305,14 @@ func TestBulkFloorFigures(t *testing.T) {
 	if len(want) != 0 {
 		t.Errorf("missing figures: %v", want)
 	}
+	// Without sshd the floor still stands, beside the gateway.
+	var noSSH results
+	noSSH.bulkFigures(config{bulk: 1 << 20}, "host→person", runs[:5], false, "no sshd")
+	if !slices.ContainsFunc(noSSH.figures, func(f figure) bool {
+		return strings.Contains(f.Name, "the floor of any recording") && f.Value == 300 && f.BaselineValue == 250
+	}) {
+		t.Errorf("without sshd, no floor figure against the gateway: %+v", noSSH.figures)
+	}
 }
 
 // The file's digest alone is a figure beside AES-CTR, with its cost per
